@@ -1,0 +1,144 @@
+// main.c: the tlc command line. Everything is computed before anything is written, and
+// an output file is written under a temporary name and renamed, so an error never
+// leaves a partial file behind.
+#include "tlc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef TLC_GRAPHS_DIR
+#define TLC_GRAPHS_DIR "graphs"
+#endif
+#define TLC_VERSION "0.1.0"
+
+static const char usage[] =
+    "usage: tlc FILE.graph [options]\n"
+    "  --emit=STAGE     print a stage: ir (the elaborated graph), params (parameter names and shapes)\n"
+    "  --stats          print parameters, multiply-accumulates and activation memory\n"
+    "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3, --set optimizer.lr=0.1\n"
+    "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
+    "  -o PATH          write the output to PATH instead of standard output\n"
+    "  --version, --help\n";
+
+typedef struct Options {
+  const char *input, *output, *emit;
+  bool stats;
+  Override overrides[256];
+  int noverrides;
+  const char *include[64];
+  int ninclude;
+} Options;
+
+static const char *const later_stages[] = {"train-ir", "c", "cuda", "ptx", "llvm"};
+
+static void parse_set(Options *o, const char *arg) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg)
+    fatal("--set takes NAME=VALUE, found '%s'", arg);
+  if (o->noverrides == (int)(sizeof o->overrides / sizeof *o->overrides))
+    fatal("too many --set options");
+  o->overrides[o->noverrides++] = (Override){strndup(arg, (size_t)(eq - arg)), eq + 1};
+}
+
+static const char *option_value(int argc, char **argv, int *i, const char *flag) {
+  size_t n = strlen(flag);
+  if (!strncmp(argv[*i], flag, n) && argv[*i][n] == '=')
+    return argv[*i] + n + 1;
+  if (*i + 1 >= argc)
+    fatal("%s needs a value", flag);
+  return argv[++*i];
+}
+
+static Options parse_options(int argc, char **argv) {
+  Options o = {0};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(usage, stdout);
+      exit(0);
+    } else if (!strcmp(a, "--version")) {
+      puts("tlc " TLC_VERSION);
+      exit(0);
+    } else if (!strcmp(a, "--stats")) {
+      o.stats = true;
+    } else if (!strncmp(a, "--emit", 6) && (a[6] == 0 || a[6] == '=')) {
+      o.emit = option_value(argc, argv, &i, "--emit");
+    } else if (!strncmp(a, "--set", 5) && (a[5] == 0 || a[5] == '=')) {
+      parse_set(&o, option_value(argc, argv, &i, "--set"));
+    } else if (!strcmp(a, "-o")) {
+      o.output = option_value(argc, argv, &i, "-o");
+    } else if (!strncmp(a, "-I", 2)) {
+      if (o.ninclude == 63)
+        fatal("too many -I options");
+      o.include[o.ninclude++] = a[2] ? a + 2 : option_value(argc, argv, &i, "-I");
+    } else if (a[0] == '-' && a[1]) {
+      fatal("unknown option '%s' (try --help)", a);
+    } else if (o.input) {
+      fatal("more than one input file ('%s' and '%s')", o.input, a);
+    } else {
+      o.input = a;
+    }
+  }
+  if (!o.input)
+    fatal("no input file\n%s", usage);
+  if (o.emit && strcmp(o.emit, "ir") && strcmp(o.emit, "params")) {
+    for (size_t i = 0; i < sizeof later_stages / sizeof *later_stages; i++)
+      if (!strcmp(o.emit, later_stages[i]))
+        fatal("--emit=%s is not available yet: this version stops after the graph IR", o.emit);
+    fatal("unknown stage '--emit=%s' (known: ir, params)", o.emit);
+  }
+  if (!o.emit && !o.stats)
+    fatal("building a trainer is not available yet: this version has --emit=ir, --emit=params and --stats");
+  o.include[o.ninclude++] = TLC_GRAPHS_DIR;
+  return o;
+}
+
+static void write_output(const char *path, const char *data, size_t len) {
+  if (!path) {
+    fwrite(data, 1, len, stdout);
+    return;
+  }
+  char *tmp = malloc(strlen(path) + 16);
+  sprintf(tmp, "%s.tmp%d", path, (int)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f)
+    fatal("cannot write '%s': %s", path, strerror(errno));
+  bool ok = fwrite(data, 1, len, f) == len;
+  ok &= fclose(f) == 0;
+  if (!ok || rename(tmp, path) != 0) {
+    int err = errno;
+    remove(tmp);
+    fatal("cannot write '%s': %s", path, strerror(err));
+  }
+  free(tmp);
+}
+
+int main(int argc, char **argv) {
+  Options o = parse_options(argc, argv);
+  Arena *a = arena_new();
+  Module *m = load_module(a, o.input, o.include, o.ninclude);
+  Experiment *x = experiment_load(a, m, o.overrides, o.noverrides);
+  Graph *g = elaborate(a, m, x->model, x->batch);
+  experiment_apply_freeze(x, g);
+
+  char *text = NULL;
+  size_t len = 0;
+  FILE *buf = open_memstream(&text, &len);
+  if (!buf)
+    fatal("out of memory");
+  if (o.emit && !strcmp(o.emit, "ir")) {
+    experiment_print(buf, a, x);
+    print_ir(buf, a, g);
+  } else if (o.emit) {
+    print_params(buf, a, g);
+  }
+  if (o.stats)
+    print_stats(buf, g);
+  fclose(buf);
+  write_output(o.output, text, len);
+  free(text);
+  arena_free(a);
+  return 0;
+}

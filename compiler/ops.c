@@ -1,0 +1,243 @@
+// ops.c: the table of layers. For each op: its arguments (with defaults and ranges),
+// its output shape, its parameters (named as PyTorch names them) and its cost.
+#include "tlc.h"
+
+#include <string.h>
+
+const OpInfo op_info[OP_COUNT] = {
+    [OP_INPUT] = {"input", 0, false},          [OP_CONV2D] = {"conv2d", 1, true},
+    [OP_BATCHNORM] = {"batchnorm", 1, true},   [OP_RELU] = {"relu", 1, false},
+    [OP_RELU6] = {"relu6", 1, false},          [OP_SILU] = {"silu", 1, false},
+    [OP_SIGMOID] = {"sigmoid", 1, false},      [OP_IDENTITY] = {"identity", 1, false},
+    [OP_MAXPOOL] = {"maxpool", 1, false},      [OP_AVGPOOL] = {"avgpool", 1, false},
+    [OP_GLOBAL_AVG_POOL] = {"global_avg_pool", 1, false},
+    [OP_FLATTEN] = {"flatten", 1, false},      [OP_LINEAR] = {"linear", 1, true},
+    [OP_DROPOUT] = {"dropout", 1, false},      [OP_STOCHASTIC_DEPTH] = {"stochastic_depth", 1, false},
+    [OP_ADD] = {"add", 2, false},              [OP_MULTIPLY] = {"multiply", 2, false},
+};
+_Static_assert(sizeof op_info / sizeof *op_info == OP_COUNT, "every op has an entry");
+
+OpKind op_lookup(const char *name) {
+  for (int i = 1; i < OP_COUNT; i++)   // 'input' is made by the compiler, never called
+    if (strcmp(op_info[i].name, name) == 0)
+      return (OpKind)i;
+  return OP_COUNT;
+}
+
+static const ArgSpec conv_spec[] = {
+    {"out", ARG_INT, true, 1, MAX_DIM},   {"kernel", ARG_INT, true, 1, 1024}, {"stride", ARG_INT, false, 1, 1024},
+    {"pad", ARG_INT, false, 0, 1024},     {"groups", ARG_INT, false, 1, MAX_DIM},
+    {"dilation", ARG_INT, false, 1, 1024}, {"bias", ARG_BOOL, false, 0, 0},
+};
+static const ArgSpec bn_spec[] = {{"eps", ARG_FLOAT, false, 1e-12, 1}, {"momentum", ARG_FLOAT, false, 0, 1}};
+static const ArgSpec pool_spec[] = {
+    {"kernel", ARG_INT, true, 1, 1024}, {"stride", ARG_INT, false, 1, 1024}, {"pad", ARG_INT, false, 0, 512}};
+static const ArgSpec linear_spec[] = {{"out", ARG_INT, true, 1, MAX_DIM}, {"bias", ARG_BOOL, false, 0, 0}};
+static const ArgSpec dropout_spec[] = {{"p", ARG_FLOAT, false, 0, 0.999999}};
+static const ArgSpec sd_spec[] = {{"p", ARG_FLOAT, true, 0, 0.999999}};
+
+#define SPEC(s) s, (int)(sizeof s / sizeof *s)
+
+const char *shape_str(Arena *a, Shape s) {
+  if (s.rank == 2)
+    return arena_printf(a, "[%lld,%lld]", (long long)s.n, (long long)s.c);
+  return arena_printf(a, "[%lld,%lld,%lld,%lld]", (long long)s.n, (long long)s.c, (long long)s.h, (long long)s.w);
+}
+
+static Param *add_param(Arena *a, Node *n, const char *suffix, int dims, int64_t d0, int64_t d1, int64_t d2,
+                        int64_t d3, bool buffer) {
+  Param *p = arena_alloc(a, sizeof *p);
+  p->name = n->name[0] ? arena_printf(a, "%s.%s", n->name, suffix) : arena_strdup(a, suffix);
+  p->dims = dims;
+  int64_t d[4] = {d0, d1, d2, d3};
+  memcpy(p->dim, d, sizeof d);
+  p->buffer = buffer;
+  p->owner = n;
+  n->params = n->params ? n->params : arena_alloc(a, sizeof(Param *) * 5);
+  n->params[n->nparams++] = p;
+  return p;
+}
+
+static void need_rank4(const Node *n, const Node *in, Arena *a) {
+  if (in->shape.rank != 4)
+    error_at(n->span, "%s needs an image-shaped input [N,C,H,W], found %s", op_info[n->op].name,
+             shape_str(a, in->shape));
+}
+
+// PyTorch's output size of a window of kernel k (dilated) sliding with stride s over pad-ed n.
+static int64_t window_out(const Node *n, Arena *a, const char *axis, int64_t size, int64_t k, int64_t s, int64_t p,
+                          int64_t d) {
+  int64_t span = d * (k - 1) + 1;
+  if (size + 2 * p < span)
+    error_at(n->span, "%s window %lld (dilation %lld) does not fit the input %s %lld plus padding %lld on each side",
+             op_info[n->op].name, (long long)k, (long long)d, axis, (long long)size, (long long)p);
+  (void)a;
+  return (size + 2 * p - span) / s + 1;
+}
+
+static void build_conv(Arena *a, Node *n, const BoundArgs *b) {
+  const Node *in = n->in[0];
+  need_rank4(n, in, a);
+  ConvAttrs *c = &n->attr.conv;
+  *c = (ConvAttrs){.out = arg_int(b, 0, 0), .kernel = arg_int(b, 1, 0), .stride = arg_int(b, 2, 1),
+                   .pad = arg_int(b, 3, 0), .groups = arg_int(b, 4, 1), .dilation = arg_int(b, 5, 1),
+                   .bias = arg_bool(b, 6, true)};
+  if (in->shape.c % c->groups != 0 || c->out % c->groups != 0)
+    error_at(b->v[4] ? b->v[4]->span : n->span,
+             "conv2d groups=%lld must divide both the input channels (%lld) and the output channels (%lld)",
+             (long long)c->groups, (long long)in->shape.c, (long long)c->out);
+  n->shape = (Shape){4, in->shape.n, c->out,
+                     window_out(n, a, "height", in->shape.h, c->kernel, c->stride, c->pad, c->dilation),
+                     window_out(n, a, "width", in->shape.w, c->kernel, c->stride, c->pad, c->dilation)};
+  add_param(a, n, "weight", 4, c->out, in->shape.c / c->groups, c->kernel, c->kernel, false);
+  if (c->bias)
+    add_param(a, n, "bias", 1, c->out, 0, 0, 0, false);
+}
+
+static void build_pool(Arena *a, Node *n, const BoundArgs *b) {
+  const Node *in = n->in[0];
+  need_rank4(n, in, a);
+  PoolAttrs *p = &n->attr.pool;
+  p->kernel = arg_int(b, 0, 0);
+  p->stride = arg_int(b, 1, p->kernel);
+  p->pad = arg_int(b, 2, 0);
+  if (2 * p->pad > p->kernel)
+    error_at(b->v[2]->span, "padding %lld is more than half the kernel %lld (PyTorch rejects it too)",
+             (long long)p->pad, (long long)p->kernel);
+  n->shape = (Shape){4, in->shape.n, in->shape.c, window_out(n, a, "height", in->shape.h, p->kernel, p->stride, p->pad, 1),
+                     window_out(n, a, "width", in->shape.w, p->kernel, p->stride, p->pad, 1)};
+}
+
+static void build_batchnorm(Arena *a, Node *n, const BoundArgs *b) {
+  n->attr.bn = (BatchNormAttrs){arg_float(b, 0, 1e-5), arg_float(b, 1, 0.1)};
+  n->shape = n->in[0]->shape;
+  int64_t c = n->shape.c;
+  add_param(a, n, "weight", 1, c, 0, 0, 0, false);
+  add_param(a, n, "bias", 1, c, 0, 0, 0, false);
+  add_param(a, n, "running_mean", 1, c, 0, 0, 0, true);
+  add_param(a, n, "running_var", 1, c, 0, 0, 0, true);
+  add_param(a, n, "num_batches_tracked", 0, 0, 0, 0, 0, true);
+}
+
+static void build_linear(Arena *a, Node *n, const BoundArgs *b) {
+  const Node *in = n->in[0];
+  if (in->shape.rank != 2)
+    error_at(n->span, "linear needs a flat input [N,F], found %s (add 'flatten' before it)", shape_str(a, in->shape));
+  n->attr.linear = (LinearAttrs){arg_int(b, 0, 0), arg_bool(b, 1, true)};
+  n->shape = (Shape){2, in->shape.n, n->attr.linear.out, 1, 1};
+  add_param(a, n, "weight", 2, n->attr.linear.out, in->shape.c, 0, 0, false);
+  if (n->attr.linear.bias)
+    add_param(a, n, "bias", 1, n->attr.linear.out, 0, 0, 0, false);
+}
+
+static void build_binary(Arena *a, Node *n) {
+  Shape x = n->in[0]->shape, y = n->in[1]->shape;
+  bool same = x.rank == y.rank && x.n == y.n && x.c == y.c && x.h == y.h && x.w == y.w;
+  if (n->op == OP_ADD && !same)
+    error_at(n->span, "add needs two tensors of the same shape, found %s and %s", shape_str(a, x), shape_str(a, y));
+  if (!same) {
+    // multiply broadcasts a per-channel [N,C,1,1] gate over [N,C,H,W] (squeeze-excitation).
+    bool gate_y = y.rank == 4 && y.h == 1 && y.w == 1 && x.rank == 4 && x.n == y.n && x.c == y.c;
+    bool gate_x = x.rank == 4 && x.h == 1 && x.w == 1 && y.rank == 4 && x.n == y.n && x.c == y.c;
+    if (!gate_x && !gate_y)
+      error_at(n->span, "multiply needs equal shapes or a per-channel [N,C,1,1] gate, found %s and %s",
+               shape_str(a, x), shape_str(a, y));
+    if (gate_x)
+      x = y;
+  }
+  n->shape = x;
+}
+
+Node *op_build(Arena *a, OpKind op, const char *name, Node **in, int nin, const Field *args, int nargs,
+               Span span) {
+  Node *n = arena_alloc(a, sizeof *n);
+  n->op = op;
+  n->span = span;
+  n->name = name;
+  n->nin = nin;
+  for (int i = 0; i < nin; i++)
+    n->in[i] = in[i];
+  BoundArgs b;
+  const Shape x = n->in[0]->shape;
+  switch (n->op) {
+  case OP_CONV2D: args_bind(a, op_info[n->op].name, SPEC(conv_spec), args, nargs, n->span, &b); build_conv(a, n, &b); break;
+  case OP_BATCHNORM: args_bind(a, op_info[n->op].name, SPEC(bn_spec), args, nargs, n->span, &b); build_batchnorm(a, n, &b); break;
+  case OP_MAXPOOL:
+  case OP_AVGPOOL: args_bind(a, op_info[n->op].name, SPEC(pool_spec), args, nargs, n->span, &b); build_pool(a, n, &b); break;
+  case OP_LINEAR: args_bind(a, op_info[n->op].name, SPEC(linear_spec), args, nargs, n->span, &b); build_linear(a, n, &b); break;
+  case OP_DROPOUT:
+    args_bind(a, op_info[n->op].name, SPEC(dropout_spec), args, nargs, n->span, &b);
+    n->attr.drop.p = arg_float(&b, 0, 0.5);
+    n->shape = x;
+    break;
+  case OP_STOCHASTIC_DEPTH:
+    args_bind(a, op_info[n->op].name, SPEC(sd_spec), args, nargs, n->span, &b);
+    n->attr.drop.p = arg_float(&b, 0, 0);
+    n->shape = x;
+    break;
+  case OP_GLOBAL_AVG_POOL:
+    args_bind(a, op_info[n->op].name, NULL, 0, args, nargs, n->span, &b);
+    need_rank4(n, n->in[0], a);
+    n->shape = (Shape){4, x.n, x.c, 1, 1};
+    break;
+  case OP_FLATTEN:
+    args_bind(a, op_info[n->op].name, NULL, 0, args, nargs, n->span, &b);
+    if (x.c > INT64_MAX / x.h / x.w || x.c * x.h * x.w > MAX_DIM)
+      error_at(n->span, "flatten of %s gives more than %d features", shape_str(a, x), MAX_DIM);
+    n->shape = (Shape){2, x.n, x.c * x.h * x.w, 1, 1};
+    break;
+  case OP_ADD:
+  case OP_MULTIPLY:
+    args_bind(a, op_info[n->op].name, NULL, 0, args, nargs, n->span, &b);
+    build_binary(a, n);
+    break;
+  default:
+    args_bind(a, op_info[n->op].name, NULL, 0, args, nargs, n->span, &b);
+    n->shape = x;
+    break;
+  }
+  return n;
+}
+
+int64_t node_macs(const Node *n) {
+  const Shape s = n->shape;
+  switch (n->op) {
+  case OP_CONV2D: {
+    const ConvAttrs *c = &n->attr.conv;
+    return s.c * s.h * s.w * (n->in[0]->shape.c / c->groups) * c->kernel * c->kernel;
+  }
+  case OP_LINEAR: return n->in[0]->shape.c * s.c;
+  default: return 0;
+  }
+}
+
+const char *node_describe(Arena *a, const Node *n) {
+  switch (n->op) {
+  case OP_CONV2D: {
+    const ConvAttrs *c = &n->attr.conv;
+    const char *s = arena_printf(a, "conv2d %lldx%lld", (long long)c->kernel, (long long)c->kernel);
+    if (c->stride != 1)
+      s = arena_printf(a, "%s s%lld", s, (long long)c->stride);
+    if (c->pad)
+      s = arena_printf(a, "%s p%lld", s, (long long)c->pad);
+    if (c->dilation != 1)
+      s = arena_printf(a, "%s d%lld", s, (long long)c->dilation);
+    if (c->groups != 1)
+      s = c->groups == n->in[0]->shape.c && c->groups == c->out ? arena_printf(a, "%s depthwise", s)
+                                                                 : arena_printf(a, "%s g%lld", s, (long long)c->groups);
+    s = arena_printf(a, "%s %lld->%lld", s, (long long)n->in[0]->shape.c, (long long)c->out);
+    return c->bias ? s : arena_printf(a, "%s nobias", s);
+  }
+  case OP_MAXPOOL:
+  case OP_AVGPOOL:
+    return arena_printf(a, "%s %lldx%lld s%lld p%lld", op_info[n->op].name, (long long)n->attr.pool.kernel,
+                        (long long)n->attr.pool.kernel, (long long)n->attr.pool.stride, (long long)n->attr.pool.pad);
+  case OP_BATCHNORM: return arena_printf(a, "batchnorm eps=%g momentum=%g", n->attr.bn.eps, n->attr.bn.momentum);
+  case OP_LINEAR:
+    return arena_printf(a, "linear %lld->%lld%s", (long long)n->in[0]->shape.c, (long long)n->attr.linear.out,
+                        n->attr.linear.bias ? "" : " nobias");
+  case OP_DROPOUT:
+  case OP_STOCHASTIC_DEPTH: return arena_printf(a, "%s p=%g", op_info[n->op].name, n->attr.drop.p);
+  default: return op_info[n->op].name;
+  }
+}

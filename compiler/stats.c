@@ -1,0 +1,54 @@
+// stats.c: --stats, the sizes and costs a user checks before training.
+#include "tlc.h"
+
+static int64_t param_count(const Param *p) {
+  int64_t n = 1;
+  for (int d = 0; d < p->dims; d++)
+    n *= p->dim[d];
+  return n;
+}
+
+// 11689512 -> "11,689,512"
+static const char *grouped(char buf[32], int64_t v) {
+  char raw[24];
+  int len = snprintf(raw, sizeof raw, "%lld", (long long)v);
+  int o = 0;
+  for (int i = 0; i < len; i++) {
+    if (i && (len - i) % 3 == 0 && raw[i - 1] != '-')
+      buf[o++] = ',';
+    buf[o++] = raw[i];
+  }
+  buf[o] = 0;
+  return buf;
+}
+
+void print_stats(FILE *out, const Graph *g) {
+  int64_t trainable = 0, frozen = 0, buffers = 0, macs = 0, act_elems = 0, layers = 0;
+  for (int i = 0; i < g->nparams; i++) {
+    const Param *p = g->params[i];
+    int64_t n = p->dims ? param_count(p) : 0;
+    if (p->buffer)
+      buffers += n;
+    else if (p->frozen)
+      frozen += n;
+    else
+      trainable += n;
+  }
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = g->nodes[i];
+    macs += node_macs(n);
+    act_elems += n->shape.n * n->shape.c * n->shape.h * n->shape.w;
+    layers += n->op != OP_INPUT;
+  }
+  char b1[32], b2[32], b3[32];
+  fprintf(out, "model              %s\n", g->model);
+  fprintf(out, "input              [%lld,%lld,%lld,%lld]\n", (long long)g->batch, (long long)g->nodes[0]->shape.c,
+          (long long)g->nodes[0]->shape.h, (long long)g->nodes[0]->shape.w);
+  fprintf(out, "layers             %lld\n", (long long)layers);
+  fprintf(out, "parameters         %s (trainable %s, frozen %s)\n", grouped(b1, trainable + frozen),
+          grouped(b2, trainable), grouped(b3, frozen));
+  fprintf(out, "buffers            %s (batchnorm running statistics)\n", grouped(b1, buffers));
+  fprintf(out, "forward MACs       %s per image (%.3f G)\n", grouped(b1, macs), (double)macs / 1e9);
+  fprintf(out, "activations        %s bytes fp32 at batch %lld (every layer output, before memory planning)\n",
+          grouped(b1, act_elems * 4), (long long)g->batch);
+}

@@ -1,0 +1,390 @@
+// tlc.h: the compiler front end's types and functions, one section per file.
+//
+// Data flows one way: source text -> tokens (lex.c) -> AST (parse.c) -> values and
+// the graph IR (eval.c, elab.c, ops.c) -> experiment settings (experiment.c) ->
+// printers (print.c, stats.c). Everything the front end allocates lives in one arena
+// that is freed when the compiler exits.
+#ifndef TLC_H
+#define TLC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct Arena Arena;
+typedef struct Source Source;
+typedef struct Token Token;
+typedef struct Expr Expr;
+typedef struct Stmt Stmt;
+typedef struct Decl Decl;
+typedef struct Program Program;
+typedef struct Value Value;
+typedef struct Node Node;
+typedef struct Param Param;
+typedef struct Graph Graph;
+typedef struct Experiment Experiment;
+
+// Limits that turn hostile input into a diagnostic instead of a crash or a hang.
+enum {
+  MAX_NESTING = 200,        // parser recursion and block-call depth
+  MAX_NODES = 1000000,      // graph nodes after elaboration
+  MAX_LIST = 1000000,       // elements of one list value
+  MAX_IMPORTS = 256,        // files in one compilation
+  MAX_DIM = 1 << 30,        // one tensor dimension
+};
+
+//
+// arena.c: bump allocation for everything with the compilation's lifetime
+//
+Arena *arena_new(void);
+void arena_free(Arena *a);
+void *arena_alloc(Arena *a, size_t size);           // zeroed
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Grows *items (of *cap elements of elem_size) to hold at least need elements.
+void arena_grow(Arena *a, void **items, int *cap, int need, size_t elem_size);
+#define ARENA_PUSH(a, arr, n, cap, v)                                            \
+  do {                                                                          \
+    arena_grow((a), (void **)&(arr), &(cap), (n) + 1, sizeof *(arr));           \
+    (arr)[(n)++] = (v);                                                         \
+  } while (0)
+
+//
+// diag.c: positioned diagnostics
+//
+struct Source {
+  const char *path;     // as given by the user, used in messages
+  const char *text;     // NUL-terminated contents
+  size_t len;
+};
+
+typedef struct Span {
+  const Source *src;    // NULL for spans that have no source text
+  uint32_t off;         // byte offset of the first character
+  uint32_t len;         // length in bytes (at least 1 for the caret)
+} Span;
+
+// A chain of "in block X called from here" notes printed under an error.
+typedef struct Note {
+  const struct Note *outer;
+  Span span;
+  const char *what;
+} Note;
+
+void diag_set_notes(const Note *notes);
+_Noreturn void error_at(Span span, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warn_at(Span span, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+Span span_join(Span a, Span b);
+
+//
+// lex.c: tokens
+//
+typedef enum {
+  TK_EOF, TK_IDENT, TK_INT, TK_FLOAT, TK_STRING, TK_KEYWORD, TK_PUNCT,
+} TokenKind;
+
+struct Token {
+  TokenKind kind;
+  Span span;
+  const char *text;     // identifier, keyword or punctuator spelling; string contents
+  int64_t ival;         // TK_INT
+  double fval;          // TK_FLOAT
+};
+
+// Returns the tokens of src, ending with TK_EOF; *count excludes the EOF.
+Token *lex(Arena *a, const Source *src, size_t start, int *count);
+const char *token_describe(Arena *a, const Token *t);
+
+//
+// parse.c: the AST
+//
+typedef enum {
+  EX_INT, EX_FLOAT, EX_BOOL, EX_STRING, EX_NONE, EX_NAME, EX_REF, EX_LIST, EX_COMPREHENSION,
+  EX_UNARY, EX_BINARY, EX_TERNARY, EX_INDEX, EX_SLICE, EX_FIELD, EX_CALL,
+} ExprKind;
+
+typedef struct Arg {
+  const char *name;     // NULL for a positional argument
+  Span name_span;
+  Expr *value;
+} Arg;
+
+struct Expr {
+  ExprKind kind;
+  Span span;
+  int64_t ival;         // EX_INT, EX_BOOL
+  double fval;          // EX_FLOAT
+  const char *name;     // EX_NAME, EX_REF, EX_FIELD, EX_CALL callee, EX_STRING, operator
+  Expr *a, *b, *c;      // operands; EX_COMPREHENSION: a = element, b = list
+  Expr **items;         // EX_LIST
+  int nitems;
+  Arg *args;            // EX_CALL
+  int nargs;
+};
+
+typedef enum { ST_LAYER, ST_SEQ, ST_LET, ST_IF, ST_REPEAT } StmtKind;
+
+typedef struct Body {
+  Stmt **stmts;
+  int n;
+  Span span;
+} Body;
+
+struct Stmt {
+  StmtKind kind;
+  Span span;
+  const char *label;    // "conv1", "0"; NULL when the statement is unlabelled
+  Span label_span;
+  Expr *call;           // ST_LAYER: EX_CALL or EX_NAME; ST_SEQ: optional input args (EX_CALL)
+  const char *var;      // ST_LET name, ST_REPEAT index variable (may be NULL)
+  Expr *value;          // ST_LET value, ST_IF condition, ST_REPEAT count
+  Body body;            // ST_SEQ, ST_IF then-branch, ST_REPEAT
+  Body else_body;       // ST_IF
+  bool has_else;
+};
+
+typedef enum { DECL_IMPORT, DECL_LET, DECL_BLOCK, DECL_MODEL, DECL_EXPERIMENT } DeclKind;
+
+typedef struct ParamDecl {
+  const char *name;
+  Span span;
+  Expr *default_value;  // NULL when the argument is required
+} ParamDecl;
+
+typedef struct Setting {
+  const char *name;
+  Span span;
+  Expr *value;
+  bool is_let;          // a user variable, not one of the known settings
+} Setting;
+
+struct Decl {
+  DeclKind kind;
+  Span span;
+  const char *name;     // block/model/let name; import path
+  Span name_span;
+  ParamDecl *params;
+  int nparams;
+  Body body;
+  Expr *value;          // DECL_LET; DECL_MODEL defined as "= block(...)" (else NULL)
+  Setting *settings;    // DECL_EXPERIMENT
+  int nsettings;
+  const Program *home;  // the file it was declared in
+};
+
+struct Program {
+  const Source *src;
+  Decl **decls;
+  int n;
+};
+
+Program *parse_source(Arena *a, const Source *src);
+Expr *parse_expr_text(Arena *a, const Source *src, size_t start);  // a --set value
+
+//
+// load.c: reading files and resolving imports
+//
+typedef struct Module {
+  Program **files;      // the main file first, then imports in load order
+  int nfiles;
+  Decl **decls;         // every block, model and let visible to the main file
+  int ndecls;
+  const Decl *experiment; // the main file's experiment section or NULL
+} Module;
+
+const Source *source_read(Arena *a, const char *path, Span from);
+Module *load_module(Arena *a, const char *path, const char **include_dirs, int ninclude);
+const Decl *module_find(const Module *m, const char *name);
+
+//
+// eval.c: compile-time values
+//
+typedef enum { V_NONE, V_INT, V_FLOAT, V_BOOL, V_STRING, V_LIST, V_TENSOR, V_RECORD } ValueKind;
+
+typedef struct Field {
+  const char *name;     // NULL for positional
+  Value *value;
+  Span span;            // of the argument's name, or of the value when positional
+} Field;
+
+struct Value {
+  ValueKind kind;
+  Span span;            // where the value was written
+  int64_t i;            // V_INT, V_BOOL
+  double f;             // V_FLOAT
+  const char *s;        // V_STRING; V_RECORD constructor name
+  Value **items;        // V_LIST
+  int n;
+  Node *tensor;         // V_TENSOR
+  Field *fields;        // V_RECORD: sgd(lr = 0.1) in an experiment
+  int nfields;
+};
+
+typedef struct Binding {
+  const char *name;
+  Value *value;
+  Node *node;           // for @label references: the layer's output
+} Binding;
+
+typedef struct Env {
+  const struct Env *outer;
+  Binding *vars;
+  int nvars, cap;
+  Arena *arena;
+  const Module *module;
+  bool records;         // unknown calls become records (experiment sections)
+  // Settings evaluated on demand (experiment sections); NULL elsewhere.
+  Value *(*lookup_setting)(void *ctx, const char *name, Span use);
+  void *setting_ctx;
+  int *depth;           // shared by every Env of one evaluation, bounds recursion
+} Env;
+
+Value *eval(Env *env, const Expr *e);
+Value *value_new(Arena *a, ValueKind kind, Span span);
+void env_bind(Env *env, const char *name, Value *v, Node *node);
+const Binding *env_find(const Env *env, const char *name);
+const char *value_kind_name(ValueKind k);
+const char *value_str(Arena *a, const Value *v);
+int64_t value_int(const Value *v, const char *what);
+double value_number(const Value *v, const char *what);
+bool value_bool(const Value *v, const char *what);
+
+// The arguments a layer or a setting's record takes, checked in one place.
+typedef enum { ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_STRING, ARG_NUMBERS } ArgType;
+typedef struct ArgSpec {
+  const char *name;
+  ArgType type;
+  bool required;
+  double min, max;      // inclusive range of a number (of each of ARG_NUMBERS); max <= min: no upper bound
+} ArgSpec;
+
+enum { MAX_ARGS = 8 };
+typedef struct BoundArgs {
+  const Value *v[MAX_ARGS];   // by position in the spec; NULL when not given
+} BoundArgs;
+
+// Matches positional and named args to spec; what names the callee in messages.
+void args_bind(Arena *a, const char *what, const ArgSpec *spec, int nspec, const Field *args, int nargs, Span span,
+               BoundArgs *out);
+int64_t arg_int(const BoundArgs *b, int i, int64_t dflt);
+double arg_float(const BoundArgs *b, int i, double dflt);
+bool arg_bool(const BoundArgs *b, int i, bool dflt);
+
+//
+// ops.c: the layer table (arguments, shapes, parameters, cost)
+//
+typedef enum {
+  OP_INPUT, OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_RELU6, OP_SILU, OP_SIGMOID, OP_IDENTITY,
+  OP_MAXPOOL, OP_AVGPOOL, OP_GLOBAL_AVG_POOL, OP_FLATTEN, OP_LINEAR, OP_DROPOUT,
+  OP_STOCHASTIC_DEPTH, OP_ADD, OP_MULTIPLY,
+  OP_COUNT
+} OpKind;
+
+typedef struct Shape {
+  int rank;             // 4 for [N,C,H,W]; 2 for [N,F] (then h = w = 1)
+  int64_t n, c, h, w;
+} Shape;
+
+typedef struct ConvAttrs { int64_t out, kernel, stride, pad, groups, dilation; bool bias; } ConvAttrs;
+typedef struct PoolAttrs { int64_t kernel, stride, pad; } PoolAttrs;
+typedef struct BatchNormAttrs { double eps, momentum; } BatchNormAttrs;
+typedef struct LinearAttrs { int64_t out; bool bias; } LinearAttrs;
+typedef struct DropAttrs { double p; } DropAttrs;
+
+struct Param {
+  const char *name;     // torchvision state_dict key: "layer1.0.conv1.weight"
+  Shape shape;          // rank 1, 2 or 4 stored in the Shape fields
+  int dims;             // number of dimensions as PyTorch sees them (0 for a scalar)
+  int64_t dim[4];
+  bool buffer;          // running statistics: saved and loaded, never trained
+  bool frozen;
+  const Node *owner;
+};
+
+struct Node {
+  OpKind op;
+  int id;
+  const char *name;     // dotted layer path, "" for the graph input
+  Span span;            // the statement that made it
+  Node *in[2];
+  int nin;
+  Shape shape;
+  union {
+    ConvAttrs conv;
+    PoolAttrs pool;
+    BatchNormAttrs bn;
+    LinearAttrs linear;
+    DropAttrs drop;
+  } attr;
+  Param **params;
+  int nparams;
+  bool frozen;          // every parameter of this node is frozen
+};
+
+typedef struct OpInfo {
+  const char *name;
+  int arity;            // tensor inputs
+  bool has_params;
+} OpInfo;
+
+extern const OpInfo op_info[OP_COUNT];
+OpKind op_lookup(const char *name);     // OP_COUNT when not an op
+// Builds the node named name for a call of op on in[]: checks the other arguments,
+// infers the output shape and creates the parameters.
+Node *op_build(Arena *a, OpKind op, const char *name, Node **in, int nin, const Field *args, int nargs,
+               Span span);
+int64_t node_macs(const Node *n);       // forward multiply-accumulates per image
+const char *shape_str(Arena *a, Shape s);
+const char *node_describe(Arena *a, const Node *n);
+
+//
+// elab.c: blocks, repeats and scopes expanded into the graph IR
+//
+struct Graph {
+  const char *model;    // the model's name
+  Node **nodes;         // topological order, nodes[0] is the input
+  int n, cap;
+  Param **params;       // in state_dict order
+  int nparams, pcap;
+  Node *output;
+  int64_t batch;
+  Arena *arena;
+};
+
+// Elaborates model_call (a V_RECORD naming a model and its arguments) at batch size batch.
+Graph *elaborate(Arena *a, const Module *m, const Value *model_call, int64_t batch);
+// The node whose dotted name is path or, for a scope, the first node inside it; NULL if none.
+const Node *graph_find_layer(const Graph *g, const char *path, bool last);
+
+//
+// experiment.c: the experiment section, its schema and --set overrides
+//
+typedef struct Override {
+  const char *name;     // "epochs", "optimizer.lr"
+  const char *text;     // the value as typed
+} Override;
+
+struct Experiment {
+  Value *model;         // V_RECORD naming the model
+  int64_t batch, epochs, classes;
+  Value *settings[32];  // every known setting after validation, by schema order; NULL if unset
+  int nsettings;
+  const char *names[32];
+};
+
+Experiment *experiment_load(Arena *a, const Module *m, const Override *ov, int nov);
+void experiment_apply_freeze(const Experiment *x, Graph *g);
+void experiment_print(FILE *out, Arena *a, const Experiment *x);
+
+//
+// print.c, stats.c: what --emit=ir, --emit=params and --stats show
+//
+void print_ir(FILE *out, Arena *a, const Graph *g);
+void print_params(FILE *out, Arena *a, const Graph *g);
+void print_stats(FILE *out, const Graph *g);
+
+#endif
