@@ -21,8 +21,7 @@ typedef struct Scope {
   int next_index;       // position of the next statement
   Node *current;        // the running value
   Env *env;             // variables and @labels
-  const char **names;   // names taken in this scope
-  int nnames, cap;
+  NameMap names;        // names taken in this scope
 } Scope;
 
 static void body(Elab *x, Scope *s, const Body *b);
@@ -85,11 +84,10 @@ static const char *suggest(Elab *x, const char *name) {
 static const char *child_name(Elab *x, Scope *s, const Stmt *st) {
   const char *local = st->label ? st->label : arena_printf(x->arena, "%d", s->next_index);
   s->next_index++;
-  for (int i = 0; i < s->nnames; i++)
-    if (!strcmp(s->names[i], local))
-      error_at(st->label ? st->label_span : st->span, "the name '%s' is already used in this %s", local,
-               s->prefix[0] ? "scope" : "model");
-  ARENA_PUSH(x->arena, s->names, s->nnames, s->cap, local);
+  if (namemap_get(&s->names, local) >= 0)
+    error_at(st->label ? st->label_span : st->span, "the name '%s' is already used in this %s", local,
+             s->prefix[0] ? "scope" : "model");
+  namemap_put(x->arena, &s->names, local, 1);
   return s->prefix[0] ? arena_printf(x->arena, "%s.%s", s->prefix, local) : local;
 }
 

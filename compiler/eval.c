@@ -68,14 +68,16 @@ bool value_bool(const Value *v, const char *what) {
 
 void env_bind(Env *env, const char *name, Value *v, Node *node) {
   Binding b = {.name = name, .value = v, .node = node};
+  namemap_put(env->arena, &env->index, name, env->nvars);
   ARENA_PUSH(env->arena, env->vars, env->nvars, env->cap, b);
 }
 
 const Binding *env_find(const Env *env, const char *name) {
-  for (; env; env = env->outer)
-    for (int i = env->nvars - 1; i >= 0; i--)
-      if (strcmp(env->vars[i].name, name) == 0)
-        return &env->vars[i];
+  for (; env; env = env->outer) {
+    int i = namemap_get(&env->index, name);
+    if (i >= 0)
+      return &env->vars[i];
+  }
   return NULL;
 }
 
@@ -162,6 +164,7 @@ static Value *eval_comprehension(Env *env, const Expr *e) {
     inner.outer = env;
     inner.vars = NULL;
     inner.nvars = inner.cap = 0;
+    inner.index = (NameMap){0};
     env_bind(&inner, e->name, src->items[i], NULL);
     v->items[i] = eval(&inner, e->a);
   }
@@ -261,13 +264,15 @@ static Value *eval_binary(Env *env, const Expr *e) {
   return arith(env, e, l, r);
 }
 
-static int64_t list_index(const Value *list, const Value *idx, bool slice_bound) {
+static int64_t list_index(Env *env, const Value *list, const Expr *idx_expr, bool slice_bound) {
+  const Value *idx = eval(env, idx_expr);
   int64_t i = value_int(idx, "an index");
   int64_t n = list->n;
   if (i < 0)
     i += n;
   if (i < 0 || i > n || (!slice_bound && i == n))
-    error_at(idx->span, "index %lld is out of range for a list of %lld elements", (long long)idx->i, (long long)n);
+    error_at(idx_expr->span, "index %lld is out of range for a list of %lld elements", (long long)idx->i,
+             (long long)n);
   return i;
 }
 
@@ -276,9 +281,9 @@ static Value *eval_index(Env *env, const Expr *e) {
   if (list->kind != V_LIST)
     error_at(e->a->span, "only a list can be indexed, found %s", value_kind_name(list->kind));
   if (e->kind == EX_INDEX)
-    return list->items[list_index(list, eval(env, e->b), false)];
-  int64_t lo = e->b ? list_index(list, eval(env, e->b), true) : 0;
-  int64_t hi = e->c ? list_index(list, eval(env, e->c), true) : list->n;
+    return list->items[list_index(env, list, e->b, false)];
+  int64_t lo = e->b ? list_index(env, list, e->b, true) : 0;
+  int64_t hi = e->c ? list_index(env, list, e->c, true) : list->n;
   Value *v = value_new(env->arena, V_LIST, e->span);
   v->n = hi > lo ? (int)(hi - lo) : 0;
   v->items = list->items + lo;
@@ -477,9 +482,14 @@ static void check_number(const char *what, const char *name, const ArgSpec *spec
   bool bounded = spec->max > spec->min;
   if (x >= spec->min && (!bounded || x <= spec->max))
     return;
+  const char *fmt = spec->type == ARG_INT ? "%.0f" : "%g";
+  char lo[32], hi[32], found[32];
+  snprintf(lo, sizeof lo, fmt, spec->min);
+  snprintf(hi, sizeof hi, fmt, spec->max);
+  snprintf(found, sizeof found, fmt, x);
   if (bounded)
-    error_at(v->span, "%s of %s must be between %g and %g, found %g", name, what, spec->min, spec->max, x);
-  error_at(v->span, "%s of %s must be at least %g, found %g", name, what, spec->min, x);
+    error_at(v->span, "argument '%s' of %s must be between %s and %s, found %s", name, what, lo, hi, found);
+  error_at(v->span, "argument '%s' of %s must be at least %s, found %s", name, what, lo, found);
 }
 
 static void check_arg(Arena *a, const char *what, const ArgSpec *spec, const Value *v) {

@@ -41,6 +41,7 @@ typedef struct Loader {
   const char **dirs;
   int ndirs;
   const char *stack[MAX_IMPORTS];   // canonical paths of the files being loaded (cycles)
+  const char *shown[MAX_IMPORTS];   // the same files as the user's imports spell them
   const char *keys[MAX_IMPORTS];    // canonical paths of module->files (diamond imports)
   int depth;
   int cap_files, cap_decls;
@@ -105,8 +106,8 @@ static void load_file(Loader *l, const char *path, Span from) {
     if (strcmp(l->stack[i], key) == 0) {
       const char *cycle = "";
       for (int j = i; j < l->depth; j++)
-        cycle = arena_printf(l->arena, "%s%s -> ", cycle, l->stack[j]);
-      error_at(from, "import cycle: %s%s", cycle, key);
+        cycle = arena_printf(l->arena, "%s%s -> ", cycle, l->shown[j]);
+      error_at(from, "import cycle: %s%s", cycle, l->shown[i]);
     }
   if (already_loaded(l, key))
     return;
@@ -116,6 +117,7 @@ static void load_file(Loader *l, const char *path, Span from) {
   Program *prog = parse_source(l->arena, src);
   l->keys[l->module->nfiles] = key;
   ARENA_PUSH(l->arena, l->module->files, l->module->nfiles, l->cap_files, prog);
+  l->shown[l->depth] = path;
   l->stack[l->depth++] = key;
   for (int i = 0; i < prog->n; i++) {
     Decl *d = prog->decls[i];

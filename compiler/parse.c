@@ -129,11 +129,11 @@ static Expr *primary(Parser *p) {
   }
   if (consume(p, "@")) {
     Token *label = p->tok;
-    if (label->kind != TK_IDENT && label->kind != TK_INT)
+    if (label->kind != TK_IDENT && label->kind != TK_INT && label->kind != TK_KEYWORD)
       expected(p, "a layer label after '@'");
     p->tok++;
     Expr *e = new_expr(p, EX_REF, span_join(t->span, label->span));
-    e->name = label->kind == TK_IDENT ? label->text : arena_printf(p->arena, "%lld", (long long)label->ival);
+    e->name = label->kind != TK_INT ? label->text : arena_printf(p->arena, "%lld", (long long)label->ival);
     return e;
   }
   if (consume(p, "(")) {
@@ -297,10 +297,12 @@ static Stmt *stmt(Parser *p) {
     return s;
   }
   Token *t = p->tok;
-  if ((t->kind == TK_IDENT || t->kind == TK_INT) && t[1].kind == TK_PUNCT && strcmp(t[1].text, ":") == 0) {
+  // A keyword followed by ':' is a label too: torchvision names modules "block".
+  bool labelish = t->kind == TK_IDENT || t->kind == TK_INT || t->kind == TK_KEYWORD;
+  if (labelish && t[1].kind == TK_PUNCT && strcmp(t[1].text, ":") == 0) {
     if (t->kind == TK_INT && t->ival < 0)
       error_at(t->span, "a numeric label cannot be negative");
-    s->label = t->kind == TK_IDENT ? t->text : arena_printf(p->arena, "%lld", (long long)t->ival);
+    s->label = t->kind != TK_INT ? t->text : arena_printf(p->arena, "%lld", (long long)t->ival);
     s->label_span = t->span;
     p->tok += 2;
   }
@@ -372,6 +374,8 @@ static void experiment(Parser *p, Decl *d) {
       error_at(open->span, "this '{' is never closed");
     Setting s = {0};
     s.is_let = consume(p, "let");
+    if (!s.is_let && at(p, "model"))
+      p->tok->kind = TK_IDENT;   // "model = ..." names the experiment's model
     Token *name = ident(p, "a setting name");
     s.name = name->text;
     s.span = name->span;

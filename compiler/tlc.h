@@ -29,7 +29,7 @@ typedef struct Experiment Experiment;
 // Limits that turn hostile input into a diagnostic instead of a crash or a hang.
 enum {
   MAX_NESTING = 200,        // parser recursion and block-call depth
-  MAX_NODES = 1000000,      // graph nodes after elaboration
+  MAX_NODES = 100000,       // graph nodes after elaboration (EfficientNet-B7 has ~1,300)
   MAX_LIST = 1000000,       // elements of one list value
   MAX_IMPORTS = 256,        // files in one compilation
   MAX_DIM = 1 << 30,        // one tensor dimension
@@ -51,6 +51,18 @@ void arena_grow(Arena *a, void **items, int *cap, int need, size_t elem_size);
     arena_grow((a), (void **)&(arr), &(cap), (n) + 1, sizeof *(arr));           \
     (arr)[(n)++] = (v);                                                         \
   } while (0)
+
+//
+// names.c: a string-keyed hash index
+//
+typedef struct NameMap {
+  const char **keys;    // open addressing; NULL marks an empty slot
+  int *vals;
+  int cap, count;
+} NameMap;
+
+void namemap_put(Arena *a, NameMap *m, const char *key, int val);   // replaces an existing key
+int namemap_get(const NameMap *m, const char *key);                 // -1 when absent
 
 //
 // diag.c: positioned diagnostics
@@ -234,6 +246,7 @@ typedef struct Env {
   const struct Env *outer;
   Binding *vars;
   int nvars, cap;
+  NameMap index;        // name -> its latest binding in vars
   Arena *arena;
   const Module *module;
   bool records;         // unknown calls become records (experiment sections)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what tlc needs from the distribution's packages, only when something is missing
+# (so a second run costs nothing and needs no network).
+set -euo pipefail
+
+packages=(
+  build-essential cmake            # the C toolchain and the build
+  llvm-dev libclang-dev clang      # the CPU backend lowers kernels through LLVM's C API
+  zlib1g-dev libjpeg62-turbo-dev libpng-dev   # the runtime's data loaders
+  libflatbuffers-dev flatbuffers-compiler     # checkpoints and the kernel bundle
+  dataset-fashion-mnist            # the default data, under /usr/share/datasets/fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "tlc setup: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
