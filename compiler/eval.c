@@ -313,26 +313,16 @@ static Value *eval_field(Env *env, const Expr *e) {
 
 typedef Value *Builtin(Env *env, const Expr *e, Value **a);
 
-static Value *b_ceil(Env *env, const Expr *e, Value **a) {
-  double x = ceil(value_number(a[0], "the argument of ceil"));
+// ceil, floor and int give integers; a result past the 64-bit range is an error.
+static Value *to_int(Env *env, const Expr *e, double x) {
   if (fabs(x) > 9e18)
-    error_at(e->span, "ceil() result is too large");
+    error_at(e->span, "%s() result is too large", e->name);
   return int_value(env, (int64_t)x, e->span);
 }
 
-static Value *b_floor(Env *env, const Expr *e, Value **a) {
-  double x = floor(value_number(a[0], "the argument of floor"));
-  if (fabs(x) > 9e18)
-    error_at(e->span, "floor() result is too large");
-  return int_value(env, (int64_t)x, e->span);
-}
-
-static Value *b_int(Env *env, const Expr *e, Value **a) {
-  double x = trunc(value_number(a[0], "the argument of int"));
-  if (fabs(x) > 9e18)
-    error_at(e->span, "int() result is too large");
-  return int_value(env, (int64_t)x, e->span);
-}
+static Value *b_ceil(Env *env, const Expr *e, Value **a) { return to_int(env, e, ceil(value_number(a[0], "the argument"))); }
+static Value *b_floor(Env *env, const Expr *e, Value **a) { return to_int(env, e, floor(value_number(a[0], "the argument"))); }
+static Value *b_int(Env *env, const Expr *e, Value **a) { return to_int(env, e, trunc(value_number(a[0], "the argument"))); }
 
 static Value *b_float(Env *env, const Expr *e, Value **a) {
   return float_value(env, value_number(a[0], "the argument of float"), e->span);

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# check_zoo.sh TLC ZOO_DIR GRAPH MODEL [--set ...]
+# check_zoo.sh TLC ZOO_DIR GRAPH KEYS REF [--set ...]
 # Checks a zoo model against torchvision (tests/zoo/make_reference.py wrote the oracle):
 # the state_dict keys and shapes in order, the parameter count exactly, and the forward
 # multiply-accumulates within 1%.
 set -u
-tlc=$1 zoo=$2 graph=$3 ref=$4
-shift 4
+tlc=$1 zoo=$2 graph=$3 keys=$4 ref=$5
+shift 5
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$tlc" "$graph" --emit=params "$@" > "$tmp/keys" || exit 1
-diff -u "$zoo/$ref.keys" "$tmp/keys" > "$tmp/diff" || { echo "FAIL: names differ from torchvision"; head -40 "$tmp/diff"; exit 1; }
+diff -u "$zoo/$keys.keys" "$tmp/keys" > "$tmp/diff" || { echo "FAIL: names differ from torchvision"; head -40 "$tmp/diff"; exit 1; }
 "$tlc" "$graph" --stats "$@" > "$tmp/stats" || exit 1
 want_params=$(sed -n "s/^$ref params=\([0-9]*\) .*/\1/p" "$zoo/reference.txt")
 want_macs=$(sed -n "s/^$ref .*macs=\([0-9]*\).*/\1/p" "$zoo/reference.txt")
