@@ -66,7 +66,7 @@ static int edit_distance(const char *a, const char *b) {
 static const char *suggest(Elab *x, const char *name) {
   const char *best = NULL;
   int best_d = 3;
-  for (int i = 1; i < OP_COUNT; i++) {
+  for (int i = 1; i < OP_PARAM; i++) {
     int d = edit_distance(name, op_info[i].name);
     if (d < best_d)
       best_d = d, best = op_info[i].name;
@@ -292,7 +292,7 @@ static Node *input_node(Elab *x, const Env *env, const Decl *d, int64_t batch) {
   n->op = OP_INPUT;
   n->name = "input";
   n->span = v->span;
-  n->shape = (Shape){4, batch, dims[0], dims[1], dims[2]};
+  n->shape = shape4(batch, dims[0], dims[1], dims[2]);
   return n;
 }
 

@@ -270,6 +270,31 @@ static void apply_override(Ctx *c, const Override *o) {
   call->nargs++;
 }
 
+// The optimizer's settings with PyTorch's defaults filled in.
+static void resolve_optimizer(Arena *a, Experiment *x) {
+  const Value *v = x->settings[S_OPTIMIZER];
+  x->opt = (OptAttrs){.lr = 0.01, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+  if (!v)
+    return;
+  const RecordSpec *r = record_spec(S_OPTIMIZER, v->s);
+  BoundArgs b;
+  args_bind(a, v->s, r->args, spec_nargs(r), v->fields, v->nfields, v->span, &b);
+  x->adam = strcmp(v->s, "sgd") != 0;
+  x->opt.decoupled = !strcmp(v->s, "adamw");
+  if (x->adam) {
+    x->opt.lr = arg_float(&b, 0, 1e-3);
+    x->opt.beta1 = b.v[1] ? value_number(b.v[1]->items[0], "") : 0.9;
+    x->opt.beta2 = b.v[1] ? value_number(b.v[1]->items[1], "") : 0.999;
+    x->opt.eps = arg_float(&b, 2, 1e-8);
+    x->opt.weight_decay = arg_float(&b, 3, x->opt.decoupled ? 0.01 : 0);
+  } else {
+    x->opt.lr = arg_float(&b, 0, 0.01);
+    x->opt.momentum = arg_float(&b, 1, 0);
+    x->opt.nesterov = arg_bool(&b, 2, false);
+    x->opt.weight_decay = arg_float(&b, 3, 0);
+  }
+}
+
 // Without a 'model' setting the main file must declare exactly one model.
 static Value *default_model(Ctx *c) {
   const Program *main_file = c->module->files[0];
@@ -343,6 +368,11 @@ Experiment *experiment_load(Arena *a, const Module *m, const Override *ov, int n
     lookup(&c, c.all[i].name, c.all[i].span);
   x->nsettings = S_COUNT;
   x->model = x->settings[S_MODEL] ? x->settings[S_MODEL] : default_model(&c);
+  resolve_optimizer(a, x);
+  x->label_smoothing = x->settings[S_LABEL_SMOOTHING] ? value_number(x->settings[S_LABEL_SMOOTHING], "") : 0;
+  x->frozen_bn_batch = x->settings[S_FROZEN_BN] && !strcmp(x->settings[S_FROZEN_BN]->s, "batch");
+  x->decay_bn_bias = !x->settings[S_DECAY_BN_BIAS] || x->settings[S_DECAY_BN_BIAS]->i;
+  x->lr_mult = x->settings[S_LR_MULT];
   pass_classes(&c, x);
   return x;
 }

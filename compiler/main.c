@@ -2,6 +2,7 @@
 // an output file is written under a temporary name and renamed, so an error never
 // leaves a partial file behind.
 #include "tlc.h"
+#include "kir.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,7 +16,9 @@
 
 static const char usage[] =
     "usage: tlc FILE.graph [options]\n"
-    "  --emit=STAGE     print a stage: ir (the elaborated graph), params (parameter names and shapes)\n"
+    "  --emit=STAGE     print a stage: ir (the elaborated graph), train-ir (the training step:\n"
+    "                   forward, loss, backward, optimizer), kir (its kernels), llvm (their LLVM IR\n"
+    "                   after optimisation), params (parameter names and shapes)\n"
     "  --stats          print parameters, multiply-accumulates and activation memory\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3, --set optimizer.lr=0.1\n"
     "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
@@ -31,7 +34,8 @@ typedef struct Options {
   int ninclude;
 } Options;
 
-static const char *const later_stages[] = {"train-ir", "c", "cuda", "ptx", "llvm"};
+static const char *const stages[] = {"ir", "train-ir", "kir", "llvm", "params"};
+static const char *const later_stages[] = {"c", "cuda", "ptx"};
 
 static void parse_set(Options *o, const char *arg) {
   const char *eq = strchr(arg, '=');
@@ -83,14 +87,18 @@ static Options parse_options(int argc, char **argv) {
   }
   if (!o.input)
     fatal("no input file\n%s", usage);
-  if (o.emit && strcmp(o.emit, "ir") && strcmp(o.emit, "params")) {
+  bool known = false;
+  for (size_t i = 0; o.emit && i < sizeof stages / sizeof *stages; i++)
+    known |= !strcmp(o.emit, stages[i]);
+  if (o.emit && !known) {
     for (size_t i = 0; i < sizeof later_stages / sizeof *later_stages; i++)
       if (!strcmp(o.emit, later_stages[i]))
-        fatal("--emit=%s is not available yet: this version stops after the graph IR", o.emit);
-    fatal("unknown stage '--emit=%s' (known: ir, params)", o.emit);
+        fatal("--emit=%s is not available yet: this version stops after the CPU kernels", o.emit);
+    fatal("unknown stage '--emit=%s' (known: ir, train-ir, kir, llvm, params)", o.emit);
   }
   if (!o.emit && !o.stats)
-    fatal("building a trainer is not available yet: this version has --emit=ir, --emit=params and --stats");
+    fatal("building a trainer is not available yet: this version has --emit=ir, --emit=train-ir, --emit=params "
+          "and --stats");
   o.include[o.ninclude++] = TLC_GRAPHS_DIR;
   return o;
 }
@@ -115,6 +123,37 @@ static void write_output(const char *path, const char *data, size_t len) {
   free(tmp);
 }
 
+// The kernels of the training step, as kernel IR or as optimised LLVM IR.
+static void emit_kernels(FILE *out, Arena *a, const Graph *step, bool llvm) {
+  int n;
+  Kernel **kernels = kernels_of(a, step, &n);
+  if (!llvm) {
+    for (int i = 0; i < n; i++) {
+      kir_print(out, kernels[i]);
+      fputc('\n', out);
+    }
+    return;
+  }
+  char path[] = "/tmp/tlc-llvm-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    fatal("cannot create a temporary file: %s", strerror(errno));
+  close(fd);
+  const char *error = NULL;
+  if (kir_llvm_emit(kernels, n, "native", NULL, path, a, &error)) {
+    remove(path);
+    fatal("%s", error);
+  }
+  FILE *f = fopen(path, "r");
+  char chunk[65536];
+  size_t got;
+  while (f && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+    fwrite(chunk, 1, got, out);
+  if (f)
+    fclose(f);
+  remove(path);
+}
+
 int main(int argc, char **argv) {
   Options o = parse_options(argc, argv);
   Arena *a = arena_new();
@@ -131,6 +170,10 @@ int main(int argc, char **argv) {
   if (o.emit && !strcmp(o.emit, "ir")) {
     experiment_print(buf, a, x);
     print_ir(buf, a, g);
+  } else if (o.emit && !strcmp(o.emit, "train-ir")) {
+    print_ir(buf, a, train_build(a, g, x, true));
+  } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm"))) {
+    emit_kernels(buf, a, train_build(a, g, x, true), !strcmp(o.emit, "llvm"));
   } else if (o.emit) {
     print_params(buf, a, g);
   }

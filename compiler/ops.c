@@ -14,11 +14,32 @@ const OpInfo op_info[OP_COUNT] = {
     [OP_FLATTEN] = {"flatten", 1, false},      [OP_LINEAR] = {"linear", 1, true},
     [OP_DROPOUT] = {"dropout", 1, false},      [OP_STOCHASTIC_DEPTH] = {"stochastic_depth", 1, false},
     [OP_ADD] = {"add", 2, false},              [OP_MULTIPLY] = {"multiply", 2, false},
+    [OP_PARAM] = {"param", 0, false},          [OP_LABELS] = {"labels", 0, false},
+    [OP_STATE] = {"state", 0, false},          [OP_BN_STATS] = {"bn_stats", 1, false},
+    [OP_SEED] = {"seed", 0, false},            [OP_LR] = {"lr", 0, false},
+    [OP_BN_DX_RUNNING] = {"bn_dx_running", 3, false},
+    [OP_BN_RUNNING_STATS] = {"bn_running_stats", 2, false},
+    [OP_BN_APPLY] = {"bn_apply", 4, false},    [OP_BN_UPDATE_RUNNING] = {"bn_update_running", 4, false},
+    [OP_XENT] = {"softmax_cross_entropy", 2, false},
+    [OP_XENT_GRAD] = {"softmax_cross_entropy_grad", 2, false},
+    [OP_CONV2D_DX] = {"conv2d_dx", 2, false},  [OP_CONV2D_DW] = {"conv2d_dw", 2, false},
+    [OP_BIAS_GRAD] = {"bias_grad", 1, false},  [OP_BN_DGAMMA] = {"bn_dgamma", 3, false},
+    [OP_BN_DBETA] = {"bn_dbeta", 1, false},    [OP_BN_DX] = {"bn_dx", 6, false},
+    [OP_RELU_GRAD] = {"relu_grad", 2, false},  [OP_RELU6_GRAD] = {"relu6_grad", 2, false},
+    [OP_SILU_GRAD] = {"silu_grad", 2, false},  [OP_SIGMOID_GRAD] = {"sigmoid_grad", 2, false},
+    [OP_MAXPOOL_GRAD] = {"maxpool_grad", 2, false},
+    [OP_AVGPOOL_GRAD] = {"avgpool_grad", 1, false},
+    [OP_GLOBAL_AVG_POOL_GRAD] = {"global_avg_pool_grad", 1, false},
+    [OP_RESHAPE] = {"reshape", 1, false},      [OP_LINEAR_DX] = {"linear_dx", 2, false},
+    [OP_LINEAR_DW] = {"linear_dw", 2, false},  [OP_DROPOUT_GRAD] = {"dropout_grad", 1, false},
+    [OP_STOCHASTIC_DEPTH_GRAD] = {"stochastic_depth_grad", 1, false},
+    [OP_GATE_GRAD] = {"gate_grad", 2, false},  [OP_SGD_UPDATE] = {"sgd_update", 4, false},
+    [OP_ADAM_UPDATE] = {"adam_update", 6, false},
 };
 _Static_assert(sizeof op_info / sizeof *op_info == OP_COUNT, "every op has an entry");
 
 OpKind op_lookup(const char *name) {
-  for (int i = 1; i < OP_COUNT; i++)   // 'input' is made by the compiler, never called
+  for (int i = 1; i < OP_PARAM; i++)   // 'input' and the training ops are made by the compiler
     if (strcmp(op_info[i].name, name) == 0)
       return (OpKind)i;
   return OP_COUNT;
@@ -39,9 +60,22 @@ static const ArgSpec sd_spec[] = {{"p", ARG_FLOAT, true, 0, 0.999999}};
 #define SPEC(s) s, (int)(sizeof s / sizeof *s)
 
 const char *shape_str(Arena *a, Shape s) {
-  if (s.rank == 2)
-    return arena_printf(a, "[%lld,%lld]", (long long)s.n, (long long)s.c);
-  return arena_printf(a, "[%lld,%lld,%lld,%lld]", (long long)s.n, (long long)s.c, (long long)s.h, (long long)s.w);
+  const char *out = "[";
+  for (int i = 0; i < s.rank; i++)
+    out = arena_printf(a, "%s%s%lld", out, i ? "," : "", (long long)s.d[i]);
+  return arena_printf(a, "%s]", out);
+}
+
+Shape shape4(int64_t n, int64_t c, int64_t h, int64_t w) { return (Shape){.rank = 4, .d = {n, c, h, w}}; }
+Shape shape2(int64_t n, int64_t f) { return (Shape){.rank = 2, .d = {n, f, 1, 1}}; }
+
+int64_t shape_elems(Shape s) { return s.n * s.c * s.h * s.w; }
+
+Shape shape_of_param(const Param *p) {
+  Shape s = {.rank = p->dims, .d = {1, 1, 1, 1}};
+  for (int i = 0; i < p->dims; i++)
+    s.d[i] = p->dim[i];
+  return s;
 }
 
 static Param *add_param(Arena *a, Node *n, const char *suffix, int dims, int64_t d0, int64_t d1, int64_t d2,
@@ -53,6 +87,7 @@ static Param *add_param(Arena *a, Node *n, const char *suffix, int dims, int64_t
   memcpy(p->dim, d, sizeof d);
   p->buffer = buffer;
   p->owner = n;
+  p->is_int = dims == 0;   // num_batches_tracked, an int64 in PyTorch
   n->params = n->params ? n->params : arena_alloc(a, sizeof(Param *) * 5);
   n->params[n->nparams++] = p;
   return p;
@@ -86,9 +121,9 @@ static void build_conv(Arena *a, Node *n, const BoundArgs *b) {
     error_at(b->v[4] ? b->v[4]->span : n->span,
              "conv2d groups=%lld must divide both the input channels (%lld) and the output channels (%lld)",
              (long long)c->groups, (long long)in->shape.c, (long long)c->out);
-  n->shape = (Shape){4, in->shape.n, c->out,
-                     window_out(n, a, "height", in->shape.h, c->kernel, c->stride, c->pad, c->dilation),
-                     window_out(n, a, "width", in->shape.w, c->kernel, c->stride, c->pad, c->dilation)};
+  int64_t oh = window_out(n, a, "height", in->shape.h, c->kernel, c->stride, c->pad, c->dilation);
+  int64_t ow = window_out(n, a, "width", in->shape.w, c->kernel, c->stride, c->pad, c->dilation);
+  n->shape = shape4(in->shape.n, c->out, oh, ow);
   add_param(a, n, "weight", 4, c->out, in->shape.c / c->groups, c->kernel, c->kernel, false);
   if (c->bias)
     add_param(a, n, "bias", 1, c->out, 0, 0, 0, false);
@@ -104,8 +139,9 @@ static void build_pool(Arena *a, Node *n, const BoundArgs *b) {
   if (2 * p->pad > p->kernel)
     error_at(b->v[2]->span, "padding %lld is more than half the kernel %lld (PyTorch rejects it too)",
              (long long)p->pad, (long long)p->kernel);
-  n->shape = (Shape){4, in->shape.n, in->shape.c, window_out(n, a, "height", in->shape.h, p->kernel, p->stride, p->pad, 1),
-                     window_out(n, a, "width", in->shape.w, p->kernel, p->stride, p->pad, 1)};
+  int64_t oh = window_out(n, a, "height", in->shape.h, p->kernel, p->stride, p->pad, 1);
+  int64_t ow = window_out(n, a, "width", in->shape.w, p->kernel, p->stride, p->pad, 1);
+  n->shape = shape4(in->shape.n, in->shape.c, oh, ow);
 }
 
 static void build_batchnorm(Arena *a, Node *n, const BoundArgs *b) {
@@ -124,7 +160,7 @@ static void build_linear(Arena *a, Node *n, const BoundArgs *b) {
   if (in->shape.rank != 2)
     error_at(n->span, "linear needs a flat input [N,F], found %s (add 'flatten' before it)", shape_str(a, in->shape));
   n->attr.linear = (LinearAttrs){arg_int(b, 0, 0), arg_bool(b, 1, true)};
-  n->shape = (Shape){2, in->shape.n, n->attr.linear.out, 1, 1};
+  n->shape = shape2(in->shape.n, n->attr.linear.out);
   add_param(a, n, "weight", 2, n->attr.linear.out, in->shape.c, 0, 0, false);
   if (n->attr.linear.bias)
     add_param(a, n, "bias", 1, n->attr.linear.out, 0, 0, 0, false);
@@ -178,13 +214,13 @@ Node *op_build(Arena *a, OpKind op, const char *name, Node **in, int nin, const 
   case OP_GLOBAL_AVG_POOL:
     args_bind(a, op_info[n->op].name, NULL, 0, args, nargs, n->span, &b);
     need_rank4(n, n->in[0], a);
-    n->shape = (Shape){4, x.n, x.c, 1, 1};
+    n->shape = shape4(x.n, x.c, 1, 1);
     break;
   case OP_FLATTEN:
     args_bind(a, op_info[n->op].name, NULL, 0, args, nargs, n->span, &b);
     if (x.c > INT64_MAX / x.h / x.w || x.c * x.h * x.w > MAX_DIM)
       error_at(n->span, "flatten of %s gives more than %d features", shape_str(a, x), MAX_DIM);
-    n->shape = (Shape){2, x.n, x.c * x.h * x.w, 1, 1};
+    n->shape = shape2(x.n, x.c * x.h * x.w);
     break;
   case OP_ADD:
   case OP_MULTIPLY:

@@ -10,7 +10,8 @@ void print_ir(FILE *out, Arena *a, const Graph *g) {
     for (int j = 0; j < n->nin; j++)
       args = arena_printf(a, "%s%s%%%d", args, j ? ", " : "", n->in[j]->id);
     const char *op = n->nin ? arena_printf(a, "%s (%s)", node_describe(a, n), args) : node_describe(a, n);
-    fprintf(out, "%%%-5d %-30s %-48s %s%s\n", n->id, n->name, op, shape_str(a, n->shape), n->frozen ? " frozen" : "");
+    fprintf(out, "%%%-5d %-30s %-48s %s%s%s\n", n->id, n->name, op, shape_str(a, n->shape), n->is_int ? " int64" : "",
+            n->frozen ? " frozen" : "");
   }
 }
 

@@ -291,29 +291,65 @@ bool arg_bool(const BoundArgs *b, int i, bool dflt);
 // ops.c: the layer table (arguments, shapes, parameters, cost)
 //
 typedef enum {
+  // The layers a .graph names (the model graph).
   OP_INPUT, OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_RELU6, OP_SILU, OP_SIGMOID, OP_IDENTITY,
   OP_MAXPOOL, OP_AVGPOOL, OP_GLOBAL_AVG_POOL, OP_FLATTEN, OP_LINEAR, OP_DROPOUT,
   OP_STOCHASTIC_DEPTH, OP_ADD, OP_MULTIPLY,
+  // Tensors of the training step that are not layer outputs.
+  OP_PARAM,             // a parameter or buffer (Node.param)
+  OP_LABELS,            // int64 [N]
+  OP_STATE,             // optimizer state of a parameter (momentum, Adam moments)
+  OP_SEED,              // int64 [2]: the run's seed and the step, for dropout masks
+  OP_LR,                // [1]: the learning rate of this step (the schedule, set by the loop)
+  // The training step's own ops (train.c, autodiff.c).
+  OP_BN_STATS,          // x -> [2,C]: batch mean and 1/sqrt(var + eps)
+  OP_BN_RUNNING_STATS,  // running_mean, running_var -> [2,C] in the same form
+  OP_BN_APPLY,          // x, stats, gamma, beta -> y
+  OP_BN_UPDATE_RUNNING, // stats, running_mean, running_var: momentum update (writes the buffers)
+  OP_XENT,              // logits, labels -> [N] per-sample loss (label smoothing in attr)
+  OP_XENT_GRAD,         // logits, labels -> dlogits of the mean loss
+  OP_CONV2D_DX, OP_CONV2D_DW, OP_BIAS_GRAD,
+  OP_BN_DGAMMA, OP_BN_DBETA, OP_BN_DX,   // dx from dy, x, stats, gamma, dgamma, dbeta
+  OP_BN_DX_RUNNING,     // dx = dy * gamma * invstd, when the statistics are constants
+  OP_RELU_GRAD, OP_RELU6_GRAD, OP_SILU_GRAD, OP_SIGMOID_GRAD,   // dy and the forward input (silu) or output
+  OP_MAXPOOL_GRAD, OP_AVGPOOL_GRAD, OP_GLOBAL_AVG_POOL_GRAD, OP_RESHAPE,
+  OP_LINEAR_DX, OP_LINEAR_DW, OP_DROPOUT_GRAD, OP_STOCHASTIC_DEPTH_GRAD,
+  OP_GATE_GRAD,         // d(gate) of multiply(x, gate[N,C,1,1]): sum over H,W of dy * x
+  OP_SGD_UPDATE,        // param, grad, lr[, momentum] (writes param and momentum)
+  OP_ADAM_UPDATE,       // param, grad, lr, m, v, seed (the step count) (writes param, m, v)
   OP_COUNT
 } OpKind;
 
+// A tensor's shape. Activations are [N,C,H,W] (rank 4) or [N,F] (rank 2); parameters use
+// d[0..rank) as PyTorch orders them. Unused trailing sizes are 1, so the element count
+// is always n*c*h*w.
 typedef struct Shape {
-  int rank;             // 4 for [N,C,H,W]; 2 for [N,F] (then h = w = 1)
-  int64_t n, c, h, w;
+  int rank;
+  union {
+    struct {
+      int64_t n, c, h, w;
+    };
+    int64_t d[4];
+  };
 } Shape;
 
 typedef struct ConvAttrs { int64_t out, kernel, stride, pad, groups, dilation; bool bias; } ConvAttrs;
 typedef struct PoolAttrs { int64_t kernel, stride, pad; } PoolAttrs;
 typedef struct BatchNormAttrs { double eps, momentum; } BatchNormAttrs;
 typedef struct LinearAttrs { int64_t out; bool bias; } LinearAttrs;
-typedef struct DropAttrs { double p; } DropAttrs;
+typedef struct DropAttrs { double p; int64_t salt; } DropAttrs;   // salt: which mask stream
+typedef struct LossAttrs { double label_smoothing; } LossAttrs;
+typedef struct OptAttrs {
+  double lr, momentum, weight_decay, beta1, beta2, eps;
+  bool nesterov, decoupled;   // decoupled: AdamW's weight decay
+} OptAttrs;
 
 struct Param {
   const char *name;     // torchvision state_dict key: "layer1.0.conv1.weight"
-  Shape shape;          // rank 1, 2 or 4 stored in the Shape fields
   int dims;             // number of dimensions as PyTorch sees them (0 for a scalar)
   int64_t dim[4];
   bool buffer;          // running statistics: saved and loaded, never trained
+  bool is_int;          // int64 (num_batches_tracked)
   bool frozen;
   const Node *owner;
 };
@@ -323,7 +359,7 @@ struct Node {
   int id;
   const char *name;     // dotted layer path, "" for the graph input
   Span span;            // the statement that made it
-  Node *in[2];
+  Node *in[6];
   int nin;
   Shape shape;
   union {
@@ -332,7 +368,13 @@ struct Node {
     BatchNormAttrs bn;
     LinearAttrs linear;
     DropAttrs drop;
+    LossAttrs loss;
+    OptAttrs opt;
   } attr;
+  bool is_int;          // int64 elements (labels, seed, num_batches_tracked); else float
+  bool writes_inputs;   // updates some of its inputs in place (optimizer, running statistics)
+  const Node *forward;  // a training-step node: the model layer it belongs to
+  const Param *param;   // OP_PARAM, OP_STATE
   Param **params;
   int nparams;
   bool frozen;          // every parameter of this node is frozen
@@ -343,6 +385,11 @@ typedef struct OpInfo {
   int arity;            // tensor inputs
   bool has_params;
 } OpInfo;
+
+Shape shape4(int64_t n, int64_t c, int64_t h, int64_t w);
+Shape shape2(int64_t n, int64_t f);
+int64_t shape_elems(Shape s);
+Shape shape_of_param(const Param *p);
 
 extern const OpInfo op_info[OP_COUNT];
 OpKind op_lookup(const char *name);     // OP_COUNT when not an op
@@ -359,6 +406,7 @@ const char *node_describe(Arena *a, const Node *n);
 //
 struct Graph {
   const char *model;    // the model's name
+  Node *images, *labels, *logits, *loss;   // training-step graphs only
   Node **nodes;         // topological order, nodes[0] is the input
   int n, cap;
   Param **params;       // in state_dict order
@@ -374,6 +422,33 @@ Graph *elaborate(Arena *a, const Module *m, const Value *model_call, int64_t bat
 const Node *graph_find_layer(const Graph *g, const char *path, bool last);
 
 //
+// train.c, autodiff.c: the training step as a graph
+//
+// Builds the step of a trainer from the model graph: parameters as tensors, batchnorm as
+// statistics and application, the loss; when training, the backward pass (autodiff.c:
+// gradients only where a trainable parameter lies below) and the optimizer updates.
+// Without training, the evaluation forward pass: running statistics, no dropout.
+Graph *train_build(Arena *a, const Graph *model, const Experiment *x, bool training);
+
+typedef struct StepBuilder {
+  Arena *arena;
+  Graph *g;             // the step being built
+  const Experiment *x;
+  bool training;
+  Node **of_model;      // model node id -> the step node holding its output
+  Node **grads;         // step node id -> its gradient (autodiff.c)
+  bool *needs_grad;     // step node id -> a trainable parameter lies at or below it
+  int ngrads;
+  Node *seed, *lr;
+} StepBuilder;
+
+Node *step_node(StepBuilder *b, OpKind op, Shape shape, const Node *forward, int nin, ...);
+// Adds the backward pass of the step's forward nodes, seeded by dlogits.
+void autodiff(StepBuilder *b, Node *logits, Node *dlogits);
+// The gradient of a node once autodiff ran (NULL when it has none).
+Node *step_grad(const StepBuilder *b, const Node *n);
+
+//
 // experiment.c: the experiment section, its schema and --set overrides
 //
 typedef struct Override {
@@ -383,6 +458,12 @@ typedef struct Override {
 
 struct Experiment {
   Value *model;         // V_RECORD naming the model
+  OptAttrs opt;               // the optimizer's settings (default sgd(lr = 0.01, momentum = 0.9))
+  bool adam;                  // adam or adamw (opt.decoupled); else sgd
+  double label_smoothing;
+  bool frozen_bn_batch;       // frozen batchnorm uses batch statistics (PyTorch's train mode)
+  bool decay_bn_bias;
+  const Value *lr_mult;       // V_LIST of mult("layer", factor), or NULL
   int64_t batch, epochs, classes;
   Value *settings[32];  // every known setting after validation, by schema order; NULL if unset
   int nsettings;

@@ -6,6 +6,7 @@
 # UPDATE=1 rewrites the expectation instead, for review with git diff.
 set -u
 tlc=$1 dir=$2 name=$3
+root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$dir" || exit 2
 args=$(sed -n 's/^# args: //p' "$name.graph" | head -n 1)
 case "$args" in *--emit*|*--stats*) ;; *) args="--emit=ir $args" ;; esac
@@ -17,7 +18,6 @@ echo "keep" > "$tmp/out"
 rc=$?
 # Messages name files by absolute path where the user did (the graphs/ directory): make them
 # independent of where the repository is checked out.
-root=$(cd "$(dirname "$0")/.." && pwd)
 sed -i "s#$root#<root>#g" "$tmp/stderr" "$tmp/out"
 
 if [ -f "$name.err" ] || { [ "${UPDATE:-}" = 1 ] && [ $rc -ne 0 ]; }; then

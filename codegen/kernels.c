@@ -1,0 +1,118 @@
+// kernels.c: which kernel a step node gets, and the builders every op file shares.
+#include "kir.h"
+
+#include <ctype.h>
+#include <string.h>
+
+// "features.0.1" -> "features_0_1", so kernel names say which layer they belong to.
+static const char *c_name(Arena *a, const char *s) {
+  char *out = arena_strdup(a, s);
+  for (char *p = out; *p; p++)
+    if (!isalnum((unsigned char)*p))
+      *p = '_';
+  return out;
+}
+
+KernelBuilder kernel_begin(Arena *a, const Node *n) {
+  const char *layer = n->name && n->name[0] ? n->name : "step";
+  const char *name = arena_printf(a, "k%d_%s_%s", n->id, op_info[n->op].name, c_name(a, layer));
+  const char *ins = "";
+  for (int i = 0; i < n->nin; i++)
+    ins = arena_printf(a, "%s%s%s", ins, i ? ", " : "", shape_str(a, n->in[i]->shape));
+  const char *comment = arena_printf(a, "%s: %s (%s) -> %s", layer, node_describe(a, n), ins, shape_str(a, n->shape));
+  KernelBuilder kb = {.k = kir_kernel(a, name, comment), .node = n, .out = -1};
+  for (int i = 0; i < n->nin; i++) {
+    const Node *in = n->in[i];
+    const char *what = in->op == OP_PARAM || in->op == OP_STATE ? in->name : arena_printf(a, "%%%d", in->id);
+    kb.in[i] = kir_buf(kb.k, what, in->is_int ? KT_I64 : KT_F32, shape_elems(in->shape));
+  }
+  if (!n->writes_inputs)
+    kb.out = kir_buf(kb.k, arena_printf(a, "%%%d", n->id), n->is_int ? KT_I64 : KT_F32, shape_elems(n->shape));
+  return kb;
+}
+
+KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var) {
+  Kernel *k = kb->k;
+  *var = kir_var(k, name, KT_I64);
+  return kir_for(k, into, *var, kir_int(k, 0), kir_int(k, extent), into == k->body && k->body->nbody == 0);
+}
+
+KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w) {
+  Kernel *k = kb->k;
+  KExpr *i = kir_add(k, kir_mul(k, n, kir_int(k, s.c)), c);
+  i = kir_add(k, kir_mul(k, i, kir_int(k, s.h)), h);
+  return kir_add(k, kir_mul(k, i, kir_int(k, s.w)), w);
+}
+
+// A uniform number in [0, 1) from (seed, step, salt, index): splitmix64's finaliser, so
+// every element's draw is independent of the thread that computes it and of the device.
+KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed, KExpr *step, int64_t salt, KExpr *index) {
+  Kernel *k = kb->k;
+  KExpr *z = kir_binary(k, KB_XOR, kir_mul(k, seed, kir_int(k, (int64_t)0x9E3779B97F4A7C15ull)), step);
+  z = kir_add(k, kir_mul(k, z, kir_int(k, 1000003)), kir_int(k, salt));
+  z = kir_add(k, kir_mul(k, z, kir_int(k, (int64_t)0xD1B54A32D192ED03ull)), index);
+  static const int64_t mul[2] = {(int64_t)0xBF58476D1CE4E5B9ull, (int64_t)0x94D049BB133111EBull};
+  static const int shift[3] = {30, 27, 31};
+  for (int r = 0; r < 3; r++) {
+    z = kir_binary(k, KB_XOR, z, kir_binary(k, KB_SHR, z, kir_int(k, shift[r])));
+    if (r < 2)
+      z = kir_binary(k, KB_MUL, z, kir_int(k, mul[r]));
+  }
+  KExpr *top24 = kir_binary(k, KB_SHR, z, kir_int(k, 40));
+  return kir_binary(k, KB_MUL, kir_cast(k, KT_F32, top24), kir_float(k, 1.0 / 16777216.0));
+}
+
+Kernel *kernel_for(Arena *a, const Node *n) {
+  switch (n->op) {
+  case OP_INPUT:
+  case OP_PARAM:
+  case OP_LABELS:
+  case OP_STATE:
+  case OP_SEED:
+  case OP_LR: return NULL;
+  default: break;
+  }
+  KernelBuilder kb = kernel_begin(a, n);
+  Kernel *k = NULL;
+  switch (n->op) {
+  case OP_CONV2D:
+  case OP_CONV2D_DX:
+  case OP_CONV2D_DW: k = kernel_conv(&kb); break;
+  case OP_LINEAR:
+  case OP_LINEAR_DX:
+  case OP_LINEAR_DW:
+  case OP_BIAS_GRAD: k = kernel_linear(&kb); break;
+  case OP_BN_STATS:
+  case OP_BN_RUNNING_STATS:
+  case OP_BN_APPLY:
+  case OP_BN_UPDATE_RUNNING:
+  case OP_BN_DGAMMA:
+  case OP_BN_DBETA:
+  case OP_BN_DX:
+  case OP_BN_DX_RUNNING: k = kernel_norm(&kb); break;
+  case OP_MAXPOOL:
+  case OP_AVGPOOL:
+  case OP_GLOBAL_AVG_POOL:
+  case OP_MAXPOOL_GRAD:
+  case OP_AVGPOOL_GRAD:
+  case OP_GLOBAL_AVG_POOL_GRAD: k = kernel_pool(&kb); break;
+  case OP_XENT:
+  case OP_XENT_GRAD: k = kernel_loss(&kb); break;
+  case OP_SGD_UPDATE:
+  case OP_ADAM_UPDATE: k = kernel_optim(&kb); break;
+  default: k = kernel_pointwise(&kb); break;
+  }
+  kir_verify(k);
+  return k;
+}
+
+Kernel **kernels_of(Arena *a, const Graph *g, int *count) {
+  Kernel **out = arena_alloc(a, sizeof(Kernel *) * (size_t)(g->n + 1));
+  *count = 0;
+  for (int i = 0; i < g->n; i++) {
+    Kernel *k = kernel_for(a, g->nodes[i]);
+    if (k)
+      out[(*count)++] = k;
+  }
+  return out;
+}

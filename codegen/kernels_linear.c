@@ -1,0 +1,74 @@
+// kernels_linear.c: the fully connected layer and its gradients, and the bias gradient
+// of both conv2d and linear. The innermost loops run along contiguous rows, which LLVM
+// vectorises.
+#include "kir.h"
+
+static KExpr *at2(Kernel *k, int64_t cols, KExpr *r, KExpr *c) { return kir_add(k, kir_mul(k, r, kir_int(k, cols)), c); }
+
+// y[n,o] = b[o] + sum_i x[n,i] w[o,i]
+static Kernel *forward(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  int64_t in = n->in[0]->shape.c, out = n->shape.c;
+  int r, o, i;
+  KStmt *rows = kernel_loop(kb, k->body, "n", n->shape.n, &r);
+  KStmt *outs = kernel_loop(kb, rows, "o", out, &o);
+  int acc = kir_var(k, "acc", KT_F32);
+  kir_assign(k, outs, acc, n->nin == 3 ? kir_load(k, kb->in[2], kir_ref(k, o)) : kir_float(k, 0));
+  KStmt *dot = kernel_loop(kb, outs, "i", in, &i);
+  KExpr *xv = kir_load(k, kb->in[0], at2(k, in, kir_ref(k, r), kir_ref(k, i)));
+  KExpr *wv = kir_load(k, kb->in[1], at2(k, in, kir_ref(k, o), kir_ref(k, i)));
+  kir_assign(k, dot, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, xv, wv)));
+  kir_store(k, outs, kb->out, at2(k, out, kir_ref(k, r), kir_ref(k, o)), kir_ref(k, acc));
+  return k;
+}
+
+// Row r of out (cols wide) = sum over j of a[r,j] * b[j, :], accumulated in place: the
+// shape of dx = dy w (per sample) and dw = dy^T x (per output).
+static Kernel *rows_times_matrix(KernelBuilder *kb, int64_t rows_n, int64_t inner, int64_t cols, bool transpose_a,
+                                 int a_buf, int b_buf) {
+  Kernel *k = kb->k;
+  int r, j, c;
+  KStmt *rows = kernel_loop(kb, k->body, "r", rows_n, &r);
+  KStmt *zero = kernel_loop(kb, rows, "c", cols, &c);
+  kir_store(k, zero, kb->out, at2(k, cols, kir_ref(k, r), kir_ref(k, c)), kir_float(k, 0));
+  KStmt *terms = kernel_loop(kb, rows, "j", inner, &j);
+  int av = kir_var(k, "a", KT_F32);
+  KExpr *a_at = transpose_a ? at2(k, rows_n, kir_ref(k, j), kir_ref(k, r)) : at2(k, inner, kir_ref(k, r), kir_ref(k, j));
+  kir_assign(k, terms, av, kir_load(k, a_buf, a_at));
+  int c2;
+  KStmt *axpy = kernel_loop(kb, terms, "c", cols, &c2);
+  KExpr *dst = at2(k, cols, kir_ref(k, r), kir_ref(k, c2));
+  KExpr *bv = kir_load(k, b_buf, at2(k, cols, kir_ref(k, j), kir_ref(k, c2)));
+  kir_store(k, axpy, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, kir_ref(k, av), bv)));
+  return k;
+}
+
+// Sum of dy over everything but its channel axis.
+static Kernel *bias_grad(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Shape dy = kb->node->in[0]->shape;
+  int c, n, p;
+  KStmt *chans = kernel_loop(kb, k->body, "c", dy.c, &c);
+  int acc = kir_var(k, "acc", KT_F32);
+  kir_assign(k, chans, acc, kir_float(k, 0));
+  KStmt *imgs = kernel_loop(kb, chans, "n", dy.n, &n);
+  KStmt *px = kernel_loop(kb, imgs, "p", dy.h * dy.w, &p);
+  KExpr *at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, n), kir_int(k, dy.c)), kir_ref(k, c)), kir_int(k, dy.h * dy.w)),
+                      kir_ref(k, p));
+  kir_assign(k, px, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_load(k, kb->in[0], at)));
+  kir_store(k, chans, kb->out, kir_ref(k, c), kir_ref(k, acc));
+  return k;
+}
+
+Kernel *kernel_linear(KernelBuilder *kb) {
+  const Node *n = kb->node;
+  switch (n->op) {
+  case OP_LINEAR: return forward(kb);
+  case OP_LINEAR_DX:   // dx[n,:] = sum_o dy[n,o] w[o,:]
+    return rows_times_matrix(kb, n->shape.n, n->in[0]->shape.c, n->shape.c, false, kb->in[0], kb->in[1]);
+  case OP_LINEAR_DW:   // dw[o,:] = sum_n dy[n,o] x[n,:]
+    return rows_times_matrix(kb, n->shape.d[0], n->in[0]->shape.n, n->shape.d[1], true, kb->in[0], kb->in[1]);
+  default: return bias_grad(kb);
+  }
+}

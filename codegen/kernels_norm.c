@@ -1,0 +1,171 @@
+// kernels_norm.c: batchnorm as PyTorch computes it. Statistics are [2,C]: the mean, then
+// 1/sqrt(var + eps) with the biased variance; the running variance takes the unbiased
+// one. Reductions run per channel in a fixed order (deterministic, two passes for a
+// stable variance).
+#include "kir.h"
+
+typedef struct Plane {
+  Shape x;              // the normalised tensor
+  int64_t hw, count;    // pixels per plane, elements per channel
+} Plane;
+
+static Plane plane_of(Shape x) { return (Plane){x, x.h * x.w, x.n * x.h * x.w}; }
+
+static KExpr *at(Kernel *k, const Plane *p, KExpr *n, KExpr *c, KExpr *px) {
+  return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, p->x.c)), c), kir_int(k, p->hw)), px);
+}
+
+static KExpr *mean_of(Kernel *k, int stats, KExpr *c) { return kir_load(k, stats, c); }
+static KExpr *invstd_of(Kernel *k, int stats, const Plane *p, KExpr *c) {
+  return kir_load(k, stats, kir_add(k, kir_int(k, p->x.c), c));
+}
+
+// Sums term(n, px) over one channel c; returns the variable holding the sum.
+typedef KExpr *Term(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px);
+
+static int channel_sum(KernelBuilder *kb, KStmt *into, const Plane *p, KExpr *c, Term *term, const char *name) {
+  Kernel *k = kb->k;
+  int acc = kir_var(k, name, KT_F32), n, px;
+  kir_assign(k, into, acc, kir_float(k, 0));
+  KStmt *imgs = kernel_loop(kb, into, "n", p->x.n, &n);
+  KStmt *pxs = kernel_loop(kb, imgs, "p", p->hw, &px);
+  kir_assign(k, pxs, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), term(kb, p, c, kir_ref(k, n), kir_ref(k, px))));
+  return acc;
+}
+
+static KExpr *term_x(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  return kir_load(kb->k, kb->in[0], at(kb->k, p, n, c, px));
+}
+
+static KExpr *term_sq_dev(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  Kernel *k = kb->k;
+  KExpr *d = kir_binary(k, KB_SUB, term_x(kb, p, c, n, px), kir_ref(k, kb->aux));
+  return kir_binary(k, KB_MUL, d, d);
+}
+
+static Kernel *stats(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(kb->node->in[0]->shape);
+  int c;
+  KStmt *chans = kernel_loop(kb, k->body, "c", p.x.c, &c);
+  int sum = channel_sum(kb, chans, &p, kir_ref(k, c), term_x, "sum");
+  kb->aux = kir_var(k, "mean", KT_F32);
+  kir_assign(k, chans, kb->aux, kir_binary(k, KB_DIV, kir_ref(k, sum), kir_float(k, (double)p.count)));
+  int sq = channel_sum(kb, chans, &p, kir_ref(k, c), term_sq_dev, "sq");
+  KExpr *var = kir_binary(k, KB_DIV, kir_ref(k, sq), kir_float(k, (double)p.count));
+  KExpr *invstd = kir_binary(k, KB_DIV, kir_float(k, 1),
+                             kir_unary(k, KU_SQRT, kir_binary(k, KB_ADD, var, kir_float(k, kb->node->attr.bn.eps))));
+  kir_store(k, chans, kb->out, kir_ref(k, c), kir_ref(k, kb->aux));
+  kir_store(k, chans, kb->out, kir_add(k, kir_int(k, p.x.c), kir_ref(k, c)), invstd);
+  return k;
+}
+
+static Kernel *running_stats(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  int64_t C = kb->node->shape.d[1];
+  int c;
+  KStmt *chans = kernel_loop(kb, k->body, "c", C, &c);
+  kir_store(k, chans, kb->out, kir_ref(k, c), kir_load(k, kb->in[0], kir_ref(k, c)));
+  KExpr *var = kir_binary(k, KB_ADD, kir_load(k, kb->in[1], kir_ref(k, c)), kir_float(k, kb->node->attr.bn.eps));
+  kir_store(k, chans, kb->out, kir_add(k, kir_int(k, C), kir_ref(k, c)),
+            kir_binary(k, KB_DIV, kir_float(k, 1), kir_unary(k, KU_SQRT, var)));
+  return k;
+}
+
+// running = (1 - m) running + m batch, with the unbiased batch variance; counts the batch.
+static Kernel *update_running(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;   // (stats, running_mean, running_var, num_batches_tracked)
+  Plane p = plane_of(n->in[0]->in[0]->shape);
+  double m = n->attr.bn.momentum, eps = n->attr.bn.eps;
+  int c;
+  KStmt *chans = kernel_loop(kb, k->body, "c", p.x.c, &c);
+  KExpr *invstd = invstd_of(k, kb->in[0], &p, kir_ref(k, c));
+  KExpr *var = kir_binary(k, KB_SUB, kir_binary(k, KB_DIV, kir_float(k, 1), kir_binary(k, KB_MUL, invstd, invstd)),
+                          kir_float(k, eps));
+  KExpr *unbiased = kir_binary(k, KB_MUL, var, kir_float(k, (double)p.count / (double)(p.count > 1 ? p.count - 1 : 1)));
+  KExpr *rm = kir_load(k, kb->in[1], kir_ref(k, c)), *rv = kir_load(k, kb->in[2], kir_ref(k, c));
+  KExpr *keep = kir_float(k, 1 - m), *take = kir_float(k, m);
+  kir_store(k, chans, kb->in[1], kir_ref(k, c), kir_binary(k, KB_ADD, kir_binary(k, KB_MUL, keep, rm),
+                                                            kir_binary(k, KB_MUL, take, mean_of(k, kb->in[0], kir_ref(k, c)))));
+  kir_store(k, chans, kb->in[2], kir_ref(k, c),
+            kir_binary(k, KB_ADD, kir_binary(k, KB_MUL, keep, rv), kir_binary(k, KB_MUL, take, unbiased)));
+  KStmt *first = kir_if(k, chans, kir_binary(k, KB_EQ, kir_ref(k, c), kir_int(k, 0)), NULL);
+  kir_store(k, first, kb->in[3], kir_int(k, 0), kir_add(k, kir_load(k, kb->in[3], kir_int(k, 0)), kir_int(k, 1)));
+  return k;
+}
+
+// xhat = (x - mean) * invstd, for a load of x at (n, c, px) from buffer x_buf.
+static KExpr *xhat(KernelBuilder *kb, const Plane *p, int x_buf, int stats_buf, KExpr *c, KExpr *n, KExpr *px) {
+  Kernel *k = kb->k;
+  KExpr *x = kir_load(k, x_buf, at(k, p, n, c, px));
+  return kir_binary(k, KB_MUL, kir_binary(k, KB_SUB, x, mean_of(k, stats_buf, c)), invstd_of(k, stats_buf, p, c));
+}
+
+// One pass over every element, per (n, c) plane: out = f(element).
+typedef KExpr *Elementwise(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px);
+
+static Kernel *per_element(KernelBuilder *kb, Shape s, Elementwise *f) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(s);
+  int nc, px;
+  KStmt *planes = kernel_loop(kb, k->body, "nc", s.n * s.c, &nc);
+  KExpr *n = kir_binary(k, KB_DIV, kir_ref(k, nc), kir_int(k, s.c));
+  KExpr *c = kir_binary(k, KB_MOD, kir_ref(k, nc), kir_int(k, s.c));
+  KStmt *pxs = kernel_loop(kb, planes, "p", p.hw, &px);
+  kir_store(k, pxs, kb->out, at(k, &p, n, c, kir_ref(k, px)), f(kb, &p, c, n, kir_ref(k, px)));
+  return k;
+}
+
+// y = xhat * gamma + beta   (x, stats, gamma, beta)
+static KExpr *apply_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  Kernel *k = kb->k;
+  KExpr *scaled = kir_binary(k, KB_MUL, xhat(kb, p, kb->in[0], kb->in[1], c, n, px), kir_load(k, kb->in[2], c));
+  return kir_binary(k, KB_ADD, scaled, kir_load(k, kb->in[3], c));
+}
+
+// dx = gamma invstd / M (M dy - dbeta - xhat dgamma)   (dy, x, stats, gamma, dgamma, dbeta)
+static KExpr *dx_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  Kernel *k = kb->k;
+  KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
+  KExpr *inner = kir_binary(k, KB_SUB, kir_binary(k, KB_MUL, kir_float(k, (double)p->count), dy), kir_load(k, kb->in[5], c));
+  inner = kir_binary(k, KB_SUB, inner, kir_binary(k, KB_MUL, xhat(kb, p, kb->in[1], kb->in[2], c, n, px), kir_load(k, kb->in[4], c)));
+  KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, kb->in[3], c), invstd_of(k, kb->in[2], p, c));
+  return kir_binary(k, KB_MUL, kir_binary(k, KB_DIV, scale, kir_float(k, (double)p->count)), inner);
+}
+
+// dx = dy gamma invstd, statistics constant   (dy, stats, gamma)
+static KExpr *dx_running_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  Kernel *k = kb->k;
+  KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
+  return kir_binary(k, KB_MUL, dy, kir_binary(k, KB_MUL, kir_load(k, kb->in[2], c), invstd_of(k, kb->in[1], p, c)));
+}
+
+static KExpr *term_dgamma(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  Kernel *k = kb->k;   // (dy, x, stats)
+  return kir_binary(k, KB_MUL, kir_load(k, kb->in[0], at(k, p, n, c, px)), xhat(kb, p, kb->in[1], kb->in[2], c, n, px));
+}
+
+static Kernel *channel_reduction(KernelBuilder *kb, Term *term) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(kb->node->in[0]->shape);
+  int c;
+  KStmt *chans = kernel_loop(kb, k->body, "c", p.x.c, &c);
+  int acc = channel_sum(kb, chans, &p, kir_ref(k, c), term, "acc");
+  kir_store(k, chans, kb->out, kir_ref(k, c), kir_ref(k, acc));
+  return k;
+}
+
+Kernel *kernel_norm(KernelBuilder *kb) {
+  const Node *n = kb->node;
+  switch (n->op) {
+  case OP_BN_STATS: return stats(kb);
+  case OP_BN_RUNNING_STATS: return running_stats(kb);
+  case OP_BN_UPDATE_RUNNING: return update_running(kb);
+  case OP_BN_APPLY: return per_element(kb, n->shape, apply_at);
+  case OP_BN_DGAMMA: return channel_reduction(kb, term_dgamma);
+  case OP_BN_DBETA: return channel_reduction(kb, term_x);
+  case OP_BN_DX: return per_element(kb, n->shape, dx_at);
+  default: return per_element(kb, n->shape, dx_running_at);
+  }
+}

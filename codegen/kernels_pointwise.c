@@ -1,0 +1,93 @@
+// kernels_pointwise.c: one output element per input element: activations and their
+// gradients, add, multiply (with the squeeze-excitation gate broadcast), dropout and
+// stochastic depth (masks from the step's seed), flatten and reshape (copies for now).
+#include "kir.h"
+
+static KExpr *load_at(KernelBuilder *kb, int input, KExpr *i) { return kir_load(kb->k, kb->in[input], i); }
+
+static KExpr *sigmoid(Kernel *k, KExpr *x) {
+  return kir_binary(k, KB_DIV, kir_float(k, 1), kir_binary(k, KB_ADD, kir_float(k, 1), kir_unary(k, KU_EXP, kir_unary(k, KU_NEG, x))));
+}
+
+static KExpr *where(Kernel *k, KExpr *cond, KExpr *v) { return kir_select(k, cond, v, kir_float(k, 0)); }
+
+// The index of a [N,C,1,1] gate for element i of a [N,C,H,W] tensor.
+static KExpr *gate_index(Kernel *k, Shape full, KExpr *i) { return kir_binary(k, KB_DIV, i, kir_int(k, full.h * full.w)); }
+
+// Element i of input `which`, broadcasting a per-channel gate.
+static KExpr *operand(KernelBuilder *kb, int which, KExpr *i) {
+  const Node *n = kb->node;
+  bool gate = shape_elems(n->in[which]->shape) < shape_elems(n->shape);
+  return load_at(kb, which, gate ? gate_index(kb->k, n->shape, i) : i);
+}
+
+// keep / (1 - p) for dropout (per element) and stochastic depth (per sample), else 0.
+static KExpr *mask(KernelBuilder *kb, int seed_input, KExpr *i) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  double p = n->attr.drop.p;
+  bool per_sample = n->op == OP_STOCHASTIC_DEPTH || n->op == OP_STOCHASTIC_DEPTH_GRAD;
+  KExpr *unit = per_sample ? kir_binary(k, KB_DIV, i, kir_int(k, shape_elems(n->shape) / n->shape.n)) : i;
+  KExpr *u = kernel_hash_uniform(kb, load_at(kb, seed_input, kir_int(k, 0)), load_at(kb, seed_input, kir_int(k, 1)),
+                                 n->attr.drop.salt, unit);
+  return kir_select(k, kir_binary(k, KB_LE, kir_float(k, p), u), kir_float(k, 1.0 / (1.0 - p)), kir_float(k, 0));
+}
+
+static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
+  Kernel *k = kb->k;
+  KExpr *x = load_at(kb, 0, i);
+  switch (kb->node->op) {
+  case OP_RELU: return kir_binary(k, KB_MAX, x, kir_float(k, 0));
+  case OP_RELU6: return kir_binary(k, KB_MIN, kir_binary(k, KB_MAX, x, kir_float(k, 0)), kir_float(k, 6));
+  case OP_SIGMOID: return sigmoid(k, x);
+  case OP_SILU: return kir_binary(k, KB_MUL, x, sigmoid(k, x));
+  case OP_RELU_GRAD: return where(k, kir_binary(k, KB_LT, kir_float(k, 0), load_at(kb, 1, i)), x);
+  case OP_RELU6_GRAD: {
+    KExpr *y = load_at(kb, 1, i);
+    return where(k, kir_binary(k, KB_AND, kir_binary(k, KB_LT, kir_float(k, 0), y), kir_binary(k, KB_LT, y, kir_float(k, 6))), x);
+  }
+  case OP_SIGMOID_GRAD: {
+    KExpr *y = load_at(kb, 1, i);
+    return kir_binary(k, KB_MUL, x, kir_binary(k, KB_MUL, y, kir_binary(k, KB_SUB, kir_float(k, 1), y)));
+  }
+  case OP_SILU_GRAD: {   // d/dx x s(x) = s (1 + x (1 - s))
+    KExpr *in = load_at(kb, 1, i), *s = sigmoid(k, in);
+    KExpr *d = kir_binary(k, KB_MUL, s, kir_binary(k, KB_ADD, kir_float(k, 1),
+                                                    kir_binary(k, KB_MUL, in, kir_binary(k, KB_SUB, kir_float(k, 1), s))));
+    return kir_binary(k, KB_MUL, x, d);
+  }
+  case OP_ADD: return kir_binary(k, KB_ADD, x, load_at(kb, 1, i));
+  case OP_MULTIPLY: return kir_binary(k, KB_MUL, operand(kb, 0, i), operand(kb, 1, i));
+  case OP_DROPOUT:
+  case OP_DROPOUT_GRAD:
+  case OP_STOCHASTIC_DEPTH:
+  case OP_STOCHASTIC_DEPTH_GRAD: return kir_binary(k, KB_MUL, x, mask(kb, 1, i));
+  default: return x;   // flatten, reshape, identity: a copy
+  }
+}
+
+// gate_grad(dy, x) -> [N,C,1,1]: the sum over each plane of dy * x.
+static Kernel *gate_grad(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Shape full = kb->node->in[0]->shape;
+  int64_t hw = full.h * full.w;
+  int nc, px;
+  KStmt *planes = kernel_loop(kb, k->body, "nc", full.n * full.c, &nc);
+  int acc = kir_var(k, "acc", KT_F32);
+  kir_assign(k, planes, acc, kir_float(k, 0));
+  KStmt *pxs = kernel_loop(kb, planes, "p", hw, &px);
+  KExpr *at = kir_add(k, kir_mul(k, kir_ref(k, nc), kir_int(k, hw)), kir_ref(k, px));
+  kir_assign(k, pxs, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, load_at(kb, 0, at), load_at(kb, 1, at))));
+  kir_store(k, planes, kb->out, kir_ref(k, nc), kir_ref(k, acc));
+  return k;
+}
+
+Kernel *kernel_pointwise(KernelBuilder *kb) {
+  if (kb->node->op == OP_GATE_GRAD)
+    return gate_grad(kb);
+  Kernel *k = kb->k;
+  int i;
+  KStmt *all = kernel_loop(kb, k->body, "i", shape_elems(kb->node->shape), &i);
+  kir_store(k, all, kb->out, kir_ref(k, i), value_at(kb, kir_ref(k, i)));
+  return k;
+}

@@ -1,0 +1,129 @@
+// kir_print.c: a kernel as C-like text, so a user can read what tlc generated. The CUDA
+// lowering prints the same statements with CUDA's thread indexing around them.
+#include "kir.h"
+
+#include <math.h>
+
+static const char *const unary_names[KU_COUNT] = {"-", "expf", "logf", "sqrtf", "fabsf", "!"};
+static const char *const binary_names[KB_COUNT] = {"+", "-", "*", "/", "fminf", "fmaxf", "%",
+                                                   "<", "<=", "==", "!=", "&&", "||", "^", ">>"};
+
+static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
+  switch (e->kind) {
+  case KX_CONST:
+    if (e->type == KT_F32 && isinf(e->f))
+      fputs(e->f < 0 ? "-INFINITY" : "INFINITY", out);
+    else if (e->type == KT_F32)
+      fprintf(out, "%.9gf", e->f);
+    else
+      fprintf(out, "%lld", (long long)e->i);
+    return;
+  case KX_VAR: fputs(k->vars[e->var].name, out); return;
+  case KX_LOAD:
+    fprintf(out, "b%d[", e->buf);
+    print_expr(out, k, e->a);
+    fputc(']', out);
+    return;
+  case KX_UNARY:
+    fprintf(out, "%s(", unary_names[e->op]);
+    print_expr(out, k, e->a);
+    fputc(')', out);
+    return;
+  case KX_BINARY:
+    if ((e->op == KB_MIN || e->op == KB_MAX) && e->type == KT_F32) {
+      fprintf(out, "%s(", binary_names[e->op]);
+      print_expr(out, k, e->a);
+      fputs(", ", out);
+      print_expr(out, k, e->b);
+      fputc(')', out);
+      return;
+    }
+    fputc('(', out);
+    print_expr(out, k, e->a);
+    if (e->op == KB_MIN || e->op == KB_MAX)   // integer min/max
+      fprintf(out, " %s ", e->op == KB_MIN ? "<?" : ">?");
+    else
+      fprintf(out, " %s ", binary_names[e->op]);
+    print_expr(out, k, e->b);
+    fputc(')', out);
+    return;
+  case KX_SELECT:
+    fputc('(', out);
+    print_expr(out, k, e->a);
+    fputs(" ? ", out);
+    print_expr(out, k, e->b);
+    fputs(" : ", out);
+    print_expr(out, k, e->c);
+    fputc(')', out);
+    return;
+  case KX_CAST:
+    fprintf(out, "(%s)", e->type == KT_F32 ? "float" : e->type == KT_I64 ? "int64_t" : "bool");
+    print_expr(out, k, e->a);
+    return;
+  }
+}
+
+static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth);
+
+static void print_block(FILE *out, const Kernel *k, const KStmt *block, int depth) {
+  for (int i = 0; i < block->nbody; i++)
+    print_stmt(out, k, block->body[i], depth);
+}
+
+static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
+  fprintf(out, "%*s", 2 * depth, "");
+  switch (s->kind) {
+  case KS_FOR: {
+    const char *v = k->vars[s->var].name;
+    fprintf(out, "for (int64_t %s = ", v);
+    print_expr(out, k, s->lo);
+    fprintf(out, "; %s < ", v);
+    print_expr(out, k, s->hi);
+    fprintf(out, "; %s++) {%s\n", v, s->parallel ? "  // parallel" : "");
+    print_block(out, k, s, depth + 1);
+    fprintf(out, "%*s}\n", 2 * depth, "");
+    return;
+  }
+  case KS_ASSIGN:
+    fprintf(out, "%s = ", k->vars[s->var].name);
+    print_expr(out, k, s->value);
+    fputs(";\n", out);
+    return;
+  case KS_STORE:
+    fprintf(out, "b%d[", s->buf);
+    print_expr(out, k, s->index);
+    fputs("] = ", out);
+    print_expr(out, k, s->value);
+    fputs(";\n", out);
+    return;
+  case KS_IF:
+    fputs("if (", out);
+    print_expr(out, k, s->value);
+    fputs(") {\n", out);
+    print_block(out, k, s, depth + 1);
+    if (s->orelse) {
+      fprintf(out, "%*s} else {\n", 2 * depth, "");
+      print_block(out, k, s->orelse, depth + 1);
+    }
+    fprintf(out, "%*s}\n", 2 * depth, "");
+    return;
+  case KS_BLOCK:
+    fputs("{\n", out);
+    print_block(out, k, s, depth + 1);
+    fprintf(out, "%*s}\n", 2 * depth, "");
+    return;
+  }
+}
+
+void kir_print(FILE *out, const Kernel *k) {
+  fprintf(out, "// %s\n", k->comment);
+  for (int i = 0; i < k->nbufs; i++)
+    fprintf(out, "//   b%d: %s %s[%lld]%s\n", i, k->bufs[i].type == KT_F32 ? "float" : "int64_t", k->bufs[i].name,
+            (long long)k->bufs[i].elems, k->bufs[i].written ? " (written)" : "");
+  fprintf(out, "kernel %s {\n", k->name);
+  for (int i = 0; i < k->nvars; i++)
+    if (k->vars[i].type != KT_I64)
+      fprintf(out, "  %s %s;\n", k->vars[i].type == KT_F32 ? "float" : "bool", k->vars[i].name);
+  print_block(out, k, k->body, 1);
+  fputs("}\n", out);
+}

@@ -1,0 +1,120 @@
+// autodiff.c: reverse-mode differentiation of the step's forward nodes, one rule per op
+// (ggml's shape: a switch that adds gradient nodes to the same graph). A node gets a
+// gradient only when a trainable parameter lies at or below it, so nothing is computed
+// for a frozen prefix: no weight gradients, no input gradients.
+#include "tlc.h"
+
+Node *step_grad(const StepBuilder *b, const Node *n) { return n->id < b->ngrads ? b->grads[n->id] : NULL; }
+
+static bool needs(const StepBuilder *b, const Node *n) { return n && n->id < b->ngrads && b->needs_grad[n->id]; }
+
+// Adds g to the gradient of n; a tensor used twice gets the sum of both gradients.
+static void accumulate(StepBuilder *b, Node *n, Node *g) {
+  if (!needs(b, n))
+    return;
+  Node *old = b->grads[n->id];
+  b->grads[n->id] = old ? step_node(b, OP_ADD, n->shape, n->forward, 2, old, g) : g;
+}
+
+static Node *grad_op(StepBuilder *b, OpKind op, const Node *like, const Node *fwd, int nin, Node *x0, Node *x1) {
+  Node *n = step_node(b, op, like->shape, fwd->forward, nin, x0, x1);
+  n->attr = fwd->attr;
+  return n;
+}
+
+static void batchnorm_grad(StepBuilder *b, Node *y, Node *g) {
+  Node *x = y->in[0], *stats = y->in[1], *gamma = y->in[2], *beta = y->in[3];
+  Node *dgamma = grad_op(b, OP_BN_DGAMMA, gamma, y, 2, g, x);
+  dgamma->in[dgamma->nin++] = stats;
+  Node *dbeta = grad_op(b, OP_BN_DBETA, beta, y, 1, g, NULL);
+  accumulate(b, gamma, dgamma);
+  accumulate(b, beta, dbeta);
+  if (!needs(b, x))
+    return;
+  if (stats->op == OP_BN_STATS) {   // batch statistics: the gradient flows through them too
+    Node *dx = step_node(b, OP_BN_DX, x->shape, y->forward, 6, g, x, stats, gamma, dgamma, dbeta);
+    dx->attr = y->attr;
+    accumulate(b, x, dx);
+  } else {
+    Node *dx = step_node(b, OP_BN_DX_RUNNING, x->shape, y->forward, 3, g, stats, gamma);
+    accumulate(b, x, dx);
+  }
+}
+
+// multiply(a, b): equal shapes, or one side a per-channel gate [N,C,1,1].
+static void multiply_grad(StepBuilder *b, Node *y, Node *g) {
+  Node *l = y->in[0], *r = y->in[1];
+  for (int side = 0; side < 2; side++) {
+    Node *self = side ? r : l, *other = side ? l : r;
+    if (!needs(b, self))
+      continue;
+    bool gate = self->shape.h * self->shape.w < other->shape.h * other->shape.w;
+    Node *d = gate ? step_node(b, OP_GATE_GRAD, self->shape, y->forward, 2, g, other)
+                   : step_node(b, OP_MULTIPLY, self->shape, y->forward, 2, g, other);
+    accumulate(b, self, d);
+  }
+}
+
+static void node_grad(StepBuilder *b, Node *y, Node *g) {
+  Node *x = y->in[0];
+  switch (y->op) {
+  case OP_CONV2D:
+  case OP_LINEAR: {
+    bool conv = y->op == OP_CONV2D;
+    if (needs(b, x))
+      accumulate(b, x, grad_op(b, conv ? OP_CONV2D_DX : OP_LINEAR_DX, x, y, 2, g, y->in[1]));
+    if (needs(b, y->in[1]))
+      accumulate(b, y->in[1], grad_op(b, conv ? OP_CONV2D_DW : OP_LINEAR_DW, y->in[1], y, 2, g, x));
+    if (y->nin == 3 && needs(b, y->in[2]))
+      accumulate(b, y->in[2], grad_op(b, OP_BIAS_GRAD, y->in[2], y, 1, g, NULL));
+    break;
+  }
+  case OP_BN_APPLY: batchnorm_grad(b, y, g); break;
+  case OP_RELU: accumulate(b, x, grad_op(b, OP_RELU_GRAD, x, y, 2, g, y)); break;
+  case OP_RELU6: accumulate(b, x, grad_op(b, OP_RELU6_GRAD, x, y, 2, g, y)); break;
+  case OP_SIGMOID: accumulate(b, x, grad_op(b, OP_SIGMOID_GRAD, x, y, 2, g, y)); break;
+  case OP_SILU: accumulate(b, x, grad_op(b, OP_SILU_GRAD, x, y, 2, g, x)); break;
+  case OP_MAXPOOL: accumulate(b, x, grad_op(b, OP_MAXPOOL_GRAD, x, y, 2, g, x)); break;
+  case OP_AVGPOOL: accumulate(b, x, grad_op(b, OP_AVGPOOL_GRAD, x, y, 1, g, NULL)); break;
+  case OP_GLOBAL_AVG_POOL: accumulate(b, x, grad_op(b, OP_GLOBAL_AVG_POOL_GRAD, x, y, 1, g, NULL)); break;
+  case OP_FLATTEN: accumulate(b, x, grad_op(b, OP_RESHAPE, x, y, 1, g, NULL)); break;
+  case OP_DROPOUT: accumulate(b, x, grad_op(b, OP_DROPOUT_GRAD, x, y, 2, g, y->in[1])); break;
+  case OP_STOCHASTIC_DEPTH: accumulate(b, x, grad_op(b, OP_STOCHASTIC_DEPTH_GRAD, x, y, 2, g, y->in[1])); break;
+  case OP_ADD:
+    accumulate(b, x, g);
+    accumulate(b, y->in[1], g);
+    break;
+  case OP_MULTIPLY: multiply_grad(b, y, g); break;
+  default: break;   // parameters, statistics, the input: nothing below them
+  }
+}
+
+// A node needs a gradient when it is a trainable parameter or an input of it does.
+static void mark_needs(StepBuilder *b, int nforward) {
+  for (int i = 0; i < nforward; i++) {
+    const Node *n = b->g->nodes[i];
+    bool need = n->op == OP_PARAM && !n->param->buffer && !n->param->frozen;
+    if (n->op == OP_BN_STATS || n->op == OP_BN_RUNNING_STATS || n->op == OP_BN_UPDATE_RUNNING)
+      need = false;   // statistics are differentiated inside the batchnorm rule
+    else
+      for (int j = 0; j < n->nin; j++)
+        need |= b->needs_grad[n->in[j]->id];
+    b->needs_grad[i] = need;
+  }
+}
+
+void autodiff(StepBuilder *b, Node *logits, Node *dlogits) {
+  int nforward = b->g->n - 1;   // everything before dlogits
+  b->ngrads = nforward;
+  b->grads = arena_alloc(b->arena, sizeof(Node *) * (size_t)(nforward + 1));
+  b->needs_grad = arena_alloc(b->arena, sizeof(bool) * (size_t)(nforward + 1));
+  mark_needs(b, nforward);
+  if (!needs(b, logits))
+    return;   // everything is frozen: the step only evaluates
+  b->grads[logits->id] = dlogits;
+  for (int i = nforward - 1; i >= 0; i--) {
+    Node *y = b->g->nodes[i];
+    if (b->grads[i] && b->needs_grad[i])
+      node_grad(b, y, b->grads[i]);
+  }
+}

@@ -1,0 +1,449 @@
+// checkpoint.cc: checkpoints as FlatBuffers (schema and field meanings: checkpoint.fbs).
+//
+// Contract (declared in tlcrt.h, section "checkpoint.cc"):
+// - tlc_checkpoint_save writes "path.tmp.<pid>", fsyncs it and renames it over path, so
+//   readers see the old file or the new one, never a torn one; on failure the temporary
+//   file is removed and the old file is untouched.
+// - tlc_checkpoint_load runs the FlatBuffers Verifier before reading a field, so a truncated
+//   or corrupt file is refused and never read out of bounds; it then checks the identifier,
+//   the version, the graph fingerprint and every tensor's name and shape, and only when all
+//   of that holds copies anything into the caller's memory.
+//
+// This is the runtime's only C++ file, because FlatBuffers' builder and verifier are C++.
+// Nothing C++ crosses the C boundary: both entry points catch every exception (in practice
+// std::bad_alloc) and turn it into a TlcError. It needs FlatBuffers' headers only (no
+// libflatbuffers), so trainers stay self-contained.
+#include "tlcrt.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "checkpoint_generated.h"
+
+namespace {
+
+namespace fb = flatbuffers;
+using tlc::ckpt::Checkpoint;
+using tlc::ckpt::Tensor;
+
+constexpr uint32_t kVersion = 1;
+constexpr int kMaxDims = 4;
+constexpr int kRngWords = 2;
+// The Verifier asserts size < FLATBUFFERS_MAX_BUFFER_SIZE (2 GiB - 1), so both sides stop here.
+constexpr uint64_t kMaxBytes = FLATBUFFERS_MAX_BUFFER_SIZE - 1;
+
+static_assert(sizeof(TlcCheckpointInfo::rng) == kRngWords * sizeof(uint64_t),
+              "TlcCheckpointInfo.rng and the rng words stored in the file differ");
+
+// "[64,3,7,7]", the form every shape error uses.
+std::string shape_string(const int64_t *shape, size_t dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims; i++) {
+    if (i) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+// prod(shape), or -1 if a dimension is negative or the product leaves int64.
+int64_t element_count(const int64_t *shape, size_t dims) {
+  int64_t count = 1;
+  for (size_t i = 0; i < dims; i++) {
+    if (shape[i] < 0) return -1;
+    if (shape[i] != 0 && count > INT64_MAX / shape[i]) return -1;
+    count *= shape[i];
+  }
+  return count;
+}
+
+// The 64-bit finaliser of splitmix64: spreads every input bit over the whole result.
+uint64_t mix64(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t fnv1a(uint64_t h, const void *bytes, size_t n) {
+  const unsigned char *p = static_cast<const unsigned char *>(bytes);
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+// Fingerprint of one tensor: its name (with the terminator, so "ab"+[1] and "a"+... differ),
+// its rank and each dimension as 8 little-endian bytes, whatever the host.
+// A malformed entry (no name, rank out of range) still hashes; save and load refuse it.
+uint64_t tensor_hash(const TlcTensorRef &t) {
+  const char *name = t.name ? t.name : "";
+  int dims = t.dims < 0 ? 0 : t.dims > kMaxDims ? kMaxDims : t.dims;
+  uint64_t h = fnv1a(0xcbf29ce484222325ULL, name, strlen(name) + 1);
+  unsigned char le[8];
+  for (int d = -1; d < dims; d++) {
+    uint64_t v = d < 0 ? static_cast<uint64_t>(dims) : static_cast<uint64_t>(t.shape[d]);
+    for (int b = 0; b < 8; b++) le[b] = static_cast<unsigned char>(v >> (8 * b));
+    h = fnv1a(h, le, sizeof le);
+  }
+  return h;
+}
+
+// Checks the caller's tensor list: names present and unique, shapes sane, data present.
+int check_refs(const char *path, const TlcTensorRef *tensors, int n, TlcError *err) {
+  if (n < 0 || (n > 0 && !tensors)) return tlc_fail(err, "%s: no tensor list given", path);
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; i++) {
+    const TlcTensorRef &t = tensors[i];
+    if (!t.name || !*t.name) return tlc_fail(err, "%s: tensor %d has no name", path, i);
+    if (!seen.insert(t.name).second)
+      return tlc_fail(err, "%s: tensor '%s' is listed twice", path, t.name);
+    if (t.dims < 0 || t.dims > kMaxDims)
+      return tlc_fail(err, "%s: tensor '%s' has %d dimensions (0 to %d allowed)", path, t.name,
+                      t.dims, kMaxDims);
+    int64_t count = element_count(t.shape, static_cast<size_t>(t.dims));
+    if (count < 0 || static_cast<uint64_t>(count) > kMaxBytes / sizeof(float))
+      return tlc_fail(err, "%s: tensor '%s' has an impossible shape %s", path, t.name,
+                      shape_string(t.shape, static_cast<size_t>(t.dims)).c_str());
+    if (count > 0 && !t.data) return tlc_fail(err, "%s: tensor '%s' has no data", path, t.name);
+  }
+  return 0;
+}
+
+//
+// Saving
+//
+
+// An upper bound on the buffer size: each string and vector costs its bytes, a length word
+// and at most 8 bytes of padding; a table with its vtable and offset stays under 64 bytes.
+uint64_t size_bound(const TlcCheckpointInfo *info, const TlcTensorRef *tensors, int n) {
+  uint64_t bytes = 256 + (info->graph ? strlen(info->graph) : 0);
+  for (int i = 0; i < n; i++) {
+    const TlcTensorRef &t = tensors[i];
+    uint64_t count = static_cast<uint64_t>(element_count(t.shape, static_cast<size_t>(t.dims)));
+    bytes += 64 + (strlen(t.name) + 16) + (8 * static_cast<uint64_t>(t.dims) + 16) +
+             (4 * count + 16);
+  }
+  return bytes;
+}
+
+fb::Offset<Tensor> build_tensor(fb::FlatBufferBuilder &fbb, const TlcTensorRef &t) {
+  auto name = fbb.CreateString(t.name);
+  auto shape = fbb.CreateVector(t.shape, static_cast<size_t>(t.dims));
+  size_t count = static_cast<size_t>(element_count(t.shape, static_cast<size_t>(t.dims)));
+  auto data = fbb.CreateVector(t.data, count);
+  return tlc::ckpt::CreateTensor(fbb, name, shape, data);
+}
+
+void build_checkpoint(fb::FlatBufferBuilder &fbb, const TlcCheckpointInfo *info,
+                      const TlcTensorRef *tensors, int n) {
+  // The builder writes back to front, so what is created first ends the file. The rng vector
+  // (16 bytes, no padding) goes first: then the file's last byte belongs to a field the
+  // Verifier checks, and cutting even one byte off the end is detected.
+  auto rng = fbb.CreateVector(info->rng, kRngWords);
+  std::vector<fb::Offset<Tensor>> offsets;
+  offsets.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; i++) offsets.push_back(build_tensor(fbb, tensors[i]));
+  auto list = fbb.CreateVector(offsets);
+  auto graph = fbb.CreateString(info->graph ? info->graph : "");
+  auto root = tlc::ckpt::CreateCheckpoint(fbb, kVersion, graph, info->graph_hash, info->epoch,
+                                          info->step, rng, info->best_metric, list);
+  tlc::ckpt::FinishCheckpointBuffer(fbb, root);
+}
+
+int write_all(int fd, const uint8_t *bytes, size_t size) {
+  while (size > 0) {
+    ssize_t w = write(fd, bytes, size);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -1;
+    bytes += w;
+    size -= static_cast<size_t>(w);
+  }
+  return 0;
+}
+
+// Makes the rename itself durable. Best effort: some file systems refuse fsync on a
+// directory, and by then the new checkpoint is complete either way.
+void sync_parent_dir(const char *path) {
+  std::string dir = path;
+  size_t slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+// Writes the bytes to "path.tmp.<pid>" and renames that over path. The pid keeps two
+// trainers writing the same checkpoint from sharing a temporary file.
+int write_atomically(const char *path, const uint8_t *bytes, size_t size, TlcError *err) {
+  std::string tmp = std::string(path) + ".tmp." + std::to_string(static_cast<long>(getpid()));
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
+    return tlc_fail(err, "%s: cannot create %s: %s", path, tmp.c_str(), strerror(errno));
+  const char *what = "write";
+  int failed = write_all(fd, bytes, size);
+  if (!failed) {
+    what = "sync";
+    failed = fsync(fd);
+  }
+  int saved = errno;
+  if (close(fd) != 0 && !failed) {
+    what = "close";
+    failed = -1;
+    saved = errno;
+  }
+  if (!failed && rename(tmp.c_str(), path) != 0) {
+    what = "rename";
+    failed = -1;
+    saved = errno;
+  }
+  if (failed) {
+    unlink(tmp.c_str());
+    return tlc_fail(err, "%s: cannot %s %s: %s", path, what, tmp.c_str(), strerror(saved));
+  }
+  sync_parent_dir(path);
+  return 0;
+}
+
+int save(const char *path, const TlcCheckpointInfo *info, const TlcTensorRef *tensors, int n,
+         TlcError *err) {
+  if (!info) return tlc_fail(err, "%s: no checkpoint info given", path);
+  if (check_refs(path, tensors, n, err)) return -1;
+  uint64_t bound = size_bound(info, tensors, n);
+  if (bound > kMaxBytes)
+    return tlc_fail(err, "%s: the checkpoint would take about %" PRIu64 " bytes, more than "
+                    "FlatBuffers' 2 GiB limit", path, bound);
+  fb::FlatBufferBuilder fbb(static_cast<size_t>(bound));
+  build_checkpoint(fbb, info, tensors, n);
+  return write_atomically(path, fbb.GetBufferPointer(), fbb.GetSize(), err);
+}
+
+//
+// Loading
+//
+
+struct FreeDeleter {
+  void operator()(uint8_t *p) const { free(p); }
+};
+using Bytes = std::unique_ptr<uint8_t, FreeDeleter>;
+
+// Reads the whole file into malloc'd memory (aligned for every scalar the Verifier checks).
+int read_file(const char *path, Bytes *out, size_t *size_out, TlcError *err) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tlc_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int saved = errno;
+    close(fd);
+    return tlc_fail(err, "%s: cannot stat: %s", path, strerror(saved));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return tlc_fail(err, "%s: not a regular file", path);
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxBytes) {
+    close(fd);
+    return tlc_fail(err, "%s: not a tlc checkpoint (%" PRIu64 " bytes, beyond the 2 GiB "
+                    "FlatBuffers limit)", path, static_cast<uint64_t>(st.st_size));
+  }
+  size_t size = static_cast<size_t>(st.st_size), got = 0;
+  Bytes bytes(static_cast<uint8_t *>(malloc(size ? size : 1)));
+  if (!bytes) {
+    close(fd);
+    return tlc_fail(err, "%s: out of memory reading %zu bytes", path, size);
+  }
+  while (got < size) {
+    ssize_t r = read(fd, bytes.get() + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int saved = errno;
+      close(fd);
+      return tlc_fail(err, "%s: cannot read: %s", path, strerror(saved));
+    }
+    if (r == 0) break;  // shrank while we read: verification judges what is there
+    got += static_cast<size_t>(r);
+  }
+  close(fd);
+  *out = std::move(bytes);
+  *size_out = got;
+  return 0;
+}
+
+// Identifier, structure (every offset and length in bounds), version, rng size.
+int verify(const char *path, const uint8_t *bytes, size_t size, TlcError *err) {
+  bool has_id = size >= sizeof(fb::uoffset_t) + fb::kFileIdentifierLength;
+  if (has_id && !tlc::ckpt::CheckpointBufferHasIdentifier(bytes))
+    return tlc_fail(err, "%s: not a tlc checkpoint (bad identifier)", path);
+  fb::Verifier verifier(bytes, size, fb::Verifier::Options());
+  if (!has_id || !tlc::ckpt::VerifyCheckpointBuffer(verifier))
+    return tlc_fail(err, "%s: truncated or corrupt (verification failed, %zu bytes)", path, size);
+  const Checkpoint *ck = tlc::ckpt::GetCheckpoint(bytes);
+  if (ck->version() != kVersion)
+    return tlc_fail(err, "%s: checkpoint format version %u, this trainer reads version %u",
+                    path, ck->version(), kVersion);
+  size_t rng_words = ck->rng() ? ck->rng()->size() : 0;
+  if (rng_words != kRngWords)
+    return tlc_fail(err, "%s: corrupt checkpoint (rng state of %zu words, %d expected)", path,
+                    rng_words, kRngWords);
+  return 0;
+}
+
+size_t tensor_count(const Checkpoint *ck) { return ck->tensors() ? ck->tensors()->size() : 0; }
+
+int64_t file_dims(const Tensor *t) { return t->shape() ? t->shape()->size() : 0; }
+
+bool same_shape(const Tensor *ft, const TlcTensorRef &t) {
+  if (file_dims(ft) != t.dims) return false;
+  for (int d = 0; d < t.dims; d++)
+    if (ft->shape()->Get(static_cast<fb::uoffset_t>(d)) != t.shape[d]) return false;
+  return true;
+}
+
+std::string file_shape_string(const Tensor *ft) {
+  std::vector<int64_t> shape;
+  for (int64_t d = 0; d < file_dims(ft); d++)
+    shape.push_back(ft->shape()->Get(static_cast<fb::uoffset_t>(d)));
+  return shape_string(shape.data(), shape.size());
+}
+
+// Pairs every caller tensor with the file's tensor of the same name (found[i]), reporting
+// the first caller tensor that is missing or shaped differently, then the first file
+// tensor nobody asked for.
+int match_tensors(const char *path, const Checkpoint *ck, const TlcTensorRef *tensors, int n,
+                  std::vector<const Tensor *> *found, TlcError *err) {
+  size_t count = tensor_count(ck);
+  std::unordered_map<std::string_view, size_t> by_name;
+  by_name.reserve(count);
+  for (size_t j = 0; j < count; j++) {
+    const fb::String *name = ck->tensors()->Get(static_cast<fb::uoffset_t>(j))->name();
+    if (!by_name.emplace(std::string_view(name->c_str(), name->size()), j).second)
+      return tlc_fail(err, "%s: corrupt checkpoint (tensor '%s' appears twice)", path,
+                      name->c_str());
+  }
+  std::vector<bool> used(count, false);
+  for (int i = 0; i < n; i++) {
+    const TlcTensorRef &t = tensors[i];
+    auto it = by_name.find(t.name);
+    if (it == by_name.end()) return tlc_fail(err, "%s: tensor '%s' is missing", path, t.name);
+    const Tensor *ft = ck->tensors()->Get(static_cast<fb::uoffset_t>(it->second));
+    if (!same_shape(ft, t))
+      return tlc_fail(err, "%s: tensor '%s' has shape %s in the checkpoint, %s here", path,
+                      t.name, file_shape_string(ft).c_str(),
+                      shape_string(t.shape, static_cast<size_t>(t.dims)).c_str());
+    size_t values = ft->data() ? ft->data()->size() : 0;
+    int64_t want = element_count(t.shape, static_cast<size_t>(t.dims));
+    if (static_cast<int64_t>(values) != want)
+      return tlc_fail(err, "%s: corrupt checkpoint (tensor '%s' holds %zu values, its shape "
+                      "needs %" PRId64 ")", path, t.name, values, want);
+    used[it->second] = true;
+    (*found)[static_cast<size_t>(i)] = ft;
+  }
+  for (size_t j = 0; j < count; j++)
+    if (!used[j])
+      return tlc_fail(err, "%s: unexpected tensor '%s'", path,
+                      ck->tensors()->Get(static_cast<fb::uoffset_t>(j))->name()->c_str());
+  return 0;
+}
+
+// A different fingerprint under a different name is another model: say so first. Under the
+// same name (a changed class count, say) the tensor comparison names the actual difference,
+// which says more; this is the fallback when it finds none.
+int check_graph(const char *path, const Checkpoint *ck, const TlcCheckpointInfo *info,
+                bool tensors_differ, TlcError *err) {
+  if (ck->graph_hash() == info->graph_hash) return 0;
+  const char *theirs = ck->graph() ? ck->graph()->c_str() : "";
+  const char *mine = info->graph ? info->graph : "";
+  if (strcmp(theirs, mine) != 0 || !tensors_differ)
+    return tlc_fail(err, "%s: checkpoint of graph '%s', this trainer is '%s' (parameter "
+                    "fingerprints %016" PRIx64 " and %016" PRIx64 " differ)", path, theirs,
+                    mine, ck->graph_hash(), info->graph_hash);
+  return 0;
+}
+
+void copy_tensor(const Tensor *ft, const TlcTensorRef &t) {
+  const fb::Vector<float> *v = ft->data();
+  if (!v || v->size() == 0) return;
+#if FLATBUFFERS_LITTLEENDIAN
+  memcpy(t.data, v->data(), v->size() * sizeof(float));
+#else
+  for (fb::uoffset_t k = 0; k < v->size(); k++) t.data[k] = v->Get(k);
+#endif
+}
+
+void fill_info(const Checkpoint *ck, TlcCheckpointInfo *info) {
+  // Owned here so that info->graph outlives the file buffer; see tlcrt.h for its lifetime.
+  static thread_local std::string graph;
+  graph = ck->graph() ? ck->graph()->str() : "";
+  info->graph = graph.c_str();
+  info->graph_hash = ck->graph_hash();
+  info->epoch = ck->epoch();
+  info->step = ck->step();
+  for (int k = 0; k < kRngWords; k++)
+    info->rng[k] = ck->rng()->Get(static_cast<fb::uoffset_t>(k));
+  info->best_metric = ck->best_metric();
+}
+
+int load(const char *path, TlcCheckpointInfo *info, const TlcTensorRef *tensors, int n,
+         TlcError *err) {
+  if (!info) return tlc_fail(err, "%s: no checkpoint info given", path);
+  if (check_refs(path, tensors, n, err)) return -1;
+  Bytes bytes;
+  size_t size = 0;
+  if (read_file(path, &bytes, &size, err) || verify(path, bytes.get(), size, err)) return -1;
+  const Checkpoint *ck = tlc::ckpt::GetCheckpoint(bytes.get());
+  std::vector<const Tensor *> found(static_cast<size_t>(n));
+  TlcError mismatch;
+  bool differ = match_tensors(path, ck, tensors, n, &found, &mismatch) != 0;
+  if (check_graph(path, ck, info, differ, err)) return -1;
+  if (differ) {
+    *err = mismatch;
+    return -1;
+  }
+  for (int i = 0; i < n; i++) copy_tensor(found[static_cast<size_t>(i)], tensors[i]);
+  fill_info(ck, info);
+  return 0;
+}
+
+}  // namespace
+
+extern "C" uint64_t tlc_checkpoint_graph_hash(const TlcTensorRef *tensors, int n) {
+  // A sum of per-tensor hashes, because tensors are matched by name: the order in which a
+  // trainer lists them must not change its fingerprint.
+  uint64_t sum = static_cast<uint64_t>(n);
+  for (int i = 0; i < n; i++) sum += mix64(tensor_hash(tensors[i]));
+  return mix64(sum);
+}
+
+extern "C" int tlc_checkpoint_save(const char *path, const TlcCheckpointInfo *info,
+                                   const TlcTensorRef *tensors, int n, TlcError *err) {
+  try {
+    return save(path, info, tensors, n, err);
+  } catch (const std::bad_alloc &) {
+    return tlc_fail(err, "%s: out of memory building the checkpoint", path);
+  } catch (...) {
+    return tlc_fail(err, "%s: internal error building the checkpoint", path);
+  }
+}
+
+extern "C" int tlc_checkpoint_load(const char *path, TlcCheckpointInfo *info_out,
+                                   const TlcTensorRef *tensors, int n, TlcError *err) {
+  try {
+    return load(path, info_out, tensors, n, err);
+  } catch (const std::bad_alloc &) {
+    return tlc_fail(err, "%s: out of memory reading the checkpoint", path);
+  } catch (...) {
+    return tlc_fail(err, "%s: internal error reading the checkpoint", path);
+  }
+}

@@ -1,0 +1,181 @@
+// test_kir_llvm.c: kernels built in the kernel IR, lowered through LLVM into a shared
+// object, loaded with dlopen and run in chunks (as the thread pool runs them); results
+// are compared with plain C written here.
+//
+// usage: test_kir_llvm SCRATCH_DIR
+#include "check.h"
+#include "kir.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef void KernelFn(void *const *bufs, int64_t begin, int64_t end);
+
+enum { N = 1003, M = 37, K = 29, NC = 41 };
+
+// y[i] = max(2 x[i] - 1, 0)
+static Kernel *scale_relu(Arena *a) {
+  Kernel *k = kir_kernel(a, "scale_relu", "y = relu(2x - 1)");
+  int x = kir_buf(k, "x", KT_F32, N), y = kir_buf(k, "y", KT_F32, N);
+  int i = kir_var(k, "i", KT_I64);
+  KStmt *loop = kir_for(k, k->body, i, kir_int(k, 0), kir_int(k, N), true);
+  KExpr *v = kir_binary(k, KB_SUB, kir_binary(k, KB_MUL, kir_load(k, x, kir_ref(k, i)), kir_float(k, 2)), kir_float(k, 1));
+  kir_store(k, loop, y, kir_ref(k, i), kir_binary(k, KB_MAX, v, kir_float(k, 0)));
+  return k;
+}
+
+// c[M,NC] = a[M,K] b[K,NC], one row per parallel iteration
+static Kernel *matmul(Arena *a) {
+  Kernel *k = kir_kernel(a, "matmul", "c = a b");
+  int A = kir_buf(k, "a", KT_F32, M * K), B = kir_buf(k, "b", KT_F32, K * NC), C = kir_buf(k, "c", KT_F32, M * NC);
+  int i = kir_var(k, "i", KT_I64), j = kir_var(k, "j", KT_I64), kk = kir_var(k, "k", KT_I64);
+  int acc = kir_var(k, "acc", KT_F32);
+  KStmt *rows = kir_for(k, k->body, i, kir_int(k, 0), kir_int(k, M), true);
+  KStmt *cols = kir_for(k, rows, j, kir_int(k, 0), kir_int(k, NC), false);
+  kir_assign(k, cols, acc, kir_float(k, 0));
+  KStmt *red = kir_for(k, cols, kk, kir_int(k, 0), kir_int(k, K), false);
+  KExpr *av = kir_load(k, A, kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, K)), kir_ref(k, kk)));
+  KExpr *bv = kir_load(k, B, kir_add(k, kir_mul(k, kir_ref(k, kk), kir_int(k, NC)), kir_ref(k, j)));
+  kir_assign(k, red, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, av, bv)));
+  kir_store(k, cols, C, kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, NC)), kir_ref(k, j)), kir_ref(k, acc));
+  return k;
+}
+
+// Per row: loss = logsumexp(x) - x[label]; also counts (as 1.0/0.0) whether the label is
+// the arg-max, exercising int64 buffers, exp/log, if/else and casts.
+static Kernel *xent(Arena *a) {
+  Kernel *k = kir_kernel(a, "xent", "cross-entropy per row");
+  int x = kir_buf(k, "logits", KT_F32, M * NC), lab = kir_buf(k, "labels", KT_I64, M);
+  int loss = kir_buf(k, "loss", KT_F32, M), hit = kir_buf(k, "hit", KT_F32, M);
+  int r = kir_var(k, "r", KT_I64), c = kir_var(k, "c", KT_I64), best = kir_var(k, "best", KT_I64);
+  int mx = kir_var(k, "mx", KT_F32), sum = kir_var(k, "sum", KT_F32);
+  KStmt *rows = kir_for(k, k->body, r, kir_int(k, 0), kir_int(k, M), true);
+  KExpr *base = kir_mul(k, kir_ref(k, r), kir_int(k, NC));
+  kir_assign(k, rows, mx, kir_load(k, x, base));
+  kir_assign(k, rows, best, kir_int(k, 0));
+  KStmt *scan = kir_for(k, rows, c, kir_int(k, 1), kir_int(k, NC), false);
+  KExpr *xc = kir_load(k, x, kir_add(k, base, kir_ref(k, c)));
+  KStmt *orelse;
+  KStmt *better = kir_if(k, scan, kir_binary(k, KB_LT, kir_ref(k, mx), xc), &orelse);
+  kir_assign(k, better, mx, xc);
+  kir_assign(k, better, best, kir_ref(k, c));
+  kir_assign(k, orelse, mx, kir_ref(k, mx));
+  kir_assign(k, rows, sum, kir_float(k, 0));
+  KStmt *acc = kir_for(k, rows, c, kir_int(k, 0), kir_int(k, NC), false);
+  KExpr *shifted = kir_binary(k, KB_SUB, kir_load(k, x, kir_add(k, base, kir_ref(k, c))), kir_ref(k, mx));
+  kir_assign(k, acc, sum, kir_binary(k, KB_ADD, kir_ref(k, sum), kir_unary(k, KU_EXP, shifted)));
+  KExpr *label = kir_load(k, lab, kir_ref(k, r));
+  KExpr *xl = kir_load(k, x, kir_add(k, base, label));
+  KExpr *lse = kir_binary(k, KB_ADD, kir_ref(k, mx), kir_unary(k, KU_LOG, kir_ref(k, sum)));
+  kir_store(k, rows, loss, kir_ref(k, r), kir_binary(k, KB_SUB, lse, xl));
+  KExpr *is_best = kir_binary(k, KB_EQ, kir_ref(k, best), label);
+  kir_store(k, rows, hit, kir_ref(k, r), kir_cast(k, KT_F32, is_best));
+  return k;
+}
+
+static void run_chunks(KernelFn *fn, void *const *bufs, int64_t extent) {
+  int64_t cuts[] = {0, extent / 3, extent / 3 + 1, extent};
+  for (int c = 0; c < 3; c++)
+    fn(bufs, cuts[c], cuts[c + 1]);
+}
+
+static float *random_floats(int n, unsigned seed) {
+  float *v = malloc(sizeof(float) * (size_t)n);
+  srand(seed);
+  for (int i = 0; i < n; i++)
+    v[i] = (float)rand() / (float)RAND_MAX * 4.0f - 2.0f;
+  return v;
+}
+
+static void check_scale_relu(void *so) {
+  float *x = random_floats(N, 1), y[N];
+  void *bufs[] = {x, y};
+  run_chunks((KernelFn *)dlsym(so, "scale_relu"), bufs, N);
+  int bad = 0;
+  for (int i = 0; i < N; i++)
+    bad += y[i] != fmaxf(x[i] * 2.0f - 1.0f, 0.0f);
+  CHECK(bad == 0);
+  free(x);
+}
+
+static void check_matmul(void *so) {
+  float *a = random_floats(M * K, 2), *b = random_floats(K * NC, 3), c[M * NC];
+  void *bufs[] = {a, b, c};
+  run_chunks((KernelFn *)dlsym(so, "matmul"), bufs, M);
+  double worst = 0;
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < NC; j++) {
+      float want = 0;
+      for (int k = 0; k < K; k++)
+        want += a[i * K + k] * b[k * NC + j];
+      worst = fmax(worst, fabs((double)(c[i * NC + j] - want)));
+    }
+  CHECK(worst < 1e-4);
+  free(a);
+  free(b);
+}
+
+static void check_xent(void *so) {
+  float *x = random_floats(M * NC, 4), loss[M], hit[M];
+  int64_t labels[M];
+  for (int r = 0; r < M; r++)
+    labels[r] = (r * 7) % NC;
+  void *bufs[] = {x, labels, loss, hit};
+  run_chunks((KernelFn *)dlsym(so, "xent"), bufs, M);
+  int bad = 0;
+  for (int r = 0; r < M; r++) {
+    const float *row = x + r * NC;
+    int best = 0;
+    for (int c = 1; c < NC; c++)
+      best = row[c] > row[best] ? c : best;
+    double sum = 0;
+    for (int c = 0; c < NC; c++)
+      sum += exp((double)row[c] - row[best]);
+    double want = row[best] + log(sum) - row[labels[r]];
+    bad += fabs(want - loss[r]) > 1e-5 || hit[r] != (float)(best == labels[r]);
+  }
+  CHECK(bad == 0);
+  free(x);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2)
+    return 2;
+  const char *dir = argv[1];
+  mkdir(dir, 0755);
+  Arena *a = arena_new();
+  Kernel *kernels[] = {scale_relu(a), matmul(a), xent(a)};
+  char obj[4096], so_path[4096], ir[4096], cmd[16384];
+  snprintf(obj, sizeof obj, "%s/kernels.o", dir);
+  snprintf(so_path, sizeof so_path, "%s/kernels.so", dir);
+  snprintf(ir, sizeof ir, "%s/kernels.ll", dir);
+  const char *error = NULL;
+  int rc = kir_llvm_emit(kernels, 3, "native", obj, ir, a, &error);
+  if (rc)
+    fprintf(stderr, "%s\n", error);
+  CHECK(rc == 0);
+  snprintf(cmd, sizeof cmd, "cc -shared -o '%s' '%s'", so_path, obj);
+  CHECK(system(cmd) == 0);
+  void *so = dlopen(so_path, RTLD_NOW);
+  CHECK(so != NULL);
+  if (so) {
+    check_scale_relu(so);
+    check_matmul(so);
+    check_xent(so);
+  }
+  // The optimised IR vectorised the elementwise kernel.
+  snprintf(cmd, sizeof cmd, "grep -q '<[0-9]* x float>' '%s'", ir);
+  CHECK(system(cmd) == 0);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  kir_print(f, kernels[1]);
+  fclose(f);
+  CHECK(strstr(text, "kernel matmul {") && strstr(text, "acc = (acc + (b0[((i * 29) + k)] * b1[((k * 41) + j)]));"));
+  free(text);
+  arena_free(a);
+  return check_report();
+}
