@@ -1,0 +1,165 @@
+// gradcheck.c: checks the training step's gradients against finite differences. The
+// step graph of a small model is lowered to kernels, compiled through LLVM into a shared
+// object and run node by node (a test executor: the product runs the generated loop).
+// For sampled elements of every trainable parameter, the gradient the backward kernels
+// compute must match (L(p + h) - L(p - h)) / 2h of the mean loss the forward kernels
+// compute, with the same dropout masks (same seed).
+//
+// usage: gradcheck SCRATCH_DIR FILE.graph
+#include "check.h"
+#include "kir.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef void KernelFn(void *const *bufs, int64_t begin, int64_t end);
+
+typedef struct Exec {
+  const Graph *g;
+  void **buf;           // per node id: its tensor
+  KernelFn **fn;        // per node id: its kernel, or NULL
+  Kernel **kernel;
+} Exec;
+
+static uint64_t rng_state = 88172645463325252ull;
+static double uniform(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+// Side effects (optimizer, running statistics) are left out: the check differentiates
+// one forward pass.
+static bool skipped(const Node *n) { return n->writes_inputs; }
+
+static void run_node(Exec *x, const Node *n) {
+  if (!x->fn[n->id] || skipped(n))
+    return;
+  void *bufs[8];
+  for (int i = 0; i < n->nin; i++)
+    bufs[i] = x->buf[n->in[i]->id];
+  bufs[n->nin] = x->buf[n->id];
+  int64_t extent = kir_parallel_extent(x->kernel[n->id]);
+  x->fn[n->id](bufs, 0, extent / 2);   // two chunks, as two threads would run it
+  x->fn[n->id](bufs, extent / 2, extent);
+}
+
+static double mean_loss(Exec *x) {
+  for (int i = 0; i < x->g->n; i++)
+    if (x->g->nodes[i]->op != OP_XENT_GRAD)
+      run_node(x, x->g->nodes[i]);
+    else
+      break;   // the backward pass starts here
+  const float *loss = x->buf[x->g->loss->id];
+  double sum = 0;
+  for (int64_t i = 0; i < x->g->loss->shape.n; i++)
+    sum += loss[i];
+  return sum / (double)x->g->loss->shape.n;
+}
+
+static void fill_inputs(Exec *x) {
+  const Graph *g = x->g;
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = g->nodes[i];
+    int64_t elems = shape_elems(n->shape);
+    if (n->is_int) {
+      int64_t *v = x->buf[i];
+      for (int64_t e = 0; e < elems; e++)
+        v[e] = n->op == OP_LABELS ? (int64_t)(uniform() * (double)g->logits->shape.c) : 7 + e;
+      continue;
+    }
+    float *v = x->buf[i];
+    bool var = n->param && strstr(n->name, "running_var");
+    for (int64_t e = 0; e < elems && (n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_LR); e++)
+      v[e] = n->op == OP_LR ? 1.0f : var ? (float)(0.5 + uniform()) : (float)(uniform() * 2 - 1);
+  }
+}
+
+static Exec build(Arena *a, const Graph *g, const char *dir) {
+  Exec x = {.g = g};
+  x.buf = arena_alloc(a, sizeof(void *) * (size_t)g->n);
+  x.fn = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
+  x.kernel = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
+  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
+  int nk = 0;
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = g->nodes[i];
+    x.buf[i] = arena_alloc(a, (size_t)shape_elems(n->shape) * 8);
+    x.kernel[i] = kernel_for(a, n);
+    if (x.kernel[i])
+      all[nk++] = x.kernel[i];
+  }
+  char obj[4096], so[4096], cmd[9000];
+  snprintf(obj, sizeof obj, "%s/step.o", dir);
+  snprintf(so, sizeof so, "%s/step.so", dir);
+  const char *error;
+  if (kir_llvm_emit(all, nk, "native", obj, NULL, a, &error))
+    fatal("%s", error);
+  snprintf(cmd, sizeof cmd, "cc -shared -o '%s' '%s'", so, obj);
+  if (system(cmd) != 0)
+    fatal("linking %s failed", so);
+  void *lib = dlopen(so, RTLD_NOW);
+  if (!lib)
+    fatal("%s", dlerror());
+  for (int i = 0; i < g->n; i++)
+    if (x.kernel[i])
+      x.fn[i] = (KernelFn *)dlsym(lib, x.kernel[i]->name);
+  return x;
+}
+
+// Compares the computed gradient of a few elements of param with finite differences.
+static void check_param(Exec *x, const Node *param, const Node *grad) {
+  float *p = x->buf[param->id];
+  int64_t elems = shape_elems(param->shape);
+  int samples = elems < 4 ? (int)elems : 4;
+  for (int s = 0; s < samples; s++) {
+    int64_t e = (int64_t)(uniform() * (double)elems);
+    mean_loss(x);
+    for (int i = 0; i < x->g->n; i++)   // the whole step: forward and backward
+      run_node(x, x->g->nodes[i]);
+    double analytic = ((float *)x->buf[grad->id])[e];
+    float saved = p[e];
+    const float h = 3e-3f;   // small enough that no relu or max switches inside [p - h, p + h]
+    p[e] = saved + h;
+    double up = mean_loss(x);
+    p[e] = saved - h;
+    double down = mean_loss(x);
+    p[e] = saved;
+    double numeric = (up - down) / (2.0 * (double)h);
+    double tol = 2e-2 * fmax(fabs(numeric), fabs(analytic)) + 2e-4;
+    bool ok = fabs(numeric - analytic) <= tol;
+    CHECK(ok);
+    if (!ok)
+      fprintf(stderr, "  %s[%lld]: backward %.6g, finite difference %.6g\n", param->name, (long long)e, analytic, numeric);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3)
+    return 2;
+  mkdir(argv[1], 0755);
+  Arena *a = arena_new();
+  const char *include[] = {TLC_GRAPHS_DIR};
+  Module *m = load_module(a, argv[2], include, 1);
+  Experiment *ex = experiment_load(a, m, NULL, 0);
+  Graph *model = elaborate(a, m, ex->model, ex->batch);
+  experiment_apply_freeze(ex, model);
+  Graph *step = train_build(a, model, ex, true);
+  Exec x = build(a, step, argv[1]);
+  fill_inputs(&x);
+  int checked = 0;
+  for (int i = 0; i < step->n; i++) {
+    const Node *u = step->nodes[i];
+    if (u->op == OP_SGD_UPDATE || u->op == OP_ADAM_UPDATE) {
+      check_param(&x, u->in[0], u->in[1]);
+      checked++;
+    }
+  }
+  printf("%s: %d trainable tensors checked\n", argv[2], checked);
+  CHECK(checked > 0);
+  return check_report();
+}
