@@ -116,3 +116,13 @@ Kernel **kernels_of(Arena *a, const Graph *g, int *count) {
   }
   return out;
 }
+
+Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix) {
+  Kernel **out = arena_alloc(a, sizeof(Kernel *) * (size_t)(g->n + 1));
+  for (int i = 0; i < g->n; i++) {
+    out[i] = kernel_for(a, g->nodes[i]);
+    if (out[i] && prefix[0])
+      out[i]->name = arena_printf(a, "%s%s", prefix, out[i]->name);
+  }
+  return out;
+}

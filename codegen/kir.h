@@ -134,6 +134,21 @@ int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_p
 Kernel *kernel_for(Arena *a, const Node *n);
 // The kernels of every node of a step graph, in schedule order.
 Kernel **kernels_of(Arena *a, const Graph *g, int *count);
+// The kernel of each node by node id (NULL where none), named prefix + its usual name.
+Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix);
+
+//
+// host_c.c: the trainer's C source: the model description, the step functions, main()
+//
+typedef struct TrainerSpec {
+  const char *source;   // the .graph file
+  const Graph *model, *train, *eval;
+  const MemPlan *plan;
+  const Experiment *x;
+  Kernel **train_kernels, **eval_kernels;   // by node id
+} TrainerSpec;
+
+void host_c_emit(FILE *out, Arena *a, const TrainerSpec *t);
 
 // Builders the op files share.
 typedef struct KernelBuilder {

@@ -45,7 +45,7 @@ typedef struct RecordSpec {
 
 enum { BIG = 1 << 30 };
 static const RecordSpec records[] = {
-    {S_DATA, "idx", {{"dir", ARG_STRING, false, 0, 0}}},
+    {S_DATA, "idx", {{"dir", ARG_STRING, false, 0, 0}, {"val", ARG_INT, false, 0, 1000000}}},
     {S_DATA, "image_folder", {{"dir", ARG_STRING, false, 0, 0}, {"val_split", ARG_FLOAT, false, 0, 0.99}}},
     {S_DATA, "cifar10", {{"dir", ARG_STRING, false, 0, 0}, {"dev", ARG_INT, false, 0, 50000}}},
     {S_DATA, "flowers102", {{"dir", ARG_STRING, false, 0, 0}}},
@@ -426,4 +426,11 @@ void experiment_print(FILE *out, Arena *a, const Experiment *x) {
   for (int k = 0; k < x->nsettings; k++)
     if (x->settings[k])
       fprintf(out, "# %s = %s\n", x->names[k], value_str(a, x->settings[k]));
+}
+
+const Value *experiment_setting(const Experiment *x, const char *name) {
+  for (int k = 0; k < x->nsettings; k++)
+    if (!strcmp(x->names[k], name))
+      return x->settings[k];
+  return NULL;
 }

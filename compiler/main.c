@@ -18,7 +18,8 @@ static const char usage[] =
     "usage: tlc FILE.graph [options]\n"
     "  --emit=STAGE     print a stage: ir (the elaborated graph), train-ir (the training step:\n"
     "                   forward, loss, backward, optimizer), kir (its kernels), llvm (their LLVM IR\n"
-    "                   after optimisation), params (parameter names and shapes)\n"
+    "                   after optimisation), c (the trainer's C loop), params (parameter names\n"
+    "                   and shapes)\n"
     "  --stats          print parameters, multiply-accumulates and activation memory\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3, --set optimizer.lr=0.1\n"
     "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
@@ -34,8 +35,8 @@ typedef struct Options {
   int ninclude;
 } Options;
 
-static const char *const stages[] = {"ir", "train-ir", "kir", "llvm", "params"};
-static const char *const later_stages[] = {"c", "cuda", "ptx"};
+static const char *const stages[] = {"ir", "train-ir", "kir", "llvm", "c", "params"};
+static const char *const later_stages[] = {"cuda", "ptx"};
 
 static void parse_set(Options *o, const char *arg) {
   const char *eq = strchr(arg, '=');
@@ -94,11 +95,10 @@ static Options parse_options(int argc, char **argv) {
     for (size_t i = 0; i < sizeof later_stages / sizeof *later_stages; i++)
       if (!strcmp(o.emit, later_stages[i]))
         fatal("--emit=%s is not available yet: this version stops after the CPU kernels", o.emit);
-    fatal("unknown stage '--emit=%s' (known: ir, train-ir, kir, llvm, params)", o.emit);
+    fatal("unknown stage '--emit=%s' (known: ir, train-ir, kir, llvm, c, params)", o.emit);
   }
-  if (!o.emit && !o.stats)
-    fatal("building a trainer is not available yet: this version has --emit=ir, --emit=train-ir, --emit=params "
-          "and --stats");
+  if (!o.emit && !o.stats && !o.output)
+    fatal("nothing to do: give -o TRAINER to build a trainer, --emit=STAGE or --stats (try --help)");
   o.include[o.ninclude++] = TLC_GRAPHS_DIR;
   return o;
 }
@@ -121,6 +121,73 @@ static void write_output(const char *path, const char *data, size_t len) {
     fatal("cannot write '%s': %s", path, strerror(err));
   }
   free(tmp);
+}
+
+// Everything a trainer is made of: both steps, their memory plan and their kernels.
+static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Experiment *x) {
+  TrainerSpec t = {.source = source, .model = model, .x = x};
+  t.train = train_build(a, model, x, true);
+  t.eval = train_build(a, model, x, false);
+  t.plan = plan_memory(a, t.train, t.eval);
+  t.train_kernels = kernels_by_node(a, t.train, "");
+  t.eval_kernels = kernels_by_node(a, t.eval, "eval_");
+  return t;
+}
+
+static Kernel **all_kernels(Arena *a, const TrainerSpec *t, int *n) {
+  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 1));
+  *n = 0;
+  for (int i = 0; i < t->train->n; i++)
+    if (t->train_kernels[i])
+      all[(*n)++] = t->train_kernels[i];
+  for (int i = 0; i < t->eval->n; i++)
+    if (t->eval_kernels[i])
+      all[(*n)++] = t->eval_kernels[i];
+  return all;
+}
+
+static void write_file(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+    fatal("cannot write '%s': %s", path, strerror(errno));
+}
+
+// Compiles the kernels through LLVM and the generated loop with the system C compiler,
+// links them with libtlcrt into path (written under a temporary name, then renamed).
+static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
+  char dir[] = "/tmp/tlc-build-XXXXXX";
+  if (!mkdtemp(dir))
+    fatal("cannot create a temporary directory: %s", strerror(errno));
+  const char *obj = arena_printf(a, "%s/kernels.o", dir), *src = arena_printf(a, "%s/trainer.c", dir);
+  int n;
+  Kernel **kernels = all_kernels(a, t, &n);
+  const char *error = NULL;
+  if (kir_llvm_emit(kernels, n, "native", obj, NULL, a, &error))
+    fatal("%s", error);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *buf = open_memstream(&text, &len);
+  host_c_emit(buf, a, t);
+  fclose(buf);
+  write_file(src, text, len);
+  free(text);
+  const char *tmp = arena_printf(a, "%s.tmp%d", path, (int)getpid());
+  const char *cmd = arena_printf(a,
+                                 "cc -O2 -std=gnu17 -I'%s' '%s' '%s' '%s' -Wl,-Bstatic -lz -lstdc++ -Wl,-Bdynamic "
+                                 "-static-libgcc -lpthread -lm -o '%s'",
+                                 TLC_RUNTIME_INCLUDE, src, obj, TLC_RUNTIME_LIBRARY, tmp);
+  if (system(cmd) != 0) {
+    remove(tmp);
+    fatal("internal error: the C compiler failed on the generated trainer (kept in %s)", dir);
+  }
+  if (rename(tmp, path) != 0) {
+    int err = errno;
+    remove(tmp);
+    fatal("cannot write '%s': %s", path, strerror(err));
+  }
+  remove(obj);
+  remove(src);
+  rmdir(dir);
 }
 
 // The kernels of the training step, as kernel IR or as optimised LLVM IR.
@@ -174,12 +241,22 @@ int main(int argc, char **argv) {
     print_ir(buf, a, train_build(a, g, x, true));
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm"))) {
     emit_kernels(buf, a, train_build(a, g, x, true), !strcmp(o.emit, "llvm"));
+  } else if (o.emit && !strcmp(o.emit, "c")) {
+    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    host_c_emit(buf, a, &t);
   } else if (o.emit) {
     print_params(buf, a, g);
   }
   if (o.stats)
-    print_stats(buf, g);
+    print_stats(buf, g, plan_memory(a, train_build(a, g, x, true), train_build(a, g, x, false)));
   fclose(buf);
+  if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
+    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    build_trainer(a, &t, o.output);
+    free(text);
+    arena_free(a);
+    return 0;
+  }
   write_output(o.output, text, len);
   free(text);
   arena_free(a);

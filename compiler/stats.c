@@ -22,7 +22,7 @@ static const char *grouped(char buf[32], int64_t v) {
   return buf;
 }
 
-void print_stats(FILE *out, const Graph *g) {
+void print_stats(FILE *out, const Graph *g, const MemPlan *plan) {
   int64_t trainable = 0, frozen = 0, buffers = 0, macs = 0, act_elems = 0, layers = 0;
   for (int i = 0; i < g->nparams; i++) {
     const Param *p = g->params[i];
@@ -51,4 +51,9 @@ void print_stats(FILE *out, const Graph *g) {
   fprintf(out, "forward MACs       %s per image (%.3f G)\n", grouped(b1, macs), (double)macs / 1e9);
   fprintf(out, "activations        %s bytes fp32 at batch %lld (every layer output, before memory planning)\n",
           grouped(b1, act_elems * 4), (long long)g->batch);
+  char b4[32];
+  fprintf(out, "trainer arena      %s bytes at batch %lld: state %s, step inputs %s, training activations %s",
+          grouped(b1, plan->total_bytes), (long long)g->batch, grouped(b2, plan->state_bytes), grouped(b3, plan->io_bytes),
+          grouped(b4, plan->train_bytes));
+  fprintf(out, ", evaluation %s\n", grouped(b1, plan->eval_bytes));
 }

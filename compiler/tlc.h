@@ -449,6 +449,21 @@ void autodiff(StepBuilder *b, Node *logits, Node *dlogits);
 Node *step_grad(const StepBuilder *b, const Node *n);
 
 //
+// plan.c: one static arena for a trainer, with liveness-based reuse
+//
+// The arena holds, in order: the state (parameters, buffers, optimizer state: what a
+// checkpoint saves), the step's inputs (images, labels, seed, lr), then the activations
+// of the training step or of the evaluation pass (never both at once, so they share).
+typedef struct MemPlan {
+  int64_t *train_offset;    // per training-step node id: byte offset, or -1 (no storage)
+  int64_t *eval_offset;     // per evaluation node id
+  int64_t state_bytes, io_bytes, train_bytes, eval_bytes, total_bytes;
+} MemPlan;
+
+MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval);
+int64_t node_bytes(const Node *n);
+
+//
 // experiment.c: the experiment section, its schema and --set overrides
 //
 typedef struct Override {
@@ -473,12 +488,14 @@ struct Experiment {
 Experiment *experiment_load(Arena *a, const Module *m, const Override *ov, int nov);
 void experiment_apply_freeze(const Experiment *x, Graph *g);
 void experiment_print(FILE *out, Arena *a, const Experiment *x);
+// A setting's value after validation, or NULL when the experiment does not set it.
+const Value *experiment_setting(const Experiment *x, const char *name);
 
 //
 // print.c, stats.c: what --emit=ir, --emit=params and --stats show
 //
 void print_ir(FILE *out, Arena *a, const Graph *g);
 void print_params(FILE *out, Arena *a, const Graph *g);
-void print_stats(FILE *out, const Graph *g);
+void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
 
 #endif

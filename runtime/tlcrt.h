@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,6 +100,118 @@ int tlc_checkpoint_save(const char *path, const TlcCheckpointInfo *info,
 // thread-local copy that stays valid until the next tlc_checkpoint_load on the same thread.
 int tlc_checkpoint_load(const char *path, TlcCheckpointInfo *info_out,
                         const TlcTensorRef *tensors, int n, TlcError *err);
+
+//
+// trainer.c: what a generated trainer's main() calls around its step functions
+//
+// The generated C file holds the model (a TlcModel), the straight-line step functions
+// and main(), whose loop reads:
+//
+//   TlcRun run;
+//   if (tlc_run_start(&run, &model, argc, argv)) return run.status;
+//   for (int epoch = run.first_epoch; epoch < run.epochs; epoch++) {
+//     tlc_epoch_begin(&run, epoch);
+//     while (tlc_train_batch(&run)) { train_step(run.arena); if (tlc_train_batch_done(&run)) return run.status; }
+//     while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) { eval_step(run.arena); tlc_eval_batch_done(&run); }
+//     if (tlc_epoch_end(&run, epoch)) return run.status;
+//   }
+//   while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) { eval_step(run.arena); tlc_eval_batch_done(&run); }
+//   return tlc_run_finish(&run);
+
+typedef enum { TLC_INIT_ZERO, TLC_INIT_ONE, TLC_INIT_UNIFORM_FAN_IN } TlcInit;
+
+// One tensor of the trainer's state: a parameter, a buffer or an optimizer state.
+typedef struct TlcParamInfo {
+  const char *name;     // "features.0.0.weight", "features.0.0.weight.momentum_buffer"
+  int dims;
+  int64_t shape[4];
+  int64_t offset;       // byte offset in the arena
+  bool is_int;          // int64 elements (num_batches_tracked); else float
+  bool trainable;
+  TlcInit init;         // UNIFORM_FAN_IN: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default
+  int64_t fan_in;
+} TlcParamInfo;
+
+typedef enum { TLC_AUG_NONE, TLC_AUG_HFLIP, TLC_AUG_RANDOM_CROP } TlcAugKind;
+typedef struct TlcAugment {
+  TlcAugKind kind;
+  float p;              // HFLIP: probability
+  int32_t size, pad;    // RANDOM_CROP: output side and zero padding on each side
+} TlcAugment;
+
+typedef enum { TLC_SCHED_CONSTANT, TLC_SCHED_STEP, TLC_SCHED_MULTISTEP, TLC_SCHED_COSINE } TlcScheduleKind;
+typedef struct TlcSchedule {
+  TlcScheduleKind kind;
+  int32_t step_size;    // STEP
+  int32_t milestones[16], nmilestones;   // MULTISTEP
+  double gamma;         // STEP, MULTISTEP
+  double eta_min_ratio; // COSINE: eta_min / lr
+  int32_t warmup;       // epochs of linear warm-up (0: none)
+} TlcSchedule;
+
+// Everything the generated code knows about its experiment.
+typedef struct TlcModel {
+  const char *name;     // "cnn_bn"
+  const char *source;   // the .graph it was compiled from
+  int64_t batch;
+  int32_t channels, height, width, classes;
+  int64_t arena_bytes;
+  const TlcParamInfo *params;   // every tensor of the state, checkpointed
+  int nparams;
+  // Byte offsets in the arena of the step's inputs and outputs (train and eval steps
+  // share the input buffers).
+  int64_t images, labels, seed, lr;            // float images, int64 labels, int64[2] {seed, step}, float[1]
+  int64_t train_loss, train_logits;            // float [batch], float [batch, classes]
+  int64_t eval_loss, eval_logits;
+  // The recipe.
+  int32_t epochs;
+  uint64_t seed_default;
+  const char *data_format;   // "idx"
+  const char *data_dir;      // the default of --data
+  int32_t val_count;         // images held out of the training file for validation
+  float mean[4], std[4];     // per-channel normalisation of pixels scaled to [0, 1]
+  const TlcAugment *augment; // training augmentation, in order
+  int naugment;
+  TlcSchedule schedule;
+} TlcModel;
+
+typedef enum { TLC_SPLIT_TRAIN, TLC_SPLIT_VAL, TLC_SPLIT_TEST } TlcSplit;
+
+// The state of one run. Fields the generated loop reads are documented; the rest is the
+// runtime's own.
+typedef struct TlcRun {
+  const TlcModel *model;
+  char *arena;          // the model's arena (64-byte aligned)
+  int first_epoch, epochs;   // resume starts at first_epoch
+  int status;           // the exit status to return when a call reports failure
+  // Runtime-private from here on.
+  TlcDataset train, test;
+  int32_t *order;       // the training images' order this epoch
+  int64_t ntrain, nval, cursor;
+  TlcSplit eval_split;
+  int64_t step;
+  TlcRng rng;
+  uint64_t seed;
+  const char *out_dir, *data_dir, *resume, *eval_checkpoint, *device;
+  int64_t limit;
+  double epoch_loss, epoch_correct, epoch_seen, eval_loss, eval_correct, eval_seen;
+  double best_val, train_seconds, epoch_start;
+  float lr_factor;
+  FILE *metrics;
+} TlcRun;
+
+// Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit
+// --eval, --help), loads the data, allocates and initialises (or resumes) the state.
+// Returns nonzero after printing "error: ..." (run->status is then the exit status), or
+// after --help / --eval, which finish the run themselves (status 0).
+int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv);
+void tlc_epoch_begin(TlcRun *run, int epoch);        // shuffles, sets the learning rate
+bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end
+int tlc_train_batch_done(TlcRun *run);               // loss, accuracy; nonzero on a NaN loss
+bool tlc_eval_batch(TlcRun *run, TlcSplit split);
+void tlc_eval_batch_done(TlcRun *run);
+int tlc_epoch_end(TlcRun *run, int epoch);           // prints, logs, checkpoints
+int tlc_run_finish(TlcRun *run);                     // prints "result: ...", frees; returns 0
 
 #ifdef __cplusplus
 }
