@@ -1,6 +1,9 @@
 // kernels_conv.c: convolution forward, and its gradients with respect to the input and
-// the weights. Direct loops with the shapes folded in; every output element is owned by
-// one parallel iteration, so results do not depend on the thread count.
+// the weights. The loops are ordered so that the innermost one walks a row of the output
+// (forward), of the input gradient, or of a reduction (weights), with its bounds computed
+// from the padding instead of tested per element: a branch-free, contiguous inner loop
+// that LLVM vectorises when the stride is 1. Every output element is owned by one
+// parallel iteration, so results do not depend on the thread count.
 #include "kir.h"
 
 typedef struct ConvGeom {
@@ -13,108 +16,148 @@ static ConvGeom geometry(const Node *conv, Shape x, Shape y) {
   return (ConvGeom){x, y, c->groups, x.c / c->groups, y.c / c->groups, c->kernel, c->stride, c->pad, c->dilation};
 }
 
-// ih = oh * stride - pad + kh * dilation
-static KExpr *input_pos(Kernel *k, const ConvGeom *g, int o, int kk) {
-  KExpr *pos = kir_mul(k, kir_ref(k, o), kir_int(k, g->stride));
-  pos = kir_binary(k, KB_SUB, pos, kir_int(k, g->pad));
-  return kir_add(k, pos, kir_mul(k, kir_ref(k, kk), kir_int(k, g->dil)));
+static KExpr *num(Kernel *k, int64_t v) { return kir_int(k, v); }
+static KExpr *ref(Kernel *k, int v) { return kir_ref(k, v); }
+static KExpr *sub(Kernel *k, KExpr *a, KExpr *b) { return kir_binary(k, KB_SUB, a, b); }
+static KExpr *idiv(Kernel *k, KExpr *a, int64_t b) { return b == 1 ? a : kir_binary(k, KB_DIV, a, num(k, b)); }
+static KExpr *imod(Kernel *k, KExpr *a, int64_t b) { return kir_binary(k, KB_MOD, a, num(k, b)); }
+
+// floor(a / s) for a >= -bias * s, as a shifted truncating division.
+static KExpr *floor_div(Kernel *k, KExpr *a, int64_t s, int64_t bias) {
+  return sub(k, idiv(k, kir_add(k, a, num(k, bias * s)), s), num(k, bias));
 }
 
-static KExpr *in_range(Kernel *k, KExpr *pos, int64_t size) {
-  return kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), pos), kir_binary(k, KB_LT, pos, kir_int(k, size)));
+// The outputs o in [lo, hi) whose input position o*s - p + kk*d lies in [0, size).
+static void output_range(Kernel *k, const ConvGeom *g, KExpr *kk, int64_t size, int64_t out, KExpr **lo, KExpr **hi) {
+  int64_t bias = g->k * g->dil + g->pad + 1;
+  KExpr *shift = sub(k, num(k, g->pad), kir_mul(k, kk, num(k, g->dil)));   // p - kk*d
+  KExpr *first = floor_div(k, kir_add(k, shift, num(k, g->stride - 1)), g->stride, bias);   // ceil(shift / s)
+  KExpr *last = floor_div(k, kir_add(k, shift, num(k, size - 1)), g->stride, bias);         // floor((size-1+shift)/s)
+  *lo = kir_binary(k, KB_MAX, first, num(k, 0));
+  *hi = kir_binary(k, KB_MIN, kir_add(k, last, num(k, 1)), num(k, out));
 }
 
-// y[n,co,oh,ow] = b[co] + sum over ci,kh,kw of x[n, g*cig+ci, ih, iw] * w[co, ci, kh, kw]
+// The input position of output o under kernel tap kk.
+static KExpr *input_pos(Kernel *k, const ConvGeom *g, KExpr *o, KExpr *kk) {
+  return kir_add(k, sub(k, kir_mul(k, o, num(k, g->stride)), num(k, g->pad)), kir_mul(k, kk, num(k, g->dil)));
+}
+
+static int loop_var(KernelBuilder *kb, const char *name) { return kir_var(kb->k, name, KT_I64); }
+
+// for v in [lo, hi)
+static KStmt *range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *v) {
+  *v = loop_var(kb, name);
+  return kir_for(kb->k, into, *v, lo, hi, false);
+}
+
+// The taps (kh, kw) over the valid output rows and columns: taps_rows opens the kh, oh
+// and kw loops (the caller loads the weight there), taps_cols the innermost ow loop.
+typedef struct Taps {
+  int kh, kw, oh, ow;
+  KStmt *row_body;      // inside the oh and kw loops
+  KStmt *inner;         // inside the ow loop
+} Taps;
+
+static void taps_rows(KernelBuilder *kb, const ConvGeom *g, KStmt *into, Taps *t) {
+  Kernel *k = kb->k;
+  KExpr *lo, *hi;
+  KStmt *kh_loop = kernel_loop(kb, into, "kh", g->k, &t->kh);
+  output_range(k, g, ref(k, t->kh), g->x.h, g->y.h, &lo, &hi);
+  KStmt *rows = range(kb, kh_loop, "oh", lo, hi, &t->oh);
+  t->row_body = kernel_loop(kb, rows, "kw", g->k, &t->kw);
+}
+
+static void taps_cols(KernelBuilder *kb, const ConvGeom *g, Taps *t) {
+  KExpr *lo, *hi;
+  output_range(kb->k, g, ref(kb->k, t->kw), g->x.w, g->y.w, &lo, &hi);
+  t->inner = range(kb, t->row_body, "ow", lo, hi, &t->ow);
+}
+
+static KExpr *plane(Kernel *k, Shape s, KExpr *n, KExpr *c) {
+  return kir_mul(k, kir_add(k, kir_mul(k, n, num(k, s.c)), c), num(k, s.h * s.w));
+}
+
+static KExpr *at(Kernel *k, KExpr *base, int64_t width, KExpr *row, KExpr *col) {
+  return kir_add(k, base, kir_add(k, kir_mul(k, row, num(k, width)), col));
+}
+
+// y[n,co] = b[co]; then for each ci and tap: y[n,co,oh,:] += w[co,ci,kh,kw] * x[n,ci,ih,:]
 static Kernel *forward(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   ConvGeom g = geometry(n, n->in[0]->shape, n->shape);
-  int nc, oh, ow, ci, kh, kw;
+  int nc, p, ci;
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.y.n * g.y.c, &nc);
-  KExpr *img = kir_binary(k, KB_DIV, kir_ref(k, nc), kir_int(k, g.y.c));
-  KExpr *co = kir_binary(k, KB_MOD, kir_ref(k, nc), kir_int(k, g.y.c));
-  KExpr *c0 = kir_mul(k, kir_binary(k, KB_DIV, co, kir_int(k, g.cog)), kir_int(k, g.cig));
-  KStmt *rows = kernel_loop(kb, planes, "oh", g.y.h, &oh);
-  KStmt *cols = kernel_loop(kb, rows, "ow", g.y.w, &ow);
-  int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, cols, acc, n->nin == 3 ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
-  KStmt *chan = kernel_loop(kb, cols, "ci", g.cig, &ci);
-  KStmt *krow = kernel_loop(kb, chan, "kh", g.k, &kh);
-  KStmt *kcol = kernel_loop(kb, krow, "kw", g.k, &kw);
-  KExpr *ih = input_pos(k, &g, oh, kh), *iw = input_pos(k, &g, ow, kw);
-  KStmt *inside = kir_if(k, kcol, kir_binary(k, KB_AND, in_range(k, ih, g.x.h), in_range(k, iw, g.x.w)), NULL);
-  KExpr *xv = kir_load(k, kb->in[0], kernel_index4(kb, g.x, img, kir_add(k, c0, kir_ref(k, ci)), ih, iw));
+  KExpr *img = idiv(k, ref(k, nc), g.y.c), *co = imod(k, ref(k, nc), g.y.c);
+  KExpr *ybase = kir_mul(k, ref(k, nc), num(k, g.y.h * g.y.w));
+  KStmt *init = kernel_loop(kb, planes, "p", g.y.h * g.y.w, &p);
+  kir_store(k, init, kb->out, kir_add(k, ybase, ref(k, p)), n->nin == 3 ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
+  KStmt *chans = kernel_loop(kb, planes, "ci", g.cig, &ci);
+  KExpr *cin = kir_add(k, kir_mul(k, idiv(k, co, g.cog), num(k, g.cig)), ref(k, ci));
+  Taps t;
+  taps_rows(kb, &g, chans, &t);
+  int wv = kir_var(k, "wv", KT_F32);
   Shape ws = shape4(g.y.c, g.cig, g.k, g.k);
-  KExpr *wv = kir_load(k, kb->in[1], kernel_index4(kb, ws, co, kir_ref(k, ci), kir_ref(k, kh), kir_ref(k, kw)));
-  kir_assign(k, inside, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, xv, wv)));
-  kir_store(k, cols, kb->out, kernel_index4(kb, g.y, img, co, kir_ref(k, oh), kir_ref(k, ow)), kir_ref(k, acc));
+  kir_assign(k, t.row_body, wv, kir_load(k, kb->in[1], kernel_index4(kb, ws, co, ref(k, ci), ref(k, t.kh), ref(k, t.kw))));
+  taps_cols(kb, &g, &t);
+  KStmt *ow_loop = t.inner;
+  KExpr *ih = input_pos(k, &g, ref(k, t.oh), ref(k, t.kh)), *iw = input_pos(k, &g, ref(k, t.ow), ref(k, t.kw));
+  KExpr *xv = kir_load(k, kb->in[0], at(k, plane(k, g.x, img, cin), g.x.w, ih, iw));
+  KExpr *dst = at(k, ybase, g.y.w, ref(k, t.oh), ref(k, t.ow));
+  kir_store(k, ow_loop, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, xv, ref(k, wv))));
   return k;
 }
 
-// dx[n,ci,ih,iw] = sum over the co of its group, kh, kw with ih = oh*s - p + kh*d of
-// dy[n,co,oh,ow] * w[co, ci - g*cig, kh, kw]
+// dx[n,ci] = 0; then for each co of its group and tap: dx[n,ci,ih,:] += w[co,ci,kh,kw] * dy[n,co,oh,:]
 static Kernel *grad_input(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
-  int nc, ih, iw, co, kh, kw;
+  int nc, p, j;
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.x.n * g.x.c, &nc);
-  KExpr *img = kir_binary(k, KB_DIV, kir_ref(k, nc), kir_int(k, g.x.c));
-  KExpr *ci = kir_binary(k, KB_MOD, kir_ref(k, nc), kir_int(k, g.x.c));
-  KExpr *grp = kir_binary(k, KB_DIV, ci, kir_int(k, g.cig));
-  KStmt *rows = kernel_loop(kb, planes, "ih", g.x.h, &ih);
-  KStmt *cols = kernel_loop(kb, rows, "iw", g.x.w, &iw);
-  int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, cols, acc, kir_float(k, 0));
-  KStmt *outs = kernel_loop(kb, cols, "j", g.cog, &co);
-  KStmt *krow = kernel_loop(kb, outs, "kh", g.k, &kh);
-  KStmt *kcol = kernel_loop(kb, krow, "kw", g.k, &kw);
-  // oh * s = ih + p - kh * d must be a multiple of s inside the output.
-  KExpr *th = kir_binary(k, KB_SUB, kir_add(k, kir_ref(k, ih), kir_int(k, g.pad)), kir_mul(k, kir_ref(k, kh), kir_int(k, g.dil)));
-  KExpr *tw = kir_binary(k, KB_SUB, kir_add(k, kir_ref(k, iw), kir_int(k, g.pad)), kir_mul(k, kir_ref(k, kw), kir_int(k, g.dil)));
-  KExpr *ok = kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), th), kir_binary(k, KB_LE, kir_int(k, 0), tw));
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, kir_binary(k, KB_MOD, th, kir_int(k, g.stride)), kir_int(k, 0)));
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, kir_binary(k, KB_MOD, tw, kir_int(k, g.stride)), kir_int(k, 0)));
-  KExpr *oh = kir_binary(k, KB_DIV, th, kir_int(k, g.stride)), *ow = kir_binary(k, KB_DIV, tw, kir_int(k, g.stride));
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_AND, kir_binary(k, KB_LT, oh, kir_int(k, g.y.h)),
-                                            kir_binary(k, KB_LT, ow, kir_int(k, g.y.w))));
-  KStmt *inside = kir_if(k, kcol, ok, NULL);
-  KExpr *cout = kir_add(k, kir_mul(k, grp, kir_int(k, g.cog)), kir_ref(k, co));
-  KExpr *dy = kir_load(k, kb->in[0], kernel_index4(kb, g.y, img, cout, oh, ow));
+  KExpr *img = idiv(k, ref(k, nc), g.x.c), *ci = imod(k, ref(k, nc), g.x.c);
+  KExpr *xbase = kir_mul(k, ref(k, nc), num(k, g.x.h * g.x.w));
+  KStmt *init = kernel_loop(kb, planes, "p", g.x.h * g.x.w, &p);
+  kir_store(k, init, kb->out, kir_add(k, xbase, ref(k, p)), kir_float(k, 0));
+  KStmt *outs = kernel_loop(kb, planes, "j", g.cog, &j);
+  KExpr *co = kir_add(k, kir_mul(k, idiv(k, ci, g.cig), num(k, g.cog)), ref(k, j));
+  Taps t;
+  taps_rows(kb, &g, outs, &t);
+  int wv = kir_var(k, "wv", KT_F32);
   Shape ws = shape4(g.y.c, g.cig, g.k, g.k);
-  KExpr *cil = kir_binary(k, KB_MOD, ci, kir_int(k, g.cig));
-  KExpr *wv = kir_load(k, kb->in[1], kernel_index4(kb, ws, cout, cil, kir_ref(k, kh), kir_ref(k, kw)));
-  kir_assign(k, inside, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, dy, wv)));
-  kir_store(k, cols, kb->out, kernel_index4(kb, g.x, img, ci, kir_ref(k, ih), kir_ref(k, iw)), kir_ref(k, acc));
+  kir_assign(k, t.row_body, wv,
+             kir_load(k, kb->in[1], kernel_index4(kb, ws, co, imod(k, ci, g.cig), ref(k, t.kh), ref(k, t.kw))));
+  taps_cols(kb, &g, &t);
+  KExpr *ih = input_pos(k, &g, ref(k, t.oh), ref(k, t.kh)), *iw = input_pos(k, &g, ref(k, t.ow), ref(k, t.kw));
+  KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, img, co), g.y.w, ref(k, t.oh), ref(k, t.ow)));
+  KExpr *dst = at(k, xbase, g.x.w, ih, iw);
+  kir_store(k, t.inner, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, dy, ref(k, wv))));
   return k;
 }
 
-// dw[co,ci,kh,kw] = sum over n,oh,ow of dy[n,co,oh,ow] * x[n, g*cig+ci, ih, iw]
+// dw[co,ci,kh,kw] = sum over n and the valid (oh, ow) of dy[n,co,oh,ow] * x[n,ci,ih,iw]
 static Kernel *grad_weight(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);
   int e, img, oh, ow;
   KStmt *weights = kernel_loop(kb, k->body, "e", shape_elems(n->shape), &e);
-  KExpr *kw = kir_binary(k, KB_MOD, kir_ref(k, e), kir_int(k, g.k));
-  KExpr *kh = kir_binary(k, KB_MOD, kir_binary(k, KB_DIV, kir_ref(k, e), kir_int(k, g.k)), kir_int(k, g.k));
-  KExpr *ci = kir_binary(k, KB_MOD, kir_binary(k, KB_DIV, kir_ref(k, e), kir_int(k, g.k * g.k)), kir_int(k, g.cig));
-  KExpr *co = kir_binary(k, KB_DIV, kir_ref(k, e), kir_int(k, g.k * g.k * g.cig));
-  KExpr *c0 = kir_mul(k, kir_binary(k, KB_DIV, co, kir_int(k, g.cog)), kir_int(k, g.cig));
+  KExpr *kw = imod(k, ref(k, e), g.k), *kh = imod(k, idiv(k, ref(k, e), g.k), g.k);
+  KExpr *cil = imod(k, idiv(k, ref(k, e), g.k * g.k), g.cig), *co = idiv(k, ref(k, e), g.k * g.k * g.cig);
+  KExpr *cin = kir_add(k, kir_mul(k, idiv(k, co, g.cog), num(k, g.cig)), cil);
   int acc = kir_var(k, "acc", KT_F32);
   kir_assign(k, weights, acc, kir_float(k, 0));
   KStmt *imgs = kernel_loop(kb, weights, "n", g.y.n, &img);
-  KStmt *rows = kernel_loop(kb, imgs, "oh", g.y.h, &oh);
-  KStmt *cols = kernel_loop(kb, rows, "ow", g.y.w, &ow);
-  KExpr *ih = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, kir_ref(k, oh), kir_int(k, g.stride)), kir_int(k, g.pad)),
-                      kir_mul(k, kh, kir_int(k, g.dil)));
-  KExpr *iw = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, kir_ref(k, ow), kir_int(k, g.stride)), kir_int(k, g.pad)),
-                      kir_mul(k, kw, kir_int(k, g.dil)));
-  KStmt *inside = kir_if(k, cols, kir_binary(k, KB_AND, in_range(k, ih, g.x.h), in_range(k, iw, g.x.w)), NULL);
-  KExpr *dy = kir_load(k, kb->in[0], kernel_index4(kb, g.y, kir_ref(k, img), co, kir_ref(k, oh), kir_ref(k, ow)));
-  KExpr *xv = kir_load(k, kb->in[1], kernel_index4(kb, g.x, kir_ref(k, img), kir_add(k, c0, ci), ih, iw));
-  kir_assign(k, inside, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, dy, xv)));
-  kir_store(k, weights, kb->out, kir_ref(k, e), kir_ref(k, acc));
+  KExpr *lo, *hi;
+  output_range(k, &g, kh, g.x.h, g.y.h, &lo, &hi);
+  KStmt *rows = range(kb, imgs, "oh", lo, hi, &oh);
+  output_range(k, &g, kw, g.x.w, g.y.w, &lo, &hi);
+  KStmt *cols = range(kb, rows, "ow", lo, hi, &ow);
+  KExpr *ih = input_pos(k, &g, ref(k, oh), kh), *iw = input_pos(k, &g, ref(k, ow), kw);
+  KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, ref(k, img), co), g.y.w, ref(k, oh), ref(k, ow)));
+  KExpr *xv = kir_load(k, kb->in[1], at(k, plane(k, g.x, ref(k, img), cin), g.x.w, ih, iw));
+  kir_assign(k, cols, acc, kir_binary(k, KB_ADD, ref(k, acc), kir_binary(k, KB_MUL, dy, xv)));
+  kir_store(k, weights, kb->out, ref(k, e), ref(k, acc));
   return k;
 }
 

@@ -7,6 +7,7 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -136,6 +137,26 @@ static void block(Lower *l, const KStmt *b) {
     stmt(l, b->body[i]);
 }
 
+static bool is_innermost(const KStmt *s) {
+  for (int i = 0; i < s->nbody; i++)
+    if (s->body[i]->kind == KS_FOR || (s->body[i]->kind == KS_IF && !is_innermost(s->body[i])))
+      return false;
+  return true;
+}
+
+// Marks a loop with llvm.loop.vectorize.enable. Forcing vectorisation also lets LLVM
+// reorder float sums (dot products, channel sums), which it may not do by itself; the
+// order is still fixed for a given binary, so results stay deterministic.
+static void hint_vectorize(Lower *l, LLVMValueRef backedge) {
+  LLVMMetadataRef enable[2] = {LLVMMDStringInContext2(l->ctx, "llvm.loop.vectorize.enable", 26),
+                               LLVMValueAsMetadata(LLVMConstInt(l->i1, 1, 0))};
+  LLVMMetadataRef self = LLVMTemporaryMDNode(l->ctx, NULL, 0);
+  LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(l->ctx, enable, 2)};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(l->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(self, id);   // a loop id names itself
+  LLVMSetMetadata(backedge, LLVMGetMDKindIDInContext(l->ctx, "llvm.loop", 9), LLVMMetadataAsValue(l->ctx, id));
+}
+
 // for (v = lo; v < hi; v++): the parallel loop runs [begin, end) instead.
 static void loop(Lower *l, const KStmt *s) {
   LLVMValueRef var = l->vars[s->var];
@@ -151,7 +172,9 @@ static void loop(Lower *l, const KStmt *s) {
   block(l, s);
   LLVMValueRef next = LLVMBuildAdd(l->b, LLVMBuildLoad2(l->b, l->i64, var, ""), LLVMConstInt(l->i64, 1, 0), "");
   LLVMBuildStore(l->b, next, var);
-  LLVMBuildBr(l->b, cond);
+  LLVMValueRef backedge = LLVMBuildBr(l->b, cond);
+  if (!s->parallel && is_innermost(s))
+    hint_vectorize(l, backedge);
   LLVMPositionBuilderAtEnd(l->b, exit);
 }
 
