@@ -7,22 +7,11 @@
 //
 // usage: gradcheck SCRATCH_DIR FILE.graph
 #include "check.h"
-#include "kir.h"
+#include "exec.h"
 
-#include <dlfcn.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-typedef void KernelFn(void *const *bufs, int64_t begin, int64_t end);
-
-typedef struct Exec {
-  const Graph *g;
-  void **buf;           // per node id: its tensor
-  KernelFn **fn;        // per node id: its kernel, or NULL
-  Kernel **kernel;
-} Exec;
 
 static uint64_t rng_state = 88172645463325252ull;
 static double uniform(void) {
@@ -30,35 +19,6 @@ static double uniform(void) {
   rng_state ^= rng_state >> 7;
   rng_state ^= rng_state << 17;
   return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-// Side effects (optimizer, running statistics) are left out: the check differentiates
-// one forward pass.
-static bool skipped(const Node *n) { return n->writes_inputs; }
-
-static void run_node(Exec *x, const Node *n) {
-  if (!x->fn[n->id] || skipped(n))
-    return;
-  void *bufs[8];
-  for (int i = 0; i < n->nin; i++)
-    bufs[i] = x->buf[n->in[i]->id];
-  bufs[n->nin] = x->buf[n->id];
-  int64_t extent = kir_parallel_extent(x->kernel[n->id]);
-  x->fn[n->id](bufs, 0, extent / 2);   // two chunks, as two threads would run it
-  x->fn[n->id](bufs, extent / 2, extent);
-}
-
-static double mean_loss(Exec *x) {
-  for (int i = 0; i < x->g->n; i++)
-    if (x->g->nodes[i]->op != OP_XENT_GRAD)
-      run_node(x, x->g->nodes[i]);
-    else
-      break;   // the backward pass starts here
-  const float *loss = x->buf[x->g->loss->id];
-  double sum = 0;
-  for (int64_t i = 0; i < x->g->loss->shape.n; i++)
-    sum += loss[i];
-  return sum / (double)x->g->loss->shape.n;
 }
 
 static void fill_inputs(Exec *x) {
@@ -79,45 +39,13 @@ static void fill_inputs(Exec *x) {
   }
 }
 
-static Exec build(Arena *a, const Graph *g, const char *dir) {
-  Exec x = {.g = g};
-  x.buf = arena_alloc(a, sizeof(void *) * (size_t)g->n);
-  x.fn = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
-  x.kernel = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
-  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
-  int nk = 0;
-  for (int i = 0; i < g->n; i++) {
-    const Node *n = g->nodes[i];
-    x.buf[i] = arena_alloc(a, (size_t)shape_elems(n->shape) * 8);
-    x.kernel[i] = kernel_for(a, n);
-    if (x.kernel[i])
-      all[nk++] = x.kernel[i];
-  }
-  char obj[4096], so[4096], cmd[9000];
-  snprintf(obj, sizeof obj, "%s/step.o", dir);
-  snprintf(so, sizeof so, "%s/step.so", dir);
-  const char *error;
-  if (kir_llvm_emit(all, nk, "native", obj, NULL, a, &error))
-    fatal("%s", error);
-  snprintf(cmd, sizeof cmd, "cc -shared -o '%s' '%s'", so, obj);
-  if (system(cmd) != 0)
-    fatal("linking %s failed", so);
-  void *lib = dlopen(so, RTLD_NOW);
-  if (!lib)
-    fatal("%s", dlerror());
-  for (int i = 0; i < g->n; i++)
-    if (x.kernel[i])
-      x.fn[i] = (KernelFn *)dlsym(lib, x.kernel[i]->name);
-  return x;
-}
-
 // (L(p + h) - L(p - h)) / 2h at element e of param.
 static double finite_difference(Exec *x, float *p, int64_t e, float h) {
   float saved = p[e];
   p[e] = saved + h;
-  double up = mean_loss(x);
+  double up = exec_forward(x);
   p[e] = saved - h;
-  double down = mean_loss(x);
+  double down = exec_forward(x);
   p[e] = saved;
   return (up - down) / (2.0 * (double)h);
 }
@@ -132,9 +60,8 @@ static void check_param(Exec *x, const Node *param, const Node *grad) {
   int samples = elems < 4 ? (int)elems : 4;
   for (int s = 0; s < samples; s++) {
     int64_t e = (int64_t)(uniform() * (double)elems);
-    mean_loss(x);
-    for (int i = 0; i < x->g->n; i++)   // the whole step: forward and backward
-      run_node(x, x->g->nodes[i]);
+    exec_forward(x);
+    exec_step(x);
     double analytic = ((float *)x->buf[grad->id])[e];
     static const float steps[2] = {1e-2f, 3e-3f};
     double numeric[2];
@@ -155,13 +82,8 @@ int main(int argc, char **argv) {
     return 2;
   mkdir(argv[1], 0755);
   Arena *a = arena_new();
-  const char *include[] = {TLC_GRAPHS_DIR};
-  Module *m = load_module(a, argv[2], include, 1);
-  Experiment *ex = experiment_load(a, m, NULL, 0);
-  Graph *model = elaborate(a, m, ex->model, ex->batch);
-  experiment_apply_freeze(ex, model);
-  Graph *step = train_build(a, model, ex, true);
-  Exec x = build(a, step, argv[1]);
+  Graph *step = exec_load_step(a, argv[2]);
+  Exec x = exec_build(a, step, argv[1]);
   fill_inputs(&x);
   int checked = 0;
   for (int i = 0; i < step->n; i++) {

@@ -1,0 +1,30 @@
+// exec.h: a test executor for step graphs. It lowers every node to its kernel, compiles
+// them through LLVM into a shared object and runs them node by node on one buffer per
+// node. The product runs the generated loop on a planned arena instead; this executor
+// lets the numeric tests set and read any tensor.
+#ifndef TLC_TEST_EXEC_H
+#define TLC_TEST_EXEC_H
+
+#include "kir.h"
+
+typedef void KernelFn(void *const *bufs, int64_t begin, int64_t end);
+
+typedef struct Exec {
+  const Graph *g;
+  void **buf;           // per node id: its tensor
+  KernelFn **fn;        // per node id: its kernel, or NULL
+  Kernel **kernel;
+} Exec;
+
+// Builds the kernels of g in dir and allocates every node's tensor (zeroed).
+Exec exec_build(Arena *a, const Graph *g, const char *dir);
+// Runs node n (nothing for nodes without a kernel and for in-place updates).
+void exec_node(Exec *x, const Node *n);
+// Runs the forward pass and returns the mean loss.
+double exec_forward(Exec *x);
+// Runs the forward and backward passes, without the optimizer and running-statistics updates.
+void exec_step(Exec *x);
+// Loads the model, applies the experiment and builds its training step.
+Graph *exec_load_step(Arena *a, const char *path);
+
+#endif

@@ -1,0 +1,109 @@
+"""Writes the PyTorch reference tensors the parity test compares tlc's kernels with.
+
+Run with the distribution's Python and python3-torch / python3-torchvision (CPU):
+    /usr/bin/python3 tests/numerics/make_fixtures.py
+
+No weights are downloaded or committed: every parameter, buffer and input comes from the
+deterministic generator below, which tests/numerics/parity.c implements identically.
+    u(name, i)  = a uniform number in [-1, 1) from splitmix64(fnv1a64(name) ^ i)
+    conv/linear weight and bias:  u * 1/sqrt(fan_in)
+    batchnorm weight 1 + 0.1 u, bias 0.1 u, running_mean 0.1 u, running_var 1 + 0.5 |u|
+    input x[i] = u("input", i); label of sample n = (3 n + 1) mod classes
+One training-mode forward and backward (batch statistics, dropout and stochastic depth
+off) give the fixture, a text file of lines: "batch B", "side S", "classes C", "loss L",
+"logits v...", and per parameter "grad NAME SUM ABS_SUM i0 g0 i1 g1 i2 g2 i3 g3": the sum
+and the sum of absolute values of its gradient, and four sampled elements.
+"""
+import os
+
+import torch
+import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MASK = (1 << 64) - 1
+
+
+def fnv1a64(text):
+    h = 0xCBF29CE484222325
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x100000001B3) & MASK
+    return h
+
+
+def splitmix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def uniform(name, count):
+    base = fnv1a64(name)
+    return torch.tensor([(splitmix64(base ^ i) >> 40) / float(1 << 23) - 1.0 for i in range(count)],
+                        dtype=torch.float64).float()
+
+
+def fill(model):
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            owner, leaf = name.rsplit(".", 1)
+            m = modules[owner]
+            if leaf == "num_batches_tracked":
+                continue
+            u = uniform(name, t.numel()).reshape(t.shape)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                value = {"weight": 1 + 0.1 * u, "bias": 0.1 * u, "running_mean": 0.1 * u,
+                         "running_var": 1 + 0.5 * u.abs()}[leaf]
+            else:
+                fan_in = m.weight[0].numel()
+                value = u / fan_in ** 0.5
+            t.copy_(value)
+
+
+def sample_indices(name, count):
+    base = fnv1a64(name + "#sample")
+    return [splitmix64(base ^ i) % count for i in range(4)]
+
+
+def fixture(model, batch, side, classes):
+    fill(model)
+    for m in model.modules():   # randomness off: the test compares one deterministic step
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if type(m).__name__ == "StochasticDepth":
+            m.p = 0.0
+    model.train()
+    x = uniform("input", batch * 3 * side * side).reshape(batch, 3, side, side)
+    labels = torch.tensor([(3 * n + 1) % classes for n in range(batch)])
+    logits = model(x)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    loss.backward()
+    grads = {}
+    for name, p in model.named_parameters():
+        g = p.grad.flatten().double()
+        idx = sample_indices(name, g.numel())
+        grads[name] = {"sum": g.sum().item(), "abs_sum": g.abs().sum().item(),
+                       "samples": [[i, g[i].item()] for i in idx]}
+    lines = [f"batch {batch}", f"side {side}", f"classes {classes}", f"loss {loss.item()!r}",
+             "logits " + " ".join(repr(v) for v in logits.detach().flatten().tolist())]
+    for name, g in grads.items():
+        samples = " ".join(f"{i} {v!r}" for i, v in g["samples"])
+        lines.append(f"grad {name} {g['sum']!r} {g['abs_sum']!r} {samples}")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    torch.manual_seed(0)
+    cases = {
+        # Batches large enough that the last batchnorms (1x1 and 2x2 maps) are well conditioned.
+        "resnet18_32": (torchvision.models.resnet18(num_classes=10), 8, 32, 10),
+        "efficientnet_b0_64": (torchvision.models.efficientnet_b0(num_classes=5), 4, 64, 5),
+    }
+    for name, (model, batch, side, classes) in cases.items():
+        with open(os.path.join(HERE, "fixtures", name + ".txt"), "w") as f:
+            f.write(fixture(model, batch, side, classes))
+
+
+if __name__ == "__main__":
+    main()
