@@ -90,7 +90,7 @@ static void emit_transforms(FILE *out, const Experiment *x, int channels, float 
           std[c] = s ? (float)value_number(s->items[c < s->n ? c : s->n - 1], "") : 1;
         }
       } else if (l == 0 && !strcmp(t->s, "hflip")) {
-        fprintf(out, "  {TLC_AUG_HFLIP, %gf, 0, 0},\n", number_or(field(t, 0, "p"), 0.5));
+        fprintf(out, "  {TLC_AUG_HFLIP, %.9g, 0, 0},\n", number_or(field(t, 0, "p"), 0.5));
         naug++;
       } else if (l == 0 && !strcmp(t->s, "random_crop")) {
         fprintf(out, "  {TLC_AUG_RANDOM_CROP, 0, %lld, %lld},\n", (long long)value_int(field(t, 0, "size"), "size"),
@@ -160,7 +160,7 @@ static void emit_model(FILE *out, Arena *a, const TrainerSpec *t) {
   fprintf(out, "    .epochs = %lld, .seed_default = %lld,\n", (long long)x->epochs, (long long)(seed ? seed->i : 0));
   fprintf(out, "    .data_format = \"idx\", .data_dir = \"%s\", .val_count = %lld,\n",
           dir ? dir->s : "/usr/share/datasets/fashion-mnist", (long long)(data && field(data, 1, "val") ? field(data, 1, "val")->i : 5000));
-  fprintf(out, "    .mean = {%gf, %gf, %gf, %gf}, .std = {%gf, %gf, %gf, %gf},\n", mean[0], mean[1], mean[2], mean[3], std[0],
+  fprintf(out, "    .mean = {%.9g, %.9g, %.9g, %.9g}, .std = {%.9g, %.9g, %.9g, %.9g},\n", mean[0], mean[1], mean[2], mean[3], std[0],
           std[1], std[2], std[3]);
   fputs("    .augment = augment, .naugment = sizeof augment / sizeof *augment,\n", out);
   emit_schedule(out, x);

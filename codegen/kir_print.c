@@ -13,6 +13,8 @@ static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
   case KX_CONST:
     if (e->type == KT_F32 && isinf(e->f))
       fputs(e->f < 0 ? "-INFINITY" : "INFINITY", out);
+    else if (e->type == KT_F32 && e->f == (double)(int64_t)e->f && fabs(e->f) < 1e15)
+      fprintf(out, "%.1ff", e->f);   // "2.0f": C reads "2f" as a malformed integer
     else if (e->type == KT_F32)
       fprintf(out, "%.9gf", e->f);
     else

@@ -198,12 +198,33 @@ typedef struct TlcRun {
   double best_val, train_seconds, epoch_start;
   float lr_factor;
   FILE *metrics;
+  int64_t ntest;        // test images used (--limit)
+  int64_t val_first;    // index in `train` of the first validation image
+  int64_t eval_cursor;  // next image of the split being evaluated
+  int64_t eval_real;    // real (not padding) images in the current evaluation batch
+  bool eval_active;     // an evaluation pass over eval_split is under way
+  int epoch;            // the epoch under way (0-based)
+  int epochs_done;      // epochs completed, counting those before a resume
+  int threads;          // --threads; 0: one per core
+  double epoch_seconds, images_trained;  // this epoch's training time; images trained this run
+  char *out_owned;      // the default --out, built from the model name
+  char *last_path, *best_path;  // OUT/last.ckpt, OUT/best.ckpt
+  const char *last_good;        // the newest checkpoint known good, for the NaN message
+  TlcTensorRef *tensors;        // model->params as checkpoint tensors; int64 ones via float copies
+  uint64_t graph_hash;          // tlc_checkpoint_graph_hash(tensors)
+  int32_t *batch_labels;        // the labels of the batch in the arena (the step may reuse its input)
+  uint8_t *scratch;             // two images of bytes for augmentation
+  float norm[4][256];           // (pixel / 255 - mean[c]) / std[c] for every pixel value
 } TlcRun;
 
 // Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit
-// --eval, --help), loads the data, allocates and initialises (or resumes) the state.
-// Returns nonzero after printing "error: ..." (run->status is then the exit status), or
-// after --help / --eval, which finish the run themselves (status 0).
+// --eval --threads, --help), loads the data, allocates and initialises (or resumes) the
+// state. Returns nonzero after printing "error: ..." (run->status is then the exit status),
+// or after --help (status 0). --eval CKPT loads the checkpoint and returns 0 with
+// first_epoch == epochs, so the loop goes straight to the test evaluation and
+// tlc_run_finish prints the result line.
+// A call that reports failure (tlc_run_start, tlc_train_batch_done, tlc_epoch_end) has
+// already released the run: main only returns run->status.
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv);
 void tlc_epoch_begin(TlcRun *run, int epoch);        // shuffles, sets the learning rate
 bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end

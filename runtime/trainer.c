@@ -1,0 +1,371 @@
+// trainer.c: a training run, as the generated main() drives it (the loop is in tlcrt.h).
+//
+// Contract (tlcrt.h, section "trainer.c"; the command line is in DESIGN.md section 3):
+// - tlc_run_start checks everything that can fail before the first step: flags, the --out
+//   directory (created, and metrics.jsonl opened in it), the data against the model, memory,
+//   the checkpoint to resume or evaluate. Errors print "error: ..." on stderr; the status is
+//   2 for a usage error, 1 otherwise.
+// - Determinism: initialisation, the training order and augmentation all draw from one
+//   TlcRng seeded by --seed, and the order restarts from 0..n-1 before each epoch's shuffle,
+//   so the rng state is the whole of what a checkpoint needs to resume bit for bit.
+// - Each epoch prints one line, appends one JSON line to OUT/metrics.jsonl and saves
+//   OUT/last.ckpt, and OUT/best.ckpt when the validation accuracy improved (ties keep the
+//   older one). tlc_run_finish prints the one "result:" line scripts read.
+// - A call that fails releases everything before returning; main just returns run->status.
+#include "trainer_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const double PI = 3.14159265358979323846;
+
+double trainer_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+// "dir/name" in new memory, or NULL when out of memory.
+static char *path_join(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  if (p)
+    snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+//
+// The --out directory
+//
+
+// mkdir -p: creates the missing parents, then checks the result is a directory.
+static int make_dirs(const char *path, TlcError *err) {
+  char *p = strdup(path);
+  if (!p)
+    return tlc_fail(err, "out of memory");
+  // Failures on the parents are not reported here: the last mkdir or stat names the problem.
+  for (char *s = p + 1; *s; s++) {
+    if (*s == '/') {
+      *s = '\0';
+      mkdir(p, 0777);
+      *s = '/';
+    }
+  }
+  int made = mkdir(p, 0777), saved = errno;
+  free(p);
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return 0;
+  if (made != 0 && saved != EEXIST)
+    return tlc_fail(err, "--out %s: cannot create the directory: %s", path, strerror(saved));
+  return tlc_fail(err, "--out %s: exists and is not a directory", path);
+}
+
+// Creates --out and opens metrics.jsonl in it, so an unwritable place fails before training.
+static int open_out(TlcRun *run, TlcError *err) {
+  if (!run->out_dir) {
+    run->out_owned = path_join("runs", run->model->name);
+    run->out_dir = run->out_owned;
+  }
+  if (!run->out_dir)
+    return tlc_fail(err, "out of memory");
+  if (make_dirs(run->out_dir, err) != 0)
+    return -1;
+  char *metrics = path_join(run->out_dir, "metrics.jsonl");
+  run->last_path = path_join(run->out_dir, "last.ckpt");
+  run->best_path = path_join(run->out_dir, "best.ckpt");
+  if (!metrics || !run->last_path || !run->best_path) {
+    free(metrics);
+    return tlc_fail(err, "out of memory");
+  }
+  // A resumed run continues the log; a new run starts it afresh.
+  run->metrics = fopen(metrics, run->resume ? "a" : "w");
+  int rc = run->metrics ? 0 : tlc_fail(err, "--out %s: cannot write %s: %s", run->out_dir, metrics, strerror(errno));
+  free(metrics);
+  return rc;
+}
+
+//
+// Data
+//
+
+// Shapes must match exactly and every label must name one of the model's classes.
+static int check_data(const TlcRun *run, const TlcDataset *d, const char *what, TlcError *err) {
+  const TlcModel *m = run->model;
+  if (d->channels != m->channels || d->height != m->height || d->width != m->width)
+    return tlc_fail(err, "%s: the %s images are %dx%dx%d (CxHxW), but model '%s' takes %dx%dx%d",
+                    run->data_dir, what, d->channels, d->height, d->width, m->name, m->channels,
+                    m->height, m->width);
+  for (int64_t i = 0; i < d->count; i++)
+    if (d->labels[i] >= m->classes)
+      return tlc_fail(err, "%s: %s image %lld has label %d, but model '%s' has %d classes (labels 0 to %d)",
+                      run->data_dir, what, (long long)i, d->labels[i], m->name, m->classes, m->classes - 1);
+  return 0;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Sizes of the three splits; validation is the end of the training file. Returns a status.
+static int split_data(TlcRun *run, TlcError *err) {
+  const TlcModel *m = run->model;
+  int64_t limit = run->limit > 0 ? run->limit : INT64_MAX;
+  run->ntest = min64(run->test.count, limit);
+  if (run->eval_checkpoint)
+    return TRAINER_OK;
+  int64_t val = m->val_count > 0 ? m->val_count : 0;
+  if (val >= run->train.count) {
+    tlc_fail(err, "%s: the training file has %lld images; holding out %lld for validation leaves none to "
+             "train on", run->data_dir, (long long)run->train.count, (long long)val);
+    return TRAINER_FAILED;
+  }
+  run->val_first = run->train.count - val;
+  run->ntrain = min64(run->val_first, limit);
+  run->nval = min64(val, limit);
+  if (run->ntrain < m->batch) {
+    tlc_fail(err, "%s: %lld training images, fewer than one batch of %lld (the batch size is fixed when "
+             "the trainer is compiled)%s", run->data_dir, (long long)run->ntrain, (long long)m->batch,
+             run->limit ? "; raise --limit" : "");
+    return run->limit ? TRAINER_USAGE : TRAINER_FAILED;
+  }
+  return TRAINER_OK;
+}
+
+static void print_data(const TlcRun *run) {
+  const TlcModel *m = run->model;
+  printf("data: %s: ", run->data_dir);
+  if (!run->eval_checkpoint)
+    printf("train %lld, val %lld, ", (long long)run->ntrain, (long long)run->nval);
+  printf("test %lld images (%dx%dx%d), %d classes\n", (long long)run->ntest, m->channels, m->height,
+         m->width, m->classes);
+}
+
+// Loads the splits the run needs and checks them against the model. Returns a status.
+static int load_data(TlcRun *run, TlcError *err) {
+  const char *format = run->model->data_format ? run->model->data_format : "";
+  if (strcmp(format, "idx") != 0) {
+    tlc_fail(err, "data format '%s' is not supported by this runtime (it reads idx)", format);
+    return TRAINER_FAILED;
+  }
+  bool need_train = !run->eval_checkpoint;  // --eval reads the test split only
+  if ((need_train && (tlc_idx_load(run->data_dir, "train", &run->train, err) != 0 ||
+                      check_data(run, &run->train, "training", err) != 0)) ||
+      tlc_idx_load(run->data_dir, "test", &run->test, err) != 0 ||
+      check_data(run, &run->test, "test", err) != 0)
+    return TRAINER_FAILED;
+  int status = split_data(run, err);
+  if (status == TRAINER_OK)
+    print_data(run);
+  return status;
+}
+
+//
+// Starting
+//
+
+// Initial state from the seed, then the checkpoint over it when there is one.
+static int load_state(TlcRun *run, TlcError *err) {
+  if (trainer_alloc_state(run, err) != 0 || trainer_alloc_batches(run, err) != 0)
+    return -1;
+  tlc_rng_seed(&run->rng, run->seed);
+  trainer_init_params(run);
+  const char *checkpoint = run->eval_checkpoint ? run->eval_checkpoint : run->resume;
+  if (checkpoint && trainer_load_checkpoint(run, checkpoint, err) != 0)
+    return -1;
+  run->first_epoch = run->epochs_done;
+  run->last_good = run->resume;
+  if (run->eval_checkpoint) {
+    run->epochs = run->first_epoch;  // no epoch to train: the loop goes straight to the test split
+    printf("eval: %s: the state after epoch %d (step %lld)\n", checkpoint, run->epochs_done,
+           (long long)run->step);
+  } else if (run->resume && run->first_epoch >= run->epochs) {
+    printf("resume: %s: the state after epoch %d (step %lld); --epochs is %d, nothing left to train\n",
+           checkpoint, run->epochs_done, (long long)run->step, run->epochs);
+  } else if (run->resume) {
+    printf("resume: %s: the state after epoch %d (step %lld); training epochs %d to %d\n", checkpoint,
+           run->epochs_done, (long long)run->step, run->first_epoch + 1, run->epochs);
+  }
+  return 0;
+}
+
+static int start_run(TlcRun *run, TlcError *err) {
+  if (run->epochs < 1) {
+    tlc_fail(err, "model '%s' sets no number of epochs: pass --epochs N", run->model->name);
+    return TRAINER_USAGE;
+  }
+  if (!run->eval_checkpoint && open_out(run, err) != 0)
+    return TRAINER_FAILED;
+  tlc_pool_init(run->threads);
+  int status = load_data(run, err);
+  if (status != TRAINER_OK)
+    return status;
+  return load_state(run, err) == 0 ? TRAINER_OK : TRAINER_FAILED;
+}
+
+int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
+  memset(run, 0, sizeof *run);
+  run->model = model;
+  run->epochs = model->epochs;
+  run->seed = model->seed_default;
+  run->data_dir = model->data_dir;
+  run->device = "cpu";
+  run->best_val = -1;  // below any accuracy: the first validated epoch is the best so far
+  TlcError err = {{0}};
+  bool help = false;
+  int status = trainer_check_model(model, &err) != 0 ? TRAINER_FAILED
+                                                     : trainer_parse_flags(run, argc, argv, &help, &err);
+  if (status == TRAINER_OK && !help)
+    status = start_run(run, &err);
+  if (status == TRAINER_OK && !help)
+    return 0;
+  fflush(stdout);
+  if (status != TRAINER_OK)
+    fprintf(stderr, "error: %s\n", err.msg);
+  trainer_release(run);
+  run->status = status;
+  return 1;
+}
+
+//
+// Epochs
+//
+
+// The learning rate's factor for a 0-based epoch, as PyTorch's schedulers step per epoch.
+static double schedule_factor(const TlcSchedule *s, int epoch, int epochs) {
+  double f = 1;
+  if (s->kind == TLC_SCHED_STEP)
+    f = pow(s->gamma, epoch / (s->step_size > 0 ? s->step_size : 1));
+  if (s->kind == TLC_SCHED_MULTISTEP)
+    for (int i = 0; i < s->nmilestones && i < 16; i++)
+      f *= epoch >= s->milestones[i] ? s->gamma : 1;
+  if (s->kind == TLC_SCHED_COSINE)
+    f = s->eta_min_ratio + (1 - s->eta_min_ratio) * (1 + cos(PI * epoch / epochs)) / 2;
+  if (epoch < s->warmup)
+    f *= (double)(epoch + 1) / (s->warmup + 1);
+  return f;
+}
+
+void tlc_epoch_begin(TlcRun *run, int epoch) {
+  const TlcModel *m = run->model;
+  run->epoch = epoch;
+  for (int64_t i = 0; i < run->ntrain; i++)
+    run->order[i] = (int32_t)i;
+  tlc_rng_shuffle(&run->rng, run->order, run->ntrain);
+  run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs);
+  memcpy(run->arena + m->lr, &run->lr_factor, sizeof run->lr_factor);
+  run->cursor = 0;
+  run->epoch_loss = run->epoch_correct = run->epoch_seen = 0;
+  run->eval_loss = run->eval_correct = run->eval_seen = 0;
+  run->eval_active = false;
+  run->epoch_seconds = 0;
+  run->epoch_start = trainer_now();
+}
+
+typedef struct EpochStats {
+  double loss, acc, val_loss, val_acc, images_per_s, seconds;  // accuracies as fractions
+} EpochStats;
+
+static EpochStats epoch_stats(const TlcRun *run) {
+  bool validated = run->eval_split == TLC_SPLIT_VAL && run->eval_seen > 0;
+  EpochStats e = {
+      .loss = run->epoch_loss / run->epoch_seen,
+      .acc = run->epoch_correct / run->epoch_seen,
+      .val_loss = validated ? run->eval_loss / run->eval_seen : NAN,
+      .val_acc = validated ? run->eval_correct / run->eval_seen : NAN,
+      .images_per_s = run->epoch_seconds > 0 ? run->epoch_seen / run->epoch_seconds : 0,
+      .seconds = run->epoch_seconds,
+  };
+  return e;
+}
+
+static void print_epoch(const TlcRun *run, int epoch, const EpochStats *e) {
+  printf("epoch %d/%d  loss %.4f  acc %.2f%%", epoch + 1, run->epochs, e->loss, 100 * e->acc);
+  if (!isnan(e->val_acc))
+    printf("  val_loss %.4f  val_acc %.2f%%", e->val_loss, 100 * e->val_acc);
+  printf("  %.0f img/s  %.1f s\n", e->images_per_s, e->seconds);
+  fflush(stdout);
+}
+
+// ,"key":value with JSON's null for a missing number (NaN: no validation split).
+static void json_number(FILE *f, const char *key, double v) {
+  if (isfinite(v))
+    fprintf(f, ",\"%s\":%.9g", key, v);
+  else
+    fprintf(f, ",\"%s\":null", key);
+}
+
+static int log_epoch(TlcRun *run, int epoch, const EpochStats *e, TlcError *err) {
+  FILE *f = run->metrics;
+  fprintf(f, "{\"epoch\":%d", epoch + 1);
+  json_number(f, "loss", e->loss);
+  json_number(f, "acc", e->acc);
+  json_number(f, "val_loss", e->val_loss);
+  json_number(f, "val_acc", e->val_acc);
+  json_number(f, "images_per_s", e->images_per_s);
+  json_number(f, "seconds", e->seconds);
+  json_number(f, "lr_factor", run->lr_factor);
+  fputs("}\n", f);
+  // Flushed every epoch so that a run stopped later still leaves its log.
+  if (fflush(f) != 0 || ferror(f))
+    return tlc_fail(err, "--out %s: cannot write metrics.jsonl: %s", run->out_dir, strerror(errno));
+  return 0;
+}
+
+int tlc_epoch_end(TlcRun *run, int epoch) {
+  EpochStats e = epoch_stats(run);
+  run->train_seconds += run->epoch_seconds;
+  run->epochs_done = epoch + 1;
+  print_epoch(run, epoch, &e);
+  bool improved = e.val_acc > run->best_val;  // ties keep the older; NaN never improves
+  if (improved)
+    run->best_val = e.val_acc;
+  TlcError err;
+  if (log_epoch(run, epoch, &e, &err) != 0 || trainer_save_checkpoint(run, run->last_path, &err) != 0 ||
+      (improved && trainer_save_checkpoint(run, run->best_path, &err) != 0)) {
+    fprintf(stderr, "error: %s\n", err.msg);
+    run->status = TRAINER_FAILED;
+    trainer_release(run);
+    return 1;
+  }
+  run->last_good = run->last_path;
+  return 0;
+}
+
+//
+// Finishing
+//
+
+int tlc_run_finish(TlcRun *run) {
+  bool tested = run->eval_split == TLC_SPLIT_TEST && run->eval_seen > 0;
+  double test_acc = tested ? run->eval_correct / run->eval_seen : NAN;
+  double test_loss = tested ? run->eval_loss / run->eval_seen : NAN;
+  double best_val = run->best_val >= 0 ? run->best_val : NAN;
+  double per_s = run->train_seconds > 0 ? run->images_trained / run->train_seconds : 0;
+  printf("result: test_acc=%.4f test_loss=%.4f best_val_acc=%.4f train_time_s=%.1f epochs=%d "
+         "images_per_s=%.0f\n", test_acc, test_loss, best_val, run->train_seconds, run->epochs_done, per_s);
+  trainer_release(run);
+  run->status = TRAINER_OK;
+  return 0;
+}
+
+void trainer_release(TlcRun *run) {
+  fflush(stdout);
+  if (run->metrics)
+    fclose(run->metrics);
+  run->metrics = NULL;
+  tlc_dataset_free(&run->train);
+  tlc_dataset_free(&run->test);
+  trainer_free_state(run);
+  trainer_free_batches(run);
+  free(run->out_owned);
+  free(run->last_path);
+  free(run->best_path);
+  run->out_owned = run->last_path = run->best_path = NULL;
+  run->out_dir = NULL;
+  run->last_good = NULL;
+  tlc_pool_shutdown();
+}

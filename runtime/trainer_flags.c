@@ -1,0 +1,201 @@
+// trainer_flags.c: the trainer's command line.
+//
+// Contract: every flag is `--name VALUE` or `--name=VALUE`; the last of a repeated flag wins.
+// An unknown flag, a stray argument, a missing value or a bad value is a usage error
+// (exit status 2) whose message names the flag. A flag this build cannot honour
+// (--device cuda, --predict, --weights) is a plain failure (status 1) that says what to do
+// instead. Parsing only records options: nothing is opened or created here.
+#include "trainer_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int (*FlagFn)(TlcRun *run, const char *flag, const char *value, TlcError *err);
+
+typedef struct Flag {
+  const char *name;     // "--epochs"
+  bool takes_value;
+  FlagFn apply;
+} Flag;
+
+// A base-10 integer in [min, max], the whole of value; else a usage error naming the flag.
+static int parse_int(const char *flag, const char *value, int64_t min, int64_t max, int64_t *out,
+                     TlcError *err) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(value, &end, 10);
+  if (!*value || *end || errno || v < min || v > max) {
+    tlc_fail(err, "%s expects an integer from %" PRId64 " to %" PRId64 ", got '%s'", flag, min, max,
+             value);
+    return TRAINER_USAGE;
+  }
+  *out = v;
+  return TRAINER_OK;
+}
+
+static int flag_data(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)err;
+  run->data_dir = value;
+  return TRAINER_OK;
+}
+
+static int flag_epochs(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  int64_t n;
+  int rc = parse_int(flag, value, 1, 1000000, &n, err);
+  if (rc == TRAINER_OK)
+    run->epochs = (int)n;
+  return rc;
+}
+
+static int flag_device(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  if (strcmp(value, "cuda") == 0) {
+    tlc_fail(err, "this trainer was built without CUDA kernels (the CUDA backend is not built "
+             "yet); use --device cpu");
+    return TRAINER_FAILED;
+  }
+  if (strcmp(value, "cpu") != 0) {
+    tlc_fail(err, "%s expects cpu or cuda, got '%s'", flag, value);
+    return TRAINER_USAGE;
+  }
+  run->device = value;
+  return TRAINER_OK;
+}
+
+static int flag_seed(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  // strtoull accepts "-1" and wraps it; a seed is written without a sign.
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(value, &end, 10);
+  if (*value < '0' || *value > '9' || *end || errno) {
+    tlc_fail(err, "%s expects an integer from 0 to %" PRIu64 ", got '%s'", flag, UINT64_MAX, value);
+    return TRAINER_USAGE;
+  }
+  run->seed = v;
+  return TRAINER_OK;
+}
+
+static int flag_out(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  if (!*value) {
+    tlc_fail(err, "%s expects a directory, got an empty string", flag);
+    return TRAINER_USAGE;
+  }
+  run->out_dir = value;
+  return TRAINER_OK;
+}
+
+static int flag_resume(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)err;
+  run->resume = value;
+  return TRAINER_OK;
+}
+
+static int flag_limit(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return parse_int(flag, value, 1, INT64_MAX, &run->limit, err);
+}
+
+static int flag_eval(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)err;
+  run->eval_checkpoint = value;
+  return TRAINER_OK;
+}
+
+static int flag_threads(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  int64_t n;
+  int rc = parse_int(flag, value, 1, 4096, &n, err);
+  if (rc == TRAINER_OK)
+    run->threads = (int)n;
+  return rc;
+}
+
+// Part of the contract in DESIGN.md but not built yet: say so rather than "unknown flag".
+static int flag_not_yet(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)run, (void)value;
+  const char *what = strcmp(flag, "--predict") == 0 ? "prediction" : "weight import";
+  tlc_fail(err, "%s: %s is not available in this version of tlc yet", flag, what);
+  return TRAINER_FAILED;
+}
+
+static const Flag FLAGS[] = {
+    {"--data", true, flag_data},       {"--epochs", true, flag_epochs},
+    {"--device", true, flag_device},   {"--seed", true, flag_seed},
+    {"--out", true, flag_out},         {"--resume", true, flag_resume},
+    {"--limit", true, flag_limit},     {"--eval", true, flag_eval},
+    {"--threads", true, flag_threads}, {"--predict", false, flag_not_yet},
+    {"--weights", true, flag_not_yet},
+};
+
+static void print_usage(const TlcRun *run, const char *argv0) {
+  const TlcModel *m = run->model;
+  printf("usage: %s [options]\n"
+         "Trains %s (compiled from %s) and reports its test accuracy.\n\n"
+         "  --data DIR      data set directory (default %s)\n"
+         "  --epochs N      epochs to train (default %d)\n"
+         "  --device cpu    where to run (cpu; cuda is not built yet)\n"
+         "  --seed N        random seed for initialisation, order and augmentation (default %" PRIu64 ")\n"
+         "  --out DIR       metrics.jsonl, last.ckpt and best.ckpt go here (default runs/%s)\n"
+         "  --resume CKPT   continue a run from a checkpoint\n"
+         "  --limit N       use at most N training, N validation and N test images\n"
+         "  --eval CKPT     evaluate a checkpoint on the test split and exit\n"
+         "  --threads N     CPU threads (default: one per core)\n"
+         "  --help          show this message\n\n"
+         "The last line printed starts with \"result:\" and is meant for scripts.\n",
+         argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->seed_default, m->name);
+}
+
+static const Flag *find_flag(const char *arg, size_t len) {
+  for (size_t i = 0; i < sizeof FLAGS / sizeof *FLAGS; i++)
+    if (strlen(FLAGS[i].name) == len && strncmp(FLAGS[i].name, arg, len) == 0)
+      return &FLAGS[i];
+  return NULL;
+}
+
+static bool is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
+
+// One flag at argv[*i], with its value from "=VALUE" or the next argument.
+static int parse_one(TlcRun *run, int argc, char **argv, int *i, TlcError *err) {
+  const char *arg = argv[*i], *eq = strchr(arg, '=');
+  size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+  const Flag *f = strncmp(arg, "--", 2) == 0 ? find_flag(arg, len) : NULL;
+  if (!f) {
+    tlc_fail(err, arg[0] == '-' ? "unknown flag '%.*s' (see --help)" : "unexpected argument '%.*s' (see --help)",
+             (int)len, arg);
+    return TRAINER_USAGE;
+  }
+  const char *value = eq ? eq + 1 : NULL;
+  if (f->takes_value && !value) {
+    if (*i + 1 >= argc) {
+      tlc_fail(err, "%s needs a value (see --help)", f->name);
+      return TRAINER_USAGE;
+    }
+    value = argv[++*i];
+  }
+  if (!f->takes_value && value) {
+    tlc_fail(err, "%s takes no value", f->name);
+    return TRAINER_USAGE;
+  }
+  return f->apply(run, f->name, value, err);
+}
+
+int trainer_parse_flags(TlcRun *run, int argc, char **argv, bool *help, TlcError *err) {
+  *help = false;
+  // --help wins over everything else on the line, so a user can always get the usage.
+  for (int i = 1; i < argc; i++) {
+    if (is_help(argv[i])) {
+      print_usage(run, argc > 0 ? argv[0] : "train");
+      *help = true;
+      return TRAINER_OK;
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    int rc = parse_one(run, argc, argv, &i, err);
+    if (rc != TRAINER_OK)
+      return rc;
+  }
+  if (run->eval_checkpoint && run->resume) {
+    tlc_fail(err, "--eval and --resume cannot be combined: --eval only evaluates a checkpoint");
+    return TRAINER_USAGE;
+  }
+  return TRAINER_OK;
+}
