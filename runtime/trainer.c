@@ -207,6 +207,7 @@ static int start_run(TlcRun *run, TlcError *err) {
 }
 
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);   // one line per epoch, even into a log file
   memset(run, 0, sizeof *run);
   run->model = model;
   run->epochs = model->epochs;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# fashion.sh TLC SCRATCH: builds the Fashion-MNIST example into a trainer and runs it on a
+# subset: it must learn (test accuracy above a floor), be self-contained (ldd), resume
+# bit-exactly, and refuse bad input with clear errors.
+set -u
+tlc=$1 dir=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+failed=0 passed=0
+check() {   # check NAME COMMAND...: the command must succeed
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
+}
+fails_with() {   # fails_with NAME TEXT COMMAND...: exit status 1 and TEXT on stderr
+  local name=$1 text=$2; shift 2
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  if [ $rc -eq 1 ] && grep -qF -- "$text" err.txt; then passed=$((passed + 1));
+  else failed=$((failed + 1)); echo "FAIL: $name (status $rc)"; cat err.txt; fi
+}
+
+example=$root/examples/fashion_cnn.graph
+check "build" "$tlc" "$example" --set batch=32 --set epochs=2 -o train
+check "build twin" "$tlc" "$example" --set batch=32 --set 'model=cnn_bn(input = [1, 28, 28], hidden = 64)' -o other
+
+# Self-contained: only the C library's own parts.
+extra=$(ldd train | grep -v -E 'linux-vdso|libc\.so|libm\.so|ld-linux' || true)
+check "ldd shows only the C library" test -z "$extra"
+
+# Learns: 1536 training images, 2 epochs.
+check "train" ./train --limit 1536 --out run > train.txt
+cat train.txt
+acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' train.txt)
+check "test accuracy above 0.60 (chance 0.10)" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.60) }'
+check "metrics: one line per epoch" test "$(wc -l < run/metrics.jsonl)" -eq 2
+check "checkpoints written" test -s run/last.ckpt -a -s run/best.ckpt
+
+# Resume: 1 epoch, then the second from the checkpoint, equals 2 epochs straight.
+check "first epoch" ./train --limit 1536 --epochs 1 --out half > /dev/null
+check "resumed epoch" ./train --limit 1536 --resume half/last.ckpt --out half > resumed.txt
+check "resume is bit-exact" cmp run/last.ckpt half/last.ckpt
+check "same result line" test "$(grep '^result' resumed.txt | cut -d' ' -f2-3)" = "$(grep '^result' train.txt | cut -d' ' -f2-3)"
+check "--eval" sh -c "./train --limit 1536 --eval run/last.ckpt | grep -q '^result: test_acc=$acc'"
+
+# Bad input.
+fails_with "checkpoint of another graph" "classifier.0.weight" ./other --limit 64 --resume run/last.ckpt --out o2
+head -c 1000 run/last.ckpt > cut.ckpt
+fails_with "checkpoint cut short" "cut.ckpt" ./train --limit 64 --resume cut.ckpt --out o3
+fails_with "missing data" "/nonexistent" ./train --data /nonexistent --out o4
+touch afile
+fails_with "unwritable --out" "afile" ./train --limit 64 --out afile/run
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
