@@ -78,6 +78,11 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   case OP_CONV2D:
   case OP_CONV2D_DX:
   case OP_CONV2D_DW: k = kernel_conv(&kb); break;
+  case OP_IM2COL:
+  case OP_COL2IM:
+  case OP_CONV_GEMM:
+  case OP_CONV_GEMM_DX:
+  case OP_CONV_GEMM_DW: k = kernel_gemm(&kb); break;
   case OP_LINEAR:
   case OP_LINEAR_DX:
   case OP_LINEAR_DW:

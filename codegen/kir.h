@@ -165,6 +165,7 @@ KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, K
 KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);
 
 Kernel *kernel_conv(KernelBuilder *kb);
+Kernel *kernel_gemm(KernelBuilder *kb);
 Kernel *kernel_linear(KernelBuilder *kb);
 Kernel *kernel_norm(KernelBuilder *kb);
 Kernel *kernel_pointwise(KernelBuilder *kb);

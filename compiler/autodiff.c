@@ -69,6 +69,15 @@ static void node_grad(StepBuilder *b, Node *y, Node *g) {
       accumulate(b, y->in[2], grad_op(b, OP_BIAS_GRAD, y->in[2], y, 1, g, NULL));
     break;
   }
+  case OP_CONV_GEMM:
+    if (needs(b, x))
+      accumulate(b, x, grad_op(b, OP_CONV_GEMM_DX, x, y, 2, g, y->in[1]));
+    if (needs(b, y->in[1]))
+      accumulate(b, y->in[1], grad_op(b, OP_CONV_GEMM_DW, y->in[1], y, 2, g, x));
+    if (y->nin == 3 && needs(b, y->in[2]))
+      accumulate(b, y->in[2], grad_op(b, OP_BIAS_GRAD, y->in[2], y, 1, g, NULL));
+    break;
+  case OP_IM2COL: accumulate(b, x, grad_op(b, OP_COL2IM, x, y, 1, g, NULL)); break;
   case OP_BN_APPLY: batchnorm_grad(b, y, g); break;
   case OP_RELU: accumulate(b, x, grad_op(b, OP_RELU_GRAD, x, y, 2, g, y)); break;
   case OP_RELU6: accumulate(b, x, grad_op(b, OP_RELU6_GRAD, x, y, 2, g, y)); break;

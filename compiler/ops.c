@@ -35,6 +35,9 @@ const OpInfo op_info[OP_COUNT] = {
     [OP_STOCHASTIC_DEPTH_GRAD] = {"stochastic_depth_grad", 1, false},
     [OP_GATE_GRAD] = {"gate_grad", 2, false},  [OP_SGD_UPDATE] = {"sgd_update", 4, false},
     [OP_ADAM_UPDATE] = {"adam_update", 6, false},
+    [OP_IM2COL] = {"im2col", 1, false},        [OP_COL2IM] = {"col2im", 1, false},
+    [OP_CONV_GEMM] = {"conv2d_gemm", 3, false}, [OP_CONV_GEMM_DX] = {"conv2d_gemm_dx", 2, false},
+    [OP_CONV_GEMM_DW] = {"conv2d_gemm_dw", 2, false},
 };
 _Static_assert(sizeof op_info / sizeof *op_info == OP_COUNT, "every op has an entry");
 
@@ -249,6 +252,13 @@ int64_t node_macs(const Node *n) {
 
 const char *node_describe(Arena *a, const Node *n) {
   switch (n->op) {
+  case OP_IM2COL:
+  case OP_COL2IM:
+  case OP_CONV_GEMM:
+  case OP_CONV_GEMM_DX:
+  case OP_CONV_GEMM_DW:
+    return arena_printf(a, "%s %lldx%lld s%lld p%lld", op_info[n->op].name, (long long)n->attr.conv.kernel,
+                        (long long)n->attr.conv.kernel, (long long)n->attr.conv.stride, (long long)n->attr.conv.pad);
   case OP_CONV2D: {
     const ConvAttrs *c = &n->attr.conv;
     const char *s = arena_printf(a, "conv2d %lldx%lld", (long long)c->kernel, (long long)c->kernel);

@@ -315,6 +315,12 @@ typedef enum {
   OP_MAXPOOL_GRAD, OP_AVGPOOL_GRAD, OP_GLOBAL_AVG_POOL_GRAD, OP_RESHAPE,
   OP_LINEAR_DX, OP_LINEAR_DW, OP_DROPOUT_GRAD, OP_STOCHASTIC_DEPTH_GRAD,
   OP_GATE_GRAD,         // d(gate) of multiply(x, gate[N,C,1,1]): sum over H,W of dy * x
+  // Convolution as a matrix product over image patches (train.c picks it per layer).
+  OP_IM2COL,            // x -> patches [N, OH*OW, CI*K*K]
+  OP_COL2IM,            // d(patches) -> dx, summing overlapping patches
+  OP_CONV_GEMM,         // patches, w[, b] -> y
+  OP_CONV_GEMM_DX,      // dy, w -> d(patches)
+  OP_CONV_GEMM_DW,      // dy, patches -> dw
   OP_SGD_UPDATE,        // param, grad, lr[, momentum] (writes param and momentum)
   OP_ADAM_UPDATE,       // param, grad, lr, m, v, seed (the step count) (writes param, m, v)
   OP_COUNT

@@ -56,6 +56,29 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
   return y;
 }
 
+// A convolution runs as patches times weights when its patch matrix is small enough to
+// keep until the backward pass: the matrix product's inner loops are long and contiguous,
+// where a direct convolution's run along one short output row. Grouped and depthwise
+// convolutions stay direct.
+enum { MAX_PATCH_BYTES = 256 << 20 };
+
+static bool conv_as_gemm(const Node *m) {
+  const ConvAttrs *c = &m->attr.conv;
+  int64_t k = m->in[0]->shape.c * c->kernel * c->kernel;
+  return c->groups == 1 && m->shape.n * m->shape.h * m->shape.w * k * 4 <= MAX_PATCH_BYTES;
+}
+
+static Node *conv(StepBuilder *b, const Node *m, Node *x, Node **p) {
+  int nin = p[1] ? 3 : 2;
+  if (!conv_as_gemm(m))
+    return step_node(b, OP_CONV2D, m->shape, m, nin, x, p[0], p[1]);
+  const ConvAttrs *c = &m->attr.conv;
+  Shape patches = {.rank = 3, .d = {m->shape.n, m->shape.h * m->shape.w, x->shape.c * c->kernel * c->kernel, 1}};
+  Node *cols = step_node(b, OP_IM2COL, patches, m, 1, x);
+  cols->attr = m->attr;
+  return step_node(b, OP_CONV_GEMM, m->shape, m, nin, cols, p[0], p[1]);
+}
+
 // One model layer in the step; returns the node holding its output.
 static Node *forward_layer(StepBuilder *b, const Node *m) {
   Node *in[2] = {0};
@@ -71,7 +94,7 @@ static Node *forward_layer(StepBuilder *b, const Node *m) {
     b->g->images = n;
     return n;
   case OP_BATCHNORM: return batchnorm(b, m, in[0], p);
-  case OP_CONV2D:
+  case OP_CONV2D: n = conv(b, m, in[0], p); break;
   case OP_LINEAR: n = step_node(b, m->op, m->shape, m, p[1] ? 3 : 2, in[0], p[0], p[1]); break;
   case OP_IDENTITY: return in[0];
   case OP_DROPOUT:
