@@ -16,30 +16,25 @@ static ConvGeom geometry(const Node *conv, Shape x, Shape y) {
   return (ConvGeom){x, y, c->groups, x.c / c->groups, y.c / c->groups, c->kernel, c->stride, c->pad, c->dilation};
 }
 
-static KExpr *num(Kernel *k, int64_t v) { return kir_int(k, v); }
-static KExpr *ref(Kernel *k, int v) { return kir_ref(k, v); }
-static KExpr *sub(Kernel *k, KExpr *a, KExpr *b) { return kir_binary(k, KB_SUB, a, b); }
-static KExpr *idiv(Kernel *k, KExpr *a, int64_t b) { return b == 1 ? a : kir_binary(k, KB_DIV, a, num(k, b)); }
-static KExpr *imod(Kernel *k, KExpr *a, int64_t b) { return kir_binary(k, KB_MOD, a, num(k, b)); }
 
 // floor(a / s) for a >= -bias * s, as a shifted truncating division.
 static KExpr *floor_div(Kernel *k, KExpr *a, int64_t s, int64_t bias) {
-  return sub(k, idiv(k, kir_add(k, a, num(k, bias * s)), s), num(k, bias));
+  return kir_sub(k, kir_div(k, kir_add(k, a, kir_int(k, bias * s)), s), kir_int(k, bias));
 }
 
 // The outputs o in [lo, hi) whose input position o*s - p + kk*d lies in [0, size).
 static void output_range(Kernel *k, const ConvGeom *g, KExpr *kk, int64_t size, int64_t out, KExpr **lo, KExpr **hi) {
   int64_t bias = g->k * g->dil + g->pad + 1;
-  KExpr *shift = sub(k, num(k, g->pad), kir_mul(k, kk, num(k, g->dil)));   // p - kk*d
-  KExpr *first = floor_div(k, kir_add(k, shift, num(k, g->stride - 1)), g->stride, bias);   // ceil(shift / s)
-  KExpr *last = floor_div(k, kir_add(k, shift, num(k, size - 1)), g->stride, bias);         // floor((size-1+shift)/s)
-  *lo = kir_binary(k, KB_MAX, first, num(k, 0));
-  *hi = kir_binary(k, KB_MIN, kir_add(k, last, num(k, 1)), num(k, out));
+  KExpr *shift = kir_sub(k, kir_int(k, g->pad), kir_mul(k, kk, kir_int(k, g->dil)));   // p - kk*d
+  KExpr *first = floor_div(k, kir_add(k, shift, kir_int(k, g->stride - 1)), g->stride, bias);   // ceil(shift / s)
+  KExpr *last = floor_div(k, kir_add(k, shift, kir_int(k, size - 1)), g->stride, bias);         // floor((size-1+shift)/s)
+  *lo = kir_binary(k, KB_MAX, first, kir_int(k, 0));
+  *hi = kir_binary(k, KB_MIN, kir_add(k, last, kir_int(k, 1)), kir_int(k, out));
 }
 
 // The input position of output o under kernel tap kk.
 static KExpr *input_pos(Kernel *k, const ConvGeom *g, KExpr *o, KExpr *kk) {
-  return kir_add(k, sub(k, kir_mul(k, o, num(k, g->stride)), num(k, g->pad)), kir_mul(k, kk, num(k, g->dil)));
+  return kir_add(k, kir_sub(k, kir_mul(k, o, kir_int(k, g->stride)), kir_int(k, g->pad)), kir_mul(k, kk, kir_int(k, g->dil)));
 }
 
 static int loop_var(KernelBuilder *kb, const char *name) { return kir_var(kb->k, name, KT_I64); }
@@ -62,23 +57,23 @@ static void taps_rows(KernelBuilder *kb, const ConvGeom *g, KStmt *into, Taps *t
   Kernel *k = kb->k;
   KExpr *lo, *hi;
   KStmt *kh_loop = kernel_loop(kb, into, "kh", g->k, &t->kh);
-  output_range(k, g, ref(k, t->kh), g->x.h, g->y.h, &lo, &hi);
+  output_range(k, g, kir_ref(k, t->kh), g->x.h, g->y.h, &lo, &hi);
   KStmt *rows = range(kb, kh_loop, "oh", lo, hi, &t->oh);
   t->row_body = kernel_loop(kb, rows, "kw", g->k, &t->kw);
 }
 
 static void taps_cols(KernelBuilder *kb, const ConvGeom *g, Taps *t) {
   KExpr *lo, *hi;
-  output_range(kb->k, g, ref(kb->k, t->kw), g->x.w, g->y.w, &lo, &hi);
+  output_range(kb->k, g, kir_ref(kb->k, t->kw), g->x.w, g->y.w, &lo, &hi);
   t->inner = range(kb, t->row_body, "ow", lo, hi, &t->ow);
 }
 
 static KExpr *plane(Kernel *k, Shape s, KExpr *n, KExpr *c) {
-  return kir_mul(k, kir_add(k, kir_mul(k, n, num(k, s.c)), c), num(k, s.h * s.w));
+  return kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, s.c)), c), kir_int(k, s.h * s.w));
 }
 
 static KExpr *at(Kernel *k, KExpr *base, int64_t width, KExpr *row, KExpr *col) {
-  return kir_add(k, base, kir_add(k, kir_mul(k, row, num(k, width)), col));
+  return kir_add(k, base, kir_add(k, kir_mul(k, row, kir_int(k, width)), col));
 }
 
 // y[n,co] = b[co]; then for each ci and tap: y[n,co,oh,:] += w[co,ci,kh,kw] * x[n,ci,ih,:]
@@ -88,23 +83,23 @@ static Kernel *forward(KernelBuilder *kb) {
   ConvGeom g = geometry(n, n->in[0]->shape, n->shape);
   int nc, p, ci;
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.y.n * g.y.c, &nc);
-  KExpr *img = idiv(k, ref(k, nc), g.y.c), *co = imod(k, ref(k, nc), g.y.c);
-  KExpr *ybase = kir_mul(k, ref(k, nc), num(k, g.y.h * g.y.w));
+  KExpr *img = kir_div(k, kir_ref(k, nc), g.y.c), *co = kir_mod(k, kir_ref(k, nc), g.y.c);
+  KExpr *ybase = kir_mul(k, kir_ref(k, nc), kir_int(k, g.y.h * g.y.w));
   KStmt *init = kernel_loop(kb, planes, "p", g.y.h * g.y.w, &p);
-  kir_store(k, init, kb->out, kir_add(k, ybase, ref(k, p)), n->nin == 3 ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
+  kir_store(k, init, kb->out, kir_add(k, ybase, kir_ref(k, p)), n->nin == 3 ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
   KStmt *chans = kernel_loop(kb, planes, "ci", g.cig, &ci);
-  KExpr *cin = kir_add(k, kir_mul(k, idiv(k, co, g.cog), num(k, g.cig)), ref(k, ci));
+  KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g.cog), kir_int(k, g.cig)), kir_ref(k, ci));
   Taps t;
   taps_rows(kb, &g, chans, &t);
   int wv = kir_var(k, "wv", KT_F32);
   Shape ws = shape4(g.y.c, g.cig, g.k, g.k);
-  kir_assign(k, t.row_body, wv, kir_load(k, kb->in[1], kernel_index4(kb, ws, co, ref(k, ci), ref(k, t.kh), ref(k, t.kw))));
+  kir_assign(k, t.row_body, wv, kir_load(k, kb->in[1], kernel_index4(kb, ws, co, kir_ref(k, ci), kir_ref(k, t.kh), kir_ref(k, t.kw))));
   taps_cols(kb, &g, &t);
   KStmt *ow_loop = t.inner;
-  KExpr *ih = input_pos(k, &g, ref(k, t.oh), ref(k, t.kh)), *iw = input_pos(k, &g, ref(k, t.ow), ref(k, t.kw));
+  KExpr *ih = input_pos(k, &g, kir_ref(k, t.oh), kir_ref(k, t.kh)), *iw = input_pos(k, &g, kir_ref(k, t.ow), kir_ref(k, t.kw));
   KExpr *xv = kir_load(k, kb->in[0], at(k, plane(k, g.x, img, cin), g.x.w, ih, iw));
-  KExpr *dst = at(k, ybase, g.y.w, ref(k, t.oh), ref(k, t.ow));
-  kir_store(k, ow_loop, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, xv, ref(k, wv))));
+  KExpr *dst = at(k, ybase, g.y.w, kir_ref(k, t.oh), kir_ref(k, t.ow));
+  kir_store(k, ow_loop, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, xv, kir_ref(k, wv))));
   return k;
 }
 
@@ -115,23 +110,23 @@ static Kernel *grad_input(KernelBuilder *kb) {
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
   int nc, p, j;
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.x.n * g.x.c, &nc);
-  KExpr *img = idiv(k, ref(k, nc), g.x.c), *ci = imod(k, ref(k, nc), g.x.c);
-  KExpr *xbase = kir_mul(k, ref(k, nc), num(k, g.x.h * g.x.w));
+  KExpr *img = kir_div(k, kir_ref(k, nc), g.x.c), *ci = kir_mod(k, kir_ref(k, nc), g.x.c);
+  KExpr *xbase = kir_mul(k, kir_ref(k, nc), kir_int(k, g.x.h * g.x.w));
   KStmt *init = kernel_loop(kb, planes, "p", g.x.h * g.x.w, &p);
-  kir_store(k, init, kb->out, kir_add(k, xbase, ref(k, p)), kir_float(k, 0));
+  kir_store(k, init, kb->out, kir_add(k, xbase, kir_ref(k, p)), kir_float(k, 0));
   KStmt *outs = kernel_loop(kb, planes, "j", g.cog, &j);
-  KExpr *co = kir_add(k, kir_mul(k, idiv(k, ci, g.cig), num(k, g.cog)), ref(k, j));
+  KExpr *co = kir_add(k, kir_mul(k, kir_div(k, ci, g.cig), kir_int(k, g.cog)), kir_ref(k, j));
   Taps t;
   taps_rows(kb, &g, outs, &t);
   int wv = kir_var(k, "wv", KT_F32);
   Shape ws = shape4(g.y.c, g.cig, g.k, g.k);
   kir_assign(k, t.row_body, wv,
-             kir_load(k, kb->in[1], kernel_index4(kb, ws, co, imod(k, ci, g.cig), ref(k, t.kh), ref(k, t.kw))));
+             kir_load(k, kb->in[1], kernel_index4(kb, ws, co, kir_mod(k, ci, g.cig), kir_ref(k, t.kh), kir_ref(k, t.kw))));
   taps_cols(kb, &g, &t);
-  KExpr *ih = input_pos(k, &g, ref(k, t.oh), ref(k, t.kh)), *iw = input_pos(k, &g, ref(k, t.ow), ref(k, t.kw));
-  KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, img, co), g.y.w, ref(k, t.oh), ref(k, t.ow)));
+  KExpr *ih = input_pos(k, &g, kir_ref(k, t.oh), kir_ref(k, t.kh)), *iw = input_pos(k, &g, kir_ref(k, t.ow), kir_ref(k, t.kw));
+  KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, img, co), g.y.w, kir_ref(k, t.oh), kir_ref(k, t.ow)));
   KExpr *dst = at(k, xbase, g.x.w, ih, iw);
-  kir_store(k, t.inner, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, dy, ref(k, wv))));
+  kir_store(k, t.inner, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, dy, kir_ref(k, wv))));
   return k;
 }
 
@@ -142,9 +137,9 @@ static Kernel *grad_weight(KernelBuilder *kb) {
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);
   int e, img, oh, ow;
   KStmt *weights = kernel_loop(kb, k->body, "e", shape_elems(n->shape), &e);
-  KExpr *kw = imod(k, ref(k, e), g.k), *kh = imod(k, idiv(k, ref(k, e), g.k), g.k);
-  KExpr *cil = imod(k, idiv(k, ref(k, e), g.k * g.k), g.cig), *co = idiv(k, ref(k, e), g.k * g.k * g.cig);
-  KExpr *cin = kir_add(k, kir_mul(k, idiv(k, co, g.cog), num(k, g.cig)), cil);
+  KExpr *kw = kir_mod(k, kir_ref(k, e), g.k), *kh = kir_mod(k, kir_div(k, kir_ref(k, e), g.k), g.k);
+  KExpr *cil = kir_mod(k, kir_div(k, kir_ref(k, e), g.k * g.k), g.cig), *co = kir_div(k, kir_ref(k, e), g.k * g.k * g.cig);
+  KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g.cog), kir_int(k, g.cig)), cil);
   int acc = kir_var(k, "acc", KT_F32);
   kir_assign(k, weights, acc, kir_float(k, 0));
   KStmt *imgs = kernel_loop(kb, weights, "n", g.y.n, &img);
@@ -153,11 +148,11 @@ static Kernel *grad_weight(KernelBuilder *kb) {
   KStmt *rows = range(kb, imgs, "oh", lo, hi, &oh);
   output_range(k, &g, kw, g.x.w, g.y.w, &lo, &hi);
   KStmt *cols = range(kb, rows, "ow", lo, hi, &ow);
-  KExpr *ih = input_pos(k, &g, ref(k, oh), kh), *iw = input_pos(k, &g, ref(k, ow), kw);
-  KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, ref(k, img), co), g.y.w, ref(k, oh), ref(k, ow)));
-  KExpr *xv = kir_load(k, kb->in[1], at(k, plane(k, g.x, ref(k, img), cin), g.x.w, ih, iw));
-  kir_assign(k, cols, acc, kir_binary(k, KB_ADD, ref(k, acc), kir_binary(k, KB_MUL, dy, xv)));
-  kir_store(k, weights, kb->out, ref(k, e), ref(k, acc));
+  KExpr *ih = input_pos(k, &g, kir_ref(k, oh), kh), *iw = input_pos(k, &g, kir_ref(k, ow), kw);
+  KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, kir_ref(k, img), co), g.y.w, kir_ref(k, oh), kir_ref(k, ow)));
+  KExpr *xv = kir_load(k, kb->in[1], at(k, plane(k, g.x, kir_ref(k, img), cin), g.x.w, ih, iw));
+  kir_assign(k, cols, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, dy, xv)));
+  kir_store(k, weights, kb->out, kir_ref(k, e), kir_ref(k, acc));
   return k;
 }
 

@@ -18,16 +18,9 @@ static Gemm gemm_of(const Node *n, Shape x, Shape y) {
   return (Gemm){x, y, c->kernel, c->stride, c->pad, c->dilation, y.h * y.w, x.c * c->kernel * c->kernel};
 }
 
-static KExpr *num(Kernel *k, int64_t v) { return kir_int(k, v); }
-static KExpr *ref(Kernel *k, int v) { return kir_ref(k, v); }
-static KExpr *add(Kernel *k, KExpr *a, KExpr *b) { return kir_add(k, a, b); }
-static KExpr *mul(Kernel *k, KExpr *a, KExpr *b) { return kir_mul(k, a, b); }
-static KExpr *div_(Kernel *k, KExpr *a, int64_t b) { return kir_binary(k, KB_DIV, a, num(k, b)); }
-static KExpr *mod_(Kernel *k, KExpr *a, int64_t b) { return kir_binary(k, KB_MOD, a, num(k, b)); }
-static KExpr *fma_(Kernel *k, KExpr *acc, KExpr *a, KExpr *b) { return kir_binary(k, KB_ADD, acc, kir_binary(k, KB_MUL, a, b)); }
 
 static KExpr *in_range(Kernel *k, KExpr *v, int64_t size) {
-  return kir_binary(k, KB_AND, kir_binary(k, KB_LE, num(k, 0), v), kir_binary(k, KB_LT, v, num(k, size)));
+  return kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), v), kir_binary(k, KB_LT, v, kir_int(k, size)));
 }
 
 // patches[n, p, (ci*k + kh)*k + kw] = x[n, ci, oh*s - pad + kh*d, ow*s - pad + kw*d], or 0 outside
@@ -38,18 +31,18 @@ static Kernel *im2col(KernelBuilder *kb) {
   int64_t OW = g.y.w;
   int r, ci, kh, kw;
   KStmt *rows = kernel_loop(kb, k->body, "r", n->shape.d[0] * g.P, &r);
-  KExpr *img = div_(k, ref(k, r), g.P), *p = mod_(k, ref(k, r), g.P);
-  KExpr *oh = div_(k, p, OW), *ow = mod_(k, p, OW);
+  KExpr *img = kir_div(k, kir_ref(k, r), g.P), *p = kir_mod(k, kir_ref(k, r), g.P);
+  KExpr *oh = kir_div(k, p, OW), *ow = kir_mod(k, p, OW);
   KStmt *chans = kernel_loop(kb, rows, "ci", g.x.c, &ci);
   KStmt *krow = kernel_loop(kb, chans, "kh", g.k, &kh);
   KStmt *kcol = kernel_loop(kb, krow, "kw", g.k, &kw);
-  KExpr *ih = add(k, kir_binary(k, KB_SUB, mul(k, oh, num(k, g.stride)), num(k, g.pad)), mul(k, ref(k, kh), num(k, g.dil)));
-  KExpr *iw = add(k, kir_binary(k, KB_SUB, mul(k, ow, num(k, g.stride)), num(k, g.pad)), mul(k, ref(k, kw), num(k, g.dil)));
-  KExpr *col = add(k, mul(k, add(k, mul(k, ref(k, ci), num(k, g.k)), ref(k, kh)), num(k, g.k)), ref(k, kw));
-  KExpr *dst = add(k, mul(k, ref(k, r), num(k, g.K)), col);
+  KExpr *ih = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, oh, kir_int(k, g.stride)), kir_int(k, g.pad)), kir_mul(k, kir_ref(k, kh), kir_int(k, g.dil)));
+  KExpr *iw = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, ow, kir_int(k, g.stride)), kir_int(k, g.pad)), kir_mul(k, kir_ref(k, kw), kir_int(k, g.dil)));
+  KExpr *col = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, ci), kir_int(k, g.k)), kir_ref(k, kh)), kir_int(k, g.k)), kir_ref(k, kw));
+  KExpr *dst = kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, g.K)), col);
   KStmt *outside;
   KStmt *inside = kir_if(k, kcol, kir_binary(k, KB_AND, in_range(k, ih, g.x.h), in_range(k, iw, g.x.w)), &outside);
-  kir_store(k, inside, kb->out, dst, kir_load(k, kb->in[0], kernel_index4(kb, g.x, img, ref(k, ci), ih, iw)));
+  kir_store(k, inside, kb->out, dst, kir_load(k, kb->in[0], kernel_index4(kb, g.x, img, kir_ref(k, ci), ih, iw)));
   kir_store(k, outside, kb->out, dst, kir_float(k, 0));
   return k;
 }
@@ -66,25 +59,25 @@ static Kernel *col2im(KernelBuilder *kb) {
   int64_t P = OH * OW, K = x.c * c->kernel * c->kernel;
   int nc, ih, iw, kh, kw;
   KStmt *planes = kernel_loop(kb, k->body, "nc", x.n * x.c, &nc);
-  KExpr *img = div_(k, ref(k, nc), x.c), *ci = mod_(k, ref(k, nc), x.c);
+  KExpr *img = kir_div(k, kir_ref(k, nc), x.c), *ci = kir_mod(k, kir_ref(k, nc), x.c);
   KStmt *rows = kernel_loop(kb, planes, "ih", x.h, &ih);
   KStmt *cols = kernel_loop(kb, rows, "iw", x.w, &iw);
   int acc = kir_var(k, "acc", KT_F32);
   kir_assign(k, cols, acc, kir_float(k, 0));
   KStmt *krow = kernel_loop(kb, cols, "kh", c->kernel, &kh);
   KStmt *kcol = kernel_loop(kb, krow, "kw", c->kernel, &kw);
-  KExpr *th = kir_binary(k, KB_SUB, add(k, ref(k, ih), num(k, c->pad)), mul(k, ref(k, kh), num(k, c->dilation)));
-  KExpr *tw = kir_binary(k, KB_SUB, add(k, ref(k, iw), num(k, c->pad)), mul(k, ref(k, kw), num(k, c->dilation)));
-  KExpr *ok = kir_binary(k, KB_AND, kir_binary(k, KB_LE, num(k, 0), th), kir_binary(k, KB_LE, num(k, 0), tw));
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, mod_(k, th, c->stride), num(k, 0)));
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, mod_(k, tw, c->stride), num(k, 0)));
-  KExpr *oh = div_(k, th, c->stride), *ow = div_(k, tw, c->stride);
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_AND, kir_binary(k, KB_LT, oh, num(k, OH)), kir_binary(k, KB_LT, ow, num(k, OW))));
+  KExpr *th = kir_binary(k, KB_SUB, kir_add(k, kir_ref(k, ih), kir_int(k, c->pad)), kir_mul(k, kir_ref(k, kh), kir_int(k, c->dilation)));
+  KExpr *tw = kir_binary(k, KB_SUB, kir_add(k, kir_ref(k, iw), kir_int(k, c->pad)), kir_mul(k, kir_ref(k, kw), kir_int(k, c->dilation)));
+  KExpr *ok = kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), th), kir_binary(k, KB_LE, kir_int(k, 0), tw));
+  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, kir_mod(k, th, c->stride), kir_int(k, 0)));
+  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, kir_mod(k, tw, c->stride), kir_int(k, 0)));
+  KExpr *oh = kir_div(k, th, c->stride), *ow = kir_div(k, tw, c->stride);
+  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_AND, kir_binary(k, KB_LT, oh, kir_int(k, OH)), kir_binary(k, KB_LT, ow, kir_int(k, OW))));
   KStmt *inside = kir_if(k, kcol, ok, NULL);
-  KExpr *row = add(k, mul(k, img, num(k, P)), add(k, mul(k, oh, num(k, OW)), ow));
-  KExpr *col = add(k, mul(k, add(k, mul(k, ci, num(k, c->kernel)), ref(k, kh)), num(k, c->kernel)), ref(k, kw));
-  kir_assign(k, inside, acc, kir_binary(k, KB_ADD, ref(k, acc), kir_load(k, kb->in[0], add(k, mul(k, row, num(k, K)), col))));
-  kir_store(k, cols, kb->out, kernel_index4(kb, x, img, ci, ref(k, ih), ref(k, iw)), ref(k, acc));
+  KExpr *row = kir_add(k, kir_mul(k, img, kir_int(k, P)), kir_add(k, kir_mul(k, oh, kir_int(k, OW)), ow));
+  KExpr *col = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, ci, kir_int(k, c->kernel)), kir_ref(k, kh)), kir_int(k, c->kernel)), kir_ref(k, kw));
+  kir_assign(k, inside, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_load(k, kb->in[0], kir_add(k, kir_mul(k, row, kir_int(k, K)), col))));
+  kir_store(k, cols, kb->out, kernel_index4(kb, x, img, ci, kir_ref(k, ih), kir_ref(k, iw)), kir_ref(k, acc));
   return k;
 }
 
@@ -96,15 +89,15 @@ static Kernel *forward(KernelBuilder *kb) {
   int64_t P = y.h * y.w, K = n->in[0]->shape.d[2];
   int r, co, kk;
   KStmt *rows = kernel_loop(kb, k->body, "r", y.n * P, &r);
-  KExpr *img = div_(k, ref(k, r), P), *p = mod_(k, ref(k, r), P);
+  KExpr *img = kir_div(k, kir_ref(k, r), P), *p = kir_mod(k, kir_ref(k, r), P);
   KStmt *outs = kernel_loop(kb, rows, "co", y.c, &co);
   int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, outs, acc, n->nin == 3 ? kir_load(k, kb->in[2], ref(k, co)) : kir_float(k, 0));
+  kir_assign(k, outs, acc, n->nin == 3 ? kir_load(k, kb->in[2], kir_ref(k, co)) : kir_float(k, 0));
   KStmt *dot = kernel_loop(kb, outs, "kk", K, &kk);
-  KExpr *wv = kir_load(k, kb->in[1], add(k, mul(k, ref(k, co), num(k, K)), ref(k, kk)));
-  KExpr *xv = kir_load(k, kb->in[0], add(k, mul(k, ref(k, r), num(k, K)), ref(k, kk)));
-  kir_assign(k, dot, acc, fma_(k, ref(k, acc), wv, xv));
-  kir_store(k, outs, kb->out, add(k, mul(k, add(k, mul(k, img, num(k, y.c)), ref(k, co)), num(k, P)), p), ref(k, acc));
+  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_ref(k, co), kir_int(k, K)), kir_ref(k, kk)));
+  KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk)));
+  kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, xv));
+  kir_store(k, outs, kb->out, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, y.c)), kir_ref(k, co)), kir_int(k, P)), p), kir_ref(k, acc));
   return k;
 }
 
@@ -116,16 +109,16 @@ static Kernel *grad_patches(KernelBuilder *kb) {
   int64_t P = dy.h * dy.w, K = n->shape.d[2];
   int r, kk, co, kk2;
   KStmt *rows = kernel_loop(kb, k->body, "r", dy.n * P, &r);
-  KExpr *img = div_(k, ref(k, r), P), *p = mod_(k, ref(k, r), P);
+  KExpr *img = kir_div(k, kir_ref(k, r), P), *p = kir_mod(k, kir_ref(k, r), P);
   KStmt *zero = kernel_loop(kb, rows, "kk", K, &kk);
-  kir_store(k, zero, kb->out, add(k, mul(k, ref(k, r), num(k, K)), ref(k, kk)), kir_float(k, 0));
+  kir_store(k, zero, kb->out, kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk)), kir_float(k, 0));
   KStmt *outs = kernel_loop(kb, rows, "co", dy.c, &co);
   int s = kir_var(k, "s", KT_F32);
-  kir_assign(k, outs, s, kir_load(k, kb->in[0], add(k, mul(k, add(k, mul(k, img, num(k, dy.c)), ref(k, co)), num(k, P)), p)));
+  kir_assign(k, outs, s, kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, dy.c)), kir_ref(k, co)), kir_int(k, P)), p)));
   KStmt *axpy = kernel_loop(kb, outs, "kk", K, &kk2);
-  KExpr *dst = add(k, mul(k, ref(k, r), num(k, K)), ref(k, kk2));
-  KExpr *wv = kir_load(k, kb->in[1], add(k, mul(k, ref(k, co), num(k, K)), ref(k, kk2)));
-  kir_store(k, axpy, kb->out, dst, fma_(k, kir_load(k, kb->out, dst), ref(k, s), wv));
+  KExpr *dst = kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk2));
+  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_ref(k, co), kir_int(k, K)), kir_ref(k, kk2)));
+  kir_store(k, axpy, kb->out, dst, kir_fma(k, kir_load(k, kb->out, dst), kir_ref(k, s), wv));
   return k;
 }
 
@@ -139,23 +132,23 @@ static Kernel *grad_weight(KernelBuilder *kb) {
   int64_t rows = dy.c % R == 0 ? R : 1;
   int blk, kk, img, p, kk2;
   KStmt *blocks = kernel_loop(kb, k->body, "b", dy.c / rows, &blk);
-  KExpr *co0 = mul(k, ref(k, blk), num(k, rows));
+  KExpr *co0 = kir_mul(k, kir_ref(k, blk), kir_int(k, rows));
   KStmt *zero = kernel_loop(kb, blocks, "kk", rows * K, &kk);
-  kir_store(k, zero, kb->out, add(k, mul(k, co0, num(k, K)), ref(k, kk)), kir_float(k, 0));
+  kir_store(k, zero, kb->out, kir_add(k, kir_mul(k, co0, kir_int(k, K)), kir_ref(k, kk)), kir_float(k, 0));
   KStmt *imgs = kernel_loop(kb, blocks, "n", dy.n, &img);
   KStmt *pos = kernel_loop(kb, imgs, "p", P, &p);
   int s[R];
   for (int i = 0; i < rows; i++) {
     s[i] = kir_var(k, arena_printf(k->arena, "s%d", i), KT_F32);
-    KExpr *co = add(k, co0, num(k, i));
-    kir_assign(k, pos, s[i], kir_load(k, kb->in[0], add(k, mul(k, add(k, mul(k, ref(k, img), num(k, dy.c)), co), num(k, P)), ref(k, p))));
+    KExpr *co = kir_add(k, co0, kir_int(k, i));
+    kir_assign(k, pos, s[i], kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, img), kir_int(k, dy.c)), co), kir_int(k, P)), kir_ref(k, p))));
   }
   KStmt *axpy = kernel_loop(kb, pos, "kk", K, &kk2);
   int xv = kir_var(k, "x", KT_F32);
-  kir_assign(k, axpy, xv, kir_load(k, kb->in[1], add(k, mul(k, add(k, mul(k, ref(k, img), num(k, P)), ref(k, p)), num(k, K)), ref(k, kk2))));
+  kir_assign(k, axpy, xv, kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, img), kir_int(k, P)), kir_ref(k, p)), kir_int(k, K)), kir_ref(k, kk2))));
   for (int i = 0; i < rows; i++) {
-    KExpr *dst = add(k, mul(k, add(k, co0, num(k, i)), num(k, K)), ref(k, kk2));
-    kir_store(k, axpy, kb->out, dst, fma_(k, kir_load(k, kb->out, dst), ref(k, s[i]), ref(k, xv)));
+    KExpr *dst = kir_add(k, kir_mul(k, kir_add(k, co0, kir_int(k, i)), kir_int(k, K)), kir_ref(k, kk2));
+    kir_store(k, axpy, kb->out, dst, kir_fma(k, kir_load(k, kb->out, dst), kir_ref(k, s[i]), kir_ref(k, xv)));
   }
   return k;
 }

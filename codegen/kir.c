@@ -103,6 +103,16 @@ KExpr *kir_mul(Kernel *k, KExpr *a, KExpr *b) {
   return kir_binary(k, KB_MUL, a, b);
 }
 
+KExpr *kir_sub(Kernel *k, KExpr *a, KExpr *b) {
+  if (is_int_const(b) && b->i == 0)
+    return a;
+  return kir_binary(k, KB_SUB, a, b);
+}
+
+KExpr *kir_div(Kernel *k, KExpr *a, int64_t b) { return b == 1 ? a : kir_binary(k, KB_DIV, a, kir_int(k, b)); }
+KExpr *kir_mod(Kernel *k, KExpr *a, int64_t b) { return kir_binary(k, KB_MOD, a, kir_int(k, b)); }
+KExpr *kir_fma(Kernel *k, KExpr *acc, KExpr *a, KExpr *b) { return kir_binary(k, KB_ADD, acc, kir_binary(k, KB_MUL, a, b)); }
+
 KExpr *kir_select(Kernel *k, KExpr *cond, KExpr *a, KExpr *b) {
   KExpr *e = expr_new(k, KX_SELECT, a->type);
   e->a = cond;

@@ -96,7 +96,11 @@ KExpr *kir_select(Kernel *k, KExpr *cond, KExpr *a, KExpr *b);
 KExpr *kir_cast(Kernel *k, KType to, KExpr *a);
 // Shorthands for index arithmetic, folded when both sides are constants.
 KExpr *kir_add(Kernel *k, KExpr *a, KExpr *b);
+KExpr *kir_sub(Kernel *k, KExpr *a, KExpr *b);
 KExpr *kir_mul(Kernel *k, KExpr *a, KExpr *b);
+KExpr *kir_div(Kernel *k, KExpr *a, int64_t b);   // integer division by a constant (a >= 0)
+KExpr *kir_mod(Kernel *k, KExpr *a, int64_t b);
+KExpr *kir_fma(Kernel *k, KExpr *acc, KExpr *a, KExpr *b);   // acc + a * b
 
 // Statements are appended to a block; kir_for and kir_if return the block to fill.
 KStmt *kir_block(Kernel *k);
