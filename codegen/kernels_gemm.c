@@ -97,7 +97,8 @@ static Kernel *forward(KernelBuilder *kb) {
   KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_ref(k, co), kir_int(k, K)), kir_ref(k, kk)));
   KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk)));
   kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, xv));
-  kir_store(k, outs, kb->out, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, y.c)), kir_ref(k, co)), kir_int(k, P)), p), kir_ref(k, acc));
+  KExpr *at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, y.c)), kir_ref(k, co)), kir_int(k, P)), p);
+  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, kir_ref(k, acc)));
   return k;
 }
 

@@ -121,7 +121,7 @@ static Kernel *per_element(KernelBuilder *kb, Shape s, Elementwise *f) {
 static KExpr *apply_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
   Kernel *k = kb->k;
   KExpr *scaled = kir_binary(k, KB_MUL, xhat(kb, p, kb->in[0], kb->in[1], c, n, px), kir_load(k, kb->in[2], c));
-  return kir_binary(k, KB_ADD, scaled, kir_load(k, kb->in[3], c));
+  return kernel_epilogue(kb, kir_binary(k, KB_ADD, scaled, kir_load(k, kb->in[3], c)));
 }
 
 // dx = gamma invstd / M (M dy - dbeta - xhat dgamma)   (dy, x, stats, gamma, dgamma, dbeta)

@@ -33,14 +33,26 @@ static KExpr *mask(KernelBuilder *kb, int seed_input, KExpr *i) {
   return kir_select(k, kir_binary(k, KB_LE, kir_float(k, p), u), kir_float(k, 1.0 / (1.0 - p)), kir_float(k, 0));
 }
 
-static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
-  Kernel *k = kb->k;
-  KExpr *x = load_at(kb, 0, i);
-  switch (kb->node->op) {
+KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x) {
+  switch (op) {
   case OP_RELU: return kir_binary(k, KB_MAX, x, kir_float(k, 0));
   case OP_RELU6: return kir_binary(k, KB_MIN, kir_binary(k, KB_MAX, x, kir_float(k, 0)), kir_float(k, 6));
   case OP_SIGMOID: return sigmoid(k, x);
   case OP_SILU: return kir_binary(k, KB_MUL, x, sigmoid(k, x));
+  default: return x;
+  }
+}
+
+KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v) { return kernel_activation(kb->k, kb->node->epilogue, v); }
+
+static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
+  Kernel *k = kb->k;
+  KExpr *x = load_at(kb, 0, i);
+  switch (kb->node->op) {
+  case OP_RELU:
+  case OP_RELU6:
+  case OP_SIGMOID:
+  case OP_SILU: return kernel_activation(k, kb->node->op, x);
   case OP_RELU_GRAD: return where(k, kir_binary(k, KB_LT, kir_float(k, 0), load_at(kb, 1, i)), x);
   case OP_RELU6_GRAD: {
     KExpr *y = load_at(kb, 1, i);
@@ -56,7 +68,7 @@ static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
                                                     kir_binary(k, KB_MUL, in, kir_binary(k, KB_SUB, kir_float(k, 1), s))));
     return kir_binary(k, KB_MUL, x, d);
   }
-  case OP_ADD: return kir_binary(k, KB_ADD, x, load_at(kb, 1, i));
+  case OP_ADD: return kernel_epilogue(kb, kir_binary(k, KB_ADD, x, load_at(kb, 1, i)));
   case OP_MULTIPLY: return kir_binary(k, KB_MUL, operand(kb, 0, i), operand(kb, 1, i));
   case OP_DROPOUT:
   case OP_DROPOUT_GRAD:

@@ -166,6 +166,10 @@ KernelBuilder kernel_begin(Arena *a, const Node *n);
 // for (v = 0; v < extent; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var);
 KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w);
+// v with the node's fused activation applied (v itself when there is none).
+KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v);
+// The activations themselves, shared by pointwise kernels and epilogues.
+KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x);
 KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);
 
 Kernel *kernel_conv(KernelBuilder *kb);

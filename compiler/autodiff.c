@@ -55,8 +55,19 @@ static void multiply_grad(StepBuilder *b, Node *y, Node *g) {
   }
 }
 
+// The gradient through a fused activation, from the node's (activated) output.
+static Node *through_epilogue(StepBuilder *b, Node *y, Node *g) {
+  static const OpKind grad_of[OP_COUNT] = {[OP_RELU] = OP_RELU_GRAD, [OP_RELU6] = OP_RELU6_GRAD,
+                                           [OP_SIGMOID] = OP_SIGMOID_GRAD};
+  Node *d = step_node(b, grad_of[y->epilogue], y->shape, y->forward, 2, g, y);
+  d->name = y->name;
+  return d;
+}
+
 static void node_grad(StepBuilder *b, Node *y, Node *g) {
   Node *x = y->in[0];
+  if (y->epilogue)
+    g = through_epilogue(b, y, g);
   switch (y->op) {
   case OP_CONV2D:
   case OP_LINEAR: {

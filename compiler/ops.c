@@ -250,7 +250,14 @@ int64_t node_macs(const Node *n) {
   }
 }
 
+static const char *describe_op(Arena *a, const Node *n);
+
 const char *node_describe(Arena *a, const Node *n) {
+  const char *s = describe_op(a, n);
+  return n->epilogue ? arena_printf(a, "%s + %s", s, op_info[n->epilogue].name) : s;
+}
+
+static const char *describe_op(Arena *a, const Node *n) {
   switch (n->op) {
   case OP_IM2COL:
   case OP_COL2IM:

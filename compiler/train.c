@@ -79,6 +79,16 @@ static Node *conv(StepBuilder *b, const Node *m, Node *x, Node **p) {
   return step_node(b, OP_CONV_GEMM, m->shape, m, nin, cols, p[0], p[1]);
 }
 
+// An activation whose gradient needs only its own output fuses into the node before it
+// when nothing else reads that node's output: one pass over memory instead of two, and
+// the pre-activation tensor is never stored.
+static bool fuses(const StepBuilder *b, const Node *m, const Node *producer) {
+  bool activation = m->op == OP_RELU || m->op == OP_RELU6 || m->op == OP_SIGMOID;
+  bool host = producer->op == OP_BN_APPLY || producer->op == OP_CONV_GEMM || producer->op == OP_LINEAR ||
+              producer->op == OP_ADD;
+  return activation && host && !producer->epilogue && b->consumers[m->in[0]->id] == 1;
+}
+
 // One model layer in the step; returns the node holding its output.
 static Node *forward_layer(StepBuilder *b, const Node *m) {
   Node *in[2] = {0};
@@ -97,6 +107,13 @@ static Node *forward_layer(StepBuilder *b, const Node *m) {
   case OP_CONV2D: n = conv(b, m, in[0], p); break;
   case OP_LINEAR: n = step_node(b, m->op, m->shape, m, p[1] ? 3 : 2, in[0], p[0], p[1]); break;
   case OP_IDENTITY: return in[0];
+  case OP_RELU:
+  case OP_RELU6:
+  case OP_SIGMOID:
+    if (!fuses(b, m, in[0]))
+      goto plain;
+    in[0]->epilogue = m->op;
+    return in[0];
   case OP_DROPOUT:
   case OP_STOCHASTIC_DEPTH:
     if (!b->training || m->attr.drop.p == 0)
@@ -104,7 +121,10 @@ static Node *forward_layer(StepBuilder *b, const Node *m) {
     n = step_node(b, m->op, m->shape, m, 2, in[0], b->seed);
     n->attr.drop.salt = m->id;
     break;
-  default: n = step_node(b, m->op, m->shape, m, m->nin, in[0], in[1]); break;
+  default:
+  plain:
+    n = step_node(b, m->op, m->shape, m, m->nin, in[0], in[1]);
+    break;
   }
   n->attr = m->attr;
   if (m->op == OP_DROPOUT || m->op == OP_STOCHASTIC_DEPTH)
@@ -181,6 +201,11 @@ Graph *train_build(Arena *a, const Graph *model, const Experiment *x, bool train
   b.g->arena = a;
   b.g->logits = model->output;
   b.of_model = arena_alloc(a, sizeof(Node *) * (size_t)model->n);
+  b.consumers = arena_alloc(a, sizeof(int) * (size_t)model->n);
+  for (int i = 0; i < model->n; i++)
+    for (int j = 0; j < model->nodes[i]->nin; j++)
+      b.consumers[model->nodes[i]->in[j]->id]++;
+  b.consumers[model->output->id]++;   // the logits are read by the loss
   b.seed = step_node(&b, OP_SEED, shape1(2), NULL, 0);
   b.seed->is_int = true;
   b.seed->name = "seed";
