@@ -91,14 +91,22 @@ static Kernel *forward(KernelBuilder *kb) {
   KStmt *rows = kernel_loop(kb, k->body, "r", y.n * P, &r);
   KExpr *img = kir_div(k, kir_ref(k, r), P), *p = kir_mod(k, kir_ref(k, r), P);
   KStmt *outs = kernel_loop(kb, rows, "co", y.c, &co);
+  bool bias = n->nin == (n->bn_folded ? 6 : 3);
   int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, outs, acc, n->nin == 3 ? kir_load(k, kb->in[2], kir_ref(k, co)) : kir_float(k, 0));
+  kir_assign(k, outs, acc, bias ? kir_load(k, kb->in[2], kir_ref(k, co)) : kir_float(k, 0));
   KStmt *dot = kernel_loop(kb, outs, "kk", K, &kk);
   KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_ref(k, co), kir_int(k, K)), kir_ref(k, kk)));
   KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk)));
   kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, xv));
+  KExpr *v = kir_ref(k, acc);
+  if (n->bn_folded) {   // (v - mean) * invstd * gamma + beta, from running statistics
+    int st = kb->in[n->nin - 3], gamma = kb->in[n->nin - 2], beta = kb->in[n->nin - 1];
+    KExpr *c = kir_ref(k, co);
+    KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, st, kir_add(k, kir_int(k, y.c), c)), kir_load(k, gamma, c));
+    v = kir_fma(k, kir_load(k, beta, c), kir_binary(k, KB_SUB, v, kir_load(k, st, c)), scale);
+  }
   KExpr *at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, y.c)), kir_ref(k, co)), kir_int(k, P)), p);
-  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, kir_ref(k, acc)));
+  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, v));
   return k;
 }
 

@@ -6,7 +6,7 @@
 
 Node *step_grad(const StepBuilder *b, const Node *n) { return n->id < b->ngrads ? b->grads[n->id] : NULL; }
 
-static bool needs(const StepBuilder *b, const Node *n) { return n && n->id < b->ngrads && b->needs_grad[n->id]; }
+static bool needs(const StepBuilder *b, const Node *n) { return n && n->id < b->ngrads && n->trains; }
 
 // Adds g to the gradient of n; a tensor used twice gets the sum of both gradients.
 static void accumulate(StepBuilder *b, Node *n, Node *g) {
@@ -109,32 +109,16 @@ static void node_grad(StepBuilder *b, Node *y, Node *g) {
   }
 }
 
-// A node needs a gradient when it is a trainable parameter or an input of it does.
-static void mark_needs(StepBuilder *b, int nforward) {
-  for (int i = 0; i < nforward; i++) {
-    const Node *n = b->g->nodes[i];
-    bool need = n->op == OP_PARAM && !n->param->buffer && !n->param->frozen;
-    if (n->op == OP_BN_STATS || n->op == OP_BN_RUNNING_STATS || n->op == OP_BN_UPDATE_RUNNING)
-      need = false;   // statistics are differentiated inside the batchnorm rule
-    else
-      for (int j = 0; j < n->nin; j++)
-        need |= b->needs_grad[n->in[j]->id];
-    b->needs_grad[i] = need;
-  }
-}
-
 void autodiff(StepBuilder *b, Node *logits, Node *dlogits) {
   int nforward = b->g->n - 1;   // everything before dlogits
   b->ngrads = nforward;
   b->grads = arena_alloc(b->arena, sizeof(Node *) * (size_t)(nforward + 1));
-  b->needs_grad = arena_alloc(b->arena, sizeof(bool) * (size_t)(nforward + 1));
-  mark_needs(b, nforward);
   if (!needs(b, logits))
     return;   // everything is frozen: the step only evaluates
   b->grads[logits->id] = dlogits;
   for (int i = nforward - 1; i >= 0; i--) {
     Node *y = b->g->nodes[i];
-    if (b->grads[i] && b->needs_grad[i])
+    if (b->grads[i] && y->trains)
       node_grad(b, y, b->grads[i]);
   }
 }

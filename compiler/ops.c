@@ -254,6 +254,8 @@ static const char *describe_op(Arena *a, const Node *n);
 
 const char *node_describe(Arena *a, const Node *n) {
   const char *s = describe_op(a, n);
+  if (n->bn_folded)
+    s = arena_printf(a, "%s + batchnorm", s);
   return n->epilogue ? arena_printf(a, "%s + %s", s, op_info[n->epilogue].name) : s;
 }
 

@@ -379,6 +379,9 @@ struct Node {
   } attr;
   OpKind epilogue;      // an activation fused into this node, applied as its output is stored
                         // (OP_RELU, OP_RELU6, OP_SIGMOID); OP_INPUT (0) for none
+  bool bn_folded;       // OP_CONV_GEMM: a batchnorm on running statistics applied to its output
+                        // (its stats, gamma and beta are the last three inputs)
+  bool trains;          // a trainable parameter lies at or below: it gets a gradient
   bool is_int;          // int64 elements (labels, seed, num_batches_tracked); else float
   bool writes_inputs;   // updates some of its inputs in place (optimizer, running statistics)
   const Node *forward;  // a training-step node: the model layer it belongs to
@@ -446,7 +449,6 @@ typedef struct StepBuilder {
   Node **of_model;      // model node id -> the step node holding its output
   int *consumers;       // model node id -> how many layers read its output
   Node **grads;         // step node id -> its gradient (autodiff.c)
-  bool *needs_grad;     // step node id -> a trainable parameter lies at or below it
   int ngrads;
   Node *seed, *lr;
 } StepBuilder;

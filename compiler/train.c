@@ -18,8 +18,11 @@ Node *step_node(StepBuilder *b, OpKind op, Shape shape, const Node *forward, int
   n->span = forward ? forward->span : (Span){0};
   va_list ap;
   va_start(ap, nin);
-  for (int i = 0; i < nin; i++)
-    n->in[n->nin++] = va_arg(ap, Node *);
+  for (int i = 0; i < nin; i++) {
+    Node *in = va_arg(ap, Node *);
+    n->in[n->nin++] = in;
+    n->trains |= in && in->trains;
+  }
   va_end(ap);
   n->id = g->n;
   ARENA_PUSH(b->arena, g->nodes, g->n, g->cap, n);
@@ -33,8 +36,27 @@ static Node *param_node(StepBuilder *b, const Param *p) {
   n->name = p->name;
   n->param = p;
   n->is_int = p->is_int;
+  n->trains = b->training && !p->buffer && !p->frozen;
   ARENA_PUSH(b->arena, b->g->params, b->g->nparams, b->g->pcap, (Param *)p);
   return n;
+}
+
+// Moves n to the end of the schedule; only valid while nothing scheduled after it reads it.
+static void schedule_last(Graph *g, Node *n) {
+  for (int i = n->id; i < g->n - 1; i++) {
+    g->nodes[i] = g->nodes[i + 1];
+    g->nodes[i]->id = i;
+  }
+  g->nodes[g->n - 1] = n;
+  n->id = g->n - 1;
+}
+
+// A batchnorm on running statistics is a per-channel affine map: it folds into the
+// convolution before it when no gradient flows through them (evaluation, or a frozen
+// prefix) and nothing else reads the convolution's output.
+static bool folds(const StepBuilder *b, const Node *m, const Node *x, const Node *stats) {
+  return stats->op == OP_BN_RUNNING_STATS && x->op == OP_CONV_GEMM && !x->trains && !x->epilogue && !x->bn_folded &&
+         b->consumers[m->in[0]->id] == 1;
 }
 
 // Batchnorm: batch statistics when training (unless frozen with running statistics,
@@ -51,6 +73,14 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
     stats = step_node(b, OP_BN_RUNNING_STATS, shape2(2, x->shape.c), m, 2, p[2], p[3]);
   }
   stats->attr.bn = m->attr.bn;
+  if (folds(b, m, x, stats)) {
+    x->in[x->nin++] = stats;
+    x->in[x->nin++] = p[0];
+    x->in[x->nin++] = p[1];
+    x->bn_folded = true;
+    schedule_last(b->g, x);   // after the statistics it now reads
+    return x;
+  }
   Node *y = step_node(b, OP_BN_APPLY, x->shape, m, 4, x, stats, p[0], p[1]);
   y->attr.bn = m->attr.bn;
   return y;

@@ -24,7 +24,8 @@ void exec_node(Exec *x, const Node *n);
 double exec_forward(Exec *x);
 // Runs the forward and backward passes, without the optimizer and running-statistics updates.
 void exec_step(Exec *x);
-// Loads the model, applies the experiment and builds its training step.
-Graph *exec_load_step(Arena *a, const char *path);
+// Loads the model, applies the experiment and builds its training step (or, when
+// training is false, its evaluation pass).
+Graph *exec_load_step(Arena *a, const char *path, bool training);
 
 #endif

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     return 2;
   mkdir(argv[1], 0755);
   Arena *a = arena_new();
-  Graph *step = exec_load_step(a, argv[2]);
+  Graph *step = exec_load_step(a, argv[2], true);
   Exec x = exec_build(a, step, argv[1]);
   fill_inputs(&x);
   int checked = 0;

@@ -11,7 +11,8 @@ deterministic generator below, which tests/numerics/parity.c implements identica
     input x[i] = u("input", i); label of sample n = (3 n + 1) mod classes
 One training-mode forward and backward (batch statistics, dropout and stochastic depth
 off) give the fixture, a text file of lines: "batch B", "side S", "classes C", "loss L",
-"logits v...", and per parameter "grad NAME SUM ABS_SUM i0 g0 i1 g1 i2 g2 i3 g3": the sum
+"logits v...", "eval_logits v..." (evaluation mode, running statistics, before the
+training step), and per parameter "grad NAME SUM ABS_SUM i0 g0 i1 g1 i2 g2 i3 g3": the sum
 and the sum of absolute values of its gradient, and four sampled elements.
 """
 import os
@@ -73,8 +74,11 @@ def fixture(model, batch, side, classes):
             m.p = 0.0
         if type(m).__name__ == "StochasticDepth":
             m.p = 0.0
-    model.train()
     x = uniform("input", batch * 3 * side * side).reshape(batch, 3, side, side)
+    model.eval()   # first, before training mode moves the running statistics
+    with torch.no_grad():
+        eval_logits = model(x)
+    model.train()
     labels = torch.tensor([(3 * n + 1) % classes for n in range(batch)])
     logits = model(x)
     loss = torch.nn.functional.cross_entropy(logits, labels)
@@ -86,7 +90,8 @@ def fixture(model, batch, side, classes):
         grads[name] = {"sum": g.sum().item(), "abs_sum": g.abs().sum().item(),
                        "samples": [[i, g[i].item()] for i in idx]}
     lines = [f"batch {batch}", f"side {side}", f"classes {classes}", f"loss {loss.item()!r}",
-             "logits " + " ".join(repr(v) for v in logits.detach().flatten().tolist())]
+             "logits " + " ".join(repr(v) for v in logits.detach().flatten().tolist()),
+             "eval_logits " + " ".join(repr(v) for v in eval_logits.flatten().tolist())]
     for name, g in grads.items():
         samples = " ".join(f"{i} {v!r}" for i, v in g["samples"])
         lines.append(f"grad {name} {g['sum']!r} {g['abs_sum']!r} {samples}")

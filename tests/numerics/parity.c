@@ -141,7 +141,19 @@ static double fixture_mean_abs_grad(const Graph *g, FILE *f) {
   return count ? total / count : 0;
 }
 
-static void check_fixture(Exec *x, FILE *f) {
+// The logits of a forward pass, against a fixture line of values.
+static void check_logits(const char *what, const Graph *g, const float *logits, char *values) {
+  double worst = 0, scale = 0;
+  for (int64_t i = 0; i < shape_elems(g->logits->shape); i++) {
+    double want = strtod(values, &values);
+    worst = fmax(worst, fabs(logits[i] - want));
+    scale = fmax(scale, fabs(want));
+  }
+  CHECK(worst <= tolerance * scale);
+  printf("%s: largest error %.3g of %.3g\n", what, worst, scale);
+}
+
+static void check_fixture(Exec *x, Exec *eval, FILE *f) {
   static char line[1 << 16];
   const Graph *g = x->g;
   int grads = 0;
@@ -153,16 +165,10 @@ static void check_fixture(Exec *x, FILE *f) {
       CHECK(close_to(got, want, fabs(want)));
       printf("loss %.9g (PyTorch %.9g)\n", got, want);
     } else if (!strncmp(line, "logits ", 7)) {
-      const float *logits = x->buf[g->logits->id];
-      char *p = line + 7;
-      double worst = 0, scale = 0;
-      for (int64_t i = 0; i < shape_elems(g->logits->shape); i++) {
-        double want = strtod(p, &p);
-        worst = fmax(worst, fabs(logits[i] - want));
-        scale = fmax(scale, fabs(want));
-      }
-      CHECK(worst <= tolerance * scale);
-      printf("logits: largest error %.3g of %.3g\n", worst, scale);
+      check_logits("logits", g, x->buf[g->logits->id], line + 7);
+    } else if (!strncmp(line, "eval_logits ", 12)) {
+      exec_forward(eval);
+      check_logits("evaluation logits", eval->g, eval->buf[eval->g->logits->id], line + 12);
     } else if (!strncmp(line, "grad ", 5)) {
       check_grad(x, line);
       grads++;
@@ -180,13 +186,16 @@ int main(int argc, char **argv) {
     return 2;
   mkdir(argv[1], 0755);
   Arena *a = arena_new();
-  Graph *step = exec_load_step(a, argv[2]);
+  mkdir(arena_printf(a, "%s/eval", argv[1]), 0755);
+  Graph *step = exec_load_step(a, argv[2], true);
   Exec x = exec_build(a, step, argv[1]);
   fill(&x);
+  Exec eval = exec_build(a, exec_load_step(a, argv[2], false), arena_printf(a, "%s/eval", argv[1]));
+  fill(&eval);
   FILE *f = fopen(argv[3], "r");
   if (!f)
     fatal("cannot read %s", argv[3]);
-  check_fixture(&x, f);
+  check_fixture(&x, &eval, f);
   fclose(f);
   return check_report();
 }
