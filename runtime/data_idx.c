@@ -223,7 +223,7 @@ static int idx_set_labels(const IdxFile *f, TlcDataset *d, const uint8_t *bytes,
 
 // Both headers, then both bodies: a count mismatch is reported before any data is read.
 static int idx_load_files(IdxFile *img, IdxFile *lab, TlcDataset *d, TlcError *err) {
-  int64_t label_count;
+  int64_t label_count = 0;
   if (idx_read_image_header(img, d, err) != 0 || idx_read_label_header(lab, &label_count, err) != 0)
     return -1;
   if (label_count != d->count)
