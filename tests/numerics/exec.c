@@ -2,18 +2,30 @@
 #include "exec.h"
 
 #include <dlfcn.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-void exec_node(Exec *x, const Node *n) {
-  if (!x->fn[n->id] || n->writes_inputs)
-    return;
+static void run(Exec *x, const Node *n) {
   void *bufs[8];
   for (int i = 0; i < n->nin; i++)
     bufs[i] = x->buf[n->in[i]->id];
-  bufs[n->nin] = x->buf[n->id];
+  if (!n->writes_inputs)
+    bufs[n->nin] = x->buf[n->id];
   int64_t extent = kir_parallel_extent(x->kernel[n->id]);
   x->fn[n->id](bufs, 0, extent / 2);   // two chunks, as two threads would run it
   x->fn[n->id](bufs, extent / 2, extent);
+}
+
+void exec_node(Exec *x, const Node *n) {
+  if (x->fn[n->id] && !n->writes_inputs)
+    run(x, n);
+}
+
+void exec_train_step(Exec *x) {
+  for (int i = 0; i < x->g->n; i++)
+    if (x->fn[i])
+      run(x, x->g->nodes[i]);
 }
 
 double exec_forward(Exec *x) {
@@ -66,3 +78,61 @@ Graph *exec_load_step(Arena *a, const char *path, bool training) {
   experiment_apply_freeze(ex, model);
   return train_build(a, model, ex, training);
 }
+
+// The deterministic weights and inputs tests/numerics/make_fixtures.py gives PyTorch.
+static uint64_t fnv1a64(const char *s) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
+  return h;
+}
+
+static uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static float u(uint64_t base, int64_t i) { return (float)((double)(splitmix64(base ^ (uint64_t)i) >> 40) / (double)(1 << 23) - 1.0); }
+
+static void fill_param(const Node *n, float *v) {
+  const Param *p = n->param;
+  uint64_t base = fnv1a64(p->name);
+  int64_t count = shape_elems(n->shape);
+  const char *leaf = strrchr(p->name, '.') + 1;
+  bool bn = p->owner->op == OP_BATCHNORM;
+  const Node *o = p->owner;
+  double fan_in = o->op == OP_CONV2D ? (double)(o->in[0]->shape.c / o->attr.conv.groups * o->attr.conv.kernel * o->attr.conv.kernel)
+                                     : (double)o->in[0]->shape.c;
+  for (int64_t i = 0; i < count && !n->is_int; i++) {
+    float x = u(base, i);
+    if (!bn)
+      v[i] = (float)(x / sqrt(fan_in));
+    else if (!strcmp(leaf, "weight"))
+      v[i] = 1 + 0.1f * x;
+    else if (!strcmp(leaf, "running_var"))
+      v[i] = 1 + 0.5f * fabsf(x);
+    else
+      v[i] = 0.1f * x;
+  }
+}
+
+void exec_fill_generated(Exec *x) {
+  const Graph *g = x->g;
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op == OP_PARAM)
+      fill_param(n, x->buf[i]);
+  }
+  float *images = x->buf[g->images->id];
+  uint64_t base = fnv1a64("input");
+  for (int64_t i = 0; i < shape_elems(g->images->shape); i++)
+    images[i] = u(base, i);
+  int64_t *labels = x->buf[g->labels->id];
+  for (int64_t n = 0; n < g->labels->shape.n; n++)
+    labels[n] = (3 * n + 1) % g->logits->shape.c;
+  int64_t *seed = x->buf[g->nodes[0]->id];
+  seed[0] = 0, seed[1] = 1;
+}
+

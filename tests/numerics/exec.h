@@ -24,6 +24,11 @@ void exec_node(Exec *x, const Node *n);
 double exec_forward(Exec *x);
 // Runs the forward and backward passes, without the optimizer and running-statistics updates.
 void exec_step(Exec *x);
+// Fills parameters, buffers, images and labels from the generator make_fixtures.py
+// implements for PyTorch (u(name, i) = splitmix64(fnv1a64(name) ^ i) scaled to [-1, 1)).
+void exec_fill_generated(Exec *x);
+// Runs a whole training step, optimizer updates included.
+void exec_train_step(Exec *x);
 // Loads the model, applies the experiment and builds its training step (or, when
 // training is false, its evaluation pass).
 Graph *exec_load_step(Arena *a, const char *path, bool training);

@@ -13,7 +13,8 @@ One training-mode forward and backward (batch statistics, dropout and stochastic
 off) give the fixture, a text file of lines: "batch B", "side S", "classes C", "loss L",
 "logits v...", "eval_logits v..." (evaluation mode, running statistics, before the
 training step), and per parameter "grad NAME SUM ABS_SUM i0 g0 i1 g1 i2 g2 i3 g3": the sum
-and the sum of absolute values of its gradient, and four sampled elements.
+and the sum of absolute values of its gradient, and four sampled elements. The optimizer fixtures hold every parameter of a small linear
+model after three SGD (momentum, Nesterov, weight decay), Adam or AdamW steps.
 """
 import os
 
@@ -98,6 +99,28 @@ def fixture(model, batch, side, classes):
     return "\n".join(lines) + "\n"
 
 
+OPTIMIZERS = {   # the same settings as tests/numerics/optim_*.graph
+    "sgd": lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "adam": lambda params: torch.optim.Adam(params, lr=0.01, weight_decay=0.05),
+    "adamw": lambda params: torch.optim.AdamW(params, lr=0.01, weight_decay=0.1),
+}
+
+
+def optimizer_fixture(make_optimizer, steps=3):
+    """Flatten and linear on 3x4x4 images, three steps on one batch: every parameter after."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 5))
+    fill(model)
+    x = uniform("input", 4 * 48).reshape(4, 3, 4, 4)
+    labels = torch.tensor([(3 * n + 1) % 5 for n in range(4)])
+    optimizer = make_optimizer(model.parameters())
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), labels).backward()
+        optimizer.step()
+    return "".join(f"param {name} " + " ".join(repr(v) for v in p.detach().flatten().tolist()) + "\n"
+                   for name, p in model.named_parameters())
+
+
 def main():
     torch.manual_seed(0)
     cases = {
@@ -108,6 +131,9 @@ def main():
     for name, (model, batch, side, classes) in cases.items():
         with open(os.path.join(HERE, "fixtures", name + ".txt"), "w") as f:
             f.write(fixture(model, batch, side, classes))
+    for name, make_optimizer in OPTIMIZERS.items():
+        with open(os.path.join(HERE, "fixtures", f"optim_{name}.txt"), "w") as f:
+            f.write(optimizer_fixture(make_optimizer))
 
 
 if __name__ == "__main__":

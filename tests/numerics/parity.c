@@ -15,62 +15,6 @@
 // The largest error allowed, relative to the scale of the compared tensor.
 static const double tolerance = 1e-4;
 
-static uint64_t fnv1a64(const char *s) {
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
-  return h;
-}
-
-static uint64_t splitmix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static float u(uint64_t base, int64_t i) { return (float)((double)(splitmix64(base ^ (uint64_t)i) >> 40) / (double)(1 << 23) - 1.0); }
-
-static void fill_param(const Node *n, float *v) {
-  const Param *p = n->param;
-  uint64_t base = fnv1a64(p->name);
-  int64_t count = shape_elems(n->shape);
-  const char *leaf = strrchr(p->name, '.') + 1;
-  bool bn = p->owner->op == OP_BATCHNORM;
-  const Node *o = p->owner;
-  double fan_in = o->op == OP_CONV2D ? (double)(o->in[0]->shape.c / o->attr.conv.groups * o->attr.conv.kernel * o->attr.conv.kernel)
-                                     : (double)o->in[0]->shape.c;
-  for (int64_t i = 0; i < count && !n->is_int; i++) {
-    float x = u(base, i);
-    if (!bn)
-      v[i] = (float)(x / sqrt(fan_in));
-    else if (!strcmp(leaf, "weight"))
-      v[i] = 1 + 0.1f * x;
-    else if (!strcmp(leaf, "running_var"))
-      v[i] = 1 + 0.5f * fabsf(x);
-    else
-      v[i] = 0.1f * x;
-  }
-}
-
-static void fill(Exec *x) {
-  const Graph *g = x->g;
-  for (int i = 0; i < g->n; i++) {
-    const Node *n = g->nodes[i];
-    if (n->op == OP_PARAM)
-      fill_param(n, x->buf[i]);
-  }
-  float *images = x->buf[g->images->id];
-  uint64_t base = fnv1a64("input");
-  for (int64_t i = 0; i < shape_elems(g->images->shape); i++)
-    images[i] = u(base, i);
-  int64_t *labels = x->buf[g->labels->id];
-  for (int64_t n = 0; n < g->labels->shape.n; n++)
-    labels[n] = (3 * n + 1) % g->logits->shape.c;
-  int64_t *seed = x->buf[g->nodes[0]->id];
-  seed[0] = 0, seed[1] = 1;
-}
-
 static const Node *grad_of(const Graph *g, const char *name) {
   for (int i = 0; i < g->n; i++) {
     const Node *n = g->nodes[i];
@@ -189,9 +133,9 @@ int main(int argc, char **argv) {
   mkdir(arena_printf(a, "%s/eval", argv[1]), 0755);
   Graph *step = exec_load_step(a, argv[2], true);
   Exec x = exec_build(a, step, argv[1]);
-  fill(&x);
+  exec_fill_generated(&x);
   Exec eval = exec_build(a, exec_load_step(a, argv[2], false), arena_printf(a, "%s/eval", argv[1]));
-  fill(&eval);
+  exec_fill_generated(&eval);
   FILE *f = fopen(argv[3], "r");
   if (!f)
     fatal("cannot read %s", argv[3]);
