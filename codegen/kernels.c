@@ -85,14 +85,14 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   case OP_CONV_GEMM_DW: k = kernel_gemm(&kb); break;
   case OP_LINEAR:
   case OP_LINEAR_DX:
-  case OP_LINEAR_DW:
-  case OP_BIAS_GRAD: k = kernel_linear(&kb); break;
+  case OP_LINEAR_DW: k = kernel_linear(&kb); break;
   case OP_BN_STATS:
   case OP_BN_RUNNING_STATS:
   case OP_BN_APPLY:
   case OP_BN_UPDATE_RUNNING:
   case OP_BN_DGAMMA:
   case OP_BN_DBETA:
+  case OP_BIAS_GRAD:
   case OP_BN_DX:
   case OP_BN_DX_RUNNING: k = kernel_norm(&kb); break;
   case OP_MAXPOOL:

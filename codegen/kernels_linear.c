@@ -1,5 +1,5 @@
-// kernels_linear.c: the fully connected layer and its gradients, and the bias gradient
-// of both conv2d and linear. The innermost loops run along contiguous rows, which LLVM
+// kernels_linear.c: the fully connected layer and its gradients (the bias gradient is a
+// per-channel sum: kernels_norm.c). The innermost loops run along contiguous rows, which LLVM
 // vectorises.
 #include "kir.h"
 
@@ -44,31 +44,13 @@ static Kernel *rows_times_matrix(KernelBuilder *kb, int64_t rows_n, int64_t inne
   return k;
 }
 
-// Sum of dy over everything but its channel axis.
-static Kernel *bias_grad(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  Shape dy = kb->node->in[0]->shape;
-  int c, n, p;
-  KStmt *chans = kernel_loop(kb, k->body, "c", dy.c, &c);
-  int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, chans, acc, kir_float(k, 0));
-  KStmt *imgs = kernel_loop(kb, chans, "n", dy.n, &n);
-  KStmt *px = kernel_loop(kb, imgs, "p", dy.h * dy.w, &p);
-  KExpr *at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, n), kir_int(k, dy.c)), kir_ref(k, c)), kir_int(k, dy.h * dy.w)),
-                      kir_ref(k, p));
-  kir_assign(k, px, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_load(k, kb->in[0], at)));
-  kir_store(k, chans, kb->out, kir_ref(k, c), kir_ref(k, acc));
-  return k;
-}
-
 Kernel *kernel_linear(KernelBuilder *kb) {
   const Node *n = kb->node;
   switch (n->op) {
   case OP_LINEAR: return forward(kb);
   case OP_LINEAR_DX:   // dx[n,:] = sum_o dy[n,o] w[o,:]
     return rows_times_matrix(kb, n->shape.n, n->in[0]->shape.c, n->shape.c, false, kb->in[0], kb->in[1]);
-  case OP_LINEAR_DW:   // dw[o,:] = sum_n dy[n,o] x[n,:]
+  default:   // linear_dw: dw[o,:] = sum_n dy[n,o] x[n,:]
     return rows_times_matrix(kb, n->shape.d[0], n->in[0]->shape.n, n->shape.d[1], true, kb->in[0], kb->in[1]);
-  default: return bias_grad(kb);
   }
 }

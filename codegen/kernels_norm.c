@@ -164,7 +164,8 @@ Kernel *kernel_norm(KernelBuilder *kb) {
   case OP_BN_UPDATE_RUNNING: return update_running(kb);
   case OP_BN_APPLY: return per_element(kb, n->shape, apply_at);
   case OP_BN_DGAMMA: return channel_reduction(kb, term_dgamma);
-  case OP_BN_DBETA: return channel_reduction(kb, term_x);
+  case OP_BN_DBETA:
+  case OP_BIAS_GRAD: return channel_reduction(kb, term_x);   // both sum dy per channel
   case OP_BN_DX: return per_element(kb, n->shape, dx_at);
   default: return per_element(kb, n->shape, dx_running_at);
   }
