@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef TLC_GRAPHS_DIR
@@ -152,6 +154,19 @@ static void write_file(const char *path, const char *data, size_t len) {
     fatal("cannot write '%s': %s", path, strerror(errno));
 }
 
+// Runs argv (no shell: paths are passed as they are) and returns its exit status.
+static int run_program(const char *argv[]) {
+  pid_t pid;
+  extern char **environ;
+  // posix_spawnp's argv is not const for C's sake; it does not write to it.
+  if (posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ) != 0)
+    fatal("cannot run the C compiler '%s': %s", argv[0], strerror(errno));
+  int status;
+  if (waitpid(pid, &status, 0) < 0)
+    return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 // Compiles the kernels through LLVM and the generated loop with the system C compiler,
 // links them with libtlcrt into path (written under a temporary name, then renamed).
 static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
@@ -172,11 +187,12 @@ static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
   write_file(src, text, len);
   free(text);
   const char *tmp = arena_printf(a, "%s.tmp%d", path, (int)getpid());
-  const char *cmd = arena_printf(a,
-                                 "cc -O2 -std=gnu17 -I'%s' '%s' '%s' '%s' -Wl,-Bstatic -lz -lstdc++ -Wl,-Bdynamic "
-                                 "-static-libgcc -lpthread -lm -o '%s'",
-                                 TLC_RUNTIME_INCLUDE, src, obj, TLC_RUNTIME_LIBRARY, tmp);
-  if (system(cmd) != 0) {
+  // zlib and the C++ runtime (checkpoints) are linked statically: a trainer needs only the
+  // C library on the machine it is copied to.
+  const char *argv[] = {"cc", "-O2", "-std=gnu17", "-I" TLC_RUNTIME_INCLUDE, src, obj, TLC_RUNTIME_LIBRARY,
+                        "-Wl,-Bstatic", "-lz", "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm",
+                        "-o", tmp, NULL};
+  if (run_program(argv) != 0) {
     remove(tmp);
     fatal("internal error: the C compiler failed on the generated trainer (kept in %s)", dir);
   }
