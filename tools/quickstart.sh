@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install, build tlc, compile the Fashion-MNIST example
-# into a trainer and train it on the CPU (15 epochs; about half an hour on 2 cores).
+# into a trainer and train it on the CPU (15 epochs; about 17 minutes on 2 idle cores).
 # Extra arguments go to the trainer (e.g. --epochs 2, --limit 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
