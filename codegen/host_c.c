@@ -133,7 +133,7 @@ static void emit_schedule(FILE *out, const Experiment *x) {
   fputs("},\n", out);
 }
 
-static void emit_model(FILE *out, Arena *a, const TrainerSpec *t) {
+static void emit_model(FILE *out, const TrainerSpec *t) {
   const Graph *tr = t->train, *ev = t->eval;
   const Experiment *x = t->x;
   const MemPlan *p = t->plan;
@@ -165,10 +165,9 @@ static void emit_model(FILE *out, Arena *a, const TrainerSpec *t) {
   fputs("    .augment = augment, .naugment = sizeof augment / sizeof *augment,\n", out);
   emit_schedule(out, x);
   fputs("};\n", out);
-  (void)a;
 }
 
-void host_c_emit(FILE *out, Arena *a, const TrainerSpec *t) {
+void host_c_emit(FILE *out, const TrainerSpec *t) {
   const MemPlan *p = t->plan;
   fprintf(out, "// The trainer tlc generated from %s: model %s, batch %lld.\n", t->source, t->train->model,
           (long long)t->train->batch);
@@ -180,7 +179,7 @@ void host_c_emit(FILE *out, Arena *a, const TrainerSpec *t) {
   emit_kernel_decls(out, t->train_kernels, t->train->n);
   emit_kernel_decls(out, t->eval_kernels, t->eval->n);
   emit_params(out, t->train, p->train_offset);
-  emit_model(out, a, t);
+  emit_model(out, t);
   emit_step(out, "train_step", "One training step: forward, loss, backward, optimizer updates.", t->train, t->train_kernels,
             p->train_offset);
   emit_step(out, "eval_step", "The evaluation pass: running statistics, no dropout.", t->eval, t->eval_kernels,

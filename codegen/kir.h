@@ -152,7 +152,7 @@ typedef struct TrainerSpec {
   Kernel **train_kernels, **eval_kernels;   // by node id
 } TrainerSpec;
 
-void host_c_emit(FILE *out, Arena *a, const TrainerSpec *t);
+void host_c_emit(FILE *out, const TrainerSpec *t);
 
 // Builders the op files share.
 typedef struct KernelBuilder {

@@ -117,9 +117,9 @@ static CallArgs eval_args(Elab *x, Scope *s, const Expr *call) {
   return ca;
 }
 
-static void bind_label(Scope *s, const Stmt *st, const char *full, Node *out) {
+// Makes the statement's output reachable as @label (its local name) in its scope.
+static void bind_label(Scope *s, const char *full, Node *out) {
   const char *local = strrchr(full, '.') ? strrchr(full, '.') + 1 : full;
-  (void)st;
   env_bind(s->env, local, NULL, out);
 }
 
@@ -217,7 +217,7 @@ static void layer(Elab *x, Scope *s, const Stmt *st) {
     Node *in = single_input(s, &ca, st, callee);
     s->current = expand_block(x, d, name, in, ca.rest, ca.nrest, st->call->span);
   }
-  bind_label(s, st, name, s->current);
+  bind_label(s, name, s->current);
 }
 
 static void seq(Elab *x, Scope *s, const Stmt *st) {
@@ -228,7 +228,7 @@ static void seq(Elab *x, Scope *s, const Stmt *st) {
   Scope inner = {.prefix = name, .current = single_input(s, &ca, st, "seq"), .env = env_new(x, s->env)};
   body(x, &inner, &st->body);
   s->current = inner.current;
-  bind_label(s, st, name, s->current);
+  bind_label(s, name, s->current);
 }
 
 static void repeat(Elab *x, Scope *s, const Stmt *st) {

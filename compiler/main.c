@@ -182,7 +182,7 @@ static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
   char *text = NULL;
   size_t len = 0;
   FILE *buf = open_memstream(&text, &len);
-  host_c_emit(buf, a, t);
+  host_c_emit(buf, t);
   fclose(buf);
   write_file(src, text, len);
   free(text);
@@ -259,9 +259,9 @@ int main(int argc, char **argv) {
     emit_kernels(buf, a, train_build(a, g, x, true), !strcmp(o.emit, "llvm"));
   } else if (o.emit && !strcmp(o.emit, "c")) {
     TrainerSpec t = trainer_spec(a, o.input, g, x);
-    host_c_emit(buf, a, &t);
+    host_c_emit(buf, &t);
   } else if (o.emit) {
-    print_params(buf, a, g);
+    print_params(buf, g);
   }
   if (o.stats)
     print_stats(buf, g, plan_memory(a, train_build(a, g, x, true), train_build(a, g, x, false)));

@@ -103,13 +103,12 @@ static void need_rank4(const Node *n, const Node *in, Arena *a) {
 }
 
 // PyTorch's output size of a window of kernel k (dilated) sliding with stride s over pad-ed n.
-static int64_t window_out(const Node *n, Arena *a, const char *axis, int64_t size, int64_t k, int64_t s, int64_t p,
+static int64_t window_out(const Node *n, const char *axis, int64_t size, int64_t k, int64_t s, int64_t p,
                           int64_t d) {
   int64_t span = d * (k - 1) + 1;
   if (size + 2 * p < span)
     error_at(n->span, "%s window %lld (dilation %lld) does not fit the input %s %lld plus padding %lld on each side",
              op_info[n->op].name, (long long)k, (long long)d, axis, (long long)size, (long long)p);
-  (void)a;
   return (size + 2 * p - span) / s + 1;
 }
 
@@ -124,8 +123,8 @@ static void build_conv(Arena *a, Node *n, const BoundArgs *b) {
     error_at(b->v[4] ? b->v[4]->span : n->span,
              "conv2d groups=%lld must divide both the input channels (%lld) and the output channels (%lld)",
              (long long)c->groups, (long long)in->shape.c, (long long)c->out);
-  int64_t oh = window_out(n, a, "height", in->shape.h, c->kernel, c->stride, c->pad, c->dilation);
-  int64_t ow = window_out(n, a, "width", in->shape.w, c->kernel, c->stride, c->pad, c->dilation);
+  int64_t oh = window_out(n, "height", in->shape.h, c->kernel, c->stride, c->pad, c->dilation);
+  int64_t ow = window_out(n, "width", in->shape.w, c->kernel, c->stride, c->pad, c->dilation);
   n->shape = shape4(in->shape.n, c->out, oh, ow);
   add_param(a, n, "weight", 4, c->out, in->shape.c / c->groups, c->kernel, c->kernel, false);
   if (c->bias)
@@ -142,8 +141,8 @@ static void build_pool(Arena *a, Node *n, const BoundArgs *b) {
   if (2 * p->pad > p->kernel)
     error_at(b->v[2]->span, "padding %lld is more than half the kernel %lld (PyTorch rejects it too)",
              (long long)p->pad, (long long)p->kernel);
-  int64_t oh = window_out(n, a, "height", in->shape.h, p->kernel, p->stride, p->pad, 1);
-  int64_t ow = window_out(n, a, "width", in->shape.w, p->kernel, p->stride, p->pad, 1);
+  int64_t oh = window_out(n, "height", in->shape.h, p->kernel, p->stride, p->pad, 1);
+  int64_t ow = window_out(n, "width", in->shape.w, p->kernel, p->stride, p->pad, 1);
   n->shape = shape4(in->shape.n, in->shape.c, oh, ow);
 }
 

@@ -15,8 +15,7 @@ void print_ir(FILE *out, Arena *a, const Graph *g) {
   }
 }
 
-void print_params(FILE *out, Arena *a, const Graph *g) {
-  (void)a;
+void print_params(FILE *out, const Graph *g) {
   for (int i = 0; i < g->nparams; i++) {
     const Param *p = g->params[i];
     fputs(p->name, out);

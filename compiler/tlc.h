@@ -506,7 +506,7 @@ const Value *experiment_setting(const Experiment *x, const char *name);
 // print.c, stats.c: what --emit=ir, --emit=params and --stats show
 //
 void print_ir(FILE *out, Arena *a, const Graph *g);
-void print_params(FILE *out, Arena *a, const Graph *g);
+void print_params(FILE *out, const Graph *g);
 void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
 
 #endif
