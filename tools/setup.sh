@@ -9,6 +9,7 @@ packages=(
   zlib1g-dev libjpeg62-turbo-dev libpng-dev   # the runtime's data loaders
   libflatbuffers-dev flatbuffers-compiler     # checkpoints and the kernel bundle
   dataset-fashion-mnist            # the default data, under /usr/share/datasets/fashion-mnist
+  python3                          # tests read flatc's JSON of checkpoints
 )
 
 missing=()
