@@ -111,17 +111,6 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   return k;
 }
 
-Kernel **kernels_of(Arena *a, const Graph *g, int *count) {
-  Kernel **out = arena_alloc(a, sizeof(Kernel *) * (size_t)(g->n + 1));
-  *count = 0;
-  for (int i = 0; i < g->n; i++) {
-    Kernel *k = kernel_for(a, g->nodes[i]);
-    if (k)
-      out[(*count)++] = k;
-  }
-  return out;
-}
-
 Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix) {
   Kernel **out = arena_alloc(a, sizeof(Kernel *) * (size_t)(g->n + 1));
   for (int i = 0; i < g->n; i++) {

@@ -136,8 +136,6 @@ int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_p
 // their inputs in place, like the optimizer, have no output buffer). Returns NULL for
 // nodes that need no kernel (parameters, labels, the input...).
 Kernel *kernel_for(Arena *a, const Node *n);
-// The kernels of every node of a step graph, in schedule order.
-Kernel **kernels_of(Arena *a, const Graph *g, int *count);
 // The kernel of each node by node id (NULL where none), named prefix + its usual name.
 Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix);
 

@@ -206,10 +206,11 @@ static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
   rmdir(dir);
 }
 
-// The kernels of the training step, as kernel IR or as optimised LLVM IR.
-static void emit_kernels(FILE *out, Arena *a, const Graph *step, bool llvm) {
+// The trainer's kernels (training step, then evaluation pass), as kernel IR or as
+// optimised LLVM IR.
+static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, bool llvm) {
   int n;
-  Kernel **kernels = kernels_of(a, step, &n);
+  Kernel **kernels = all_kernels(a, t, &n);
   if (!llvm) {
     for (int i = 0; i < n; i++) {
       kir_print(out, kernels[i]);
@@ -256,7 +257,8 @@ int main(int argc, char **argv) {
   } else if (o.emit && !strcmp(o.emit, "train-ir")) {
     print_ir(buf, a, train_build(a, g, x, true));
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm"))) {
-    emit_kernels(buf, a, train_build(a, g, x, true), !strcmp(o.emit, "llvm"));
+    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    emit_kernels(buf, a, &t, !strcmp(o.emit, "llvm"));
   } else if (o.emit && !strcmp(o.emit, "c")) {
     TrainerSpec t = trainer_spec(a, o.input, g, x);
     host_c_emit(buf, &t);

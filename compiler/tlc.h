@@ -394,7 +394,6 @@ struct Node {
 typedef struct OpInfo {
   const char *name;
   int arity;            // tensor inputs
-  bool has_params;
 } OpInfo;
 
 Shape shape4(int64_t n, int64_t c, int64_t h, int64_t w);
