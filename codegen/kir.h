@@ -116,9 +116,58 @@ void kir_verify(const Kernel *k);
 int64_t kir_parallel_extent(const Kernel *k);
 
 //
-// kir_print.c: C-like text of a kernel (--emit of the kernel IR; the CUDA printer's base)
+// kir_print.c: C text of a kernel (--emit=kir; the CUDA printer prints its statements too)
 //
 void kir_print(FILE *out, const Kernel *k);
+void kir_print_header(FILE *out, const Kernel *k);   // the comment lines: op, shapes, buffers
+void kir_print_locals(FILE *out, const Kernel *k);   // declarations of the non-loop variables
+void kir_print_block(FILE *out, const Kernel *k, const KStmt *block, int depth);
+
+//
+// kir_cuda.c: kernels as CUDA C, one __global__ function each
+//
+// A kernel's threads are the iterations of its parallel loop, one each, in blocks of
+// KIR_CUDA_BLOCK threads; its buffers are its parameters, b0, b1, ... in order.
+enum { KIR_CUDA_BLOCK = 256 };
+void kir_cuda_prelude(FILE *out);                    // once, before the kernels
+void kir_cuda_print(FILE *out, const Kernel *k);
+int64_t kir_cuda_grid(const Kernel *k);              // blocks to launch
+
+//
+// nvrtc.c: CUDA C to GPU code through NVRTC (dlopen'd: tlc runs without the toolkit)
+//
+typedef struct CudaCode {
+  char *ptx, *cubin;    // NUL-terminated PTX; the cubin for the architecture compiled for
+  size_t ptx_size, cubin_size;
+  char *log;            // NVRTC's messages (warnings) or NULL
+} CudaCode;
+
+// Compiles source for arch ("sm_90"). Returns 0, or nonzero with *error set (in a).
+int nvrtc_compile(Arena *a, const char *source, const char *name, const char *arch, CudaCode *out, const char **error);
+const char *nvrtc_version(Arena *a);                 // "13.0", or NULL without NVRTC
+
+//
+// cuda_program.c: a trainer's kernels as one CUDA program, compiled with a disk cache
+//
+typedef struct CudaLaunch {
+  const Kernel *kernel;
+  int function;         // index into CudaProgram.functions
+  int64_t grid;         // blocks of KIR_CUDA_BLOCK threads
+} CudaLaunch;
+
+typedef struct CudaProgram {
+  char *source;         // CUDA C: every distinct kernel once
+  size_t source_size;
+  const Kernel **functions;   // the kernel each function is printed from (and named after)
+  int nfunctions;
+  CudaLaunch *launches; // one per kernel, in the order given
+  int nlaunches;
+} CudaProgram;
+
+CudaProgram *cuda_program(Arena *a, Kernel **kernels, int n);
+// *cached tells whether the code came from the cache. Returns 0, or nonzero with *error.
+int cuda_program_compile(Arena *a, const CudaProgram *p, const char *arch, CudaCode *out, bool *cached,
+                         const char **error);
 
 //
 // kir_llvm.c: kernels to a native object file through LLVM's C API

@@ -22,6 +22,8 @@ static const char usage[] =
     "                   forward, loss, backward, optimizer), kir (its kernels), llvm (their LLVM IR\n"
     "                   after optimisation), c (the trainer's C loop), params (parameter names\n"
     "                   and shapes)\n"
+    "  --arch=sm_NN     the GPU architecture of the CUDA kernels (default sm_90); PTX is\n"
+    "                   embedded too, for newer GPUs\n"
     "  --stats          print parameters, multiply-accumulates and activation memory\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3, --set optimizer.lr=0.1\n"
     "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
@@ -30,6 +32,7 @@ static const char usage[] =
 
 typedef struct Options {
   const char *input, *output, *emit;
+  const char *arch;     // the GPU architecture the CUDA kernels are compiled for
   bool stats;
   Override overrides[256];
   int noverrides;
@@ -37,8 +40,7 @@ typedef struct Options {
   int ninclude;
 } Options;
 
-static const char *const stages[] = {"ir", "train-ir", "kir", "llvm", "c", "params"};
-static const char *const later_stages[] = {"cuda", "ptx"};
+static const char *const stages[] = {"ir", "train-ir", "kir", "llvm", "cuda", "ptx", "c", "params"};
 
 static void parse_set(Options *o, const char *arg) {
   const char *eq = strchr(arg, '=');
@@ -74,6 +76,8 @@ static Options parse_options(int argc, char **argv) {
       o.emit = option_value(argc, argv, &i, "--emit");
     } else if (!strncmp(a, "--set", 5) && (a[5] == 0 || a[5] == '=')) {
       parse_set(&o, option_value(argc, argv, &i, "--set"));
+    } else if (!strncmp(a, "--arch", 6) && (a[6] == 0 || a[6] == '=')) {
+      o.arch = option_value(argc, argv, &i, "--arch");
     } else if (!strcmp(a, "-o")) {
       o.output = option_value(argc, argv, &i, "-o");
     } else if (!strncmp(a, "-I", 2)) {
@@ -93,12 +97,13 @@ static Options parse_options(int argc, char **argv) {
   bool known = false;
   for (size_t i = 0; o.emit && i < sizeof stages / sizeof *stages; i++)
     known |= !strcmp(o.emit, stages[i]);
-  if (o.emit && !known) {
-    for (size_t i = 0; i < sizeof later_stages / sizeof *later_stages; i++)
-      if (!strcmp(o.emit, later_stages[i]))
-        fatal("--emit=%s is not available yet: this version stops after the CPU kernels", o.emit);
-    fatal("unknown stage '--emit=%s' (known: ir, train-ir, kir, llvm, c, params)", o.emit);
-  }
+  if (o.emit && !known)
+    fatal("unknown stage '--emit=%s' (known: ir, train-ir, kir, llvm, cuda, ptx, c, params)", o.emit);
+  if (!o.arch)
+    o.arch = "sm_90";
+  const char *digits = o.arch + 3;
+  if (strncmp(o.arch, "sm_", 3) || !*digits || strspn(digits, "0123456789") != strlen(digits) || atoi(digits) < 50)
+    fatal("--arch takes a GPU architecture such as sm_90 or sm_80, found '%s'", o.arch);
   if (!o.emit && !o.stats && !o.output)
     fatal("nothing to do: give -o TRAINER to build a trainer, --emit=STAGE or --stats (try --help)");
   o.include[o.ninclude++] = TLC_GRAPHS_DIR;
@@ -208,10 +213,26 @@ static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
 
 // The trainer's kernels (training step, then evaluation pass), as kernel IR or as
 // optimised LLVM IR.
-static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, bool llvm) {
+static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *stage, const char *arch) {
   int n;
   Kernel **kernels = all_kernels(a, t, &n);
-  if (!llvm) {
+  if (!strcmp(stage, "cuda") || !strcmp(stage, "ptx")) {
+    CudaProgram *p = cuda_program(a, kernels, n);
+    if (!strcmp(stage, "cuda")) {
+      fwrite(p->source, 1, p->source_size, out);
+      return;
+    }
+    CudaCode code;
+    bool cached;
+    const char *error = NULL;
+    if (cuda_program_compile(a, p, arch, &code, &cached, &error))
+      fatal("%s", error);
+    if (code.log)
+      fprintf(stderr, "tlc: warning: NVRTC said about the generated kernels:\n%s\n", code.log);
+    fwrite(code.ptx, 1, code.ptx_size, out);
+    return;
+  }
+  if (!strcmp(stage, "kir")) {
     for (int i = 0; i < n; i++) {
       kir_print(out, kernels[i]);
       fputc('\n', out);
@@ -256,9 +277,10 @@ int main(int argc, char **argv) {
     print_ir(buf, a, g);
   } else if (o.emit && !strcmp(o.emit, "train-ir")) {
     print_ir(buf, a, train_build(a, g, x, true));
-  } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm"))) {
+  } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm") || !strcmp(o.emit, "cuda") ||
+                        !strcmp(o.emit, "ptx"))) {
     TrainerSpec t = trainer_spec(a, o.input, g, x);
-    emit_kernels(buf, a, &t, !strcmp(o.emit, "llvm"));
+    emit_kernels(buf, a, &t, o.emit, o.arch);
   } else if (o.emit && !strcmp(o.emit, "c")) {
     TrainerSpec t = trainer_spec(a, o.input, g, x);
     host_c_emit(buf, &t);
