@@ -50,6 +50,25 @@ static void print_sharers(FILE *out, const CudaProgram *p, int function) {
   fprintf(out, "%s\n", total > shown ? ", ..." : "");
 }
 
+// The prelude (k NULL) or function f's text, with the kernels it also runs.
+static char *capture(Arena *a, const CudaProgram *p, const Kernel *k, int f) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  if (!out)
+    fatal("out of memory");
+  if (k) {
+    print_sharers(out, p, f);
+    kir_cuda_print(out, k);
+  } else {
+    kir_cuda_prelude(out);
+  }
+  fclose(out);
+  char *copy = arena_strndup(a, text, len);
+  free(text);
+  return copy;
+}
+
 CudaProgram *cuda_program(Arena *a, Kernel **kernels, int n) {
   CudaProgram *p = arena_alloc(a, sizeof *p);
   p->launches = arena_alloc(a, sizeof *p->launches * (size_t)(n + 1));
@@ -68,17 +87,18 @@ CudaProgram *cuda_program(Arena *a, Kernel **kernels, int n) {
     p->launches[i] = (CudaLaunch){kernels[i], f, kir_cuda_grid(kernels[i])};
   }
   p->nlaunches = n;
-  FILE *src = open_memstream(&p->source, &p->source_size);
-  kir_cuda_prelude(src);
-  for (int f = 0; f < p->nfunctions; f++) {
-    print_sharers(src, p, f);
-    kir_cuda_print(src, p->functions[f]);
-    fputc('\n', src);
-  }
-  fclose(src);
-  char *copy = arena_strndup(a, p->source, p->source_size);   // the arena owns what it hands out
-  free(p->source);
-  p->source = copy;
+  p->prelude = capture(a, NULL, NULL, 0);
+  p->function_source = arena_alloc(a, sizeof *p->function_source * (size_t)(p->nfunctions + 1));
+  for (int f = 0; f < p->nfunctions; f++)
+    p->function_source[f] = capture(a, p, p->functions[f], f);
+  size_t len = strlen(p->prelude);
+  for (int f = 0; f < p->nfunctions; f++)
+    len += strlen(p->function_source[f]) + 1;
+  p->source = arena_alloc(a, len + 1);
+  char *end = stpcpy(p->source, p->prelude);
+  for (int f = 0; f < p->nfunctions; f++)
+    end = stpcpy(stpcpy(end, p->function_source[f]), "\n");
+  p->source_size = (size_t)(end - p->source);
   return p;
 }
 

@@ -31,6 +31,30 @@ static void emit_step(FILE *out, const char *name, const char *what, const Graph
   fputs("}\n", out);
 }
 
+// The same step on the GPU: launches of the bundle's functions in the same order, on the
+// same offsets of the device arena. *launch counts launches across both steps, as the
+// bundle lists them.
+static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
+                          const CudaProgram *cuda, int *launch) {
+  fprintf(out, "\nstatic void %s(TlcGpu *G) {\n", name);
+  for (int i = 0; i < g->n; i++) {
+    const Kernel *k = kernels[i];
+    if (!k)
+      continue;
+    const Node *n = g->nodes[i];
+    const CudaLaunch *l = &cuda->launches[(*launch)++];
+    fprintf(out, "  tlc_gpu_launch(G, %d, %lld, (const int64_t[]){", l->function, (long long)l->grid);
+    int nbufs = 0;
+    for (int j = 0; j < n->nin; j++, nbufs++)
+      fprintf(out, "%s%lld", j ? ", " : "", (long long)offset[n->in[j]->id]);
+    if (!n->writes_inputs)
+      fprintf(out, ", %lld", (long long)offset[i]), nbufs++;
+    fprintf(out, "}, %d);   // %s%s%s\n", nbufs, k->name, l->kernel == cuda->functions[l->function] ? "" : " as ",
+            l->kernel == cuda->functions[l->function] ? "" : cuda->functions[l->function]->name);
+  }
+  fputs("}\n", out);
+}
+
 static const char *init_of(const Param *p, int64_t *fan_in) {
   const Node *owner = p->owner;
   *fan_in = 0;
@@ -163,6 +187,10 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   fprintf(out, "    .mean = {%.9g, %.9g, %.9g, %.9g}, .std = {%.9g, %.9g, %.9g, %.9g},\n", mean[0], mean[1], mean[2], mean[3], std[0],
           std[1], std[2], std[3]);
   fputs("    .augment = augment, .naugment = sizeof augment / sizeof *augment,\n", out);
+  fprintf(out, "    .state_bytes = %lld, .io_offset = %lld, .io_bytes = %lld,\n", (long long)p->state_bytes,
+          (long long)p->state_bytes, (long long)p->io_bytes);
+  if (t->bundle_path)
+    fprintf(out, "    .bundle = tlc_bundle_data, .bundle_size = %zu,\n", t->bundle_size);
   emit_schedule(out, x);
   fputs("};\n", out);
 }
@@ -176,6 +204,11 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
           (long long)p->eval_bytes);
   fputs("// The kernels are in the object file tlc compiled beside it (tlc --emit=kir shows them).\n", out);
   fputs("#include \"tlcrt.h\"\n\n", out);
+  if (t->bundle_path)   // tlc inspect finds it by its section
+    fprintf(out, "// The GPU kernels: a FlatBuffer (runtime/bundle.fbs); `tlc inspect` lists them.\n"
+            "__asm__(\".section .tlc_bundle,\\\"a\\\",@progbits\\n.balign 16\\ntlc_bundle_data:\\n\"\n"
+            "        \".incbin \\\"%s\\\"\\n.previous\\n\");\n"
+            "extern const unsigned char tlc_bundle_data[];\n\n", t->bundle_path);
   emit_kernel_decls(out, t->train_kernels, t->train->n);
   emit_kernel_decls(out, t->eval_kernels, t->eval->n);
   emit_params(out, t->train, p->train_offset);
@@ -184,26 +217,34 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
             p->train_offset);
   emit_step(out, "eval_step", "The evaluation pass: running statistics, no dropout.", t->eval, t->eval_kernels,
             p->eval_offset);
+  const char *gpu_steps = "NULL, NULL";
+  if (t->cuda) {
+    int launch = 0;
+    emit_step_gpu(out, "train_step_gpu", t->train, t->train_kernels, p->train_offset, t->cuda, &launch);
+    emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_kernels, p->eval_offset, t->cuda, &launch);
+    gpu_steps = "train_step_gpu, eval_step_gpu";
+  }
+  fprintf(out, "\nstatic const TlcSteps steps = {train_step, eval_step, %s};\n", gpu_steps);
   fputs("\nint main(int argc, char **argv) {\n"
         "  TlcRun run;\n"
         "  if (tlc_run_start(&run, &model, argc, argv))\n"
         "    return run.status;\n"
         "  for (int epoch = run.first_epoch; epoch < run.epochs; epoch++) {\n"
         "    tlc_epoch_begin(&run, epoch);\n"
-        "    while (tlc_train_batch(&run)) {\n"
-        "      train_step(run.arena);\n"
-        "      if (tlc_train_batch_done(&run))\n"
+        "    while (tlc_train_batch(&run))\n"
+        "      if (tlc_run_step(&run, &steps, true) || tlc_train_batch_done(&run))\n"
         "        return run.status;\n"
-        "    }\n"
         "    while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) {\n"
-        "      eval_step(run.arena);\n"
+        "      if (tlc_run_step(&run, &steps, false))\n"
+        "        return run.status;\n"
         "      tlc_eval_batch_done(&run);\n"
         "    }\n"
         "    if (tlc_epoch_end(&run, epoch))\n"
         "      return run.status;\n"
         "  }\n"
         "  while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) {\n"
-        "    eval_step(run.arena);\n"
+        "    if (tlc_run_step(&run, &steps, false))\n"
+        "      return run.status;\n"
         "    tlc_eval_batch_done(&run);\n"
         "  }\n"
         "  return tlc_run_finish(&run);\n"

@@ -156,8 +156,10 @@ typedef struct CudaLaunch {
 } CudaLaunch;
 
 typedef struct CudaProgram {
-  char *source;         // CUDA C: every distinct kernel once
+  char *source;         // CUDA C: the prelude, then every distinct kernel once
   size_t source_size;
+  const char *prelude;
+  const char **function_source;   // each function's part of source
   const Kernel **functions;   // the kernel each function is printed from (and named after)
   int nfunctions;
   CudaLaunch *launches; // one per kernel, in the order given
@@ -197,6 +199,9 @@ typedef struct TrainerSpec {
   const MemPlan *plan;
   const Experiment *x;
   Kernel **train_kernels, **eval_kernels;   // by node id
+  const CudaProgram *cuda;   // the same kernels for the GPU, or NULL (a CPU-only trainer)
+  const char *bundle_path;   // the compiled bundle to embed (tlc -o), or NULL
+  size_t bundle_size;
 } TrainerSpec;
 
 void host_c_emit(FILE *out, const TrainerSpec *t);

@@ -3,6 +3,7 @@
 // leaves a partial file behind.
 #include "tlc.h"
 #include "kir.h"
+#include "tlcrt.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -28,7 +29,9 @@ static const char usage[] =
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3, --set optimizer.lr=0.1\n"
     "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
     "  -o PATH          write the output to PATH instead of standard output\n"
-    "  --version, --help\n";
+    "  --version, --help\n"
+    "usage: tlc inspect TRAINER [KERNEL] [--ptx]\n"
+    "  lists the GPU kernels embedded in a trainer, or prints one's CUDA C (or PTX)\n";
 
 typedef struct Options {
   const char *input, *output, *emit;
@@ -172,15 +175,56 @@ static int run_program(const char *argv[]) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// Compiles the kernels through LLVM and the generated loop with the system C compiler,
-// links them with libtlcrt into path (written under a temporary name, then renamed).
-static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
+// The GPU kernels compiled by NVRTC, as the bundle file the trainer embeds (in dir). Without
+// NVRTC on this machine the trainer is built for the CPU only, and tlc says so.
+static void build_bundle(Arena *a, TrainerSpec *t, Kernel **kernels, int n, const char *arch, const char *dir) {
+  const char *version = nvrtc_version(a);
+  if (!version) {
+    const char *why = NULL;
+    CudaCode none;
+    nvrtc_compile(a, "", "probe", arch, &none, &why);
+    fprintf(stderr, "tlc: note: the trainer will run on the CPU only: %s\n", why);
+    return;
+  }
+  CudaProgram *p = cuda_program(a, kernels, n);
+  CudaCode code;
+  bool cached;
+  const char *error = NULL;
+  if (cuda_program_compile(a, p, arch, &code, &cached, &error))
+    fatal("%s", error);
+  TlcBundleFunction *functions = arena_alloc(a, sizeof *functions * (size_t)(p->nfunctions + 1));
+  for (int f = 0; f < p->nfunctions; f++)
+    functions[f] = (TlcBundleFunction){p->functions[f]->name, p->function_source[f]};
+  TlcBundleLaunch *launches = arena_alloc(a, sizeof *launches * (size_t)(p->nlaunches + 1));
+  for (int i = 0; i < p->nlaunches; i++)
+    launches[i] = (TlcBundleLaunch){p->launches[i].kernel->name, p->launches[i].kernel->comment,
+                                    (uint32_t)p->launches[i].function, p->launches[i].grid};
+  TlcBundle b = {.arch = arch, .nvrtc = version, .prelude = p->prelude, .block = KIR_CUDA_BLOCK,
+                 .functions = functions, .nfunctions = p->nfunctions, .launches = launches, .nlaunches = p->nlaunches,
+                 .ptx = code.ptx, .ptx_size = code.ptx_size, .cubin = (const uint8_t *)code.cubin,
+                 .cubin_size = code.cubin_size};
+  uint8_t *data = NULL;
+  size_t size = 0;
+  TlcError err;
+  if (tlc_bundle_build(&b, &data, &size, &err))
+    fatal("%s", err.msg);
+  t->bundle_path = arena_printf(a, "%s/kernels.bundle", dir);
+  write_file(t->bundle_path, (const char *)data, size);
+  free(data);
+  t->cuda = p;
+  t->bundle_size = size;
+}
+
+// Compiles the kernels through LLVM (and NVRTC) and the generated loop with the system C
+// compiler, links them with libtlcrt into path (written under a temporary name, then renamed).
+static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char *arch) {
   char dir[] = "/tmp/tlc-build-XXXXXX";
   if (!mkdtemp(dir))
     fatal("cannot create a temporary directory: %s", strerror(errno));
   const char *obj = arena_printf(a, "%s/kernels.o", dir), *src = arena_printf(a, "%s/trainer.c", dir);
   int n;
   Kernel **kernels = all_kernels(a, t, &n);
+  build_bundle(a, t, kernels, n, arch, dir);
   const char *error = NULL;
   if (kir_llvm_emit(kernels, n, "native", obj, NULL, a, &error))
     fatal("%s", error);
@@ -208,6 +252,8 @@ static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
   }
   remove(obj);
   remove(src);
+  if (t->bundle_path)
+    remove(t->bundle_path);
   rmdir(dir);
 }
 
@@ -260,6 +306,8 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "inspect"))
+    return inspect_main(argc - 2, argv + 2);
   Options o = parse_options(argc, argv);
   Arena *a = arena_new();
   Module *m = load_module(a, o.input, o.include, o.ninclude);
@@ -283,6 +331,9 @@ int main(int argc, char **argv) {
     emit_kernels(buf, a, &t, o.emit, o.arch);
   } else if (o.emit && !strcmp(o.emit, "c")) {
     TrainerSpec t = trainer_spec(a, o.input, g, x);
+    int n;
+    Kernel **kernels = all_kernels(a, &t, &n);
+    t.cuda = cuda_program(a, kernels, n);
     host_c_emit(buf, &t);
   } else if (o.emit) {
     print_params(buf, g);
@@ -292,7 +343,7 @@ int main(int argc, char **argv) {
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
     TrainerSpec t = trainer_spec(a, o.input, g, x);
-    build_trainer(a, &t, o.output);
+    build_trainer(a, &t, o.output, o.arch);
     free(text);
     arena_free(a);
     return 0;

@@ -508,4 +508,9 @@ void print_ir(FILE *out, Arena *a, const Graph *g);
 void print_params(FILE *out, const Graph *g);
 void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
 
+//
+// inspect.c: `tlc inspect TRAINER [KERNEL] [--ptx]` (argv after "inspect"); needs libtlcrt
+//
+int inspect_main(int argc, char **argv);
+
 #endif

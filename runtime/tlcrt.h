@@ -102,6 +102,59 @@ int tlc_checkpoint_load(const char *path, TlcCheckpointInfo *info_out,
                         const TlcTensorRef *tensors, int n, TlcError *err);
 
 //
+// bundle.cc: the GPU kernels embedded in a trainer, as FlatBuffers (schema: runtime/bundle.fbs)
+//
+typedef struct TlcBundleFunction {
+  const char *name;     // the entry point
+  const char *source;   // its CUDA C
+} TlcBundleFunction;
+
+typedef struct TlcBundleLaunch {
+  const char *kernel, *comment;
+  uint32_t function;    // index into TlcBundle.functions
+  int64_t grid;         // blocks of TlcBundle.block threads
+} TlcBundleLaunch;
+
+typedef struct TlcBundle {
+  const char *arch, *nvrtc, *prelude;
+  int32_t block;
+  TlcBundleFunction *functions;
+  int nfunctions;
+  TlcBundleLaunch *launches;  // training step, then evaluation pass
+  int nlaunches;
+  const char *ptx;
+  size_t ptx_size;
+  const uint8_t *cubin;
+  size_t cubin_size;
+} TlcBundle;
+
+// Serialises b into a malloc'd buffer (*data, *size).
+int tlc_bundle_build(const TlcBundle *b, uint8_t **data, size_t *size, TlcError *err);
+// Verifies data and describes it in *out: strings and code point into data, which must
+// outlive *out; the two arrays are allocated and released by tlc_bundle_free.
+int tlc_bundle_read(const void *data, size_t size, TlcBundle *out, TlcError *err);
+void tlc_bundle_free(TlcBundle *b);
+
+//
+// gpu.c: the CUDA driver API, loaded with dlopen (a trainer has no link-time CUDA dependency)
+//
+typedef struct TlcGpu TlcGpu;
+
+// Finds the CUDA driver and a GPU, loads the bundle's cubin (or its PTX when the GPU is not
+// the cubin's architecture) and allocates the device arena. Every failure says what is
+// missing: no driver, no GPU, a driver too old for the kernels, not enough memory.
+int tlc_gpu_open(TlcGpu **out, const void *bundle, size_t bundle_size, int64_t arena_bytes, TlcError *err);
+const char *tlc_gpu_name(const TlcGpu *g);   // "NVIDIA H100 80GB HBM3 (sm_90)"
+// Launches bundle function f over `grid` blocks; buffer i is the device arena + offsets[i].
+// A failed launch is remembered (with the kernel's name) and reported by tlc_gpu_sync.
+void tlc_gpu_launch(TlcGpu *g, int function, int64_t grid, const int64_t *offsets, int n);
+int tlc_gpu_sync(TlcGpu *g, TlcError *err);
+// Copies between the host arena and the device arena, at the same byte offsets.
+int tlc_gpu_upload(TlcGpu *g, const char *host_arena, int64_t offset, int64_t bytes, TlcError *err);
+int tlc_gpu_download(TlcGpu *g, char *host_arena, int64_t offset, int64_t bytes, TlcError *err);
+void tlc_gpu_close(TlcGpu *g);
+
+//
 // trainer.c: what a generated trainer's main() calls around its step functions
 //
 // The generated C file holds the model (a TlcModel), the straight-line step functions
@@ -111,11 +164,11 @@ int tlc_checkpoint_load(const char *path, TlcCheckpointInfo *info_out,
 //   if (tlc_run_start(&run, &model, argc, argv)) return run.status;
 //   for (int epoch = run.first_epoch; epoch < run.epochs; epoch++) {
 //     tlc_epoch_begin(&run, epoch);
-//     while (tlc_train_batch(&run)) { train_step(run.arena); if (tlc_train_batch_done(&run)) return run.status; }
-//     while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) { eval_step(run.arena); tlc_eval_batch_done(&run); }
+//     while (tlc_train_batch(&run)) if (tlc_run_step(&run, &steps, true) || tlc_train_batch_done(&run)) return run.status;
+//     while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
 //     if (tlc_epoch_end(&run, epoch)) return run.status;
 //   }
-//   while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) { eval_step(run.arena); tlc_eval_batch_done(&run); }
+//   while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
 //   return tlc_run_finish(&run);
 
 typedef enum { TLC_INIT_ZERO, TLC_INIT_ONE, TLC_INIT_UNIFORM_FAN_IN } TlcInit;
@@ -173,7 +226,18 @@ typedef struct TlcModel {
   const TlcAugment *augment; // training augmentation, in order
   int naugment;
   TlcSchedule schedule;
+  // The arena's regions: state (parameters, buffers, optimizer state) from 0, then the
+  // steps' inputs and outputs; the rest is activations.
+  int64_t state_bytes, io_offset, io_bytes;
+  const unsigned char *bundle;   // the GPU kernels (bundle.fbs), or NULL: a CPU-only trainer
+  size_t bundle_size;
 } TlcModel;
+
+// The step functions tlc generates; the GPU ones are NULL in a CPU-only trainer.
+typedef struct TlcSteps {
+  void (*train_cpu)(char *arena), (*eval_cpu)(char *arena);
+  void (*train_gpu)(TlcGpu *gpu), (*eval_gpu)(TlcGpu *gpu);
+} TlcSteps;
 
 typedef enum { TLC_SPLIT_TRAIN, TLC_SPLIT_VAL, TLC_SPLIT_TEST } TlcSplit;
 
@@ -215,6 +279,7 @@ typedef struct TlcRun {
   int32_t *batch_labels;        // the labels of the batch in the arena (the step may reuse its input)
   uint8_t *scratch;             // two images of bytes for augmentation
   float norm[4][256];           // (pixel / 255 - mean[c]) / std[c] for every pixel value
+  TlcGpu *gpu;                  // the GPU the steps run on, or NULL (the CPU)
 } TlcRun;
 
 // Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit
@@ -226,6 +291,10 @@ typedef struct TlcRun {
 // A call that reports failure (tlc_run_start, tlc_train_batch_done, tlc_epoch_end) has
 // already released the run: main only returns run->status.
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv);
+// Runs the training step or the evaluation pass on the run's device: on a GPU, the batch
+// goes up before and the loss and logits come back after. Nonzero after a failure (a GPU
+// error), which has released the run like tlc_train_batch_done's.
+int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training);
 void tlc_epoch_begin(TlcRun *run, int epoch);        // shuffles, sets the learning rate
 bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end
 int tlc_train_batch_done(TlcRun *run);               // loss, accuracy; nonzero on a NaN loss

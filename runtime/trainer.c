@@ -203,7 +203,7 @@ static int start_run(TlcRun *run, TlcError *err) {
   int status = load_data(run, err);
   if (status != TRAINER_OK)
     return status;
-  return load_state(run, err) == 0 ? TRAINER_OK : TRAINER_FAILED;
+  return load_state(run, err) == 0 && trainer_open_device(run, err) == 0 ? TRAINER_OK : TRAINER_FAILED;
 }
 
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
@@ -213,7 +213,7 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
   run->epochs = model->epochs;
   run->seed = model->seed_default;
   run->data_dir = model->data_dir;
-  run->device = "cpu";
+  run->device = "auto";
   run->best_val = -1;  // below any accuracy: the first validated epoch is the best so far
   TlcError err = {{0}};
   bool help = false;
@@ -362,6 +362,8 @@ void trainer_release(TlcRun *run) {
   tlc_dataset_free(&run->test);
   trainer_free_state(run);
   trainer_free_batches(run);
+  tlc_gpu_close(run->gpu);
+  run->gpu = NULL;
   free(run->out_owned);
   free(run->last_path);
   free(run->best_path);

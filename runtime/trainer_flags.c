@@ -3,7 +3,7 @@
 // Contract: every flag is `--name VALUE` or `--name=VALUE`; the last of a repeated flag wins.
 // An unknown flag, a stray argument, a missing value or a bad value is a usage error
 // (exit status 2) whose message names the flag. A flag this build cannot honour
-// (--device cuda, --predict, --weights) is a plain failure (status 1) that says what to do
+// (--predict, --weights) is a plain failure (status 1) that says what to do
 // instead. Parsing only records options: nothing is opened or created here.
 #include "trainer_internal.h"
 
@@ -49,14 +49,10 @@ static int flag_epochs(TlcRun *run, const char *flag, const char *value, TlcErro
   return rc;
 }
 
+// cuda is checked when the run starts: whether there is a GPU is not a usage error.
 static int flag_device(TlcRun *run, const char *flag, const char *value, TlcError *err) {
-  if (strcmp(value, "cuda") == 0) {
-    tlc_fail(err, "this trainer was built without CUDA kernels (the CUDA backend is not built "
-             "yet); use --device cpu");
-    return TRAINER_FAILED;
-  }
-  if (strcmp(value, "cpu") != 0) {
-    tlc_fail(err, "%s expects cpu or cuda, got '%s'", flag, value);
+  if (strcmp(value, "cpu") != 0 && strcmp(value, "cuda") != 0 && strcmp(value, "auto") != 0) {
+    tlc_fail(err, "%s expects cpu, cuda or auto, got '%s'", flag, value);
     return TRAINER_USAGE;
   }
   run->device = value;
@@ -132,7 +128,7 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "Trains %s (compiled from %s) and reports its test accuracy.\n\n"
          "  --data DIR      data set directory (default %s)\n"
          "  --epochs N      epochs to train (default %d)\n"
-         "  --device cpu    where to run (cpu; cuda is not built yet)\n"
+         "  --device D      where to run: cpu, cuda, or auto (default: the GPU when there is one)\n"
          "  --seed N        random seed for initialisation, order and augmentation (default %" PRIu64 ")\n"
          "  --out DIR       metrics.jsonl, last.ckpt and best.ckpt go here (default runs/%s)\n"
          "  --resume CKPT   continue a run from a checkpoint\n"

@@ -5,6 +5,7 @@
 //   trainer_flags.c  the command line
 //   trainer_state.c  the model description's checks, the arena, initialisation, checkpoints
 //   trainer_batch.c  batches: order, augmentation, normalisation, loss and accuracy sums
+//   trainer_device.c the device the steps run on, and the copies to and from a GPU
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -29,6 +30,10 @@ void trainer_free_state(TlcRun *run);
 // trainer_batch.c
 int trainer_alloc_batches(TlcRun *run, TlcError *err);   // order, scratch, normalisation table
 void trainer_free_batches(TlcRun *run);
+
+// trainer_device.c
+int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
+int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds

@@ -181,6 +181,8 @@ int trainer_load_checkpoint(TlcRun *run, const char *path, TlcError *err) {
 }
 
 int trainer_save_checkpoint(TlcRun *run, const char *path, TlcError *err) {
+  if (trainer_state_to_host(run, err) != 0)
+    return -1;
   ints_to_floats(run);
   TlcCheckpointInfo info = {.graph = run->model->name, .graph_hash = run->graph_hash,
                             .epoch = run->epochs_done, .step = run->step,

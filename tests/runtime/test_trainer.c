@@ -140,17 +140,19 @@ static void eval_step(char *A) {
   forward(A, x, labels, (float *)(A + OFF_ELOSS), (float *)(A + OFF_ELOGITS), NULL);
 }
 
+static const TlcSteps steps = {train_step, eval_step, NULL, NULL};
+
 // The generated main(), copied from tlcrt.h.
 static int trainer_main(int argc, char **argv) {
   TlcRun run;
   if (tlc_run_start(&run, &model, argc, argv)) return run.status;
   for (int epoch = run.first_epoch; epoch < run.epochs; epoch++) {
     tlc_epoch_begin(&run, epoch);
-    while (tlc_train_batch(&run)) { train_step(run.arena); if (tlc_train_batch_done(&run)) return run.status; }
-    while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) { eval_step(run.arena); tlc_eval_batch_done(&run); }
+    while (tlc_train_batch(&run)) if (tlc_run_step(&run, &steps, true) || tlc_train_batch_done(&run)) return run.status;
+    while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
     if (tlc_epoch_end(&run, epoch)) return run.status;
   }
-  while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) { eval_step(run.arena); tlc_eval_batch_done(&run); }
+  while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
   return tlc_run_finish(&run);
 }
 
@@ -570,10 +572,10 @@ static void test_flags(void) {
   CHECK(trainer("--seed=-1", NULL) == 2 && logged("--seed"));
   CHECK(trainer("--limit", "0", NULL) == 2 && logged("--limit"));
   CHECK(trainer("stray", NULL) == 2 && logged("unexpected argument 'stray'"));
-  CHECK(trainer("--device", "tpu", NULL) == 2 && logged("--device expects cpu or cuda"));
+  CHECK(trainer("--device", "tpu", NULL) == 2 && logged("--device expects cpu, cuda or auto"));
+  // This model has no bundle, as when tlc finds no NVRTC.
   CHECK(trainer("--device", "cuda", NULL) == 1 &&
-        logged("error: this trainer was built without CUDA kernels (the CUDA backend is not built yet); "
-               "use --device cpu"));
+        logged("error: --device cuda: this trainer has no GPU kernels (NVRTC was not available when tlc built it"));
   CHECK(trainer("--predict", "x.png", NULL) == 1 && logged("--predict"));
   CHECK(trainer("--eval", "a.ckpt", "--resume", "b.ckpt", NULL) == 2 && logged("cannot be combined"));
   CHECK(trainer("--epochs", "0", "--help", NULL) == 0 && logged("usage: train") && logged("--resume CKPT"));

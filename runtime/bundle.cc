@@ -1,0 +1,108 @@
+// bundle.cc: the kernel bundle (schema and field meanings: bundle.fbs) built by tlc and read
+// by trainers and `tlc inspect`. Reading runs the FlatBuffers Verifier first and checks
+// that every launch names a function, so a damaged trainer file is refused, never read out
+// of bounds. Like checkpoint.cc, nothing C++ crosses the C boundary.
+#include "tlcrt.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "bundle_generated.h"
+
+namespace {
+
+namespace fb = flatbuffers;
+constexpr uint32_t kVersion = 1;
+
+void build(fb::FlatBufferBuilder &fbb, const TlcBundle *b) {
+  std::vector<fb::Offset<tlc::bundle::Function>> functions;
+  for (int i = 0; i < b->nfunctions; i++)
+    functions.push_back(tlc::bundle::CreateFunctionDirect(fbb, b->functions[i].name, b->functions[i].source));
+  std::vector<fb::Offset<tlc::bundle::Launch>> launches;
+  for (int i = 0; i < b->nlaunches; i++) {
+    const TlcBundleLaunch &l = b->launches[i];
+    launches.push_back(tlc::bundle::CreateLaunchDirect(fbb, l.kernel, l.comment, l.function, l.grid));
+  }
+  auto cubin = fbb.CreateVector(b->cubin, b->cubin_size);
+  auto ptx = fbb.CreateString(b->ptx, b->ptx_size);
+  auto root = tlc::bundle::CreateBundle(fbb, kVersion, fbb.CreateString(b->arch), fbb.CreateString(b->nvrtc),
+                                        b->block, fbb.CreateString(b->prelude), fbb.CreateVector(functions),
+                                        fbb.CreateVector(launches), ptx, cubin);
+  tlc::bundle::FinishBundleBuffer(fbb, root);
+}
+
+const char *str(const fb::String *s) { return s ? s->c_str() : ""; }
+
+int read(const void *data, size_t size, TlcBundle *out, TlcError *err) {
+  fb::Verifier verifier(static_cast<const uint8_t *>(data), size);
+  if (!tlc::bundle::VerifyBundleBuffer(verifier))
+    return tlc_fail(err, "the kernel bundle is damaged (it does not verify as bundle.fbs)");
+  const tlc::bundle::Bundle *b = tlc::bundle::GetBundle(data);
+  if (b->version() != kVersion)
+    return tlc_fail(err, "the kernel bundle has version %u; this runtime reads version %u", b->version(), kVersion);
+  TlcBundle r = {};
+  r.arch = str(b->arch());
+  r.nvrtc = str(b->nvrtc());
+  r.prelude = str(b->prelude());
+  r.block = b->block();
+  r.ptx = str(b->ptx());
+  r.ptx_size = b->ptx() ? b->ptx()->size() : 0;
+  r.cubin = b->cubin() ? b->cubin()->data() : nullptr;
+  r.cubin_size = b->cubin() ? b->cubin()->size() : 0;
+  r.nfunctions = b->functions() ? static_cast<int>(b->functions()->size()) : 0;
+  r.nlaunches = b->launches() ? static_cast<int>(b->launches()->size()) : 0;
+  r.functions = static_cast<TlcBundleFunction *>(calloc(static_cast<size_t>(r.nfunctions) + 1, sizeof *r.functions));
+  r.launches = static_cast<TlcBundleLaunch *>(calloc(static_cast<size_t>(r.nlaunches) + 1, sizeof *r.launches));
+  if (!r.functions || !r.launches) {
+    tlc_bundle_free(&r);
+    return tlc_fail(err, "out of memory reading the kernel bundle");
+  }
+  for (int i = 0; i < r.nfunctions; i++) {
+    const tlc::bundle::Function *f = b->functions()->Get(static_cast<fb::uoffset_t>(i));
+    r.functions[i] = {str(f->name()), str(f->source())};
+  }
+  for (int i = 0; i < r.nlaunches; i++) {
+    const tlc::bundle::Launch *l = b->launches()->Get(static_cast<fb::uoffset_t>(i));
+    r.launches[i] = {str(l->kernel()), str(l->comment()), l->function(), l->grid()};
+    if (l->function() >= static_cast<uint32_t>(r.nfunctions) || l->grid() <= 0) {
+      tlc_bundle_free(&r);
+      return tlc_fail(err, "the kernel bundle is damaged: launch %d (%s) names function %u of %d", i,
+                      str(l->kernel()), l->function(), r.nfunctions);
+    }
+  }
+  *out = r;
+  return 0;
+}
+
+}  // namespace
+
+int tlc_bundle_build(const TlcBundle *b, uint8_t **data, size_t *size, TlcError *err) {
+  try {
+    fb::FlatBufferBuilder fbb(1024 + b->ptx_size + b->cubin_size);
+    build(fbb, b);
+    *size = fbb.GetSize();
+    *data = static_cast<uint8_t *>(malloc(*size));
+    if (!*data) return tlc_fail(err, "out of memory building the kernel bundle");
+    memcpy(*data, fbb.GetBufferPointer(), *size);
+    return 0;
+  } catch (const std::bad_alloc &) {
+    return tlc_fail(err, "out of memory building the kernel bundle");
+  }
+}
+
+int tlc_bundle_read(const void *data, size_t size, TlcBundle *out, TlcError *err) {
+  try {
+    return read(data, size, out, err);
+  } catch (const std::bad_alloc &) {
+    return tlc_fail(err, "out of memory reading the kernel bundle");
+  }
+}
+
+void tlc_bundle_free(TlcBundle *b) {
+  free(b->functions);
+  free(b->launches);
+  b->functions = nullptr;
+  b->launches = nullptr;
+}

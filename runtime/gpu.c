@@ -1,0 +1,228 @@
+// gpu.c: the GPU side of a trainer through the CUDA driver API, loaded with dlopen so that
+// a trainer links against nothing of CUDA and still starts (on the CPU, or with a clear
+// message) on a machine without a driver. The device holds one arena with the host
+// arena's layout, so offsets mean the same on both sides; the runtime copies the state
+// and the step's inputs and outputs across at fixed offsets.
+#include "tlcrt.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int CUresult;
+typedef int CUdevice;
+typedef struct CUctx *CUcontext;
+typedef struct CUmod *CUmodule;
+typedef struct CUfunc *CUfunction;
+typedef unsigned long long CUdeviceptr;
+
+enum {
+  CUDA_ERROR_OUT_OF_MEMORY = 2, CUDA_ERROR_NO_DEVICE = 100, CUDA_ERROR_NO_BINARY_FOR_GPU = 209,
+  CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222,
+  CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
+};
+
+// The driver entry points a trainer uses, with the names libcuda exports.
+typedef struct Driver {
+  CUresult (*Init)(unsigned flags);
+  CUresult (*DriverGetVersion)(int *version);
+  CUresult (*DeviceGetCount)(int *count);
+  CUresult (*DeviceGet)(CUdevice *dev, int ordinal);
+  CUresult (*DeviceGetName)(char *name, int len, CUdevice dev);
+  CUresult (*DeviceGetAttribute)(int *value, int attribute, CUdevice dev);
+  CUresult (*DevicePrimaryCtxRetain)(CUcontext *ctx, CUdevice dev);
+  CUresult (*DevicePrimaryCtxRelease)(CUdevice dev);
+  CUresult (*CtxSetCurrent)(CUcontext ctx);
+  CUresult (*CtxSynchronize)(void);
+  CUresult (*ModuleLoadData)(CUmodule *module, const void *image);
+  CUresult (*ModuleUnload)(CUmodule module);
+  CUresult (*ModuleGetFunction)(CUfunction *f, CUmodule module, const char *name);
+  CUresult (*MemAlloc)(CUdeviceptr *ptr, size_t bytes);
+  CUresult (*MemFree)(CUdeviceptr ptr);
+  CUresult (*MemcpyHtoD)(CUdeviceptr dst, const void *src, size_t bytes);
+  CUresult (*MemcpyDtoH)(void *dst, CUdeviceptr src, size_t bytes);
+  CUresult (*LaunchKernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                           unsigned shared, void *stream, void **params, void **extra);
+  CUresult (*GetErrorString)(CUresult error, const char **text);
+} Driver;
+
+struct TlcGpu {
+  Driver cu;
+  void *lib;
+  CUdevice device;
+  CUcontext context;
+  CUmodule module;
+  CUfunction *functions;
+  TlcBundle bundle;
+  CUdeviceptr arena;
+  int64_t arena_bytes;
+  char name[160];
+  CUresult launch_error;       // the first failed launch, reported by tlc_gpu_sync
+  int launch_error_function;
+};
+
+static const char *cu_text(const TlcGpu *g, CUresult r) {
+  const char *text = NULL;
+  if (g->cu.GetErrorString && g->cu.GetErrorString(r, &text) == 0 && text)
+    return text;
+  return "unknown CUDA error";
+}
+
+static int load_driver(TlcGpu *g, TlcError *err) {
+  g->lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!g->lib)
+    return tlc_fail(err, "no NVIDIA driver on this machine (libcuda.so.1 not found)");
+  struct { void **slot; const char *name; } symbols[] = {
+      {(void **)&g->cu.Init, "cuInit"}, {(void **)&g->cu.DriverGetVersion, "cuDriverGetVersion"},
+      {(void **)&g->cu.DeviceGetCount, "cuDeviceGetCount"}, {(void **)&g->cu.DeviceGet, "cuDeviceGet"},
+      {(void **)&g->cu.DeviceGetName, "cuDeviceGetName"}, {(void **)&g->cu.DeviceGetAttribute, "cuDeviceGetAttribute"},
+      {(void **)&g->cu.DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"},
+      {(void **)&g->cu.DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease"},
+      {(void **)&g->cu.CtxSetCurrent, "cuCtxSetCurrent"}, {(void **)&g->cu.CtxSynchronize, "cuCtxSynchronize"},
+      {(void **)&g->cu.ModuleLoadData, "cuModuleLoadData"}, {(void **)&g->cu.ModuleUnload, "cuModuleUnload"},
+      {(void **)&g->cu.ModuleGetFunction, "cuModuleGetFunction"}, {(void **)&g->cu.MemAlloc, "cuMemAlloc_v2"},
+      {(void **)&g->cu.MemFree, "cuMemFree_v2"}, {(void **)&g->cu.MemcpyHtoD, "cuMemcpyHtoD_v2"},
+      {(void **)&g->cu.MemcpyDtoH, "cuMemcpyDtoH_v2"}, {(void **)&g->cu.LaunchKernel, "cuLaunchKernel"},
+      {(void **)&g->cu.GetErrorString, "cuGetErrorString"},
+  };
+  for (size_t i = 0; i < sizeof symbols / sizeof *symbols; i++)
+    if (!(*symbols[i].slot = dlsym(g->lib, symbols[i].name)))
+      return tlc_fail(err, "the NVIDIA driver lacks %s; it is too old for this trainer", symbols[i].name);
+  return 0;
+}
+
+static int open_device(TlcGpu *g, int *sm, TlcError *err) {
+  CUresult r = g->cu.Init(0);
+  int count = 0;
+  if (r == CUDA_ERROR_NO_DEVICE || (!r && (r = g->cu.DeviceGetCount(&count)) == 0 && count == 0))
+    return tlc_fail(err, "the NVIDIA driver is installed but sees no GPU");
+  if (r)
+    return tlc_fail(err, "the NVIDIA driver failed to start: %s", cu_text(g, r));
+  int major = 0, minor = 0;
+  if ((r = g->cu.DeviceGet(&g->device, 0)) || (r = g->cu.DeviceGetName(g->name, 100, g->device)) ||
+      (r = g->cu.DeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, g->device)) ||
+      (r = g->cu.DeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, g->device)) ||
+      (r = g->cu.DevicePrimaryCtxRetain(&g->context, g->device)) || (r = g->cu.CtxSetCurrent(g->context)))
+    return tlc_fail(err, "cannot open GPU 0: %s", cu_text(g, r));
+  *sm = 10 * major + minor;
+  size_t len = strlen(g->name);
+  snprintf(g->name + len, sizeof g->name - len, " (sm_%d)", *sm);
+  return 0;
+}
+
+// The cubin when the GPU is its architecture; else the PTX, which the driver compiles for
+// newer GPUs. An older GPU cannot run either: the trainer must be rebuilt for it.
+static int load_kernels(TlcGpu *g, int sm, TlcError *err) {
+  int built = atoi(g->bundle.arch + 3);
+  if (sm < built)
+    return tlc_fail(err, "this trainer's kernels are for %s and newer, and this GPU (%s) is older; "
+                    "rebuild it with tlc --arch=sm_%d", g->bundle.arch, g->name, sm);
+  bool cubin = sm == built;
+  CUresult r = g->cu.ModuleLoadData(&g->module, cubin ? (const void *)g->bundle.cubin : (const void *)g->bundle.ptx);
+  if (r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION || r == CUDA_ERROR_NO_BINARY_FOR_GPU)
+    return tlc_fail(err, "the NVIDIA driver is too old for this trainer's kernels (compiled by NVRTC %s "
+                    "for %s): %s; update the driver", g->bundle.nvrtc, g->bundle.arch, cu_text(g, r));
+  if (r)
+    return tlc_fail(err, "cannot load the kernels (%s) on %s: %s", cubin ? "cubin" : "PTX", g->name,
+                    cu_text(g, r));
+  g->functions = calloc((size_t)g->bundle.nfunctions + 1, sizeof *g->functions);
+  if (!g->functions)
+    return tlc_fail(err, "out of memory");
+  for (int i = 0; i < g->bundle.nfunctions; i++)
+    if ((r = g->cu.ModuleGetFunction(&g->functions[i], g->module, g->bundle.functions[i].name)))
+      return tlc_fail(err, "kernel %s is missing from the loaded code: %s", g->bundle.functions[i].name,
+                      cu_text(g, r));
+  return 0;
+}
+
+int tlc_gpu_open(TlcGpu **out, const void *bundle, size_t bundle_size, int64_t arena_bytes, TlcError *err) {
+  *out = NULL;
+  if (!bundle)
+    return tlc_fail(err, "this trainer has no GPU kernels (NVRTC was not available when tlc built it; "
+                    "rebuild it where the CUDA toolkit is installed)");
+  TlcGpu *g = calloc(1, sizeof *g);
+  if (!g)
+    return tlc_fail(err, "out of memory");
+  int sm = 0;
+  CUresult r = 0;
+  if (tlc_bundle_read(bundle, bundle_size, &g->bundle, err) || load_driver(g, err) || open_device(g, &sm, err) ||
+      load_kernels(g, sm, err))
+    goto fail;
+  if ((r = g->cu.MemAlloc(&g->arena, (size_t)arena_bytes))) {
+    tlc_fail(err, "cannot allocate the trainer's %.1f MiB arena on %s: %s%s", arena_bytes / 1048576.0,
+             g->name, cu_text(g, r), r == CUDA_ERROR_OUT_OF_MEMORY ? " (compile with a smaller batch: --set batch=N)" : "");
+    goto fail;
+  }
+  g->arena_bytes = arena_bytes;
+  *out = g;
+  return 0;
+fail:
+  tlc_gpu_close(g);
+  return -1;
+}
+
+const char *tlc_gpu_name(const TlcGpu *g) { return g->name; }
+
+void tlc_gpu_launch(TlcGpu *g, int function, int64_t grid, const int64_t *offsets, int n) {
+  if (g->launch_error)
+    return;
+  CUdeviceptr pointers[16];
+  void *params[16];
+  for (int i = 0; i < n && i < 16; i++) {
+    pointers[i] = g->arena + (CUdeviceptr)offsets[i];
+    params[i] = &pointers[i];
+  }
+  CUresult r = g->cu.LaunchKernel(g->functions[function], (unsigned)grid, 1, 1, (unsigned)g->bundle.block, 1, 1, 0,
+                                  NULL, params, NULL);
+  if (r) {
+    g->launch_error = r;
+    g->launch_error_function = function;
+  }
+}
+
+int tlc_gpu_sync(TlcGpu *g, TlcError *err) {
+  CUresult r = g->launch_error ? g->launch_error : g->cu.CtxSynchronize();
+  if (!r)
+    return 0;
+  if (g->launch_error)
+    return tlc_fail(err, "GPU kernel %s failed to launch: %s", g->bundle.functions[g->launch_error_function].name,
+                    cu_text(g, r));
+  return tlc_fail(err, "a GPU kernel failed: %s (run with CUDA_LAUNCH_BLOCKING=1 to name it)", cu_text(g, r));
+}
+
+static int check_range(const TlcGpu *g, int64_t offset, int64_t bytes, TlcError *err) {
+  if (offset < 0 || bytes < 0 || offset + bytes > g->arena_bytes)
+    return tlc_fail(err, "internal error: a copy of %lld bytes at %lld leaves the %lld-byte GPU arena",
+                    (long long)bytes, (long long)offset, (long long)g->arena_bytes);
+  return 0;
+}
+
+int tlc_gpu_upload(TlcGpu *g, const char *host_arena, int64_t offset, int64_t bytes, TlcError *err) {
+  if (check_range(g, offset, bytes, err))
+    return -1;
+  CUresult r = g->cu.MemcpyHtoD(g->arena + (CUdeviceptr)offset, host_arena + offset, (size_t)bytes);
+  return r ? tlc_fail(err, "copying to the GPU failed: %s", cu_text(g, r)) : 0;
+}
+
+int tlc_gpu_download(TlcGpu *g, char *host_arena, int64_t offset, int64_t bytes, TlcError *err) {
+  if (check_range(g, offset, bytes, err))
+    return -1;
+  CUresult r = g->cu.MemcpyDtoH(host_arena + offset, g->arena + (CUdeviceptr)offset, (size_t)bytes);
+  return r ? tlc_fail(err, "copying from the GPU failed: %s", cu_text(g, r)) : 0;
+}
+
+void tlc_gpu_close(TlcGpu *g) {
+  if (!g)
+    return;
+  if (g->arena)
+    g->cu.MemFree(g->arena);
+  if (g->module)
+    g->cu.ModuleUnload(g->module);
+  if (g->context)
+    g->cu.DevicePrimaryCtxRelease(g->device);
+  tlc_bundle_free(&g->bundle);
+  free(g->functions);
+  if (g->lib)
+    dlclose(g->lib);
+  free(g);
+}

@@ -1,0 +1,52 @@
+// trainer_device.c: where the steps run. The host arena is the run's state as the rest of
+// the runtime sees it (initialisation, checkpoints, batches); on a GPU the device arena is
+// the working copy, and these functions move the regions that must cross: the state once
+// after loading and back before each save, the step's inputs and outputs every step.
+#include "trainer_internal.h"
+
+#include <string.h>
+
+int trainer_open_device(TlcRun *run, TlcError *err) {
+  const TlcModel *m = run->model;
+  bool asked = strcmp(run->device, "cuda") == 0;
+  if (strcmp(run->device, "cpu") == 0 || (!asked && !m->bundle))
+    return 0;
+  TlcError why = {{0}};
+  if (tlc_gpu_open(&run->gpu, m->bundle, m->bundle_size, m->arena_bytes, &why) != 0) {
+    if (asked)
+      return tlc_fail(err, "--device cuda: %s; --device cpu trains on the CPU", why.msg);
+    // The default is the GPU when there is one; without one, say why it was not used.
+    printf("device: cpu (%s)\n", why.msg);
+    return 0;
+  }
+  printf("device: %s\n", tlc_gpu_name(run->gpu));
+  return tlc_gpu_upload(run->gpu, run->arena, 0, m->state_bytes, err);
+}
+
+int trainer_state_to_host(TlcRun *run, TlcError *err) {
+  return run->gpu ? tlc_gpu_download(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
+}
+
+static int gpu_step(TlcRun *run, void (*step)(TlcGpu *), TlcError *err) {
+  const TlcModel *m = run->model;
+  if (tlc_gpu_upload(run->gpu, run->arena, m->io_offset, m->io_bytes, err) != 0)
+    return -1;
+  step(run->gpu);
+  if (tlc_gpu_sync(run->gpu, err) != 0)
+    return -1;
+  return tlc_gpu_download(run->gpu, run->arena, m->io_offset, m->io_bytes, err);
+}
+
+int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training) {
+  if (!run->gpu) {
+    (training ? steps->train_cpu : steps->eval_cpu)(run->arena);
+    return 0;
+  }
+  TlcError err = {{0}};
+  if (gpu_step(run, training ? steps->train_gpu : steps->eval_gpu, &err) == 0)
+    return 0;
+  fprintf(stderr, "error: %s\n", err.msg);
+  run->status = TRAINER_FAILED;
+  trainer_release(run);
+  return 1;
+}
