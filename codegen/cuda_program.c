@@ -1,7 +1,7 @@
 // cuda_program.c: a trainer's kernels as one CUDA C program, and its compilation with a
 // cache. Kernels whose code is identical (the same op on the same shapes in repeated
 // blocks) share one function, named after the first of them: EfficientNet-B5's 3,549
-// kernels are 640 functions. Compiled code is cached on disk under the program's source,
+// kernels are 640 functions, on the GPU and (through the same table) on the CPU. Compiled code is cached on disk under the program's source,
 // so building an unchanged graph again does not run NVRTC.
 #include "kir.h"
 

@@ -6,22 +6,28 @@
 
 #include <string.h>
 
-static void emit_kernel_decls(FILE *out, Kernel **kernels, int n) {
-  for (int i = 0; i < n; i++)
-    if (kernels[i])
-      fprintf(out, "void %s(void *bufs, int64_t begin, int64_t end);\n", kernels[i]->name);
+static void emit_kernel_decls(FILE *out, const CudaProgram *program) {
+  for (int i = 0; i < program->nfunctions; i++)
+    fprintf(out, "void %s(void *bufs, int64_t begin, int64_t end);\n", program->functions[i]->name);
 }
 
-// One kernel call per node, each under the line that says what it computes.
+// The function a kernel runs: itself, or the first kernel with the same code.
+static const char *function_of(const CudaProgram *program, int launch) {
+  return program->functions[program->launches[launch].function]->name;
+}
+
+// One kernel call per node, each under the line that says what it computes. *launch counts
+// kernels across both steps, as the program lists them.
 static void emit_step(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
-                      const int64_t *offset) {
+                      const int64_t *offset, const CudaProgram *program, int *launch) {
   fprintf(out, "\n// %s\nstatic void %s(char *A) {\n", what, name);
   for (int i = 0; i < g->n; i++) {
     const Kernel *k = kernels[i];
     if (!k)
       continue;
     const Node *n = g->nodes[i];
-    fprintf(out, "  // %s\n  tlc_parallel_for(%lld, %s, (void *[]){", k->comment, (long long)kir_parallel_extent(k), k->name);
+    fprintf(out, "  // %s\n  tlc_parallel_for(%lld, %s, (void *[]){", k->comment, (long long)kir_parallel_extent(k),
+            function_of(program, (*launch)++));
     for (int j = 0; j < n->nin; j++)
       fprintf(out, "%sA + %lld", j ? ", " : "", (long long)offset[n->in[j]->id]);
     if (!n->writes_inputs)
@@ -53,6 +59,39 @@ static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **
             l->kernel == cuda->functions[l->function] ? "" : cuda->functions[l->function]->name);
   }
   fputs("}\n", out);
+}
+
+// The steps as tables of kernel calls, for `--check-gpu`: each kernel runs on both devices
+// from the same inputs and the buffers it writes are compared.
+static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
+                       const CudaProgram *cuda, int *launch) {
+  fprintf(out, "\nstatic const TlcKernelCall %s[] = {\n", name);
+  for (int i = 0; i < g->n; i++) {
+    const Kernel *k = kernels[i];
+    if (!k)
+      continue;
+    const Node *n = g->nodes[i];
+    const CudaLaunch *l = &cuda->launches[(*launch)++];
+    int64_t offsets[8];
+    int nbufs = 0;
+    for (int j = 0; j < n->nin; j++)
+      offsets[nbufs++] = offset[n->in[j]->id];
+    if (!n->writes_inputs)
+      offsets[nbufs++] = offset[i];
+    unsigned written = 0, is_int = 0;
+    fprintf(out, "  {\"%s\", %s, %lld, %d, %lld, %d, {", k->name, cuda->functions[l->function]->name,
+            (long long)kir_parallel_extent(k), l->function, (long long)l->grid, nbufs);
+    for (int b = 0; b < nbufs; b++) {
+      fprintf(out, "%s%lld", b ? ", " : "", (long long)offsets[b]);
+      written |= (unsigned)k->bufs[b].written << b;
+      is_int |= (unsigned)(k->bufs[b].type == KT_I64) << b;
+    }
+    fputs("}, {", out);
+    for (int b = 0; b < nbufs; b++)
+      fprintf(out, "%s%lld", b ? ", " : "", (long long)(k->bufs[b].elems * (k->bufs[b].type == KT_I64 ? 8 : 4)));
+    fprintf(out, "}, 0x%x, 0x%x},\n", written, is_int);
+  }
+  fputs("};\n", out);
 }
 
 static const char *init_of(const Param *p, int64_t *fan_in) {
@@ -209,21 +248,22 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
             "__asm__(\".section .tlc_bundle,\\\"a\\\",@progbits\\n.balign 16\\ntlc_bundle_data:\\n\"\n"
             "        \".incbin \\\"%s\\\"\\n.previous\\n\");\n"
             "extern const unsigned char tlc_bundle_data[];\n\n", t->bundle_path);
-  emit_kernel_decls(out, t->train_kernels, t->train->n);
-  emit_kernel_decls(out, t->eval_kernels, t->eval->n);
+  emit_kernel_decls(out, t->program);
   emit_params(out, t->train, p->train_offset);
   emit_model(out, t);
+  int launch = 0;
   emit_step(out, "train_step", "One training step: forward, loss, backward, optimizer updates.", t->train, t->train_kernels,
-            p->train_offset);
+            p->train_offset, t->program, &launch);
   emit_step(out, "eval_step", "The evaluation pass: running statistics, no dropout.", t->eval, t->eval_kernels,
-            p->eval_offset);
-  const char *gpu_steps = "NULL, NULL";
-  if (t->cuda) {
-    int launch = 0;
-    emit_step_gpu(out, "train_step_gpu", t->train, t->train_kernels, p->train_offset, t->cuda, &launch);
-    emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_kernels, p->eval_offset, t->cuda, &launch);
-    gpu_steps = "train_step_gpu, eval_step_gpu";
-  }
+            p->eval_offset, t->program, &launch);
+  launch = 0;
+  emit_step_gpu(out, "train_step_gpu", t->train, t->train_kernels, p->train_offset, t->program, &launch);
+  emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_kernels, p->eval_offset, t->program, &launch);
+  launch = 0;
+  emit_calls(out, "train_calls", t->train, t->train_kernels, p->train_offset, t->program, &launch);
+  emit_calls(out, "eval_calls", t->eval, t->eval_kernels, p->eval_offset, t->program, &launch);
+  const char *gpu_steps = "train_step_gpu, eval_step_gpu,\n    train_calls, sizeof train_calls / sizeof *train_calls, eval_calls, "
+                          "sizeof eval_calls / sizeof *eval_calls";
   fprintf(out, "\nstatic const TlcSteps steps = {train_step, eval_step, %s};\n", gpu_steps);
   fputs("\nint main(int argc, char **argv) {\n"
         "  TlcRun run;\n"

@@ -160,7 +160,7 @@ typedef struct CudaProgram {
   size_t source_size;
   const char *prelude;
   const char **function_source;   // each function's part of source
-  const Kernel **functions;   // the kernel each function is printed from (and named after)
+  Kernel **functions;   // the kernel each function is printed from (and named after)
   int nfunctions;
   CudaLaunch *launches; // one per kernel, in the order given
   int nlaunches;
@@ -199,7 +199,9 @@ typedef struct TrainerSpec {
   const MemPlan *plan;
   const Experiment *x;
   Kernel **train_kernels, **eval_kernels;   // by node id
-  const CudaProgram *cuda;   // the same kernels for the GPU, or NULL (a CPU-only trainer)
+  // The distinct kernels: the CPU object file and the GPU bundle hold each once, and steps
+  // call the one their kernel is identical to.
+  const CudaProgram *program;
   const char *bundle_path;   // the compiled bundle to embed (tlc -o), or NULL
   size_t bundle_size;
 } TrainerSpec;

@@ -278,12 +278,24 @@ static LLVMTargetMachineRef target_machine(const char *cpu, Arena *a, const char
   return tm;
 }
 
+// A loop marked for vectorisation that LLVM leaves scalar still runs correctly, and the
+// user can do nothing about it: LLVM's warnings about that are not shown. Errors still are.
+static void quiet_warnings(LLVMDiagnosticInfoRef info, void *unused) {
+  (void)unused;
+  if (LLVMGetDiagInfoSeverity(info) != LLVMDSError)
+    return;
+  char *text = LLVMGetDiagInfoDescription(info);
+  fprintf(stderr, "tlc: LLVM: %s\n", text);
+  LLVMDisposeMessage(text);
+}
+
 int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
                   Arena *a, const char **error) {
   LLVMTargetMachineRef tm = target_machine(cpu, a, error);
   if (!tm)
     return 1;
   Lower l = {.ctx = LLVMContextCreate()};
+  LLVMContextSetDiagnosticHandler(l.ctx, quiet_warnings, NULL);
   l.mod = LLVMModuleCreateWithNameInContext("tlc_kernels", l.ctx);
   l.b = LLVMCreateBuilderInContext(l.ctx);
   l.i64 = LLVMInt64TypeInContext(l.ctx);

@@ -25,6 +25,9 @@ static const char usage[] =
     "                   and shapes)\n"
     "  --arch=sm_NN     the GPU architecture of the CUDA kernels (default sm_90); PTX is\n"
     "                   embedded too, for newer GPUs\n"
+    "  --cpu=NAME       the CPU the CPU kernels are compiled for: native (default: this\n"
+    "                   machine's), or an LLVM CPU name such as x86-64-v3 for trainers\n"
+    "                   that run elsewhere\n"
     "  --stats          print parameters, multiply-accumulates and activation memory\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3, --set optimizer.lr=0.1\n"
     "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
@@ -36,6 +39,7 @@ static const char usage[] =
 typedef struct Options {
   const char *input, *output, *emit;
   const char *arch;     // the GPU architecture the CUDA kernels are compiled for
+  const char *cpu;      // the LLVM CPU the CPU kernels are compiled for
   bool stats;
   Override overrides[256];
   int noverrides;
@@ -79,6 +83,8 @@ static Options parse_options(int argc, char **argv) {
       o.emit = option_value(argc, argv, &i, "--emit");
     } else if (!strncmp(a, "--set", 5) && (a[5] == 0 || a[5] == '=')) {
       parse_set(&o, option_value(argc, argv, &i, "--set"));
+    } else if (!strncmp(a, "--cpu", 5) && (a[5] == 0 || a[5] == '=')) {
+      o.cpu = option_value(argc, argv, &i, "--cpu");
     } else if (!strncmp(a, "--arch", 6) && (a[6] == 0 || a[6] == '=')) {
       o.arch = option_value(argc, argv, &i, "--arch");
     } else if (!strcmp(a, "-o")) {
@@ -104,6 +110,8 @@ static Options parse_options(int argc, char **argv) {
     fatal("unknown stage '--emit=%s' (known: ir, train-ir, kir, llvm, cuda, ptx, c, params)", o.emit);
   if (!o.arch)
     o.arch = "sm_90";
+  if (!o.cpu)
+    o.cpu = "native";
   const char *digits = o.arch + 3;
   if (strncmp(o.arch, "sm_", 3) || !*digits || strspn(digits, "0123456789") != strlen(digits) || atoi(digits) < 50)
     fatal("--arch takes a GPU architecture such as sm_90 or sm_80, found '%s'", o.arch);
@@ -133,17 +141,6 @@ static void write_output(const char *path, const char *data, size_t len) {
   free(tmp);
 }
 
-// Everything a trainer is made of: both steps, their memory plan and their kernels.
-static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Experiment *x) {
-  TrainerSpec t = {.source = source, .model = model, .x = x};
-  t.train = train_build(a, model, x, true);
-  t.eval = train_build(a, model, x, false);
-  t.plan = plan_memory(a, t.train, t.eval);
-  t.train_kernels = kernels_by_node(a, t.train, "");
-  t.eval_kernels = kernels_by_node(a, t.eval, "eval_");
-  return t;
-}
-
 static Kernel **all_kernels(Arena *a, const TrainerSpec *t, int *n) {
   Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 1));
   *n = 0;
@@ -155,6 +152,21 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, int *n) {
       all[(*n)++] = t->eval_kernels[i];
   return all;
 }
+
+// Everything a trainer is made of: both steps, their memory plan and their kernels.
+static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Experiment *x) {
+  TrainerSpec t = {.source = source, .model = model, .x = x};
+  t.train = train_build(a, model, x, true);
+  t.eval = train_build(a, model, x, false);
+  t.plan = plan_memory(a, t.train, t.eval);
+  t.train_kernels = kernels_by_node(a, t.train, "");
+  t.eval_kernels = kernels_by_node(a, t.eval, "eval_");
+  int n;
+  Kernel **kernels = all_kernels(a, &t, &n);
+  t.program = cuda_program(a, kernels, n);
+  return t;
+}
+
 
 static void write_file(const char *path, const char *data, size_t len) {
   FILE *f = fopen(path, "wb");
@@ -177,7 +189,7 @@ static int run_program(const char *argv[]) {
 
 // The GPU kernels compiled by NVRTC, as the bundle file the trainer embeds (in dir). Without
 // NVRTC on this machine the trainer is built for the CPU only, and tlc says so.
-static void build_bundle(Arena *a, TrainerSpec *t, Kernel **kernels, int n, const char *arch, const char *dir) {
+static void build_bundle(Arena *a, TrainerSpec *t, const char *arch, const char *dir) {
   const char *version = nvrtc_version(a);
   if (!version) {
     const char *why = NULL;
@@ -186,7 +198,7 @@ static void build_bundle(Arena *a, TrainerSpec *t, Kernel **kernels, int n, cons
     fprintf(stderr, "tlc: note: the trainer will run on the CPU only: %s\n", why);
     return;
   }
-  CudaProgram *p = cuda_program(a, kernels, n);
+  const CudaProgram *p = t->program;
   CudaCode code;
   bool cached;
   const char *error = NULL;
@@ -211,22 +223,19 @@ static void build_bundle(Arena *a, TrainerSpec *t, Kernel **kernels, int n, cons
   t->bundle_path = arena_printf(a, "%s/kernels.bundle", dir);
   write_file(t->bundle_path, (const char *)data, size);
   free(data);
-  t->cuda = p;
   t->bundle_size = size;
 }
 
 // Compiles the kernels through LLVM (and NVRTC) and the generated loop with the system C
 // compiler, links them with libtlcrt into path (written under a temporary name, then renamed).
-static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char *arch) {
+static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char *arch, const char *cpu) {
   char dir[] = "/tmp/tlc-build-XXXXXX";
   if (!mkdtemp(dir))
     fatal("cannot create a temporary directory: %s", strerror(errno));
   const char *obj = arena_printf(a, "%s/kernels.o", dir), *src = arena_printf(a, "%s/trainer.c", dir);
-  int n;
-  Kernel **kernels = all_kernels(a, t, &n);
-  build_bundle(a, t, kernels, n, arch, dir);
+  build_bundle(a, t, arch, dir);
   const char *error = NULL;
-  if (kir_llvm_emit(kernels, n, "native", obj, NULL, a, &error))
+  if (kir_llvm_emit(t->program->functions, t->program->nfunctions, cpu, obj, NULL, a, &error))
     fatal("%s", error);
   char *text = NULL;
   size_t len = 0;
@@ -259,11 +268,12 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
 
 // The trainer's kernels (training step, then evaluation pass), as kernel IR or as
 // optimised LLVM IR.
-static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *stage, const char *arch) {
+static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *stage, const char *arch,
+                         const char *cpu) {
   int n;
   Kernel **kernels = all_kernels(a, t, &n);
   if (!strcmp(stage, "cuda") || !strcmp(stage, "ptx")) {
-    CudaProgram *p = cuda_program(a, kernels, n);
+    const CudaProgram *p = t->program;
     if (!strcmp(stage, "cuda")) {
       fwrite(p->source, 1, p->source_size, out);
       return;
@@ -291,7 +301,7 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
     fatal("cannot create a temporary file: %s", strerror(errno));
   close(fd);
   const char *error = NULL;
-  if (kir_llvm_emit(kernels, n, "native", NULL, path, a, &error)) {
+  if (kir_llvm_emit(t->program->functions, t->program->nfunctions, cpu, NULL, path, a, &error)) {
     remove(path);
     fatal("%s", error);
   }
@@ -328,12 +338,9 @@ int main(int argc, char **argv) {
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm") || !strcmp(o.emit, "cuda") ||
                         !strcmp(o.emit, "ptx"))) {
     TrainerSpec t = trainer_spec(a, o.input, g, x);
-    emit_kernels(buf, a, &t, o.emit, o.arch);
+    emit_kernels(buf, a, &t, o.emit, o.arch, o.cpu);
   } else if (o.emit && !strcmp(o.emit, "c")) {
     TrainerSpec t = trainer_spec(a, o.input, g, x);
-    int n;
-    Kernel **kernels = all_kernels(a, &t, &n);
-    t.cuda = cuda_program(a, kernels, n);
     host_c_emit(buf, &t);
   } else if (o.emit) {
     print_params(buf, g);
@@ -343,7 +350,7 @@ int main(int argc, char **argv) {
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
     TrainerSpec t = trainer_spec(a, o.input, g, x);
-    build_trainer(a, &t, o.output, o.arch);
+    build_trainer(a, &t, o.output, o.arch, o.cpu);
     free(text);
     arena_free(a);
     return 0;

@@ -197,17 +197,17 @@ static int check_range(const TlcGpu *g, int64_t offset, int64_t bytes, TlcError 
   return 0;
 }
 
-int tlc_gpu_upload(TlcGpu *g, const char *host_arena, int64_t offset, int64_t bytes, TlcError *err) {
+int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, TlcError *err) {
   if (check_range(g, offset, bytes, err))
     return -1;
-  CUresult r = g->cu.MemcpyHtoD(g->arena + (CUdeviceptr)offset, host_arena + offset, (size_t)bytes);
+  CUresult r = g->cu.MemcpyHtoD(g->arena + (CUdeviceptr)offset, src, (size_t)bytes);
   return r ? tlc_fail(err, "copying to the GPU failed: %s", cu_text(g, r)) : 0;
 }
 
-int tlc_gpu_download(TlcGpu *g, char *host_arena, int64_t offset, int64_t bytes, TlcError *err) {
+int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcError *err) {
   if (check_range(g, offset, bytes, err))
     return -1;
-  CUresult r = g->cu.MemcpyDtoH(host_arena + offset, g->arena + (CUdeviceptr)offset, (size_t)bytes);
+  CUresult r = g->cu.MemcpyDtoH(dst, g->arena + (CUdeviceptr)offset, (size_t)bytes);
   return r ? tlc_fail(err, "copying from the GPU failed: %s", cu_text(g, r)) : 0;
 }
 

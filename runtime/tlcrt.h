@@ -149,9 +149,9 @@ const char *tlc_gpu_name(const TlcGpu *g);   // "NVIDIA H100 80GB HBM3 (sm_90)"
 // A failed launch is remembered (with the kernel's name) and reported by tlc_gpu_sync.
 void tlc_gpu_launch(TlcGpu *g, int function, int64_t grid, const int64_t *offsets, int n);
 int tlc_gpu_sync(TlcGpu *g, TlcError *err);
-// Copies between the host arena and the device arena, at the same byte offsets.
-int tlc_gpu_upload(TlcGpu *g, const char *host_arena, int64_t offset, int64_t bytes, TlcError *err);
-int tlc_gpu_download(TlcGpu *g, char *host_arena, int64_t offset, int64_t bytes, TlcError *err);
+// Copies bytes between host memory and the device arena at offset.
+int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, TlcError *err);
+int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcError *err);
 void tlc_gpu_close(TlcGpu *g);
 
 //
@@ -233,10 +233,26 @@ typedef struct TlcModel {
   size_t bundle_size;
 } TlcModel;
 
+// One kernel of a step on both devices, for --check-gpu.
+typedef struct TlcKernelCall {
+  const char *name;
+  TlcRangeFn cpu;       // the CPU kernel, over [0, extent) of its parallel loop
+  int64_t extent;
+  int function;         // the GPU kernel: bundle function and blocks
+  int64_t grid;
+  int nbufs;
+  int64_t offset[8], bytes[8];   // its buffers in the arena
+  unsigned written, is_int;      // bit i: buffer i is written; holds int64 (else float)
+} TlcKernelCall;
+
 // The step functions tlc generates; the GPU ones are NULL in a CPU-only trainer.
 typedef struct TlcSteps {
   void (*train_cpu)(char *arena), (*eval_cpu)(char *arena);
   void (*train_gpu)(TlcGpu *gpu), (*eval_gpu)(TlcGpu *gpu);
+  const TlcKernelCall *train_calls;
+  int ntrain_calls;
+  const TlcKernelCall *eval_calls;
+  int neval_calls;
 } TlcSteps;
 
 typedef enum { TLC_SPLIT_TRAIN, TLC_SPLIT_VAL, TLC_SPLIT_TEST } TlcSplit;
@@ -280,6 +296,8 @@ typedef struct TlcRun {
   uint8_t *scratch;             // two images of bytes for augmentation
   float norm[4][256];           // (pixel / 255 - mean[c]) / std[c] for every pixel value
   TlcGpu *gpu;                  // the GPU the steps run on, or NULL (the CPU)
+  bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
+  bool checked_train, checked_eval;   // the first of each was reported in full
 } TlcRun;
 
 // Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit

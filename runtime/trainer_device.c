@@ -29,12 +29,23 @@ int trainer_state_to_host(TlcRun *run, TlcError *err) {
 
 static int gpu_step(TlcRun *run, void (*step)(TlcGpu *), TlcError *err) {
   const TlcModel *m = run->model;
-  if (tlc_gpu_upload(run->gpu, run->arena, m->io_offset, m->io_bytes, err) != 0)
+  if (tlc_gpu_upload(run->gpu, run->arena + m->io_offset, m->io_offset, m->io_bytes, err) != 0)
     return -1;
   step(run->gpu);
   if (tlc_gpu_sync(run->gpu, err) != 0)
     return -1;
-  return tlc_gpu_download(run->gpu, run->arena, m->io_offset, m->io_bytes, err);
+  return tlc_gpu_download(run->gpu, run->arena + m->io_offset, m->io_offset, m->io_bytes, err);
+}
+
+// --check-gpu: the step kernel by kernel on both devices; the first training step and the
+// first evaluation pass list every kernel.
+static int check_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err) {
+  bool *reported = training ? &run->checked_train : &run->checked_eval;
+  int status = trainer_check_step(run, training ? steps->train_calls : steps->eval_calls,
+                                  training ? steps->ntrain_calls : steps->neval_calls,
+                                  training ? "training step" : "evaluation pass", !*reported, err);
+  *reported = true;
+  return status;
 }
 
 int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training) {
@@ -43,7 +54,9 @@ int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training) {
     return 0;
   }
   TlcError err = {{0}};
-  if (gpu_step(run, training ? steps->train_gpu : steps->eval_gpu, &err) == 0)
+  int status = run->check_gpu ? check_step(run, steps, training, &err)
+                              : gpu_step(run, training ? steps->train_gpu : steps->eval_gpu, &err);
+  if (status == 0)
     return 0;
   fprintf(stderr, "error: %s\n", err.msg);
   run->status = TRAINER_FAILED;

@@ -59,6 +59,13 @@ static int flag_device(TlcRun *run, const char *flag, const char *value, TlcErro
   return TRAINER_OK;
 }
 
+static int flag_check_gpu(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)value, (void)err;
+  run->check_gpu = true;
+  run->device = "cuda";
+  return TRAINER_OK;
+}
+
 static int flag_seed(TlcRun *run, const char *flag, const char *value, TlcError *err) {
   // strtoull accepts "-1" and wraps it; a seed is written without a sign.
   char *end;
@@ -119,7 +126,7 @@ static const Flag FLAGS[] = {
     {"--out", true, flag_out},         {"--resume", true, flag_resume},
     {"--limit", true, flag_limit},     {"--eval", true, flag_eval},
     {"--threads", true, flag_threads}, {"--predict", false, flag_not_yet},
-    {"--weights", true, flag_not_yet},
+    {"--weights", true, flag_not_yet}, {"--check-gpu", false, flag_check_gpu},
 };
 
 static void print_usage(const TlcRun *run, const char *argv0) {
@@ -129,6 +136,7 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --data DIR      data set directory (default %s)\n"
          "  --epochs N      epochs to train (default %d)\n"
          "  --device D      where to run: cpu, cuda, or auto (default: the GPU when there is one)\n"
+         "  --check-gpu     run every step kernel by kernel on the GPU and the CPU, comparing\n"
          "  --seed N        random seed for initialisation, order and augmentation (default %" PRIu64 ")\n"
          "  --out DIR       metrics.jsonl, last.ckpt and best.ckpt go here (default runs/%s)\n"
          "  --resume CKPT   continue a run from a checkpoint\n"

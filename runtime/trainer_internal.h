@@ -35,6 +35,12 @@ void trainer_free_batches(TlcRun *run);
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
 
+// gpu_check.c
+// Runs calls[0..n) on both devices, comparing; verbose lists every kernel. Nonzero (err set)
+// on a GPU error or a mismatch.
+int trainer_check_step(TlcRun *run, const TlcKernelCall *calls, int n, const char *what, bool verbose,
+                       TlcError *err);
+
 // trainer.c
 double trainer_now(void);                                // monotonic seconds
 void trainer_release(TlcRun *run);                       // frees everything the run holds

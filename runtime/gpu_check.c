@@ -1,0 +1,112 @@
+// gpu_check.c: --check-gpu. Every kernel of a step runs on the CPU and on the GPU from the
+// same inputs, and each buffer it writes is compared. The CPU's result then goes to the
+// GPU before the next kernel, so a wrong kernel shows where it is instead of spreading
+// through the rest of the step.
+#include "trainer_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// A float buffer passes when its largest difference is at most this fraction of its largest
+// magnitude. Both devices run the same loops in the same order, so what differs is fused
+// multiply-adds and the last bits of exp, log and sqrt.
+#define CHECK_RTOL 1e-4
+
+typedef struct Difference {
+  double max_diff, max_ref;
+  bool nan_mismatch;
+} Difference;
+
+static Difference compare_floats(const float *gpu, const float *cpu, int64_t n) {
+  Difference d = {0};
+  for (int64_t i = 0; i < n; i++) {
+    if (isnan(cpu[i]) || isnan(gpu[i])) {
+      d.nan_mismatch |= isnan(cpu[i]) != isnan(gpu[i]);
+      continue;
+    }
+    if (isinf(cpu[i]) || isinf(gpu[i])) {
+      d.nan_mismatch |= cpu[i] != gpu[i];
+      continue;
+    }
+    double diff = fabs((double)gpu[i] - cpu[i]), ref = fabs((double)cpu[i]);
+    d.max_diff = diff > d.max_diff ? diff : d.max_diff;
+    d.max_ref = ref > d.max_ref ? ref : d.max_ref;
+  }
+  return d;
+}
+
+static void run_cpu(char *arena, const TlcKernelCall *c) {
+  void *bufs[8];
+  for (int b = 0; b < c->nbufs; b++)
+    bufs[b] = arena + c->offset[b];
+  tlc_parallel_for(c->extent, c->cpu, bufs);
+}
+
+// Runs one kernel on both devices and compares what it wrote; *worst is the largest
+// relative difference seen. Returns -1 on a GPU error, 1 on a mismatch, 0 when it agrees.
+static int check_kernel(TlcRun *run, const TlcKernelCall *c, void *scratch, bool verbose, double *worst,
+                        TlcError *err) {
+  tlc_gpu_launch(run->gpu, c->function, c->grid, c->offset, c->nbufs);
+  if (tlc_gpu_sync(run->gpu, err) != 0)
+    return -1;
+  run_cpu(run->arena, c);
+  int verdict = 0;
+  for (int b = 0; b < c->nbufs; b++) {
+    if (!(c->written >> b & 1))
+      continue;
+    // Into scratch: the host arena keeps the CPU's result.
+    if (tlc_gpu_download(run->gpu, scratch, c->offset[b], c->bytes[b], err) != 0)
+      return -1;
+    const char *host = run->arena + c->offset[b];
+    double rel;
+    bool bad;
+    if (c->is_int >> b & 1) {
+      bad = memcmp(scratch, host, (size_t)c->bytes[b]) != 0;
+      rel = bad ? 1 : 0;
+    } else {
+      Difference d = compare_floats(scratch, (const float *)host, c->bytes[b] / 4);
+      rel = d.max_ref > 0 ? d.max_diff / d.max_ref : d.max_diff > 0 ? 1 : 0;
+      bad = d.nan_mismatch || rel > CHECK_RTOL;
+    }
+    *worst = rel > *worst ? rel : *worst;
+    if (verbose || bad)
+      printf("  %-48s buffer %d  %s  %.2e%s\n", c->name, b, c->is_int >> b & 1 ? "int64" : "float", rel,
+             bad ? "  MISMATCH" : "");
+    verdict |= bad;
+    if (tlc_gpu_upload(run->gpu, host, c->offset[b], c->bytes[b], err) != 0)
+      return -1;
+  }
+  return verdict;
+}
+
+int trainer_check_step(TlcRun *run, const TlcKernelCall *calls, int n, const char *what, bool verbose,
+                       TlcError *err) {
+  int64_t largest = 0;
+  for (int i = 0; i < n; i++)
+    for (int b = 0; b < calls[i].nbufs; b++)
+      largest = calls[i].bytes[b] > largest ? calls[i].bytes[b] : largest;
+  void *scratch = malloc((size_t)largest + 16);
+  if (!scratch)
+    return tlc_fail(err, "out of memory");
+  // Both arenas start equal: the batch, and whatever the last step left.
+  int status = tlc_gpu_upload(run->gpu, run->arena, 0, run->model->arena_bytes, err);
+  int mismatches = 0;
+  double worst = 0;
+  if (verbose)
+    printf("check-gpu: %s, kernel by kernel (largest difference relative to the buffer's largest value; "
+           "tolerance %.0e)\n", what, CHECK_RTOL);
+  for (int i = 0; i < n && status == 0; i++) {
+    int r = check_kernel(run, &calls[i], scratch, verbose, &worst, err);
+    if (r < 0)
+      status = -1;
+    mismatches += r > 0;
+  }
+  free(scratch);
+  if (status != 0)
+    return -1;
+  printf("check-gpu: %s: %d kernels, %d mismatched, largest relative difference %.2e\n", what, n, mismatches, worst);
+  if (mismatches)
+    return tlc_fail(err, "--check-gpu: %d kernels of the %s differ between the GPU and the CPU", mismatches, what);
+  return 0;
+}

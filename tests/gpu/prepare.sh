@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# prepare.sh: builds, here, everything tests/gpu/run.sh needs on the GPU machine, which has a
+# driver, PyTorch and Python but no LLVM and none of our packages (so tlc cannot be built
+# there; the trainers are self-contained and travel). Writes build/gpu/pack.tar.gz, to be
+# carried to the device:
+#   tests/gpu/prepare.sh && device run --carry build/gpu 'tests/gpu/run.sh'
+# The trainers' CPU kernels target x86-64-v3 (AVX2), which every H100/H200 host has.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+tools/build.sh >/dev/null
+tlc=$root/build/tlc
+stage=$root/build/gpu/stage
+rm -rf "$root/build/gpu" && mkdir -p "$stage/data/subset" "$stage/data/full"
+
+# Every model on Fashion-MNIST at 28x28, batch 16: the kernel-by-kernel checks.
+for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
+  echo "prepare: $model"
+  "$tlc" tests/gpu/fashion_zoo.graph --set "model=$model(input = [1, 28, 28], classes = 10)" --cpu=x86-64-v3 \
+    -o "$stage/check_$model"
+done
+# The Fashion-MNIST example as users build it, for accuracy against the CPU's.
+"$tlc" examples/fashion_cnn.graph --cpu=x86-64-v3 -o "$stage/fashion_cnn"
+
+# Data: the real files, and a 512-image subset of each split for the quick checks.
+cp /usr/share/datasets/fashion-mnist/*.gz "$stage/data/full/"
+python3 - "$stage/data/full" "$stage/data/subset" 512 <<'PY'
+import gzip, struct, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for split in ('train', 't10k'):
+    for kind, header in (('images-idx3', 16), ('labels-idx1', 8)):
+        name = f'{split}-{kind}-ubyte.gz'
+        data = gzip.open(f'{src}/{name}').read()
+        head = bytearray(data[:header])
+        struct.pack_into('>I', head, 4, n)
+        item = 28 * 28 if kind.startswith('images') else 1
+        gzip.open(f'{dst}/{name}', 'wb').write(bytes(head) + data[header:header + n * item])
+PY
+cp tests/gpu/run.sh "$stage/"
+git rev-parse --short HEAD > "$stage/commit.txt"
+tar -C "$stage" -czf "$root/build/gpu/pack.tar.gz" .
+rm -rf "$stage"
+du -h "$root/build/gpu/pack.tar.gz"

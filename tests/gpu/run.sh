@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# run.sh: the GPU checks, on a machine with an NVIDIA GPU (see prepare.sh for how the pack
+# gets there). Results go to $OUT (default ./gpu-results):
+#   device.txt          the GPU and driver
+#   check_MODEL.txt     --check-gpu: one training step and one evaluation pass of each model,
+#                       kernel by kernel on the GPU and the CPU from the same inputs; every
+#                       buffer a kernel writes must agree within 1e-4 of its largest value
+#   steps.txt           two epochs of cnn_bn on each device from the same seed: losses agree
+#   fashion_gpu.txt     the Fashion-MNIST example trained on the GPU, to the CPU's accuracy
+#   summary.txt         one line per check, PASS or FAIL
+# Exit status: 0 when every check passed.
+set -u
+out=${OUT:-$PWD/gpu-results}
+mkdir -p "$out"
+work=$(mktemp -d)
+pack=${1:-build/gpu/pack.tar.gz}
+tar -C "$work" -xzf "$pack" || { echo "run.sh: cannot unpack $pack"; exit 2; }
+cd "$work"
+summary=$out/summary.txt
+: > "$summary"
+verdict() {   # verdict NAME STATUS
+  if [ "$2" -eq 0 ]; then echo "PASS $1" | tee -a "$summary"; else echo "FAIL $1" | tee -a "$summary"; fi
+}
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; echo "commit $(cat commit.txt)"; } > "$out/device.txt" 2>&1
+cat "$out/device.txt"
+
+# 1. Kernel by kernel, every model: one epoch of 64 images is 4 training steps and the
+#    evaluation passes; the first step and the first pass list every kernel.
+for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
+  ./check_$model --check-gpu --data data/subset --limit 64 --epochs 1 --out runs/check_$model \
+    > "$out/check_$model.txt" 2>&1
+  verdict "check-gpu $model" $?
+done
+
+# 2. Whole steps: 2 epochs of 512 images on each device, the same seed; the per-epoch losses
+#    must agree to 2% (float sums in a different order over 64 steps drift a little).
+./check_cnn_bn --device cpu --data data/subset --epochs 2 --out runs/cpu > "$out/steps.txt" 2>&1
+cpu=$?
+./check_cnn_bn --device cuda --data data/subset --epochs 2 --out runs/gpu >> "$out/steps.txt" 2>&1
+gpu=$?
+python3 - runs/cpu/metrics.jsonl runs/gpu/metrics.jsonl >> "$out/steps.txt" 2>&1 <<'PY'
+import json, sys
+cpu = [json.loads(l) for l in open(sys.argv[1])]
+gpu = [json.loads(l) for l in open(sys.argv[2])]
+assert len(cpu) == len(gpu) == 2, (len(cpu), len(gpu))
+for c, g in zip(cpu, gpu):
+    for key in ('loss', 'val_loss'):
+        rel = abs(c[key] - g[key]) / abs(c[key])
+        print(f"epoch {c['epoch']} {key}: cpu {c[key]:.5f} gpu {g[key]:.5f} relative difference {rel:.2e}")
+        assert rel < 0.02, key
+PY
+verdict "two epochs agree between cpu and gpu" $(( cpu || gpu || $? ))
+
+# 3. The Fashion-MNIST example, all 15 epochs on the GPU: the CPU reached 91.69% test
+#    accuracy (bench/results/2026-11-23-fashion-cnn-accuracy-*.txt); allow 0.6 points.
+./fashion_cnn --device cuda --data data/full --out runs/fashion > "$out/fashion_gpu.txt" 2>&1
+status=$?
+acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' "$out/fashion_gpu.txt")
+awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
+verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
+
+cat "$summary"
+! grep -q '^FAIL' "$summary"
