@@ -115,6 +115,9 @@ static void draw_resized_crop(const TlcTransform *t, int32_t width, int32_t heig
     h = round_even(w / (double)t->ratio[0]);
   else if (in_ratio > t->ratio[1])
     w = round_even(h * (double)t->ratio[1]);
+  // A 1-pixel side with an extreme ratio rounds to 0, which torchvision would pass on as an
+  // empty crop; one pixel keeps the image valid.
+  h = h < 1 ? 1 : h, w = w < 1 ? 1 : w;
   d->top = (height - h) / 2, d->left = (width - w) / 2;
   d->height = h, d->width = w;
 }

@@ -72,6 +72,9 @@ static void test_resized_crop_fallback(void) {
   TlcTransformDraw d;
   CHECK(tlc_transform_draw(&t, 100, 100, &rng, &d, NULL) == 0);
   CHECK(d.width == 100 && d.height == 50 && d.top == 25 && d.left == 0);
+  // A 1x1 image: round(1 / 2) is 0 (half to even); the crop keeps one pixel.
+  CHECK(tlc_transform_draw(&t, 1, 1, &rng, &d, NULL) == 0);
+  CHECK(d.width == 1 && d.height == 1 && d.top == 0 && d.left == 0);
 }
 
 static void test_rotation_angles(void) {
