@@ -153,6 +153,96 @@ int tlc_gpu_sync(TlcGpu *g, TlcError *err);
 int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, TlcError *err);
 int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcError *err);
 void tlc_gpu_close(TlcGpu *g);
+// transform.c: image transforms
+//
+// Each transform matches torchvision 0.14 on a PIL image (Pillow 9.4), pixel for pixel where
+// the arithmetic allows; runtime/README.md states what each matches and the tolerance measured.
+
+// An 8-bit image, rows top to bottom, pixels interleaved (HWC), 1 (gray) or 3 (RGB) channels.
+typedef struct TlcImage {
+  int32_t width, height, channels;
+  uint8_t *pixels;      // width * height * channels bytes
+} TlcImage;
+
+typedef enum {
+  TLC_TF_RESIZE,              // shorter side to `size`, aspect kept, bilinear with antialiasing as PIL
+  TLC_TF_CENTER_CROP,         // size x size from the centre
+  TLC_TF_RANDOM_CROP,         // size x size at a random place after zero padding of `pad` on each side
+  TLC_TF_RANDOM_RESIZED_CROP, // torchvision's RandomResizedCrop(size, scale, ratio)
+  TLC_TF_HFLIP, TLC_TF_VFLIP, // with probability p
+  TLC_TF_ROTATE,              // by an angle uniform in [-degrees, degrees], nearest, zero fill, as torchvision
+  TLC_TF_COLOR_JITTER,        // torchvision's ColorJitter(brightness, contrast, saturation, hue), random order
+  TLC_TF_GRAYSCALE_TO_RGB,    // 1 channel to 3 equal ones (no-op on RGB)
+  TLC_TF_NORMALIZE,           // last: (pixel / 255 - mean[c]) / std[c]
+} TlcTransformKind;
+
+typedef struct TlcTransform {
+  TlcTransformKind kind;
+  int32_t size;               // RESIZE, CENTER_CROP, RANDOM_CROP, RANDOM_RESIZED_CROP
+  int32_t pad;                // RANDOM_CROP
+  float p;                    // HFLIP, VFLIP
+  float scale[2], ratio[2];   // RANDOM_RESIZED_CROP
+  float degrees;              // ROTATE
+  float brightness, contrast, saturation, hue;  // COLOR_JITTER
+  float mean[4], std[4];      // NORMALIZE, per channel
+} TlcTransform;
+
+// Scratch images one thread reuses between calls (grown on demand, freed by tlc_transform_scratch_free).
+typedef struct TlcTransformScratch { TlcImage a, b; size_t cap_a, cap_b; } TlcTransformScratch;
+void tlc_transform_scratch_free(TlcTransformScratch *s);
+
+// Runs tf[0..n) in order on src (which is not modified) and writes the result as floats, channel-major
+// (CHW), into out[channels * height * width]. Random choices come from rng only, so the same rng state gives
+// the same output on every machine. A NORMALIZE, if present, must be last; without one, pixels are scaled to
+// [0, 1]. Fails with a clear message (naming the transform and both sizes) when an image is smaller than a crop
+// or the final image is not channels x height x width.
+int tlc_transform_run(const TlcTransform *tf, int n, const TlcImage *src, TlcRng *rng,
+                      TlcTransformScratch *scratch, float *out, int channels, int height, int width,
+                      TlcError *err);
+
+// Checks a list once, before any image: known kinds, positive sizes, p in [0, 1], scale and
+// ratio ranges (0 < lo <= hi), jitter amounts >= 0 with hue <= 0.5, a positive std, and
+// NORMALIZE only last. tlc_transform_run checks the same on every call.
+int tlc_transform_check(const TlcTransform *tf, int n, TlcError *err);
+
+// The name a transform has in a .graph ("random_resized_crop"), for messages.
+const char *tlc_transform_name(TlcTransformKind kind);
+
+// The random choices of one transform for one image. tlc_transform_run is draw then apply;
+// they are public so that tests can apply a transform with fixed choices (a given angle, given
+// jitter factors, a given crop box) and compare it with PIL, and check the draws' statistics.
+typedef struct TlcTransformDraw {
+  int32_t top, left, height, width;  // crops: the box taken (RANDOM_CROP: in the padded image)
+  bool flip;                         // HFLIP, VFLIP
+  double angle;                      // ROTATE: degrees, counter-clockwise
+  int32_t order[4];                  // COLOR_JITTER: the order of 0 brightness, 1 contrast,
+                                     // 2 saturation, 3 hue
+  float factor[4];                   // COLOR_JITTER: by that numbering; [3] is the hue shift
+  bool enabled[4];                   // COLOR_JITTER: the amount was nonzero (else not applied)
+} TlcTransformDraw;
+
+// Draws what tf needs for an input of width x height, in torchvision's order of draws.
+// Fails when the input is too small (a crop larger than the image or the padded image).
+int tlc_transform_draw(const TlcTransform *tf, int32_t width, int32_t height, TlcRng *rng,
+                       TlcTransformDraw *draw, TlcError *err);
+
+// Applies tf with the given choices to src, writing dst (grown to *dst_cap bytes as needed).
+// NORMALIZE is not an image operation and is refused here. src and dst must not overlap.
+int tlc_transform_apply(const TlcTransform *tf, const TlcTransformDraw *draw, const TlcImage *src,
+                        TlcImage *dst, size_t *dst_cap, TlcError *err);
+
+// The building blocks, each as Pillow computes it, for the tests and for other callers.
+// dst->width and dst->height give the output size; dst->pixels holds dst width * height *
+// src channels bytes. PIL's two-pass bilinear filter with antialiasing (Image.resize, BILINEAR);
+// fails only when memory for its weights runs out.
+int tlc_image_resize(const TlcImage *src, TlcImage *dst, TlcError *err);
+// Image.rotate(angle, NEAREST, expand=False, fillcolor=0): about the centre, counter-clockwise.
+void tlc_image_rotate(const TlcImage *src, double degrees, TlcImage *dst);
+// ImageEnhance.Brightness / Contrast / Color (saturation) and torchvision's adjust_hue, in place.
+void tlc_image_brightness(TlcImage *img, float factor);
+void tlc_image_contrast(TlcImage *img, float factor);
+void tlc_image_saturation(TlcImage *img, float factor);
+void tlc_image_hue(TlcImage *img, float shift);   // shift in [-0.5, 0.5] of the hue circle
 
 //
 // trainer.c: what a generated trainer's main() calls around its step functions

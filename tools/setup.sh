@@ -10,6 +10,8 @@ packages=(
   libflatbuffers-dev flatbuffers-compiler     # checkpoints and the kernel bundle
   dataset-fashion-mnist            # the default data, under /usr/share/datasets/fashion-mnist
   python3                          # tests read flatc's JSON of checkpoints
+  python3-torch python3-torchvision python3-pil python3-numpy  # the oracle of tests/transforms
+                                                               # (torchvision 0.14 on PIL images)
 )
 
 missing=()
