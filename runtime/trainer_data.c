@@ -146,6 +146,8 @@ static int fill_cache(TlcRun *run, TlcError *err) {
            (double)(before - budget) / (1024 * 1024), (long long)run->cache_mb);
   else if (files && run->cache_mb > 0)
     printf("data: the decoded images do not fit --cache-mb %lld: decoding them every epoch\n", (long long)run->cache_mb);
+  else if (files)
+    printf("data: --cache-mb 0: decoding the image files every epoch\n");
   // Caching drops the files that do not decode: the splits may have shrunk.
   run->ntrain = min64(run->ntrain, run->data.train.count);
   run->nval = min64(run->nval, run->data.val.count);
