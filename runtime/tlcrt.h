@@ -383,8 +383,8 @@ typedef struct TlcRun {
 } TlcRun;
 
 // Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit
-// --eval --threads, --help), loads the data, allocates and initialises (or resumes) the
-// state. Returns nonzero after printing "error: ..." (run->status is then the exit status),
+// --eval --threads --loader-threads --cache-mb, --help), loads and reports the data, starts
+// the loader (and writes OUT/samples.png), allocates and initialises (or resumes) the state. Returns nonzero after printing "error: ..." (run->status is then the exit status),
 // or after --help (status 0). --eval CKPT loads the checkpoint and returns 0 with
 // first_epoch == epochs, so the loop goes straight to the test evaluation and
 // tlc_run_finish prints the result line.
@@ -392,12 +392,12 @@ typedef struct TlcRun {
 // already released the run: main only returns run->status.
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv);
 void tlc_epoch_begin(TlcRun *run, int epoch);        // shuffles, sets the learning rate
-bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end
+bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end (or on a loader failure)
 int tlc_train_batch_done(TlcRun *run);               // loss, accuracy; nonzero on a NaN loss
 bool tlc_eval_batch(TlcRun *run, TlcSplit split);
 void tlc_eval_batch_done(TlcRun *run);
 int tlc_epoch_end(TlcRun *run, int epoch);           // prints, logs, checkpoints
-int tlc_run_finish(TlcRun *run);                     // prints "result: ...", frees; returns 0
+int tlc_run_finish(TlcRun *run);                     // prints "result: ...", frees; returns the exit status
 
 #ifdef __cplusplus
 }

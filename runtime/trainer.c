@@ -5,9 +5,10 @@
 //   directory (created, and metrics.jsonl opened in it), the data against the model, memory,
 //   the checkpoint to resume or evaluate. Errors print "error: ..." on stderr; the status is
 //   2 for a usage error, 1 otherwise.
-// - Determinism: initialisation, the training order and augmentation all draw from one
-//   TlcRng seeded by --seed, and the order restarts from 0..n-1 before each epoch's shuffle,
-//   so the rng state is the whole of what a checkpoint needs to resume bit for bit.
+// - Determinism: initialisation and the training order draw from one TlcRng seeded by
+//   --seed, and the order restarts from 0..n-1 before each epoch's shuffle, so the rng state is
+//   the whole of what a checkpoint needs to resume bit for bit. Augmentation draws from a
+//   generator per sample, seeded from (seed, epoch, index) by the loader (loader.c).
 // - Each epoch prints one line, appends one JSON line to OUT/metrics.jsonl and saves
 //   OUT/last.ckpt, and OUT/best.ckpt when the validation accuracy improved (ties keep the
 //   older one). tlc_run_finish prints the one "result:" line scripts read.
