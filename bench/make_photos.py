@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """make_photos.py OUT N: N JPEG files of photo size (500x375 and 375x500, RGB, quality 90) in
-OUT/train/<class>/, made from Fashion-MNIST images (enlarged, tinted, with noise so that they
+OUT/train/<class>/ (and the first of each class again in OUT/val/<class>/, which the
+ImageFolder layout wants), made from Fashion-MNIST images (enlarged, tinted, with noise so that they
 do not compress like flat drawings), for the loader benchmark."""
 import gzip
 import os
@@ -20,4 +21,8 @@ for k in range(n):
     rgb = g[:, :, None] * tint[None, None, :] + rng.normal(0, 12, (size[1], size[0], 3))
     d = f"{out}/train/class{k % 4}"
     os.makedirs(d, exist_ok=True)
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(f"{d}/{k:05d}.jpg", quality=90)
+    photo = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    photo.save(f"{d}/{k:05d}.jpg", quality=90)
+    if k < 4:
+        os.makedirs(f"{out}/val/class{k}", exist_ok=True)
+        photo.save(f"{out}/val/class{k}/{k:05d}.jpg", quality=90)
