@@ -135,39 +135,91 @@ static const Value *field(const Value *record, int position, const char *name) {
 
 static double number_or(const Value *v, double dflt) { return v ? value_number(v, "") : dflt; }
 
-// Transforms the runtime applies to IDX images: normalize, hflip, random_crop.
-static void emit_transforms(FILE *out, const Experiment *x, int channels, float mean[4], float std[4]) {
+// n floats of a number list (one number is used for every channel, a short list repeats its
+// last), or dflt when the argument is absent.
+static void numbers_or(const Value *list, float *out, int n, const float *dflt) {
+  for (int i = 0; i < n; i++)
+    out[i] = !list ? dflt[i] : (float)value_number(list->items[i < list->n ? i : list->n - 1], "");
+}
+
+// One transform record as a TlcTransform initialiser; defaults are torchvision's.
+static void emit_transform(FILE *out, const Value *t) {
+  static const float imagenet_mean[4] = {0.485f, 0.456f, 0.406f, 0.406f}, imagenet_std[4] = {0.229f, 0.224f, 0.225f, 0.225f};
+  static const float rrc_scale[2] = {0.08f, 1.0f}, rrc_ratio[2] = {3.0f / 4.0f, 4.0f / 3.0f};
+  const char *k = t->s;
+  if (!strcmp(k, "resize") || !strcmp(k, "center_crop")) {
+    fprintf(out, "  {.kind = TLC_TF_%s, .size = %lld},\n", !strcmp(k, "resize") ? "RESIZE" : "CENTER_CROP",
+            (long long)value_int(field(t, 0, "size"), "size"));
+  } else if (!strcmp(k, "random_crop")) {
+    const Value *pad = field(t, 1, "pad");
+    fprintf(out, "  {.kind = TLC_TF_RANDOM_CROP, .size = %lld, .pad = %lld},\n", (long long)value_int(field(t, 0, "size"), "size"),
+            (long long)(pad ? value_int(pad, "pad") : 0));
+  } else if (!strcmp(k, "random_resized_crop")) {
+    float scale[2], ratio[2];
+    numbers_or(field(t, 1, "scale"), scale, 2, rrc_scale);
+    numbers_or(field(t, 2, "ratio"), ratio, 2, rrc_ratio);
+    fprintf(out, "  {.kind = TLC_TF_RANDOM_RESIZED_CROP, .size = %lld, .scale = {%.9g, %.9g}, .ratio = {%.9g, %.9g}},\n",
+            (long long)value_int(field(t, 0, "size"), "size"), scale[0], scale[1], ratio[0], ratio[1]);
+  } else if (!strcmp(k, "hflip") || !strcmp(k, "vflip")) {
+    fprintf(out, "  {.kind = TLC_TF_%s, .p = %.9g},\n", !strcmp(k, "hflip") ? "HFLIP" : "VFLIP", number_or(field(t, 0, "p"), 0.5));
+  } else if (!strcmp(k, "rotate")) {
+    fprintf(out, "  {.kind = TLC_TF_ROTATE, .degrees = %.9g},\n", number_or(field(t, 0, "degrees"), 0));
+  } else if (!strcmp(k, "color_jitter")) {
+    fprintf(out, "  {.kind = TLC_TF_COLOR_JITTER, .brightness = %.9g, .contrast = %.9g, .saturation = %.9g, .hue = %.9g},\n",
+            number_or(field(t, 0, "brightness"), 0), number_or(field(t, 1, "contrast"), 0),
+            number_or(field(t, 2, "saturation"), 0), number_or(field(t, 3, "hue"), 0));
+  } else if (!strcmp(k, "grayscale_to_rgb")) {
+    fputs("  {.kind = TLC_TF_GRAYSCALE_TO_RGB},\n", out);
+  } else {  // normalize
+    float mean[4], std[4];
+    numbers_or(field(t, 0, "mean"), mean, 4, imagenet_mean);
+    numbers_or(field(t, 1, "std"), std, 4, imagenet_std);
+    fprintf(out, "  {.kind = TLC_TF_NORMALIZE, .mean = {%.9g, %.9g, %.9g, %.9g}, .std = {%.9g, %.9g, %.9g, %.9g}},\n", mean[0],
+            mean[1], mean[2], mean[3], std[0], std[1], std[2], std[3]);
+  }
+}
+
+// The two transform lists as TlcTransform arrays; returns how many each holds.
+static void emit_transforms(FILE *out, const Experiment *x, int count[2]) {
   const char *lists[2] = {"train_transform", "eval_transform"};
-  for (int c = 0; c < 4; c++)
-    mean[c] = 0, std[c] = 1;
-  fputs("\nstatic const TlcAugment augment[] = {\n", out);
-  int naug = 0;
   for (int l = 0; l < 2; l++) {
     const Value *list = experiment_setting(x, lists[l]);
-    for (int i = 0; list && i < list->n; i++) {
+    count[l] = list ? list->n : 0;
+    fprintf(out, "\nstatic const TlcTransform %s[] = {\n", lists[l]);
+    for (int i = 0; i < count[l]; i++) {
       const Value *t = list->items[i];
-      if (!strcmp(t->s, "normalize")) {
-        const Value *m = field(t, 0, "mean"), *s = field(t, 1, "std");
-        for (int c = 0; c < channels && c < 4; c++) {
-          mean[c] = m ? (float)value_number(m->items[c < m->n ? c : m->n - 1], "") : 0;
-          std[c] = s ? (float)value_number(s->items[c < s->n ? c : s->n - 1], "") : 1;
-        }
-      } else if (l == 0 && !strcmp(t->s, "hflip")) {
-        fprintf(out, "  {TLC_AUG_HFLIP, %.9g, 0, 0},\n", number_or(field(t, 0, "p"), 0.5));
-        naug++;
-      } else if (l == 0 && !strcmp(t->s, "random_crop")) {
-        fprintf(out, "  {TLC_AUG_RANDOM_CROP, 0, %lld, %lld},\n", (long long)value_int(field(t, 0, "size"), "size"),
-                (long long)(field(t, 1, "pad") ? value_int(field(t, 1, "pad"), "pad") : 0));
-        naug++;
-      } else {
-        error_at(t->span, "'%s' is not available for IDX data yet (this version has normalize, hflip and "
-                 "random_crop)", t->s);
-      }
+      if (!strcmp(t->s, "normalize") && i != count[l] - 1)
+        error_at(t->span, "normalize must be the last transform of %s", lists[l]);
+      emit_transform(out, t);
     }
+    if (!count[l])  // C has no empty arrays; the count says there is nothing
+      fputs("  {.kind = TLC_TF_NORMALIZE, .std = {1, 1, 1, 1}},\n", out);
+    fputs("};\n", out);
   }
-  if (!naug)
-    fputs("  {TLC_AUG_NONE, 0, 0, 0},\n", out);
-  fputs("};\n", out);
+}
+
+// A C string literal of s (paths may hold quotes or backslashes).
+static void emit_string(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      fputc('\\', out);
+    fputc(*s, out);
+  }
+  fputc('"', out);
+}
+
+// The data section: format, default directory and the validation split's size.
+static void emit_data(FILE *out, const Experiment *x) {
+  const Value *data = experiment_setting(x, "data");
+  const char *format = data ? data->s : "idx";
+  const Value *dir = data ? field(data, 0, "dir") : NULL;
+  const Value *second = data ? field(data, 1, !strcmp(format, "idx") ? "val" : !strcmp(format, "cifar10") ? "dev" : "val_split") : NULL;
+  int64_t val_count = !strcmp(format, "idx") ? (second ? second->i : 5000) : !strcmp(format, "cifar10") && second ? second->i : 0;
+  double val_split = !strcmp(format, "image_folder") && second ? value_number(second, "val_split") : 0;
+  fprintf(out, "    .data_format = \"%s\", .data_dir = ", format);
+  emit_string(out, dir ? dir->s : !strcmp(format, "idx") ? "/usr/share/datasets/fashion-mnist" : "data");
+  fprintf(out, ", .val_count = %lld, .val_split = %.9g,\n", (long long)val_count, val_split);
 }
 
 static void emit_schedule(FILE *out, const Experiment *x) {
@@ -201,12 +253,8 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   const Experiment *x = t->x;
   const MemPlan *p = t->plan;
   Shape in = tr->images->shape;
-  float mean[4], std[4];
-  emit_transforms(out, x, (int)in.c, mean, std);
-  const Value *data = experiment_setting(x, "data");
-  if (data && strcmp(data->s, "idx"))
-    error_at(data->span, "%s data is not available yet (this version reads IDX files)", data->s);
-  const Value *dir = data ? field(data, 0, "dir") : NULL;
+  int ntransforms[2];
+  emit_transforms(out, x, ntransforms);
   const Value *seed = experiment_setting(x, "seed");
   fprintf(out, "\nstatic const TlcModel model = {\n");
   fprintf(out, "    .name = \"%s\", .source = \"%s\",\n", tr->model, t->source);
@@ -221,11 +269,9 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
           (long long)p->train_offset[tr->loss->id], (long long)p->train_offset[tr->logits->id],
           (long long)p->eval_offset[ev->loss->id], (long long)p->eval_offset[ev->logits->id]);
   fprintf(out, "    .epochs = %lld, .seed_default = %lld,\n", (long long)x->epochs, (long long)(seed ? seed->i : 0));
-  fprintf(out, "    .data_format = \"idx\", .data_dir = \"%s\", .val_count = %lld,\n",
-          dir ? dir->s : "/usr/share/datasets/fashion-mnist", (long long)(data && field(data, 1, "val") ? field(data, 1, "val")->i : 5000));
-  fprintf(out, "    .mean = {%.9g, %.9g, %.9g, %.9g}, .std = {%.9g, %.9g, %.9g, %.9g},\n", mean[0], mean[1], mean[2], mean[3], std[0],
-          std[1], std[2], std[3]);
-  fputs("    .augment = augment, .naugment = sizeof augment / sizeof *augment,\n", out);
+  emit_data(out, x);
+  fprintf(out, "    .train_transform = train_transform, .ntrain_transform = %d,\n", ntransforms[0]);
+  fprintf(out, "    .eval_transform = eval_transform, .neval_transform = %d,\n", ntransforms[1]);
   fprintf(out, "    .state_bytes = %lld, .io_offset = %lld, .io_bytes = %lld,\n", (long long)p->state_bytes,
           (long long)p->state_bytes, (long long)p->io_bytes);
   if (t->bundle_path)

@@ -245,10 +245,13 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
   write_file(src, text, len);
   free(text);
   const char *tmp = arena_printf(a, "%s.tmp%d", path, (int)getpid());
-  // zlib and the C++ runtime (checkpoints) are linked statically: a trainer needs only the
-  // C library on the machine it is copied to.
+  // The runtime's libraries are linked statically, a trainer needs only the C library on the
+  // machine it is copied to: image decoders (libjpeg-turbo, libpng), matio with the HDF5 it
+  // reads MAT v7.3 through (and HDF5's szip and libaec filters), zlib, the C++ runtime
+  // (checkpoints).
   const char *argv[] = {"cc", "-O2", "-std=gnu17", "-I" TLC_RUNTIME_INCLUDE, src, obj, TLC_RUNTIME_LIBRARY,
-                        "-Wl,-Bstatic", "-lz", "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm",
+                        "-Wl,-Bstatic", "-lmatio", "-lhdf5_serial", "-lsz", "-laec", "-lpng16", "-ljpeg", "-lz",
+                        "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm", "-ldl",
                         "-o", tmp, NULL};
   if (run_program(argv) != 0) {
     remove(tmp);

@@ -277,9 +277,3 @@ int tlc_idx_load(const char *dir, const char *split, TlcDataset *out, TlcError *
   *out = d;
   return 0;
 }
-
-void tlc_dataset_free(TlcDataset *d) {
-  free(d->pixels);
-  free(d->labels);
-  memset(d, 0, sizeof *d);
-}

@@ -38,19 +38,180 @@ void tlc_rng_shuffle(TlcRng *r, int32_t *items, int64_t n);
 uint64_t tlc_rng_below(TlcRng *r, uint64_t bound);  // [0, bound), unbiased; 0 if bound is 0
 
 //
-// data_idx.c: IDX files (MNIST, Fashion-MNIST), gzip-compressed or not
+// transform.c: image transforms
 //
+// Each transform matches torchvision 0.14 on a PIL image (Pillow 9.4), pixel for pixel where
+// the arithmetic allows; runtime/README.md states what each matches and the tolerance measured.
+
+// An 8-bit image, rows top to bottom, pixels interleaved (HWC), 1 (gray) or 3 (RGB) channels.
+typedef struct TlcImage {
+  int32_t width, height, channels;
+  uint8_t *pixels;      // width * height * channels bytes
+} TlcImage;
+
+typedef enum {
+  TLC_TF_RESIZE,              // shorter side to `size`, aspect kept, bilinear with antialiasing as PIL
+  TLC_TF_CENTER_CROP,         // size x size from the centre
+  TLC_TF_RANDOM_CROP,         // size x size at a random place after zero padding of `pad` on each side
+  TLC_TF_RANDOM_RESIZED_CROP, // torchvision's RandomResizedCrop(size, scale, ratio)
+  TLC_TF_HFLIP, TLC_TF_VFLIP, // with probability p
+  TLC_TF_ROTATE,              // by an angle uniform in [-degrees, degrees], nearest, zero fill, as torchvision
+  TLC_TF_COLOR_JITTER,        // torchvision's ColorJitter(brightness, contrast, saturation, hue), random order
+  TLC_TF_GRAYSCALE_TO_RGB,    // 1 channel to 3 equal ones (no-op on RGB)
+  TLC_TF_NORMALIZE,           // last: (pixel / 255 - mean[c]) / std[c]
+} TlcTransformKind;
+
+typedef struct TlcTransform {
+  TlcTransformKind kind;
+  int32_t size;               // RESIZE, CENTER_CROP, RANDOM_CROP, RANDOM_RESIZED_CROP
+  int32_t pad;                // RANDOM_CROP
+  float p;                    // HFLIP, VFLIP
+  float scale[2], ratio[2];   // RANDOM_RESIZED_CROP
+  float degrees;              // ROTATE
+  float brightness, contrast, saturation, hue;  // COLOR_JITTER
+  float mean[4], std[4];      // NORMALIZE, per channel
+} TlcTransform;
+
+// Scratch images one thread reuses between calls (grown on demand, freed by tlc_transform_scratch_free).
+typedef struct TlcTransformScratch { TlcImage a, b; size_t cap_a, cap_b; } TlcTransformScratch;
+void tlc_transform_scratch_free(TlcTransformScratch *s);
+
+// Runs tf[0..n) in order on src (which is not modified) and writes the result as floats, channel-major
+// (CHW), into out[channels * height * width]. Random choices come from rng only, so the same rng state gives
+// the same output on every machine. A NORMALIZE, if present, must be last; without one, pixels are scaled to
+// [0, 1]. Fails with a clear message (naming the transform and both sizes) when an image is smaller than a crop
+// or the final image is not channels x height x width.
+int tlc_transform_run(const TlcTransform *tf, int n, const TlcImage *src, TlcRng *rng,
+                      TlcTransformScratch *scratch, float *out, int channels, int height, int width,
+                      TlcError *err);
+
+// Checks a list once, before any image: known kinds, positive sizes, p in [0, 1], scale and
+// ratio ranges (0 < lo <= hi), jitter amounts >= 0 with hue <= 0.5, a positive std, and
+// NORMALIZE only last. tlc_transform_run checks the same on every call.
+int tlc_transform_check(const TlcTransform *tf, int n, TlcError *err);
+
+// The name a transform has in a .graph ("random_resized_crop"), for messages.
+const char *tlc_transform_name(TlcTransformKind kind);
+
+// The random choices of one transform for one image. tlc_transform_run is draw then apply;
+// they are public so that tests can apply a transform with fixed choices (a given angle, given
+// jitter factors, a given crop box) and compare it with PIL, and check the draws' statistics.
+typedef struct TlcTransformDraw {
+  int32_t top, left, height, width;  // crops: the box taken (RANDOM_CROP: in the padded image)
+  bool flip;                         // HFLIP, VFLIP
+  double angle;                      // ROTATE: degrees, counter-clockwise
+  int32_t order[4];                  // COLOR_JITTER: the order of 0 brightness, 1 contrast,
+                                     // 2 saturation, 3 hue
+  float factor[4];                   // COLOR_JITTER: by that numbering; [3] is the hue shift
+  bool enabled[4];                   // COLOR_JITTER: the amount was nonzero (else not applied)
+} TlcTransformDraw;
+
+// Draws what tf needs for an input of width x height, in torchvision's order of draws.
+// Fails when the input is too small (a crop larger than the image or the padded image).
+int tlc_transform_draw(const TlcTransform *tf, int32_t width, int32_t height, TlcRng *rng,
+                       TlcTransformDraw *draw, TlcError *err);
+
+// Applies tf with the given choices to src, writing dst (grown to *dst_cap bytes as needed).
+// NORMALIZE is not an image operation and is refused here. src and dst must not overlap.
+int tlc_transform_apply(const TlcTransform *tf, const TlcTransformDraw *draw, const TlcImage *src,
+                        TlcImage *dst, size_t *dst_cap, TlcError *err);
+
+// The building blocks, each as Pillow computes it, for the tests and for other callers.
+// dst->width and dst->height give the output size; dst->pixels holds dst width * height *
+// src channels bytes. PIL's two-pass bilinear filter with antialiasing (Image.resize, BILINEAR);
+// fails only when memory for its weights runs out.
+int tlc_image_resize(const TlcImage *src, TlcImage *dst, TlcError *err);
+// Image.rotate(angle, NEAREST, expand=False, fillcolor=0): about the centre, counter-clockwise.
+void tlc_image_rotate(const TlcImage *src, double degrees, TlcImage *dst);
+// ImageEnhance.Brightness / Contrast / Color (saturation) and torchvision's adjust_hue, in place.
+void tlc_image_brightness(TlcImage *img, float factor);
+void tlc_image_contrast(TlcImage *img, float factor);
+void tlc_image_saturation(TlcImage *img, float factor);
+void tlc_image_hue(TlcImage *img, float shift);   // shift in [-0.5, 0.5] of the hue circle
+
+//
+// data.c: data sets, the one shape every loader fills, and the choice of format
+//
+// A data set holds its samples either in memory (IDX, CIFAR-10: fixed-size 8-bit images) or as
+// a list of image files decoded when a sample is needed (ImageFolder, Flowers102), optionally
+// cached once decoded (loader.c).
 typedef struct TlcDataset {
-  int64_t count;        // images
-  int32_t channels, height, width;
-  uint8_t *pixels;      // count * channels * height * width, row-major, 0..255
-  int32_t *labels;      // count
-  int32_t classes;      // 1 + the largest label
+  int64_t count;        // samples
+  int32_t channels, height, width;  // in memory: every image's shape; from files: 0
+  uint8_t *pixels;      // in memory: count images of height * width * channels bytes, HWC; else NULL
+  char **paths;         // from files: count paths, decoded per sample; else NULL
+  TlcImage *cache;      // from files, when decoded once and kept (loader.c); else NULL
+  int32_t *labels;      // count, 0 .. classes - 1
+  int32_t classes;      // 1 + the largest label (IDX), else the number of class names
 } TlcDataset;
 
+void tlc_dataset_free(TlcDataset *d);
+
+// The splits of one data set and its class names.
+typedef struct TlcData {
+  TlcDataset train, val, test;   // val may be empty (count 0)
+  int32_t classes;
+  char **class_names;   // classes names; NULL where the format has none (IDX)
+  char val_from[256];   // where val came from, for the report ("DIR/val", "the last 5000 training images")
+} TlcData;
+
+typedef struct TlcDataSpec {
+  const char *format;   // "idx", "image_folder", "cifar10", "flowers102"
+  const char *dir;
+  int64_t val_count;    // idx: the last N training images; cifar10: the dev split (last N)
+  double val_split;     // image_folder without a val/ folder: this fraction of each class
+  bool need_train;      // false: only the test split is read (--eval)
+} TlcDataSpec;
+
+// Loads the splits spec names into *out (zeroed first). On failure nothing is held.
+int tlc_data_load(const TlcDataSpec *spec, TlcData *out, TlcError *err);
+void tlc_data_free(TlcData *d);
+// Moves the last n samples of from (in memory or files) into to (which must be empty).
+int tlc_dataset_split_tail(TlcDataset *from, int64_t n, TlcDataset *to, TlcError *err);
+// Copies a list of C strings (class names) into new memory; NULL when out of memory.
+char **tlc_strings_dup(const char *const *names, int32_t n);
+void tlc_strings_free(char **names, int32_t n);
+
+//
+// data_idx.c: IDX files (MNIST, Fashion-MNIST), gzip-compressed or not
+//
 // Loads DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; split is "train" or "test".
 int tlc_idx_load(const char *dir, const char *split, TlcDataset *out, TlcError *err);
-void tlc_dataset_free(TlcDataset *d);
+
+//
+// data_cifar10.c: CIFAR-10's binary batches
+//
+// DIR/data_batch_1.bin .. data_batch_5.bin (training), DIR/test_batch.bin (test), each a
+// sequence of 3073-byte records (label, 1024 red, 1024 green, 1024 blue bytes), and
+// DIR/batches.meta.txt (class names, one a line). The last `dev` training images become val.
+int tlc_cifar10_load(const char *dir, int64_t dev, bool need_train, TlcData *out, TlcError *err);
+
+//
+// data_folder.c: torchvision's ImageFolder layout of JPEG and PNG files
+//
+// DIR/train/<class>/*.{jpg,jpeg,png} with optional DIR/val and DIR/test beside it, or
+// DIR/<class>/... alone. Classes are sorted by name (byte order, as torchvision); every split
+// must have the same classes. Without a val folder, val_split of each class's files (a fixed
+// choice, the same for every seed) is held out; without a test folder, test is val.
+int tlc_image_folder_load(const char *dir, double val_split, bool need_train, TlcData *out, TlcError *err);
+
+//
+// data_flowers102.c: Oxford Flowers102 (DIR/jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat)
+//
+// The splits are setid.mat's trnid, valid and tstid; labels are imagelabels.mat's 1..102.
+int tlc_flowers102_load(const char *dir, bool need_train, TlcData *out, TlcError *err);
+
+//
+// image.c: JPEG and PNG files to and from 8-bit images
+//
+// Decodes a JPEG (libjpeg-turbo) or PNG (libpng) file, told apart by their first bytes, into
+// an 8-bit gray (1 channel) or RGB (3 channels) image: palettes, 16-bit samples and alpha are
+// converted. A corrupt or truncated file is an error naming it, never a crash or exit.
+int tlc_image_read(const char *path, TlcImage *out, TlcError *err);
+int tlc_image_decode(const uint8_t *bytes, size_t size, const char *name, TlcImage *out, TlcError *err);
+// Writes img as an 8-bit PNG, atomically (a temporary beside path, then rename).
+int tlc_image_write_png(const char *path, const TlcImage *img, TlcError *err);
+void tlc_image_free(TlcImage *img);
 
 //
 // pool.c: the CPU thread pool that runs kernels
@@ -60,6 +221,60 @@ typedef void (*TlcRangeFn)(void *ctx, int64_t begin, int64_t end);
 void tlc_parallel_for(int64_t n, TlcRangeFn fn, void *ctx);
 void tlc_pool_init(int threads);          // 0: one per core
 void tlc_pool_shutdown(void);
+
+//
+// loader.c: batches decoded and transformed on the loader's own threads, ahead of the step
+//
+// A pass hands out samples idx[0..n) of one data set, in that order, in batches. Worker threads
+// (separate from pool.c's) decode and transform up to `prefetch` batches ahead of the consumer.
+// Each sample's randomness comes from a TlcRng seeded from (seed, epoch, sample index), so a
+// batch is the same whatever the thread count. A file that cannot be decoded is skipped with a
+// warning naming it, counted, and replaced by the next sample of the data set that decodes.
+typedef struct TlcLoader TlcLoader;
+typedef struct TlcLoaderConfig {
+  int threads;          // workers; 0: one per core
+  int prefetch;         // batches decoded ahead; 0: 3
+  int64_t batch;
+  int32_t channels, height, width;   // each sample after the transforms
+  uint64_t seed;
+} TlcLoaderConfig;
+
+int tlc_loader_create(TlcLoader **out, const TlcLoaderConfig *cfg, TlcError *err);
+void tlc_loader_destroy(TlcLoader *l);
+// Decodes every file of ds once and keeps the images (ds->cache) when they fit in *budget bytes
+// (which is reduced by what they take); files that do not decode are dropped from ds, with a
+// warning and a count. Returns 0 (also when they did not fit: then nothing is kept), or nonzero
+// on out of memory.
+int tlc_loader_cache(TlcLoader *l, TlcDataset *ds, int64_t *budget, TlcError *err);
+// Starts a pass (ending the one under way). n must be a multiple of the batch. ds, idx and tf
+// must stay valid until the pass ends.
+void tlc_loader_begin(TlcLoader *l, const TlcDataset *ds, const int32_t *idx, int64_t n,
+                      const TlcTransform *tf, int ntf, int epoch);
+// Waits for the next batch and writes it: images as floats (batch, C, H, W), labels. Nonzero
+// with err when a sample failed (a transform refused the image: the message names the file).
+int tlc_loader_next(TlcLoader *l, float *images, int32_t *labels, TlcError *err);
+void tlc_loader_end(TlcLoader *l);   // stops the pass; waits for samples under way
+// One sample, on the calling thread, with the same randomness as in a pass.
+int tlc_loader_sample(TlcLoader *l, const TlcDataset *ds, int64_t index, const TlcTransform *tf, int ntf,
+                      int epoch, float *out, TlcError *err);
+int64_t tlc_loader_skipped(const TlcLoader *l);   // files skipped so far (each counted once)
+
+//
+// font.c: a tiny bitmap font (5x7 pixels in a 6x9 cell) for labels on sample grids
+//
+enum { TLC_FONT_CELL_W = 6, TLC_FONT_CELL_H = 9 };
+// Draws text with its top-left corner at (x, y), clipped to the image; characters outside
+// printable ASCII draw as '?'. Returns the width drawn in pixels.
+int tlc_font_draw(TlcImage *img, int x, int y, const char *text, const uint8_t color[3]);
+
+//
+// samples.c: a PNG grid of transformed samples with their class names
+//
+// images: n floats images (C, H, W) as the transforms wrote them; mean and std undo a final
+// normalisation (mean 0, std 1 when there was none). Writes path atomically.
+int tlc_samples_write(const char *path, const float *images, const int32_t *labels, int n, int channels,
+                      int height, int width, const float mean[4], const float std[4],
+                      char *const *class_names, TlcError *err);
 
 //
 // checkpoint.cc: checkpoints as FlatBuffers (schema: runtime/checkpoint.fbs)
@@ -153,96 +368,6 @@ int tlc_gpu_sync(TlcGpu *g, TlcError *err);
 int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, TlcError *err);
 int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcError *err);
 void tlc_gpu_close(TlcGpu *g);
-// transform.c: image transforms
-//
-// Each transform matches torchvision 0.14 on a PIL image (Pillow 9.4), pixel for pixel where
-// the arithmetic allows; runtime/README.md states what each matches and the tolerance measured.
-
-// An 8-bit image, rows top to bottom, pixels interleaved (HWC), 1 (gray) or 3 (RGB) channels.
-typedef struct TlcImage {
-  int32_t width, height, channels;
-  uint8_t *pixels;      // width * height * channels bytes
-} TlcImage;
-
-typedef enum {
-  TLC_TF_RESIZE,              // shorter side to `size`, aspect kept, bilinear with antialiasing as PIL
-  TLC_TF_CENTER_CROP,         // size x size from the centre
-  TLC_TF_RANDOM_CROP,         // size x size at a random place after zero padding of `pad` on each side
-  TLC_TF_RANDOM_RESIZED_CROP, // torchvision's RandomResizedCrop(size, scale, ratio)
-  TLC_TF_HFLIP, TLC_TF_VFLIP, // with probability p
-  TLC_TF_ROTATE,              // by an angle uniform in [-degrees, degrees], nearest, zero fill, as torchvision
-  TLC_TF_COLOR_JITTER,        // torchvision's ColorJitter(brightness, contrast, saturation, hue), random order
-  TLC_TF_GRAYSCALE_TO_RGB,    // 1 channel to 3 equal ones (no-op on RGB)
-  TLC_TF_NORMALIZE,           // last: (pixel / 255 - mean[c]) / std[c]
-} TlcTransformKind;
-
-typedef struct TlcTransform {
-  TlcTransformKind kind;
-  int32_t size;               // RESIZE, CENTER_CROP, RANDOM_CROP, RANDOM_RESIZED_CROP
-  int32_t pad;                // RANDOM_CROP
-  float p;                    // HFLIP, VFLIP
-  float scale[2], ratio[2];   // RANDOM_RESIZED_CROP
-  float degrees;              // ROTATE
-  float brightness, contrast, saturation, hue;  // COLOR_JITTER
-  float mean[4], std[4];      // NORMALIZE, per channel
-} TlcTransform;
-
-// Scratch images one thread reuses between calls (grown on demand, freed by tlc_transform_scratch_free).
-typedef struct TlcTransformScratch { TlcImage a, b; size_t cap_a, cap_b; } TlcTransformScratch;
-void tlc_transform_scratch_free(TlcTransformScratch *s);
-
-// Runs tf[0..n) in order on src (which is not modified) and writes the result as floats, channel-major
-// (CHW), into out[channels * height * width]. Random choices come from rng only, so the same rng state gives
-// the same output on every machine. A NORMALIZE, if present, must be last; without one, pixels are scaled to
-// [0, 1]. Fails with a clear message (naming the transform and both sizes) when an image is smaller than a crop
-// or the final image is not channels x height x width.
-int tlc_transform_run(const TlcTransform *tf, int n, const TlcImage *src, TlcRng *rng,
-                      TlcTransformScratch *scratch, float *out, int channels, int height, int width,
-                      TlcError *err);
-
-// Checks a list once, before any image: known kinds, positive sizes, p in [0, 1], scale and
-// ratio ranges (0 < lo <= hi), jitter amounts >= 0 with hue <= 0.5, a positive std, and
-// NORMALIZE only last. tlc_transform_run checks the same on every call.
-int tlc_transform_check(const TlcTransform *tf, int n, TlcError *err);
-
-// The name a transform has in a .graph ("random_resized_crop"), for messages.
-const char *tlc_transform_name(TlcTransformKind kind);
-
-// The random choices of one transform for one image. tlc_transform_run is draw then apply;
-// they are public so that tests can apply a transform with fixed choices (a given angle, given
-// jitter factors, a given crop box) and compare it with PIL, and check the draws' statistics.
-typedef struct TlcTransformDraw {
-  int32_t top, left, height, width;  // crops: the box taken (RANDOM_CROP: in the padded image)
-  bool flip;                         // HFLIP, VFLIP
-  double angle;                      // ROTATE: degrees, counter-clockwise
-  int32_t order[4];                  // COLOR_JITTER: the order of 0 brightness, 1 contrast,
-                                     // 2 saturation, 3 hue
-  float factor[4];                   // COLOR_JITTER: by that numbering; [3] is the hue shift
-  bool enabled[4];                   // COLOR_JITTER: the amount was nonzero (else not applied)
-} TlcTransformDraw;
-
-// Draws what tf needs for an input of width x height, in torchvision's order of draws.
-// Fails when the input is too small (a crop larger than the image or the padded image).
-int tlc_transform_draw(const TlcTransform *tf, int32_t width, int32_t height, TlcRng *rng,
-                       TlcTransformDraw *draw, TlcError *err);
-
-// Applies tf with the given choices to src, writing dst (grown to *dst_cap bytes as needed).
-// NORMALIZE is not an image operation and is refused here. src and dst must not overlap.
-int tlc_transform_apply(const TlcTransform *tf, const TlcTransformDraw *draw, const TlcImage *src,
-                        TlcImage *dst, size_t *dst_cap, TlcError *err);
-
-// The building blocks, each as Pillow computes it, for the tests and for other callers.
-// dst->width and dst->height give the output size; dst->pixels holds dst width * height *
-// src channels bytes. PIL's two-pass bilinear filter with antialiasing (Image.resize, BILINEAR);
-// fails only when memory for its weights runs out.
-int tlc_image_resize(const TlcImage *src, TlcImage *dst, TlcError *err);
-// Image.rotate(angle, NEAREST, expand=False, fillcolor=0): about the centre, counter-clockwise.
-void tlc_image_rotate(const TlcImage *src, double degrees, TlcImage *dst);
-// ImageEnhance.Brightness / Contrast / Color (saturation) and torchvision's adjust_hue, in place.
-void tlc_image_brightness(TlcImage *img, float factor);
-void tlc_image_contrast(TlcImage *img, float factor);
-void tlc_image_saturation(TlcImage *img, float factor);
-void tlc_image_hue(TlcImage *img, float shift);   // shift in [-0.5, 0.5] of the hue circle
 
 //
 // trainer.c: what a generated trainer's main() calls around its step functions
@@ -275,13 +400,6 @@ typedef struct TlcParamInfo {
   int64_t fan_in;
 } TlcParamInfo;
 
-typedef enum { TLC_AUG_NONE, TLC_AUG_HFLIP, TLC_AUG_RANDOM_CROP } TlcAugKind;
-typedef struct TlcAugment {
-  TlcAugKind kind;
-  float p;              // HFLIP: probability
-  int32_t size, pad;    // RANDOM_CROP: output side and zero padding on each side
-} TlcAugment;
-
 typedef enum { TLC_SCHED_CONSTANT, TLC_SCHED_STEP, TLC_SCHED_MULTISTEP, TLC_SCHED_COSINE } TlcScheduleKind;
 typedef struct TlcSchedule {
   TlcScheduleKind kind;
@@ -309,12 +427,12 @@ typedef struct TlcModel {
   // The recipe.
   int32_t epochs;
   uint64_t seed_default;
-  const char *data_format;   // "idx"
+  const char *data_format;   // "idx", "image_folder", "cifar10" or "flowers102"
   const char *data_dir;      // the default of --data
-  int32_t val_count;         // images held out of the training file for validation
-  float mean[4], std[4];     // per-channel normalisation of pixels scaled to [0, 1]
-  const TlcAugment *augment; // training augmentation, in order
-  int naugment;
+  int32_t val_count;         // idx: the last N training images; cifar10: the dev split
+  float val_split;           // image_folder without a val folder: the fraction held out
+  const TlcTransform *train_transform, *eval_transform;   // in order; normalize last
+  int ntrain_transform, neval_transform;
   TlcSchedule schedule;
   // The arena's regions: state (parameters, buffers, optimizer state) from 0, then the
   // steps' inputs and outputs; the rest is activations.
@@ -355,8 +473,10 @@ typedef struct TlcRun {
   int first_epoch, epochs;   // resume starts at first_epoch
   int status;           // the exit status to return when a call reports failure
   // Runtime-private from here on.
-  TlcDataset train, test;
+  TlcData data;
+  TlcLoader *loader;
   int32_t *order;       // the training images' order this epoch
+  int32_t *eval_order;  // an evaluation pass's samples, padded to whole batches
   int64_t ntrain, nval, cursor;
   TlcSplit eval_split;
   int64_t step;
@@ -369,13 +489,17 @@ typedef struct TlcRun {
   float lr_factor;
   FILE *metrics;
   int64_t ntest;        // test images used (--limit)
-  int64_t val_first;    // index in `train` of the first validation image
   int64_t eval_cursor;  // next image of the split being evaluated
   int64_t eval_real;    // real (not padding) images in the current evaluation batch
   bool eval_active;     // an evaluation pass over eval_split is under way
+  bool train_active;    // the loader is running this epoch's training pass
+  bool failed;          // the loader failed mid-pass; the next call that can fail reports it
+  TlcError fail_err;
   int epoch;            // the epoch under way (0-based)
   int epochs_done;      // epochs completed, counting those before a resume
   int threads;          // --threads; 0: one per core
+  int loader_threads;   // --loader-threads; 0: as --threads
+  int64_t cache_mb;     // --cache-mb: the decoded-image cache's budget
   double epoch_seconds, images_trained;  // this epoch's training time; images trained this run
   char *out_owned;      // the default --out, built from the model name
   char *last_path, *best_path;  // OUT/last.ckpt, OUT/best.ckpt
@@ -383,16 +507,14 @@ typedef struct TlcRun {
   TlcTensorRef *tensors;        // model->params as checkpoint tensors; int64 ones via float copies
   uint64_t graph_hash;          // tlc_checkpoint_graph_hash(tensors)
   int32_t *batch_labels;        // the labels of the batch in the arena (the step may reuse its input)
-  uint8_t *scratch;             // two images of bytes for augmentation
-  float norm[4][256];           // (pixel / 255 - mean[c]) / std[c] for every pixel value
   TlcGpu *gpu;                  // the GPU the steps run on, or NULL (the CPU)
   bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
   bool checked_train, checked_eval;   // the first of each was reported in full
 } TlcRun;
 
 // Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit
-// --eval --threads, --help), loads the data, allocates and initialises (or resumes) the
-// state. Returns nonzero after printing "error: ..." (run->status is then the exit status),
+// --eval --threads --loader-threads --cache-mb, --help), loads and reports the data, starts
+// the loader (and writes OUT/samples.png), allocates and initialises (or resumes) the state. Returns nonzero after printing "error: ..." (run->status is then the exit status),
 // or after --help (status 0). --eval CKPT loads the checkpoint and returns 0 with
 // first_epoch == epochs, so the loop goes straight to the test evaluation and
 // tlc_run_finish prints the result line.
@@ -404,12 +526,12 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv);
 // error), which has released the run like tlc_train_batch_done's.
 int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training);
 void tlc_epoch_begin(TlcRun *run, int epoch);        // shuffles, sets the learning rate
-bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end
+bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end (or on a loader failure)
 int tlc_train_batch_done(TlcRun *run);               // loss, accuracy; nonzero on a NaN loss
 bool tlc_eval_batch(TlcRun *run, TlcSplit split);
 void tlc_eval_batch_done(TlcRun *run);
 int tlc_epoch_end(TlcRun *run, int epoch);           // prints, logs, checkpoints
-int tlc_run_finish(TlcRun *run);                     // prints "result: ...", frees; returns 0
+int tlc_run_finish(TlcRun *run);                     // prints "result: ...", frees; returns the exit status
 
 #ifdef __cplusplus
 }

@@ -5,9 +5,10 @@
 //   directory (created, and metrics.jsonl opened in it), the data against the model, memory,
 //   the checkpoint to resume or evaluate. Errors print "error: ..." on stderr; the status is
 //   2 for a usage error, 1 otherwise.
-// - Determinism: initialisation, the training order and augmentation all draw from one
-//   TlcRng seeded by --seed, and the order restarts from 0..n-1 before each epoch's shuffle,
-//   so the rng state is the whole of what a checkpoint needs to resume bit for bit.
+// - Determinism: initialisation and the training order draw from one TlcRng seeded by
+//   --seed, and the order restarts from 0..n-1 before each epoch's shuffle, so the rng state is
+//   the whole of what a checkpoint needs to resume bit for bit. Augmentation draws from a
+//   generator per sample, seeded from (seed, epoch, index) by the loader (loader.c).
 // - Each epoch prints one line, appends one JSON line to OUT/metrics.jsonl and saves
 //   OUT/last.ckpt, and OUT/best.ckpt when the validation accuracy improved (ties keep the
 //   older one). tlc_run_finish prints the one "result:" line scripts read.
@@ -91,79 +92,6 @@ static int open_out(TlcRun *run, TlcError *err) {
 }
 
 //
-// Data
-//
-
-// Shapes must match exactly and every label must name one of the model's classes.
-static int check_data(const TlcRun *run, const TlcDataset *d, const char *what, TlcError *err) {
-  const TlcModel *m = run->model;
-  if (d->channels != m->channels || d->height != m->height || d->width != m->width)
-    return tlc_fail(err, "%s: the %s images are %dx%dx%d (CxHxW), but model '%s' takes %dx%dx%d",
-                    run->data_dir, what, d->channels, d->height, d->width, m->name, m->channels,
-                    m->height, m->width);
-  for (int64_t i = 0; i < d->count; i++)
-    if (d->labels[i] >= m->classes)
-      return tlc_fail(err, "%s: %s image %lld has label %d, but model '%s' has %d classes (labels 0 to %d)",
-                      run->data_dir, what, (long long)i, d->labels[i], m->name, m->classes, m->classes - 1);
-  return 0;
-}
-
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// Sizes of the three splits; validation is the end of the training file. Returns a status.
-static int split_data(TlcRun *run, TlcError *err) {
-  const TlcModel *m = run->model;
-  int64_t limit = run->limit > 0 ? run->limit : INT64_MAX;
-  run->ntest = min64(run->test.count, limit);
-  if (run->eval_checkpoint)
-    return TRAINER_OK;
-  int64_t val = m->val_count > 0 ? m->val_count : 0;
-  if (val >= run->train.count) {
-    tlc_fail(err, "%s: the training file has %lld images; holding out %lld for validation leaves none to "
-             "train on", run->data_dir, (long long)run->train.count, (long long)val);
-    return TRAINER_FAILED;
-  }
-  run->val_first = run->train.count - val;
-  run->ntrain = min64(run->val_first, limit);
-  run->nval = min64(val, limit);
-  if (run->ntrain < m->batch) {
-    tlc_fail(err, "%s: %lld training images, fewer than one batch of %lld (the batch size is fixed when "
-             "the trainer is compiled)%s", run->data_dir, (long long)run->ntrain, (long long)m->batch,
-             run->limit ? "; raise --limit" : "");
-    return run->limit ? TRAINER_USAGE : TRAINER_FAILED;
-  }
-  return TRAINER_OK;
-}
-
-static void print_data(const TlcRun *run) {
-  const TlcModel *m = run->model;
-  printf("data: %s: ", run->data_dir);
-  if (!run->eval_checkpoint)
-    printf("train %lld, val %lld, ", (long long)run->ntrain, (long long)run->nval);
-  printf("test %lld images (%dx%dx%d), %d classes\n", (long long)run->ntest, m->channels, m->height,
-         m->width, m->classes);
-}
-
-// Loads the splits the run needs and checks them against the model. Returns a status.
-static int load_data(TlcRun *run, TlcError *err) {
-  const char *format = run->model->data_format ? run->model->data_format : "";
-  if (strcmp(format, "idx") != 0) {
-    tlc_fail(err, "data format '%s' is not supported by this runtime (it reads idx)", format);
-    return TRAINER_FAILED;
-  }
-  bool need_train = !run->eval_checkpoint;  // --eval reads the test split only
-  if ((need_train && (tlc_idx_load(run->data_dir, "train", &run->train, err) != 0 ||
-                      check_data(run, &run->train, "training", err) != 0)) ||
-      tlc_idx_load(run->data_dir, "test", &run->test, err) != 0 ||
-      check_data(run, &run->test, "test", err) != 0)
-    return TRAINER_FAILED;
-  int status = split_data(run, err);
-  if (status == TRAINER_OK)
-    print_data(run);
-  return status;
-}
-
-//
 // Starting
 //
 
@@ -200,10 +128,12 @@ static int start_run(TlcRun *run, TlcError *err) {
   if (!run->eval_checkpoint && open_out(run, err) != 0)
     return TRAINER_FAILED;
   tlc_pool_init(run->threads);
-  int status = load_data(run, err);
+  int status = trainer_load_data(run, err);
   if (status != TRAINER_OK)
     return status;
-  return load_state(run, err) == 0 && trainer_open_device(run, err) == 0 ? TRAINER_OK : TRAINER_FAILED;
+  return trainer_start_loader(run, err) == 0 && load_state(run, err) == 0 && trainer_open_device(run, err) == 0
+             ? TRAINER_OK
+             : TRAINER_FAILED;
 }
 
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
@@ -214,6 +144,7 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
   run->seed = model->seed_default;
   run->data_dir = model->data_dir;
   run->device = "auto";
+  run->cache_mb = TRAINER_CACHE_MB;
   run->best_val = -1;  // below any accuracy: the first validated epoch is the best so far
   TlcError err = {{0}};
   bool help = false;
@@ -256,6 +187,7 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
   for (int64_t i = 0; i < run->ntrain; i++)
     run->order[i] = (int32_t)i;
   tlc_rng_shuffle(&run->rng, run->order, run->ntrain);
+  trainer_begin_training_pass(run);
   run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs);
   memcpy(run->arena + m->lr, &run->lr_factor, sizeof run->lr_factor);
   run->cursor = 0;
@@ -316,7 +248,18 @@ static int log_epoch(TlcRun *run, int epoch, const EpochStats *e, TlcError *err)
   return 0;
 }
 
+// A loader failure during the epoch: print it and end the run.
+static int report_failure(TlcRun *run) {
+  fflush(stdout);
+  fprintf(stderr, "error: %s\n", run->fail_err.msg);
+  run->status = TRAINER_FAILED;
+  trainer_release(run);
+  return 1;
+}
+
 int tlc_epoch_end(TlcRun *run, int epoch) {
+  if (run->failed)
+    return report_failure(run);
   EpochStats e = epoch_stats(run);
   run->train_seconds += run->epoch_seconds;
   run->epochs_done = epoch + 1;
@@ -341,13 +284,21 @@ int tlc_epoch_end(TlcRun *run, int epoch) {
 //
 
 int tlc_run_finish(TlcRun *run) {
+  if (run->failed) {
+    report_failure(run);
+    return run->status;
+  }
   bool tested = run->eval_split == TLC_SPLIT_TEST && run->eval_seen > 0;
   double test_acc = tested ? run->eval_correct / run->eval_seen : NAN;
   double test_loss = tested ? run->eval_loss / run->eval_seen : NAN;
   double best_val = run->best_val >= 0 ? run->best_val : NAN;
   double per_s = run->train_seconds > 0 ? run->images_trained / run->train_seconds : 0;
+  int64_t skipped = run->loader ? tlc_loader_skipped(run->loader) : 0;
+  if (skipped)
+    printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n", (long long)skipped);
   printf("result: test_acc=%.4f test_loss=%.4f best_val_acc=%.4f train_time_s=%.1f epochs=%d "
-         "images_per_s=%.0f\n", test_acc, test_loss, best_val, run->train_seconds, run->epochs_done, per_s);
+         "images_per_s=%.0f skipped_images=%lld\n", test_acc, test_loss, best_val, run->train_seconds,
+         run->epochs_done, per_s, (long long)skipped);
   trainer_release(run);
   run->status = TRAINER_OK;
   return 0;
@@ -358,8 +309,7 @@ void trainer_release(TlcRun *run) {
   if (run->metrics)
     fclose(run->metrics);
   run->metrics = NULL;
-  tlc_dataset_free(&run->train);
-  tlc_dataset_free(&run->test);
+  trainer_free_data(run);
   trainer_free_state(run);
   trainer_free_batches(run);
   tlc_gpu_close(run->gpu);

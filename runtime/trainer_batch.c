@@ -1,119 +1,79 @@
 // trainer_batch.c: filling the step's input buffers and reading back its outputs.
 //
-// Contract: a training batch is the next B images of this epoch's order, each augmented
-// (model->augment, in order, on the uint8 image, drawing from run->rng image by image) and
-// normalised to float NCHW; the last partial batch is dropped, because the step's shape is
-// static. An evaluation batch is the next B images of a split in file order, not augmented,
-// the last one padded by repeating its last image; only real images are counted. Labels go
-// to the arena as int64 and are also kept here, since the step's memory plan may reuse its
-// input buffers once they are read.
+// Contract: a training batch is the next B images of this epoch's order, each run through
+// model->train_transform by the loader (loader.c) with its own per-sample randomness; the
+// last partial batch is dropped, because the step's shape is static. An evaluation batch is
+// the next B images of a split in data-set order through model->eval_transform, the last one
+// padded by repeating its last image; only real images are counted. Labels go to the arena as
+// int64 and are also kept here, since the step's memory plan may reuse its input buffers once
+// they are read. A loader failure (a transform refused an image) ends the pass: the batch
+// functions return false and the next call that can report it (tlc_epoch_end,
+// tlc_run_finish) does.
 #include "trainer_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t image_bytes(const TlcModel *m) { return (int64_t)m->channels * m->height * m->width; }
-
 int trainer_alloc_batches(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
+  int64_t longest = run->nval > run->ntest ? run->nval : run->ntest;
+  int64_t padded = (longest + m->batch - 1) / m->batch * m->batch;
   run->order = malloc((size_t)(run->ntrain > 0 ? run->ntrain : 1) * sizeof *run->order);
+  run->eval_order = malloc((size_t)(padded > 0 ? padded : 1) * sizeof *run->eval_order);
   run->batch_labels = malloc((size_t)m->batch * sizeof *run->batch_labels);
-  run->scratch = malloc(2 * (size_t)image_bytes(m));
-  if (!run->order || !run->batch_labels || !run->scratch)
+  if (!run->order || !run->eval_order || !run->batch_labels)
     return tlc_fail(err, "out of memory for the batch buffers");
-  // A table instead of the arithmetic per pixel: the same float operations, done once.
-  for (int c = 0; c < m->channels; c++)
-    for (int v = 0; v < 256; v++)
-      run->norm[c][v] = ((float)v / 255.0f - m->mean[c]) / m->std[c];
   return 0;
 }
 
 void trainer_free_batches(TlcRun *run) {
   free(run->order);
+  free(run->eval_order);
   free(run->batch_labels);
-  free(run->scratch);
   run->order = NULL;
+  run->eval_order = NULL;
   run->batch_labels = NULL;
-  run->scratch = NULL;
 }
 
-// Writes one image, normalised, into batch slot `slot` of the arena's images (B,C,H,W).
-static void put_image(TlcRun *run, int64_t slot, const uint8_t *pixels) {
+// Labels of the batch the loader just wrote, as the step reads them (int64).
+static void put_labels(TlcRun *run) {
   const TlcModel *m = run->model;
-  int64_t plane = (int64_t)m->height * m->width;
-  float *dst = (float *)(run->arena + m->images) + slot * image_bytes(m);
-  for (int c = 0; c < m->channels; c++) {
-    const float *table = run->norm[c];
-    for (int64_t k = 0; k < plane; k++)
-      dst[c * plane + k] = table[pixels[c * plane + k]];
+  for (int64_t b = 0; b < m->batch; b++) {
+    int64_t v = run->batch_labels[b];
+    memcpy(run->arena + m->labels + b * (int64_t)sizeof v, &v, sizeof v);
   }
 }
 
-static void put_label(TlcRun *run, int64_t slot, int32_t label) {
-  int64_t v = label;
-  memcpy(run->arena + run->model->labels + slot * (int64_t)sizeof v, &v, sizeof v);
-  run->batch_labels[slot] = label;
-}
-
-static void hflip(const TlcModel *m, uint8_t *img) {
-  for (int64_t row = 0; row < (int64_t)m->channels * m->height; row++) {
-    uint8_t *r = img + row * m->width;
-    for (int x = 0, y = m->width - 1; x < y; x++, y--) {
-      uint8_t t = r[x];
-      r[x] = r[y];
-      r[y] = t;
-    }
+// The loader's batch into the arena; false (and run->failed) when the loader failed.
+static bool next_batch(TlcRun *run) {
+  if (tlc_loader_next(run->loader, (float *)(run->arena + run->model->images), run->batch_labels, &run->fail_err)) {
+    run->failed = true;
+    tlc_loader_end(run->loader);
+    run->train_active = run->eval_active = false;
+    return false;
   }
+  put_labels(run);
+  return true;
 }
 
-// Pads src with zeros by a->pad on each side and copies a random size x size window to dst.
-// The top offset is drawn before the left one, as torchvision's RandomCrop does.
-static void random_crop(TlcRun *run, const TlcAugment *a, const uint8_t *src, uint8_t *dst) {
+void trainer_begin_training_pass(TlcRun *run) {
   const TlcModel *m = run->model;
-  int64_t h = m->height, w = m->width;
-  int64_t top = (int64_t)tlc_rng_below(&run->rng, (uint64_t)(h + 2 * a->pad - a->size + 1)) - a->pad;
-  int64_t left = (int64_t)tlc_rng_below(&run->rng, (uint64_t)(w + 2 * a->pad - a->size + 1)) - a->pad;
-  for (int64_t c = 0; c < m->channels; c++)
-    for (int64_t y = 0; y < a->size; y++)
-      for (int64_t x = 0; x < a->size; x++) {
-        int64_t sy = top + y, sx = left + x;
-        bool inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
-        dst[(c * a->size + y) * a->size + x] = inside ? src[(c * h + sy) * w + sx] : 0;
-      }
-}
-
-// Applies model->augment in order to a copy of src; returns the result (in run->scratch).
-static const uint8_t *augment(TlcRun *run, const uint8_t *src) {
-  const TlcModel *m = run->model;
-  uint8_t *cur = run->scratch, *spare = run->scratch + image_bytes(m);
-  memcpy(cur, src, (size_t)image_bytes(m));
-  for (int i = 0; i < m->naugment; i++) {
-    const TlcAugment *a = &m->augment[i];
-    if (a->kind == TLC_AUG_HFLIP && tlc_rng_uniform(&run->rng) < a->p)
-      hflip(m, cur);
-    if (a->kind == TLC_AUG_RANDOM_CROP) {
-      random_crop(run, a, cur, spare);
-      uint8_t *t = cur;
-      cur = spare;
-      spare = t;
-    }
-  }
-  return cur;
+  int64_t whole = run->ntrain / m->batch * m->batch;
+  tlc_loader_begin(run->loader, &run->data.train, run->order, whole, m->train_transform, m->ntrain_transform,
+                   run->epoch);
+  run->train_active = true;
 }
 
 bool tlc_train_batch(TlcRun *run) {
   const TlcModel *m = run->model;
-  if (run->cursor + m->batch > run->ntrain) {
+  if (run->failed || run->cursor + m->batch > run->ntrain) {
     // The epoch's training part ends here; evaluation is not part of its images/s.
     run->epoch_seconds = trainer_now() - run->epoch_start;
     return false;
   }
-  for (int64_t b = 0; b < m->batch; b++) {
-    int32_t i = run->order[run->cursor + b];
-    put_image(run, b, augment(run, run->train.pixels + i * image_bytes(m)));
-    put_label(run, b, run->train.labels[i]);
-  }
+  if (!next_batch(run))
+    return false;
   // {seed, step}: the step's own random streams (dropout) derive from both, so they are
   // fresh at every step and the same again on a resumed run.
   int64_t seed[2] = {(int64_t)run->seed, run->step + 1};
@@ -172,27 +132,37 @@ static int64_t split_size(const TlcRun *run, TlcSplit split) {
   return split == TLC_SPLIT_TEST ? run->ntest : split == TLC_SPLIT_VAL ? run->nval : run->ntrain;
 }
 
+// Starts the loader on split, in data-set order, padded to whole batches with its last image.
+static void begin_eval_pass(TlcRun *run, TlcSplit split) {
+  const TlcModel *m = run->model;
+  int64_t n = split_size(run, split), padded = (n + m->batch - 1) / m->batch * m->batch;
+  for (int64_t i = 0; i < padded; i++)
+    run->eval_order[i] = (int32_t)(i < n ? i : n - 1);
+  const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
+  tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
+  run->train_active = false;
+}
+
 bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
   const TlcModel *m = run->model;
+  if (run->failed)
+    return false;
   if (!run->eval_active || run->eval_split != split) {  // a new pass: restart the sums
     run->eval_active = true;
     run->eval_split = split;
     run->eval_cursor = 0;
     run->eval_loss = run->eval_correct = run->eval_seen = 0;
+    if (split_size(run, split) > 0)
+      begin_eval_pass(run, split);
   }
   int64_t left = split_size(run, split) - run->eval_cursor;
   if (left <= 0) {
     run->eval_active = false;
     return false;
   }
-  const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->test : &run->train;
-  int64_t first = (split == TLC_SPLIT_VAL ? run->val_first : 0) + run->eval_cursor;
+  if (!next_batch(run))
+    return false;
   int64_t real = left < m->batch ? left : m->batch;
-  for (int64_t b = 0; b < m->batch; b++) {
-    int64_t i = first + (b < real ? b : real - 1);
-    put_image(run, b, d->pixels + i * image_bytes(m));
-    put_label(run, b, d->labels[i]);
-  }
   run->eval_real = real;
   run->eval_cursor += real;
   return true;

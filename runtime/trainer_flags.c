@@ -112,6 +112,18 @@ static int flag_threads(TlcRun *run, const char *flag, const char *value, TlcErr
   return rc;
 }
 
+static int flag_loader_threads(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  int64_t n;
+  int rc = parse_int(flag, value, 1, 4096, &n, err);
+  if (rc == TRAINER_OK)
+    run->loader_threads = (int)n;
+  return rc;
+}
+
+static int flag_cache_mb(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return parse_int(flag, value, 0, INT64_MAX / (1 << 20), &run->cache_mb, err);
+}
+
 // Part of the contract in DESIGN.md but not built yet: say so rather than "unknown flag".
 static int flag_not_yet(TlcRun *run, const char *flag, const char *value, TlcError *err) {
   (void)run, (void)value;
@@ -127,6 +139,7 @@ static const Flag FLAGS[] = {
     {"--limit", true, flag_limit},     {"--eval", true, flag_eval},
     {"--threads", true, flag_threads}, {"--predict", false, flag_not_yet},
     {"--weights", true, flag_not_yet}, {"--check-gpu", false, flag_check_gpu},
+    {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
 };
 
 static void print_usage(const TlcRun *run, const char *argv0) {
@@ -143,9 +156,12 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --limit N       use at most N training, N validation and N test images\n"
          "  --eval CKPT     evaluate a checkpoint on the test split and exit\n"
          "  --threads N     CPU threads (default: one per core)\n"
+         "  --loader-threads N  threads decoding and augmenting images (default: as --threads)\n"
+         "  --cache-mb N    keep decoded image files in memory up to N MB (default %lld; 0: never)\n"
          "  --help          show this message\n\n"
          "The last line printed starts with \"result:\" and is meant for scripts.\n",
-         argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->seed_default, m->name);
+         argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->seed_default, m->name,
+         (long long)TRAINER_CACHE_MB);
 }
 
 static const Flag *find_flag(const char *arg, size_t len) {

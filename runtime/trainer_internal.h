@@ -4,7 +4,8 @@
 //   trainer.c        the run: start, epochs, metrics lines, the result line, cleanup
 //   trainer_flags.c  the command line
 //   trainer_state.c  the model description's checks, the arena, initialisation, checkpoints
-//   trainer_batch.c  batches: order, augmentation, normalisation, loss and accuracy sums
+//   trainer_data.c   the data: loading, checks against the model, the report, the loader
+//   trainer_batch.c  batches from the loader, loss and accuracy sums
 //   trainer_device.c the device the steps run on, and the copies to and from a GPU
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
@@ -13,6 +14,10 @@
 
 // Exit statuses of a trainer. 2 is a usage error, as for most command-line tools.
 enum { TRAINER_OK = 0, TRAINER_FAILED = 1, TRAINER_USAGE = 2 };
+
+// The default budget of the decoded-image cache: ImageFolder sets of a few thousand
+// photographs (hymenoptera, hotdog) fit; Flowers102 at full size (about 7 GB) does not.
+enum { TRAINER_CACHE_MB = 2048 };
 
 // trainer_flags.c
 // Fills run's options from argv. Returns TRAINER_OK, or the exit status with err filled;
@@ -28,8 +33,14 @@ int trainer_save_checkpoint(TlcRun *run, const char *path, TlcError *err);
 void trainer_free_state(TlcRun *run);
 
 // trainer_batch.c
-int trainer_alloc_batches(TlcRun *run, TlcError *err);   // order, scratch, normalisation table
+int trainer_alloc_batches(TlcRun *run, TlcError *err);   // the training order, evaluation order, labels
 void trainer_free_batches(TlcRun *run);
+void trainer_begin_training_pass(TlcRun *run);           // the loader starts on this epoch's order
+
+// trainer_data.c
+int trainer_load_data(TlcRun *run, TlcError *err);       // returns a status: the splits, checked and reported
+int trainer_start_loader(TlcRun *run, TlcError *err);    // threads, the decoded cache, OUT/samples.png
+void trainer_free_data(TlcRun *run);
 
 // trainer_device.c
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded

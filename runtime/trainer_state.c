@@ -61,27 +61,36 @@ static int check_param(const TlcModel *m, const TlcParamInfo *p, TlcError *err) 
   return 0;
 }
 
-static int check_recipe(const TlcModel *m, TlcError *err) {
-  for (int c = 0; c < m->channels; c++)
-    if (!(m->std[c] > 0))
-      return tlc_fail(err, "normalisation std[%d] is %g, it must be positive", c, (double)m->std[c]);
-  for (int i = 0; i < m->naugment; i++) {
-    const TlcAugment *a = &m->augment[i];
-    if (a->kind == TLC_AUG_HFLIP && !(a->p >= 0 && a->p <= 1))
-      return tlc_fail(err, "hflip probability %g is outside [0, 1]", (double)a->p);
-    // The step's image shape is static, so a crop must give back an image of that shape.
-    if (a->kind == TLC_AUG_RANDOM_CROP && (a->size != m->height || a->size != m->width || a->pad < 0))
-      return tlc_fail(err, "random_crop size %d pad %d: this version crops back to the image side "
-                      "(%dx%d) with a padding of 0 or more", a->size, a->pad, m->height, m->width);
+static int check_transforms(const TlcTransform *tf, int n, const char *list, TlcError *err) {
+  if (n < 0 || (n > 0 && !tf))
+    return tlc_fail(err, "%s: %d transforms", list, n);
+  for (int i = 0; i < n; i++) {
+    const TlcTransform *t = &tf[i];
+    if ((t->kind == TLC_TF_HFLIP || t->kind == TLC_TF_VFLIP) && !(t->p >= 0 && t->p <= 1))
+      return tlc_fail(err, "%s: flip probability %g is outside [0, 1]", list, (double)t->p);
+    if (t->kind == TLC_TF_NORMALIZE && i != n - 1)
+      return tlc_fail(err, "%s: normalize must be the last transform", list);
+    for (int c = 0; t->kind == TLC_TF_NORMALIZE && c < 4; c++)
+      if (!(t->std[c] > 0))
+        return tlc_fail(err, "%s: normalisation std[%d] is %g, it must be positive", list, c, (double)t->std[c]);
   }
   return 0;
+}
+
+static int check_recipe(const TlcModel *m, TlcError *err) {
+  if (!m->data_format)
+    return tlc_fail(err, "no data format");
+  return check_transforms(m->train_transform, m->ntrain_transform, "train_transform", err) ||
+                 check_transforms(m->eval_transform, m->neval_transform, "eval_transform", err)
+             ? -1
+             : 0;
 }
 
 int trainer_check_model(const TlcModel *m, TlcError *err) {
   TlcError why;
   int rc = 0;
   if (m->batch < 1 || m->channels < 1 || m->channels > 4 || m->height < 1 || m->width < 1 ||
-      m->classes < 1 || m->arena_bytes < 1 || m->nparams < 0 || m->naugment < 0)
+      m->classes < 1 || m->arena_bytes < 1 || m->nparams < 0)
     rc = tlc_fail(&why, "bad sizes: batch %lld, images %dx%dx%d, %d classes, arena %lld bytes",
                   (long long)m->batch, m->channels, m->height, m->width, m->classes,
                   (long long)m->arena_bytes);

@@ -6,12 +6,15 @@ set -euo pipefail
 packages=(
   build-essential cmake            # the C toolchain and the build
   llvm-dev libclang-dev clang      # the CPU backend lowers kernels through LLVM's C API
-  zlib1g-dev libjpeg62-turbo-dev libpng-dev   # the runtime's data loaders
+  zlib1g-dev libjpeg62-turbo-dev libpng-dev   # the runtime's data loaders (IDX, JPEG, PNG)
+  libmatio-dev libhdf5-dev libaec-dev         # Flowers102's .mat files (matio, linked statically with HDF5)
   libflatbuffers-dev flatbuffers-compiler     # checkpoints and the kernel bundle
   dataset-fashion-mnist            # the default data, under /usr/share/datasets/fashion-mnist
   python3                          # tests read flatc's JSON of checkpoints
-  python3-torch python3-torchvision python3-pil python3-numpy  # the oracle of tests/transforms
-                                                               # (torchvision 0.14 on PIL images)
+  python3-pil python3-numpy        # the data tests write JPEG/PNG trees; the loader benchmark
+  python3-scipy                    # the Flowers102 test writes real MAT v5 files (scipy.io.savemat)
+  python3-torch python3-torchvision  # the oracles: torchvision's transforms (tests/transforms) and
+                                   # DataLoader (the loader benchmark)
 )
 
 missing=()

@@ -38,7 +38,11 @@ static const TlcParamInfo params[NPARAMS] = {
     {"steps", 0, {0}, OFF_STEPS, true, false, TLC_INIT_ZERO, 0},
 };
 
-static const TlcAugment default_augment[] = {{TLC_AUG_HFLIP, 0.5f, 0, 0}, {TLC_AUG_RANDOM_CROP, 0, 8, 1}};
+#define NORMALIZE {.kind = TLC_TF_NORMALIZE, .mean = {0.5f, 0.5f, 0.5f, 0.5f}, .std = {0.25f, 0.25f, 0.25f, 0.25f}}
+static const TlcTransform default_train[] = {{.kind = TLC_TF_HFLIP, .p = 0.5f},
+                                             {.kind = TLC_TF_RANDOM_CROP, .size = 8, .pad = 1}, NORMALIZE};
+static const TlcTransform default_eval[] = {NORMALIZE};
+static TlcTransform one_augment[2];  // check_first_batch's: one augmentation, then NORMALIZE
 
 static TlcModel model;  // reset by base_model(); some tests change the recipe
 static char tmp[2048], data_dir[2200];
@@ -62,8 +66,8 @@ static void base_model(void) {
       .images = OFF_IMAGES, .labels = OFF_LABELS, .seed = OFF_SEED, .lr = OFF_LR,
       .train_loss = OFF_TLOSS, .train_logits = OFF_TLOGITS, .eval_loss = OFF_ELOSS,
       .eval_logits = OFF_ELOGITS, .epochs = 2, .seed_default = 1, .data_format = "idx",
-      .data_dir = data_dir, .val_count = VAL, .mean = {MEAN}, .std = {STD},
-      .augment = default_augment, .naugment = 2,
+      .data_dir = data_dir, .val_count = VAL, .train_transform = default_train, .ntrain_transform = 3,
+      .eval_transform = default_eval, .neval_transform = 1,
       .schedule = {.kind = TLC_SCHED_STEP, .step_size = 1, .gamma = 0.5},
   };
 }
@@ -413,7 +417,8 @@ static void test_trains(void) {
   char out[2200], line[512], want[2400];
   path(out, sizeof out, "train");
   CHECK(trainer("--data", data_dir, "--out", out, "--epochs", "3", "--seed", "7", "--threads", "2", NULL) == 0);
-  snprintf(want, sizeof want, "data: %s: train 300, val 100, test 123 images (1x8x8), 2 classes", data_dir);
+  snprintf(want, sizeof want, "data: %s (idx): train 300, val 100, test 123 images, 2 classes; the model takes 1x8x8",
+           data_dir);
   CHECK(logged(want));
   // Chance is 50%; one label in 12 is wrong, so about 92% is the ceiling.
   double loss1 = 0, acc1 = 0, loss3 = 0, acc3 = 0;
@@ -473,10 +478,12 @@ static bool is_transformed(const float *got, int label, int n, bool flip, int sh
   return false;
 }
 
-static void check_first_batch(const TlcAugment *aug, bool flip, int shift) {
+static void check_first_batch(TlcTransform aug, bool flip, int shift) {
   base_model();
-  model.augment = aug;
-  model.naugment = 1;
+  one_augment[0] = aug;
+  one_augment[1] = default_eval[0];
+  model.train_transform = one_augment;
+  model.ntrain_transform = 2;
   char out[2200];
   path(out, sizeof out, "augment");
   CHECK(trainer("--data", data_dir, "--out", out, "--epochs", "1", "--limit", "16", NULL) == 0);
@@ -485,11 +492,11 @@ static void check_first_batch(const TlcAugment *aug, bool flip, int shift) {
 }
 
 static void test_augmentation(void) {
-  const TlcAugment flip = {TLC_AUG_HFLIP, 1, 0, 0}, keep = {TLC_AUG_HFLIP, 0, 0, 0};
-  const TlcAugment crop = {TLC_AUG_RANDOM_CROP, 0, 8, 1};
-  check_first_batch(&flip, true, 0);
-  check_first_batch(&keep, false, 0);
-  check_first_batch(&crop, false, 1);
+  const TlcTransform flip = {.kind = TLC_TF_HFLIP, .p = 1}, keep = {.kind = TLC_TF_HFLIP, .p = 0};
+  const TlcTransform crop = {.kind = TLC_TF_RANDOM_CROP, .size = 8, .pad = 1};
+  check_first_batch(flip, true, 0);
+  check_first_batch(keep, false, 0);
+  check_first_batch(crop, false, 1);
   int unshifted = 0;  // 8 crops all at offset 0: probability 9^-8
   for (int b = 0; b < B; b++)
     unshifted += is_transformed(seen.first_train + b * PIX, (int)seen.first_labels[b], 16, false, 0);
@@ -621,7 +628,7 @@ static void test_limit(void) {
   char out[2200], want[2400], ckpt[2300];
   path(out, sizeof out, "limit");
   CHECK(trainer("--data", data_dir, "--out", out, "--epochs", "2", "--limit", "40", NULL) == 0);
-  snprintf(want, sizeof want, "data: %s: train 40, val 40, test 40 images (1x8x8), 2 classes", data_dir);
+  snprintf(want, sizeof want, "data: %s (idx): train 40, val 40, test 40 images, 2 classes", data_dir);
   CHECK(logged(want));
   CHECK(seen.steps == 2 * 5 && seen.eval_calls == 2 * 5 + 5);
   snprintf(ckpt, sizeof ckpt, "%s/last.ckpt", out);
@@ -634,7 +641,8 @@ static void test_data_checks(void) {
   path(out, sizeof out, "data-checks");
   path(dir, sizeof dir, "data-5x5");
   CHECK(trainer("--data", dir, "--out", out, NULL) == 1);
-  CHECK(logged("images are 1x5x5 (CxHxW), but model 'softmax' takes 1x8x8"));
+  CHECK(logged("data-5x5: image 0 of the data set: transforms: a 5x5 image with 1 channel becomes 1x5x5 (CxHxW) "
+               "after its transforms, but the model takes 1x8x8"));
   path(dir, sizeof dir, "data-3-classes");
   CHECK(trainer("--data", dir, "--out", out, NULL) == 1);
   CHECK(logged("has label 2, but model 'softmax' has 2 classes"));

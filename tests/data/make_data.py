@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""make_data.py KIND OUT [N]: writes a small data set in a real on-disk format, made from
+Fashion-MNIST images, for the loader tests. The writers are the formats' usual tools (PIL for
+JPEG and PNG, scipy.io.savemat for MAT v5) or the published byte layout (CIFAR-10), never tlc.
+
+KIND is one of:
+  folder_png OUT N   OUT/{train,val,test}/<class>/*.png, N training images per class
+  folder_jpg OUT N   OUT/<class>/*.jpg (one folder, split by val_split), N per class
+  png_kinds  OUT     OUT/{train,val}/<class>/*.png in every PNG colour type and depth
+  cifar10    OUT N   OUT/data_batch_{1..5}.bin (N records each), test_batch.bin, batches.meta.txt
+  flowers102 OUT N   OUT/jpg/image_%05d.jpg (N images), imagelabels.mat, setid.mat
+Each writes OUT/expected.json: for every split, the samples as (label, the source image's
+index) and, where the pixels are known exactly, the HWC bytes the loader must produce.
+"""
+import gzip
+import json
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+CLASSES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def fashion(split):
+    prefix = "train" if split == "train" else "t10k"
+    with gzip.open(f"{FASHION}/{prefix}-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(f"{FASHION}/{prefix}-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    return images, labels
+
+
+def per_class(images, labels, n, skip=0):
+    """The first n images of each class after `skip` of them, as (class, image) pairs."""
+    out = []
+    for c in range(10):
+        idx = np.nonzero(labels == c)[0][skip:skip + n]
+        out += [(c, images[i]) for i in idx]
+    return out
+
+
+def write_folder(root, samples, ext, quality=95):
+    names = []
+    for k, (c, img) in enumerate(samples):
+        d = os.path.join(root, CLASSES[c])
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, f"img{k:05d}.{ext}")
+        if ext == "png":
+            Image.fromarray(img).save(path)
+        else:
+            Image.fromarray(img).save(path, quality=quality)
+        names.append((CLASSES[c], os.path.basename(path), c, img))
+    return names
+
+
+def sorted_split(names):
+    """The order torchvision's ImageFolder (and tlc) list a split in: class, then file name."""
+    names = sorted(names, key=lambda t: (t[0].encode(), t[1].encode()))
+    order = sorted(CLASSES, key=str.encode)
+    return [{"label": order.index(cls), "file": f, "pixels": img.tobytes().hex()} for (cls, f, _, img) in names]
+
+
+def folder_png(out, n):
+    train_i, train_l = fashion("train")
+    test_i, test_l = fashion("test")
+    exp = {"classes": sorted(CLASSES, key=str.encode)}
+    exp["train"] = sorted_split(write_folder(f"{out}/train", per_class(train_i, train_l, n), "png"))
+    exp["val"] = sorted_split(write_folder(f"{out}/val", per_class(train_i, train_l, max(n // 5, 2), skip=n), "png"))
+    exp["test"] = sorted_split(write_folder(f"{out}/test", per_class(test_i, test_l, max(n // 5, 2)), "png"))
+    return exp
+
+
+def folder_jpg(out, n):
+    train_i, train_l = fashion("train")
+    names = write_folder(out, per_class(train_i, train_l, n), "jpg")
+    return {"classes": sorted(CLASSES, key=str.encode), "all": sorted_split(names)}
+
+
+def png_kinds(out):
+    """One image per PNG colour type and depth; the expected bytes are computed here."""
+    train_i, _ = fashion("train")
+    g = train_i[0]
+    rgb = np.stack([g, 255 - g, g // 2], axis=-1)
+    cases = []
+    # 8-bit gray and RGB: the bytes themselves.
+    cases.append(("gray8", Image.fromarray(g), g))
+    cases.append(("rgb8", Image.fromarray(rgb), rgb))
+    # Palette: 16 colours; the loader expands it to RGB.
+    pal_img = Image.fromarray(rgb).quantize(16)
+    cases.append(("palette", pal_img, np.asarray(pal_img.convert("RGB"))))
+    # 16-bit gray: v * 257 reduces back to v.
+    g16 = (g.astype(np.uint16) * 257)
+    cases.append(("gray16", Image.fromarray(g16), g))
+    # RGBA, opaque: alpha is dropped.
+    rgba = np.concatenate([rgb, np.full((28, 28, 1), 255, np.uint8)], axis=-1)
+    cases.append(("rgba_opaque", Image.fromarray(rgba, "RGBA"), rgb))
+    # Gray + alpha, opaque.
+    la = Image.fromarray(np.stack([g, np.full_like(g, 255)], axis=-1), "LA")
+    cases.append(("gray_alpha", la, g))
+    exp = {"classes": ["kinds"], "train": [], "val": []}
+    for name, img, want in cases:
+        for split in ("train", "val"):
+            d = f"{out}/{split}/kinds"
+            os.makedirs(d, exist_ok=True)
+            img.save(f"{d}/{name}.png")
+    for split in ("train", "val"):
+        exp[split] = [{"label": 0, "file": f"{name}.png", "pixels": np.ascontiguousarray(want).tobytes().hex()}
+                      for name, _, want in sorted(cases, key=lambda c: c[0] + ".png")]
+    exp["test"] = exp["val"]
+    return exp
+
+
+def cifar_record(label, img):
+    """The published layout: a label byte, then the red, green and blue planes."""
+    return bytes([label]) + img[:, :, 0].tobytes() + img[:, :, 1].tobytes() + img[:, :, 2].tobytes()
+
+
+def cifar_image(g, k):
+    padded = np.zeros((32, 32), np.uint8)
+    padded[2:30, 2:30] = g
+    return np.stack([padded, np.roll(padded, k % 7, axis=1), 255 - padded], axis=-1)
+
+
+def cifar10(out, n):
+    os.makedirs(out, exist_ok=True)
+    train_i, train_l = fashion("train")
+    test_i, test_l = fashion("test")
+    exp = {"classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+           "train": [], "test": []}
+    with open(f"{out}/batches.meta.txt", "w") as f:
+        f.write("".join(c + "\n" for c in exp["classes"]) + "\n")
+    k = 0
+    for b in range(1, 6):
+        with open(f"{out}/data_batch_{b}.bin", "wb") as f:
+            for _ in range(n):
+                img = cifar_image(train_i[k], k)
+                f.write(cifar_record(int(train_l[k]), img))
+                exp["train"].append({"label": int(train_l[k]), "pixels": img.tobytes().hex()})
+                k += 1
+    with open(f"{out}/test_batch.bin", "wb") as f:
+        for k in range(n):
+            img = cifar_image(test_i[k], k)
+            f.write(cifar_record(int(test_l[k]), img))
+            exp["test"].append({"label": int(test_l[k]), "pixels": img.tobytes().hex()})
+    return exp
+
+
+def flowers102(out, n):
+    import scipy.io
+    os.makedirs(f"{out}/jpg", exist_ok=True)
+    train_i, train_l = fashion("train")
+    labels = np.zeros(n, np.float64)
+    for k in range(n):
+        g = train_i[k]
+        # Sizes vary as in the real set; colour from the gray image.
+        img = np.stack([g, g // 2, 255 - g], axis=-1)
+        img = np.asarray(Image.fromarray(img).resize((28 + (k % 3) * 6, 28 + (k % 2) * 10)))
+        Image.fromarray(img).save(f"{out}/jpg/image_{k + 1:05d}.jpg", quality=95)
+        labels[k] = 1 + int(train_l[k]) * 10 + k % 10  # spread over 1..100
+    # MATLAB writes these as 1xN doubles; the labels file compressed, setid not (both occur).
+    scipy.io.savemat(f"{out}/imagelabels.mat", {"labels": labels.reshape(1, -1)}, do_compression=True)
+    ids = np.arange(1, n + 1)
+    trn, val, tst = ids[0::3], ids[1::3], ids[2::3]
+    scipy.io.savemat(f"{out}/setid.mat", {"trnid": trn.reshape(1, -1).astype(np.float64),
+                                          "valid": val.reshape(1, -1).astype(np.uint16),
+                                          "tstid": tst.reshape(1, -1).astype(np.float64)})
+    exp = {"classes": None}
+    for split, part in (("train", trn), ("val", val), ("test", tst)):
+        exp[split] = [{"label": int(labels[i - 1]) - 1, "file": f"image_{i:05d}.jpg"} for i in part]
+    return exp
+
+
+def main():
+    kind, out = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    exp = {"folder_png": folder_png, "folder_jpg": folder_jpg, "cifar10": cifar10, "flowers102": flowers102,
+           "png_kinds": lambda o, _: png_kinds(o)}[kind](out, n)
+    with open(f"{out}/expected.json", "w") as f:
+        json.dump(exp, f)
+
+
+if __name__ == "__main__":
+    main()
