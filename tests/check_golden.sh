@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # check_golden.sh TLC DIR NAME
-# Compiles DIR/NAME.graph (extra flags from a "# args:" line) and compares the result with
+# Compiles DIR/NAME.graph (extra flags from a "# args:" line; a "# file: PATH" line compiles
+# PATH, relative to DIR, instead, so a golden can pin a file that lives elsewhere, such as an
+# example, without copying it) and compares the result with
 # the committed expectation: NAME.out (exit 0, the output) or NAME.err (exit 1, the
 # diagnostic on stderr, and no output file written over what was there).
 # UPDATE=1 rewrites the expectation instead, for review with git diff.
@@ -9,12 +11,14 @@ tlc=$1 dir=$2 name=$3
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$dir" || exit 2
 args=$(sed -n 's/^# args: //p' "$name.graph" | head -n 1)
+src=$(sed -n 's/^# file: //p' "$name.graph" | head -n 1)
+src=${src:-$name.graph}
 case "$args" in *--emit*|*--stats*) ;; *) args="--emit=ir $args" ;; esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "keep" > "$tmp/out"
 # shellcheck disable=SC2086
-"$tlc" "$name.graph" $args -o "$tmp/out" > "$tmp/stdout" 2> "$tmp/stderr"
+"$tlc" "$src" $args -o "$tmp/out" > "$tmp/stdout" 2> "$tmp/stderr"
 rc=$?
 # Messages name files by absolute path where the user did (the graphs/ directory): make them
 # independent of where the repository is checked out.
