@@ -187,10 +187,10 @@ static void build_trainer(Arena *a, const TrainerSpec *t, const char *path) {
   write_file(src, text, len);
   free(text);
   const char *tmp = arena_printf(a, "%s.tmp%d", path, (int)getpid());
-  // zlib and the C++ runtime (checkpoints) are linked statically: a trainer needs only the
+  // jansson (safetensors headers), zlib and the C++ runtime (checkpoints) are linked statically: a trainer needs only the
   // C library on the machine it is copied to.
   const char *argv[] = {"cc", "-O2", "-std=gnu17", "-I" TLC_RUNTIME_INCLUDE, src, obj, TLC_RUNTIME_LIBRARY,
-                        "-Wl,-Bstatic", "-lz", "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm",
+                        "-Wl,-Bstatic", "-ljansson", "-lz", "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm",
                         "-o", tmp, NULL};
   if (run_program(argv) != 0) {
     remove(tmp);

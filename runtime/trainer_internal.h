@@ -5,6 +5,8 @@
 //   trainer_flags.c  the command line
 //   trainer_state.c  the model description's checks, the arena, initialisation, checkpoints
 //   trainer_batch.c  batches: order, augmentation, normalisation, loss and accuracy sums
+//   trainer_weights.c  --weights: safetensors or checkpoint tensors into a fresh state
+//   trainer_outputs.c  --export and --logits, written when the run ends
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -29,6 +31,16 @@ void trainer_free_state(TlcRun *run);
 // trainer_batch.c
 int trainer_alloc_batches(TlcRun *run, TlcError *err);   // order, scratch, normalisation table
 void trainer_free_batches(TlcRun *run);
+
+// trainer_weights.c
+// Loads a safetensors file or a tlc checkpoint into the model's parameters and buffers,
+// all or nothing; a head whose class count differs keeps its initialisation (printed).
+int trainer_load_weights(TlcRun *run, const char *path, TlcError *err);
+
+// trainer_outputs.c
+int trainer_prepare_outputs(TlcRun *run, TlcError *err);  // checks directories, allocates
+void trainer_keep_logits(TlcRun *run);                     // after each test batch
+int trainer_write_outputs(TlcRun *run, TlcError *err);     // --export, --logits
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds

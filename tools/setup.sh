@@ -8,8 +8,10 @@ packages=(
   llvm-dev libclang-dev clang      # the CPU backend lowers kernels through LLVM's C API
   zlib1g-dev libjpeg62-turbo-dev libpng-dev   # the runtime's data loaders
   libflatbuffers-dev flatbuffers-compiler     # checkpoints and the kernel bundle
+  libjansson-dev                   # safetensors headers (JSON); trainers link libjansson.a
   dataset-fashion-mnist            # the default data, under /usr/share/datasets/fashion-mnist
   python3                          # tests read flatc's JSON of checkpoints
+  python3-numpy python3-torch python3-torchvision   # tests compare weights and logits with PyTorch
 )
 
 missing=()
