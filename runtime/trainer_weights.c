@@ -158,12 +158,14 @@ static int copy_one(const TlcRun *run, const TlcParamInfo *p, const FileTensor *
 static void print_head(const TlcModel *m, const WeightFile *w, const int *match, const bool *differs) {
   char mine[96], theirs[96];
   printf("weights: %s: the classification head is re-initialised, its class count differs:", w->path);
+  const char *sep = " ";
   for (int i = 0; i < m->nparams; i++) {
     const TlcParamInfo *p = &m->params[i];
     if (p->head && !p->optim) {
       const FileTensor *t = &w->tensors[match[i]];
-      printf(" %s %s in the file, %s here%s", p->name, shape_str(theirs, sizeof theirs, t->dims, t->shape),
-             shape_str(mine, sizeof mine, p->dims, p->shape), differs[i] ? "" : " (kept fresh too)");
+      printf("%s%s %s in the file, %s here%s", sep, p->name, shape_str(theirs, sizeof theirs, t->dims, t->shape),
+             shape_str(mine, sizeof mine, p->dims, p->shape), differs[i] ? "" : " (re-initialised with it)");
+      sep = "; ";
     }
   }
   printf("\n");
