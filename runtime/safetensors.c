@@ -119,7 +119,7 @@ static int parse_dtype(const char *path, const char *name, const json_t *v, TlcS
   return tlc_fail(err, "%s: tensor '%s': dtype '%.40s' is not supported (F32, F16, BF16, F64, I64)", path, name, s);
 }
 
-// Shape and element count; the count stays below 2^60 so that count * 8 cannot overflow.
+// Shape and element count; the count stays below 2^56 so that count * 8 cannot overflow.
 static int parse_shape(const char *path, const char *name, const json_t *v, TlcStTensor *t, TlcError *err) {
   if (!json_is_array(v))
     return tlc_fail(err, "%s: tensor '%s': shape is not a list", path, name);
@@ -127,14 +127,14 @@ static int parse_shape(const char *path, const char *name, const json_t *v, TlcS
   if (dims > MAX_DIMS)
     return tlc_fail(err, "%s: tensor '%s' has %zu dimensions; tlc's tensors have at most %d", path, name, dims,
                     MAX_DIMS);
-  const int64_t limit = (int64_t)1 << 60;
+  const int64_t limit = (int64_t)1 << 56;
   t->dims = (int)dims;
   t->count = 1;
   for (size_t d = 0; d < dims; d++) {
     if (get_count(path, name, "shape", json_array_get(v, d), limit, &t->shape[d], err) != 0)
       return -1;
     if (t->shape[d] && t->count > limit / t->shape[d])
-      return tlc_fail(err, "%s: tensor '%s': shape has more than 2^60 elements", path, name);
+      return tlc_fail(err, "%s: tensor '%s': shape has more than 2^56 elements", path, name);
     t->count *= t->shape[d];
   }
   return 0;

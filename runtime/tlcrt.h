@@ -1,6 +1,6 @@
 // tlcrt.h: libtlcrt, the runtime every generated trainer links against. It holds what
-// is the same for every experiment: command-line flags, data sets, checkpoints, metrics,
-// the CPU thread pool and the random number generator. Nothing here interprets a graph.
+// is the same for every experiment: command-line flags, data sets, checkpoints, weights in
+// and out (safetensors, .npy), metrics, the CPU thread pool and the random number generator. Nothing here interprets a graph.
 //
 // Errors: functions return 0 on success and nonzero on failure, with a message in the
 // caller's TlcError (TVM's C runtime style). Only the generated main() exits.
