@@ -4,6 +4,8 @@
 // offsets, and main() runs the epochs. `tlc FILE --emit=c` prints it.
 #include "kir.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void emit_kernel_decls(FILE *out, const CudaProgram *program) {
@@ -106,8 +108,19 @@ static const char *init_of(const Param *p, int64_t *fan_in) {
   return "TLC_INIT_UNIFORM_FAN_IN";
 }
 
+// The linear layer whose output is the logits, looking through layers that only pass
+// them on (dropout, identity, flatten); NULL when the model ends otherwise. Its parameters
+// are the classification head that --weights may re-initialise.
+static const Node *head_layer(const Graph *model) {
+  const Node *n = model->output;
+  while (n && (n->op == OP_DROPOUT || n->op == OP_IDENTITY || n->op == OP_FLATTEN) && n->nin == 1)
+    n = n->in[0];
+  return n && n->op == OP_LINEAR ? n : NULL;
+}
+
 // Every tensor a checkpoint saves: parameters, buffers, optimizer state.
-static void emit_params(FILE *out, const Graph *train, const int64_t *offset) {
+static void emit_params(FILE *out, const Graph *train, const Graph *model, const int64_t *offset) {
+  const Node *head = head_layer(model);
   fputs("\nstatic const TlcParamInfo params[] = {\n", out);
   for (int i = 0; i < train->n; i++) {
     const Node *n = train->nodes[i];
@@ -116,10 +129,11 @@ static void emit_params(FILE *out, const Graph *train, const int64_t *offset) {
     const Param *p = n->param;
     int64_t fan_in = 0;
     const char *init = n->op == OP_STATE ? "TLC_INIT_ZERO" : init_of(p, &fan_in);
-    fprintf(out, "  {\"%s\", %d, {%lld, %lld, %lld, %lld}, %lld, %s, %s, %s, %lld},\n", n->name, n->shape.rank,
-            (long long)n->shape.d[0], (long long)n->shape.d[1], (long long)n->shape.d[2], (long long)n->shape.d[3],
-            (long long)offset[i], n->is_int ? "true" : "false",
-            n->op == OP_PARAM && !p->buffer && !p->frozen ? "true" : "false", init, (long long)fan_in);
+    fprintf(out, "  {\"%s\", %d, {%lld, %lld, %lld, %lld}, %lld, %s, %s, %s, %lld, %s, %s},\n", n->name,
+            n->shape.rank, (long long)n->shape.d[0], (long long)n->shape.d[1], (long long)n->shape.d[2],
+            (long long)n->shape.d[3], (long long)offset[i], n->is_int ? "true" : "false",
+            n->op == OP_PARAM && !p->buffer && !p->frozen ? "true" : "false", init, (long long)fan_in,
+            n->op == OP_PARAM && head && p->owner == head ? "true" : "false", n->op == OP_STATE ? "true" : "false");
   }
   fputs("};\n", out);
 }
@@ -248,6 +262,45 @@ static void emit_schedule(FILE *out, const Experiment *x) {
   fputs("},\n", out);
 }
 
+// s as a C string literal.
+static void emit_c_string(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(out, "\\%c", c);
+    else if (c < 32 || c >= 127)
+      fprintf(out, "\\%03o", c);
+    else
+      fputc(c, out);
+  }
+  fputc('"', out);
+}
+
+// The experiment's `weights` file, as the trainer's default of --weights. A relative name is
+// resolved now, against the directory of the file that names it (the current directory for
+// --set), so that the trainer finds it from wherever it runs.
+static void emit_weights(FILE *out, const Experiment *x) {
+  const Value *w = experiment_setting(x, "weights");
+  if (!w || w->kind != V_STRING) {
+    fputs("    .weights = NULL,\n", out);
+    return;
+  }
+  const char *from = w->span.src && strcmp(w->span.src->path, "--set") ? w->span.src->path : "";
+  const char *slash = strrchr(from, '/');
+  char dir[PATH_MAX], resolved[PATH_MAX], path[2 * PATH_MAX];
+  if (slash)
+    snprintf(dir, sizeof dir, "%.*s", slash == from ? 1 : (int)(slash - from), from);
+  else
+    snprintf(dir, sizeof dir, ".");
+  bool relative = w->s[0] != '/' && realpath(dir, resolved);
+  if (relative)
+    snprintf(path, sizeof path, "%s/%s", resolved, w->s);
+  fputs("    .weights = ", out);
+  emit_c_string(out, relative ? path : w->s);
+  fputs(",\n", out);
+}
+
 static void emit_model(FILE *out, const TrainerSpec *t) {
   const Graph *tr = t->train, *ev = t->eval;
   const Experiment *x = t->x;
@@ -277,6 +330,7 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   if (t->bundle_path)
     fprintf(out, "    .bundle = tlc_bundle_data, .bundle_size = %zu,\n", t->bundle_size);
   emit_schedule(out, x);
+  emit_weights(out, x);
   fputs("};\n", out);
 }
 
@@ -295,7 +349,7 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
             "        \".incbin \\\"%s\\\"\\n.previous\\n\");\n"
             "extern const unsigned char tlc_bundle_data[];\n\n", t->bundle_path);
   emit_kernel_decls(out, t->program);
-  emit_params(out, t->train, p->train_offset);
+  emit_params(out, t->train, t->model, p->train_offset);
   emit_model(out, t);
   int launch = 0;
   emit_step(out, "train_step", "One training step: forward, loss, backward, optimizer updates.", t->train, t->train_kernels,

@@ -248,10 +248,10 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
   // The runtime's libraries are linked statically, a trainer needs only the C library on the
   // machine it is copied to: image decoders (libjpeg-turbo, libpng), matio with the HDF5 it
   // reads MAT v7.3 through (and HDF5's szip and libaec filters), zlib, the C++ runtime
-  // (checkpoints).
+  // (checkpoints), jansson (safetensors headers).
   const char *argv[] = {"cc", "-O2", "-std=gnu17", "-I" TLC_RUNTIME_INCLUDE, src, obj, TLC_RUNTIME_LIBRARY,
                         "-Wl,-Bstatic", "-lmatio", "-lhdf5_serial", "-lsz", "-laec", "-lpng16", "-ljpeg", "-lz",
-                        "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm", "-ldl",
+                        "-ljansson", "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm", "-ldl",
                         "-o", tmp, NULL};
   if (run_program(argv) != 0) {
     remove(tmp);

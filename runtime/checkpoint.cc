@@ -416,7 +416,70 @@ int load(const char *path, TlcCheckpointInfo *info, const TlcTensorRef *tensors,
   return 0;
 }
 
+// Copies one verified tensor into list->tensors[list->count] (counted only once whole).
+int copy_out(const char *path, const Tensor *ft, TlcTensorList *list, TlcError *err) {
+  int64_t dims = file_dims(ft);
+  if (dims > kMaxDims)
+    return tlc_fail(err, "%s: tensor '%s' has %" PRId64 " dimensions (at most %d)", path, ft->name()->c_str(),
+                    dims, kMaxDims);
+  TlcTensorRef &t = list->tensors[list->count];
+  t.dims = static_cast<int>(dims);
+  for (int d = 0; d < t.dims; d++) t.shape[d] = ft->shape()->Get(static_cast<fb::uoffset_t>(d));
+  size_t values = ft->data() ? ft->data()->size() : 0;
+  if (static_cast<int64_t>(values) != element_count(t.shape, static_cast<size_t>(t.dims)))
+    return tlc_fail(err, "%s: corrupt checkpoint (tensor '%s' holds %zu values, its shape %s needs another count)",
+                    path, ft->name()->c_str(), values, shape_string(t.shape, static_cast<size_t>(t.dims)).c_str());
+  t.name = strdup(ft->name()->c_str());
+  t.data = static_cast<float *>(malloc(values ? values * sizeof(float) : 1));
+  list->count++;  // counted before the check so that tlc_tensor_list_free releases both
+  if (!t.name || !t.data) return tlc_fail(err, "%s: out of memory", path);
+  copy_tensor(ft, t);
+  return 0;
+}
+
+int read_tensors(const char *path, TlcTensorList *list, TlcError *err) {
+  Bytes bytes;
+  size_t size = 0;
+  if (read_file(path, &bytes, &size, err) || verify(path, bytes.get(), size, err)) return -1;
+  const Checkpoint *ck = tlc::ckpt::GetCheckpoint(bytes.get());
+  size_t count = tensor_count(ck);
+  std::unordered_set<std::string_view> names;
+  list->tensors = static_cast<TlcTensorRef *>(calloc(count ? count : 1, sizeof(TlcTensorRef)));
+  if (!list->tensors) return tlc_fail(err, "%s: out of memory", path);
+  for (size_t j = 0; j < count; j++) {
+    const Tensor *ft = ck->tensors()->Get(static_cast<fb::uoffset_t>(j));
+    if (!names.emplace(ft->name()->c_str(), ft->name()->size()).second)
+      return tlc_fail(err, "%s: corrupt checkpoint (tensor '%s' appears twice)", path, ft->name()->c_str());
+    if (copy_out(path, ft, list, err)) return -1;
+  }
+  return 0;
+}
+
 }  // namespace
+
+extern "C" void tlc_tensor_list_free(TlcTensorList *list) {
+  for (int i = 0; list->tensors && i < list->count; i++) {
+    free(const_cast<char *>(list->tensors[i].name));
+    free(list->tensors[i].data);
+  }
+  free(list->tensors);
+  list->tensors = nullptr;
+  list->count = 0;
+}
+
+extern "C" int tlc_checkpoint_read_tensors(const char *path, TlcTensorList *out, TlcError *err) {
+  *out = TlcTensorList{};
+  int rc;
+  try {
+    rc = read_tensors(path, out, err);
+  } catch (const std::bad_alloc &) {
+    rc = tlc_fail(err, "%s: out of memory reading the checkpoint", path);
+  } catch (...) {
+    rc = tlc_fail(err, "%s: internal error reading the checkpoint", path);
+  }
+  if (rc) tlc_tensor_list_free(out);
+  return rc;
+}
 
 extern "C" uint64_t tlc_checkpoint_graph_hash(const TlcTensorRef *tensors, int n) {
   // A sum of per-tensor hashes, because tensors are matched by name: the order in which a

@@ -1,6 +1,6 @@
 // tlcrt.h: libtlcrt, the runtime every generated trainer links against. It holds what
-// is the same for every experiment: command-line flags, data sets, checkpoints, metrics,
-// the CPU thread pool and the random number generator. Nothing here interprets a graph.
+// is the same for every experiment: command-line flags, data sets, checkpoints, weights in
+// and out (safetensors, .npy), metrics, the CPU thread pool and the random number generator. Nothing here interprets a graph.
 //
 // Errors: functions return 0 on success and nonzero on failure, with a message in the
 // caller's TlcError (TVM's C runtime style). Only the generated main() exits.
@@ -316,6 +316,86 @@ int tlc_checkpoint_save(const char *path, const TlcCheckpointInfo *info,
 int tlc_checkpoint_load(const char *path, TlcCheckpointInfo *info_out,
                         const TlcTensorRef *tensors, int n, TlcError *err);
 
+// Every tensor of a checkpoint, whatever trainer wrote it (for --weights): names, shapes and
+// values in new memory, in the file's order, after the same verification as a load. Names
+// are unique and every tensor's values match its shape. Free with tlc_tensor_list_free.
+typedef struct TlcTensorList {
+  TlcTensorRef *tensors;
+  int count;
+} TlcTensorList;
+int tlc_checkpoint_read_tensors(const char *path, TlcTensorList *out, TlcError *err);
+void tlc_tensor_list_free(TlcTensorList *list);
+
+//
+// atomic_write.c: files written whole or not at all
+//
+typedef struct TlcBytes {
+  const void *data;
+  size_t size;
+} TlcBytes;
+
+// Writes parts[0..n) one after another to "path.tmp.<pid>", fsyncs it and renames it over
+// path. On failure the previous file at path, if any, is untouched and no temporary is left.
+int tlc_write_atomic(const char *path, const TlcBytes *parts, int n, TlcError *err);
+
+//
+// safetensors.c: the safetensors weight format (https://github.com/huggingface/safetensors)
+//
+typedef enum { TLC_DTYPE_F32, TLC_DTYPE_F16, TLC_DTYPE_BF16, TLC_DTYPE_F64, TLC_DTYPE_I64 } TlcDtype;
+
+int tlc_dtype_size(TlcDtype d);           // bytes per element
+const char *tlc_dtype_name(TlcDtype d);   // "F32", as the format spells it
+
+typedef struct TlcStTensor {
+  char *name;           // "layer1.0.conv1.weight"
+  TlcDtype dtype;
+  int dims;             // 0..4
+  int64_t shape[4];
+  int64_t count;        // elements: prod(shape)
+  int64_t begin, end;   // byte span in the data area; end - begin == count * dtype size
+} TlcStTensor;
+
+typedef struct TlcSafetensors {
+  const char *path;     // the caller's string, for messages
+  TlcStTensor *tensors; // in the header's order, metadata excluded
+  int count;
+  uint8_t *file;        // the whole file
+  int64_t size;
+  const uint8_t *data;  // the data area inside file
+  int64_t data_bytes;
+} TlcSafetensors;
+
+// Reads and checks the whole file (see safetensors.c for every check). On failure err names
+// the file and the tensor or field, and *f holds nothing to close.
+int tlc_safetensors_open(const char *path, TlcSafetensors *f, TlcError *err);
+void tlc_safetensors_close(TlcSafetensors *f);
+const TlcStTensor *tlc_safetensors_find(const TlcSafetensors *f, const char *name);   // NULL if absent
+// Copies t into dst: count floats (from F32, F16, BF16, F64) or, with as_int, count int64s
+// (from I64 only). A dtype of the other kind is an error naming the tensor.
+int tlc_safetensors_read(const TlcSafetensors *f, const TlcStTensor *t, void *dst, bool as_int, TlcError *err);
+// Whether the file at path starts as a safetensors file does (judged by content, not name).
+bool tlc_safetensors_sniff(const char *path);
+
+typedef struct TlcSafetensorsEntry {
+  const char *name;
+  int dims;
+  int64_t shape[4];
+  bool is_int;          // I64; else F32
+  const void *data;     // prod(shape) int64_t or float values
+} TlcSafetensorsEntry;
+
+int64_t tlc_safetensors_entry_bytes(const TlcSafetensorsEntry *e);
+// Writes tensors[0..n) in that order, with metadata ("key", "value", ..., NULL; may be NULL)
+// under "__metadata__", atomically (tlc_write_atomic). Names must be unique.
+int tlc_safetensors_save(const char *path, const TlcSafetensorsEntry *tensors, int n, const char *const *metadata,
+                         TlcError *err);
+
+//
+// npy.c: NumPy's .npy format, for arrays scripts read back (--logits)
+//
+// Writes a float32 C-order array of shape [rows, cols] (format version 1.0), atomically.
+int tlc_npy_save_f32(const char *path, const float *data, int64_t rows, int64_t cols, TlcError *err);
+
 //
 // bundle.cc: the GPU kernels embedded in a trainer, as FlatBuffers (schema: runtime/bundle.fbs)
 //
@@ -398,6 +478,8 @@ typedef struct TlcParamInfo {
   bool trainable;
   TlcInit init;         // UNIFORM_FAN_IN: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default
   int64_t fan_in;
+  bool head;            // a parameter of the layer that produces the logits (--weights may re-initialise it)
+  bool optim;           // optimizer state: checkpointed, never imported or exported
 } TlcParamInfo;
 
 typedef enum { TLC_SCHED_CONSTANT, TLC_SCHED_STEP, TLC_SCHED_MULTISTEP, TLC_SCHED_COSINE } TlcScheduleKind;
@@ -439,6 +521,7 @@ typedef struct TlcModel {
   int64_t state_bytes, io_offset, io_bytes;
   const unsigned char *bundle;   // the GPU kernels (bundle.fbs), or NULL: a CPU-only trainer
   size_t bundle_size;
+  const char *weights;       // the default of --weights (the experiment's `weights`); NULL: none
 } TlcModel;
 
 // One kernel of a step on both devices, for --check-gpu.
@@ -507,15 +590,22 @@ typedef struct TlcRun {
   TlcTensorRef *tensors;        // model->params as checkpoint tensors; int64 ones via float copies
   uint64_t graph_hash;          // tlc_checkpoint_graph_hash(tensors)
   int32_t *batch_labels;        // the labels of the batch in the arena (the step may reuse its input)
+  const char *weights;          // --weights; NULL: the model's default
+  const char *export_path;      // --export: safetensors written at the end
+  const char *logits_path;      // --logits: the test split's logits as .npy
+  float *test_logits;           // [ntest, classes] when logits_path is set
   TlcGpu *gpu;                  // the GPU the steps run on, or NULL (the CPU)
   bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
   bool checked_train, checked_eval;   // the first of each was reported in full
 } TlcRun;
 
-// Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit
-// --eval --threads --loader-threads --cache-mb, --help), loads and reports the data, starts
-// the loader (and writes OUT/samples.png), allocates and initialises (or resumes) the state. Returns nonzero after printing "error: ..." (run->status is then the exit status),
-// or after --help (status 0). --eval CKPT loads the checkpoint and returns 0 with
+// Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit --eval
+// --threads --loader-threads --cache-mb --weights --export --logits --check-gpu, --help),
+// loads and reports the data, starts the loader (and writes OUT/samples.png), allocates and
+// initialises the state, then loads --weights into it (or resumes), and opens the device.
+// Returns nonzero after printing "error: ..." (run->status is then the exit status), or
+// after --help (status 0).
+// --eval FILE loads FILE (a checkpoint, or weights in safetensors) and returns 0 with
 // first_epoch == epochs, so the loop goes straight to the test evaluation and
 // tlc_run_finish prints the result line.
 // A call that reports failure (tlc_run_start, tlc_train_batch_done, tlc_epoch_end) has
@@ -531,7 +621,9 @@ int tlc_train_batch_done(TlcRun *run);               // loss, accuracy; nonzero 
 bool tlc_eval_batch(TlcRun *run, TlcSplit split);
 void tlc_eval_batch_done(TlcRun *run);
 int tlc_epoch_end(TlcRun *run, int epoch);           // prints, logs, checkpoints
-int tlc_run_finish(TlcRun *run);                     // prints "result: ...", frees; returns the exit status
+// Writes --export and --logits, prints "result: ...", frees. Returns 0, or run->status
+// after printing "error: ..." when a file could not be written.
+int tlc_run_finish(TlcRun *run);
 
 #ifdef __cplusplus
 }

@@ -102,14 +102,23 @@ static int load_state(TlcRun *run, TlcError *err) {
   tlc_rng_seed(&run->rng, run->seed);
   trainer_init_params(run);
   const char *checkpoint = run->eval_checkpoint ? run->eval_checkpoint : run->resume;
-  if (checkpoint && trainer_load_checkpoint(run, checkpoint, err) != 0)
+  const char *weights = run->weights ? run->weights : run->model->weights;
+  if (weights && strcmp(weights, "none") == 0)
+    weights = NULL;
+  if (run->eval_checkpoint && tlc_safetensors_sniff(run->eval_checkpoint))
+    weights = run->eval_checkpoint, checkpoint = NULL;   // --eval of exported or imported weights
+  else if (checkpoint)
+    weights = NULL;   // the checkpoint holds the weights
+  if ((weights && trainer_load_weights(run, weights, err) != 0) ||
+      (checkpoint && trainer_load_checkpoint(run, checkpoint, err) != 0))
     return -1;
   run->first_epoch = run->epochs_done;
   run->last_good = run->resume;
   if (run->eval_checkpoint) {
     run->epochs = run->first_epoch;  // no epoch to train: the loop goes straight to the test split
-    printf("eval: %s: the state after epoch %d (step %lld)\n", checkpoint, run->epochs_done,
-           (long long)run->step);
+    if (checkpoint)
+      printf("eval: %s: the state after epoch %d (step %lld)\n", checkpoint, run->epochs_done,
+             (long long)run->step);
   } else if (run->resume && run->first_epoch >= run->epochs) {
     printf("resume: %s: the state after epoch %d (step %lld); --epochs is %d, nothing left to train\n",
            checkpoint, run->epochs_done, (long long)run->step, run->epochs);
@@ -131,7 +140,8 @@ static int start_run(TlcRun *run, TlcError *err) {
   int status = trainer_load_data(run, err);
   if (status != TRAINER_OK)
     return status;
-  return trainer_start_loader(run, err) == 0 && load_state(run, err) == 0 && trainer_open_device(run, err) == 0
+  return trainer_start_loader(run, err) == 0 && load_state(run, err) == 0 && trainer_prepare_outputs(run, err) == 0 &&
+                 trainer_open_device(run, err) == 0
              ? TRAINER_OK
              : TRAINER_FAILED;
 }
@@ -296,6 +306,14 @@ int tlc_run_finish(TlcRun *run) {
   int64_t skipped = run->loader ? tlc_loader_skipped(run->loader) : 0;
   if (skipped)
     printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n", (long long)skipped);
+  TlcError err;
+  if (trainer_write_outputs(run, &err) != 0) {
+    fflush(stdout);
+    fprintf(stderr, "error: %s\n", err.msg);
+    trainer_release(run);
+    run->status = TRAINER_FAILED;
+    return run->status;
+  }
   printf("result: test_acc=%.4f test_loss=%.4f best_val_acc=%.4f train_time_s=%.1f epochs=%d "
          "images_per_s=%.0f skipped_images=%lld\n", test_acc, test_loss, best_val, run->train_seconds,
          run->epochs_done, per_s, (long long)skipped);
@@ -317,6 +335,8 @@ void trainer_release(TlcRun *run) {
   free(run->out_owned);
   free(run->last_path);
   free(run->best_path);
+  free(run->test_logits);
+  run->test_logits = NULL;
   run->out_owned = run->last_path = run->best_path = NULL;
   run->out_dir = NULL;
   run->last_good = NULL;

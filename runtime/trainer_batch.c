@@ -172,4 +172,5 @@ void tlc_eval_batch_done(TlcRun *run) {
   add_batch(run, run->model->eval_loss, run->model->eval_logits, run->eval_real, &run->eval_loss,
             &run->eval_correct);
   run->eval_seen += (double)run->eval_real;
+  trainer_keep_logits(run);
 }

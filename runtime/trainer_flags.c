@@ -124,11 +124,32 @@ static int flag_cache_mb(TlcRun *run, const char *flag, const char *value, TlcEr
   return parse_int(flag, value, 0, INT64_MAX / (1 << 20), &run->cache_mb, err);
 }
 
+// A file the run writes or reads: an empty name is a usage error, not "cannot open ''".
+static int file_value(const char *flag, const char *value, const char **out, TlcError *err) {
+  if (!*value) {
+    tlc_fail(err, "%s expects a file name, got an empty string", flag);
+    return TRAINER_USAGE;
+  }
+  *out = value;
+  return TRAINER_OK;
+}
+
+static int flag_weights(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return file_value(flag, value, &run->weights, err);
+}
+
+static int flag_export(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return file_value(flag, value, &run->export_path, err);
+}
+
+static int flag_logits(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return file_value(flag, value, &run->logits_path, err);
+}
+
 // Part of the contract in DESIGN.md but not built yet: say so rather than "unknown flag".
 static int flag_not_yet(TlcRun *run, const char *flag, const char *value, TlcError *err) {
   (void)run, (void)value;
-  const char *what = strcmp(flag, "--predict") == 0 ? "prediction" : "weight import";
-  tlc_fail(err, "%s: %s is not available in this version of tlc yet", flag, what);
+  tlc_fail(err, "%s: prediction is not available in this version of tlc yet", flag);
   return TRAINER_FAILED;
 }
 
@@ -138,7 +159,8 @@ static const Flag FLAGS[] = {
     {"--out", true, flag_out},         {"--resume", true, flag_resume},
     {"--limit", true, flag_limit},     {"--eval", true, flag_eval},
     {"--threads", true, flag_threads}, {"--predict", false, flag_not_yet},
-    {"--weights", true, flag_not_yet}, {"--check-gpu", false, flag_check_gpu},
+    {"--weights", true, flag_weights}, {"--export", true, flag_export},
+    {"--logits", true, flag_logits}, {"--check-gpu", false, flag_check_gpu},
     {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
 };
 
@@ -154,14 +176,18 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --out DIR       metrics.jsonl, last.ckpt and best.ckpt go here (default runs/%s)\n"
          "  --resume CKPT   continue a run from a checkpoint\n"
          "  --limit N       use at most N training, N validation and N test images\n"
-         "  --eval CKPT     evaluate a checkpoint on the test split and exit\n"
+         "  --eval FILE     evaluate a checkpoint (or safetensors weights) on the test split and exit\n"
+         "  --weights FILE  start from these weights: safetensors or a tlc checkpoint (default %s;\n"
+         "                  'none': the seeded initialisation)\n"
+         "  --export FILE   write the final parameters and buffers as safetensors (torchvision names)\n"
+         "  --logits FILE   write the test split's logits as a float32 .npy [images, classes]\n"
          "  --threads N     CPU threads (default: one per core)\n"
          "  --loader-threads N  threads decoding and augmenting images (default: as --threads)\n"
          "  --cache-mb N    keep decoded image files in memory up to N MB (default %lld; 0: never)\n"
          "  --help          show this message\n\n"
          "The last line printed starts with \"result:\" and is meant for scripts.\n",
          argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->seed_default, m->name,
-         (long long)TRAINER_CACHE_MB);
+         m->weights ? m->weights : "none", (long long)TRAINER_CACHE_MB);
 }
 
 static const Flag *find_flag(const char *arg, size_t len) {
@@ -215,6 +241,13 @@ int trainer_parse_flags(TlcRun *run, int argc, char **argv, bool *help, TlcError
   }
   if (run->eval_checkpoint && run->resume) {
     tlc_fail(err, "--eval and --resume cannot be combined: --eval only evaluates a checkpoint");
+    return TRAINER_USAGE;
+  }
+  // A checkpoint to resume or evaluate holds the weights already; a default from the
+  // experiment gives way to it silently, an explicit --weights is a mistake.
+  if (run->weights && (run->eval_checkpoint || run->resume)) {
+    tlc_fail(err, "--weights and %s cannot be combined: the checkpoint holds the weights (--eval takes a "
+             "safetensors file too)", run->resume ? "--resume" : "--eval");
     return TRAINER_USAGE;
   }
   return TRAINER_OK;

@@ -7,6 +7,8 @@
 //   trainer_data.c   the data: loading, checks against the model, the report, the loader
 //   trainer_batch.c  batches from the loader, loss and accuracy sums
 //   trainer_device.c the device the steps run on, and the copies to and from a GPU
+//   trainer_weights.c  --weights: safetensors or checkpoint tensors into a fresh state
+//   trainer_outputs.c  --export and --logits, written when the run ends
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -51,6 +53,16 @@ int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is 
 // on a GPU error or a mismatch.
 int trainer_check_step(TlcRun *run, const TlcKernelCall *calls, int n, const char *what, bool verbose,
                        TlcError *err);
+
+// trainer_weights.c
+// Loads a safetensors file or a tlc checkpoint into the model's parameters and buffers,
+// all or nothing; a head whose class count differs keeps its initialisation (printed).
+int trainer_load_weights(TlcRun *run, const char *path, TlcError *err);
+
+// trainer_outputs.c
+int trainer_prepare_outputs(TlcRun *run, TlcError *err);  // checks directories, allocates
+void trainer_keep_logits(TlcRun *run);                     // after each test batch
+int trainer_write_outputs(TlcRun *run, TlcError *err);     // --export, --logits
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds

@@ -9,12 +9,13 @@ packages=(
   zlib1g-dev libjpeg62-turbo-dev libpng-dev   # the runtime's data loaders (IDX, JPEG, PNG)
   libmatio-dev libhdf5-dev libaec-dev         # Flowers102's .mat files (matio, linked statically with HDF5)
   libflatbuffers-dev flatbuffers-compiler     # checkpoints and the kernel bundle
+  libjansson-dev                   # safetensors headers (JSON); trainers link libjansson.a
   dataset-fashion-mnist            # the default data, under /usr/share/datasets/fashion-mnist
   python3                          # tests read flatc's JSON of checkpoints
   python3-pil python3-numpy        # the data tests write JPEG/PNG trees; the loader benchmark
   python3-scipy                    # the Flowers102 test writes real MAT v5 files (scipy.io.savemat)
-  python3-torch python3-torchvision  # the oracles: torchvision's transforms (tests/transforms) and
-                                   # DataLoader (the loader benchmark)
+  python3-torch python3-torchvision  # the oracles: torchvision's transforms (tests/transforms),
+                                   # DataLoader (the loader benchmark), weights and logits (tests/weights)
 )
 
 missing=()
