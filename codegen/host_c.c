@@ -234,6 +234,18 @@ static void emit_data(FILE *out, const Experiment *x) {
   fprintf(out, "    .data_format = \"%s\", .data_dir = ", format);
   emit_string(out, dir ? dir->s : !strcmp(format, "idx") ? "/usr/share/datasets/fashion-mnist" : "data");
   fprintf(out, ", .val_count = %lld, .val_split = %.9g,\n", (long long)val_count, val_split);
+  const Value *subset = experiment_setting(x, "subset");
+  if (!subset)
+    return;
+  const Value *classes = field(subset, 0, "classes"), *per_class = field(subset, 1, "per_class");
+  if (classes) {
+    fputs("    .subset_classes = (const int32_t[]){", out);
+    for (int i = 0; i < classes->n; i++)
+      fprintf(out, "%s%lld", i ? ", " : "", (long long)classes->items[i]->i);
+    fprintf(out, "}, .nsubset_classes = %d,\n", classes->n);
+  }
+  if (per_class)
+    fprintf(out, "    .per_class = %lld,\n", (long long)per_class->i);
 }
 
 static void emit_schedule(FILE *out, const Experiment *x) {

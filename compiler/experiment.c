@@ -13,7 +13,7 @@ typedef struct SettingSpec {
 // The known settings; Experiment.settings[] is indexed in this order.
 enum {
   S_MODEL, S_CLASSES, S_BATCH, S_EPOCHS, S_SEED, S_WEIGHTS, S_FREEZE, S_FROZEN_BN, S_DATA, S_TRAIN_TRANSFORM,
-  S_EVAL_TRANSFORM, S_OPTIMIZER, S_SCHEDULE, S_LR_MULT, S_DECAY_BN_BIAS, S_LABEL_SMOOTHING, S_COUNT
+  S_EVAL_TRANSFORM, S_OPTIMIZER, S_SCHEDULE, S_LR_MULT, S_DECAY_BN_BIAS, S_LABEL_SMOOTHING, S_SUBSET, S_COUNT
 };
 
 static const SettingSpec settings[S_COUNT] = {
@@ -33,6 +33,7 @@ static const SettingSpec settings[S_COUNT] = {
     [S_LR_MULT] = {"lr_mult", "a list of mult(\"layer\", factor)"},
     [S_DECAY_BN_BIAS] = {"decay_bn_bias", "true or false"},
     [S_LABEL_SMOOTHING] = {"label_smoothing", "a number in [0, 1)"},
+    [S_SUBSET] = {"subset", "subset(classes = [...], per_class = N)"},
 };
 _Static_assert(S_COUNT <= 32, "Experiment.settings has room for every setting");
 
@@ -79,6 +80,7 @@ static const RecordSpec records[] = {
     {S_SCHEDULE, "cosine", {{"eta_min", ARG_FLOAT, false, 0, 0}, {"warmup", ARG_INT, false, 0, BIG}}},
     {S_FREEZE, "before", {{"layer", ARG_STRING, true, 0, 0}}},
     {S_FREEZE, "through", {{"layer", ARG_STRING, true, 0, 0}}},
+    {S_SUBSET, "subset", {{"classes", ARG_NUMBERS, false, 0, 1000000}, {"per_class", ARG_INT, false, 1, BIG}}},
     {S_LR_MULT, "mult", {{"layer", ARG_STRING, true, 0, 0}, {"factor", ARG_FLOAT, true, 0, 1e6}}},
 };
 
@@ -194,6 +196,25 @@ static void check_freeze(Arena *a, const Value *v) {
   check_record(a, S_FREEZE, v);
 }
 
+// The classes of a subset are distinct whole numbers (class indices of the data set).
+static void check_subset(Arena *a, const Value *v) {
+  check_record(a, S_SUBSET, v);
+  const Value *classes = NULL;
+  for (int i = 0; i < v->nfields; i++)
+    if (!v->fields[i].name || !strcmp(v->fields[i].name, "classes"))
+      classes = classes ? classes : v->fields[i].value;
+  for (int i = 0; classes && i < classes->n; i++) {
+    const Value *c = classes->items[i];
+    if (c->kind != V_INT)
+      error_at(c->span, "subset's classes are class indices (whole numbers), found %s", value_str(a, c));
+    for (int j = 0; j < i; j++)
+      if (classes->items[j]->i == c->i)
+        error_at(c->span, "class %lld is listed twice in subset's classes", (long long)c->i);
+  }
+  if (classes && classes->n == 0)
+    error_at(classes->span, "subset's classes is empty");
+}
+
 static void check_setting(Ctx *c, Experiment *x, int k, Value *v) {
   Arena *a = c->arena;
   const char *name = settings[k].name;
@@ -225,6 +246,7 @@ static void check_setting(Ctx *c, Experiment *x, int k, Value *v) {
       error_at(v->span, "label_smoothing must be in [0, 1), found %g", ls);
     break;
   }
+  case S_SUBSET: check_subset(a, v); break;
   default: check_record(a, k, v); break;
   }
 }

@@ -89,6 +89,70 @@ static int load_idx(const TlcDataSpec *spec, TlcData *out, TlcError *err) {
   return tlc_dataset_split_tail(&out->train, spec->val_count, &out->val, err);
 }
 
+int tlc_dataset_subset(TlcDataset *d, const int32_t *classes, int32_t n, int64_t per_class, TlcError *err) {
+  int32_t limit = classes ? n : d->classes;
+  int64_t *seen = calloc((size_t)limit + 1, sizeof *seen);
+  if (!seen)
+    return tlc_fail(err, "out of memory selecting a subset of the data");
+  size_t image = (size_t)d->channels * d->height * d->width;
+  int64_t kept = 0;
+  for (int64_t i = 0; i < d->count; i++) {
+    int32_t label = d->labels[i];
+    if (classes) {
+      label = -1;
+      for (int32_t k = 0; k < n; k++)
+        label = classes[k] == d->labels[i] ? k : label;
+    }
+    bool keep = label >= 0 && label < limit && (per_class == 0 || seen[label] < per_class);
+    if (!keep) {
+      if (d->paths)
+        free(d->paths[i]);
+      continue;
+    }
+    seen[label]++;
+    d->labels[kept] = label;
+    if (d->pixels)
+      memmove(d->pixels + (size_t)kept * image, d->pixels + (size_t)i * image, image);
+    if (d->paths)
+      d->paths[kept] = d->paths[i];
+    kept++;
+  }
+  free(seen);
+  d->count = kept;
+  if (classes)
+    d->classes = n;
+  return 0;
+}
+
+// The subset the spec asks for, on every split; class names follow their classes.
+static int apply_subset(const TlcDataSpec *spec, TlcData *data, TlcError *err) {
+  if (!spec->classes && !spec->per_class)
+    return 0;
+  for (int32_t k = 0; spec->classes && k < spec->nclasses; k++)
+    if (spec->classes[k] < 0 || spec->classes[k] >= data->classes)
+      return tlc_fail(err, "%s: the experiment's subset names class %d, but the data set has classes 0 to %d",
+                      spec->dir, spec->classes[k], data->classes - 1);
+  TlcDataset *splits[] = {&data->train, &data->val, &data->test};
+  for (int s = 0; s < 3; s++)
+    if (tlc_dataset_subset(splits[s], spec->classes, spec->nclasses, s == 0 ? spec->per_class : 0, err))
+      return -1;
+  if (!spec->classes)
+    return 0;
+  if (data->class_names) {
+    char **names = calloc((size_t)spec->nclasses, sizeof *names);
+    if (!names)
+      return tlc_fail(err, "out of memory selecting a subset of the data");
+    for (int32_t k = 0; k < spec->nclasses; k++) {
+      names[k] = data->class_names[spec->classes[k]];
+      data->class_names[spec->classes[k]] = NULL;
+    }
+    tlc_strings_free(data->class_names, data->classes);
+    data->class_names = names;
+  }
+  data->classes = spec->nclasses;
+  return 0;
+}
+
 int tlc_data_load(const TlcDataSpec *spec, TlcData *out, TlcError *err) {
   memset(out, 0, sizeof *out);
   const char *format = spec->format ? spec->format : "";
@@ -104,6 +168,8 @@ int tlc_data_load(const TlcDataSpec *spec, TlcData *out, TlcError *err) {
   else
     rc = tlc_fail(err, "data format '%s' is not known to this runtime (it reads idx, image_folder, cifar10 and "
                   "flowers102)", format);
+  if (!rc)
+    rc = apply_subset(spec, out, err);
   if (rc)
     tlc_data_free(out);
   return rc;

@@ -161,11 +161,22 @@ typedef struct TlcDataSpec {
   int64_t val_count;    // idx: the last N training images; cifar10: the dev split (last N)
   double val_split;     // image_folder without a val/ folder: this fraction of each class
   bool need_train;      // false: only the test split is read (--eval)
+  // A subset, applied to every split after loading: only the classes listed (NULL: all),
+  // relabelled 0, 1, ... in the list's order; then at most per_class training images of
+  // each class (0: all), the first ones in the data set's order.
+  const int32_t *classes;
+  int32_t nclasses;
+  int64_t per_class;
 } TlcDataSpec;
 
 // Loads the splits spec names into *out (zeroed first). On failure nothing is held.
 int tlc_data_load(const TlcDataSpec *spec, TlcData *out, TlcError *err);
 void tlc_data_free(TlcData *d);
+// Keeps the samples whose label is listed in classes[0..n) (all when classes is NULL),
+// before any decoded cache exists,
+// relabelled by their position in the list, and of those at most per_class of each class
+// (0: no limit), in order.
+int tlc_dataset_subset(TlcDataset *d, const int32_t *classes, int32_t n, int64_t per_class, TlcError *err);
 // Moves the last n samples of from (in memory or files) into to (which must be empty).
 int tlc_dataset_split_tail(TlcDataset *from, int64_t n, TlcDataset *to, TlcError *err);
 // Copies a list of C strings (class names) into new memory; NULL when out of memory.
@@ -513,6 +524,9 @@ typedef struct TlcModel {
   const char *data_dir;      // the default of --data
   int32_t val_count;         // idx: the last N training images; cifar10: the dev split
   float val_split;           // image_folder without a val folder: the fraction held out
+  const int32_t *subset_classes;   // the experiment's subset (TlcDataSpec): NULL, all classes
+  int32_t nsubset_classes;
+  int64_t per_class;               // at most this many training images per class (0: all)
   const TlcTransform *train_transform, *eval_transform;   // in order; normalize last
   int ntrain_transform, neval_transform;
   TlcSchedule schedule;

@@ -76,6 +76,7 @@ static void print_report(const TlcRun *run) {
 int trainer_load_data(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
   TlcDataSpec spec = {.format = m->data_format, .dir = run->data_dir, .val_count = m->val_count,
+                      .classes = m->subset_classes, .nclasses = m->nsubset_classes, .per_class = m->per_class,
                       .val_split = m->val_split, .need_train = !run->eval_checkpoint};
   if (tlc_data_load(&spec, &run->data, err) != 0 || check_classes(run, err) != 0 ||
       check_labels(run, &run->data.train, "training", err) != 0 ||

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# transfer.sh TLC SCRATCH: the transfer study's pipeline at small size. Pretrain on five
+# Fashion-MNIST classes, then train the other five from 10 images each, starting from the
+# pretrained checkpoint with the feature extractor frozen: the head is re-initialised (and the
+# trainer says so), the subset is what the experiment names, and the result beats chance.
+set -u
+tlc=$1 dir=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+failed=0 passed=0
+check() {   # check NAME COMMAND...: the command must succeed
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
+}
+study=$root/examples/fashion_transfer
+
+check "build pretrain" "$tlc" "$study/pretrain.graph" --set epochs=1 -o pretrain
+check "pretrain" sh -c "./pretrain --limit 3000 --out pre > pre.txt"
+check "pretraining sees 5 classes" grep -q "^data: .* 10 classes\|classes: 5\|5 classes" pre.txt
+check "build transfer" "$tlc" "$study/transfer.graph" --set 'freeze=all_except(["classifier"])' --set epochs=15 -o fixed
+check "transfer from the checkpoint" sh -c "./fixed --weights pre/best.ckpt --out fixed_run > fixed.txt 2> fixed.err"
+cat fixed.txt
+check "50 training images of 5 classes" grep -q "train 50," fixed.txt
+check "the head is re-initialised" grep -q "classifier.3.weight \[10, 256\] in the file, \[5, 256\] here" fixed.txt fixed.err
+acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' fixed.txt)
+check "test accuracy $acc above 0.40 (chance 0.20)" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.40) }'
+
+# A subset naming a class the data set does not have: a clear error at start.
+check "build bad subset" "$tlc" "$study/transfer.graph" --set 'subset=subset(classes = [5, 12])' --set classes=2 -o bad
+./bad --out bad_run > bad.txt 2> bad.err
+check "bad subset refused" grep -q "the experiment's subset names class 12, but the data set has classes 0 to 9" bad.err
+
+echo "transfer: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
