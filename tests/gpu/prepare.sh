@@ -4,6 +4,7 @@
 # there; the trainers are self-contained and travel). Writes build/gpu/pack.tar.gz, to be
 # carried to the device:
 #   tests/gpu/prepare.sh && device run --carry build/gpu 'tests/gpu/run.sh'
+# run.sh runs the checks and then the benchmark (bench/gpu.sh) and writes both to $OUT.
 # The trainers' CPU kernels target x86-64-v3 (AVX2), which every H100/H200 host has.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,6 +22,21 @@ for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
 done
 # The Fashion-MNIST example as users build it, for accuracy against the CPU's.
 "$tlc" examples/fashion_cnn.graph --cpu=x86-64-v3 -o "$stage/fashion_cnn"
+
+# The benchmark's trainers (bench/gpu.sh): the examples on a synthetic photo folder, 10 classes.
+bench() {   # bench NAME EXAMPLE [--set ...]
+  local name=$1 example=$2; shift 2
+  echo "prepare: benchmark $name"
+  "$tlc" "examples/$example.graph" --set 'data=image_folder("data/bench")' --set classes=10 --set weights=none \
+    --set epochs=2 "$@" --cpu=x86-64-v3 -o "$stage/bench_$name"
+}
+bench resnet18_ft resnet18_ft --set batch=128
+bench resnet18_fixed resnet18_fixed --set batch=128
+bench mobilenet_v2_ft mobilenet_v2_ft --set batch=128
+bench effnet_b5_ft effnet_b5_ft --set batch=32
+bench cnn_bn cnn_bn_scratch --set batch=128
+mkdir -p "$stage/bench"
+cp bench/gpu.sh bench/gpu_torch.py "$stage/bench/"
 
 # Data: the real files, and a 512-image subset of each split for the quick checks.
 cp /usr/share/datasets/fashion-mnist/*.gz "$stage/data/full/"

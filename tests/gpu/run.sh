@@ -7,6 +7,7 @@
 #                       buffer a kernel writes must agree within 1e-4 of its largest value
 #   steps.txt           two epochs of cnn_bn on each device from the same seed: losses agree
 #   fashion_gpu.txt     the Fashion-MNIST example trained on the GPU, to the CPU's accuracy
+#   benchmark.md        images/s and peak memory against PyTorch eager and torch.compile
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
 set -u
@@ -59,6 +60,10 @@ status=$?
 acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' "$out/fashion_gpu.txt")
 awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
 verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
+
+# 4. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
+bench/gpu.sh > "$out/benchmark.md" 2> "$out/benchmark.err"
+cat "$out/benchmark.md"
 
 cat "$summary"
 ! grep -q '^FAIL' "$summary"
