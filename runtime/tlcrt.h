@@ -611,10 +611,12 @@ typedef struct TlcRun {
   TlcGpu *gpu;                  // the GPU the steps run on, or NULL (the CPU)
   bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
   bool checked_train, checked_eval;   // the first of each was reported in full
+  const char **predict_paths;   // --predict: the image files (argv's strings), in order
+  int64_t npredict;             // their count; 0: no prediction
 } TlcRun;
 
 // Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit --eval
-// --threads --loader-threads --cache-mb --weights --export --logits --check-gpu, --help),
+// --threads --loader-threads --cache-mb --weights --export --logits --check-gpu --predict, --help),
 // loads and reports the data, starts the loader (and writes OUT/samples.png), allocates and
 // initialises the state, then loads --weights into it (or resumes), and opens the device.
 // Returns nonzero after printing "error: ..." (run->status is then the exit status), or
@@ -622,6 +624,8 @@ typedef struct TlcRun {
 // --eval FILE loads FILE (a checkpoint, or weights in safetensors) and returns 0 with
 // first_epoch == epochs, so the loop goes straight to the test evaluation and
 // tlc_run_finish prints the result line.
+// --predict IMAGE... (with --eval or --weights) does the same with the images as the test
+// split, and tlc_run_finish prints one "predict:" line per image instead of the result line.
 // A call that reports failure (tlc_run_start, tlc_train_batch_done, tlc_epoch_end) has
 // already released the run: main only returns run->status.
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv);

@@ -114,6 +114,8 @@ static int load_state(TlcRun *run, TlcError *err) {
     return -1;
   run->first_epoch = run->epochs_done;
   run->last_good = run->resume;
+  if (run->npredict)
+    run->epochs = run->first_epoch;  // prediction trains nothing either
   if (run->eval_checkpoint) {
     run->epochs = run->first_epoch;  // no epoch to train: the loop goes straight to the test split
     if (checkpoint)
@@ -134,7 +136,7 @@ static int start_run(TlcRun *run, TlcError *err) {
     tlc_fail(err, "model '%s' sets no number of epochs: pass --epochs N", run->model->name);
     return TRAINER_USAGE;
   }
-  if (!run->eval_checkpoint && open_out(run, err) != 0)
+  if (!run->eval_checkpoint && !run->npredict && open_out(run, err) != 0)
     return TRAINER_FAILED;
   tlc_pool_init(run->threads);
   int status = trainer_load_data(run, err);
@@ -307,12 +309,17 @@ int tlc_run_finish(TlcRun *run) {
   if (skipped)
     printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n", (long long)skipped);
   TlcError err;
-  if (trainer_write_outputs(run, &err) != 0) {
+  if (trainer_write_outputs(run, &err) != 0 || (run->npredict && trainer_print_predictions(run, &err) != 0)) {
     fflush(stdout);
     fprintf(stderr, "error: %s\n", err.msg);
     trainer_release(run);
     run->status = TRAINER_FAILED;
     return run->status;
+  }
+  if (run->npredict) {  // the predictions replace the result line
+    trainer_release(run);
+    run->status = TRAINER_OK;
+    return 0;
   }
   printf("result: test_acc=%.4f test_loss=%.4f best_val_acc=%.4f train_time_s=%.1f epochs=%d "
          "images_per_s=%.0f skipped_images=%lld\n", test_acc, test_loss, best_val, run->train_seconds,
@@ -337,6 +344,9 @@ void trainer_release(TlcRun *run) {
   free(run->best_path);
   free(run->test_logits);
   run->test_logits = NULL;
+  free(run->predict_paths);
+  run->predict_paths = NULL;
+  run->npredict = 0;
   run->out_owned = run->last_path = run->best_path = NULL;
   run->out_dir = NULL;
   run->last_good = NULL;

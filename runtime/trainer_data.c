@@ -75,6 +75,8 @@ static void print_report(const TlcRun *run) {
 
 int trainer_load_data(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
+  if (run->npredict)
+    return trainer_predict_load(run, err) == 0 ? TRAINER_OK : TRAINER_FAILED;
   TlcDataSpec spec = {.format = m->data_format, .dir = run->data_dir, .val_count = m->val_count,
                       .classes = m->subset_classes, .nclasses = m->nsubset_classes, .per_class = m->per_class,
                       .val_split = m->val_split, .need_train = !run->eval_checkpoint};
@@ -160,7 +162,11 @@ int trainer_start_loader(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
   TlcLoaderConfig cfg = {.threads = run->loader_threads ? run->loader_threads : run->threads, .batch = m->batch,
                          .channels = m->channels, .height = m->height, .width = m->width, .seed = run->seed};
-  if (tlc_loader_create(&run->loader, &cfg, err) != 0 || fill_cache(run, err) != 0)
+  if (tlc_loader_create(&run->loader, &cfg, err) != 0)
+    return -1;
+  if (run->npredict)  // the images are decoded already; each is checked, not only the first
+    return trainer_predict_check(run, err);
+  if (fill_cache(run, err) != 0)
     return -1;
   if (!run->eval_checkpoint && run->ntrain < m->batch)
     return tlc_fail(err, "%s: %lld training images decode, fewer than one batch of %lld", run->data_dir,

@@ -1,10 +1,10 @@
 // trainer_flags.c: the trainer's command line.
 //
-// Contract: every flag is `--name VALUE` or `--name=VALUE`; the last of a repeated flag wins.
-// An unknown flag, a stray argument, a missing value or a bad value is a usage error
-// (exit status 2) whose message names the flag. A flag this build cannot honour
-// (--predict, --weights) is a plain failure (status 1) that says what to do
-// instead. Parsing only records options: nothing is opened or created here.
+// Contract: every flag is `--name VALUE` or `--name=VALUE`; the last of a repeated flag wins,
+// except --predict, which takes every following argument up to the next `--` flag and adds
+// to the images of an earlier --predict. An unknown flag, a stray argument, a missing value or
+// a bad value is a usage error (exit status 2) whose message names the flag. Parsing only
+// records options: nothing is opened or created here.
 #include "trainer_internal.h"
 
 #include <errno.h>
@@ -18,6 +18,7 @@ typedef struct Flag {
   const char *name;     // "--epochs"
   bool takes_value;
   FlagFn apply;
+  bool takes_list;      // also the following arguments that are not flags, each applied
 } Flag;
 
 // A base-10 integer in [min, max], the whole of value; else a usage error naming the flag.
@@ -146,11 +147,24 @@ static int flag_logits(TlcRun *run, const char *flag, const char *value, TlcErro
   return file_value(flag, value, &run->logits_path, err);
 }
 
-// Part of the contract in DESIGN.md but not built yet: say so rather than "unknown flag".
-static int flag_not_yet(TlcRun *run, const char *flag, const char *value, TlcError *err) {
-  (void)run, (void)value;
-  tlc_fail(err, "%s: prediction is not available in this version of tlc yet", flag);
-  return TRAINER_FAILED;
+// One image of --predict. "--predict --eval x" would otherwise predict a file named --eval.
+static int flag_predict(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  if (strncmp(value, "--", 2) == 0) {
+    tlc_fail(err, "%s needs at least one image file before the next flag, got '%s'", flag, value);
+    return TRAINER_USAGE;
+  }
+  const char *path;
+  int rc = file_value(flag, value, &path, err);
+  if (rc != TRAINER_OK)
+    return rc;
+  const char **grown = realloc(run->predict_paths, (size_t)(run->npredict + 1) * sizeof *grown);
+  if (!grown) {
+    tlc_fail(err, "out of memory");
+    return TRAINER_FAILED;
+  }
+  run->predict_paths = grown;
+  run->predict_paths[run->npredict++] = path;
+  return TRAINER_OK;
 }
 
 static const Flag FLAGS[] = {
@@ -158,7 +172,7 @@ static const Flag FLAGS[] = {
     {"--device", true, flag_device},   {"--seed", true, flag_seed},
     {"--out", true, flag_out},         {"--resume", true, flag_resume},
     {"--limit", true, flag_limit},     {"--eval", true, flag_eval},
-    {"--threads", true, flag_threads}, {"--predict", false, flag_not_yet},
+    {"--threads", true, flag_threads}, {"--predict", true, flag_predict, true},
     {"--weights", true, flag_weights}, {"--export", true, flag_export},
     {"--logits", true, flag_logits}, {"--check-gpu", false, flag_check_gpu},
     {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
@@ -181,6 +195,8 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "                  'none': the seeded initialisation)\n"
          "  --export FILE   write the final parameters and buffers as safetensors (torchvision names)\n"
          "  --logits FILE   write the test split's logits as a float32 .npy [images, classes]\n"
+         "  --predict IMAGE...  with --eval FILE or --weights FILE: the top classes of each JPEG or\n"
+         "                  PNG file, one line each, instead of training and testing\n"
          "  --threads N     CPU threads (default: one per core)\n"
          "  --loader-threads N  threads decoding and augmenting images (default: as --threads)\n"
          "  --cache-mb N    keep decoded image files in memory up to N MB (default %lld; 0: never)\n"
@@ -221,7 +237,26 @@ static int parse_one(TlcRun *run, int argc, char **argv, int *i, TlcError *err) 
     tlc_fail(err, "%s takes no value", f->name);
     return TRAINER_USAGE;
   }
-  return f->apply(run, f->name, value, err);
+  int rc = f->apply(run, f->name, value, err);
+  while (rc == TRAINER_OK && f->takes_list && *i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
+    rc = f->apply(run, f->name, argv[++*i], err);
+  return rc;
+}
+
+// --predict needs trained weights and does nothing else.
+static int check_predict(const TlcRun *run, TlcError *err) {
+  if (!run->npredict)
+    return TRAINER_OK;
+  if (!run->eval_checkpoint && !run->weights)
+    tlc_fail(err, "--predict needs trained weights: pass --eval CKPT (a checkpoint or safetensors file) or "
+             "--weights FILE");
+  else if (run->resume)
+    tlc_fail(err, "--predict and --resume cannot be combined: --predict does not train");
+  else if (run->weights && strcmp(run->weights, "none") == 0)
+    tlc_fail(err, "--predict with --weights none would predict with untrained weights");
+  else
+    return TRAINER_OK;
+  return TRAINER_USAGE;
 }
 
 int trainer_parse_flags(TlcRun *run, int argc, char **argv, bool *help, TlcError *err) {
@@ -250,5 +285,5 @@ int trainer_parse_flags(TlcRun *run, int argc, char **argv, bool *help, TlcError
              "safetensors file too)", run->resume ? "--resume" : "--eval");
     return TRAINER_USAGE;
   }
-  return TRAINER_OK;
+  return check_predict(run, err);
 }

@@ -9,6 +9,7 @@
 //   trainer_device.c the device the steps run on, and the copies to and from a GPU
 //   trainer_weights.c  --weights: safetensors or checkpoint tensors into a fresh state
 //   trainer_outputs.c  --export and --logits, written when the run ends
+//   trainer_predict.c  --predict: image files as the test split, one line of top classes each
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -63,6 +64,16 @@ int trainer_load_weights(TlcRun *run, const char *path, TlcError *err);
 int trainer_prepare_outputs(TlcRun *run, TlcError *err);  // checks directories, allocates
 void trainer_keep_logits(TlcRun *run);                     // after each test batch
 int trainer_write_outputs(TlcRun *run, TlcError *err);     // --export, --logits
+
+// trainer_predict.c
+// With --predict: the class names if the data set loads (else "class K"), the images decoded
+// into run->data.test (an error names a file that does not decode).
+int trainer_predict_load(TlcRun *run, TlcError *err);
+// After the loader exists: every image through the evaluation transforms once (a too-small
+// image is an error naming it).
+int trainer_predict_check(TlcRun *run, TlcError *err);
+// One "predict:" line per image from run->test_logits.
+int trainer_print_predictions(const TlcRun *run, TlcError *err);
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds

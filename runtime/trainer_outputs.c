@@ -24,10 +24,11 @@ static int check_dir(const char *flag, const char *path, TlcError *err) {
 int trainer_prepare_outputs(TlcRun *run, TlcError *err) {
   if (run->export_path && check_dir("--export", run->export_path, err) != 0)
     return -1;
-  if (!run->logits_path)
+  if (!run->logits_path && !run->npredict)
     return 0;
-  if (check_dir("--logits", run->logits_path, err) != 0)
+  if (run->logits_path && check_dir("--logits", run->logits_path, err) != 0)
     return -1;
+  // --predict reads its probabilities from the kept logits too.
   size_t n = (size_t)(run->ntest > 0 ? run->ntest : 1) * (size_t)run->model->classes;
   run->test_logits = calloc(n, sizeof *run->test_logits);
   return run->test_logits ? 0 : tlc_fail(err, "out of memory for the test logits (%zu floats)", n);

@@ -7,6 +7,8 @@ KIND is one of:
   folder_png OUT N   OUT/{train,val,test}/<class>/*.png, N training images per class
   folder_jpg OUT N   OUT/<class>/*.jpg (one folder, split by val_split), N per class
   png_kinds  OUT     OUT/{train,val}/<class>/*.png in every PNG colour type and depth
+  hymenoptera OUT N  OUT/{train,val}/{ants,bees}/*.jpg (the hymenoptera_data layout): RGB JPEGs
+                     of varied sizes, N training images per class (Sandal as ants, Bag as bees)
   cifar10    OUT N   OUT/data_batch_{1..5}.bin (N records each), test_batch.bin, batches.meta.txt
   flowers102 OUT N   OUT/jpg/image_%05d.jpg (N images), imagelabels.mat, setid.mat
 Each writes OUT/expected.json: for every split, the samples as (label, the source image's
@@ -113,6 +115,28 @@ def png_kinds(out):
     return exp
 
 
+def hymenoptera(out, n):
+    """Two classes of RGB photographs of varied sizes, as the real set has; no expected pixels
+    (JPEG is lossy), only the files in ImageFolder's order."""
+    train_i, train_l = fashion("train")
+    exp = {"classes": ["ants", "bees"]}
+    for split, count, skip in (("train", n, 0), ("val", max(n // 2, 2), n)):
+        names = []
+        for label, (cls, source) in enumerate((("ants", 5), ("bees", 8))):
+            d = f"{out}/{split}/{cls}"
+            os.makedirs(d, exist_ok=True)
+            for k, i in enumerate(np.nonzero(train_l == source)[0][skip:skip + count]):
+                g = train_i[i]
+                img = Image.fromarray(np.stack([g, g // 2 + 40, 255 - g], axis=-1))
+                img = img.resize((72 + (k % 3) * 12, 64 + (k % 2) * 16), Image.BILINEAR)
+                name = f"{cls}{k:04d}.jpg"
+                img.save(f"{d}/{name}", quality=90)
+                names.append({"label": label, "file": name})
+        exp[split] = names
+    exp["test"] = exp["val"]
+    return exp
+
+
 def cifar_record(label, img):
     """The published layout: a label byte, then the red, green and blue planes."""
     return bytes([label]) + img[:, :, 0].tobytes() + img[:, :, 1].tobytes() + img[:, :, 2].tobytes()
@@ -177,6 +201,7 @@ def main():
     kind, out = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     exp = {"folder_png": folder_png, "folder_jpg": folder_jpg, "cifar10": cifar10, "flowers102": flowers102,
+           "hymenoptera": hymenoptera,
            "png_kinds": lambda o, _: png_kinds(o)}[kind](out, n)
     with open(f"{out}/expected.json", "w") as f:
         json.dump(exp, f)

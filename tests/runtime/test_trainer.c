@@ -583,7 +583,10 @@ static void test_flags(void) {
   // This model has no bundle, as when tlc finds no NVRTC.
   CHECK(trainer("--device", "cuda", NULL) == 1 &&
         logged("error: --device cuda: this trainer has no GPU kernels (NVRTC was not available when tlc built it"));
-  CHECK(trainer("--predict", "x.png", NULL) == 1 && logged("--predict"));
+  CHECK(trainer("--predict", "x.png", NULL) == 2 && logged("--predict needs trained weights"));
+  CHECK(trainer("--predict", "--eval", "a.ckpt", NULL) == 2 && logged("--predict needs at least one image file"));
+  CHECK(trainer("--predict", "x.png", "--eval", "a.ckpt", "--resume", "b.ckpt", NULL) == 2 &&
+        logged("cannot be combined"));
   CHECK(trainer("--eval", "a.ckpt", "--resume", "b.ckpt", NULL) == 2 && logged("cannot be combined"));
   CHECK(trainer("--epochs", "0", "--help", NULL) == 0 && logged("usage: train") && logged("--resume CKPT"));
   char out[2200];
