@@ -18,6 +18,22 @@ static const char *function_of(const CudaProgram *program, int launch) {
   return program->functions[program->launches[launch].function]->name;
 }
 
+// The arena offsets of node i's kernel buffers: its inputs, then its output unless it
+// updates its inputs in place. Returns how many.
+static int buffer_offsets(const Node *n, int i, const int64_t *offset, int64_t out[8]) {
+  int nbufs = 0;
+  for (int j = 0; j < n->nin; j++)
+    out[nbufs++] = offset[n->in[j]->id];
+  if (!n->writes_inputs)
+    out[nbufs++] = offset[i];
+  return nbufs;
+}
+
+static void emit_offsets(FILE *out, const char *prefix, const int64_t *offsets, int nbufs) {
+  for (int b = 0; b < nbufs; b++)
+    fprintf(out, "%s%s%lld", b ? ", " : "", prefix, (long long)offsets[b]);
+}
+
 // One kernel call per node, each under the line that says what it computes. *launch counts
 // kernels across both steps, as the program lists them.
 static void emit_step(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
@@ -27,38 +43,33 @@ static void emit_step(FILE *out, const char *name, const char *what, const Graph
     const Kernel *k = kernels[i];
     if (!k)
       continue;
-    const Node *n = g->nodes[i];
+    int64_t offsets[8];
+    int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     fprintf(out, "  // %s\n  tlc_parallel_for(%lld, %s, (void *[]){", k->comment, (long long)kir_parallel_extent(k),
             function_of(program, (*launch)++));
-    for (int j = 0; j < n->nin; j++)
-      fprintf(out, "%sA + %lld", j ? ", " : "", (long long)offset[n->in[j]->id]);
-    if (!n->writes_inputs)
-      fprintf(out, ", A + %lld", (long long)offset[i]);
+    emit_offsets(out, "A + ", offsets, nbufs);
     fputs("});\n", out);
   }
   fputs("}\n", out);
 }
 
 // The same step on the GPU: launches of the bundle's functions in the same order, on the
-// same offsets of the device arena. *launch counts launches across both steps, as the
-// bundle lists them.
+// same offsets of the device arena.
 static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
-                          const CudaProgram *cuda, int *launch) {
+                          const CudaProgram *program, int *launch) {
   fprintf(out, "\nstatic void %s(TlcGpu *G) {\n", name);
   for (int i = 0; i < g->n; i++) {
     const Kernel *k = kernels[i];
     if (!k)
       continue;
-    const Node *n = g->nodes[i];
-    const CudaLaunch *l = &cuda->launches[(*launch)++];
+    int64_t offsets[8];
+    int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
+    const CudaLaunch *l = &program->launches[*launch];
     fprintf(out, "  tlc_gpu_launch(G, %d, %lld, (const int64_t[]){", l->function, (long long)l->grid);
-    int nbufs = 0;
-    for (int j = 0; j < n->nin; j++, nbufs++)
-      fprintf(out, "%s%lld", j ? ", " : "", (long long)offset[n->in[j]->id]);
-    if (!n->writes_inputs)
-      fprintf(out, ", %lld", (long long)offset[i]), nbufs++;
-    fprintf(out, "}, %d);   // %s%s%s\n", nbufs, k->name, l->kernel == cuda->functions[l->function] ? "" : " as ",
-            l->kernel == cuda->functions[l->function] ? "" : cuda->functions[l->function]->name);
+    emit_offsets(out, "", offsets, nbufs);
+    const char *function = function_of(program, (*launch)++);
+    bool shared = strcmp(function, k->name) != 0;
+    fprintf(out, "}, %d);   // %s%s%s\n", nbufs, k->name, shared ? " as " : "", shared ? function : "");
   }
   fputs("}\n", out);
 }
@@ -66,31 +77,25 @@ static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **
 // The steps as tables of kernel calls, for `--check-gpu`: each kernel runs on both devices
 // from the same inputs and the buffers it writes are compared.
 static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
-                       const CudaProgram *cuda, int *launch) {
+                       const CudaProgram *program, int *launch) {
   fprintf(out, "\nstatic const TlcKernelCall %s[] = {\n", name);
   for (int i = 0; i < g->n; i++) {
     const Kernel *k = kernels[i];
     if (!k)
       continue;
-    const Node *n = g->nodes[i];
-    const CudaLaunch *l = &cuda->launches[(*launch)++];
     int64_t offsets[8];
-    int nbufs = 0;
-    for (int j = 0; j < n->nin; j++)
-      offsets[nbufs++] = offset[n->in[j]->id];
-    if (!n->writes_inputs)
-      offsets[nbufs++] = offset[i];
-    unsigned written = 0, is_int = 0;
-    fprintf(out, "  {\"%s\", %s, %lld, %d, %lld, %d, {", k->name, cuda->functions[l->function]->name,
+    int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
+    const CudaLaunch *l = &program->launches[*launch];
+    fprintf(out, "  {\"%s\", %s, %lld, %d, %lld, %d, {", k->name, function_of(program, (*launch)++),
             (long long)kir_parallel_extent(k), l->function, (long long)l->grid, nbufs);
+    emit_offsets(out, "", offsets, nbufs);
+    unsigned written = 0, is_int = 0;
+    fputs("}, {", out);
     for (int b = 0; b < nbufs; b++) {
-      fprintf(out, "%s%lld", b ? ", " : "", (long long)offsets[b]);
+      fprintf(out, "%s%lld", b ? ", " : "", (long long)(k->bufs[b].elems * (k->bufs[b].type == KT_I64 ? 8 : 4)));
       written |= (unsigned)k->bufs[b].written << b;
       is_int |= (unsigned)(k->bufs[b].type == KT_I64) << b;
     }
-    fputs("}, {", out);
-    for (int b = 0; b < nbufs; b++)
-      fprintf(out, "%s%lld", b ? ", " : "", (long long)(k->bufs[b].elems * (k->bufs[b].type == KT_I64 ? 8 : 4)));
     fprintf(out, "}, 0x%x, 0x%x},\n", written, is_int);
   }
   fputs("};\n", out);

@@ -7,20 +7,9 @@
 set -u
 tlc=$1 dir=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/check.sh"
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
 export TLC_CACHE_DIR=$dir/cache
-failed=0 passed=0
-check() {   # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
-fails_with() {   # fails_with NAME STATUS TEXT COMMAND...: that exit status and TEXT on stderr
-  local name=$1 status=$2 text=$3; shift 3
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  if [ $rc -eq "$status" ] && grep -qF -- "$text" err.txt; then passed=$((passed + 1));
-  else failed=$((failed + 1)); echo "FAIL: $name (status $rc)"; cat err.txt; fi
-}
 
 graph=$root/examples/fashion_cnn.graph
 "$tlc" "$graph" --set batch=16 --set epochs=1 -o train 2> build.txt || { cat build.txt; exit 1; }
@@ -79,5 +68,4 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
 fi
 fails_with "bad --device" 2 "--device expects cpu, cuda or auto" ./train --device tpu
 
-echo "bundle: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_report bundle

@@ -10,12 +10,8 @@
 set -u
 tlc=$1 dir=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/check.sh"
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-failed=0 passed=0
-check() {   # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
 py=/usr/bin/python3
 mkdir -p data weights
 $py "$root/tests/data/make_data.py" hymenoptera data/hymenoptera_data 16 &&
@@ -65,5 +61,4 @@ for name, k, prob in top:
     assert name == names[int(k)] and abs(float(prob) - p[int(k)]) < 2e-6, (name, k, prob, p)
 "
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+check_report examples

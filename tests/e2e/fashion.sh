@@ -5,19 +5,8 @@
 set -u
 tlc=$1 dir=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/check.sh"
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-failed=0 passed=0
-check() {   # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
-fails_with() {   # fails_with NAME TEXT COMMAND...: exit status 1 and TEXT on stderr
-  local name=$1 text=$2; shift 2
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  if [ $rc -eq 1 ] && grep -qF -- "$text" err.txt; then passed=$((passed + 1));
-  else failed=$((failed + 1)); echo "FAIL: $name (status $rc)"; cat err.txt; fi
-}
 
 example=$root/examples/fashion_cnn.graph
 check "build" "$tlc" "$example" --set batch=32 --set epochs=2 -o train
@@ -43,11 +32,10 @@ check "same result line" test "$(grep '^result' resumed.txt | cut -d' ' -f2-3)" 
 check "--eval" sh -c "./train --limit 1536 --eval run/last.ckpt | grep -q '^result: test_acc=$acc'"
 
 # Bad input.
-fails_with "checkpoint of another graph" "classifier.0.weight" ./other --limit 64 --resume run/last.ckpt --out o2
+fails_with "checkpoint of another graph" 1 "classifier.0.weight" ./other --limit 64 --resume run/last.ckpt --out o2
 head -c 1000 run/last.ckpt > cut.ckpt
-fails_with "checkpoint cut short" "cut.ckpt" ./train --limit 64 --resume cut.ckpt --out o3
-fails_with "missing data" "/nonexistent" ./train --data /nonexistent --out o4
+fails_with "checkpoint cut short" 1 "cut.ckpt" ./train --limit 64 --resume cut.ckpt --out o3
+fails_with "missing data" 1 "/nonexistent" ./train --data /nonexistent --out o4
 touch afile
-fails_with "unwritable --out" "afile" ./train --limit 64 --out afile/run
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+fails_with "unwritable --out" 1 "afile" ./train --limit 64 --out afile/run
+check_report fashion

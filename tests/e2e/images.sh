@@ -8,19 +8,8 @@
 set -u
 tlc=$1 dir=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/check.sh"
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-failed=0 passed=0
-check() {   # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
-fails_with() {   # fails_with NAME TEXT COMMAND...: exit status 1 and TEXT on stderr
-  local name=$1 text=$2; shift 2
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  if [ $rc -eq 1 ] && grep -qF -- "$text" err.txt; then passed=$((passed + 1));
-  else failed=$((failed + 1)); echo "FAIL: $name (status $rc)"; cat err.txt; fi
-}
 self_contained() {
   local extra
   extra=$(ldd "$1" | grep -v -E 'linux-vdso|libc\.so|libm\.so|ld-linux' || true)
@@ -91,7 +80,7 @@ check "cached: summary line" grep -qF "data: 2 image files could not be decoded 
 # An image smaller than the crop: an error naming the file and both sizes.
 cp -r png small
 $py -c "from PIL import Image; Image.new('L', (20, 20), 128).save('small/train/Bag/aaa_small.png')"
-fails_with "image smaller than the crop" "small/train/Bag/aaa_small.png: random_crop: the image is 20x20 (24x24 with padding 2), smaller than the 28x28 crop" ./train --data small --epochs 1 --out s
+fails_with "image smaller than the crop" 1 "small/train/Bag/aaa_small.png: random_crop: the image is 20x20 (24x24 with padding 2), smaller than the 28x28 crop" ./train --data small --epochs 1 --out s
 
 # CIFAR-10: 5 x 16 records, the last 20 as the dev split, 3x32x32.
 cat > cifar.graph <<'G'
@@ -133,7 +122,6 @@ check "Flowers102 report" grep -qF "data: flowers (flowers102): train 8, val 8, 
 check "Flowers102 class names" grep -qF "data: classes: 0 pink primrose, 1 hard-leaved pocket orchid," flowers.txt
 check "Flowers102 samples drawn" test -s flowers_run/samples.png
 cp -r png nine && rm -r nine/*/Trouser
-fails_with "a data set with other classes than the model" "nine has 9 classes (Ankle boot, ...), but model 'cnn_bn' has 10 outputs" ./train --data nine --out x
+fails_with "a data set with other classes than the model" 1 "nine has 9 classes (Ankle boot, ...), but model 'cnn_bn' has 10 outputs" ./train --data nine --out x
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+check_report images

@@ -9,19 +9,8 @@
 set -u
 tlc=$1 dir=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/check.sh"
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-failed=0 passed=0
-check() {   # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
-fails_with() {   # fails_with NAME STATUS TEXT COMMAND...: that exit status and TEXT on stderr
-  local name=$1 want=$2 text=$3; shift 3
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  if [ $rc -eq "$want" ] && grep -qF -- "$text" err.txt; then passed=$((passed + 1));
-  else failed=$((failed + 1)); echo "FAIL: $name (status $rc)"; cat err.txt; fi
-}
 py=/usr/bin/python3
 $py "$root/tests/data/make_data.py" folder_png png 100 || exit 1
 
@@ -109,5 +98,4 @@ fails_with "too small" 1 "small.png: " ./train --eval run/best.ckpt --predict "$
 fails_with "no weights" 2 "--predict needs trained weights" ./train --predict "$first"
 fails_with "no image" 2 "--predict needs at least one image file" ./train --predict --eval run/best.ckpt
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+check_report predict

@@ -6,12 +6,8 @@
 set -u
 tlc=$1 dir=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tests/check.sh"
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-failed=0 passed=0
-check() {   # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
 study=$root/examples/fashion_transfer
 
 check "build pretrain" "$tlc" "$study/pretrain.graph" --set epochs=1 -o pretrain
@@ -30,5 +26,4 @@ check "build bad subset" "$tlc" "$study/transfer.graph" --set 'subset=subset(cla
 ./bad --out bad_run > bad.txt 2> bad.err
 check "bad subset refused" grep -q "the experiment's subset names class 12, but the data set has classes 0 to 9" bad.err
 
-echo "transfer: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_report transfer

@@ -1,0 +1,21 @@
+# check.sh: the assertions of the shell tests (sourced), the shell's tests/runtime/check.h.
+# Each records a failure with its name and goes on, so one run reports every broken case.
+failed=0 passed=0
+
+check() {   # check NAME COMMAND...: the command must succeed
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
+}
+
+fails_with() {   # fails_with NAME STATUS TEXT COMMAND...: that exit status and TEXT on stderr
+  local name=$1 want=$2 text=$3; shift 3
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  if [ $rc -eq "$want" ] && grep -qF -- "$text" err.txt; then passed=$((passed + 1));
+  else failed=$((failed + 1)); echo "FAIL: $name (status $rc)"; cat err.txt; fi
+}
+
+check_report() {   # check_report NAME: the closing line, and the script's exit status
+  echo "$1: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
