@@ -34,15 +34,19 @@ static void emit_offsets(FILE *out, const char *prefix, const int64_t *offsets, 
     fprintf(out, "%s%s%lld", b ? ", " : "", prefix, (long long)offsets[b]);
 }
 
-// One kernel call per node, each under the line that says what it computes. *launch counts
-// kernels across both steps, as the program lists them.
-static void emit_step(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
-                      const int64_t *offset, const CudaProgram *program, int *launch) {
+// One kernel call per node of [lo, hi), each under the line that says what it computes.
+// *launch counts kernels across both steps, as the program lists them.
+static void emit_steps(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
+                       const int64_t *offset, const CudaProgram *program, int *launch, int lo, int hi) {
   fprintf(out, "\n// %s\nstatic void %s(char *A) {\n", what, name);
   for (int i = 0; i < g->n; i++) {
     const Kernel *k = kernels[i];
     if (!k)
       continue;
+    if (i < lo || i >= hi) {
+      ++*launch;
+      continue;
+    }
     int64_t offsets[8];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     fprintf(out, "  // %s\n  tlc_parallel_for(%lld, %s, (void *[]){", k->comment, (long long)kir_parallel_extent(k),
@@ -51,6 +55,24 @@ static void emit_step(FILE *out, const char *name, const char *what, const Graph
     fputs("});\n", out);
   }
   fputs("}\n", out);
+}
+
+static void emit_step(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
+                      const int64_t *offset, const CudaProgram *program, int *launch) {
+  emit_steps(out, name, what, g, kernels, offset, program, launch, 0, g->n);
+}
+
+// With a feature cache: the training step cut at the boundary, the frozen prefix (run once
+// per training image) and the rest (run every step, from the cached boundary).
+static void emit_cached_steps(FILE *out, const TrainerSpec *t) {
+  int launch = 0, b = t->feature_node;
+  const Node *boundary = t->train->nodes[b];
+  emit_steps(out, "train_features", arena_printf(t->train->arena, "The frozen prefix up to %s, once per image.",
+             boundary->name && *boundary->name ? boundary->name : "its output"), t->train, t->train_kernels,
+             t->plan->train_offset, t->program, &launch, 0, b + 1);
+  launch = 0;
+  emit_steps(out, "train_head", "The training step from the cached features on.", t->train, t->train_kernels,
+             t->plan->train_offset, t->program, &launch, b + 1, t->train->n);
 }
 
 // The same step on the GPU: launches of the bundle's functions in the same order, on the
@@ -346,6 +368,12 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
           (long long)p->state_bytes, (long long)p->io_bytes);
   if (t->bundle_path)
     fprintf(out, "    .bundle = tlc_bundle_data, .bundle_size = %zu,\n", t->bundle_size);
+  if (t->feature_node >= 0) {
+    const Node *f = t->train->nodes[t->feature_node];
+    fprintf(out, "    .features = %lld, .feature_floats = %lld,\n", (long long)p->train_offset[f->id],
+            (long long)(shape_elems(f->shape) / t->train->batch));
+    fputs("    .train_features = train_features, .train_head = train_head,\n", out);
+  }
   emit_schedule(out, x);
   emit_weights(out, x);
   fputs("};\n", out);
@@ -367,6 +395,8 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
             "extern const unsigned char tlc_bundle_data[];\n\n", t->bundle_path);
   emit_kernel_decls(out, t->program);
   emit_params(out, t->train, t->model, p->train_offset);
+  if (t->feature_node >= 0)
+    fputs("static void train_features(char *A);\nstatic void train_head(char *A);\n", out);
   emit_model(out, t);
   int launch = 0;
   emit_step(out, "train_step", "One training step: forward, loss, backward, optimizer updates.", t->train, t->train_kernels,
@@ -379,9 +409,11 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
   launch = 0;
   emit_calls(out, "train_calls", t->train, t->train_kernels, p->train_offset, t->program, &launch);
   emit_calls(out, "eval_calls", t->eval, t->eval_kernels, p->eval_offset, t->program, &launch);
-  const char *gpu_steps = "train_step_gpu, eval_step_gpu,\n    train_calls, sizeof train_calls / sizeof *train_calls, eval_calls, "
-                          "sizeof eval_calls / sizeof *eval_calls";
-  fprintf(out, "\nstatic const TlcSteps steps = {train_step, eval_step, %s};\n", gpu_steps);
+  if (t->feature_node >= 0)
+    emit_cached_steps(out, t);
+  fputs("\nstatic const TlcSteps steps = {train_step, eval_step, train_step_gpu, eval_step_gpu,\n"
+        "    train_calls, sizeof train_calls / sizeof *train_calls, eval_calls, sizeof eval_calls / sizeof *eval_calls};\n",
+        out);
   fputs("\nint main(int argc, char **argv) {\n"
         "  TlcRun run;\n"
         "  if (tlc_run_start(&run, &model, argc, argv))\n"

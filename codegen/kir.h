@@ -202,6 +202,7 @@ typedef struct TrainerSpec {
   // The distinct kernels: the CPU object file and the GPU bundle hold each once, and steps
   // call the one their kernel is identical to.
   const CudaProgram *program;
+  int feature_node;          // feature_boundary() of the training step, or -1
   const char *bundle_path;   // the compiled bundle to embed (tlc -o), or NULL
   size_t bundle_size;
 } TrainerSpec;

@@ -164,6 +164,7 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   int n;
   Kernel **kernels = all_kernels(a, &t, &n);
   t.program = cuda_program(a, kernels, n);
+  t.feature_node = feature_boundary(a, t.train, x);
   return t;
 }
 
@@ -348,8 +349,17 @@ int main(int argc, char **argv) {
   } else if (o.emit) {
     print_params(buf, g);
   }
-  if (o.stats)
-    print_stats(buf, g, plan_memory(a, train_build(a, g, x, true), train_build(a, g, x, false)));
+  if (o.stats) {
+    Graph *train = train_build(a, g, x, true);
+    print_stats(buf, g, plan_memory(a, train, train_build(a, g, x, false)));
+    int boundary = feature_boundary(a, train, x);
+    if (boundary >= 0)
+      fprintf(buf, "feature cache      the frozen prefix up to %s '%s' runs once per training image (%lld floats each)\n",
+              op_info[train->nodes[boundary]->op].name, train->nodes[boundary]->name,
+              (long long)(shape_elems(train->nodes[boundary]->shape) / train->batch));
+    else
+      fputs("feature cache      none (a random transform, a trainable layer or dropout at the input side)\n", buf);
+  }
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
     TrainerSpec t = trainer_spec(a, o.input, g, x);

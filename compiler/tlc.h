@@ -509,6 +509,15 @@ void print_params(FILE *out, const Graph *g);
 void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
 
 //
+// features.c: training from cached features of a frozen, deterministic prefix
+//
+// The id of the training-step node whose value is the same for an image at every step
+// and from which everything trainable is computed, or -1: the images' transforms draw
+// nothing at random and every kernel up to that node is frozen and per-image (no dropout,
+// no batch statistics). Its kernels, and those before it, form the prefix.
+int feature_boundary(Arena *a, const Graph *train, const Experiment *x);
+
+//
 // inspect.c: `tlc inspect TRAINER [KERNEL] [--ptx]` (argv after "inspect"); needs libtlcrt
 //
 int inspect_main(int argc, char **argv);

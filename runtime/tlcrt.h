@@ -536,6 +536,11 @@ typedef struct TlcModel {
   const unsigned char *bundle;   // the GPU kernels (bundle.fbs), or NULL: a CPU-only trainer
   size_t bundle_size;
   const char *weights;       // the default of --weights (the experiment's `weights`); NULL: none
+  // The feature cache: the byte offset of the tensor the training step can start from and
+  // its floats per image (0: none), and the training step cut there in two: the frozen
+  // prefix (run once per training image) and the rest (run every step from the cache).
+  int64_t features, feature_floats;
+  void (*train_features)(char *arena), (*train_head)(char *arena);
 } TlcModel;
 
 // One kernel of a step on both devices, for --check-gpu.
@@ -609,6 +614,9 @@ typedef struct TlcRun {
   const char *logits_path;      // --logits: the test split's logits as .npy
   float *test_logits;           // [ntest, classes] when logits_path is set
   TlcGpu *gpu;                  // the GPU the steps run on, or NULL (the CPU)
+  bool no_feature_cache;        // --no-feature-cache
+  bool use_features;            // training steps start from cached features (TlcModel.features)
+  float *features;              // [ntrain, feature_floats] once computed, else NULL
   bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
   bool checked_train, checked_eval;   // the first of each was reported in full
   const char **predict_paths;   // --predict: the image files (argv's strings), in order

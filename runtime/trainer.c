@@ -142,10 +142,14 @@ static int start_run(TlcRun *run, TlcError *err) {
   int status = trainer_load_data(run, err);
   if (status != TRAINER_OK)
     return status;
-  return trainer_start_loader(run, err) == 0 && load_state(run, err) == 0 && trainer_prepare_outputs(run, err) == 0 &&
-                 trainer_open_device(run, err) == 0
-             ? TRAINER_OK
-             : TRAINER_FAILED;
+  if (trainer_start_loader(run, err) != 0 || load_state(run, err) != 0 || trainer_prepare_outputs(run, err) != 0 ||
+      trainer_open_device(run, err) != 0)
+    return TRAINER_FAILED;
+  run->use_features = trainer_wants_features(run);
+  if (run->use_features)
+    printf("features: the frozen prefix runs once per training image; steps start from its output (%lld floats "
+           "per image)\n", (long long)run->model->feature_floats);
+  return TRAINER_OK;
 }
 
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
@@ -199,6 +203,7 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
   for (int64_t i = 0; i < run->ntrain; i++)
     run->order[i] = (int32_t)i;
   tlc_rng_shuffle(&run->rng, run->order, run->ntrain);
+  run->epoch_start = trainer_now();   // the feature cache, when the first pass computes it, is training time
   trainer_begin_training_pass(run);
   run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs);
   memcpy(run->arena + m->lr, &run->lr_factor, sizeof run->lr_factor);
@@ -207,7 +212,6 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
   run->eval_loss = run->eval_correct = run->eval_seen = 0;
   run->eval_active = false;
   run->epoch_seconds = 0;
-  run->epoch_start = trainer_now();
 }
 
 typedef struct EpochStats {
@@ -339,6 +343,8 @@ void trainer_release(TlcRun *run) {
   trainer_free_batches(run);
   tlc_gpu_close(run->gpu);
   run->gpu = NULL;
+  free(run->features);
+  run->features = NULL;
   free(run->out_owned);
   free(run->last_path);
   free(run->best_path);

@@ -59,6 +59,11 @@ static bool next_batch(TlcRun *run) {
 
 void trainer_begin_training_pass(TlcRun *run) {
   const TlcModel *m = run->model;
+  if (run->use_features) {   // batches come from the cache, computed at the first epoch
+    if (!run->features && trainer_compute_features(run, &run->fail_err) != 0)
+      run->failed = true;
+    return;
+  }
   int64_t whole = run->ntrain / m->batch * m->batch;
   tlc_loader_begin(run->loader, &run->data.train, run->order, whole, m->train_transform, m->ntrain_transform,
                    run->epoch);
@@ -72,8 +77,12 @@ bool tlc_train_batch(TlcRun *run) {
     run->epoch_seconds = trainer_now() - run->epoch_start;
     return false;
   }
-  if (!next_batch(run))
+  if (run->use_features) {
+    trainer_cached_batch(run);
+    put_labels(run);
+  } else if (!next_batch(run)) {
     return false;
+  }
   // {seed, step}: the step's own random streams (dropout) derive from both, so they are
   // fresh at every step and the same again on a resumed run.
   int64_t seed[2] = {(int64_t)run->seed, run->step + 1};

@@ -50,7 +50,10 @@ static int check_step(TlcRun *run, const TlcSteps *steps, bool training, TlcErro
 
 int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training) {
   if (!run->gpu) {
-    (training ? steps->train_cpu : steps->eval_cpu)(run->arena);
+    if (training && run->use_features)
+      run->model->train_head(run->arena);
+    else
+      (training ? steps->train_cpu : steps->eval_cpu)(run->arena);
     return 0;
   }
   TlcError err = {{0}};

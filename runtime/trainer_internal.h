@@ -7,6 +7,7 @@
 //   trainer_data.c   the data: loading, checks against the model, the report, the loader
 //   trainer_batch.c  batches from the loader, loss and accuracy sums
 //   trainer_device.c the device the steps run on, and the copies to and from a GPU
+//   trainer_features.c  training from cached features of a frozen prefix
 //   trainer_weights.c  --weights: safetensors or checkpoint tensors into a fresh state
 //   trainer_outputs.c  --export and --logits, written when the run ends
 //   trainer_predict.c  --predict: image files as the test split, one line of top classes each
@@ -48,6 +49,11 @@ void trainer_free_data(TlcRun *run);
 // trainer_device.c
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
+
+// trainer_features.c
+bool trainer_wants_features(const TlcRun *run);          // a cache exists and nothing rules it out
+int trainer_compute_features(TlcRun *run, TlcError *err);   // the prefix over the training split
+void trainer_cached_batch(TlcRun *run);                  // the batch at cursor from the cache
 
 // gpu_check.c
 // Runs calls[0..n) on both devices, comparing; verbose lists every kernel. Nonzero (err set)

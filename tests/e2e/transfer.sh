@@ -21,6 +21,19 @@ check "the head is re-initialised" grep -q "classifier.3.weight \[10, 256\] in t
 acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' fixed.txt)
 check "test accuracy $acc above 0.40 (chance 0.20)" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.40) }'
 
+check "random crops: no feature cache" sh -c "! grep -q '^features:' fixed.txt"
+
+# Without random transforms the frozen prefix runs once per image and steps start from its
+# cached output: the run is bit-identical to one that runs the prefix at every step.
+check "build cached" "$tlc" "$study/transfer.graph" --set 'freeze=all_except(["classifier"])' --set epochs=3 \
+  --set 'train_transform=[normalize(mean = [0.286], std = [0.353])]' --set 'subset=subset(classes = [5, 6, 7, 8, 9], per_class = 40)' \
+  -o cached
+check "cached run" sh -c "./cached --weights pre/best.ckpt --out c1 > c1.txt"
+check "the cache is used" grep -q "^features: the frozen prefix runs once per training image" c1.txt
+check "uncached run" sh -c "./cached --weights pre/best.ckpt --no-feature-cache --out c2 > c2.txt"
+check "no cache when told" sh -c "! grep -q '^features:' c2.txt"
+check "cached and uncached runs end in the same state" cmp c1/last.ckpt c2/last.ckpt
+
 # A subset naming a class the data set does not have: a clear error at start.
 check "build bad subset" "$tlc" "$study/transfer.graph" --set 'subset=subset(classes = [5, 12])' --set classes=2 -o bad
 ./bad --out bad_run > bad.txt 2> bad.err
