@@ -52,10 +52,12 @@ echo "| experiment | tlc images/s | PyTorch eager images/s | torch.compile image
 echo "|---|---|---|---|---|---|---|---|"
 for e in "${experiments[@]}"; do
   IFS='|' read -r name trainer model image batch extra <<< "$e"
-  mem_tlc=$(peak_of "runs/$trainer.log" ./"$trainer" --device cuda --data data/bench --epochs 2 --out "runs/$trainer" \
-    --cache-mb 16384 --weights none)
+  # The first kernels are naive (one thread per parallel-loop iteration): a run that would
+  # not end in time is stopped and reported as such rather than holding the machine.
+  mem_tlc=$(peak_of "runs/$trainer.log" timeout "${TLC_BENCH_TIMEOUT:-240}" ./"$trainer" --device cuda --data data/bench \
+    --epochs 2 --out "runs/$trainer" --cache-mb 16384 --weights none)
   tlc=$($py -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['images_per_s'])" \
-    "runs/$trainer/metrics.jsonl" 2>/dev/null || echo 0)
+    "runs/$trainer/metrics.jsonl" 2>/dev/null || echo "timeout")
   mem_eager=$(peak_of "runs/$trainer.eager.log" $py bench/gpu_torch.py --model "$model" --image "$image" --batch "$batch" \
     --data data/bench --mode eager $extra)
   eager=$(sed -n 's/^result: images_per_s=\([0-9.]*\).*/\1/p' "runs/$trainer.eager.log")
