@@ -3,8 +3,11 @@
 # driver, PyTorch and Python but no LLVM and none of our packages (so tlc cannot be built
 # there; the trainers are self-contained and travel). Writes build/gpu/pack.tar.gz, to be
 # carried to the device:
-#   tests/gpu/prepare.sh && device run --carry build/gpu 'tests/gpu/run.sh'
-# run.sh runs the checks and then the benchmark (bench/gpu.sh) and writes both to $OUT.
+#   tests/gpu/prepare.sh
+#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.gz checks steps'
+#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.gz fashion'
+#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.gz bench'
+# (each call within the device's 10 minutes); run.sh writes its results to $OUT.
 # The trainers' CPU kernels target x86-64-v3 (AVX2), which every H100/H200 host has.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -10,11 +10,16 @@
 #   benchmark.md        images/s and peak memory against PyTorch eager and torch.compile
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
+#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, fashion, bench (default: all)
+# A device command may run 10 minutes: run the parts in separate calls where all would not fit.
 set -u
 out=${OUT:-$PWD/gpu-results}
 mkdir -p "$out"
 work=$(mktemp -d)
 pack=${1:-build/gpu/pack.tar.gz}
+shift || true
+parts=${*:-checks steps fashion bench}
+wants() { [[ " $parts " == *" $1 "* ]]; }
 tar -C "$work" -xzf "$pack" || { echo "run.sh: cannot unpack $pack"; exit 2; }
 cd "$work"
 summary=$out/summary.txt
@@ -29,6 +34,7 @@ cat "$out/device.txt"
 # 1. Kernel by kernel, every model: one epoch of 64 images is 4 training steps and the
 #    evaluation passes; the first step and the first pass list every kernel.
 for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
+  wants checks || break
   ./check_$model --check-gpu --data data/subset --limit 64 --epochs 1 --out runs/check_$model \
     > "$out/check_$model.txt" 2>&1
   verdict "check-gpu $model" $?
@@ -36,6 +42,7 @@ done
 
 # 2. Whole steps: 2 epochs of 512 images on each device, the same seed; the per-epoch losses
 #    must agree to 2% (float sums in a different order over 64 steps drift a little).
+if wants steps; then
 ./check_cnn_bn --device cpu --data data/subset --epochs 2 --out runs/cpu > "$out/steps.txt" 2>&1
 cpu=$?
 ./check_cnn_bn --device cuda --data data/subset --epochs 2 --out runs/gpu >> "$out/steps.txt" 2>&1
@@ -52,18 +59,23 @@ for c, g in zip(cpu, gpu):
         assert rel < 0.02, key
 PY
 verdict "two epochs agree between cpu and gpu" $(( cpu || gpu || $? ))
+fi
 
 # 3. The Fashion-MNIST example, all 15 epochs on the GPU: the CPU reached 91.69% test
 #    accuracy (bench/results/2026-11-23-fashion-cnn-accuracy-*.txt); allow 0.6 points.
+if wants fashion; then
 ./fashion_cnn --device cuda --data data/full --out runs/fashion > "$out/fashion_gpu.txt" 2>&1
 status=$?
 acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' "$out/fashion_gpu.txt")
 awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
 verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
+fi
 
 # 4. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
-bench/gpu.sh > "$out/benchmark.md" 2> "$out/benchmark.err"
-cat "$out/benchmark.md"
+if wants bench; then
+  bench/gpu.sh > "$out/benchmark.md" 2> "$out/benchmark.err"
+  cat "$out/benchmark.md"
+fi
 
 cat "$summary"
 ! grep -q '^FAIL' "$summary"
