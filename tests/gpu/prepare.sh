@@ -55,6 +55,8 @@ for split in ('train', 't10k'):
         item = 28 * 28 if kind.startswith('images') else 1
         gzip.open(f'{dst}/{name}', 'wb').write(bytes(head) + data[header:header + n * item])
 PY
+# Symbol tables are not needed there and the pack must travel within 64 MiB (.tlc_bundle stays).
+strip "$stage"/check_* "$stage"/bench_* "$stage/fashion_cnn"
 cp tests/gpu/run.sh "$stage/"
 git rev-parse --short HEAD > "$stage/commit.txt"
 tar -C "$stage" -czf "$root/build/gpu/pack.tar.gz" .
