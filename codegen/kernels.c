@@ -24,10 +24,10 @@ KernelBuilder kernel_begin(Arena *a, const Node *n) {
   for (int i = 0; i < n->nin; i++) {
     const Node *in = n->in[i];
     const char *what = in->op == OP_PARAM || in->op == OP_STATE ? in->name : arena_printf(a, "%%%d", in->id);
-    kb.in[i] = kir_buf(kb.k, what, in->is_int ? KT_I64 : KT_F32, shape_elems(in->shape));
+    kb.in[i] = kir_buf(kb.k, what, in->is_int ? KT_I64 : KT_F32, node_elems(in));
   }
   if (!n->writes_inputs)
-    kb.out = kir_buf(kb.k, arena_printf(a, "%%%d", n->id), n->is_int ? KT_I64 : KT_F32, shape_elems(n->shape));
+    kb.out = kir_buf(kb.k, arena_printf(a, "%%%d", n->id), n->is_int ? KT_I64 : KT_F32, node_elems(n));
   return kb;
 }
 

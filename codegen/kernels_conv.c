@@ -113,7 +113,8 @@ static Kernel *grad_input(KernelBuilder *kb) {
   KExpr *img = kir_div(k, kir_ref(k, nc), g.x.c), *ci = kir_mod(k, kir_ref(k, nc), g.x.c);
   KExpr *xbase = kir_mul(k, kir_ref(k, nc), kir_int(k, g.x.h * g.x.w));
   KStmt *init = kernel_loop(kb, planes, "p", g.x.h * g.x.w, &p);
-  kir_store(k, init, kb->out, kir_add(k, xbase, kir_ref(k, p)), kir_float(k, 0));
+  KExpr *start = kir_add(k, xbase, kir_ref(k, p));   // the sums start from the fused residual, if any
+  kir_store(k, init, kb->out, start, kernel_epilogue(kb, kir_float(k, 0), start));
   KStmt *outs = kernel_loop(kb, planes, "j", g.cog, &j);
   KExpr *co = kir_add(k, kir_mul(k, kir_div(k, ci, g.cig), kir_int(k, g.cog)), kir_ref(k, j));
   Taps t;

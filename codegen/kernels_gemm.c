@@ -77,36 +77,87 @@ static Kernel *col2im(KernelBuilder *kb) {
   KExpr *row = kir_add(k, kir_mul(k, img, kir_int(k, P)), kir_add(k, kir_mul(k, oh, kir_int(k, OW)), ow));
   KExpr *col = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, ci, kir_int(k, c->kernel)), kir_ref(k, kh)), kir_int(k, c->kernel)), kir_ref(k, kw));
   kir_assign(k, inside, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_load(k, kb->in[0], kir_add(k, kir_mul(k, row, kir_int(k, K)), col))));
-  kir_store(k, cols, kb->out, kernel_index4(kb, x, img, ci, kir_ref(k, ih), kir_ref(k, iw)), kir_ref(k, acc));
+  KExpr *dst = kernel_index4(kb, x, img, ci, kir_ref(k, ih), kir_ref(k, iw));
+  kir_store(k, cols, kb->out, dst, kernel_epilogue(kb, kir_ref(k, acc), dst));
   return k;
 }
 
-// y[n, co, p] = b[co] + dot(w[co, :], patches[n, p, :])
-static Kernel *forward(KernelBuilder *kb) {
+// The output at (row r, channel co) before its epilogue: b[co] + dot(w[co, :], patches[r, :]),
+// through the folded batchnorm if there is one. The dot product's loop goes into `into`.
+static KExpr *output_value(KernelBuilder *kb, KStmt *into, KExpr *r, KExpr *co) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
-  Shape y = n->shape;
-  int64_t P = y.h * y.w, K = n->in[0]->shape.d[2];
-  int r, co, kk;
-  KStmt *rows = kernel_loop(kb, k->body, "r", y.n * P, &r);
-  KExpr *img = kir_div(k, kir_ref(k, r), P), *p = kir_mod(k, kir_ref(k, r), P);
-  KStmt *outs = kernel_loop(kb, rows, "co", y.c, &co);
-  bool bias = n->nin == (n->bn_folded ? 6 : 3);
-  int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, outs, acc, bias ? kir_load(k, kb->in[2], kir_ref(k, co)) : kir_float(k, 0));
-  KStmt *dot = kernel_loop(kb, outs, "kk", K, &kk);
-  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_ref(k, co), kir_int(k, K)), kir_ref(k, kk)));
-  KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk)));
+  int64_t K = n->in[0]->shape.d[2];
+  int acc = kir_var(k, "acc", KT_F32), kk;
+  kir_assign(k, into, acc, n->attr.conv.bias ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
+  KStmt *dot = kernel_loop(kb, into, "kk", K, &kk);
+  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, co, kir_int(k, K)), kir_ref(k, kk)));
+  KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, r, kir_int(k, K)), kir_ref(k, kk)));
   kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, xv));
   KExpr *v = kir_ref(k, acc);
   if (n->bn_folded) {   // (v - mean) * invstd * gamma + beta, from running statistics
-    int st = kb->in[n->nin - 3], gamma = kb->in[n->nin - 2], beta = kb->in[n->nin - 1];
-    KExpr *c = kir_ref(k, co);
-    KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, st, kir_add(k, kir_int(k, y.c), c)), kir_load(k, gamma, c));
-    v = kir_fma(k, kir_load(k, beta, c), kir_binary(k, KB_SUB, v, kir_load(k, st, c)), scale);
+    int bn = n->attr.conv.bias ? 3 : 2;   // stats, gamma and beta follow the weights and bias
+    int st = kb->in[bn], gamma = kb->in[bn + 1], beta = kb->in[bn + 2];
+    KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, st, kir_add(k, kir_int(k, n->shape.c), co)), kir_load(k, gamma, co));
+    v = kir_fma(k, kir_load(k, beta, co), kir_binary(k, KB_SUB, v, kir_load(k, st, co)), scale);
   }
-  KExpr *at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, y.c)), kir_ref(k, co)), kir_int(k, P)), p);
-  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, v));
+  return v;
+}
+
+// Where (row r, channel co) is stored in y [N, CO, OH, OW].
+static KExpr *output_at(Kernel *k, Shape y, KExpr *r, KExpr *co) {
+  int64_t P = y.h * y.w;
+  KExpr *img = kir_div(k, r, P), *p = kir_mod(k, r, P);
+  return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, y.c)), co), kir_int(k, P)), p);
+}
+
+// y[n, co, p] = b[co] + dot(w[co, :], patches[n, p, :]), a thread per row (output position)
+static Kernel *forward(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Shape y = kb->node->shape;
+  int r, co;
+  KStmt *rows = kernel_loop(kb, k->body, "r", y.n * y.h * y.w, &r);
+  KStmt *outs = kernel_loop(kb, rows, "co", y.c, &co);
+  KExpr *at = output_at(k, y, kir_ref(k, r), kir_ref(k, co));
+  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, output_value(kb, outs, kir_ref(k, r), kir_ref(k, co)), at));
+  return k;
+}
+
+// The forward pass that also writes the batchnorm statistics of its output: a thread per
+// (chunk of rows, channel) computes the chunk's outputs of its channel, then their mean and
+// sum of squared deviations (from the values it just stored, so the variance is exact to
+// float32 whatever the mean), stored after the output for bn_stats to merge.
+static Kernel *forward_with_stats(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  Shape y = n->shape;
+  int64_t rows = y.n * y.h * y.w, R = n->stats_rows, tail = shape_elems(y);
+  int t, j, j2;
+  KStmt *par = kernel_loop(kb, k->body, "t", conv_stats_chunks(n) * y.c, &t);
+  KExpr *co = kir_mod(k, kir_ref(k, t), y.c), *first = kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, R));
+  int sum = kir_var(k, "sum", KT_F32), mean = kir_var(k, "mean", KT_F32), m2 = kir_var(k, "m2", KT_F32);
+  kir_assign(k, par, sum, kir_float(k, 0));
+  KStmt *pass1 = kernel_loop(kb, par, "j", R, &j);
+  KExpr *r = kir_add(k, first, kir_ref(k, j));
+  if (rows % R)
+    pass1 = kir_if(k, pass1, kir_binary(k, KB_LT, r, kir_int(k, rows)), NULL);
+  int v = kir_var(k, "v", KT_F32);
+  KExpr *at = output_at(k, y, r, co);
+  kir_assign(k, pass1, v, kernel_epilogue(kb, output_value(kb, pass1, r, co), at));
+  kir_store(k, pass1, kb->out, at, kir_ref(k, v));
+  kir_assign(k, pass1, sum, kir_binary(k, KB_ADD, kir_ref(k, sum), kir_ref(k, v)));
+  KExpr *count = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), first)));
+  kir_assign(k, par, mean, kir_binary(k, KB_DIV, kir_ref(k, sum), count));
+  kir_assign(k, par, m2, kir_float(k, 0));
+  KStmt *pass2 = kernel_loop(kb, par, "j", R, &j2);
+  KExpr *r2 = kir_add(k, first, kir_ref(k, j2));
+  if (rows % R)
+    pass2 = kir_if(k, pass2, kir_binary(k, KB_LT, r2, kir_int(k, rows)), NULL);
+  KExpr *d = kir_binary(k, KB_SUB, kir_load(k, kb->out, output_at(k, y, r2, co)), kir_ref(k, mean));
+  kir_assign(k, pass2, m2, kir_fma(k, kir_ref(k, m2), d, d));
+  KExpr *row0 = kir_add(k, kir_int(k, tail), kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, 2 * y.c)));
+  kir_store(k, par, kb->out, kir_add(k, row0, co), kir_ref(k, mean));
+  kir_store(k, par, kb->out, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), co), kir_ref(k, m2));
   return k;
 }
 
@@ -166,7 +217,7 @@ Kernel *kernel_gemm(KernelBuilder *kb) {
   switch (kb->node->op) {
   case OP_IM2COL: return im2col(kb);
   case OP_COL2IM: return col2im(kb);
-  case OP_CONV_GEMM: return forward(kb);
+  case OP_CONV_GEMM: return kb->node->stats_rows ? forward_with_stats(kb) : forward(kb);
   case OP_CONV_GEMM_DX: return grad_patches(kb);
   default: return grad_weight(kb);
   }

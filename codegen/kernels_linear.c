@@ -19,7 +19,8 @@ static Kernel *forward(KernelBuilder *kb) {
   KExpr *xv = kir_load(k, kb->in[0], at2(k, in, kir_ref(k, r), kir_ref(k, i)));
   KExpr *wv = kir_load(k, kb->in[1], at2(k, in, kir_ref(k, o), kir_ref(k, i)));
   kir_assign(k, dot, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, xv, wv)));
-  kir_store(k, outs, kb->out, at2(k, out, kir_ref(k, r), kir_ref(k, o)), kernel_epilogue(kb, kir_ref(k, acc)));
+  KExpr *at = at2(k, out, kir_ref(k, r), kir_ref(k, o));
+  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, kir_ref(k, acc), at));
   return k;
 }
 

@@ -43,6 +43,16 @@ static KExpr *term_sq_dev(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n,
   return kir_binary(k, KB_MUL, d, d);
 }
 
+// Stores channel c's mean and 1/sqrt(sq / count + eps), given the sum of squared deviations.
+static void store_stats(KernelBuilder *kb, KStmt *into, const Plane *p, KExpr *c, int mean, int sq) {
+  Kernel *k = kb->k;
+  KExpr *var = kir_binary(k, KB_DIV, kir_ref(k, sq), kir_float(k, (double)p->count));
+  KExpr *invstd = kir_binary(k, KB_DIV, kir_float(k, 1),
+                             kir_unary(k, KU_SQRT, kir_binary(k, KB_ADD, var, kir_float(k, kb->node->attr.bn.eps))));
+  kir_store(k, into, kb->out, c, kir_ref(k, mean));
+  kir_store(k, into, kb->out, kir_add(k, kir_int(k, p->x.c), c), invstd);
+}
+
 static Kernel *stats(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Plane p = plane_of(kb->node->in[0]->shape);
@@ -52,11 +62,39 @@ static Kernel *stats(KernelBuilder *kb) {
   kb->aux = kir_var(k, "mean", KT_F32);
   kir_assign(k, chans, kb->aux, kir_binary(k, KB_DIV, kir_ref(k, sum), kir_float(k, (double)p.count)));
   int sq = channel_sum(kb, chans, &p, kir_ref(k, c), term_sq_dev, "sq");
-  KExpr *var = kir_binary(k, KB_DIV, kir_ref(k, sq), kir_float(k, (double)p.count));
-  KExpr *invstd = kir_binary(k, KB_DIV, kir_float(k, 1),
-                             kir_unary(k, KU_SQRT, kir_binary(k, KB_ADD, var, kir_float(k, kb->node->attr.bn.eps))));
-  kir_store(k, chans, kb->out, kir_ref(k, c), kir_ref(k, kb->aux));
-  kir_store(k, chans, kb->out, kir_add(k, kir_int(k, p.x.c), kir_ref(k, c)), invstd);
+  store_stats(kb, chans, &p, kir_ref(k, c), kb->aux, sq);
+  return k;
+}
+
+// The statistics from the per-chunk means and squared deviations that the convolution
+// before stored after its output (kernels_gemm.c), merged in chunk order (Chan et al.'s
+// pairwise update: exact in exact arithmetic, and stable).
+static Kernel *merged_stats(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *conv = kb->node->in[0];
+  Plane p = plane_of(conv->shape);
+  int64_t C = p.x.c, R = conv->stats_rows, chunks = conv_stats_chunks(conv), rows = p.count;
+  int c, j;
+  KStmt *chans = kernel_loop(kb, k->body, "c", C, &c);
+  int count = kir_var(k, "count", KT_F32), mean = kir_var(k, "mean", KT_F32), sq = kir_var(k, "sq", KT_F32);
+  int nb = kir_var(k, "nb", KT_F32), delta = kir_var(k, "delta", KT_F32), total = kir_var(k, "total", KT_F32);
+  kir_assign(k, chans, count, kir_float(k, 0));
+  kir_assign(k, chans, mean, kir_float(k, 0));
+  kir_assign(k, chans, sq, kir_float(k, 0));
+  KStmt *each = kernel_loop(kb, chans, "j", chunks, &j);
+  KExpr *at = kir_add(k, kir_int(k, shape_elems(p.x)), kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, 2 * C)), kir_ref(k, c)));
+  KExpr *left = kir_sub(k, kir_int(k, rows), kir_mul(k, kir_ref(k, j), kir_int(k, R)));
+  kir_assign(k, each, nb, kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), left)));
+  kir_assign(k, each, total, kir_binary(k, KB_ADD, kir_ref(k, count), kir_ref(k, nb)));
+  kir_assign(k, each, delta, kir_binary(k, KB_SUB, kir_load(k, kb->in[0], at), kir_ref(k, mean)));
+  KExpr *weight = kir_binary(k, KB_DIV, kir_ref(k, nb), kir_ref(k, total));   // nb / (na + nb)
+  KExpr *cross = kir_binary(k, KB_MUL, kir_binary(k, KB_MUL, kir_ref(k, delta), kir_ref(k, delta)),
+                            kir_binary(k, KB_MUL, kir_ref(k, count), weight));   // delta^2 na nb / (na + nb)
+  KExpr *chunk_sq = kir_load(k, kb->in[0], kir_add(k, at, kir_int(k, C)));
+  kir_assign(k, each, sq, kir_binary(k, KB_ADD, kir_ref(k, sq), kir_binary(k, KB_ADD, chunk_sq, cross)));
+  kir_assign(k, each, mean, kir_fma(k, kir_ref(k, mean), kir_ref(k, delta), weight));
+  kir_assign(k, each, count, kir_ref(k, total));
+  store_stats(kb, chans, &p, kir_ref(k, c), mean, sq);
   return k;
 }
 
@@ -102,7 +140,7 @@ static KExpr *xhat(KernelBuilder *kb, const Plane *p, int x_buf, int stats_buf, 
   return kir_binary(k, KB_MUL, kir_binary(k, KB_SUB, x, mean_of(k, stats_buf, c)), invstd_of(k, stats_buf, p, c));
 }
 
-// One pass over every element, per (n, c) plane: out = f(element).
+// One pass over every element, per (n, c) plane: out = f(element), through the node's epilogue.
 typedef KExpr *Elementwise(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px);
 
 static Kernel *per_element(KernelBuilder *kb, Shape s, Elementwise *f) {
@@ -113,7 +151,8 @@ static Kernel *per_element(KernelBuilder *kb, Shape s, Elementwise *f) {
   KExpr *n = kir_binary(k, KB_DIV, kir_ref(k, nc), kir_int(k, s.c));
   KExpr *c = kir_binary(k, KB_MOD, kir_ref(k, nc), kir_int(k, s.c));
   KStmt *pxs = kernel_loop(kb, planes, "p", p.hw, &px);
-  kir_store(k, pxs, kb->out, at(k, &p, n, c, kir_ref(k, px)), f(kb, &p, c, n, kir_ref(k, px)));
+  KExpr *dst = at(k, &p, n, c, kir_ref(k, px));
+  kir_store(k, pxs, kb->out, dst, kernel_epilogue(kb, f(kb, &p, c, n, kir_ref(k, px)), dst));
   return k;
 }
 
@@ -121,7 +160,7 @@ static Kernel *per_element(KernelBuilder *kb, Shape s, Elementwise *f) {
 static KExpr *apply_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
   Kernel *k = kb->k;
   KExpr *scaled = kir_binary(k, KB_MUL, xhat(kb, p, kb->in[0], kb->in[1], c, n, px), kir_load(k, kb->in[2], c));
-  return kernel_epilogue(kb, kir_binary(k, KB_ADD, scaled, kir_load(k, kb->in[3], c)));
+  return kir_binary(k, KB_ADD, scaled, kir_load(k, kb->in[3], c));
 }
 
 // dx = gamma invstd / M (M dy - dbeta - xhat dgamma)   (dy, x, stats, gamma, dgamma, dbeta)
@@ -159,7 +198,7 @@ static Kernel *channel_reduction(KernelBuilder *kb, Term *term) {
 Kernel *kernel_norm(KernelBuilder *kb) {
   const Node *n = kb->node;
   switch (n->op) {
-  case OP_BN_STATS: return stats(kb);
+  case OP_BN_STATS: return n->in[0]->stats_rows ? merged_stats(kb) : stats(kb);
   case OP_BN_RUNNING_STATS: return running_stats(kb);
   case OP_BN_UPDATE_RUNNING: return update_running(kb);
   case OP_BN_APPLY: return per_element(kb, n->shape, apply_at);

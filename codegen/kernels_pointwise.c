@@ -43,7 +43,12 @@ KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x) {
   }
 }
 
-KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v) { return kernel_activation(kb->k, kb->node->epilogue, v); }
+KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index) {
+  const Node *n = kb->node;
+  if (n->residual)
+    v = kir_binary(kb->k, KB_ADD, v, load_at(kb, n->residual, index));
+  return kernel_activation(kb->k, n->epilogue, v);
+}
 
 static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
   Kernel *k = kb->k;
@@ -68,7 +73,7 @@ static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
                                                     kir_binary(k, KB_MUL, in, kir_binary(k, KB_SUB, kir_float(k, 1), s))));
     return kir_binary(k, KB_MUL, x, d);
   }
-  case OP_ADD: return kernel_epilogue(kb, kir_binary(k, KB_ADD, x, load_at(kb, 1, i)));
+  case OP_ADD: return kernel_epilogue(kb, kir_binary(k, KB_ADD, x, load_at(kb, 1, i)), i);
   case OP_MULTIPLY: return kir_binary(k, KB_MUL, operand(kb, 0, i), operand(kb, 1, i));
   case OP_DROPOUT:
   case OP_DROPOUT_GRAD:

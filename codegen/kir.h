@@ -213,7 +213,7 @@ void host_c_emit(FILE *out, const TrainerSpec *t);
 typedef struct KernelBuilder {
   Kernel *k;
   const Node *node;
-  int in[6], out;       // buffer numbers of the inputs and the output
+  int in[MAX_INPUTS], out;       // buffer numbers of the inputs and the output
   int aux;              // a variable an op file's helpers share (bn_stats: the mean)
 } KernelBuilder;
 
@@ -221,8 +221,9 @@ KernelBuilder kernel_begin(Arena *a, const Node *n);
 // for (v = 0; v < extent; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var);
 KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w);
-// v with the node's fused activation applied (v itself when there is none).
-KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v);
+// v, to be stored at index of the output, with the node's fused residual added and its fused
+// activation applied (v itself when there is neither).
+KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index);
 // The activations themselves, shared by pointwise kernels and epilogues.
 KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x);
 KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);

@@ -8,11 +8,24 @@ Node *step_grad(const StepBuilder *b, const Node *n) { return n->id < b->ngrads 
 
 static bool needs(const StepBuilder *b, const Node *n) { return n && n->id < b->ngrads && n->trains; }
 
+// A gradient kernel that stores each element once, just made for accumulate(), can add the
+// gradient already there as it stores it (a fused residual): the sum takes no pass of its own.
+static bool sums_as_it_stores(const Node *g) {
+  bool kind = g->op == OP_COL2IM || g->op == OP_BN_DX || g->op == OP_BN_DX_RUNNING || g->op == OP_CONV2D_DX;
+  return kind && !g->residual && g->nin < MAX_INPUTS;
+}
+
 // Adds g to the gradient of n; a tensor used twice gets the sum of both gradients.
 static void accumulate(StepBuilder *b, Node *n, Node *g) {
   if (!needs(b, n))
     return;
   Node *old = b->grads[n->id];
+  if (old && sums_as_it_stores(g)) {
+    g->residual = g->nin;
+    g->in[g->nin++] = old;
+    b->grads[n->id] = g;
+    return;
+  }
   b->grads[n->id] = old ? step_node(b, OP_ADD, n->shape, n->forward, 2, old, g) : g;
 }
 
@@ -68,6 +81,8 @@ static void node_grad(StepBuilder *b, Node *y, Node *g) {
   Node *x = y->in[0];
   if (y->epilogue)
     g = through_epilogue(b, y, g);
+  if (y->residual)   // a fused add: the residual gets the sum's gradient unchanged
+    accumulate(b, y->in[y->residual], g);
   switch (y->op) {
   case OP_CONV2D:
   case OP_LINEAR: {
@@ -80,12 +95,12 @@ static void node_grad(StepBuilder *b, Node *y, Node *g) {
       accumulate(b, y->in[2], grad_op(b, OP_BIAS_GRAD, y->in[2], y, 1, g, NULL));
     break;
   }
-  case OP_CONV_GEMM:
+  case OP_CONV_GEMM:   // trains only without a batchnorm folded in (which would need its gradient)
     if (needs(b, x))
       accumulate(b, x, grad_op(b, OP_CONV_GEMM_DX, x, y, 2, g, y->in[1]));
     if (needs(b, y->in[1]))
       accumulate(b, y->in[1], grad_op(b, OP_CONV_GEMM_DW, y->in[1], y, 2, g, x));
-    if (y->nin == 3 && needs(b, y->in[2]))
+    if (y->attr.conv.bias && needs(b, y->in[2]))
       accumulate(b, y->in[2], grad_op(b, OP_BIAS_GRAD, y->in[2], y, 1, g, NULL));
     break;
   case OP_IM2COL: accumulate(b, x, grad_op(b, OP_COL2IM, x, y, 1, g, NULL)); break;

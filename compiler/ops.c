@@ -74,6 +74,14 @@ Shape shape2(int64_t n, int64_t f) { return (Shape){.rank = 2, .d = {n, f, 1, 1}
 
 int64_t shape_elems(Shape s) { return s.n * s.c * s.h * s.w; }
 
+int64_t conv_stats_chunks(const Node *n) {
+  int64_t rows = n->shape.n * n->shape.h * n->shape.w;
+  return n->stats_rows ? (rows + n->stats_rows - 1) / n->stats_rows : 0;
+}
+
+// The statistics tail is [chunks][2][C]: each chunk's mean and sum of squared deviations.
+int64_t node_elems(const Node *n) { return shape_elems(n->shape) + conv_stats_chunks(n) * 2 * n->shape.c; }
+
 Shape shape_of_param(const Param *p) {
   Shape s = {.rank = p->dims, .d = {1, 1, 1, 1}};
   for (int i = 0; i < p->dims; i++)
@@ -255,6 +263,10 @@ const char *node_describe(Arena *a, const Node *n) {
   const char *s = describe_op(a, n);
   if (n->bn_folded)
     s = arena_printf(a, "%s + batchnorm", s);
+  if (n->stats_rows)
+    s = arena_printf(a, "%s + batchnorm statistics", s);
+  if (n->residual)
+    s = arena_printf(a, "%s + add", s);
   return n->epilogue ? arena_printf(a, "%s + %s", s, op_info[n->epilogue].name) : s;
 }
 

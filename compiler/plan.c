@@ -10,7 +10,7 @@ enum { ALIGN = 64 };
 
 static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
-int64_t node_bytes(const Node *n) { return shape_elems(n->shape) * (n->is_int ? 8 : 4); }
+int64_t node_bytes(const Node *n) { return node_elems(n) * (n->is_int ? 8 : 4); }
 
 typedef enum { STORE_NONE, STORE_STATE, STORE_IO, STORE_ACTIVATION } Storage;
 

@@ -360,12 +360,14 @@ struct Param {
   const Node *owner;
 };
 
+enum { MAX_INPUTS = 8 };   // tensor inputs of a node, fused ones included
+
 struct Node {
   OpKind op;
   int id;
   const char *name;     // dotted layer path, "" for the graph input
   Span span;            // the statement that made it
-  Node *in[6];
+  Node *in[MAX_INPUTS];
   int nin;
   Shape shape;
   union {
@@ -380,7 +382,11 @@ struct Node {
   OpKind epilogue;      // an activation fused into this node, applied as its output is stored
                         // (OP_RELU, OP_RELU6, OP_SIGMOID); OP_INPUT (0) for none
   bool bn_folded;       // OP_CONV_GEMM: a batchnorm on running statistics applied to its output
-                        // (its stats, gamma and beta are the last three inputs)
+                        // (its stats, gamma and beta follow the weights and bias)
+  int residual;         // OP_BN_APPLY, OP_CONV_GEMM: in[residual] is added before the epilogue
+                        // (a fused residual connection); 0 for none
+  int64_t stats_rows;   // OP_CONV_GEMM: also writes the batchnorm statistics of its output, per
+                        // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
   bool trains;          // a trainable parameter lies at or below: it gets a gradient
   bool is_int;          // int64 elements (labels, seed, num_batches_tracked); else float
   bool writes_inputs;   // updates some of its inputs in place (optimizer, running statistics)
@@ -399,6 +405,10 @@ typedef struct OpInfo {
 Shape shape4(int64_t n, int64_t c, int64_t h, int64_t w);
 Shape shape2(int64_t n, int64_t f);
 int64_t shape_elems(Shape s);
+// The elements of a node's buffer: its shape's, plus the per-chunk statistics a convolution
+// with stats_rows stores after its output.
+int64_t node_elems(const Node *n);
+int64_t conv_stats_chunks(const Node *n);   // ceil(output rows / stats_rows)
 Shape shape_of_param(const Param *p);
 
 extern const OpInfo op_info[OP_COUNT];

@@ -59,6 +59,17 @@ static bool folds(const StepBuilder *b, const Node *m, const Node *x, const Node
          b->consumers[m->in[0]->id] == 1;
 }
 
+// A convolution before a batchnorm on batch statistics stores the statistics of each chunk
+// of its output rows as it writes them, and bn_stats only merges the chunks: the output is
+// not read twice more. Chunks of at least 16 rows, and at most 4096 of them, keep both the
+// convolution's threads and the merge's loop plentiful and short.
+static int64_t stats_chunk_rows(const Node *conv) {
+  int64_t rows = conv->shape.n * conv->shape.h * conv->shape.w, chunk = 16;
+  while (rows / chunk > 4096)
+    chunk *= 2;
+  return chunk < rows ? chunk : rows;
+}
+
 // Batchnorm: batch statistics when training (unless frozen with running statistics,
 // the default: then it is a constant affine map), running statistics in evaluation.
 static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
@@ -73,6 +84,8 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
     stats = step_node(b, OP_BN_RUNNING_STATS, shape2(2, x->shape.c), m, 2, p[2], p[3]);
   }
   stats->attr.bn = m->attr.bn;
+  if (batch_stats && x->op == OP_CONV_GEMM && !x->epilogue)
+    x->stats_rows = stats_chunk_rows(x);
   if (folds(b, m, x, stats)) {
     x->in[x->nin++] = stats;
     x->in[x->nin++] = p[0];
@@ -119,6 +132,25 @@ static bool fuses(const StepBuilder *b, const Node *m, const Node *producer) {
   return activation && host && !producer->epilogue && b->consumers[m->in[0]->id] == 1;
 }
 
+// add(a, b) where a is a batchnorm (or a convolution with its batchnorm folded in) that
+// nothing else reads: the batchnorm's kernel adds b as it stores, before its activation.
+// The residual block's sum then costs no pass of its own, and its ReLU fuses after it.
+static Node *fuse_residual(StepBuilder *b, const Node *m, Node **in) {
+  for (int side = 0; side < 2; side++) {
+    Node *host = in[side], *other = in[1 - side];
+    bool kind = host->op == OP_BN_APPLY || (host->op == OP_CONV_GEMM && host->bn_folded);
+    if (!kind || host->epilogue || host->residual || host->nin == MAX_INPUTS || b->consumers[m->in[side]->id] != 1 ||
+        shape_elems(host->shape) != shape_elems(other->shape) || host->shape.c != other->shape.c)
+      continue;
+    host->residual = host->nin;
+    host->in[host->nin++] = other;
+    host->trains |= other->trains;
+    schedule_last(b->g, host);   // after the residual it now reads
+    return host;
+  }
+  return NULL;
+}
+
 // One model layer in the step; returns the node holding its output.
 static Node *forward_layer(StepBuilder *b, const Node *m) {
   Node *in[2] = {0};
@@ -137,6 +169,10 @@ static Node *forward_layer(StepBuilder *b, const Node *m) {
   case OP_CONV2D: n = conv(b, m, in[0], p); break;
   case OP_LINEAR: n = step_node(b, m->op, m->shape, m, p[1] ? 3 : 2, in[0], p[0], p[1]); break;
   case OP_IDENTITY: return in[0];
+  case OP_ADD:
+    if ((n = fuse_residual(b, m, in)))
+      return n;
+    goto plain;
   case OP_RELU:
   case OP_RELU6:
   case OP_SIGMOID:
