@@ -20,7 +20,7 @@ static const char *function_of(const CudaProgram *program, int launch) {
 
 // The arena offsets of node i's kernel buffers: its inputs, then its output unless it
 // updates its inputs in place. Returns how many.
-static int buffer_offsets(const Node *n, int i, const int64_t *offset, int64_t out[8]) {
+static int buffer_offsets(const Node *n, int i, const int64_t *offset, int64_t out[MAX_INPUTS + 1]) {
   int nbufs = 0;
   for (int j = 0; j < n->nin; j++)
     out[nbufs++] = offset[n->in[j]->id];
@@ -47,7 +47,7 @@ static void emit_steps(FILE *out, const char *name, const char *what, const Grap
       ++*launch;
       continue;
     }
-    int64_t offsets[8];
+    int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     fprintf(out, "  // %s\n  tlc_parallel_for(%lld, %s, (void *[]){", k->comment, (long long)kir_parallel_extent(k),
             function_of(program, (*launch)++));
@@ -84,7 +84,7 @@ static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **
     const Kernel *k = kernels[i];
     if (!k)
       continue;
-    int64_t offsets[8];
+    int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     const CudaLaunch *l = &program->launches[*launch];
     fprintf(out, "  tlc_gpu_launch(G, %d, %lld, (const int64_t[]){", l->function, (long long)l->grid);
@@ -105,7 +105,7 @@ static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **ker
     const Kernel *k = kernels[i];
     if (!k)
       continue;
-    int64_t offsets[8];
+    int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     const CudaLaunch *l = &program->launches[*launch];
     fprintf(out, "  {\"%s\", %s, %lld, %d, %lld, %d, {", k->name, function_of(program, (*launch)++),

@@ -69,7 +69,8 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   case OP_LABELS:
   case OP_STATE:
   case OP_SEED:
-  case OP_LR: return NULL;
+  case OP_LR:
+  case OP_VIEW: return NULL;
   default: break;
   }
   KernelBuilder kb = kernel_begin(a, n);
@@ -90,8 +91,7 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   case OP_BN_RUNNING_STATS:
   case OP_BN_APPLY:
   case OP_BN_UPDATE_RUNNING:
-  case OP_BN_DGAMMA:
-  case OP_BN_DBETA:
+  case OP_BN_DPARAMS:
   case OP_BIAS_GRAD:
   case OP_BN_DX:
   case OP_BN_DX_RUNNING: k = kernel_norm(&kb); break;

@@ -163,12 +163,13 @@ static KExpr *apply_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KE
   return kir_binary(k, KB_ADD, scaled, kir_load(k, kb->in[3], c));
 }
 
-// dx = gamma invstd / M (M dy - dbeta - xhat dgamma)   (dy, x, stats, gamma, dgamma, dbeta)
+// dx = gamma invstd / M (M dy - dbeta - xhat dgamma)   (dy, x, stats, gamma, [dgamma; dbeta])
 static KExpr *dx_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
   Kernel *k = kb->k;
   KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
-  KExpr *inner = kir_binary(k, KB_SUB, kir_binary(k, KB_MUL, kir_float(k, (double)p->count), dy), kir_load(k, kb->in[5], c));
-  inner = kir_binary(k, KB_SUB, inner, kir_binary(k, KB_MUL, xhat(kb, p, kb->in[1], kb->in[2], c, n, px), kir_load(k, kb->in[4], c)));
+  KExpr *dgamma = kir_load(k, kb->in[4], c), *dbeta = kir_load(k, kb->in[4], kir_add(k, kir_int(k, p->x.c), c));
+  KExpr *inner = kir_binary(k, KB_SUB, kir_binary(k, KB_MUL, kir_float(k, (double)p->count), dy), dbeta);
+  inner = kir_binary(k, KB_SUB, inner, kir_binary(k, KB_MUL, xhat(kb, p, kb->in[1], kb->in[2], c, n, px), dgamma));
   KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, kb->in[3], c), invstd_of(k, kb->in[2], p, c));
   return kir_binary(k, KB_MUL, kir_binary(k, KB_DIV, scale, kir_float(k, (double)p->count)), inner);
 }
@@ -180,9 +181,24 @@ static KExpr *dx_running_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *
   return kir_binary(k, KB_MUL, dy, kir_binary(k, KB_MUL, kir_load(k, kb->in[2], c), invstd_of(k, kb->in[1], p, c)));
 }
 
-static KExpr *term_dgamma(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
-  Kernel *k = kb->k;   // (dy, x, stats)
-  return kir_binary(k, KB_MUL, kir_load(k, kb->in[0], at(k, p, n, c, px)), xhat(kb, p, kb->in[1], kb->in[2], c, n, px));
+// [dgamma; dbeta] = [sum dy xhat; sum dy] per channel, both from one pass   (dy, x, stats)
+static Kernel *param_grads(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(kb->node->in[0]->shape);
+  int c, n, px;
+  KStmt *chans = kernel_loop(kb, k->body, "c", p.x.c, &c);
+  int dgamma = kir_var(k, "dgamma", KT_F32), dbeta = kir_var(k, "dbeta", KT_F32), dy = kir_var(k, "dy", KT_F32);
+  kir_assign(k, chans, dgamma, kir_float(k, 0));
+  kir_assign(k, chans, dbeta, kir_float(k, 0));
+  KStmt *imgs = kernel_loop(kb, chans, "n", p.x.n, &n);
+  KStmt *pxs = kernel_loop(kb, imgs, "p", p.hw, &px);
+  kir_assign(k, pxs, dy, kir_load(k, kb->in[0], at(k, &p, kir_ref(k, n), kir_ref(k, c), kir_ref(k, px))));
+  KExpr *x = xhat(kb, &p, kb->in[1], kb->in[2], kir_ref(k, c), kir_ref(k, n), kir_ref(k, px));
+  kir_assign(k, pxs, dgamma, kir_fma(k, kir_ref(k, dgamma), kir_ref(k, dy), x));
+  kir_assign(k, pxs, dbeta, kir_binary(k, KB_ADD, kir_ref(k, dbeta), kir_ref(k, dy)));
+  kir_store(k, chans, kb->out, kir_ref(k, c), kir_ref(k, dgamma));
+  kir_store(k, chans, kb->out, kir_add(k, kir_int(k, p.x.c), kir_ref(k, c)), kir_ref(k, dbeta));
+  return k;
 }
 
 static Kernel *channel_reduction(KernelBuilder *kb, Term *term) {
@@ -202,9 +218,8 @@ Kernel *kernel_norm(KernelBuilder *kb) {
   case OP_BN_RUNNING_STATS: return running_stats(kb);
   case OP_BN_UPDATE_RUNNING: return update_running(kb);
   case OP_BN_APPLY: return per_element(kb, n->shape, apply_at);
-  case OP_BN_DGAMMA: return channel_reduction(kb, term_dgamma);
-  case OP_BN_DBETA:
-  case OP_BIAS_GRAD: return channel_reduction(kb, term_x);   // both sum dy per channel
+  case OP_BN_DPARAMS: return param_grads(kb);
+  case OP_BIAS_GRAD: return channel_reduction(kb, term_x);   // the sum of dy per channel
   case OP_BN_DX: return per_element(kb, n->shape, dx_at);
   default: return per_element(kb, n->shape, dx_running_at);
   }

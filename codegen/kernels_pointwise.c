@@ -1,6 +1,6 @@
 // kernels_pointwise.c: one output element per input element: activations and their
 // gradients, add, multiply (with the squeeze-excitation gate broadcast), dropout and
-// stochastic depth (masks from the step's seed), flatten and reshape (copies for now).
+// stochastic depth (masks from the step's seed). Flatten is a view (no kernel).
 #include "kir.h"
 
 static KExpr *load_at(KernelBuilder *kb, int input, KExpr *i) { return kir_load(kb->k, kb->in[input], i); }
@@ -79,7 +79,7 @@ static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
   case OP_DROPOUT_GRAD:
   case OP_STOCHASTIC_DEPTH:
   case OP_STOCHASTIC_DEPTH_GRAD: return kir_binary(k, KB_MUL, x, mask(kb, 1, i));
-  default: return x;   // flatten, reshape, identity: a copy
+  default: return x;   // identity: a copy
   }
 }
 

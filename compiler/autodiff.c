@@ -35,17 +35,24 @@ static Node *grad_op(StepBuilder *b, OpKind op, const Node *like, const Node *fw
   return n;
 }
 
+// Elements [offset, offset + size of like) of n, in place.
+static Node *view(StepBuilder *b, Node *n, int64_t offset, const Node *like) {
+  Node *v = step_node(b, OP_VIEW, like->shape, n->forward, 1, n);
+  v->attr.view_offset = offset;
+  return v;
+}
+
+// dgamma and dbeta come from one pass over dy and x, as the two rows of one tensor.
 static void batchnorm_grad(StepBuilder *b, Node *y, Node *g) {
   Node *x = y->in[0], *stats = y->in[1], *gamma = y->in[2], *beta = y->in[3];
-  Node *dgamma = grad_op(b, OP_BN_DGAMMA, gamma, y, 2, g, x);
-  dgamma->in[dgamma->nin++] = stats;
-  Node *dbeta = grad_op(b, OP_BN_DBETA, beta, y, 1, g, NULL);
-  accumulate(b, gamma, dgamma);
-  accumulate(b, beta, dbeta);
+  Node *dparams = step_node(b, OP_BN_DPARAMS, shape2(2, gamma->shape.n), y->forward, 3, g, x, stats);
+  dparams->attr = y->attr;
+  accumulate(b, gamma, view(b, dparams, 0, gamma));
+  accumulate(b, beta, view(b, dparams, gamma->shape.n, beta));
   if (!needs(b, x))
     return;
   if (stats->op == OP_BN_STATS) {   // batch statistics: the gradient flows through them too
-    Node *dx = step_node(b, OP_BN_DX, x->shape, y->forward, 6, g, x, stats, gamma, dgamma, dbeta);
+    Node *dx = step_node(b, OP_BN_DX, x->shape, y->forward, 5, g, x, stats, gamma, dparams);
     dx->attr = y->attr;
     accumulate(b, x, dx);
   } else {
@@ -112,7 +119,9 @@ static void node_grad(StepBuilder *b, Node *y, Node *g) {
   case OP_MAXPOOL: accumulate(b, x, grad_op(b, OP_MAXPOOL_GRAD, x, y, 2, g, x)); break;
   case OP_AVGPOOL: accumulate(b, x, grad_op(b, OP_AVGPOOL_GRAD, x, y, 1, g, NULL)); break;
   case OP_GLOBAL_AVG_POOL: accumulate(b, x, grad_op(b, OP_GLOBAL_AVG_POOL_GRAD, x, y, 1, g, NULL)); break;
-  case OP_FLATTEN: accumulate(b, x, grad_op(b, OP_RESHAPE, x, y, 1, g, NULL)); break;
+  case OP_VIEW:   // of the whole tensor (flatten): the gradient is the same elements
+    accumulate(b, x, view(b, g, 0, x));
+    break;
   case OP_DROPOUT: accumulate(b, x, grad_op(b, OP_DROPOUT_GRAD, x, y, 2, g, y->in[1])); break;
   case OP_STOCHASTIC_DEPTH: accumulate(b, x, grad_op(b, OP_STOCHASTIC_DEPTH_GRAD, x, y, 2, g, y->in[1])); break;
   case OP_ADD:

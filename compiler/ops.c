@@ -23,14 +23,14 @@ const OpInfo op_info[OP_COUNT] = {
     [OP_XENT] = {"softmax_cross_entropy", 2},
     [OP_XENT_GRAD] = {"softmax_cross_entropy_grad", 2},
     [OP_CONV2D_DX] = {"conv2d_dx", 2},  [OP_CONV2D_DW] = {"conv2d_dw", 2},
-    [OP_BIAS_GRAD] = {"bias_grad", 1},  [OP_BN_DGAMMA] = {"bn_dgamma", 3},
-    [OP_BN_DBETA] = {"bn_dbeta", 1},    [OP_BN_DX] = {"bn_dx", 6},
+    [OP_BIAS_GRAD] = {"bias_grad", 1},  [OP_BN_DPARAMS] = {"bn_dparams", 3},
+    [OP_BN_DX] = {"bn_dx", 5},          [OP_VIEW] = {"view", 1},
     [OP_RELU_GRAD] = {"relu_grad", 2},  [OP_RELU6_GRAD] = {"relu6_grad", 2},
     [OP_SILU_GRAD] = {"silu_grad", 2},  [OP_SIGMOID_GRAD] = {"sigmoid_grad", 2},
     [OP_MAXPOOL_GRAD] = {"maxpool_grad", 2},
     [OP_AVGPOOL_GRAD] = {"avgpool_grad", 1},
     [OP_GLOBAL_AVG_POOL_GRAD] = {"global_avg_pool_grad", 1},
-    [OP_RESHAPE] = {"reshape", 1},      [OP_LINEAR_DX] = {"linear_dx", 2},
+    [OP_LINEAR_DX] = {"linear_dx", 2},
     [OP_LINEAR_DW] = {"linear_dw", 2},  [OP_DROPOUT_GRAD] = {"dropout_grad", 1},
     [OP_STOCHASTIC_DEPTH_GRAD] = {"stochastic_depth_grad", 1},
     [OP_GATE_GRAD] = {"gate_grad", 2},  [OP_SGD_UPDATE] = {"sgd_update", 4},
@@ -298,6 +298,7 @@ static const char *describe_op(Arena *a, const Node *n) {
   case OP_AVGPOOL:
     return arena_printf(a, "%s %lldx%lld s%lld p%lld", op_info[n->op].name, (long long)n->attr.pool.kernel,
                         (long long)n->attr.pool.kernel, (long long)n->attr.pool.stride, (long long)n->attr.pool.pad);
+  case OP_VIEW: return n->attr.view_offset ? arena_printf(a, "view from %lld", (long long)n->attr.view_offset) : "view";
   case OP_BATCHNORM: return arena_printf(a, "batchnorm eps=%g momentum=%g", n->attr.bn.eps, n->attr.bn.momentum);
   case OP_LINEAR:
     return arena_printf(a, "linear %lld->%lld%s", (long long)n->in[0]->shape.c, (long long)n->attr.linear.out,

@@ -12,7 +12,7 @@ static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
 int64_t node_bytes(const Node *n) { return node_elems(n) * (n->is_int ? 8 : 4); }
 
-typedef enum { STORE_NONE, STORE_STATE, STORE_IO, STORE_ACTIVATION } Storage;
+typedef enum { STORE_NONE, STORE_STATE, STORE_IO, STORE_ACTIVATION, STORE_VIEW } Storage;
 
 static Storage storage_of(const Node *n) {
   switch (n->op) {
@@ -22,6 +22,7 @@ static Storage storage_of(const Node *n) {
   case OP_LABELS:
   case OP_SEED:
   case OP_LR: return STORE_IO;
+  case OP_VIEW: return STORE_VIEW;
   default: return n->writes_inputs ? STORE_NONE : STORE_ACTIVATION;
   }
 }
@@ -31,7 +32,8 @@ typedef struct Block {
   int last_use;
 } Block;
 
-// The index of the last node reading each node; the step's outputs live to the end.
+// The index of the last node reading each node; the step's outputs live to the end, and a
+// tensor as long as its views are read.
 static int *last_uses(Arena *a, const Graph *g) {
   int *last = arena_alloc(a, sizeof(int) * (size_t)g->n);
   for (int i = 0; i < g->n; i++) {
@@ -40,7 +42,21 @@ static int *last_uses(Arena *a, const Graph *g) {
       last[g->nodes[i]->in[j]->id] = i;
   }
   last[g->loss->id] = last[g->logits->id] = g->n;
+  for (int i = g->n - 1; i >= 0; i--) {   // a view comes after its source
+    const Node *n = g->nodes[i];
+    if (n->op == OP_VIEW && last[i] > last[n->in[0]->id])
+      last[n->in[0]->id] = last[i];
+  }
   return last;
+}
+
+// A view lies inside its source, placed before it.
+static void place_views(const Graph *g, int64_t *offset) {
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op == OP_VIEW)
+      offset[i] = offset[n->in[0]->id] + n->attr.view_offset * (n->is_int ? 8 : 4);
+  }
 }
 
 // First-fit placement of the activations of g; returns the bytes they need.
@@ -122,6 +138,8 @@ MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval) {
   for (int i = 0; i < eval->n; i++)
     if (storage_of(eval->nodes[i]) == STORE_ACTIVATION)
       p->eval_offset[i] = end + act_eval[i];
+  place_views(train, p->train_offset);
+  place_views(eval, p->eval_offset);
   p->total_bytes = end + (p->train_bytes > p->eval_bytes ? p->train_bytes : p->eval_bytes);
   return p;
 }

@@ -309,10 +309,11 @@ typedef enum {
   OP_XENT,              // logits, labels -> [N] per-sample loss (label smoothing in attr)
   OP_XENT_GRAD,         // logits, labels -> dlogits of the mean loss
   OP_CONV2D_DX, OP_CONV2D_DW, OP_BIAS_GRAD,
-  OP_BN_DGAMMA, OP_BN_DBETA, OP_BN_DX,   // dx from dy, x, stats, gamma, dgamma, dbeta
+  OP_BN_DPARAMS,        // dy, x, stats -> [2,C]: dgamma, then dbeta, in one pass
+  OP_BN_DX,             // dx from dy, x, stats, gamma, dparams
   OP_BN_DX_RUNNING,     // dx = dy * gamma * invstd, when the statistics are constants
   OP_RELU_GRAD, OP_RELU6_GRAD, OP_SILU_GRAD, OP_SIGMOID_GRAD,   // dy and the forward input (silu) or output
-  OP_MAXPOOL_GRAD, OP_AVGPOOL_GRAD, OP_GLOBAL_AVG_POOL_GRAD, OP_RESHAPE,
+  OP_MAXPOOL_GRAD, OP_AVGPOOL_GRAD, OP_GLOBAL_AVG_POOL_GRAD,
   OP_LINEAR_DX, OP_LINEAR_DW, OP_DROPOUT_GRAD, OP_STOCHASTIC_DEPTH_GRAD,
   OP_GATE_GRAD,         // d(gate) of multiply(x, gate[N,C,1,1]): sum over H,W of dy * x
   // Convolution as a matrix product over image patches (train.c picks it per layer).
@@ -321,6 +322,7 @@ typedef enum {
   OP_CONV_GEMM,         // patches, w[, b] -> y
   OP_CONV_GEMM_DX,      // dy, w -> d(patches)
   OP_CONV_GEMM_DW,      // dy, patches -> dw
+  OP_VIEW,              // elements [view_offset, + its size) of in[0], in place: no kernel, no copy
   OP_SGD_UPDATE,        // param, grad, lr[, momentum] (writes param and momentum)
   OP_ADAM_UPDATE,       // param, grad, lr, m, v, seed (the step count) (writes param, m, v)
   OP_COUNT
@@ -360,7 +362,9 @@ struct Param {
   const Node *owner;
 };
 
-enum { MAX_INPUTS = 8 };   // tensor inputs of a node, fused ones included
+// Tensor inputs of a node, fused ones included: with its output, a kernel has at most 8
+// buffers (the runtime's TlcKernelCall).
+enum { MAX_INPUTS = 7 };
 
 struct Node {
   OpKind op;
@@ -378,6 +382,7 @@ struct Node {
     DropAttrs drop;
     LossAttrs loss;
     OptAttrs opt;
+    int64_t view_offset;
   } attr;
   OpKind epilogue;      // an activation fused into this node, applied as its output is stored
                         // (OP_RELU, OP_RELU6, OP_SIGMOID); OP_INPUT (0) for none

@@ -169,6 +169,7 @@ static Node *forward_layer(StepBuilder *b, const Node *m) {
   case OP_CONV2D: n = conv(b, m, in[0], p); break;
   case OP_LINEAR: n = step_node(b, m->op, m->shape, m, p[1] ? 3 : 2, in[0], p[0], p[1]); break;
   case OP_IDENTITY: return in[0];
+  case OP_FLATTEN: return step_node(b, OP_VIEW, m->shape, m, 1, in[0]);   // the same elements, no copy
   case OP_ADD:
     if ((n = fuse_residual(b, m, in)))
       return n;

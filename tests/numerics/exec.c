@@ -7,7 +7,7 @@
 #include <string.h>
 
 static void run(Exec *x, const Node *n) {
-  void *bufs[8];
+  void *bufs[MAX_INPUTS + 1];
   for (int i = 0; i < n->nin; i++)
     bufs[i] = x->buf[n->in[i]->id];
   if (!n->writes_inputs)
@@ -51,7 +51,9 @@ Exec exec_build(Arena *a, const Graph *g, const char *dir) {
   Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
   int nk = 0;
   for (int i = 0; i < g->n; i++) {
-    x.buf[i] = arena_alloc(a, (size_t)node_bytes(g->nodes[i]));
+    const Node *n = g->nodes[i];
+    x.buf[i] = n->op == OP_VIEW ? (char *)x.buf[n->in[0]->id] + n->attr.view_offset * 4
+                                : arena_alloc(a, (size_t)node_bytes(n));
     if (x.kernel[i])
       all[nk++] = x.kernel[i];
   }
