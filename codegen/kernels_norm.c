@@ -133,6 +133,16 @@ static Kernel *update_running(KernelBuilder *kb) {
   return k;
 }
 
+// dy at (n, c, px), through the fused activation's gradient when the node has one.
+static KExpr *dy_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  Kernel *k = kb->k;
+  const Node *node = kb->node;
+  KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
+  if (!node->dy_activation)
+    return dy;
+  return kernel_activation_grad(k, node->dy_activation, dy, kir_load(k, kb->in[node->dy_output], at(k, p, n, c, px)));
+}
+
 // xhat = (x - mean) * invstd, for a load of x at (n, c, px) from buffer x_buf.
 static KExpr *xhat(KernelBuilder *kb, const Plane *p, int x_buf, int stats_buf, KExpr *c, KExpr *n, KExpr *px) {
   Kernel *k = kb->k;
@@ -166,7 +176,7 @@ static KExpr *apply_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KE
 // dx = gamma invstd / M (M dy - dbeta - xhat dgamma)   (dy, x, stats, gamma, [dgamma; dbeta])
 static KExpr *dx_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
   Kernel *k = kb->k;
-  KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
+  KExpr *dy = dy_at(kb, p, c, n, px);
   KExpr *dgamma = kir_load(k, kb->in[4], c), *dbeta = kir_load(k, kb->in[4], kir_add(k, kir_int(k, p->x.c), c));
   KExpr *inner = kir_binary(k, KB_SUB, kir_binary(k, KB_MUL, kir_float(k, (double)p->count), dy), dbeta);
   inner = kir_binary(k, KB_SUB, inner, kir_binary(k, KB_MUL, xhat(kb, p, kb->in[1], kb->in[2], c, n, px), dgamma));
@@ -177,7 +187,7 @@ static KExpr *dx_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr
 // dx = dy gamma invstd, statistics constant   (dy, stats, gamma)
 static KExpr *dx_running_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
   Kernel *k = kb->k;
-  KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
+  KExpr *dy = dy_at(kb, p, c, n, px);
   return kir_binary(k, KB_MUL, dy, kir_binary(k, KB_MUL, kir_load(k, kb->in[2], c), invstd_of(k, kb->in[1], p, c)));
 }
 
@@ -192,7 +202,7 @@ static Kernel *param_grads(KernelBuilder *kb) {
   kir_assign(k, chans, dbeta, kir_float(k, 0));
   KStmt *imgs = kernel_loop(kb, chans, "n", p.x.n, &n);
   KStmt *pxs = kernel_loop(kb, imgs, "p", p.hw, &px);
-  kir_assign(k, pxs, dy, kir_load(k, kb->in[0], at(k, &p, kir_ref(k, n), kir_ref(k, c), kir_ref(k, px))));
+  kir_assign(k, pxs, dy, dy_at(kb, &p, kir_ref(k, c), kir_ref(k, n), kir_ref(k, px)));
   KExpr *x = xhat(kb, &p, kb->in[1], kb->in[2], kir_ref(k, c), kir_ref(k, n), kir_ref(k, px));
   kir_assign(k, pxs, dgamma, kir_fma(k, kir_ref(k, dgamma), kir_ref(k, dy), x));
   kir_assign(k, pxs, dbeta, kir_binary(k, KB_ADD, kir_ref(k, dbeta), kir_ref(k, dy)));

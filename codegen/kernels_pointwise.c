@@ -43,6 +43,15 @@ KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x) {
   }
 }
 
+KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y) {
+  switch (op) {
+  case OP_RELU: return where(k, kir_binary(k, KB_LT, kir_float(k, 0), y), dy);
+  case OP_RELU6: return where(k, kir_binary(k, KB_AND, kir_binary(k, KB_LT, kir_float(k, 0), y), kir_binary(k, KB_LT, y, kir_float(k, 6))), dy);
+  case OP_SIGMOID: return kir_binary(k, KB_MUL, dy, kir_binary(k, KB_MUL, y, kir_binary(k, KB_SUB, kir_float(k, 1), y)));
+  default: return dy;
+  }
+}
+
 KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index) {
   const Node *n = kb->node;
   if (n->residual)
@@ -58,15 +67,9 @@ static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
   case OP_RELU6:
   case OP_SIGMOID:
   case OP_SILU: return kernel_activation(k, kb->node->op, x);
-  case OP_RELU_GRAD: return where(k, kir_binary(k, KB_LT, kir_float(k, 0), load_at(kb, 1, i)), x);
-  case OP_RELU6_GRAD: {
-    KExpr *y = load_at(kb, 1, i);
-    return where(k, kir_binary(k, KB_AND, kir_binary(k, KB_LT, kir_float(k, 0), y), kir_binary(k, KB_LT, y, kir_float(k, 6))), x);
-  }
-  case OP_SIGMOID_GRAD: {
-    KExpr *y = load_at(kb, 1, i);
-    return kir_binary(k, KB_MUL, x, kir_binary(k, KB_MUL, y, kir_binary(k, KB_SUB, kir_float(k, 1), y)));
-  }
+  case OP_RELU_GRAD: return kernel_activation_grad(k, OP_RELU, x, load_at(kb, 1, i));
+  case OP_RELU6_GRAD: return kernel_activation_grad(k, OP_RELU6, x, load_at(kb, 1, i));
+  case OP_SIGMOID_GRAD: return kernel_activation_grad(k, OP_SIGMOID, x, load_at(kb, 1, i));
   case OP_SILU_GRAD: {   // d/dx x s(x) = s (1 + x (1 - s))
     KExpr *in = load_at(kb, 1, i), *s = sigmoid(k, in);
     KExpr *d = kir_binary(k, KB_MUL, s, kir_binary(k, KB_ADD, kir_float(k, 1),

@@ -224,8 +224,10 @@ KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, K
 // v, to be stored at index of the output, with the node's fused residual added and its fused
 // activation applied (v itself when there is neither).
 KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index);
-// The activations themselves, shared by pointwise kernels and epilogues.
+// The activations themselves, shared by pointwise kernels and epilogues, and the gradient
+// through those that fuse as epilogues (relu, relu6, sigmoid), from their output y.
 KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x);
+KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y);
 KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);
 
 Kernel *kernel_conv(KernelBuilder *kb);

@@ -42,23 +42,37 @@ static Node *view(StepBuilder *b, Node *n, int64_t offset, const Node *like) {
   return v;
 }
 
-// dgamma and dbeta come from one pass over dy and x, as the two rows of one tensor.
+// A batchnorm gradient kernel that reads dy takes it through y's fused activation itself
+// (when y's gradient is not also a residual's): the masked gradient is never stored.
+static Node *through_activation(Node *grad, Node *y) {
+  if (y->epilogue && !y->residual) {
+    grad->dy_activation = y->epilogue;
+    grad->dy_output = grad->nin;
+    grad->in[grad->nin++] = y;
+  }
+  return grad;
+}
+
+// dgamma and dbeta come from one pass over dy and x, as the two rows of one tensor; dx
+// needs them too when the batch statistics depend on x. A frozen batchnorm on running
+// statistics needs neither.
 static void batchnorm_grad(StepBuilder *b, Node *y, Node *g) {
   Node *x = y->in[0], *stats = y->in[1], *gamma = y->in[2], *beta = y->in[3];
-  Node *dparams = step_node(b, OP_BN_DPARAMS, shape2(2, gamma->shape.n), y->forward, 3, g, x, stats);
-  dparams->attr = y->attr;
-  accumulate(b, gamma, view(b, dparams, 0, gamma));
-  accumulate(b, beta, view(b, dparams, gamma->shape.n, beta));
+  bool batch_stats = stats->op == OP_BN_STATS;
+  Node *dparams = NULL;
+  if (needs(b, gamma) || needs(b, beta) || (batch_stats && needs(b, x))) {
+    dparams = step_node(b, OP_BN_DPARAMS, shape2(2, gamma->shape.n), y->forward, 3, g, x, stats);
+    dparams->attr = y->attr;
+    through_activation(dparams, y);
+    accumulate(b, gamma, view(b, dparams, 0, gamma));
+    accumulate(b, beta, view(b, dparams, gamma->shape.n, beta));
+  }
   if (!needs(b, x))
     return;
-  if (stats->op == OP_BN_STATS) {   // batch statistics: the gradient flows through them too
-    Node *dx = step_node(b, OP_BN_DX, x->shape, y->forward, 5, g, x, stats, gamma, dparams);
-    dx->attr = y->attr;
-    accumulate(b, x, dx);
-  } else {
-    Node *dx = step_node(b, OP_BN_DX_RUNNING, x->shape, y->forward, 3, g, stats, gamma);
-    accumulate(b, x, dx);
-  }
+  Node *dx = batch_stats ? step_node(b, OP_BN_DX, x->shape, y->forward, 5, g, x, stats, gamma, dparams)
+                         : step_node(b, OP_BN_DX_RUNNING, x->shape, y->forward, 3, g, stats, gamma);
+  dx->attr = y->attr;
+  accumulate(b, x, through_activation(dx, y));
 }
 
 // multiply(a, b): equal shapes, or one side a per-channel gate [N,C,1,1].
@@ -86,7 +100,7 @@ static Node *through_epilogue(StepBuilder *b, Node *y, Node *g) {
 
 static void node_grad(StepBuilder *b, Node *y, Node *g) {
   Node *x = y->in[0];
-  if (y->epilogue)
+  if (y->epilogue && !(y->op == OP_BN_APPLY && !y->residual))   // else batchnorm_grad takes it through
     g = through_epilogue(b, y, g);
   if (y->residual)   // a fused add: the residual gets the sum's gradient unchanged
     accumulate(b, y->in[y->residual], g);

@@ -267,6 +267,8 @@ const char *node_describe(Arena *a, const Node *n) {
     s = arena_printf(a, "%s + batchnorm statistics", s);
   if (n->residual)
     s = arena_printf(a, "%s + add", s);
+  if (n->dy_activation)
+    s = arena_printf(a, "%s through %s", s, op_info[n->dy_activation].name);
   return n->epilogue ? arena_printf(a, "%s + %s", s, op_info[n->epilogue].name) : s;
 }
 

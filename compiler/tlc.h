@@ -392,6 +392,8 @@ struct Node {
                         // (a fused residual connection); 0 for none
   int64_t stats_rows;   // OP_CONV_GEMM: also writes the batchnorm statistics of its output, per
                         // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
+  OpKind dy_activation; // batchnorm gradients: dy is taken through this fused activation's
+  int dy_output;        // gradient first, with the activation's output in[dy_output]
   bool trains;          // a trainable parameter lies at or below: it gets a gradient
   bool is_int;          // int64 elements (labels, seed, num_batches_tracked); else float
   bool writes_inputs;   // updates some of its inputs in place (optimizer, running statistics)
