@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void run(Exec *x, const Node *n) {
   void *bufs[MAX_INPUTS + 1];
@@ -44,6 +45,7 @@ void exec_step(Exec *x) {
 }
 
 Exec exec_build(Arena *a, const Graph *g, const char *dir) {
+  mkdir(dir, 0755);
   Exec x = {.g = g};
   x.buf = arena_alloc(a, sizeof(void *) * (size_t)g->n);
   x.fn = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);

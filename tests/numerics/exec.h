@@ -16,7 +16,7 @@ typedef struct Exec {
   Kernel **kernel;
 } Exec;
 
-// Builds the kernels of g in dir and allocates every node's tensor (zeroed).
+// Builds the kernels of g in dir (made if missing) and allocates every node's tensor (zeroed).
 Exec exec_build(Arena *a, const Graph *g, const char *dir);
 // Runs node n (nothing for nodes without a kernel and for in-place updates).
 void exec_node(Exec *x, const Node *n);

@@ -11,7 +11,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static uint64_t rng_state = 88172645463325252ull;
 static double uniform(void) {
@@ -80,7 +79,6 @@ static void check_param(Exec *x, const Node *param, const Node *grad) {
 int main(int argc, char **argv) {
   if (argc != 3)
     return 2;
-  mkdir(argv[1], 0755);
   Arena *a = arena_new();
   Graph *step = exec_load_step(a, argv[2], true);
   Exec x = exec_build(a, step, argv[1]);

@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const Node *param_named(const Graph *g, const char *name) {
   for (int i = 0; i < g->n; i++)
@@ -21,7 +20,6 @@ static const Node *param_named(const Graph *g, const char *name) {
 int main(int argc, char **argv) {
   if (argc != 4)
     return 2;
-  mkdir(argv[1], 0755);
   Arena *a = arena_new();
   Exec x = exec_build(a, exec_load_step(a, argv[2], true), argv[1]);
   exec_fill_generated(&x);
