@@ -27,14 +27,17 @@ int trainer_state_to_host(TlcRun *run, TlcError *err) {
   return run->gpu ? tlc_gpu_download(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
 }
 
-static int gpu_step(TlcRun *run, void (*step)(TlcGpu *), TlcError *err) {
+// The step's inputs go up, and what the host reads of its results (the loss and logits of
+// each sample) comes back; everything else stays on the device.
+static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err) {
   const TlcModel *m = run->model;
+  int64_t loss = training ? m->train_loss : m->eval_loss, logits = training ? m->train_logits : m->eval_logits;
   if (tlc_gpu_upload(run->gpu, run->arena + m->io_offset, m->io_offset, m->io_bytes, err) != 0)
     return -1;
-  step(run->gpu);
-  if (tlc_gpu_sync(run->gpu, err) != 0)
+  (training ? steps->train_gpu : steps->eval_gpu)(run->gpu);
+  if (tlc_gpu_sync(run->gpu, err) != 0 || tlc_gpu_download(run->gpu, run->arena + loss, loss, m->batch * 4, err) != 0)
     return -1;
-  return tlc_gpu_download(run->gpu, run->arena + m->io_offset, m->io_offset, m->io_bytes, err);
+  return tlc_gpu_download(run->gpu, run->arena + logits, logits, m->batch * m->classes * 4, err);
 }
 
 // --check-gpu: the step kernel by kernel on both devices; the first training step and the
@@ -58,7 +61,7 @@ int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training) {
   }
   TlcError err = {{0}};
   int status = run->check_gpu ? check_step(run, steps, training, &err)
-                              : gpu_step(run, training ? steps->train_gpu : steps->eval_gpu, &err);
+                              : gpu_step(run, steps, training, &err);
   if (status == 0)
     return 0;
   fprintf(stderr, "error: %s\n", err.msg);
