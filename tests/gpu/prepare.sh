@@ -5,6 +5,7 @@
 # carried to the device:
 #   tests/gpu/prepare.sh
 #   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.gz checks steps'
+#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.gz torch'
 #   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.gz fashion'
 #   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.gz bench'
 # (each call within the device's 10 minutes); run.sh writes its results to $OUT.
@@ -17,12 +18,22 @@ tlc=$root/build/tlc
 stage=$root/build/gpu/stage
 rm -rf "$root/build/gpu" && mkdir -p "$stage/data/subset" "$stage/data/full"
 
-# Every model on Fashion-MNIST at 28x28, batch 16: the kernel-by-kernel checks.
+# Every model on Fashion-MNIST at 28x28, batch 16: the kernel-by-kernel checks. The data there
+# is the 512-image subset, so 64 images (not 5,000) are held out for validation.
 for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
   echo "prepare: $model"
-  "$tlc" tests/gpu/fashion_zoo.graph --set "model=$model(input = [1, 28, 28], classes = 10)" --cpu=x86-64-v3 \
-    -o "$stage/check_$model"
+  "$tlc" tests/gpu/fashion_zoo.graph --set "model=$model(input = [1, 28, 28], classes = 10)" --set data.val=64 \
+    --cpu=x86-64-v3 -o "$stage/check_$model"
 done
+# One step of every model against PyTorch (step_torch.py, which names each model's call), and
+# the script with the weights module it imports.
+for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
+  echo "prepare: step $model"
+  "$tlc" tests/gpu/step_zoo.graph --set "model=$(/usr/bin/python3 tests/gpu/step_torch.py call $model)" \
+    --cpu=x86-64-v3 -o "$stage/step_$model"
+done
+mkdir -p "$stage/torch"
+cp tests/gpu/step_torch.py tests/weights/weights.py "$stage/torch/"
 # The Fashion-MNIST example as users build it, for accuracy against the CPU's.
 "$tlc" examples/fashion_cnn.graph --cpu=x86-64-v3 -o "$stage/fashion_cnn"
 
@@ -56,7 +67,7 @@ for split in ('train', 't10k'):
         gzip.open(f'{dst}/{name}', 'wb').write(bytes(head) + data[header:header + n * item])
 PY
 # Symbol tables are not needed there and the pack must travel within 64 MiB (.tlc_bundle stays).
-strip "$stage"/check_* "$stage"/bench_* "$stage/fashion_cnn"
+strip "$stage"/check_* "$stage"/step_* "$stage"/bench_* "$stage/fashion_cnn"
 cp tests/gpu/run.sh "$stage/"
 git rev-parse --short HEAD > "$stage/commit.txt"
 tar -C "$stage" -czf "$root/build/gpu/pack.tar.gz" .

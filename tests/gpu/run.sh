@@ -6,11 +6,14 @@
 #                       kernel by kernel on the GPU and the CPU from the same inputs; every
 #                       buffer a kernel writes must agree within 1e-4 of its largest value
 #   steps.txt           two epochs of cnn_bn on each device from the same seed: losses agree
+#   torch_steps.txt     one training step of each model against PyTorch on this GPU: the same
+#                       weights and images, loss and every tensor after the step compared
+#                       (tests/gpu/step_torch.py states the tolerances)
 #   fashion_gpu.txt     the Fashion-MNIST example trained on the GPU, to the CPU's accuracy
 #   benchmark.md        images/s and peak memory against PyTorch eager and torch.compile
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
-#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, fashion, bench (default: all)
+#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, bench (default: all)
 # A device command may run 10 minutes: run the parts in separate calls where all would not fit.
 set -u
 out=${OUT:-$PWD/gpu-results}
@@ -18,7 +21,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 pack=${1:-build/gpu/pack.tar.gz}
 shift || true
-parts=${*:-checks steps fashion bench}
+parts=${*:-checks steps torch fashion bench}
 wants() { [[ " $parts " == *" $1 "* ]]; }
 tar -C "$work" -xzf "$pack" || { echo "run.sh: cannot unpack $pack"; exit 2; }
 cd "$work"
@@ -40,8 +43,8 @@ for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
   verdict "check-gpu $model" $?
 done
 
-# 2. Whole steps: 2 epochs of 512 images on each device, the same seed; the per-epoch losses
-#    must agree to 2% (float sums in a different order over 64 steps drift a little).
+# 2. Whole steps: 2 epochs of the subset's 448 training images on each device, the same seed; the
+#    per-epoch losses must agree to 2% (float sums in a different order over 56 steps drift a little).
 if wants steps; then
 ./check_cnn_bn --device cpu --data data/subset --epochs 2 --out runs/cpu > "$out/steps.txt" 2>&1
 cpu=$?
@@ -61,7 +64,19 @@ PY
 verdict "two epochs agree between cpu and gpu" $(( cpu || gpu || $? ))
 fi
 
-# 3. The Fashion-MNIST example, all 15 epochs on the GPU: the CPU reached 91.69% test
+# 3. One training step of each model against PyTorch on this GPU (step_torch.py): the
+#    trainer on cuda, PyTorch on cuda in float32 (no TF32) and in float64, from the same weights
+#    and the first 16 training images.
+if wants torch; then
+  : > "$out/torch_steps.txt"
+  for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
+    python3 torch/step_torch.py run $model ./step_$model data/subset runs/torch_$model --device cuda 2>&1 \
+      | tee -a "$out/torch_steps.txt"
+    verdict "one step of $model against PyTorch" "${PIPESTATUS[0]}"
+  done
+fi
+
+# 4. The Fashion-MNIST example, all 15 epochs on the GPU: the CPU reached 91.69% test
 #    accuracy (bench/results/2026-11-23-fashion-cnn-accuracy-*.txt); allow 0.6 points.
 if wants fashion; then
 ./fashion_cnn --device cuda --data data/full --out runs/fashion > "$out/fashion_gpu.txt" 2>&1
@@ -71,7 +86,7 @@ awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
 verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
 fi
 
-# 4. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
+# 5. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
 if wants bench; then
   bench/gpu.sh > "$out/benchmark.md" 2> "$out/benchmark.err"
   cat "$out/benchmark.md"
