@@ -16,6 +16,7 @@ packages=(
   python3-scipy                    # the Flowers102 test writes real MAT v5 files (scipy.io.savemat)
   python3-torch python3-torchvision  # the oracles: torchvision's transforms (tests/transforms),
                                    # DataLoader (the loader benchmark), weights and logits (tests/weights)
+  xz-utils                         # tests/gpu/prepare.sh packs the GPU machine's files
 )
 
 missing=()
