@@ -5,9 +5,14 @@
 # warm-up, cuDNN autotuning and compilation are not timed) and peak device memory, for tlc
 # and for PyTorch on the same files (eager with channels_last, bf16 autocast and cuDNN, and
 # torch.compile), one after the other in one run. Writes a markdown table to stdout.
-#   (cd PACK && bench/gpu.sh [IMAGES])      IMAGES: synthetic photos to train on (default 2560)
+#   (cd PACK && bench/gpu.sh [IMAGES [TRAINER...]])
+# IMAGES: synthetic photos to train on (default 1280: ten steps of 128 in the timed epoch);
+# TRAINER: run only these experiments (bench_resnet18_ft ...; default all). A device call
+# lasts 10 minutes and the first kernels are slow, so the GPU script runs a few per call.
 set -u
-images=${1:-2560}
+images=${1:-1280}
+shift || true
+only=" $* "
 py=python3
 $py - data/bench "$images" <<'PY'
 # Photo-sized JPEG files in 10 classes, as ImageFolder wants them (train/ and val/).
@@ -52,9 +57,10 @@ echo "| experiment | tlc images/s | PyTorch eager images/s | torch.compile image
 echo "|---|---|---|---|---|---|---|---|"
 for e in "${experiments[@]}"; do
   IFS='|' read -r name trainer model image batch extra <<< "$e"
+  [ "$only" = "  " ] || [[ "$only" == *" $trainer "* ]] || continue
   # The first kernels are naive (one thread per parallel-loop iteration): a run that would
   # not end in time is stopped and reported as such rather than holding the machine.
-  mem_tlc=$(peak_of "runs/$trainer.log" timeout "${TLC_BENCH_TIMEOUT:-240}" ./"$trainer" --device cuda --data data/bench \
+  mem_tlc=$(peak_of "runs/$trainer.log" timeout "${TLC_BENCH_TIMEOUT:-150}" ./"$trainer" --device cuda --data data/bench \
     --epochs 2 --out "runs/$trainer" --cache-mb 16384 --weights none)
   tlc=$($py -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['images_per_s'])" \
     "runs/$trainer/metrics.jsonl" 2>/dev/null || echo "timeout")

@@ -13,7 +13,10 @@
 #   benchmark.md        images/s and peak memory against PyTorch eager and torch.compile
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
-#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, bench (default: all)
+#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, bench (default: all);
+#                                         bench:TRAINER,... runs only those experiments
+#                                         (bench_resnet18_ft, bench_resnet18_fixed,
+#                                         bench_mobilenet_v2_ft, bench_effnet_b5_ft, bench_cnn_bn)
 # A device command may run 10 minutes: run the parts in separate calls where all would not fit.
 set -u
 out=${OUT:-$PWD/gpu-results}
@@ -91,8 +94,10 @@ verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( statu
 fi
 
 # 5. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
-if wants bench; then
-  bench/gpu.sh > "$out/benchmark.md" 2> "$out/benchmark.err"
+chosen=$(printf '%s\n' $parts | sed -n 's/^bench://p' | tr ',' ' ')
+if wants bench || [ -n "$chosen" ]; then
+  # shellcheck disable=SC2086
+  bench/gpu.sh 1280 $chosen > "$out/benchmark.md" 2> "$out/benchmark.err"
   cat "$out/benchmark.md"
 fi
 
