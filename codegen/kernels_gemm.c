@@ -123,6 +123,16 @@ static Kernel *forward(KernelBuilder *kb) {
   return k;
 }
 
+// A loop over the rows [first, first + R) of a chunk, inside `into`, that stops at the last
+// row; *row is the row.
+static KStmt *chunk_rows(KernelBuilder *kb, KStmt *into, KExpr *first, int64_t R, int64_t rows, KExpr **row) {
+  Kernel *k = kb->k;
+  int j;
+  KStmt *loop = kernel_loop(kb, into, "j", R, &j);
+  *row = kir_add(k, first, kir_ref(k, j));
+  return rows % R ? kir_if(k, loop, kir_binary(k, KB_LT, *row, kir_int(k, rows)), NULL) : loop;
+}
+
 // The forward pass that also writes the batchnorm statistics of its output: a thread per
 // (chunk of rows, channel) computes the chunk's outputs of its channel, then their mean and
 // sum of squared deviations (from the values it just stored, so the variance is exact to
@@ -132,15 +142,13 @@ static Kernel *forward_with_stats(KernelBuilder *kb) {
   const Node *n = kb->node;
   Shape y = n->shape;
   int64_t rows = y.n * y.h * y.w, R = n->stats_rows, tail = shape_elems(y);
-  int t, j, j2;
+  int t;
   KStmt *par = kernel_loop(kb, k->body, "t", conv_stats_chunks(n) * y.c, &t);
   KExpr *co = kir_mod(k, kir_ref(k, t), y.c), *first = kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, R));
   int sum = kir_var(k, "sum", KT_F32), mean = kir_var(k, "mean", KT_F32), m2 = kir_var(k, "m2", KT_F32);
   kir_assign(k, par, sum, kir_float(k, 0));
-  KStmt *pass1 = kernel_loop(kb, par, "j", R, &j);
-  KExpr *r = kir_add(k, first, kir_ref(k, j));
-  if (rows % R)
-    pass1 = kir_if(k, pass1, kir_binary(k, KB_LT, r, kir_int(k, rows)), NULL);
+  KExpr *r;
+  KStmt *pass1 = chunk_rows(kb, par, first, R, rows, &r);
   int v = kir_var(k, "v", KT_F32);
   KExpr *at = output_at(k, y, r, co);
   kir_assign(k, pass1, v, kernel_epilogue(kb, output_value(kb, pass1, r, co), at));
@@ -149,10 +157,8 @@ static Kernel *forward_with_stats(KernelBuilder *kb) {
   KExpr *count = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), first)));
   kir_assign(k, par, mean, kir_binary(k, KB_DIV, kir_ref(k, sum), count));
   kir_assign(k, par, m2, kir_float(k, 0));
-  KStmt *pass2 = kernel_loop(kb, par, "j", R, &j2);
-  KExpr *r2 = kir_add(k, first, kir_ref(k, j2));
-  if (rows % R)
-    pass2 = kir_if(k, pass2, kir_binary(k, KB_LT, r2, kir_int(k, rows)), NULL);
+  KExpr *r2;
+  KStmt *pass2 = chunk_rows(kb, par, first, R, rows, &r2);
   KExpr *d = kir_binary(k, KB_SUB, kir_load(k, kb->out, output_at(k, y, r2, co)), kir_ref(k, mean));
   kir_assign(k, pass2, m2, kir_fma(k, kir_ref(k, m2), d, d));
   KExpr *row0 = kir_add(k, kir_int(k, tail), kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, 2 * y.c)));
