@@ -83,7 +83,8 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   case OP_COL2IM:
   case OP_CONV_GEMM:
   case OP_CONV_GEMM_DX:
-  case OP_CONV_GEMM_DW: k = kernel_gemm(&kb); break;
+  case OP_CONV_GEMM_DW:
+  case OP_SUM_CHUNKS: k = kernel_gemm(&kb); break;
   case OP_LINEAR:
   case OP_LINEAR_DX:
   case OP_LINEAR_DW: k = kernel_linear(&kb); break;

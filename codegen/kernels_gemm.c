@@ -188,34 +188,57 @@ static Kernel *grad_patches(KernelBuilder *kb) {
   return k;
 }
 
-// dw[co, :] = sum over n, p of dy[n, co, p] * patches[n, p, :], R output channels at a time
+// dw[co, :] = sum over rows r = (n, p) of dy[n, co, p] * patches[r, :], R output channels at a
+// time. With an output [chunks, CO*K], each chunk of rows sums into its own row (for
+// sum_chunks to add up): the parallel loop runs over (chunk, channel block), not only over
+// the few channel blocks, which would leave a GPU with a few dozen threads.
 static Kernel *grad_weight(KernelBuilder *kb) {
   Kernel *k = kb->k;
-  const Node *n = kb->node;   // conv2d_gemm_dw(dy, patches) -> w
+  const Node *n = kb->node;   // conv2d_gemm_dw(dy, patches) -> w, or [chunks, CO*K]
   Shape dy = n->in[0]->shape;
-  int64_t P = dy.h * dy.w, K = n->in[1]->shape.d[2];
+  int64_t P = dy.h * dy.w, K = n->in[1]->shape.d[2], rows_total = dy.n * P;
+  int64_t chunks = n->shape.rank == 2 ? n->shape.d[0] : 1, per_chunk = (rows_total + chunks - 1) / chunks;
   enum { R = 4 };
-  int64_t rows = dy.c % R == 0 ? R : 1;
-  int blk, kk, img, p, kk2;
-  KStmt *blocks = kernel_loop(kb, k->body, "b", dy.c / rows, &blk);
-  KExpr *co0 = kir_mul(k, kir_ref(k, blk), kir_int(k, rows));
+  int64_t rows = dy.c % R == 0 ? R : 1, nblocks = dy.c / rows;
+  int t, kk, kk2;
+  KStmt *blocks = kernel_loop(kb, k->body, "t", chunks * nblocks, &t);
+  KExpr *chunk = kir_div(k, kir_ref(k, t), nblocks);
+  KExpr *co0 = kir_mul(k, kir_mod(k, kir_ref(k, t), nblocks), kir_int(k, rows));
+  KExpr *out0 = kir_add(k, kir_mul(k, chunk, kir_int(k, dy.c * K)), kir_mul(k, co0, kir_int(k, K)));   // dw[co0, 0]
   KStmt *zero = kernel_loop(kb, blocks, "kk", rows * K, &kk);
-  kir_store(k, zero, kb->out, kir_add(k, kir_mul(k, co0, kir_int(k, K)), kir_ref(k, kk)), kir_float(k, 0));
-  KStmt *imgs = kernel_loop(kb, blocks, "n", dy.n, &img);
-  KStmt *pos = kernel_loop(kb, imgs, "p", P, &p);
+  kir_store(k, zero, kb->out, kir_add(k, out0, kir_ref(k, kk)), kir_float(k, 0));
+  KExpr *r;
+  KStmt *pos = chunk_rows(kb, blocks, kir_mul(k, chunk, kir_int(k, per_chunk)), per_chunk, rows_total, &r);
+  KExpr *img = kir_div(k, r, P), *p = kir_mod(k, r, P);
   int s[R];
   for (int i = 0; i < rows; i++) {
     s[i] = kir_var(k, arena_printf(k->arena, "s%d", i), KT_F32);
     KExpr *co = kir_add(k, co0, kir_int(k, i));
-    kir_assign(k, pos, s[i], kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, img), kir_int(k, dy.c)), co), kir_int(k, P)), kir_ref(k, p))));
+    kir_assign(k, pos, s[i], kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, dy.c)), co), kir_int(k, P)), p)));
   }
   KStmt *axpy = kernel_loop(kb, pos, "kk", K, &kk2);
   int xv = kir_var(k, "x", KT_F32);
-  kir_assign(k, axpy, xv, kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, img), kir_int(k, P)), kir_ref(k, p)), kir_int(k, K)), kir_ref(k, kk2))));
+  kir_assign(k, axpy, xv, kir_load(k, kb->in[1], kir_add(k, kir_mul(k, r, kir_int(k, K)), kir_ref(k, kk2))));
   for (int i = 0; i < rows; i++) {
-    KExpr *dst = kir_add(k, kir_mul(k, kir_add(k, co0, kir_int(k, i)), kir_int(k, K)), kir_ref(k, kk2));
+    KExpr *dst = kir_add(k, kir_add(k, out0, kir_int(k, i * K)), kir_ref(k, kk2));
     kir_store(k, axpy, kb->out, dst, kir_fma(k, kir_load(k, kb->out, dst), kir_ref(k, s[i]), kir_ref(k, xv)));
   }
+  return k;
+}
+
+// out[e] = sum over j of partial[j, e], in order: the weight gradient from its chunks.
+static Kernel *sum_chunks(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  int64_t chunks = n->in[0]->shape.d[0], E = shape_elems(n->shape);
+  int e, j;
+  KStmt *all = kernel_loop(kb, k->body, "e", E, &e);
+  int acc = kir_var(k, "acc", KT_F32);
+  kir_assign(k, all, acc, kir_float(k, 0));
+  KStmt *each = kernel_loop(kb, all, "j", chunks, &j);
+  KExpr *at = kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, E)), kir_ref(k, e));
+  kir_assign(k, each, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_load(k, kb->in[0], at)));
+  kir_store(k, all, kb->out, kir_ref(k, e), kir_ref(k, acc));
   return k;
 }
 
@@ -225,6 +248,7 @@ Kernel *kernel_gemm(KernelBuilder *kb) {
   case OP_COL2IM: return col2im(kb);
   case OP_CONV_GEMM: return kb->node->stats_rows ? forward_with_stats(kb) : forward(kb);
   case OP_CONV_GEMM_DX: return grad_patches(kb);
+  case OP_SUM_CHUNKS: return sum_chunks(kb);
   default: return grad_weight(kb);
   }
 }

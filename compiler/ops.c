@@ -37,7 +37,7 @@ const OpInfo op_info[OP_COUNT] = {
     [OP_ADAM_UPDATE] = {"adam_update", 6},
     [OP_IM2COL] = {"im2col", 1},        [OP_COL2IM] = {"col2im", 1},
     [OP_CONV_GEMM] = {"conv2d_gemm", 3}, [OP_CONV_GEMM_DX] = {"conv2d_gemm_dx", 2},
-    [OP_CONV_GEMM_DW] = {"conv2d_gemm_dw", 2},
+    [OP_CONV_GEMM_DW] = {"conv2d_gemm_dw", 2}, [OP_SUM_CHUNKS] = {"sum_chunks", 1},
 };
 _Static_assert(sizeof op_info / sizeof *op_info == OP_COUNT, "every op has an entry");
 

@@ -321,7 +321,8 @@ typedef enum {
   OP_COL2IM,            // d(patches) -> dx, summing overlapping patches
   OP_CONV_GEMM,         // patches, w[, b] -> y
   OP_CONV_GEMM_DX,      // dy, w -> d(patches)
-  OP_CONV_GEMM_DW,      // dy, patches -> dw
+  OP_CONV_GEMM_DW,      // dy, patches -> dw, or [chunks, dw's size]: one partial sum per chunk of rows
+  OP_SUM_CHUNKS,        // [chunks, E] -> the sum of its rows, shaped as the node says
   OP_VIEW,              // elements [view_offset, + its size) of in[0], in place: no kernel, no copy
   OP_SGD_UPDATE,        // param, grad, lr[, momentum] (writes param and momentum)
   OP_ADAM_UPDATE,       // param, grad, lr, m, v, seed (the step count) (writes param, m, v)
