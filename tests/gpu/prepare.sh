@@ -4,10 +4,10 @@
 # there; the trainers are self-contained and travel). Writes build/gpu/pack.tar.xz, to be
 # carried to the device:
 #   tests/gpu/prepare.sh
-#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz checks steps'
-#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz torch'
+#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz checks steps torch'
 #   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz fashion'
-#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz bench'
+#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz bench:bench_resnet18_fixed,bench_cnn_bn'
+#   ... then bench:bench_resnet18_ft,bench_mobilenet_v2_ft and bench:bench_effnet_b5_ft
 # (each call within the device's 10 minutes); run.sh writes its results to $OUT.
 # The trainers' CPU kernels target x86-64-v3 (AVX2), which every H100/H200 host has.
 set -euo pipefail
