@@ -76,6 +76,28 @@ static KExpr *at(Kernel *k, KExpr *base, int64_t width, KExpr *row, KExpr *col) 
   return kir_add(k, base, kir_add(k, kir_mul(k, row, kir_int(k, width)), col));
 }
 
+// With stats_rows, the plane's mean and sum of squared deviations, from the values just
+// stored, go after the output at [n][2][C] (a chunk of rows is one image's plane), for
+// bn_stats to merge (kernels_norm.c).
+static void plane_stats(KernelBuilder *kb, KStmt *into, KExpr *ybase, KExpr *img, KExpr *co) {
+  Kernel *k = kb->k;
+  Shape y = kb->node->shape;
+  int64_t hw = y.h * y.w;
+  int p, p2;
+  int sum = kir_var(k, "sum", KT_F32), mean = kir_var(k, "mean", KT_F32), m2 = kir_var(k, "m2", KT_F32);
+  kir_assign(k, into, sum, kir_float(k, 0));
+  KStmt *pass1 = kernel_loop(kb, into, "p", hw, &p);
+  kir_assign(k, pass1, sum, kir_binary(k, KB_ADD, kir_ref(k, sum), kir_load(k, kb->out, kir_add(k, ybase, kir_ref(k, p)))));
+  kir_assign(k, into, mean, kir_binary(k, KB_DIV, kir_ref(k, sum), kir_float(k, (double)hw)));
+  kir_assign(k, into, m2, kir_float(k, 0));
+  KStmt *pass2 = kernel_loop(kb, into, "p", hw, &p2);
+  KExpr *d = kir_binary(k, KB_SUB, kir_load(k, kb->out, kir_add(k, ybase, kir_ref(k, p2))), kir_ref(k, mean));
+  kir_assign(k, pass2, m2, kir_fma(k, kir_ref(k, m2), d, d));
+  KExpr *row0 = kir_add(k, kir_int(k, shape_elems(y)), kir_mul(k, img, kir_int(k, 2 * y.c)));
+  kir_store(k, into, kb->out, kir_add(k, row0, co), kir_ref(k, mean));
+  kir_store(k, into, kb->out, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), co), kir_ref(k, m2));
+}
+
 // y[n,co] = b[co]; then for each ci and tap: y[n,co,oh,:] += w[co,ci,kh,kw] * x[n,ci,ih,:]
 static Kernel *forward(KernelBuilder *kb) {
   Kernel *k = kb->k;
@@ -100,6 +122,8 @@ static Kernel *forward(KernelBuilder *kb) {
   KExpr *xv = kir_load(k, kb->in[0], at(k, plane(k, g.x, img, cin), g.x.w, ih, iw));
   KExpr *dst = at(k, ybase, g.y.w, kir_ref(k, t.oh), kir_ref(k, t.ow));
   kir_store(k, ow_loop, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, xv, kir_ref(k, wv))));
+  if (n->stats_rows)
+    plane_stats(kb, planes, ybase, img, co);
   return k;
 }
 

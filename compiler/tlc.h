@@ -391,7 +391,7 @@ struct Node {
                         // (its stats, gamma and beta follow the weights and bias)
   int residual;         // OP_BN_APPLY, OP_CONV_GEMM: in[residual] is added before the epilogue
                         // (a fused residual connection); 0 for none
-  int64_t stats_rows;   // OP_CONV_GEMM: also writes the batchnorm statistics of its output, per
+  int64_t stats_rows;   // OP_CONV_GEMM, OP_CONV2D: also writes the batchnorm statistics of its output, per
                         // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
   OpKind dy_activation; // batchnorm gradients: dy is taken through this fused activation's
   int dy_output;        // gradient first, with the activation's output in[dy_output]

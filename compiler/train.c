@@ -62,7 +62,8 @@ static bool folds(const StepBuilder *b, const Node *m, const Node *x, const Node
 // A convolution before a batchnorm on batch statistics stores the statistics of each chunk
 // of its output rows as it writes them, and bn_stats only merges the chunks: the output is
 // not read twice more. Chunks of at least 16 rows, and at most 4096 of them, keep both the
-// convolution's threads and the merge's loop plentiful and short.
+// convolution's threads and the merge's loop plentiful and short. A direct convolution's
+// thread owns one image's plane of one channel: its chunk is that plane.
 static int64_t stats_chunk_rows(const Node *conv) {
   int64_t rows = conv->shape.n * conv->shape.h * conv->shape.w, chunk = 16;
   while (rows / chunk > 4096)
@@ -84,8 +85,8 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
     stats = step_node(b, OP_BN_RUNNING_STATS, shape2(2, x->shape.c), m, 2, p[2], p[3]);
   }
   stats->attr.bn = m->attr.bn;
-  if (batch_stats && x->op == OP_CONV_GEMM && !x->epilogue)
-    x->stats_rows = stats_chunk_rows(x);
+  if (batch_stats && !x->epilogue && (x->op == OP_CONV_GEMM || x->op == OP_CONV2D))
+    x->stats_rows = x->op == OP_CONV2D ? x->shape.h * x->shape.w : stats_chunk_rows(x);
   if (folds(b, m, x, stats)) {
     x->in[x->nin++] = stats;
     x->in[x->nin++] = p[0];
