@@ -5,20 +5,17 @@
 // are deterministic, as on the CPU.
 #include "kir.h"
 
+// The prelude is codegen/cuda_prelude.cuh, embedded here as text (TLC_CUDA_PRELUDE is its path).
+__asm__(".section .rodata\n"
+        "cuda_prelude_text:\n"
+        ".incbin \"" TLC_CUDA_PRELUDE "\"\n"
+        ".byte 0\n"
+        ".previous\n");
+extern const char cuda_prelude_text[];
+
 void kir_cuda_prelude(FILE *out) {
-  // NVRTC compiles without the C library's headers: the few names the kernels use.
-  fputs("#ifdef __CUDACC_RTC__\n"
-        "typedef long long int64_t;\n"
-        "typedef unsigned long long uint64_t;\n"
-        "#else\n"
-        "#include <stdint.h>\n"
-        "#endif\n"
-        "__device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }\n"
-        "__device__ __forceinline__ int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }\n"
-        "#ifndef INFINITY\n"
-        "#define INFINITY __int_as_float(0x7f800000)\n"
-        "#endif\n\n",
-        out);
+  fputs(cuda_prelude_text, out);
+  fputc('\n', out);
 }
 
 int64_t kir_cuda_grid(const Kernel *k) {
