@@ -1,8 +1,7 @@
-// cuda_program.c: a trainer's kernels as one CUDA C program, and its compilation with a
-// cache. Kernels whose code is identical (the same op on the same shapes in repeated
-// blocks) share one function, named after the first of them: EfficientNet-B5's 3,549
-// kernels are 640 functions, on the GPU and (through the same table) on the CPU. Compiled code is cached on disk under the program's source,
-// so building an unchanged graph again does not run NVRTC.
+// cuda_program.c: a trainer's GPU kernels as one CUDA C program, and its compilation with a
+// cache. Identical kernels (kir_hash.c) share one function, named after the first of them.
+// Compiled code is cached on disk under the program's source, so building an unchanged
+// graph again does not run NVRTC.
 #include "kir.h"
 
 #include <errno.h>
@@ -11,55 +10,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *print_to_string(void (*print)(FILE *, const Kernel *), const Kernel *k, size_t *len) {
-  char *text = NULL;
-  FILE *f = open_memstream(&text, len);
-  if (!f)
-    fatal("out of memory");
-  print(f, k);
-  fclose(f);
-  return text;
-}
-
-// The function without its name and comments: equal for kernels that can share it.
-static void print_signature_free(FILE *out, const Kernel *k) {
-  Kernel anonymous = *k;
-  anonymous.name = "f";
-  anonymous.comment = "";
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  kir_cuda_print(f, &anonymous);
-  fclose(f);
-  // Drop the header comment lines, which name the buffers.
-  const char *code = strstr(text, "extern \"C\"");
-  fputs(code ? code : text, out);
-  free(text);
-}
-
-static void print_sharers(FILE *out, const CudaProgram *p, int function) {
+static void print_sharers(FILE *out, const KernelTable *t, int function) {
   int shown = 0, total = 0;
-  for (int i = 0; i < p->nlaunches; i++)
-    total += p->launches[i].function == function && p->launches[i].kernel != p->functions[function];
-  if (!total)
+  for (int i = 0; i < t->nkernels; i++)
+    total += t->function_of[i] == function;
+  if (--total <= 0)   // the first user is the function itself
     return;
   fprintf(out, "// also runs %d more kernel%s:", total, total == 1 ? "" : "s");
-  for (int i = 0; i < p->nlaunches && shown < 8; i++)
-    if (p->launches[i].function == function && p->launches[i].kernel != p->functions[function])
-      fprintf(out, "%s %s", shown++ ? "," : "", p->launches[i].kernel->name);
+  for (int i = 0, seen = 0; i < t->nkernels && shown < 8; i++)
+    if (t->function_of[i] == function && seen++)
+      fprintf(out, "%s %s", shown++ ? "," : "", t->kernels[i]->name);
   fprintf(out, "%s\n", total > shown ? ", ..." : "");
 }
 
-// The prelude (k NULL) or function f's text, with the kernels it also runs.
-static char *capture(Arena *a, const CudaProgram *p, const Kernel *k, int f) {
+// The prelude (f < 0) or function f's text, with the kernels it also runs.
+static char *capture(Arena *a, const KernelTable *t, int f) {
   char *text = NULL;
   size_t len = 0;
   FILE *out = open_memstream(&text, &len);
   if (!out)
     fatal("out of memory");
-  if (k) {
-    print_sharers(out, p, f);
-    kir_cuda_print(out, k);
+  if (f >= 0) {
+    print_sharers(out, t, f);
+    kir_cuda_print(out, t->functions[f]);
   } else {
     kir_cuda_prelude(out);
   }
@@ -71,32 +44,17 @@ static char *capture(Arena *a, const CudaProgram *p, const Kernel *k, int f) {
 
 CudaProgram *cuda_program(Arena *a, Kernel **kernels, int n) {
   CudaProgram *p = arena_alloc(a, sizeof *p);
-  p->launches = arena_alloc(a, sizeof *p->launches * (size_t)(n + 1));
-  p->functions = arena_alloc(a, sizeof *p->functions * (size_t)(n + 1));
-  NameMap by_code = {0};
-  for (int i = 0; i < n; i++) {
-    size_t len;
-    char *code = print_to_string(print_signature_free, kernels[i], &len);
-    int f = namemap_get(&by_code, code);
-    if (f < 0) {
-      f = p->nfunctions++;
-      p->functions[f] = kernels[i];
-      namemap_put(a, &by_code, arena_strdup(a, code), f);
-    }
-    free(code);
-    p->launches[i] = (CudaLaunch){kernels[i], f, kir_cuda_grid(kernels[i])};
-  }
-  p->nlaunches = n;
-  p->prelude = capture(a, NULL, NULL, 0);
-  p->function_source = arena_alloc(a, sizeof *p->function_source * (size_t)(p->nfunctions + 1));
-  for (int f = 0; f < p->nfunctions; f++)
-    p->function_source[f] = capture(a, p, p->functions[f], f);
+  const KernelTable *t = p->table = kir_table(a, kernels, n);
+  p->prelude = capture(a, t, -1);
+  p->function_source = arena_alloc(a, sizeof *p->function_source * (size_t)(t->nfunctions + 1));
   size_t len = strlen(p->prelude);
-  for (int f = 0; f < p->nfunctions; f++)
+  for (int f = 0; f < t->nfunctions; f++) {
+    p->function_source[f] = capture(a, t, f);
     len += strlen(p->function_source[f]) + 1;
+  }
   p->source = arena_alloc(a, len + 1);
   char *end = stpcpy(p->source, p->prelude);
-  for (int f = 0; f < p->nfunctions; f++)
+  for (int f = 0; f < t->nfunctions; f++)
     end = stpcpy(stpcpy(end, p->function_source[f]), "\n");
   p->source_size = (size_t)(end - p->source);
   return p;

@@ -2,20 +2,21 @@
 // TlcModel: shapes, the arena's layout, every state tensor, the recipe), holds the
 // training step and the evaluation pass as straight-line kernel calls on fixed arena
 // offsets, and main() runs the epochs. `tlc FILE --emit=c` prints it.
-#include "kir.h"
+#include "host_c.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void emit_kernel_decls(FILE *out, const CudaProgram *program) {
-  for (int i = 0; i < program->nfunctions; i++)
-    fprintf(out, "void %s(void *bufs, int64_t begin, int64_t end);\n", program->functions[i]->name);
+static void emit_kernel_decls(FILE *out, const KernelTable *cpu) {
+  for (int i = 0; i < cpu->nfunctions; i++)
+    fprintf(out, "void %s(void *bufs, int64_t begin, int64_t end);\n", cpu->functions[i]->name);
 }
 
-// The function a kernel runs: itself, or the first kernel with the same code.
-static const char *function_of(const CudaProgram *program, int launch) {
-  return program->functions[program->launches[launch].function]->name;
+// The function a kernel runs: itself, or the first kernel with the same code. Launches are
+// numbered over the training step, then the evaluation pass, on both devices alike.
+static const char *function_of(const KernelTable *table, int launch) {
+  return table->functions[table->function_of[launch]]->name;
 }
 
 // The arena offsets of node i's kernel buffers: its inputs, then its output unless it
@@ -35,9 +36,9 @@ static void emit_offsets(FILE *out, const char *prefix, const int64_t *offsets, 
 }
 
 // One kernel call per node of [lo, hi), each under the line that says what it computes.
-// *launch counts kernels across both steps, as the program lists them.
+// *launch counts kernels across both steps, as the tables list them.
 static void emit_steps(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
-                       const int64_t *offset, const CudaProgram *program, int *launch, int lo, int hi) {
+                       const int64_t *offset, const KernelTable *cpu, int *launch, int lo, int hi) {
   fprintf(out, "\n// %s\nstatic void %s(char *A) {\n", what, name);
   for (int i = 0; i < g->n; i++) {
     const Kernel *k = kernels[i];
@@ -50,7 +51,7 @@ static void emit_steps(FILE *out, const char *name, const char *what, const Grap
     int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     fprintf(out, "  // %s\n  tlc_parallel_for(%lld, %s, (void *[]){", k->comment, (long long)kir_parallel_extent(k),
-            function_of(program, (*launch)++));
+            function_of(cpu, (*launch)++));
     emit_offsets(out, "A + ", offsets, nbufs);
     fputs("});\n", out);
   }
@@ -58,8 +59,8 @@ static void emit_steps(FILE *out, const char *name, const char *what, const Grap
 }
 
 static void emit_step(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
-                      const int64_t *offset, const CudaProgram *program, int *launch) {
-  emit_steps(out, name, what, g, kernels, offset, program, launch, 0, g->n);
+                      const int64_t *offset, const KernelTable *cpu, int *launch) {
+  emit_steps(out, name, what, g, kernels, offset, cpu, launch, 0, g->n);
 }
 
 // With a feature cache: the training step cut at the boundary, the frozen prefix (run once
@@ -68,17 +69,17 @@ static void emit_cached_steps(FILE *out, const TrainerSpec *t) {
   int launch = 0, b = t->feature_node;
   const Node *boundary = t->train->nodes[b];
   emit_steps(out, "train_features", arena_printf(t->train->arena, "The frozen prefix up to %s, once per image.",
-             boundary->name && *boundary->name ? boundary->name : "its output"), t->train, t->train_kernels,
-             t->plan->train_offset, t->program, &launch, 0, b + 1);
+             boundary->name && *boundary->name ? boundary->name : "its output"), t->train, t->train_cpu,
+             t->plan->train_offset, t->cpu_table, &launch, 0, b + 1);
   launch = 0;
-  emit_steps(out, "train_head", "The training step from the cached features on.", t->train, t->train_kernels,
-             t->plan->train_offset, t->program, &launch, b + 1, t->train->n);
+  emit_steps(out, "train_head", "The training step from the cached features on.", t->train, t->train_cpu,
+             t->plan->train_offset, t->cpu_table, &launch, b + 1, t->train->n);
 }
 
-// The same step on the GPU: launches of the bundle's functions in the same order, on the
-// same offsets of the device arena.
+// The same step on the GPU: the bundle's launches in order (each says its function, grid,
+// block and shared memory), on the same offsets of the device arena.
 static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
-                          const CudaProgram *program, int *launch) {
+                          const KernelTable *gpu, int *launch) {
   fprintf(out, "\nstatic void %s(TlcGpu *G) {\n", name);
   for (int i = 0; i < g->n; i++) {
     const Kernel *k = kernels[i];
@@ -86,30 +87,34 @@ static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **
       continue;
     int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
-    const CudaLaunch *l = &program->launches[*launch];
-    fprintf(out, "  tlc_gpu_launch(G, %d, %lld, (const int64_t[]){", l->function, (long long)l->grid);
+    const char *function = function_of(gpu, *launch);
+    fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){", (*launch)++);
     emit_offsets(out, "", offsets, nbufs);
-    const char *function = function_of(program, (*launch)++);
     bool shared = strcmp(function, k->name) != 0;
     fprintf(out, "}, %d);   // %s%s%s\n", nbufs, k->name, shared ? " as " : "", shared ? function : "");
   }
   fputs("}\n", out);
 }
 
+// A kernel that multiplies in bf16 is compared within bf16's precision: 8 bits of mantissa
+// per operand, errors that partly cancel over a dot product.
+#define CHECK_RTOL_F32 1e-4
+#define CHECK_RTOL_BF16 2e-2
+
 // The steps as tables of kernel calls, for `--check-gpu`: each kernel runs on both devices
 // from the same inputs and the buffers it writes are compared.
-static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
-                       const CudaProgram *program, int *launch) {
+static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu_kernels, Kernel **gpu_kernels,
+                       const int64_t *offset, const KernelTable *cpu, int *launch) {
   fprintf(out, "\nstatic const TlcKernelCall %s[] = {\n", name);
   for (int i = 0; i < g->n; i++) {
-    const Kernel *k = kernels[i];
+    const Kernel *k = cpu_kernels[i];
     if (!k)
       continue;
     int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
-    const CudaLaunch *l = &program->launches[*launch];
-    fprintf(out, "  {\"%s\", %s, %lld, %d, %lld, %d, {", k->name, function_of(program, (*launch)++),
-            (long long)kir_parallel_extent(k), l->function, (long long)l->grid, nbufs);
+    fprintf(out, "  {\"%s\", %s, %lld, %d, %g, %d, {", k->name, function_of(cpu, *launch), (long long)kir_parallel_extent(k),
+            *launch, gpu_kernels[i]->bf16 ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
+    ++*launch;
     emit_offsets(out, "", offsets, nbufs);
     unsigned written = 0, is_int = 0;
     fputs("}, {", out);
@@ -393,22 +398,22 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
             "__asm__(\".section .tlc_bundle,\\\"a\\\",@progbits\\n.balign 16\\ntlc_bundle_data:\\n\"\n"
             "        \".incbin \\\"%s\\\"\\n.previous\\n\");\n"
             "extern const unsigned char tlc_bundle_data[];\n\n", t->bundle_path);
-  emit_kernel_decls(out, t->program);
+  emit_kernel_decls(out, t->cpu_table);
   emit_params(out, t->train, t->model, p->train_offset);
   if (t->feature_node >= 0)
     fputs("static void train_features(char *A);\nstatic void train_head(char *A);\n", out);
   emit_model(out, t);
   int launch = 0;
-  emit_step(out, "train_step", "One training step: forward, loss, backward, optimizer updates.", t->train, t->train_kernels,
-            p->train_offset, t->program, &launch);
-  emit_step(out, "eval_step", "The evaluation pass: running statistics, no dropout.", t->eval, t->eval_kernels,
-            p->eval_offset, t->program, &launch);
+  emit_step(out, "train_step", "One training step: forward, loss, backward, optimizer updates.", t->train, t->train_cpu,
+            p->train_offset, t->cpu_table, &launch);
+  emit_step(out, "eval_step", "The evaluation pass: running statistics, no dropout.", t->eval, t->eval_cpu,
+            p->eval_offset, t->cpu_table, &launch);
   launch = 0;
-  emit_step_gpu(out, "train_step_gpu", t->train, t->train_kernels, p->train_offset, t->program, &launch);
-  emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_kernels, p->eval_offset, t->program, &launch);
+  emit_step_gpu(out, "train_step_gpu", t->train, t->train_gpu, p->train_offset, t->program->table, &launch);
+  emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_gpu, p->eval_offset, t->program->table, &launch);
   launch = 0;
-  emit_calls(out, "train_calls", t->train, t->train_kernels, p->train_offset, t->program, &launch);
-  emit_calls(out, "eval_calls", t->eval, t->eval_kernels, p->eval_offset, t->program, &launch);
+  emit_calls(out, "train_calls", t->train, t->train_cpu, t->train_gpu, p->train_offset, t->cpu_table, &launch);
+  emit_calls(out, "eval_calls", t->eval, t->eval_cpu, t->eval_gpu, p->eval_offset, t->cpu_table, &launch);
   if (t->feature_node >= 0)
     emit_cached_steps(out, t);
   fputs("\nstatic const TlcSteps steps = {train_step, eval_step, train_step_gpu, eval_step_gpu,\n"

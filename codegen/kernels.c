@@ -1,5 +1,5 @@
 // kernels.c: which kernel a step node gets, and the builders every op file shares.
-#include "kir.h"
+#include "lower.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -13,14 +13,14 @@ static const char *c_name(Arena *a, const char *s) {
   return out;
 }
 
-KernelBuilder kernel_begin(Arena *a, const Node *n) {
+KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target) {
   const char *layer = n->name && n->name[0] ? n->name : "step";
   const char *name = arena_printf(a, "k%d_%s_%s", n->id, op_info[n->op].name, c_name(a, layer));
   const char *ins = "";
   for (int i = 0; i < n->nin; i++)
     ins = arena_printf(a, "%s%s%s", ins, i ? ", " : "", shape_str(a, n->in[i]->shape));
   const char *comment = arena_printf(a, "%s: %s (%s) -> %s", layer, node_describe(a, n), ins, shape_str(a, n->shape));
-  KernelBuilder kb = {.k = kir_kernel(a, name, comment), .node = n, .out = -1};
+  KernelBuilder kb = {.k = kir_kernel(a, name, comment), .node = n, .target = target, .out = -1};
   for (int i = 0; i < n->nin; i++) {
     const Node *in = n->in[i];
     const char *what = in->op == OP_PARAM || in->op == OP_STATE ? in->name : arena_printf(a, "%%%d", in->id);
@@ -31,10 +31,16 @@ KernelBuilder kernel_begin(Arena *a, const Node *n) {
   return kb;
 }
 
+void kernel_blocks(KernelBuilder *kb, int64_t grid, int block) {
+  kb->k->kind = KK_BLOCKS;
+  kb->k->launch = (KLaunch){.grid = grid, .block = block};
+}
+
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var) {
   Kernel *k = kb->k;
   *var = kir_var(k, name, KT_I64);
-  return kir_for(k, into, *var, kir_int(k, 0), kir_int(k, extent), into == k->body && k->body->nbody == 0);
+  bool parallel = k->kind == KK_LOOP && into == k->body && k->body->nbody == 0;
+  return kir_for(k, into, *var, kir_int(k, 0), kir_int(k, extent), parallel);
 }
 
 KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w) {
@@ -62,7 +68,7 @@ KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed, KExpr *step, int64_t 
   return kir_binary(k, KB_MUL, kir_cast(k, KT_F32, top24), kir_float(k, 1.0 / 16777216.0));
 }
 
-Kernel *kernel_for(Arena *a, const Node *n) {
+Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target) {
   switch (n->op) {
   case OP_INPUT:
   case OP_PARAM:
@@ -73,7 +79,7 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   case OP_VIEW: return NULL;
   default: break;
   }
-  KernelBuilder kb = kernel_begin(a, n);
+  KernelBuilder kb = kernel_begin(a, n, target);
   Kernel *k = NULL;
   switch (n->op) {
   case OP_CONV2D:
@@ -108,14 +114,14 @@ Kernel *kernel_for(Arena *a, const Node *n) {
   case OP_ADAM_UPDATE: k = kernel_optim(&kb); break;
   default: k = kernel_pointwise(&kb); break;
   }
-  kir_verify(k);
+  kir_finish(k);
   return k;
 }
 
-Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix) {
+Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix, const KernelTarget *target) {
   Kernel **out = arena_alloc(a, sizeof(Kernel *) * (size_t)(g->n + 1));
   for (int i = 0; i < g->n; i++) {
-    out[i] = kernel_for(a, g->nodes[i]);
+    out[i] = kernel_for(a, g->nodes[i], target);
     if (out[i] && prefix[0])
       out[i]->name = arena_printf(a, "%s%s", prefix, out[i]->name);
   }

@@ -4,7 +4,7 @@
 // from the padding instead of tested per element: a branch-free, contiguous inner loop
 // that LLVM vectorises when the stride is 1. Every output element is owned by one
 // parallel iteration, so results do not depend on the thread count.
-#include "kir.h"
+#include "lower.h"
 
 typedef struct ConvGeom {
   Shape x, y;           // input [N,CI,H,W], output [N,CO,OH,OW]

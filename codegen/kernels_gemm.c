@@ -5,7 +5,7 @@
 // scaled by dy, the weight gradient as sums of patch rows scaled by dy (four output
 // channels at a time, so each patch row is read once per four). col2im sums the patch
 // gradients back into the image.
-#include "kir.h"
+#include "lower.h"
 
 typedef struct Gemm {
   Shape x, y;           // image [N,CI,H,W] and output [N,CO,OH,OW]

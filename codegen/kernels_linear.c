@@ -1,7 +1,7 @@
 // kernels_linear.c: the fully connected layer and its gradients (the bias gradient is a
 // per-channel sum: kernels_norm.c). The innermost loops run along contiguous rows, which LLVM
 // vectorises.
-#include "kir.h"
+#include "lower.h"
 
 static KExpr *at2(Kernel *k, int64_t cols, KExpr *r, KExpr *c) { return kir_add(k, kir_mul(k, r, kir_int(k, cols)), c); }
 

@@ -1,6 +1,6 @@
 // kernels_loss.c: softmax cross-entropy with label smoothing (PyTorch's definition), per
 // sample, and its gradient for the mean over the batch.
-#include "kir.h"
+#include "lower.h"
 
 #include <math.h>
 

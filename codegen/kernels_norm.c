@@ -2,7 +2,7 @@
 // 1/sqrt(var + eps) with the biased variance; the running variance takes the unbiased
 // one. Reductions run per channel in a fixed order (deterministic, two passes for a
 // stable variance).
-#include "kir.h"
+#include "lower.h"
 
 typedef struct Plane {
   Shape x;              // the normalised tensor

@@ -1,7 +1,7 @@
 // kernels_optim.c: the optimizer steps, as torch.optim defines them. The learning rate
 // is the configured one times the schedule's factor for this step (the lr tensor, set by
 // the training loop); Adam's step count is the seed tensor's second element.
-#include "kir.h"
+#include "lower.h"
 
 #include <math.h>
 

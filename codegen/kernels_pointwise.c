@@ -1,7 +1,7 @@
 // kernels_pointwise.c: one output element per input element: activations and their
 // gradients, add, multiply (with the squeeze-excitation gate broadcast), dropout and
 // stochastic depth (masks from the step's seed). Flatten is a view (no kernel).
-#include "kir.h"
+#include "lower.h"
 
 static KExpr *load_at(KernelBuilder *kb, int input, KExpr *i) { return kir_load(kb->k, kb->in[input], i); }
 

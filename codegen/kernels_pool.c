@@ -2,7 +2,7 @@
 // padding counted in the average) and global average pooling, with their gradients.
 // Gradients are computed per (n, c) plane in one iteration, so overlapping windows
 // accumulate in a fixed order.
-#include "kir.h"
+#include "lower.h"
 
 #include <math.h>
 

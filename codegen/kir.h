@@ -1,21 +1,38 @@
-// kir.h: the kernel IR. One kernel is a loop nest over flat buffers: for-loops, scalar
-// variables, loads, stores, arithmetic. The math of every op, forward and backward, is
-// written once in it (by the op lowerings); kir_llvm.c turns it into CPU code through
-// LLVM's C API and the CUDA C lowering prints it for NVRTC. Shapes are constants: every
-// loop bound and index is folded into the kernel.
+// kir.h: the kernel IR. A kernel is a program over flat buffers: loops, scalar variables,
+// loads, stores, arithmetic; shapes are constants, folded into every bound and index. The
+// math of every op is written once in it (by the lowering from the graph, lower.h); kir_llvm.c
+// turns it into CPU code through LLVM's C API and kir_cuda.c prints it as CUDA C for NVRTC.
+// Nothing here knows about the graph: a kernel says what it computes and how its threads
+// are laid out, no more.
 //
-// A kernel's first statement is its parallel loop (KS_FOR with parallel set) over
-// [0, extent); the CPU lowering hands ranges of it to the thread pool, the GPU lowering
-// maps it to threads. Everything inside runs sequentially per iteration.
+// A kernel is one of two kinds:
+// - a loop kernel (KK_LOOP): its first statement is its parallel loop over [0, extent); the
+//   CPU hands ranges of it to the thread pool, the GPU runs one thread per iteration, in
+//   blocks of KIR_LOOP_BLOCK. Everything inside runs sequentially per iteration, and no
+//   iteration reads what another writes.
+// - a block kernel (KK_BLOCKS): its body is what each thread of a block runs, as in CUDA,
+//   over launch.grid blocks of launch.block threads. It may use what fast GPU kernels are
+//   made of: the thread and block index, shared buffers, barriers, warp shuffles, asynchronous
+//   copies into shared memory, 16-byte accesses, and the tensor-core tile operation
+//   (ldmatrix and mma.m16n8k16 on bf16). Each has a CPU meaning: the CPU runs a block's
+//   threads one after another between two synchronising statements (barriers and warp
+//   operations), which must therefore be reached by every thread (kir_verify checks it).
 #ifndef TLC_KIR_H
 #define TLC_KIR_H
 
-#include "../compiler/tlc.h"
+#include <stdio.h>
 
-typedef enum { KT_I64, KT_F32, KT_BOOL } KType;
+#include "../compiler/base.h"
+
+// KT_U32 is a 32-bit register of two bf16 values (a tensor-core fragment register): only
+// ldmatrix writes one and only mma reads one. KT_BF16 is an element type of buffers only: a
+// load from a bf16 buffer is a float, a store into one rounds to nearest even.
+typedef enum { KT_I64, KT_F32, KT_BOOL, KT_U32, KT_BF16 } KType;
 
 typedef enum {
   KX_CONST, KX_VAR, KX_LOAD, KX_UNARY, KX_BINARY, KX_SELECT, KX_CAST,
+  KX_THREAD,            // the thread's index in its block (block kernels)
+  KX_BLOCK,             // the block's index in the grid (block kernels)
 } KExprKind;
 
 typedef enum {
@@ -37,63 +54,114 @@ struct KExpr {
   double f;             // KX_CONST of KT_F32
   int64_t i;            // KX_CONST of KT_I64 or KT_BOOL
   int var;              // KX_VAR: index into Kernel.vars
+  int elem;             // KX_VAR: the element of a register array (a constant)
   int buf;              // KX_LOAD: index into Kernel.bufs
   KExpr *a, *b, *c;     // operands; KX_LOAD: a is the element index
 };
 
-typedef enum { KS_FOR, KS_ASSIGN, KS_STORE, KS_IF, KS_BLOCK } KStmtKind;
+typedef enum {
+  KS_FOR, KS_ASSIGN, KS_STORE, KS_IF, KS_BLOCK,
+  // Block kernels only. The first three synchronise threads: every thread of the block
+  // (KS_BARRIER) or of the warp (KS_SHUFFLE, KS_LDMATRIX, KS_MMA) takes part.
+  KS_BARRIER,           // __syncthreads()
+  KS_SHUFFLE,           // var = the value of src in lane (lane ^ operand | lane + operand | operand)
+  KS_LDMATRIX,          // var (count 2 or 4 u32) = ldmatrix[.trans] from buf[index], this lane's row
+  KS_MMA,               // var (d, 4 floats) = mma.m16n8k16.bf16(a, b) + c
+  KS_CP_ASYNC,          // buf[index] (shared) <- 16 bytes of src_buf[src_index], the first `value` bytes
+  KS_CP_COMMIT,         // closes the group of copies issued since the last commit
+  KS_CP_WAIT,           // waits until at most `operand` committed groups are in flight
+  KS_LOAD4,             // var[0..3] = buf[index .. index + 3]   (16 bytes; index a multiple of 4)
+  KS_STORE4,            // buf[index .. index + 3] = var[0..3]
+} KStmtKind;
+
+typedef enum { KSH_XOR, KSH_DOWN, KSH_IDX } KShuffle;
 
 typedef struct KStmt KStmt;
 struct KStmt {
   KStmtKind kind;
-  int var;              // KS_FOR: loop variable; KS_ASSIGN: target
+  int var;              // KS_FOR: loop variable; KS_ASSIGN, KS_SHUFFLE, KS_LDMATRIX, KS_MMA, KS_LOAD4: target
+  int elem;             // KS_ASSIGN: the element of a register array
   KExpr *lo, *hi;       // KS_FOR: [lo, hi), step 1
   bool parallel;        // KS_FOR: the kernel's parallel loop
-  int buf;              // KS_STORE
-  KExpr *index, *value; // KS_STORE: buf[index] = value; KS_ASSIGN: var = value; KS_IF: value is the condition
+  int buf;              // KS_STORE, KS_LDMATRIX, KS_CP_ASYNC, KS_LOAD4, KS_STORE4
+  KExpr *index, *value; // KS_STORE: buf[index] = value; KS_ASSIGN: var = value; KS_IF: value is the condition;
+                        // KS_CP_ASYNC: value is the bytes to read
   KStmt **body;         // KS_FOR, KS_IF (then), KS_BLOCK
   int nbody, capbody;
   KStmt *orelse;        // KS_IF: a KS_BLOCK, or NULL
+  int src, a, b, c;     // KS_SHUFFLE: src var; KS_MMA: a, b and c vars; KS_STORE4: src var
+  int src_buf;          // KS_CP_ASYNC
+  KExpr *src_index;     // KS_CP_ASYNC
+  int64_t operand;      // KS_SHUFFLE: lane mask, delta or lane; KS_CP_WAIT: groups; KS_LDMATRIX: tiles (2, 4)
+  KShuffle shuffle;     // KS_SHUFFLE
+  bool trans;           // KS_LDMATRIX
 };
+
+typedef enum { KSP_GLOBAL, KSP_SHARED } KSpace;
 
 typedef struct KBuf {
   const char *name;     // what it holds, for readers: "layer1.0.conv1.weight", "grad of relu 3"
-  KType type;           // KT_F32 or KT_I64 (labels are stored as int64 too)
+  KType type;           // KT_F32, KT_I64 (labels are stored as int64 too) or, in shared memory, KT_BF16
   int64_t elems;
   bool written;         // the kernel stores into it
+  KSpace space;         // global buffers are the kernel's parameters; shared ones come after them
 } KBuf;
 
 typedef struct KVar {
   const char *name;     // "n", "co", "acc"
   KType type;
+  int count;            // 1, or the length of a register array (indexed by constants only)
 } KVar;
+
+typedef enum { KK_LOOP, KK_BLOCKS } KKind;
+
+// How a kernel is launched on the GPU: grid blocks of `block` threads with `shared` bytes of
+// dynamic shared memory. A loop kernel's follows from its extent (kir_finish).
+typedef struct KLaunch {
+  int64_t grid;
+  int block;
+  int64_t shared;
+} KLaunch;
 
 typedef struct Kernel {
   const char *name;     // a C identifier: "k12_conv2d_features_0_0"
   const char *comment;  // "features.0.0: conv2d 3x3 p1 1->32, [128,1,28,28] -> [128,32,28,28]"
+  KKind kind;
+  KLaunch launch;
+  bool bf16;            // multiplies in bf16 (tensor-core tiles): compared within bf16's tolerance
   KBuf *bufs;
   int nbufs, capbufs;
   KVar *vars;
   int nvars, capvars;
-  KStmt *body;          // a KS_BLOCK whose first statement is the parallel loop
+  KStmt *body;          // a KS_BLOCK; a loop kernel's first statement is its parallel loop
   Arena *arena;
 } Kernel;
+
+// Threads per block of a loop kernel on the GPU.
+enum { KIR_LOOP_BLOCK = 256, KIR_WARP = 32 };
 
 //
 // kir.c: building kernels
 //
 Kernel *kir_kernel(Arena *a, const char *name, const char *comment);
+// A block kernel of grid blocks of `block` threads (a multiple of 32, at most 1024).
+Kernel *kir_block_kernel(Arena *a, const char *name, const char *comment, int64_t grid, int block);
 int kir_buf(Kernel *k, const char *name, KType type, int64_t elems);
+int kir_shared(Kernel *k, const char *name, KType type, int64_t elems);
 int kir_var(Kernel *k, const char *name, KType type);
+int kir_array(Kernel *k, const char *name, KType type, int count);
 
 KExpr *kir_int(Kernel *k, int64_t v);
 KExpr *kir_float(Kernel *k, double v);
 KExpr *kir_ref(Kernel *k, int var);
+KExpr *kir_elem(Kernel *k, int var, int elem);     // element elem of a register array
 KExpr *kir_load(Kernel *k, int buf, KExpr *index);
 KExpr *kir_unary(Kernel *k, KUnary op, KExpr *a);
 KExpr *kir_binary(Kernel *k, KBinary op, KExpr *a, KExpr *b);
 KExpr *kir_select(Kernel *k, KExpr *cond, KExpr *a, KExpr *b);
 KExpr *kir_cast(Kernel *k, KType to, KExpr *a);
+KExpr *kir_thread(Kernel *k);
+KExpr *kir_block_index(Kernel *k);
 // Shorthands for index arithmetic, folded when both sides are constants.
 KExpr *kir_add(Kernel *k, KExpr *a, KExpr *b);
 KExpr *kir_sub(Kernel *k, KExpr *a, KExpr *b);
@@ -101,19 +169,57 @@ KExpr *kir_mul(Kernel *k, KExpr *a, KExpr *b);
 KExpr *kir_div(Kernel *k, KExpr *a, int64_t b);   // integer division by a constant (a >= 0)
 KExpr *kir_mod(Kernel *k, KExpr *a, int64_t b);
 KExpr *kir_fma(Kernel *k, KExpr *acc, KExpr *a, KExpr *b);   // acc + a * b
+KExpr *kir_lt(Kernel *k, KExpr *a, KExpr *b);
+KExpr *kir_and(Kernel *k, KExpr *a, KExpr *b);
 
 // Statements are appended to a block; kir_for and kir_if return the block to fill.
 KStmt *kir_block(Kernel *k);
 KStmt *kir_for(Kernel *k, KStmt *into, int var, KExpr *lo, KExpr *hi, bool parallel);
 void kir_assign(Kernel *k, KStmt *into, int var, KExpr *value);
+void kir_assign_elem(Kernel *k, KStmt *into, int var, int elem, KExpr *value);
 void kir_store(Kernel *k, KStmt *into, int buf, KExpr *index, KExpr *value);
 KStmt *kir_if(Kernel *k, KStmt *into, KExpr *cond, KStmt **orelse);
+void kir_barrier(Kernel *k, KStmt *into);
+void kir_shuffle(Kernel *k, KStmt *into, KShuffle how, int var, int src, int64_t operand);
+void kir_ldmatrix(Kernel *k, KStmt *into, int var, int tiles, bool trans, int buf, KExpr *row);
+void kir_mma(Kernel *k, KStmt *into, int d, int a, int b, int c);
+void kir_cp_async(Kernel *k, KStmt *into, int buf, KExpr *index, int src_buf, KExpr *src_index, KExpr *bytes);
+void kir_cp_commit(Kernel *k, KStmt *into);
+void kir_cp_wait(Kernel *k, KStmt *into, int64_t groups);
+void kir_load4(Kernel *k, KStmt *into, int var, int buf, KExpr *index);
+void kir_store4(Kernel *k, KStmt *into, int buf, KExpr *index, int var);
 
-// Checks that types agree, indexes are integers and buffers are in range; a failure is
+// Checks that types agree, indexes are integers, buffers and variables exist, and that the
+// GPU constructs are used as the CPU can run them; sets a loop kernel's launch. A failure is
 // a compiler bug, reported with the kernel's name.
+void kir_finish(Kernel *k);
 void kir_verify(const Kernel *k);
-// The parallel loop's trip count.
+// A loop kernel's parallel trip count; a block kernel's grid (its blocks run in parallel on
+// the CPU too).
 int64_t kir_parallel_extent(const Kernel *k);
+int kir_nparams(const Kernel *k);     // the global buffers
+// Whether s (a statement of a block kernel) synchronises threads or holds one that does.
+bool kir_synchronises(const KStmt *s);
+
+//
+// kir_hash.c: identical kernels, found by the structure of their IR
+//
+// Two kernels are identical when everything but their names, comments and buffer names is
+// equal: they can share one compiled function.
+uint64_t kir_hash(const Kernel *k);
+bool kir_same(const Kernel *a, const Kernel *b);
+
+// The distinct kernels of a list: functions[f] is the first kernel of each kind, and
+// function_of[i] the function kernels[i] runs.
+typedef struct KernelTable {
+  Kernel **kernels;
+  int nkernels;
+  Kernel **functions;
+  int nfunctions;
+  int *function_of;
+} KernelTable;
+
+KernelTable *kir_table(Arena *a, Kernel **kernels, int n);
 
 //
 // kir_print.c: C text of a kernel (--emit=kir; the CUDA printer prints its statements too)
@@ -122,16 +228,15 @@ void kir_print(FILE *out, const Kernel *k);
 void kir_print_header(FILE *out, const Kernel *k);   // the comment lines: op, shapes, buffers
 void kir_print_locals(FILE *out, const Kernel *k);   // declarations of the non-loop variables
 void kir_print_block(FILE *out, const Kernel *k, const KStmt *block, int depth);
+const char *kir_type_name(KType t);                  // as C and CUDA C spell its storage
 
 //
 // kir_cuda.c: kernels as CUDA C, one __global__ function each
 //
-// A kernel's threads are the iterations of its parallel loop, one each, in blocks of
-// KIR_CUDA_BLOCK threads; its buffers are its parameters, b0, b1, ... in order.
-enum { KIR_CUDA_BLOCK = 256 };
+// A loop kernel's threads are the iterations of its parallel loop, one each; a block
+// kernel's are its own. Buffers are the parameters b0, b1, ... in order.
 void kir_cuda_prelude(FILE *out);                    // once, before the kernels
 void kir_cuda_print(FILE *out, const Kernel *k);
-int64_t kir_cuda_grid(const Kernel *k);              // blocks to launch
 
 //
 // nvrtc.c: CUDA C to GPU code through NVRTC (dlopen'd: tlc runs without the toolkit)
@@ -147,23 +252,14 @@ int nvrtc_compile(Arena *a, const char *source, const char *name, const char *ar
 const char *nvrtc_version(Arena *a);                 // "13.0", or NULL without NVRTC
 
 //
-// cuda_program.c: a trainer's kernels as one CUDA program, compiled with a disk cache
+// cuda_program.c: a trainer's GPU kernels as one CUDA program, compiled with a disk cache
 //
-typedef struct CudaLaunch {
-  const Kernel *kernel;
-  int function;         // index into CudaProgram.functions
-  int64_t grid;         // blocks of KIR_CUDA_BLOCK threads
-} CudaLaunch;
-
 typedef struct CudaProgram {
   char *source;         // CUDA C: the prelude, then every distinct kernel once
   size_t source_size;
   const char *prelude;
   const char **function_source;   // each function's part of source
-  Kernel **functions;   // the kernel each function is printed from (and named after)
-  int nfunctions;
-  CudaLaunch *launches; // one per kernel, in the order given
-  int nlaunches;
+  const KernelTable *table;       // the launches (in the order given) and their functions
 } CudaProgram;
 
 CudaProgram *cuda_program(Arena *a, Kernel **kernels, int n);
@@ -175,68 +271,11 @@ int cuda_program_compile(Arena *a, const CudaProgram *p, const char *arch, CudaC
 // kir_llvm.c: kernels to a native object file through LLVM's C API
 //
 // Each kernel K becomes `void K(void *const *bufs, int64_t begin, int64_t end)`, running
-// iterations [begin, end) of its parallel loop. cpu is an LLVM CPU name or "native".
-// Returns 0, or nonzero with a message in *error (allocated in a).
+// iterations [begin, end) of its parallel loop (blocks [begin, end) of a block kernel). cpu
+// is an LLVM CPU name or "native". Block kernels call the runtime's CPU meaning of the warp
+// operations (tlc_kir_ldmatrix, tlc_kir_mma_16816_bf16 in libtlcrt). Returns 0, or nonzero
+// with a message in *error (allocated in a).
 int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
                   Arena *a, const char **error);
-
-//
-// kernels_*.c: the math of every op of the training step, forward and backward
-//
-// A kernel's buffers are the node's inputs in order, then its output (ops that update
-// their inputs in place, like the optimizer, have no output buffer). Returns NULL for
-// nodes that need no kernel (parameters, labels, the input...).
-Kernel *kernel_for(Arena *a, const Node *n);
-// The kernel of each node by node id (NULL where none), named prefix + its usual name.
-Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix);
-
-//
-// host_c.c: the trainer's C source: the model description, the step functions, main()
-//
-typedef struct TrainerSpec {
-  const char *source;   // the .graph file
-  const Graph *model, *train, *eval;
-  const MemPlan *plan;
-  const Experiment *x;
-  Kernel **train_kernels, **eval_kernels;   // by node id
-  // The distinct kernels: the CPU object file and the GPU bundle hold each once, and steps
-  // call the one their kernel is identical to.
-  const CudaProgram *program;
-  int feature_node;          // feature_boundary() of the training step, or -1
-  const char *bundle_path;   // the compiled bundle to embed (tlc -o), or NULL
-  size_t bundle_size;
-} TrainerSpec;
-
-void host_c_emit(FILE *out, const TrainerSpec *t);
-
-// Builders the op files share.
-typedef struct KernelBuilder {
-  Kernel *k;
-  const Node *node;
-  int in[MAX_INPUTS], out;       // buffer numbers of the inputs and the output
-  int aux;              // a variable an op file's helpers share (bn_stats: the mean)
-} KernelBuilder;
-
-KernelBuilder kernel_begin(Arena *a, const Node *n);
-// for (v = 0; v < extent; v++) inside `into`, with a fresh variable named name.
-KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var);
-KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w);
-// v, to be stored at index of the output, with the node's fused residual added and its fused
-// activation applied (v itself when there is neither).
-KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index);
-// The activations themselves, shared by pointwise kernels and epilogues, and the gradient
-// through those that fuse as epilogues (relu, relu6, sigmoid), from their output y.
-KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x);
-KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y);
-KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);
-
-Kernel *kernel_conv(KernelBuilder *kb);
-Kernel *kernel_gemm(KernelBuilder *kb);
-Kernel *kernel_linear(KernelBuilder *kb);
-Kernel *kernel_norm(KernelBuilder *kb);
-Kernel *kernel_pointwise(KernelBuilder *kb);
-Kernel *kernel_pool(KernelBuilder *kb);
-Kernel *kernel_loss(KernelBuilder *kb);
-Kernel *kernel_optim(KernelBuilder *kb);
 
 #endif

@@ -2,31 +2,45 @@
 // becomes a body function whose buffers are noalias pointers (the memory plan never
 // overlaps two buffers of one kernel), wrapped by `K(void *const *bufs, begin, end)`
 // for the thread pool; LLVM's O3 pipeline inlines the body, promotes the loop variables
-// to registers and vectorises the inner loops.
-#include "kir.h"
+// to registers and vectorises the inner loops. Block kernels are in kir_llvm_blocks.c.
+#include "kir_llvm.h"
 
 #include <llvm-c/Analysis.h>
-#include <llvm-c/Core.h>
 #include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <string.h>
 
-typedef struct Lower {
-  LLVMContextRef ctx;
-  LLVMModuleRef mod;
-  LLVMBuilderRef b;
-  LLVMTypeRef i64, f32, i1, voidt;
-  const Kernel *k;
-  LLVMValueRef fn;
-  LLVMValueRef *bufs;   // the body's pointer parameters
-  LLVMValueRef *vars;   // one alloca per kernel variable
-  LLVMValueRef begin, end;
-} Lower;
+LLVMTypeRef llvm_type(const Lower *l, KType t) {
+  switch (t) {
+  case KT_F32: return l->f32;
+  case KT_I64: return l->i64;
+  case KT_U32: return l->i32;
+  case KT_BF16: return l->i16;
+  default: return l->i1;
+  }
+}
 
-static LLVMTypeRef ktype(const Lower *l, KType t) {
-  return t == KT_F32 ? l->f32 : t == KT_I64 ? l->i64 : l->i1;
+static LLVMTypeRef ktype(const Lower *l, KType t) { return llvm_type(l, t); }
+
+LLVMValueRef llvm_i64(Lower *l, int64_t v) { return LLVMConstInt(l->i64, (unsigned long long)v, 1); }
+
+LLVMValueRef llvm_call(Lower *l, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, LLVMValueRef *args, unsigned n) {
+  LLVMTypeRef fty = LLVMFunctionType(ret, params, n, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(l->mod, name);
+  if (!fn)
+    fn = LLVMAddFunction(l->mod, name, fty);
+  return LLVMBuildCall2(l->b, fty, fn, args, n, "");
+}
+
+// Element elem of a variable: of this thread's copy in a block kernel.
+LLVMValueRef llvm_var_ptr(Lower *l, int var, int elem) {
+  const KVar *v = &l->k->vars[var];
+  LLVMValueRef idx = llvm_i64(l, elem);
+  if (l->k->kind == KK_BLOCKS && !l->uniform[var])
+    idx = LLVMBuildAdd(l->b, LLVMBuildMul(l->b, l->thread, llvm_i64(l, v->count), ""), idx, "");
+  return LLVMBuildGEP2(l->b, ktype(l, v->type), l->vars[var], &idx, 1, "");
 }
 
 static LLVMValueRef intrinsic(Lower *l, const char *name, LLVMValueRef *args, unsigned n) {
@@ -38,7 +52,26 @@ static LLVMValueRef intrinsic(Lower *l, const char *name, LLVMValueRef *args, un
   return LLVMBuildCall2(l->b, fty, fn, args, n, "");
 }
 
-static LLVMValueRef expr(Lower *l, const KExpr *e);
+#define expr llvm_expr
+
+// bf16 is the top half of a float's bits: widening shifts them back.
+static LLVMValueRef bf16_to_float(Lower *l, LLVMValueRef h) {
+  LLVMValueRef bits = LLVMBuildShl(l->b, LLVMBuildZExt(l->b, h, l->i32, ""), LLVMConstInt(l->i32, 16, 0), "");
+  return LLVMBuildBitCast(l->b, bits, l->f32, "");
+}
+
+// Rounds to nearest even, as the CUDA prelude's tlc_f2bf does; a NaN stays a quiet NaN.
+static LLVMValueRef float_to_bf16(Lower *l, LLVMValueRef f) {
+  LLVMValueRef u = LLVMBuildBitCast(l->b, f, l->i32, "");
+  LLVMValueRef c16 = LLVMConstInt(l->i32, 16, 0);
+  LLVMValueRef odd = LLVMBuildAnd(l->b, LLVMBuildLShr(l->b, u, c16, ""), LLVMConstInt(l->i32, 1, 0), "");
+  LLVMValueRef rounded = LLVMBuildAdd(l->b, LLVMBuildAdd(l->b, u, LLVMConstInt(l->i32, 0x7fff, 0), ""), odd, "");
+  LLVMValueRef nan = LLVMBuildICmp(l->b, LLVMIntUGT, LLVMBuildAnd(l->b, u, LLVMConstInt(l->i32, 0x7fffffff, 0), ""),
+                                   LLVMConstInt(l->i32, 0x7f800000, 0), "");
+  LLVMValueRef quiet = LLVMBuildOr(l->b, u, LLVMConstInt(l->i32, 0x400000, 0), "");
+  LLVMValueRef bits = LLVMBuildSelect(l->b, nan, quiet, rounded, "");
+  return LLVMBuildTrunc(l->b, LLVMBuildLShr(l->b, bits, c16, ""), l->i16, "");
+}
 
 static LLVMValueRef element_ptr(Lower *l, int buf, const KExpr *index) {
   LLVMValueRef idx = expr(l, index);
@@ -102,17 +135,21 @@ static LLVMValueRef cast(Lower *l, const KExpr *e) {
                         : LLVMBuildICmp(l->b, LLVMIntNE, a, LLVMConstInt(l->i64, 0, 0), "");
 }
 
-static LLVMValueRef expr(Lower *l, const KExpr *e) {
+LLVMValueRef llvm_expr(Lower *l, const KExpr *e) {
   switch (e->kind) {
   case KX_CONST:
     if (e->type == KT_F32)
       return LLVMConstReal(l->f32, e->f);
     return LLVMConstInt(ktype(l, e->type), (unsigned long long)e->i, 1);
-  case KX_VAR: return LLVMBuildLoad2(l->b, ktype(l, e->type), l->vars[e->var], l->k->vars[e->var].name);
+  case KX_VAR:
+    return LLVMBuildLoad2(l->b, ktype(l, e->type), llvm_var_ptr(l, e->var, e->elem), l->k->vars[e->var].name);
+  case KX_THREAD: return l->thread;
+  case KX_BLOCK: return l->block;
   case KX_LOAD: {
-    LLVMValueRef v = LLVMBuildLoad2(l->b, ktype(l, e->type), element_ptr(l, e->buf, e->a), "");
-    LLVMSetAlignment(v, e->type == KT_F32 ? 4 : 8);
-    return v;
+    KType stored = l->k->bufs[e->buf].type;
+    LLVMValueRef v = LLVMBuildLoad2(l->b, ktype(l, stored), element_ptr(l, e->buf, e->a), "");
+    LLVMSetAlignment(v, stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
+    return stored == KT_BF16 ? bf16_to_float(l, v) : v;
   }
   case KX_UNARY: return unary(l, e);
   case KX_BINARY: {
@@ -128,13 +165,48 @@ static LLVMValueRef expr(Lower *l, const KExpr *e) {
   return NULL;
 }
 
-static LLVMBasicBlockRef new_block(Lower *l, const char *name) { return LLVMAppendBasicBlockInContext(l->ctx, l->fn, name); }
+LLVMBasicBlockRef llvm_new_block(Lower *l, const char *name) { return LLVMAppendBasicBlockInContext(l->ctx, l->fn, name); }
+#define new_block llvm_new_block
+#define stmt llvm_stmt
+#define block llvm_block
 
-static void stmt(Lower *l, const KStmt *s);
-
-static void block(Lower *l, const KStmt *b) {
+void llvm_block(Lower *l, const KStmt *b) {
   for (int i = 0; i < b->nbody; i++)
     stmt(l, b->body[i]);
+}
+
+LLVMValueRef llvm_entry_alloca(Lower *l, LLVMTypeRef t, int64_t n, const char *name) {
+  LLVMBuilderRef at = LLVMCreateBuilderInContext(l->ctx);
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(l->fn);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first)
+    LLVMPositionBuilderBefore(at, first);
+  else
+    LLVMPositionBuilderAtEnd(at, entry);
+  LLVMValueRef p = LLVMBuildArrayAlloca(at, t, llvm_i64(l, n), name);
+  LLVMDisposeBuilder(at);
+  return p;
+}
+
+LLVMValueRef llvm_loop_begin(Lower *l, LlvmLoop *loop, LLVMValueRef n, const char *name) {
+  loop->var = llvm_entry_alloca(l, l->i64, 1, name);   // promoted to a register by mem2reg
+  LLVMBuildStore(l->b, llvm_i64(l, 0), loop->var);
+  loop->cond = new_block(l, "loop");
+  LLVMBasicBlockRef body = new_block(l, "body");
+  loop->exit = new_block(l, "done");
+  LLVMBuildBr(l->b, loop->cond);
+  LLVMPositionBuilderAtEnd(l->b, loop->cond);
+  LLVMValueRef v = LLVMBuildLoad2(l->b, l->i64, loop->var, name);
+  LLVMBuildCondBr(l->b, LLVMBuildICmp(l->b, LLVMIntSLT, v, n, ""), body, loop->exit);
+  LLVMPositionBuilderAtEnd(l->b, body);
+  return v;
+}
+
+void llvm_loop_end(Lower *l, LlvmLoop *loop) {
+  LLVMValueRef next = LLVMBuildAdd(l->b, LLVMBuildLoad2(l->b, l->i64, loop->var, ""), llvm_i64(l, 1), "");
+  LLVMBuildStore(l->b, next, loop->var);
+  LLVMBuildBr(l->b, loop->cond);
+  LLVMPositionBuilderAtEnd(l->b, loop->exit);
 }
 
 static bool is_innermost(const KStmt *s) {
@@ -159,7 +231,7 @@ static void hint_vectorize(Lower *l, LLVMValueRef backedge) {
 
 // for (v = lo; v < hi; v++): the parallel loop runs [begin, end) instead.
 static void loop(Lower *l, const KStmt *s) {
-  LLVMValueRef var = l->vars[s->var];
+  LLVMValueRef var = llvm_var_ptr(l, s->var, 0);
   LLVMValueRef lo = s->parallel ? l->begin : expr(l, s->lo);
   LLVMBuildStore(l->b, lo, var);
   LLVMBasicBlockRef cond = new_block(l, "loop"), body = new_block(l, "body"), exit = new_block(l, "done");
@@ -170,6 +242,7 @@ static void loop(Lower *l, const KStmt *s) {
   LLVMBuildCondBr(l->b, LLVMBuildICmp(l->b, LLVMIntSLT, v, hi, ""), body, exit);
   LLVMPositionBuilderAtEnd(l->b, body);
   block(l, s);
+  var = llvm_var_ptr(l, s->var, 0);   // (re-derived: the body may have moved the builder)
   LLVMValueRef next = LLVMBuildAdd(l->b, LLVMBuildLoad2(l->b, l->i64, var, ""), LLVMConstInt(l->i64, 1, 0), "");
   LLVMBuildStore(l->b, next, var);
   LLVMValueRef backedge = LLVMBuildBr(l->b, cond);
@@ -191,44 +264,77 @@ static void branch(Lower *l, const KStmt *s) {
   LLVMPositionBuilderAtEnd(l->b, merge);
 }
 
-static void stmt(Lower *l, const KStmt *s) {
+// cp.async on the CPU: the copy happens at once, which is one of the orders the GPU allows.
+static void copy_async(Lower *l, const KStmt *s) {
+  LLVMTypeRef ptr = LLVMPointerType(l->i8, 0);
+  LLVMTypeRef params[3] = {ptr, ptr, l->i64};
+  LLVMValueRef args[3] = {LLVMBuildBitCast(l->b, element_ptr(l, s->buf, s->index), ptr, ""),
+                          LLVMBuildBitCast(l->b, element_ptr(l, s->src_buf, s->src_index), ptr, ""), expr(l, s->value)};
+  llvm_call(l, "tlc_kir_cp_async", l->voidt, params, args, 3);
+}
+
+// 16-byte accesses: four elements, which LLVM may merge again.
+static void access4(Lower *l, const KStmt *s) {
+  for (int e = 0; e < 4; e++) {
+    LLVMValueRef idx = LLVMBuildAdd(l->b, expr(l, s->index), llvm_i64(l, e), "");
+    LLVMValueRef at = LLVMBuildGEP2(l->b, l->f32, l->bufs[s->buf], &idx, 1, "");
+    if (s->kind == KS_LOAD4)
+      LLVMBuildStore(l->b, LLVMBuildLoad2(l->b, l->f32, at, ""), llvm_var_ptr(l, s->var, e));
+    else
+      LLVMBuildStore(l->b, LLVMBuildLoad2(l->b, l->f32, llvm_var_ptr(l, s->src, e), ""), at);
+  }
+}
+
+void llvm_stmt(Lower *l, const KStmt *s) {
   switch (s->kind) {
   case KS_FOR: loop(l, s); break;
-  case KS_ASSIGN: LLVMBuildStore(l->b, expr(l, s->value), l->vars[s->var]); break;
+  case KS_ASSIGN: LLVMBuildStore(l->b, expr(l, s->value), llvm_var_ptr(l, s->var, s->elem)); break;
   case KS_STORE: {
-    LLVMValueRef st = LLVMBuildStore(l->b, expr(l, s->value), element_ptr(l, s->buf, s->index));
-    LLVMSetAlignment(st, l->k->bufs[s->buf].type == KT_F32 ? 4 : 8);
+    KType stored = l->k->bufs[s->buf].type;
+    LLVMValueRef v = expr(l, s->value);
+    LLVMValueRef st = LLVMBuildStore(l->b, stored == KT_BF16 ? float_to_bf16(l, v) : v, element_ptr(l, s->buf, s->index));
+    LLVMSetAlignment(st, stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
     break;
   }
   case KS_IF: branch(l, s); break;
   case KS_BLOCK: block(l, s); break;
+  case KS_CP_ASYNC: copy_async(l, s); break;
+  case KS_LOAD4:
+  case KS_STORE4: access4(l, s); break;
+  case KS_CP_COMMIT:
+  case KS_CP_WAIT: break;   // the copies are done already
+  default: fatal("internal error in kernel %s: a synchronising statement outside kir_llvm_blocks.c", l->k->name);
   }
 }
 
 static LLVMValueRef lower_body(Lower *l, Arena *a) {
   const Kernel *k = l->k;
-  int np = k->nbufs + 2;
+  int nparams = kir_nparams(k), np = nparams + 2;
   LLVMTypeRef *params = arena_alloc(a, sizeof(LLVMTypeRef) * (size_t)np);
-  for (int i = 0; i < k->nbufs; i++)
+  for (int i = 0; i < nparams; i++)
     params[i] = LLVMPointerType(ktype(l, k->bufs[i].type), 0);
-  params[k->nbufs] = params[k->nbufs + 1] = l->i64;
+  params[nparams] = params[nparams + 1] = l->i64;
   LLVMTypeRef fty = LLVMFunctionType(l->voidt, params, (unsigned)np, 0);
   l->fn = LLVMAddFunction(l->mod, arena_printf(a, "%s_body", k->name), fty);
   LLVMSetLinkage(l->fn, LLVMInternalLinkage);
   unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
   l->bufs = arena_alloc(a, sizeof(LLVMValueRef) * (size_t)(k->nbufs + 1));
-  for (int i = 0; i < k->nbufs; i++) {
+  for (int i = 0; i < nparams; i++) {
     l->bufs[i] = LLVMGetParam(l->fn, (unsigned)i);
     LLVMSetValueName2(l->bufs[i], arena_printf(a, "b%d", i), strlen(arena_printf(a, "b%d", i)));
     LLVMAddAttributeAtIndex(l->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(l->ctx, noalias, 0));
   }
-  l->begin = LLVMGetParam(l->fn, (unsigned)k->nbufs);
-  l->end = LLVMGetParam(l->fn, (unsigned)k->nbufs + 1);
+  l->begin = LLVMGetParam(l->fn, (unsigned)nparams);
+  l->end = LLVMGetParam(l->fn, (unsigned)nparams + 1);
   LLVMPositionBuilderAtEnd(l->b, new_block(l, "entry"));
   l->vars = arena_alloc(a, sizeof(LLVMValueRef) * (size_t)(k->nvars + 1));
-  for (int i = 0; i < k->nvars; i++)
-    l->vars[i] = LLVMBuildAlloca(l->b, ktype(l, k->vars[i].type), k->vars[i].name);
-  block(l, k->body);
+  if (k->kind == KK_BLOCKS) {
+    llvm_lower_blocks(l, a);
+  } else {
+    for (int i = 0; i < k->nvars; i++)
+      l->vars[i] = llvm_entry_alloca(l, ktype(l, k->vars[i].type), k->vars[i].count, k->vars[i].name);
+    block(l, k->body);
+  }
   LLVMBuildRetVoid(l->b);
   return l->fn;
 }
@@ -240,16 +346,17 @@ static void lower_wrapper(Lower *l, LLVMValueRef body, Arena *a) {
   LLVMTypeRef params[3] = {LLVMPointerType(ptr, 0), l->i64, l->i64};
   LLVMValueRef fn = LLVMAddFunction(l->mod, k->name, LLVMFunctionType(l->voidt, params, 3, 0));
   LLVMPositionBuilderAtEnd(l->b, LLVMAppendBasicBlockInContext(l->ctx, fn, "entry"));
-  LLVMValueRef *args = arena_alloc(a, sizeof(LLVMValueRef) * (size_t)(k->nbufs + 2));
-  for (int i = 0; i < k->nbufs; i++) {
+  int nparams = kir_nparams(k);
+  LLVMValueRef *args = arena_alloc(a, sizeof(LLVMValueRef) * (size_t)(nparams + 2));
+  for (int i = 0; i < nparams; i++) {
     LLVMValueRef idx = LLVMConstInt(l->i64, (unsigned long long)i, 0);
     LLVMValueRef slot = LLVMBuildGEP2(l->b, ptr, LLVMGetParam(fn, 0), &idx, 1, "");
     LLVMValueRef raw = LLVMBuildLoad2(l->b, ptr, slot, "");
     args[i] = LLVMBuildBitCast(l->b, raw, LLVMPointerType(ktype(l, k->bufs[i].type), 0), "");
   }
-  args[k->nbufs] = LLVMGetParam(fn, 1);
-  args[k->nbufs + 1] = LLVMGetParam(fn, 2);
-  LLVMBuildCall2(l->b, LLVMGlobalGetValueType(body), body, args, (unsigned)k->nbufs + 2, "");
+  args[nparams] = LLVMGetParam(fn, 1);
+  args[nparams + 1] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(l->b, LLVMGlobalGetValueType(body), body, args, (unsigned)nparams + 2, "");
   LLVMBuildRetVoid(l->b);
 }
 
@@ -299,6 +406,9 @@ int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_p
   l.mod = LLVMModuleCreateWithNameInContext("tlc_kernels", l.ctx);
   l.b = LLVMCreateBuilderInContext(l.ctx);
   l.i64 = LLVMInt64TypeInContext(l.ctx);
+  l.i32 = LLVMInt32TypeInContext(l.ctx);
+  l.i16 = LLVMInt16TypeInContext(l.ctx);
+  l.i8 = LLVMInt8TypeInContext(l.ctx);
   l.f32 = LLVMFloatTypeInContext(l.ctx);
   l.i1 = LLVMInt1TypeInContext(l.ctx);
   l.voidt = LLVMVoidTypeInContext(l.ctx);

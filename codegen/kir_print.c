@@ -1,6 +1,6 @@
 // kir_print.c: a kernel as C text, so a user can read what tlc generated. The statements
-// are valid CUDA C too (given kir_cuda.c's prelude), so the CUDA lowering prints them with
-// this code and only adds the thread indexing around them.
+// are valid CUDA C too (given the CUDA prelude, codegen/cuda_prelude.cuh), so the CUDA
+// lowering prints them with this code and only adds the thread indexing around them.
 #include "kir.h"
 
 #include <math.h>
@@ -10,7 +10,17 @@ static const char *const unary_names[KU_COUNT] = {"-", "expf", "logf", "sqrtf", 
 static const char *const binary_names[KB_COUNT] = {"+", "-", "*", "/", "fminf", "fmaxf", "%",
                                                    "<", "<=", "==", "!=", "&&", "||", "^", ">>"};
 
-static const char *type_name(KType t) { return t == KT_F32 ? "float" : t == KT_I64 ? "int64_t" : "bool"; }
+const char *kir_type_name(KType t) {
+  static const char *const names[] = {[KT_I64] = "int64_t", [KT_F32] = "float", [KT_BOOL] = "bool",
+                                      [KT_U32] = "unsigned", [KT_BF16] = "unsigned short"};
+  return names[t];
+}
+
+static void print_var(FILE *out, const Kernel *k, int var, int elem) {
+  fputs(k->vars[var].name, out);
+  if (k->vars[var].count > 1)
+    fprintf(out, "[%d]", elem);
+}
 
 static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
   switch (e->kind) {
@@ -24,12 +34,16 @@ static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
     else
       fprintf(out, "%lld", (long long)e->i);
     return;
-  case KX_VAR: fputs(k->vars[e->var].name, out); return;
-  case KX_LOAD:
-    fprintf(out, "b%d[", e->buf);
+  case KX_VAR: print_var(out, k, e->var, e->elem); return;
+  case KX_THREAD: fputs("(int64_t)threadIdx.x", out); return;
+  case KX_BLOCK: fputs("(int64_t)blockIdx.x", out); return;
+  case KX_LOAD: {
+    bool bf16 = k->bufs[e->buf].type == KT_BF16;
+    fprintf(out, "%sb%d[", bf16 ? "tlc_bf2f(" : "", e->buf);
     print_expr(out, k, e->a);
-    fputc(']', out);
+    fputs(bf16 ? "])" : "]", out);
     return;
+  }
   case KX_UNARY:
     fprintf(out, "%s(", unary_names[e->op]);
     print_expr(out, k, e->a);
@@ -60,13 +74,58 @@ static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
     fputc(')', out);
     return;
   case KX_CAST:
-    fprintf(out, "(%s)", type_name(e->type));
+    fprintf(out, "(%s)", kir_type_name(e->type));
     print_expr(out, k, e->a);
     return;
   }
 }
 
 static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth);
+
+// The GPU constructs, as the CUDA prelude's functions and CUDA's own.
+static void print_gpu_stmt(FILE *out, const Kernel *k, const KStmt *s) {
+  static const char *const shuffles[] = {[KSH_XOR] = "__shfl_xor_sync", [KSH_DOWN] = "__shfl_down_sync",
+                                         [KSH_IDX] = "__shfl_sync"};
+  const char *v = k->vars[s->var].name;
+  switch (s->kind) {
+  case KS_BARRIER: fputs("__syncthreads();\n", out); return;
+  case KS_SHUFFLE:
+    fprintf(out, "%s = %s(0xffffffffu, %s, %lld);\n", v, shuffles[s->shuffle], k->vars[s->src].name, (long long)s->operand);
+    return;
+  case KS_LDMATRIX:
+    fprintf(out, "tlc_ldmatrix_x%lld%s(%s, &b%d[", (long long)s->operand, s->trans ? "_trans" : "", v, s->buf);
+    print_expr(out, k, s->index);
+    fputs("]);\n", out);
+    return;
+  case KS_MMA:
+    fprintf(out, "tlc_mma_16816_bf16(%s, %s, %s, %s);\n", v, k->vars[s->a].name, k->vars[s->b].name, k->vars[s->c].name);
+    return;
+  case KS_CP_ASYNC:
+    fprintf(out, "tlc_cp_async16(&b%d[", s->buf);
+    print_expr(out, k, s->index);
+    fprintf(out, "], &b%d[", s->src_buf);
+    print_expr(out, k, s->src_index);
+    fputs("], (int)", out);
+    print_expr(out, k, s->value);
+    fputs(");\n", out);
+    return;
+  case KS_CP_COMMIT: fputs("tlc_cp_async_commit();\n", out); return;
+  case KS_CP_WAIT: fprintf(out, "TLC_CP_ASYNC_WAIT(%lld);\n", (long long)s->operand); return;
+  case KS_LOAD4:
+    fprintf(out, "{ const float4 q = *(const float4 *)&b%d[", s->buf);
+    print_expr(out, k, s->index);
+    fprintf(out, "]; %s[0] = q.x; %s[1] = q.y; %s[2] = q.z; %s[3] = q.w; }\n", v, v, v, v);
+    return;
+  case KS_STORE4: {
+    const char *src = k->vars[s->src].name;
+    fprintf(out, "*(float4 *)&b%d[", s->buf);
+    print_expr(out, k, s->index);
+    fprintf(out, "] = make_float4(%s[0], %s[1], %s[2], %s[3]);\n", src, src, src, src);
+    return;
+  }
+  default: return;
+  }
+}
 
 void kir_print_block(FILE *out, const Kernel *k, const KStmt *block, int depth) {
   for (int i = 0; i < block->nbody; i++)
@@ -88,17 +147,20 @@ static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
     return;
   }
   case KS_ASSIGN:
-    fprintf(out, "%s = ", k->vars[s->var].name);
+    print_var(out, k, s->var, s->elem);
+    fputs(" = ", out);
     print_expr(out, k, s->value);
     fputs(";\n", out);
     return;
-  case KS_STORE:
+  case KS_STORE: {
+    bool bf16 = k->bufs[s->buf].type == KT_BF16;
     fprintf(out, "b%d[", s->buf);
     print_expr(out, k, s->index);
-    fputs("] = ", out);
+    fputs(bf16 ? "] = tlc_f2bf(" : "] = ", out);
     print_expr(out, k, s->value);
-    fputs(";\n", out);
+    fputs(bf16 ? ");\n" : ";\n", out);
     return;
+  }
   case KS_IF:
     fputs("if (", out);
     print_expr(out, k, s->value);
@@ -115,14 +177,21 @@ static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
     kir_print_block(out, k, s, depth + 1);
     fprintf(out, "%*s}\n", 2 * depth, "");
     return;
+  default: print_gpu_stmt(out, k, s); return;
   }
 }
 
 void kir_print_header(FILE *out, const Kernel *k) {
   fprintf(out, "// %s\n", k->comment);
-  for (int i = 0; i < k->nbufs; i++)
-    fprintf(out, "//   b%d: %s %s[%lld]%s\n", i, k->bufs[i].type == KT_F32 ? "float" : "int64_t", k->bufs[i].name,
-            (long long)k->bufs[i].elems, k->bufs[i].written ? " (written)" : "");
+  if (k->kind == KK_BLOCKS)
+    fprintf(out, "//   %lld blocks of %d threads%s\n", (long long)k->launch.grid, k->launch.block,
+            k->bf16 ? ", bf16 tensor-core tiles with float accumulation" : "");
+  for (int i = 0; i < k->nbufs; i++) {
+    const KBuf *b = &k->bufs[i];
+    const char *type = b->type == KT_BF16 ? "bf16" : kir_type_name(b->type);
+    fprintf(out, "//   b%d: %s%s %s[%lld]%s\n", i, b->space == KSP_SHARED ? "shared " : "", type, b->name,
+            (long long)b->elems, b->written && b->space == KSP_GLOBAL ? " (written)" : "");
+  }
 }
 
 static void mark_loop_vars(const KStmt *s, bool *is_loop) {
@@ -134,19 +203,29 @@ static void mark_loop_vars(const KStmt *s, bool *is_loop) {
     mark_loop_vars(s->orelse, is_loop);
 }
 
-// Loop variables are declared by their loops.
+// Shared buffers first, then the variables; loop variables are declared by their loops.
 void kir_print_locals(FILE *out, const Kernel *k) {
+  for (int i = kir_nparams(k); i < k->nbufs; i++)
+    fprintf(out, "  __shared__ __align__(16) %s b%d[%lld];   // %s\n", kir_type_name(k->bufs[i].type), i,
+            (long long)k->bufs[i].elems, k->bufs[i].name);
   bool *is_loop = arena_alloc(k->arena, (size_t)k->nvars + 1);
-  memset(is_loop, 0, (size_t)k->nvars + 1);
   mark_loop_vars(k->body, is_loop);
-  for (int i = 0; i < k->nvars; i++)
-    if (!is_loop[i])
-      fprintf(out, "  %s %s;\n", type_name(k->vars[i].type), k->vars[i].name);
+  for (int i = 0; i < k->nvars; i++) {
+    if (is_loop[i])
+      continue;
+    fprintf(out, "  %s %s", kir_type_name(k->vars[i].type), k->vars[i].name);
+    if (k->vars[i].count > 1)
+      fprintf(out, "[%d]", k->vars[i].count);
+    fputs(";\n", out);
+  }
 }
 
 void kir_print(FILE *out, const Kernel *k) {
   kir_print_header(out, k);
-  fprintf(out, "kernel %s {\n", k->name);
+  if (k->kind == KK_BLOCKS)
+    fprintf(out, "kernel %s <<<%lld, %d>>> {\n", k->name, (long long)k->launch.grid, k->launch.block);
+  else
+    fprintf(out, "kernel %s {\n", k->name);
   kir_print_locals(out, k);
   kir_print_block(out, k, k->body, 1);
   fputs("}\n", out);

@@ -2,7 +2,7 @@
 // an output file is written under a temporary name and renamed, so an error never
 // leaves a partial file behind.
 #include "tlc.h"
-#include "kir.h"
+#include "host_c.h"
 #include "tlcrt.h"
 
 #include <errno.h>
@@ -141,33 +141,39 @@ static void write_output(const char *path, const char *data, size_t len) {
   free(tmp);
 }
 
-static Kernel **all_kernels(Arena *a, const TrainerSpec *t, int *n) {
+// The kernels of both steps, training then evaluation, in launch order.
+static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kernel **eval, int *n) {
   Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 1));
   *n = 0;
   for (int i = 0; i < t->train->n; i++)
-    if (t->train_kernels[i])
-      all[(*n)++] = t->train_kernels[i];
+    if (train[i])
+      all[(*n)++] = train[i];
   for (int i = 0; i < t->eval->n; i++)
-    if (t->eval_kernels[i])
-      all[(*n)++] = t->eval_kernels[i];
+    if (eval[i])
+      all[(*n)++] = eval[i];
   return all;
 }
 
-// Everything a trainer is made of: both steps, their memory plan and their kernels.
-static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Experiment *x) {
+// Everything a trainer is made of: both steps, their memory plan and their kernels for each
+// device. Tensor-core tiles need sm_80 or newer.
+static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Experiment *x, const char *arch) {
   TrainerSpec t = {.source = source, .model = model, .x = x};
   t.train = train_build(a, model, x, true);
   t.eval = train_build(a, model, x, false);
   t.plan = plan_memory(a, t.train, t.eval);
-  t.train_kernels = kernels_by_node(a, t.train, "");
-  t.eval_kernels = kernels_by_node(a, t.eval, "eval_");
+  KernelTarget cpu = {0}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80};
+  t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
+  t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
+  t.train_gpu = kernels_by_node(a, t.train, "", &gpu);
+  t.eval_gpu = kernels_by_node(a, t.eval, "eval_", &gpu);
   int n;
-  Kernel **kernels = all_kernels(a, &t, &n);
+  Kernel **kernels = all_kernels(a, &t, t.train_cpu, t.eval_cpu, &n);
+  t.cpu_table = kir_table(a, kernels, n);
+  kernels = all_kernels(a, &t, t.train_gpu, t.eval_gpu, &n);
   t.program = cuda_program(a, kernels, n);
   t.feature_node = feature_boundary(a, t.train, x);
   return t;
 }
-
 
 static void write_file(const char *path, const char *data, size_t len) {
   FILE *f = fopen(path, "wb");
@@ -200,20 +206,23 @@ static void build_bundle(Arena *a, TrainerSpec *t, const char *arch, const char 
     return;
   }
   const CudaProgram *p = t->program;
+  const KernelTable *table = p->table;
   CudaCode code;
   bool cached;
   const char *error = NULL;
   if (cuda_program_compile(a, p, arch, &code, &cached, &error))
     fatal("%s", error);
-  TlcBundleFunction *functions = arena_alloc(a, sizeof *functions * (size_t)(p->nfunctions + 1));
-  for (int f = 0; f < p->nfunctions; f++)
-    functions[f] = (TlcBundleFunction){p->functions[f]->name, p->function_source[f]};
-  TlcBundleLaunch *launches = arena_alloc(a, sizeof *launches * (size_t)(p->nlaunches + 1));
-  for (int i = 0; i < p->nlaunches; i++)
-    launches[i] = (TlcBundleLaunch){p->launches[i].kernel->name, p->launches[i].kernel->comment,
-                                    (uint32_t)p->launches[i].function, p->launches[i].grid};
-  TlcBundle b = {.arch = arch, .nvrtc = version, .prelude = p->prelude, .block = KIR_CUDA_BLOCK,
-                 .functions = functions, .nfunctions = p->nfunctions, .launches = launches, .nlaunches = p->nlaunches,
+  TlcBundleFunction *functions = arena_alloc(a, sizeof *functions * (size_t)(table->nfunctions + 1));
+  for (int f = 0; f < table->nfunctions; f++)
+    functions[f] = (TlcBundleFunction){table->functions[f]->name, p->function_source[f]};
+  TlcBundleLaunch *launches = arena_alloc(a, sizeof *launches * (size_t)(table->nkernels + 1));
+  for (int i = 0; i < table->nkernels; i++) {
+    const Kernel *k = table->kernels[i];
+    launches[i] = (TlcBundleLaunch){k->name, k->comment, (uint32_t)table->function_of[i], k->launch.grid,
+                                    k->launch.block, k->launch.shared};
+  }
+  TlcBundle b = {.arch = arch, .nvrtc = version, .prelude = p->prelude, .block = KIR_LOOP_BLOCK,
+                 .functions = functions, .nfunctions = table->nfunctions, .launches = launches, .nlaunches = table->nkernels,
                  .ptx = code.ptx, .ptx_size = code.ptx_size, .cubin = (const uint8_t *)code.cubin,
                  .cubin_size = code.cubin_size};
   uint8_t *data = NULL;
@@ -236,7 +245,7 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
   const char *obj = arena_printf(a, "%s/kernels.o", dir), *src = arena_printf(a, "%s/trainer.c", dir);
   build_bundle(a, t, arch, dir);
   const char *error = NULL;
-  if (kir_llvm_emit(t->program->functions, t->program->nfunctions, cpu, obj, NULL, a, &error))
+  if (kir_llvm_emit(t->cpu_table->functions, t->cpu_table->nfunctions, cpu, obj, NULL, a, &error))
     fatal("%s", error);
   char *text = NULL;
   size_t len = 0;
@@ -270,12 +279,24 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
   rmdir(dir);
 }
 
+// The kernel IR of every node: the CPU's kernel, then the GPU's where it is laid out otherwise.
+static void emit_kir(FILE *out, const TrainerSpec *t) {
+  const KernelTable *cpu = t->cpu_table, *gpu = t->program->table;
+  for (int i = 0; i < cpu->nkernels; i++) {
+    kir_print(out, cpu->kernels[i]);
+    fputc('\n', out);
+    if (!kir_same(cpu->kernels[i], gpu->kernels[i])) {
+      fputs("// on the GPU:\n", out);
+      kir_print(out, gpu->kernels[i]);
+      fputc('\n', out);
+    }
+  }
+}
+
 // The trainer's kernels (training step, then evaluation pass), as kernel IR or as
 // optimised LLVM IR.
 static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *stage, const char *arch,
                          const char *cpu) {
-  int n;
-  Kernel **kernels = all_kernels(a, t, &n);
   if (!strcmp(stage, "cuda") || !strcmp(stage, "ptx")) {
     const CudaProgram *p = t->program;
     if (!strcmp(stage, "cuda")) {
@@ -293,10 +314,7 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
     return;
   }
   if (!strcmp(stage, "kir")) {
-    for (int i = 0; i < n; i++) {
-      kir_print(out, kernels[i]);
-      fputc('\n', out);
-    }
+    emit_kir(out, t);
     return;
   }
   char path[] = "/tmp/tlc-llvm-XXXXXX";
@@ -305,7 +323,7 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
     fatal("cannot create a temporary file: %s", strerror(errno));
   close(fd);
   const char *error = NULL;
-  if (kir_llvm_emit(t->program->functions, t->program->nfunctions, cpu, NULL, path, a, &error)) {
+  if (kir_llvm_emit(t->cpu_table->functions, t->cpu_table->nfunctions, cpu, NULL, path, a, &error)) {
     remove(path);
     fatal("%s", error);
   }
@@ -341,10 +359,10 @@ int main(int argc, char **argv) {
     print_ir(buf, a, train_build(a, g, x, true));
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm") || !strcmp(o.emit, "cuda") ||
                         !strcmp(o.emit, "ptx"))) {
-    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    TrainerSpec t = trainer_spec(a, o.input, g, x, o.arch);
     emit_kernels(buf, a, &t, o.emit, o.arch, o.cpu);
   } else if (o.emit && !strcmp(o.emit, "c")) {
-    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    TrainerSpec t = trainer_spec(a, o.input, g, x, o.arch);
     host_c_emit(buf, &t);
   } else if (o.emit) {
     print_params(buf, g);
@@ -362,7 +380,7 @@ int main(int argc, char **argv) {
   }
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
-    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    TrainerSpec t = trainer_spec(a, o.input, g, x, o.arch);
     build_trainer(a, &t, o.output, o.arch, o.cpu);
     free(text);
     arena_free(a);

@@ -13,7 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef struct Arena Arena;
+#include "base.h"
+
 typedef struct Source Source;
 typedef struct Token Token;
 typedef struct Expr Expr;
@@ -34,35 +35,6 @@ enum {
   MAX_IMPORTS = 256,        // files in one compilation
   MAX_DIM = 1 << 30,        // one tensor dimension
 };
-
-//
-// arena.c: bump allocation for everything with the compilation's lifetime
-//
-Arena *arena_new(void);
-void arena_free(Arena *a);
-void *arena_alloc(Arena *a, size_t size);           // zeroed
-char *arena_strndup(Arena *a, const char *s, size_t n);
-char *arena_strdup(Arena *a, const char *s);
-char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-// Grows *items (of *cap elements of elem_size) to hold at least need elements.
-void arena_grow(Arena *a, void **items, int *cap, int need, size_t elem_size);
-#define ARENA_PUSH(a, arr, n, cap, v)                                            \
-  do {                                                                          \
-    arena_grow((a), (void **)&(arr), &(cap), (n) + 1, sizeof *(arr));           \
-    (arr)[(n)++] = (v);                                                         \
-  } while (0)
-
-//
-// names.c: a string-keyed hash index
-//
-typedef struct NameMap {
-  const char **keys;    // open addressing; NULL marks an empty slot
-  int *vals;
-  int cap, count;
-} NameMap;
-
-void namemap_put(Arena *a, NameMap *m, const char *key, int val);   // replaces an existing key
-int namemap_get(const NameMap *m, const char *key);                 // -1 when absent
 
 //
 // diag.c: positioned diagnostics
@@ -88,7 +60,6 @@ typedef struct Note {
 
 void diag_set_notes(const Note *notes);
 _Noreturn void error_at(Span span, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warn_at(Span span, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 Span span_join(Span a, Span b);
 

@@ -14,7 +14,7 @@
 namespace {
 
 namespace fb = flatbuffers;
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 
 void build(fb::FlatBufferBuilder &fbb, const TlcBundle *b) {
   std::vector<fb::Offset<tlc::bundle::Function>> functions;
@@ -23,7 +23,7 @@ void build(fb::FlatBufferBuilder &fbb, const TlcBundle *b) {
   std::vector<fb::Offset<tlc::bundle::Launch>> launches;
   for (int i = 0; i < b->nlaunches; i++) {
     const TlcBundleLaunch &l = b->launches[i];
-    launches.push_back(tlc::bundle::CreateLaunchDirect(fbb, l.kernel, l.comment, l.function, l.grid));
+    launches.push_back(tlc::bundle::CreateLaunchDirect(fbb, l.kernel, l.comment, l.function, l.grid, l.block, l.shared));
   }
   auto cubin = fbb.CreateVector(b->cubin, b->cubin_size);
   auto ptx = fbb.CreateString(b->ptx, b->ptx_size);
@@ -40,8 +40,8 @@ int read(const void *data, size_t size, TlcBundle *out, TlcError *err) {
   if (!tlc::bundle::VerifyBundleBuffer(verifier))
     return tlc_fail(err, "the kernel bundle is damaged (it does not verify as bundle.fbs)");
   const tlc::bundle::Bundle *b = tlc::bundle::GetBundle(data);
-  if (b->version() != kVersion)
-    return tlc_fail(err, "the kernel bundle has version %u; this runtime reads version %u", b->version(), kVersion);
+  if (b->version() < 1 || b->version() > kVersion)
+    return tlc_fail(err, "the kernel bundle has version %u; this runtime reads versions 1 to %u", b->version(), kVersion);
   TlcBundle r = {};
   r.arch = str(b->arch());
   r.nvrtc = str(b->nvrtc());
@@ -65,11 +65,17 @@ int read(const void *data, size_t size, TlcBundle *out, TlcError *err) {
   }
   for (int i = 0; i < r.nlaunches; i++) {
     const tlc::bundle::Launch *l = b->launches()->Get(static_cast<fb::uoffset_t>(i));
-    r.launches[i] = {str(l->kernel()), str(l->comment()), l->function(), l->grid()};
-    if (l->function() >= static_cast<uint32_t>(r.nfunctions) || l->grid() <= 0) {
+    int32_t block = b->version() == 1 ? b->block() : l->block();
+    r.launches[i] = {str(l->kernel()), str(l->comment()), l->function(), l->grid(), block, l->shared()};
+    if (l->function() >= static_cast<uint32_t>(r.nfunctions) || l->grid() <= 0 || l->grid() > INT32_MAX) {
       tlc_bundle_free(&r);
       return tlc_fail(err, "the kernel bundle is damaged: launch %d (%s) names function %u of %d", i,
                       str(l->kernel()), l->function(), r.nfunctions);
+    }
+    if (block <= 0 || block > 1024 || l->shared() < 0 || l->shared() > (1 << 30)) {
+      tlc_bundle_free(&r);
+      return tlc_fail(err, "the kernel bundle is damaged: launch %d (%s) has %d threads a block and %lld bytes of "
+                      "shared memory", i, str(l->kernel()), block, static_cast<long long>(l->shared()));
     }
   }
   *out = r;

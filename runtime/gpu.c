@@ -163,20 +163,21 @@ fail:
 
 const char *tlc_gpu_name(const TlcGpu *g) { return g->name; }
 
-void tlc_gpu_launch(TlcGpu *g, int function, int64_t grid, const int64_t *offsets, int n) {
+void tlc_gpu_launch(TlcGpu *g, int launch, const int64_t *offsets, int n) {
   if (g->launch_error)
     return;
+  const TlcBundleLaunch *l = &g->bundle.launches[launch];
   CUdeviceptr pointers[16];
   void *params[16];
   for (int i = 0; i < n && i < 16; i++) {
     pointers[i] = g->arena + (CUdeviceptr)offsets[i];
     params[i] = &pointers[i];
   }
-  CUresult r = g->cu.LaunchKernel(g->functions[function], (unsigned)grid, 1, 1, (unsigned)g->bundle.block, 1, 1, 0,
-                                  NULL, params, NULL);
+  CUresult r = g->cu.LaunchKernel(g->functions[l->function], (unsigned)l->grid, 1, 1, (unsigned)l->block, 1, 1,
+                                  (unsigned)l->shared, NULL, params, NULL);
   if (r) {
     g->launch_error = r;
-    g->launch_error_function = function;
+    g->launch_error_function = (int)l->function;
   }
 }
 

@@ -418,12 +418,14 @@ typedef struct TlcBundleFunction {
 typedef struct TlcBundleLaunch {
   const char *kernel, *comment;
   uint32_t function;    // index into TlcBundle.functions
-  int64_t grid;         // blocks of TlcBundle.block threads
+  int64_t grid;         // blocks
+  int32_t block;        // threads per block
+  int64_t shared;       // bytes of dynamic shared memory per block
 } TlcBundleLaunch;
 
 typedef struct TlcBundle {
   const char *arch, *nvrtc, *prelude;
-  int32_t block;
+  int32_t block;        // version 1's block of every launch; read into each launch
   TlcBundleFunction *functions;
   int nfunctions;
   TlcBundleLaunch *launches;  // training step, then evaluation pass
@@ -442,6 +444,14 @@ int tlc_bundle_read(const void *data, size_t size, TlcBundle *out, TlcError *err
 void tlc_bundle_free(TlcBundle *b);
 
 //
+// kir_cpu.c: the CPU meaning of the kernel IR's warp operations (called by CPU kernels that
+// tlc lowered from block kernels; layouts as the PTX ISA gives them)
+//
+void tlc_kir_cp_async(void *dst, const void *src, int64_t src_bytes);
+void tlc_kir_ldmatrix(uint32_t *dst, const uint16_t *shared, const int64_t *rows, int64_t tiles, int64_t trans);
+void tlc_kir_mma_16816_bf16(float *d, const uint32_t *a, const uint32_t *b, const float *c);
+
+//
 // gpu.c: the CUDA driver API, loaded with dlopen (a trainer has no link-time CUDA dependency)
 //
 typedef struct TlcGpu TlcGpu;
@@ -451,9 +461,10 @@ typedef struct TlcGpu TlcGpu;
 // missing: no driver, no GPU, a driver too old for the kernels, not enough memory.
 int tlc_gpu_open(TlcGpu **out, const void *bundle, size_t bundle_size, int64_t arena_bytes, TlcError *err);
 const char *tlc_gpu_name(const TlcGpu *g);   // "NVIDIA H100 80GB HBM3 (sm_90)"
-// Launches bundle function f over `grid` blocks; buffer i is the device arena + offsets[i].
-// A failed launch is remembered (with the kernel's name) and reported by tlc_gpu_sync.
-void tlc_gpu_launch(TlcGpu *g, int function, int64_t grid, const int64_t *offsets, int n);
+// Runs the bundle's launch number `launch` (its function, grid, block and shared memory);
+// buffer i is the device arena + offsets[i]. A failed launch is remembered (with the
+// kernel's name) and reported by tlc_gpu_sync.
+void tlc_gpu_launch(TlcGpu *g, int launch, const int64_t *offsets, int n);
 int tlc_gpu_sync(TlcGpu *g, TlcError *err);
 // Copies bytes between host memory and the device arena at offset.
 int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, TlcError *err);
@@ -548,8 +559,8 @@ typedef struct TlcKernelCall {
   const char *name;
   TlcRangeFn cpu;       // the CPU kernel, over [0, extent) of its parallel loop
   int64_t extent;
-  int function;         // the GPU kernel: bundle function and blocks
-  int64_t grid;
+  int launch;           // the GPU kernel: the bundle's launch
+  double tolerance;     // the largest difference allowed, relative to the buffer's largest value
   int nbufs;
   int64_t offset[8], bytes[8];   // its buffers in the arena
   unsigned written, is_int;      // bit i: buffer i is written; holds int64 (else float)

@@ -26,10 +26,10 @@ cuda = open(sys.argv[1]).read()
 b = json.load(open(sys.argv[2]))
 names = re.findall(r'__global__ void __launch_bounds__\(\d+\) (\w+)\(', cuda)
 assert [f['name'] for f in b['functions']] == names, 'functions differ from --emit=cuda'
-assert b['arch'] == 'sm_90' and b['block'] == 256 and b['version'] == 1
+assert b['arch'] == 'sm_90' and b['block'] == 256 and b['version'] == 2
 for f in b['functions']:
     assert f['source'] in cuda, f['name'] + ': source differs from --emit=cuda'
-assert all(0 <= l.get('function', 0) < len(names) and l['grid'] > 0 for l in b['launches'])  # flatc omits zeros
+assert all(0 <= l.get('function', 0) < len(names) and l['grid'] > 0 and 32 <= l['block'] <= 1024 for l in b['launches'])  # flatc omits zeros
 assert len(b['launches']) >= len(names) and '.entry' in b['ptx'] and len(b['cubin']) > 1000
 PY
 

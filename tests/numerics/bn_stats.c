@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
   if (argc != 3)
     return 2;
   Arena *a = arena_new();
-  Exec x = exec_build(a, exec_load_step(a, argv[2], true), argv[1]);
+  Exec x = exec_build(a, exec_load_step(a, argv[2], true), argv[1], NULL);
   const Graph *step = x.g;
   exec_fill_generated(&x);
   exec_forward(&x);

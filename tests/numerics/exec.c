@@ -44,12 +44,13 @@ void exec_step(Exec *x) {
     exec_node(x, x->g->nodes[i]);
 }
 
-Exec exec_build(Arena *a, const Graph *g, const char *dir) {
+Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target) {
+  static const KernelTarget cpu = {0};
   mkdir(dir, 0755);
   Exec x = {.g = g};
   x.buf = arena_alloc(a, sizeof(void *) * (size_t)g->n);
   x.fn = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
-  x.kernel = kernels_by_node(a, g, "");
+  x.kernel = kernels_by_node(a, g, "", target ? target : &cpu);
   Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
   int nk = 0;
   for (int i = 0; i < g->n; i++) {
@@ -63,7 +64,9 @@ Exec exec_build(Arena *a, const Graph *g, const char *dir) {
   const char *error;
   if (kir_llvm_emit(all, nk, "native", obj, NULL, a, &error))
     fatal("%s", error);
-  if (system(arena_printf(a, "cc -shared -o '%s' '%s'", so, obj)) != 0)
+  // Block kernels call the runtime's warp operations: the object gets its own copy.
+  if (system(arena_printf(a, "cc -O2 -shared -fPIC -I'%s' -o '%s' '%s' '%s/kir_cpu.c'", TLC_RUNTIME_DIR, so, obj,
+                          TLC_RUNTIME_DIR)) != 0)
     fatal("linking %s failed", so);
   void *lib = dlopen(so, RTLD_NOW);
   if (!lib)

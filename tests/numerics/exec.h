@@ -5,7 +5,7 @@
 #ifndef TLC_TEST_EXEC_H
 #define TLC_TEST_EXEC_H
 
-#include "kir.h"
+#include "lower.h"
 
 typedef void KernelFn(void *const *bufs, int64_t begin, int64_t end);
 
@@ -16,8 +16,9 @@ typedef struct Exec {
   Kernel **kernel;
 } Exec;
 
-// Builds the kernels of g in dir (made if missing) and allocates every node's tensor (zeroed).
-Exec exec_build(Arena *a, const Graph *g, const char *dir);
+// Builds the kernels of g, laid out for target (NULL: the CPU's), in dir (made if missing) and
+// allocates every node's tensor (zeroed). The GPU's layout runs through its CPU lowering.
+Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target);
 // Runs node n (nothing for nodes without a kernel and for in-place updates).
 void exec_node(Exec *x, const Node *n);
 // Runs the forward pass and returns the mean loss.

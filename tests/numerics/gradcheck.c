@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
     return 2;
   Arena *a = arena_new();
   Graph *step = exec_load_step(a, argv[2], true);
-  Exec x = exec_build(a, step, argv[1]);
+  Exec x = exec_build(a, step, argv[1], NULL);
   fill_inputs(&x);
   int checked = 0;
   for (int i = 0; i < step->n; i++) {

@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
   if (argc != 4)
     return 2;
   Arena *a = arena_new();
-  Exec x = exec_build(a, exec_load_step(a, argv[2], true), argv[1]);
+  Exec x = exec_build(a, exec_load_step(a, argv[2], true), argv[1], NULL);
   exec_fill_generated(&x);
   *(float *)x.buf[x.g->nodes[1]->id] = 1;   // the schedule's factor
   for (int step = 1; step <= 3; step++) {

@@ -129,9 +129,9 @@ int main(int argc, char **argv) {
     return 2;
   Arena *a = arena_new();
   Graph *step = exec_load_step(a, argv[2], true);
-  Exec x = exec_build(a, step, argv[1]);
+  Exec x = exec_build(a, step, argv[1], NULL);
   exec_fill_generated(&x);
-  Exec eval = exec_build(a, exec_load_step(a, argv[2], false), arena_printf(a, "%s/eval", argv[1]));
+  Exec eval = exec_build(a, exec_load_step(a, argv[2], false), arena_printf(a, "%s/eval", argv[1]), NULL);
   exec_fill_generated(&eval);
   FILE *f = fopen(argv[3], "r");
   if (!f)

@@ -1,0 +1,58 @@
+// lower.h: the lowering from the training step's graph (compiler/tlc.h) to kernels (kir.h).
+// The math of every op, forward and backward, is written once here, in the kernels_*.c
+// files; a node's kernel may be laid out differently for the CPU and for the GPU (block
+// reductions, 16-byte accesses, tensor-core tiles on the GPU), computing the same thing.
+#ifndef TLC_LOWER_H
+#define TLC_LOWER_H
+
+#include "../compiler/tlc.h"
+#include "kir.h"
+
+// The target a node's kernel is laid out for.
+typedef struct KernelTarget {
+  bool gpu;             // block reductions and 16-byte accesses where they pay
+  bool tiles;           // matrix products on bf16 tensor cores (sm_80 and newer, precision bf16)
+} KernelTarget;
+
+// A kernel's buffers are the node's inputs in order, then its output (ops that update their
+// inputs in place, like the optimizer, have no output buffer). Returns NULL for nodes that
+// need no kernel (parameters, labels, the input...).
+Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target);
+// The kernel of each node by node id (NULL where none), named prefix + its usual name.
+Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix, const KernelTarget *target);
+
+// Builders the op files share.
+typedef struct KernelBuilder {
+  Kernel *k;
+  const Node *node;
+  const KernelTarget *target;
+  int in[MAX_INPUTS], out;       // buffer numbers of the inputs and the output
+  int aux;              // a variable an op file's helpers share (bn_stats: the mean)
+} KernelBuilder;
+
+KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target);
+// Makes kb's kernel a block kernel of grid blocks of `block` threads (before anything is
+// added to its body).
+void kernel_blocks(KernelBuilder *kb, int64_t grid, int block);
+// for (v = 0; v < extent; v++) inside `into`, with a fresh variable named name.
+KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var);
+KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w);
+// v, to be stored at index of the output, with the node's fused residual added and its fused
+// activation applied (v itself when there is neither).
+KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index);
+// The activations themselves, shared by pointwise kernels and epilogues, and the gradient
+// through those that fuse as epilogues (relu, relu6, sigmoid), from their output y.
+KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x);
+KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y);
+KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);
+
+Kernel *kernel_conv(KernelBuilder *kb);
+Kernel *kernel_gemm(KernelBuilder *kb);
+Kernel *kernel_linear(KernelBuilder *kb);
+Kernel *kernel_norm(KernelBuilder *kb);
+Kernel *kernel_pointwise(KernelBuilder *kb);
+Kernel *kernel_pool(KernelBuilder *kb);
+Kernel *kernel_loss(KernelBuilder *kb);
+Kernel *kernel_optim(KernelBuilder *kb);
+
+#endif
