@@ -204,8 +204,8 @@ bool kir_synchronises(const KStmt *s);
 //
 // kir_hash.c: identical kernels, found by the structure of their IR
 //
-// Two kernels are identical when everything but their names, comments and buffer names is
-// equal: they can share one compiled function.
+// Two kernels are identical when everything but their names, comments, buffer names and
+// global buffer sizes is equal: they can share one compiled function.
 uint64_t kir_hash(const Kernel *k);
 bool kir_same(const Kernel *a, const Kernel *b);
 

@@ -1,6 +1,7 @@
 // kir_hash.c: kernels that can share one compiled function, found by the structure of their
-// IR (the same op on the same shapes in repeated blocks): everything but names and comments
-// must be equal. EfficientNet-B5's 3,549 kernels are 640 functions this way.
+// IR (the same op on the same shapes in repeated blocks): everything but names, comments and
+// the sizes of global buffers (which no code reads) must be equal. EfficientNet-B5's 3,549
+// kernels are 640 functions this way.
 #include "kir.h"
 
 #include <string.h>
@@ -63,7 +64,7 @@ uint64_t kir_hash(const Kernel *k) {
   for (int i = 0; i < k->nbufs; i++) {
     const KBuf *b = &k->bufs[i];
     mix(&s, (uint64_t)b->type << 8 | (uint64_t)b->written << 4 | (uint64_t)b->space);
-    mix(&s, (uint64_t)b->elems);
+    mix(&s, b->space == KSP_SHARED ? (uint64_t)b->elems : 0);
   }
   for (int i = 0; i < k->nvars; i++)
     mix(&s, (uint64_t)k->vars[i].type << 32 | (uint64_t)k->vars[i].count);
@@ -102,7 +103,8 @@ bool kir_same(const Kernel *a, const Kernel *b) {
     return false;
   for (int i = 0; i < a->nbufs; i++) {
     const KBuf *x = &a->bufs[i], *y = &b->bufs[i];
-    if (x->type != y->type || x->elems != y->elems || x->written != y->written || x->space != y->space)
+    if (x->type != y->type || x->written != y->written || x->space != y->space ||
+        (x->space == KSP_SHARED && x->elems != y->elems))
       return false;
   }
   for (int i = 0; i < a->nvars; i++)
