@@ -36,6 +36,32 @@ void kernel_blocks(KernelBuilder *kb, int64_t grid, int block) {
   kb->k->launch = (KLaunch){.grid = grid, .block = block};
 }
 
+// A butterfly: after the shuffles at distances 16, 8, 4, 2 and 1 every lane holds the same
+// sum (a + b and b + a round alike), so no lane has to broadcast it.
+static void warp_sum(Kernel *k, KStmt *into, int v, int other) {
+  for (int d = KIR_WARP / 2; d >= 1; d /= 2) {
+    kir_shuffle(k, into, KSH_XOR, other, v, d);
+    kir_assign(k, into, v, kir_binary(k, KB_ADD, kir_ref(k, v), kir_ref(k, other)));
+  }
+}
+
+void kernel_block_sum(KernelBuilder *kb, KStmt *into, int v, int partials) {
+  Kernel *k = kb->k;
+  int64_t warps = k->launch.block / KIR_WARP;
+  int other = kir_var(k, "other", KT_F32);
+  warp_sum(k, into, v, other);
+  if (warps == 1)
+    return;
+  KExpr *lane = kir_mod(k, kir_thread(k), KIR_WARP);
+  KStmt *first = kir_if(k, into, kir_binary(k, KB_EQ, lane, kir_int(k, 0)), NULL);
+  kir_store(k, first, partials, kir_div(k, kir_thread(k), KIR_WARP), kir_ref(k, v));
+  kir_barrier(k, into);
+  KExpr *mine = kir_load(k, partials, kir_binary(k, KB_MIN, lane, kir_int(k, warps - 1)));
+  kir_assign(k, into, v, kir_select(k, kir_lt(k, lane, kir_int(k, warps)), mine, kir_float(k, 0)));
+  warp_sum(k, into, v, other);
+  kir_barrier(k, into);
+}
+
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var) {
   Kernel *k = kb->k;
   *var = kir_var(k, name, KT_I64);

@@ -1,7 +1,9 @@
 // kernels_norm.c: batchnorm as PyTorch computes it. Statistics are [2,C]: the mean, then
 // 1/sqrt(var + eps) with the biased variance; the running variance takes the unbiased
 // one. Reductions run per channel in a fixed order (deterministic, two passes for a
-// stable variance).
+// stable variance): on the CPU a channel is one iteration of the parallel loop; on the GPU
+// it is a block, whose threads sum strided parts of the channel and then add those up
+// (kernel_block_sum).
 #include "lower.h"
 
 typedef struct Plane {
@@ -221,8 +223,134 @@ static Kernel *channel_reduction(KernelBuilder *kb, Term *term) {
   return k;
 }
 
+//
+// The GPU's form: a block per channel.
+//
+enum { REDUCE_BLOCK = 256 };
+
+// A block kernel over the C channels; returns the shared buffer kernel_block_sum needs.
+static int channel_blocks(KernelBuilder *kb, int64_t C) {
+  kernel_blocks(kb, C, REDUCE_BLOCK);
+  return kir_shared(kb->k, "the warps' partial sums", KT_F32, KIR_WARP);
+}
+
+// The thread's share of `count` items: items thread, thread + 256, ...; returns the block
+// to fill and the item in *item. Consecutive threads take consecutive items (coalesced).
+static KStmt *strided(KernelBuilder *kb, KStmt *into, int64_t count, KExpr **item) {
+  Kernel *k = kb->k;
+  int j;
+  KStmt *loop = kernel_loop(kb, into, "j", (count + REDUCE_BLOCK - 1) / REDUCE_BLOCK, &j);
+  *item = kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, REDUCE_BLOCK)), kir_thread(k));
+  return kir_if(k, loop, kir_lt(k, *item, kir_int(k, count)), NULL);
+}
+
+// A variable that sums term over the channel's elements, summed over the block.
+static int block_channel_sum(KernelBuilder *kb, const Plane *p, int partials, Term *term, const char *name) {
+  Kernel *k = kb->k;
+  int acc = kir_var(k, name, KT_F32);
+  kir_assign(k, k->body, acc, kir_float(k, 0));
+  KExpr *e;
+  KStmt *each = strided(kb, k->body, p->count, &e);
+  KExpr *n = kir_div(k, e, p->hw), *px = kir_mod(k, e, p->hw);
+  kir_assign(k, each, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), term(kb, p, kir_block_index(k), n, px)));
+  kernel_block_sum(kb, k->body, acc, partials);
+  return acc;
+}
+
+static KStmt *first_thread(Kernel *k) { return kir_if(k, k->body, kir_binary(k, KB_EQ, kir_thread(k), kir_int(k, 0)), NULL); }
+
+static Kernel *stats_blocks(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(kb->node->in[0]->shape);
+  int partials = channel_blocks(kb, p.x.c);
+  int sum = block_channel_sum(kb, &p, partials, term_x, "sum");
+  kb->aux = kir_var(k, "mean", KT_F32);
+  kir_assign(k, k->body, kb->aux, kir_binary(k, KB_DIV, kir_ref(k, sum), kir_float(k, (double)p.count)));
+  int sq = block_channel_sum(kb, &p, partials, term_sq_dev, "sq");
+  store_stats(kb, first_thread(k), &p, kir_block_index(k), kb->aux, sq);
+  return k;
+}
+
+// The chunks' statistics merged by sums: the mean is sum(n_j mean_j) / N, and the squared
+// deviations sum(m2_j + n_j (mean_j - mean)^2), both exact in exact arithmetic (Chan et
+// al.), the second from deviations of the chunk means that are small.
+static Kernel *merged_stats_blocks(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *conv = kb->node->in[0];
+  Plane p = plane_of(conv->shape);
+  int64_t C = p.x.c, R = conv->stats_rows, chunks = conv_stats_chunks(conv), rows = p.count;
+  int partials = channel_blocks(kb, C);
+  KExpr *c = kir_block_index(k);
+  int acc[2];
+  for (int pass = 0; pass < 2; pass++) {
+    acc[pass] = kir_var(k, pass ? "sq" : "weighted", KT_F32);
+    kir_assign(k, k->body, acc[pass], kir_float(k, 0));
+    KExpr *j;
+    KStmt *each = strided(kb, k->body, chunks, &j);
+    KExpr *at = kir_add(k, kir_int(k, shape_elems(p.x)), kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
+    KExpr *nb = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), kir_mul(k, j, kir_int(k, R)))));
+    KExpr *chunk_mean = kir_load(k, kb->in[0], at), *term;
+    if (pass == 0) {
+      term = kir_binary(k, KB_MUL, nb, chunk_mean);
+    } else {
+      KExpr *d = kir_binary(k, KB_SUB, chunk_mean, kir_ref(k, kb->aux));
+      term = kir_binary(k, KB_ADD, kir_load(k, kb->in[0], kir_add(k, at, kir_int(k, C))), kir_binary(k, KB_MUL, nb, kir_binary(k, KB_MUL, d, d)));
+    }
+    kir_assign(k, each, acc[pass], kir_binary(k, KB_ADD, kir_ref(k, acc[pass]), term));
+    kernel_block_sum(kb, k->body, acc[pass], partials);
+    if (pass == 0) {
+      kb->aux = kir_var(k, "mean", KT_F32);
+      kir_assign(k, k->body, kb->aux, kir_binary(k, KB_DIV, kir_ref(k, acc[0]), kir_float(k, (double)rows)));
+    }
+  }
+  store_stats(kb, first_thread(k), &p, c, kb->aux, acc[1]);
+  return k;
+}
+
+static KExpr *term_dy(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) { return dy_at(kb, p, c, n, px); }
+
+static KExpr *term_dy_xhat(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+  return kir_binary(kb->k, KB_MUL, dy_at(kb, p, c, n, px), xhat(kb, p, kb->in[1], kb->in[2], c, n, px));
+}
+
+// [dgamma; dbeta] per channel   (dy, x, stats)
+static Kernel *param_grads_blocks(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(kb->node->in[0]->shape);
+  int partials = channel_blocks(kb, p.x.c);
+  int dgamma = block_channel_sum(kb, &p, partials, term_dy_xhat, "dgamma");
+  int dbeta = block_channel_sum(kb, &p, partials, term_dy, "dbeta");
+  KStmt *first = first_thread(k);
+  kir_store(k, first, kb->out, kir_block_index(k), kir_ref(k, dgamma));
+  kir_store(k, first, kb->out, kir_add(k, kir_int(k, p.x.c), kir_block_index(k)), kir_ref(k, dbeta));
+  return k;
+}
+
+static Kernel *channel_reduction_blocks(KernelBuilder *kb, Term *term) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(kb->node->in[0]->shape);
+  int partials = channel_blocks(kb, p.x.c);
+  int acc = block_channel_sum(kb, &p, partials, term, "acc");
+  kir_store(k, first_thread(k), kb->out, kir_block_index(k), kir_ref(k, acc));
+  return k;
+}
+
+// The reductions' GPU form, or NULL for the ops that have none.
+static Kernel *norm_blocks(KernelBuilder *kb) {
+  const Node *n = kb->node;
+  switch (n->op) {
+  case OP_BN_STATS: return n->in[0]->stats_rows ? merged_stats_blocks(kb) : stats_blocks(kb);
+  case OP_BN_DPARAMS: return param_grads_blocks(kb);
+  case OP_BIAS_GRAD: return channel_reduction_blocks(kb, term_x);
+  default: return NULL;
+  }
+}
+
 Kernel *kernel_norm(KernelBuilder *kb) {
   const Node *n = kb->node;
+  Kernel *blocks = kb->target->gpu ? norm_blocks(kb) : NULL;
+  if (blocks)
+    return blocks;
   switch (n->op) {
   case OP_BN_STATS: return n->in[0]->stats_rows ? merged_stats(kb) : stats(kb);
   case OP_BN_RUNNING_STATS: return running_stats(kb);

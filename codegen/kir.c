@@ -32,8 +32,21 @@ int kir_shared(Kernel *k, const char *name, KType type, int64_t elems) {
   return add_buf(k, name, type, elems, KSP_SHARED);
 }
 
+// Names are made unique (acc, acc2, ...): the C printers declare each variable once.
+static const char *unique_name(const Kernel *k, const char *name) {
+  const char *candidate = name;
+  for (int n = 2;; n++) {
+    bool taken = false;
+    for (int i = 0; i < k->nvars && !taken; i++)
+      taken = !strcmp(k->vars[i].name, candidate);
+    if (!taken)
+      return candidate;
+    candidate = arena_printf(k->arena, "%s%d", name, n);
+  }
+}
+
 int kir_array(Kernel *k, const char *name, KType type, int count) {
-  KVar v = {.name = name, .type = type, .count = count};
+  KVar v = {.name = unique_name(k, name), .type = type, .count = count};
   ARENA_PUSH(k->arena, k->vars, k->nvars, k->capvars, v);
   return k->nvars - 1;
 }

@@ -28,12 +28,21 @@ typedef struct KernelBuilder {
   const KernelTarget *target;
   int in[MAX_INPUTS], out;       // buffer numbers of the inputs and the output
   int aux;              // a variable an op file's helpers share (bn_stats: the mean)
+  // 16-byte accesses (kernels_pointwise.c): input i's four elements are in register array
+  // vec[i] - 1 (0: input i is loaded element by element), and vec_elem is the one in use.
+  int vec[MAX_INPUTS];
+  int vec_elem;
 } KernelBuilder;
 
 KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target);
 // Makes kb's kernel a block kernel of grid blocks of `block` threads (before anything is
 // added to its body).
 void kernel_blocks(KernelBuilder *kb, int64_t grid, int block);
+// Sums the variable v over the threads of the block, in a fixed order (a butterfly of
+// shuffles in each warp, then the warps' sums, through the shared buffer of 32 floats
+// `partials`); every thread ends with the total in v. A barrier at the end lets the caller
+// reuse `partials`. Every thread of the block must reach it.
+void kernel_block_sum(KernelBuilder *kb, KStmt *into, int v, int partials);
 // for (v = 0; v < extent; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var);
 KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w);

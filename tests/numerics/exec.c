@@ -44,13 +44,24 @@ void exec_step(Exec *x) {
     exec_node(x, x->g->nodes[i]);
 }
 
+static const KernelTarget *target_from_environment(void) {
+  static const KernelTarget cpu = {0}, gpu = {.gpu = true}, tiles = {.gpu = true, .tiles = true};
+  const char *env = getenv("TLC_TEST_KERNELS");
+  if (!env || !*env || !strcmp(env, "cpu"))
+    return &cpu;
+  if (!strcmp(env, "gpu"))
+    return &gpu;
+  if (!strcmp(env, "gpu-tiles"))
+    return &tiles;
+  fatal("TLC_TEST_KERNELS takes cpu, gpu or gpu-tiles, found '%s'", env);
+}
+
 Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target) {
-  static const KernelTarget cpu = {0};
   mkdir(dir, 0755);
   Exec x = {.g = g};
   x.buf = arena_alloc(a, sizeof(void *) * (size_t)g->n);
   x.fn = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
-  x.kernel = kernels_by_node(a, g, "", target ? target : &cpu);
+  x.kernel = kernels_by_node(a, g, "", target ? target : target_from_environment());
   Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
   int nk = 0;
   for (int i = 0; i < g->n; i++) {

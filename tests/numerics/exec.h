@@ -16,8 +16,10 @@ typedef struct Exec {
   Kernel **kernel;
 } Exec;
 
-// Builds the kernels of g, laid out for target (NULL: the CPU's), in dir (made if missing) and
-// allocates every node's tensor (zeroed). The GPU's layout runs through its CPU lowering.
+// Builds the kernels of g, laid out for target, in dir (made if missing) and allocates every
+// node's tensor (zeroed). target NULL takes the environment's TLC_TEST_KERNELS: "gpu" (the
+// GPU's layout in float32) or "gpu-tiles" (with bf16 tensor-core tiles), run through their
+// CPU lowering; else the CPU's kernels.
 Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target);
 // Runs node n (nothing for nodes without a kernel and for in-place updates).
 void exec_node(Exec *x, const Node *n);
