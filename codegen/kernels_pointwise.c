@@ -1,9 +1,19 @@
 // kernels_pointwise.c: one output element per input element: activations and their
 // gradients, add, multiply (with the squeeze-excitation gate broadcast), dropout and
-// stochastic depth (masks from the step's seed). Flatten is a view (no kernel).
+// stochastic depth (masks from the step's seed). Flatten is a view (no kernel). On the
+// GPU each thread moves 16 bytes of every operand at once: four elements.
 #include "lower.h"
 
+#include <string.h>
+
 static KExpr *load_at(KernelBuilder *kb, int input, KExpr *i) { return kir_load(kb->k, kb->in[input], i); }
+
+// Element i of input `input`, read element for element: from the thread's four-element
+// register when the kernel moves 16 bytes at a time (i is then the element in use).
+static KExpr *elem_of(KernelBuilder *kb, int input, KExpr *i) {
+  int reg = kb->vec[input] - 1;
+  return reg >= 0 ? kir_elem(kb->k, reg, kb->vec_elem) : load_at(kb, input, i);
+}
 
 static KExpr *sigmoid(Kernel *k, KExpr *x) {
   return kir_binary(k, KB_DIV, kir_float(k, 1), kir_binary(k, KB_ADD, kir_float(k, 1), kir_unary(k, KU_EXP, kir_unary(k, KU_NEG, x))));
@@ -18,7 +28,7 @@ static KExpr *gate_index(Kernel *k, Shape full, KExpr *i) { return kir_binary(k,
 static KExpr *operand(KernelBuilder *kb, int which, KExpr *i) {
   const Node *n = kb->node;
   bool gate = shape_elems(n->in[which]->shape) < shape_elems(n->shape);
-  return load_at(kb, which, gate ? gate_index(kb->k, n->shape, i) : i);
+  return gate ? load_at(kb, which, gate_index(kb->k, n->shape, i)) : elem_of(kb, which, i);
 }
 
 // keep / (1 - p) for dropout (per element) and stochastic depth (per sample), else 0.
@@ -55,28 +65,28 @@ KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y) {
 KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index) {
   const Node *n = kb->node;
   if (n->residual)
-    v = kir_binary(kb->k, KB_ADD, v, load_at(kb, n->residual, index));
+    v = kir_binary(kb->k, KB_ADD, v, elem_of(kb, n->residual, index));
   return kernel_activation(kb->k, n->epilogue, v);
 }
 
 static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
   Kernel *k = kb->k;
-  KExpr *x = load_at(kb, 0, i);
+  KExpr *x = elem_of(kb, 0, i);
   switch (kb->node->op) {
   case OP_RELU:
   case OP_RELU6:
   case OP_SIGMOID:
   case OP_SILU: return kernel_activation(k, kb->node->op, x);
-  case OP_RELU_GRAD: return kernel_activation_grad(k, OP_RELU, x, load_at(kb, 1, i));
-  case OP_RELU6_GRAD: return kernel_activation_grad(k, OP_RELU6, x, load_at(kb, 1, i));
-  case OP_SIGMOID_GRAD: return kernel_activation_grad(k, OP_SIGMOID, x, load_at(kb, 1, i));
+  case OP_RELU_GRAD: return kernel_activation_grad(k, OP_RELU, x, elem_of(kb, 1, i));
+  case OP_RELU6_GRAD: return kernel_activation_grad(k, OP_RELU6, x, elem_of(kb, 1, i));
+  case OP_SIGMOID_GRAD: return kernel_activation_grad(k, OP_SIGMOID, x, elem_of(kb, 1, i));
   case OP_SILU_GRAD: {   // d/dx x s(x) = s (1 + x (1 - s))
-    KExpr *in = load_at(kb, 1, i), *s = sigmoid(k, in);
+    KExpr *in = elem_of(kb, 1, i), *s = sigmoid(k, in);
     KExpr *d = kir_binary(k, KB_MUL, s, kir_binary(k, KB_ADD, kir_float(k, 1),
                                                     kir_binary(k, KB_MUL, in, kir_binary(k, KB_SUB, kir_float(k, 1), s))));
     return kir_binary(k, KB_MUL, x, d);
   }
-  case OP_ADD: return kernel_epilogue(kb, kir_binary(k, KB_ADD, x, load_at(kb, 1, i)), i);
+  case OP_ADD: return kernel_epilogue(kb, kir_binary(k, KB_ADD, x, elem_of(kb, 1, i)), i);
   case OP_MULTIPLY: return kir_binary(k, KB_MUL, operand(kb, 0, i), operand(kb, 1, i));
   case OP_DROPOUT:
   case OP_DROPOUT_GRAD:
@@ -102,9 +112,64 @@ static Kernel *gate_grad(KernelBuilder *kb) {
   return k;
 }
 
+// An input read element for element (not a broadcast gate, not the seed).
+static bool elementwise_input(const Node *n, int i) {
+  return !n->in[i]->is_int && shape_elems(n->in[i]->shape) == shape_elems(n->shape);
+}
+
+// Whether input i starts on a 16-byte boundary: arena offsets are 64-byte aligned, a view
+// starts where its offset puts it.
+static bool aligned16(const Node *in) {
+  int64_t offset = 0;
+  for (; in->op == OP_VIEW; in = in->in[0])
+    offset += in->attr.view_offset;
+  return offset % 4 == 0;
+}
+
+// The GPU's form: thread p moves elements [4p, 4p + 4) of every elementwise operand and of
+// the output as one 16-byte access each (consecutive threads, consecutive 16 bytes: the
+// warp's accesses coalesce); the last piece of a size not a multiple of 4 goes element by
+// element.
+static Kernel *pointwise_vec4(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  int64_t E = shape_elems(n->shape), pieces = (E + 3) / 4;
+  kernel_blocks(kb, (pieces + KIR_LOOP_BLOCK - 1) / KIR_LOOP_BLOCK, KIR_LOOP_BLOCK);
+  int piece = kir_var(k, "piece", KT_I64);
+  kir_assign(k, k->body, piece, kir_add(k, kir_mul(k, kir_block_index(k), kir_int(k, KIR_LOOP_BLOCK)), kir_thread(k)));
+  KExpr *first = kir_mul(k, kir_ref(k, piece), kir_int(k, 4));
+  KStmt *rest = NULL;
+  KStmt *whole = kir_if(k, k->body, kir_binary(k, KB_LE, kir_add(k, first, kir_int(k, 4)), kir_int(k, E)),
+                        E % 4 ? &rest : NULL);
+  for (int i = 0; i < n->nin; i++)
+    if (elementwise_input(n, i)) {
+      kb->vec[i] = 1 + kir_array(k, "x", KT_F32, 4);
+      kir_load4(k, whole, kb->vec[i] - 1, kb->in[i], first);
+    }
+  int y = kir_array(k, "y", KT_F32, 4);
+  for (kb->vec_elem = 0; kb->vec_elem < 4; kb->vec_elem++)
+    kir_assign_elem(k, whole, y, kb->vec_elem, value_at(kb, kir_add(k, first, kir_int(k, kb->vec_elem))));
+  kir_store4(k, whole, kb->out, first, y);
+  memset(kb->vec, 0, sizeof kb->vec);
+  for (int e = 0; rest && e < 4; e++) {
+    KExpr *i = kir_add(k, first, kir_int(k, e));
+    kir_store(k, kir_if(k, rest, kir_lt(k, i, kir_int(k, E)), NULL), kb->out, i, value_at(kb, i));
+  }
+  return k;
+}
+
+static bool vectorises(const Node *n) {
+  bool aligned = aligned16(n);
+  for (int i = 0; i < n->nin; i++)
+    aligned &= aligned16(n->in[i]);
+  return aligned && !n->is_int;
+}
+
 Kernel *kernel_pointwise(KernelBuilder *kb) {
   if (kb->node->op == OP_GATE_GRAD)
     return gate_grad(kb);
+  if (kb->target->gpu && vectorises(kb->node))
+    return pointwise_vec4(kb);
   Kernel *k = kb->k;
   int i;
   KStmt *all = kernel_loop(kb, k->body, "i", shape_elems(kb->node->shape), &i);

@@ -175,6 +175,8 @@ void llvm_block(Lower *l, const KStmt *b) {
     stmt(l, b->body[i]);
 }
 
+static void loop_hint(Lower *l, LLVMValueRef backedge, const char *what, bool with_value);
+
 LLVMValueRef llvm_entry_alloca(Lower *l, LLVMTypeRef t, int64_t n, const char *name) {
   LLVMBuilderRef at = LLVMCreateBuilderInContext(l->ctx);
   LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(l->fn);
@@ -202,10 +204,12 @@ LLVMValueRef llvm_loop_begin(Lower *l, LlvmLoop *loop, LLVMValueRef n, const cha
   return v;
 }
 
+// The loops the lowering makes itself (over threads, warps, lanes) are not unrolled: a block
+// of 256 threads unrolled would only make the code large and slow to compile.
 void llvm_loop_end(Lower *l, LlvmLoop *loop) {
   LLVMValueRef next = LLVMBuildAdd(l->b, LLVMBuildLoad2(l->b, l->i64, loop->var, ""), llvm_i64(l, 1), "");
   LLVMBuildStore(l->b, next, loop->var);
-  LLVMBuildBr(l->b, loop->cond);
+  loop_hint(l, LLVMBuildBr(l->b, loop->cond), "llvm.loop.unroll.disable", false);
   LLVMPositionBuilderAtEnd(l->b, loop->exit);
 }
 
@@ -216,18 +220,21 @@ static bool is_innermost(const KStmt *s) {
   return true;
 }
 
-// Marks a loop with llvm.loop.vectorize.enable. Forcing vectorisation also lets LLVM
-// reorder float sums (dot products, channel sums), which it may not do by itself; the
-// order is still fixed for a given binary, so results stay deterministic.
-static void hint_vectorize(Lower *l, LLVMValueRef backedge) {
-  LLVMMetadataRef enable[2] = {LLVMMDStringInContext2(l->ctx, "llvm.loop.vectorize.enable", 26),
-                               LLVMValueAsMetadata(LLVMConstInt(l->i1, 1, 0))};
+// Attaches loop metadata `what` (with the value true, or none) to the loop of backedge.
+static void loop_hint(Lower *l, LLVMValueRef backedge, const char *what, bool with_value) {
+  LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(l->ctx, what, strlen(what)),
+                             LLVMValueAsMetadata(LLVMConstInt(l->i1, 1, 0))};
   LLVMMetadataRef self = LLVMTemporaryMDNode(l->ctx, NULL, 0);
-  LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(l->ctx, enable, 2)};
+  LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(l->ctx, hint, with_value ? 2 : 1)};
   LLVMMetadataRef id = LLVMMDNodeInContext2(l->ctx, ops, 2);
   LLVMMetadataReplaceAllUsesWith(self, id);   // a loop id names itself
   LLVMSetMetadata(backedge, LLVMGetMDKindIDInContext(l->ctx, "llvm.loop", 9), LLVMMetadataAsValue(l->ctx, id));
 }
+
+// Marks a loop with llvm.loop.vectorize.enable. Forcing vectorisation also lets LLVM
+// reorder float sums (dot products, channel sums), which it may not do by itself; the
+// order is still fixed for a given binary, so results stay deterministic.
+static void hint_vectorize(Lower *l, LLVMValueRef backedge) { loop_hint(l, backedge, "llvm.loop.vectorize.enable", true); }
 
 // for (v = lo; v < hi; v++): the parallel loop runs [begin, end) instead.
 static void loop(Lower *l, const KStmt *s) {
