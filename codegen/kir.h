@@ -197,7 +197,7 @@ typedef struct TrainerSpec {
   const char *source;   // the .graph file
   const Graph *model, *train, *eval;
   const MemPlan *plan;
-  const Experiment *x;
+  const Recipe *recipe;
   Kernel **train_kernels, **eval_kernels;   // by node id
   // The distinct kernels: the CPU object file and the GPU bundle hold each once, and steps
   // call the one their kernel is identical to.

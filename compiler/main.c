@@ -154,17 +154,17 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, int *n) {
 }
 
 // Everything a trainer is made of: both steps, their memory plan and their kernels.
-static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Experiment *x) {
-  TrainerSpec t = {.source = source, .model = model, .x = x};
-  t.train = train_build(a, model, x, true);
-  t.eval = train_build(a, model, x, false);
+static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r) {
+  TrainerSpec t = {.source = source, .model = model, .recipe = r};
+  t.train = train_build(a, model, r, true);
+  t.eval = train_build(a, model, r, false);
   t.plan = plan_memory(a, t.train, t.eval);
   t.train_kernels = kernels_by_node(a, t.train, "");
   t.eval_kernels = kernels_by_node(a, t.eval, "eval_");
   int n;
   Kernel **kernels = all_kernels(a, &t, &n);
   t.program = cuda_program(a, kernels, n);
-  t.feature_node = feature_boundary(a, t.train, x);
+  t.feature_node = feature_boundary(a, t.train, r);
   return t;
 }
 
@@ -325,9 +325,9 @@ int main(int argc, char **argv) {
   Options o = parse_options(argc, argv);
   Arena *a = arena_new();
   Module *m = load_module(a, o.input, o.include, o.ninclude);
-  Experiment *x = experiment_load(a, m, o.overrides, o.noverrides);
-  Graph *g = elaborate(a, m, x->model, x->batch);
-  experiment_apply_freeze(x, g);
+  Recipe *r = recipe_load(a, m, o.overrides, o.noverrides);
+  Graph *g = elaborate(a, m, r->model, r->batch);
+  recipe_bind(r, g);
 
   char *text = NULL;
   size_t len = 0;
@@ -335,24 +335,24 @@ int main(int argc, char **argv) {
   if (!buf)
     fatal("out of memory");
   if (o.emit && !strcmp(o.emit, "ir")) {
-    experiment_print(buf, a, x);
+    recipe_print(buf, a, r);
     print_ir(buf, a, g);
   } else if (o.emit && !strcmp(o.emit, "train-ir")) {
-    print_ir(buf, a, train_build(a, g, x, true));
+    print_ir(buf, a, train_build(a, g, r, true));
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm") || !strcmp(o.emit, "cuda") ||
                         !strcmp(o.emit, "ptx"))) {
-    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    TrainerSpec t = trainer_spec(a, o.input, g, r);
     emit_kernels(buf, a, &t, o.emit, o.arch, o.cpu);
   } else if (o.emit && !strcmp(o.emit, "c")) {
-    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    TrainerSpec t = trainer_spec(a, o.input, g, r);
     host_c_emit(buf, &t);
   } else if (o.emit) {
     print_params(buf, g);
   }
   if (o.stats) {
-    Graph *train = train_build(a, g, x, true);
-    print_stats(buf, g, plan_memory(a, train, train_build(a, g, x, false)));
-    int boundary = feature_boundary(a, train, x);
+    Graph *train = train_build(a, g, r, true);
+    print_stats(buf, g, plan_memory(a, train, train_build(a, g, r, false)));
+    int boundary = feature_boundary(a, train, r);
     if (boundary >= 0)
       fprintf(buf, "feature cache      the frozen prefix up to %s '%s' runs once per training image (%lld floats each)\n",
               op_info[train->nodes[boundary]->op].name, train->nodes[boundary]->name,
@@ -362,7 +362,7 @@ int main(int argc, char **argv) {
   }
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
-    TrainerSpec t = trainer_spec(a, o.input, g, x);
+    TrainerSpec t = trainer_spec(a, o.input, g, r);
     build_trainer(a, &t, o.output, o.arch, o.cpu);
     free(text);
     arena_free(a);
