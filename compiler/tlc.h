@@ -1,9 +1,9 @@
 // tlc.h: the compiler front end's types and functions, one section per file.
 //
 // Data flows one way: source text -> tokens (lex.c) -> AST (parse.c) -> values and
-// the graph IR (eval.c, elab.c, ops.c) -> the recipe (recipe.c) ->
-// printers (print.c, stats.c). Everything the front end allocates lives in one arena
-// that is freed when the compiler exits.
+// the graph IR (eval.c, elab.c, ops.c) -> the experiment as a typed recipe (recipe.c) ->
+// the training step (train.c, autodiff.c) -> printers (print.c, stats.c). Everything the
+// front end allocates lives in one arena that is freed when the compiler exits.
 #ifndef TLC_H
 #define TLC_H
 
