@@ -4,7 +4,6 @@
 // offsets, and main() runs the epochs. `tlc FILE --emit=c` prints it.
 #include "host_c.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,140 +169,47 @@ static void emit_params(FILE *out, const Graph *train, const Graph *model, const
   fputs("};\n", out);
 }
 
-static const Value *field(const Value *record, int position, const char *name) {
-  for (int i = 0, pos = 0; i < record->nfields; i++) {
-    const Field *f = &record->fields[i];
-    if (f->name ? !strcmp(f->name, name) : pos++ == position)
-      return f->value;
+// One transform as a TlcTransform initialiser.
+static void emit_transform(FILE *out, const Transform *t) {
+  static const char *const kinds[] = {
+      [TF_RESIZE] = "RESIZE", [TF_CENTER_CROP] = "CENTER_CROP", [TF_RANDOM_CROP] = "RANDOM_CROP",
+      [TF_RANDOM_RESIZED_CROP] = "RANDOM_RESIZED_CROP", [TF_HFLIP] = "HFLIP", [TF_VFLIP] = "VFLIP",
+      [TF_ROTATE] = "ROTATE", [TF_COLOR_JITTER] = "COLOR_JITTER", [TF_NORMALIZE] = "NORMALIZE",
+      [TF_GRAYSCALE_TO_RGB] = "GRAYSCALE_TO_RGB"};
+  fprintf(out, "  {.kind = TLC_TF_%s", kinds[t->kind]);
+  switch (t->kind) {
+  case TF_RESIZE:
+  case TF_CENTER_CROP: fprintf(out, ", .size = %lld", (long long)t->size); break;
+  case TF_RANDOM_CROP: fprintf(out, ", .size = %lld, .pad = %lld", (long long)t->size, (long long)t->pad); break;
+  case TF_RANDOM_RESIZED_CROP:   // the runtime's fields are floats: print what they will hold
+    fprintf(out, ", .size = %lld, .scale = {%.9g, %.9g}, .ratio = {%.9g, %.9g}", (long long)t->size, (float)t->scale[0],
+            (float)t->scale[1], (float)t->ratio[0], (float)t->ratio[1]);
+    break;
+  case TF_HFLIP:
+  case TF_VFLIP: fprintf(out, ", .p = %.9g", t->p); break;
+  case TF_ROTATE: fprintf(out, ", .degrees = %.9g", t->degrees); break;
+  case TF_COLOR_JITTER:
+    fprintf(out, ", .brightness = %.9g, .contrast = %.9g, .saturation = %.9g, .hue = %.9g", t->jitter[0], t->jitter[1],
+            t->jitter[2], t->jitter[3]);
+    break;
+  case TF_NORMALIZE:
+    fprintf(out, ", .mean = {%.9g, %.9g, %.9g, %.9g}, .std = {%.9g, %.9g, %.9g, %.9g}", (float)t->mean[0],
+            (float)t->mean[1], (float)t->mean[2], (float)t->mean[3], (float)t->std[0], (float)t->std[1],
+            (float)t->std[2], (float)t->std[3]);
+    break;
+  case TF_GRAYSCALE_TO_RGB: break;
   }
-  return NULL;
-}
-
-static double number_or(const Value *v, double dflt) { return v ? value_number(v, "") : dflt; }
-
-// n floats of a number list (one number is used for every channel, a short list repeats its
-// last), or dflt when the argument is absent.
-static void numbers_or(const Value *list, float *out, int n, const float *dflt) {
-  for (int i = 0; i < n; i++)
-    out[i] = !list ? dflt[i] : (float)value_number(list->items[i < list->n ? i : list->n - 1], "");
-}
-
-// One transform record as a TlcTransform initialiser; defaults are torchvision's.
-static void emit_transform(FILE *out, const Value *t) {
-  static const float imagenet_mean[4] = {0.485f, 0.456f, 0.406f, 0.406f}, imagenet_std[4] = {0.229f, 0.224f, 0.225f, 0.225f};
-  static const float rrc_scale[2] = {0.08f, 1.0f}, rrc_ratio[2] = {3.0f / 4.0f, 4.0f / 3.0f};
-  const char *k = t->s;
-  if (!strcmp(k, "resize") || !strcmp(k, "center_crop")) {
-    fprintf(out, "  {.kind = TLC_TF_%s, .size = %lld},\n", !strcmp(k, "resize") ? "RESIZE" : "CENTER_CROP",
-            (long long)value_int(field(t, 0, "size"), "size"));
-  } else if (!strcmp(k, "random_crop")) {
-    const Value *pad = field(t, 1, "pad");
-    fprintf(out, "  {.kind = TLC_TF_RANDOM_CROP, .size = %lld, .pad = %lld},\n", (long long)value_int(field(t, 0, "size"), "size"),
-            (long long)(pad ? value_int(pad, "pad") : 0));
-  } else if (!strcmp(k, "random_resized_crop")) {
-    float scale[2], ratio[2];
-    numbers_or(field(t, 1, "scale"), scale, 2, rrc_scale);
-    numbers_or(field(t, 2, "ratio"), ratio, 2, rrc_ratio);
-    fprintf(out, "  {.kind = TLC_TF_RANDOM_RESIZED_CROP, .size = %lld, .scale = {%.9g, %.9g}, .ratio = {%.9g, %.9g}},\n",
-            (long long)value_int(field(t, 0, "size"), "size"), scale[0], scale[1], ratio[0], ratio[1]);
-  } else if (!strcmp(k, "hflip") || !strcmp(k, "vflip")) {
-    fprintf(out, "  {.kind = TLC_TF_%s, .p = %.9g},\n", !strcmp(k, "hflip") ? "HFLIP" : "VFLIP", number_or(field(t, 0, "p"), 0.5));
-  } else if (!strcmp(k, "rotate")) {
-    fprintf(out, "  {.kind = TLC_TF_ROTATE, .degrees = %.9g},\n", number_or(field(t, 0, "degrees"), 0));
-  } else if (!strcmp(k, "color_jitter")) {
-    fprintf(out, "  {.kind = TLC_TF_COLOR_JITTER, .brightness = %.9g, .contrast = %.9g, .saturation = %.9g, .hue = %.9g},\n",
-            number_or(field(t, 0, "brightness"), 0), number_or(field(t, 1, "contrast"), 0),
-            number_or(field(t, 2, "saturation"), 0), number_or(field(t, 3, "hue"), 0));
-  } else if (!strcmp(k, "grayscale_to_rgb")) {
-    fputs("  {.kind = TLC_TF_GRAYSCALE_TO_RGB},\n", out);
-  } else {  // normalize
-    float mean[4], std[4];
-    numbers_or(field(t, 0, "mean"), mean, 4, imagenet_mean);
-    numbers_or(field(t, 1, "std"), std, 4, imagenet_std);
-    fprintf(out, "  {.kind = TLC_TF_NORMALIZE, .mean = {%.9g, %.9g, %.9g, %.9g}, .std = {%.9g, %.9g, %.9g, %.9g}},\n", mean[0],
-            mean[1], mean[2], mean[3], std[0], std[1], std[2], std[3]);
-  }
-}
-
-// The two transform lists as TlcTransform arrays; returns how many each holds.
-static void emit_transforms(FILE *out, const Experiment *x, int count[2]) {
-  const char *lists[2] = {"train_transform", "eval_transform"};
-  for (int l = 0; l < 2; l++) {
-    const Value *list = experiment_setting(x, lists[l]);
-    count[l] = list ? list->n : 0;
-    fprintf(out, "\nstatic const TlcTransform %s[] = {\n", lists[l]);
-    for (int i = 0; i < count[l]; i++) {
-      const Value *t = list->items[i];
-      if (!strcmp(t->s, "normalize") && i != count[l] - 1)
-        error_at(t->span, "normalize must be the last transform of %s", lists[l]);
-      emit_transform(out, t);
-    }
-    if (!count[l])  // C has no empty arrays; the count says there is nothing
-      fputs("  {.kind = TLC_TF_NORMALIZE, .std = {1, 1, 1, 1}},\n", out);
-    fputs("};\n", out);
-  }
-}
-
-// A C string literal of s (paths may hold quotes or backslashes).
-static void emit_string(FILE *out, const char *s) {
-  fputc('"', out);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fputc('\\', out);
-    fputc(*s, out);
-  }
-  fputc('"', out);
-}
-
-// The data section: format, default directory and the validation split's size.
-static void emit_data(FILE *out, const Experiment *x) {
-  const Value *data = experiment_setting(x, "data");
-  const char *format = data ? data->s : "idx";
-  const Value *dir = data ? field(data, 0, "dir") : NULL;
-  const Value *second = data ? field(data, 1, !strcmp(format, "idx") ? "val" : !strcmp(format, "cifar10") ? "dev" : "val_split") : NULL;
-  int64_t val_count = !strcmp(format, "idx") ? (second ? second->i : 5000) : !strcmp(format, "cifar10") && second ? second->i : 0;
-  double val_split = !strcmp(format, "image_folder") && second ? value_number(second, "val_split") : 0;
-  fprintf(out, "    .data_format = \"%s\", .data_dir = ", format);
-  emit_string(out, dir ? dir->s : !strcmp(format, "idx") ? "/usr/share/datasets/fashion-mnist" : "data");
-  fprintf(out, ", .val_count = %lld, .val_split = %.9g,\n", (long long)val_count, val_split);
-  const Value *subset = experiment_setting(x, "subset");
-  if (!subset)
-    return;
-  const Value *classes = field(subset, 0, "classes"), *per_class = field(subset, 1, "per_class");
-  if (classes) {
-    fputs("    .subset_classes = (const int32_t[]){", out);
-    for (int i = 0; i < classes->n; i++)
-      fprintf(out, "%s%lld", i ? ", " : "", (long long)classes->items[i]->i);
-    fprintf(out, "}, .nsubset_classes = %d,\n", classes->n);
-  }
-  if (per_class)
-    fprintf(out, "    .per_class = %lld,\n", (long long)per_class->i);
-}
-
-static void emit_schedule(FILE *out, const Experiment *x) {
-  const Value *s = experiment_setting(x, "schedule");
-  const char *kind = !s ? "constant" : s->s;
-  fprintf(out, "    .schedule = {.kind = TLC_SCHED_%s", !strcmp(kind, "step") ? "STEP" : !strcmp(kind, "multistep") ? "MULTISTEP"
-                                                        : !strcmp(kind, "cosine") ? "COSINE" : "CONSTANT");
-  if (!s) {
-    fputs("},\n", out);
-    return;
-  }
-  const Value *warmup = field(s, -1, "warmup");
-  if (warmup)
-    fprintf(out, ", .warmup = %lld", (long long)warmup->i);
-  if (!strcmp(kind, "step"))
-    fprintf(out, ", .step_size = %lld, .gamma = %g", (long long)field(s, 0, "step_size")->i, number_or(field(s, 1, "gamma"), 0.1));
-  if (!strcmp(kind, "multistep")) {
-    const Value *m = field(s, 0, "milestones");
-    fputs(", .milestones = {", out);
-    for (int i = 0; i < m->n && i < 16; i++)
-      fprintf(out, "%s%lld", i ? ", " : "", (long long)value_number(m->items[i], ""));
-    fprintf(out, "}, .nmilestones = %d, .gamma = %g", m->n < 16 ? m->n : 16, number_or(field(s, 1, "gamma"), 0.1));
-  }
-  if (!strcmp(kind, "cosine"))
-    fprintf(out, ", .eta_min_ratio = %g", number_or(field(s, 0, "eta_min"), 0) / x->opt.lr);
   fputs("},\n", out);
+}
+
+// A transform list as a TlcTransform array.
+static void emit_transforms(FILE *out, const char *name, const TransformList *list) {
+  fprintf(out, "\nstatic const TlcTransform %s[] = {\n", name);
+  for (int i = 0; i < list->n; i++)
+    emit_transform(out, &list->items[i]);
+  if (!list->n)  // C has no empty arrays; the count says there is nothing
+    fputs("  {.kind = TLC_TF_NORMALIZE, .std = {1, 1, 1, 1}},\n", out);
+  fputs("};\n", out);
 }
 
 // s as a C string literal.
@@ -321,38 +227,60 @@ static void emit_c_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
-// The experiment's `weights` file, as the trainer's default of --weights. A relative name is
-// resolved now, against the directory of the file that names it (the current directory for
-// --set), so that the trainer finds it from wherever it runs.
-static void emit_weights(FILE *out, const Experiment *x) {
-  const Value *w = experiment_setting(x, "weights");
-  if (!w || w->kind != V_STRING) {
-    fputs("    .weights = NULL,\n", out);
-    return;
+// The data section: format, default directory, the validation split, the subset.
+static void emit_data(FILE *out, const DataSource *d) {
+  static const char *const formats[] = {[DATA_IDX] = "idx", [DATA_IMAGE_FOLDER] = "image_folder",
+                                        [DATA_CIFAR10] = "cifar10", [DATA_FLOWERS102] = "flowers102"};
+  fprintf(out, "    .data_format = \"%s\", .data_dir = ", formats[d->format]);
+  emit_c_string(out, d->dir);
+  fprintf(out, ", .val_count = %lld, .val_split = %.9g,\n", (long long)d->val_count, d->val_split);
+  if (d->subset_classes) {
+    fputs("    .subset_classes = (const int32_t[]){", out);
+    for (int i = 0; i < d->nsubset_classes; i++)
+      fprintf(out, "%s%lld", i ? ", " : "", (long long)d->subset_classes[i]);
+    fprintf(out, "}, .nsubset_classes = %d,\n", d->nsubset_classes);
   }
-  const char *from = w->span.src && strcmp(w->span.src->path, "--set") ? w->span.src->path : "";
-  const char *slash = strrchr(from, '/');
-  char dir[PATH_MAX], resolved[PATH_MAX], path[2 * PATH_MAX];
-  if (slash)
-    snprintf(dir, sizeof dir, "%.*s", slash == from ? 1 : (int)(slash - from), from);
-  else
-    snprintf(dir, sizeof dir, ".");
-  bool relative = w->s[0] != '/' && realpath(dir, resolved);
-  if (relative)
-    snprintf(path, sizeof path, "%s/%s", resolved, w->s);
+  if (d->per_class)
+    fprintf(out, "    .per_class = %lld,\n", (long long)d->per_class);
+}
+
+static void emit_schedule(FILE *out, const Recipe *r) {
+  static const char *const kinds[] = {[SCHED_CONSTANT] = "CONSTANT", [SCHED_STEP] = "STEP",
+                                      [SCHED_MULTISTEP] = "MULTISTEP", [SCHED_COSINE] = "COSINE"};
+  const Schedule *s = &r->schedule;
+  fprintf(out, "    .schedule = {.kind = TLC_SCHED_%s", kinds[s->kind]);
+  if (s->warmup)
+    fprintf(out, ", .warmup = %lld", (long long)s->warmup);
+  if (s->kind == SCHED_STEP)
+    fprintf(out, ", .step_size = %lld, .gamma = %g", (long long)s->step_size, s->gamma);
+  if (s->kind == SCHED_MULTISTEP) {
+    fputs(", .milestones = {", out);
+    for (int i = 0; i < s->nmilestones; i++)
+      fprintf(out, "%s%lld", i ? ", " : "", (long long)s->milestones[i]);
+    fprintf(out, "}, .nmilestones = %d, .gamma = %g", s->nmilestones, s->gamma);
+  }
+  if (s->kind == SCHED_COSINE)   // as a fraction of the learning rate, which may be 0
+    fprintf(out, ", .eta_min_ratio = %g", r->opt.lr > 0 ? s->eta_min / r->opt.lr : 0);
+  fputs("},\n", out);
+}
+
+// The experiment's `weights` file (resolved by the recipe), the trainer's default of --weights.
+static void emit_weights(FILE *out, const Recipe *r) {
   fputs("    .weights = ", out);
-  emit_c_string(out, relative ? path : w->s);
+  if (r->weights_path)
+    emit_c_string(out, r->weights_path);
+  else
+    fputs("NULL", out);
   fputs(",\n", out);
 }
 
 static void emit_model(FILE *out, const TrainerSpec *t) {
   const Graph *tr = t->train, *ev = t->eval;
-  const Experiment *x = t->x;
+  const Recipe *r = t->recipe;
   const MemPlan *p = t->plan;
   Shape in = tr->images->shape;
-  int ntransforms[2];
-  emit_transforms(out, x, ntransforms);
-  const Value *seed = experiment_setting(x, "seed");
+  emit_transforms(out, "train_transform", &r->train_transform);
+  emit_transforms(out, "eval_transform", &r->eval_transform);
   fprintf(out, "\nstatic const TlcModel model = {\n");
   fprintf(out, "    .name = \"%s\", .source = \"%s\",\n", tr->model, t->source);
   fprintf(out, "    .batch = %lld, .channels = %lld, .height = %lld, .width = %lld, .classes = %lld,\n", (long long)in.n,
@@ -365,10 +293,10 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   fprintf(out, "    .train_loss = %lld, .train_logits = %lld, .eval_loss = %lld, .eval_logits = %lld,\n",
           (long long)p->train_offset[tr->loss->id], (long long)p->train_offset[tr->logits->id],
           (long long)p->eval_offset[ev->loss->id], (long long)p->eval_offset[ev->logits->id]);
-  fprintf(out, "    .epochs = %lld, .seed_default = %lld,\n", (long long)x->epochs, (long long)(seed ? seed->i : 0));
-  emit_data(out, x);
-  fprintf(out, "    .train_transform = train_transform, .ntrain_transform = %d,\n", ntransforms[0]);
-  fprintf(out, "    .eval_transform = eval_transform, .neval_transform = %d,\n", ntransforms[1]);
+  fprintf(out, "    .epochs = %lld, .seed_default = %lld,\n", (long long)r->epochs, (long long)r->seed);
+  emit_data(out, &r->data);
+  fprintf(out, "    .train_transform = train_transform, .ntrain_transform = %d,\n", r->train_transform.n);
+  fprintf(out, "    .eval_transform = eval_transform, .neval_transform = %d,\n", r->eval_transform.n);
   fprintf(out, "    .state_bytes = %lld, .io_offset = %lld, .io_bytes = %lld,\n", (long long)p->state_bytes,
           (long long)p->state_bytes, (long long)p->io_bytes);
   if (t->bundle_path)
@@ -379,8 +307,8 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
             (long long)(shape_elems(f->shape) / t->train->batch));
     fputs("    .train_features = train_features, .train_head = train_head,\n", out);
   }
-  emit_schedule(out, x);
-  emit_weights(out, x);
+  emit_schedule(out, r);
+  emit_weights(out, r);
   fputs("};\n", out);
 }
 

@@ -9,7 +9,7 @@ typedef struct TrainerSpec {
   const char *source;   // the .graph file
   const Graph *model, *train, *eval;
   const MemPlan *plan;
-  const Experiment *x;
+  const Recipe *recipe;
   // Each node's kernel by node id, for each device: the CPU object file holds the distinct
   // CPU kernels once (cpu_table), the GPU bundle the distinct GPU kernels (program).
   Kernel **train_cpu, **eval_cpu, **train_gpu, **eval_gpu;

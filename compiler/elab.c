@@ -324,12 +324,15 @@ Graph *elaborate(Arena *a, const Module *m, const Value *model_call, int64_t bat
   return x.g;
 }
 
-const Node *graph_find_layer(const Graph *g, const char *path, bool last) {
+bool layer_in(const char *name, const char *path) {
   size_t len = strlen(path);
+  return !strncmp(name, path, len) && (name[len] == 0 || name[len] == '.');
+}
+
+const Node *graph_find_layer(const Graph *g, const char *path, bool last) {
   const Node *found = NULL;
   for (int i = 0; i < g->n; i++) {
-    const char *name = g->nodes[i]->name;
-    if (!strncmp(name, path, len) && (name[len] == 0 || name[len] == '.')) {
+    if (layer_in(g->nodes[i]->name, path)) {
       found = g->nodes[i];
       if (!last)
         return found;

@@ -490,6 +490,13 @@ static void check_arg(Arena *a, const char *what, const ArgSpec *spec, const Val
     if (v->kind != V_STRING)
       error_at(v->span, "%s of %s must be a string, found %s", name, what, value_kind_name(v->kind));
     break;
+  case ARG_STRINGS:
+    if (v->kind != V_LIST)
+      error_at(v->span, "%s of %s must be a list of strings, found %s", name, what, value_str(a, v));
+    for (int i = 0; i < v->n; i++)
+      if (v->items[i]->kind != V_STRING)
+        error_at(v->items[i]->span, "%s of %s lists names in quotes, found %s", name, what, value_str(a, v->items[i]));
+    break;
   case ARG_NUMBERS:
     if (v->kind != V_LIST)
       error_at(v->span, "%s of %s must be a list of numbers, found %s", name, what, value_str(a, v));

@@ -4,19 +4,11 @@
 // step starts from there (DESIGN.md: "the head trains on cached features").
 #include "tlc.h"
 
-#include <string.h>
-
 // The transforms that draw nothing at random: an image looks the same at every epoch.
-static bool deterministic_transforms(const Experiment *x) {
-  static const char *const fixed[] = {"resize", "center_crop", "grayscale_to_rgb", "normalize"};
-  const Value *list = experiment_setting(x, "train_transform");
-  for (int i = 0; list && i < list->n; i++) {
-    bool known = false;
-    for (size_t f = 0; f < sizeof fixed / sizeof *fixed; f++)
-      known |= !strcmp(list->items[i]->s, fixed[f]);
-    if (!known)
+static bool deterministic_transforms(const Recipe *r) {
+  for (int i = 0; i < r->train_transform.n; i++)
+    if (r->train_transform.items[i].random)
       return false;
-  }
   return true;
 }
 
@@ -44,8 +36,8 @@ static void classify(Arena *a, const Graph *g, bool **varies_out, bool **from_im
   *from_images_out = from_images;
 }
 
-int feature_boundary(Arena *a, const Graph *train, const Experiment *x) {
-  if (!deterministic_transforms(x))
+int feature_boundary(Arena *a, const Graph *train, const Recipe *r) {
+  if (!deterministic_transforms(r))
     return -1;
   bool *varies, *from_images;
   classify(a, train, &varies, &from_images);

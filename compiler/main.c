@@ -155,13 +155,13 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kern
 }
 
 // Everything a trainer is made of: both steps, their memory plan and their kernels for each
-// device. Tensor-core tiles need sm_80 or newer.
-static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Experiment *x, const char *arch) {
-  TrainerSpec t = {.source = source, .model = model, .x = x};
-  t.train = train_build(a, model, x, true);
-  t.eval = train_build(a, model, x, false);
+// device. Tensor-core tiles need sm_80 or newer, and a recipe that allows bf16.
+static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r, const char *arch) {
+  TrainerSpec t = {.source = source, .model = model, .recipe = r};
+  t.train = train_build(a, model, r, true);
+  t.eval = train_build(a, model, r, false);
   t.plan = plan_memory(a, t.train, t.eval);
-  KernelTarget cpu = {0}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80};
+  KernelTarget cpu = {0}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16};
   t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
   t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
   t.train_gpu = kernels_by_node(a, t.train, "", &gpu);
@@ -171,7 +171,7 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   t.cpu_table = kir_table(a, kernels, n);
   kernels = all_kernels(a, &t, t.train_gpu, t.eval_gpu, &n);
   t.program = cuda_program(a, kernels, n);
-  t.feature_node = feature_boundary(a, t.train, x);
+  t.feature_node = feature_boundary(a, t.train, r);
   return t;
 }
 
@@ -343,9 +343,9 @@ int main(int argc, char **argv) {
   Options o = parse_options(argc, argv);
   Arena *a = arena_new();
   Module *m = load_module(a, o.input, o.include, o.ninclude);
-  Experiment *x = experiment_load(a, m, o.overrides, o.noverrides);
-  Graph *g = elaborate(a, m, x->model, x->batch);
-  experiment_apply_freeze(x, g);
+  Recipe *r = recipe_load(a, m, o.overrides, o.noverrides);
+  Graph *g = elaborate(a, m, r->model, r->batch);
+  recipe_bind(r, g);
 
   char *text = NULL;
   size_t len = 0;
@@ -353,24 +353,24 @@ int main(int argc, char **argv) {
   if (!buf)
     fatal("out of memory");
   if (o.emit && !strcmp(o.emit, "ir")) {
-    experiment_print(buf, a, x);
+    recipe_print(buf, a, r);
     print_ir(buf, a, g);
   } else if (o.emit && !strcmp(o.emit, "train-ir")) {
-    print_ir(buf, a, train_build(a, g, x, true));
+    print_ir(buf, a, train_build(a, g, r, true));
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm") || !strcmp(o.emit, "cuda") ||
                         !strcmp(o.emit, "ptx"))) {
-    TrainerSpec t = trainer_spec(a, o.input, g, x, o.arch);
+    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch);
     emit_kernels(buf, a, &t, o.emit, o.arch, o.cpu);
   } else if (o.emit && !strcmp(o.emit, "c")) {
-    TrainerSpec t = trainer_spec(a, o.input, g, x, o.arch);
+    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch);
     host_c_emit(buf, &t);
   } else if (o.emit) {
     print_params(buf, g);
   }
   if (o.stats) {
-    Graph *train = train_build(a, g, x, true);
-    print_stats(buf, g, plan_memory(a, train, train_build(a, g, x, false)));
-    int boundary = feature_boundary(a, train, x);
+    Graph *train = train_build(a, g, r, true);
+    print_stats(buf, g, plan_memory(a, train, train_build(a, g, r, false)));
+    int boundary = feature_boundary(a, train, r);
     if (boundary >= 0)
       fprintf(buf, "feature cache      the frozen prefix up to %s '%s' runs once per training image (%lld floats each)\n",
               op_info[train->nodes[boundary]->op].name, train->nodes[boundary]->name,
@@ -380,7 +380,7 @@ int main(int argc, char **argv) {
   }
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
-    TrainerSpec t = trainer_spec(a, o.input, g, x, o.arch);
+    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch);
     build_trainer(a, &t, o.output, o.arch, o.cpu);
     free(text);
     arena_free(a);

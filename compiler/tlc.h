@@ -1,9 +1,9 @@
 // tlc.h: the compiler front end's types and functions, one section per file.
 //
 // Data flows one way: source text -> tokens (lex.c) -> AST (parse.c) -> values and
-// the graph IR (eval.c, elab.c, ops.c) -> experiment settings (experiment.c) ->
-// printers (print.c, stats.c). Everything the front end allocates lives in one arena
-// that is freed when the compiler exits.
+// the graph IR (eval.c, elab.c, ops.c) -> the experiment as a typed recipe (recipe.c) ->
+// the training step (train.c, autodiff.c) -> printers (print.c, stats.c). Everything the
+// front end allocates lives in one arena that is freed when the compiler exits.
 #ifndef TLC_H
 #define TLC_H
 
@@ -25,7 +25,6 @@ typedef struct Value Value;
 typedef struct Node Node;
 typedef struct Param Param;
 typedef struct Graph Graph;
-typedef struct Experiment Experiment;
 
 // Limits that turn hostile input into a diagnostic instead of a crash or a hang.
 enum {
@@ -238,7 +237,7 @@ double value_number(const Value *v, const char *what);
 bool value_bool(const Value *v, const char *what);
 
 // The arguments a layer or a setting's record takes, checked in one place.
-typedef enum { ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_STRING, ARG_NUMBERS } ArgType;
+typedef enum { ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_STRING, ARG_NUMBERS, ARG_STRINGS } ArgType;
 typedef struct ArgSpec {
   const char *name;
   ArgType type;
@@ -417,8 +416,121 @@ struct Graph {
 
 // Elaborates model_call (a V_RECORD naming a model and its arguments) at batch size batch.
 Graph *elaborate(Arena *a, const Module *m, const Value *model_call, int64_t batch);
-// The node whose dotted name is path or, for a scope, the first node inside it; NULL if none.
+// Whether the layer called name is path or lies inside the scope path ("layer4" holds
+// layer4.1.conv2, not layer40).
+bool layer_in(const char *name, const char *path);
+// The node whose dotted name is path or, for a scope, the first node inside it (the last
+// with last); NULL if none.
 const Node *graph_find_layer(const Graph *g, const char *path, bool last);
+
+//
+// recipe.c: the experiment section resolved once into typed values, and every check of it
+//
+typedef struct Override {
+  const char *name;     // "epochs", "optimizer.lr"
+  const char *text;     // the value as typed
+} Override;
+
+typedef enum { FREEZE_NONE, FREEZE_ALL, FREEZE_BEFORE, FREEZE_THROUGH, FREEZE_LIST, FREEZE_ALL_EXCEPT } FreezeKind;
+typedef enum { FROZEN_BN_RUNNING, FROZEN_BN_BATCH } FrozenBn;
+typedef enum { DATA_IDX, DATA_IMAGE_FOLDER, DATA_CIFAR10, DATA_FLOWERS102 } DataFormat;
+typedef enum {
+  TF_RESIZE, TF_CENTER_CROP, TF_RANDOM_CROP, TF_RANDOM_RESIZED_CROP, TF_HFLIP, TF_VFLIP, TF_ROTATE, TF_COLOR_JITTER,
+  TF_NORMALIZE, TF_GRAYSCALE_TO_RGB
+} TransformKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptimizerKind;
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_MULTISTEP, SCHED_COSINE } ScheduleKind;
+typedef enum { PRECISION_BF16, PRECISION_FP32 } Precision;
+
+// What the runtime's TlcSchedule and TlcTransform have room for.
+enum { MAX_MILESTONES = 16, MAX_CHANNELS = 4 };
+
+// A layer the recipe names (freeze, lr_mult): a dotted path, matching a layer or every
+// layer of a scope ("layer4" matches layer4.1.conv2).
+typedef struct LayerName {
+  const char *path;
+  Span span;            // where it is written: an error about it points there
+} LayerName;
+
+typedef struct Freeze {
+  FreezeKind kind;
+  LayerName *layers;    // BEFORE, THROUGH: one; LIST, ALL_EXCEPT: those listed
+  int nlayers;
+} Freeze;
+
+typedef struct DataSource {
+  DataFormat format;
+  const char *dir;          // the default of the trainer's --data
+  int64_t val_count;        // idx: the last N training images; cifar10: the dev split
+  double val_split;         // image_folder without val/: the fraction of each class held out
+  int64_t *subset_classes;  // the classes kept, relabelled 0, 1, ... in this order; NULL: all
+  int nsubset_classes;
+  int64_t per_class;        // at most this many training images per class; 0: all
+} DataSource;
+
+// One transform with torchvision's defaults filled in; a kind reads only its own fields.
+typedef struct Transform {
+  TransformKind kind;
+  Span span;
+  bool random;              // draws at random: an image differs from epoch to epoch
+  int64_t size;             // resize (shorter side), the crops
+  int64_t pad;              // random_crop
+  double scale[2], ratio[2];   // random_resized_crop: [low, high]
+  double p;                 // hflip, vflip
+  double degrees;           // rotate
+  double jitter[4];         // color_jitter: brightness, contrast, saturation, hue
+  double mean[MAX_CHANNELS], std[MAX_CHANNELS];   // normalize: per channel, the last repeated
+  int nmean, nstd;          // how many were written; 0: ImageNet's (three)
+} Transform;
+
+typedef struct TransformList {
+  Transform *items;         // in the order they run; normalize, if any, last
+  int n;
+} TransformList;
+
+typedef struct Schedule {
+  ScheduleKind kind;
+  int64_t step_size;        // STEP
+  int64_t milestones[MAX_MILESTONES];   // MULTISTEP: epochs
+  int nmilestones;
+  double gamma;             // STEP, MULTISTEP
+  double eta_min;           // COSINE
+  int64_t warmup;           // epochs of linear warm-up; 0: none
+} Schedule;
+
+// A learning-rate group: the parameters of the layers under one name.
+typedef struct LrGroup {
+  LayerName layer;
+  double factor;            // times the optimizer's learning rate
+} LrGroup;
+
+typedef struct Recipe {
+  Value *model;             // V_RECORD: the model and its arguments, as elaborate() takes them
+  int64_t classes;          // the setting, else (after recipe_bind) the model's outputs; 0: unknown
+  Span classes_span;        // where classes is set (src NULL: it is not)
+  int64_t batch, epochs, seed;
+  const char *weights;      // as written, or NULL for none
+  const char *weights_path; // the same resolved against the directory of the file that names it
+  Freeze freeze;
+  FrozenBn frozen_bn;
+  DataSource data;
+  TransformList train_transform, eval_transform;
+  OptimizerKind optimizer;
+  OptAttrs opt;             // PyTorch's defaults filled in
+  Schedule schedule;
+  LrGroup *lr_mult;         // in order: the last group naming a parameter's layer sets its factor
+  int nlr_mult;
+  bool decay_bn_bias;       // batchnorm and bias parameters get weight decay
+  double label_smoothing;
+  Precision precision;      // GPU matrix products on bf16 tensor cores (fp32 accumulation), or fp32
+} Recipe;
+
+Recipe *recipe_load(Arena *a, const Module *m, const Override *ov, int nov);
+// The checks that need the model graph (the layers named, classes, normalize's channels),
+// then marks the frozen layers. Every mode runs it right after elaboration.
+void recipe_bind(Recipe *r, Graph *g);
+// The resolved recipe, one `# setting = value` line each, defaults filled in.
+void recipe_print(FILE *out, Arena *a, const Recipe *r);
 
 //
 // train.c, autodiff.c: the training step as a graph
@@ -427,12 +539,12 @@ const Node *graph_find_layer(const Graph *g, const char *path, bool last);
 // statistics and application, the loss; when training, the backward pass (autodiff.c:
 // gradients only where a trainable parameter lies below) and the optimizer updates.
 // Without training, the evaluation forward pass: running statistics, no dropout.
-Graph *train_build(Arena *a, const Graph *model, const Experiment *x, bool training);
+Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training);
 
 typedef struct StepBuilder {
   Arena *arena;
   Graph *g;             // the step being built
-  const Experiment *x;
+  const Recipe *recipe;
   bool training;
   Node **of_model;      // model node id -> the step node holding its output
   int *consumers;       // model node id -> how many layers read its output
@@ -463,34 +575,6 @@ MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval);
 int64_t node_bytes(const Node *n);
 
 //
-// experiment.c: the experiment section, its schema and --set overrides
-//
-typedef struct Override {
-  const char *name;     // "epochs", "optimizer.lr"
-  const char *text;     // the value as typed
-} Override;
-
-struct Experiment {
-  Value *model;         // V_RECORD naming the model
-  OptAttrs opt;               // the optimizer's settings (default sgd(lr = 0.01, momentum = 0.9))
-  bool adam;                  // adam or adamw (opt.decoupled); else sgd
-  double label_smoothing;
-  bool frozen_bn_batch;       // frozen batchnorm uses batch statistics (PyTorch's train mode)
-  bool decay_bn_bias;
-  const Value *lr_mult;       // V_LIST of mult("layer", factor), or NULL
-  int64_t batch, epochs, classes;
-  Value *settings[32];  // every known setting after validation, by schema order; NULL if unset
-  int nsettings;
-  const char *names[32];
-};
-
-Experiment *experiment_load(Arena *a, const Module *m, const Override *ov, int nov);
-void experiment_apply_freeze(const Experiment *x, Graph *g);
-void experiment_print(FILE *out, Arena *a, const Experiment *x);
-// A setting's value after validation, or NULL when the experiment does not set it.
-const Value *experiment_setting(const Experiment *x, const char *name);
-
-//
 // print.c, stats.c: what --emit=ir, --emit=params and --stats show
 //
 void print_ir(FILE *out, Arena *a, const Graph *g);
@@ -504,7 +588,7 @@ void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
 // and from which everything trainable is computed, or -1: the images' transforms draw
 // nothing at random and every kernel up to that node is frozen and per-image (no dropout,
 // no batch statistics). Its kernels, and those before it, form the prefix.
-int feature_boundary(Arena *a, const Graph *train, const Experiment *x);
+int feature_boundary(Arena *a, const Graph *train, const Recipe *r);
 
 //
 // inspect.c: `tlc inspect TRAINER [KERNEL] [--ptx]` (argv after "inspect"); needs libtlcrt

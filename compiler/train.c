@@ -6,7 +6,6 @@
 #include "tlc.h"
 
 #include <stdarg.h>
-#include <string.h>
 
 Node *step_node(StepBuilder *b, OpKind op, Shape shape, const Node *forward, int nin, ...) {
   Graph *g = b->g;
@@ -74,7 +73,7 @@ static int64_t stats_chunk_rows(const Node *conv) {
 // Batchnorm: batch statistics when training (unless frozen with running statistics,
 // the default: then it is a constant affine map), running statistics in evaluation.
 static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
-  bool batch_stats = b->training && (!m->frozen || b->x->frozen_bn_batch);
+  bool batch_stats = b->training && (!m->frozen || b->recipe->frozen_bn == FROZEN_BN_BATCH);
   Node *stats;
   if (batch_stats) {
     stats = step_node(b, OP_BN_STATS, shape2(2, x->shape.c), m, 1, x);
@@ -212,21 +211,16 @@ static void loss(StepBuilder *b) {
   g->labels->is_int = true;
   g->labels->name = "labels";
   g->loss = step_node(b, OP_XENT, shape1(logits->shape.n), NULL, 2, logits, g->labels);
-  g->loss->attr.loss.label_smoothing = b->x->label_smoothing;
+  g->loss->attr.loss.label_smoothing = b->recipe->label_smoothing;
   g->loss->name = "loss";
 }
 
-// The learning-rate factor of a parameter: the last mult("layer", f) naming its layer.
+// The learning-rate factor of a parameter: that of the last group naming its layer.
 static double lr_factor(const StepBuilder *b, const Param *p) {
   double f = 1;
-  const Value *list = b->x->lr_mult;
-  for (int i = 0; list && i < list->n; i++) {
-    const Value *layer = list->items[i]->fields[0].value, *factor = list->items[i]->fields[1].value;
-    size_t len = strlen(layer->s);
-    const char *name = p->owner->name;
-    if (!strncmp(name, layer->s, len) && (name[len] == 0 || name[len] == '.'))
-      f = value_number(factor, "factor");
-  }
+  for (int i = 0; i < b->recipe->nlr_mult; i++)
+    if (layer_in(p->owner->name, b->recipe->lr_mult[i].layer.path))
+      f = b->recipe->lr_mult[i].factor;
   return f;
 }
 
@@ -243,12 +237,12 @@ static void updates(StepBuilder *b, Node **params, int nparams) {
     Node *p = params[i], *grad = step_grad(b, p);
     if (!grad)
       continue;
-    OptAttrs opt = b->x->opt;
+    OptAttrs opt = b->recipe->opt;
     opt.lr *= lr_factor(b, p->param);
-    if (!b->x->decay_bn_bias && p->param->dims == 1)
+    if (!b->recipe->decay_bn_bias && p->param->dims == 1)
       opt.weight_decay = 0;
     Node *u;
-    if (b->x->adam)
+    if (b->recipe->optimizer != OPT_SGD)
       u = step_node(b, OP_ADAM_UPDATE, p->shape, p->forward, 6, p, grad, b->lr, state(b, p, "exp_avg"),
                     state(b, p, "exp_avg_sq"), b->seed);
     else if (opt.momentum > 0)
@@ -261,8 +255,8 @@ static void updates(StepBuilder *b, Node **params, int nparams) {
   }
 }
 
-Graph *train_build(Arena *a, const Graph *model, const Experiment *x, bool training) {
-  StepBuilder b = {.arena = a, .x = x, .training = training};
+Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training) {
+  StepBuilder b = {.arena = a, .recipe = r, .training = training};
   b.g = arena_alloc(a, sizeof *b.g);
   b.g->model = model->model;
   b.g->batch = model->batch;

@@ -91,10 +91,10 @@ Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *t
 Graph *exec_load_step(Arena *a, const char *path, bool training) {
   const char *include[] = {TLC_GRAPHS_DIR};
   Module *m = load_module(a, path, include, 1);
-  Experiment *ex = experiment_load(a, m, NULL, 0);
-  Graph *model = elaborate(a, m, ex->model, ex->batch);
-  experiment_apply_freeze(ex, model);
-  return train_build(a, model, ex, training);
+  Recipe *r = recipe_load(a, m, NULL, 0);
+  Graph *model = elaborate(a, m, r->model, r->batch);
+  recipe_bind(r, model);
+  return train_build(a, model, r, training);
 }
 
 // The deterministic weights and inputs tests/numerics/make_fixtures.py gives PyTorch.
