@@ -183,7 +183,7 @@ static Kernel *grad_weight(KernelBuilder *kb) {
 
 Kernel *kernel_conv(KernelBuilder *kb) {
   switch (kb->node->op) {
-  case OP_CONV2D: return forward(kb);
+  case OP_CONV2D: return kernel_tiled(kb) ? kernel_tiled_matmul(kb) : forward(kb);
   case OP_CONV2D_DX: return grad_input(kb);
   default: return grad_weight(kb);
   }

@@ -82,26 +82,34 @@ static Kernel *col2im(KernelBuilder *kb) {
   return k;
 }
 
-// The output at (row r, channel co) before its epilogue: b[co] + dot(w[co, :], patches[r, :]),
-// through the folded batchnorm if there is one. The dot product's loop goes into `into`.
-static KExpr *output_value(KernelBuilder *kb, KStmt *into, KExpr *r, KExpr *co) {
+KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *v, KExpr *co) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
-  int64_t K = n->in[0]->shape.d[2];
-  int acc = kir_var(k, "acc", KT_F32), kk;
-  kir_assign(k, into, acc, n->attr.conv.bias ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
-  KStmt *dot = kernel_loop(kb, into, "kk", K, &kk);
-  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, co, kir_int(k, K)), kir_ref(k, kk)));
-  KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, r, kir_int(k, K)), kir_ref(k, kk)));
-  kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, xv));
-  KExpr *v = kir_ref(k, acc);
+  bool bias = n->op == OP_LINEAR ? n->nin == 3 : n->attr.conv.bias;
+  if (bias)
+    v = kir_binary(k, KB_ADD, v, kir_load(k, kb->in[2], co));
   if (n->bn_folded) {   // (v - mean) * invstd * gamma + beta, from running statistics
-    int bn = n->attr.conv.bias ? 3 : 2;   // stats, gamma and beta follow the weights and bias
+    int bn = bias ? 3 : 2;   // stats, gamma and beta follow the weights and bias
     int st = kb->in[bn], gamma = kb->in[bn + 1], beta = kb->in[bn + 2];
     KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, st, kir_add(k, kir_int(k, n->shape.c), co)), kir_load(k, gamma, co));
     v = kir_fma(k, kir_load(k, beta, co), kir_binary(k, KB_SUB, v, kir_load(k, st, co)), scale);
   }
   return v;
+}
+
+// The output at (row r, channel co) before its epilogue: dot(w[co, :], patches[r, :]),
+// finished. The dot product's loop goes into `into`.
+static KExpr *output_value(KernelBuilder *kb, KStmt *into, KExpr *r, KExpr *co) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  int64_t K = n->in[0]->shape.d[2];
+  int acc = kir_var(k, "acc", KT_F32), kk;
+  kir_assign(k, into, acc, kir_float(k, 0));
+  KStmt *dot = kernel_loop(kb, into, "kk", K, &kk);
+  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, co, kir_int(k, K)), kir_ref(k, kk)));
+  KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, r, kir_int(k, K)), kir_ref(k, kk)));
+  kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, xv));
+  return kernel_matmul_finish(kb, kir_ref(k, acc), co);
 }
 
 // Where (row r, channel co) is stored in y [N, CO, OH, OW].
@@ -244,9 +252,15 @@ static Kernel *sum_chunks(KernelBuilder *kb) {
 
 Kernel *kernel_gemm(KernelBuilder *kb) {
   switch (kb->node->op) {
-  case OP_IM2COL: return im2col(kb);
+  case OP_IM2COL:
+    if (kb->target->gpu && kb->node->implicit)
+      return kernel_nothing(kb, "the convolution reads the image itself");
+    return im2col(kb);
   case OP_COL2IM: return col2im(kb);
-  case OP_CONV_GEMM: return kb->node->stats_rows ? forward_with_stats(kb) : forward(kb);
+  case OP_CONV_GEMM:
+    if (kernel_tiled(kb))
+      return kernel_tiled_matmul(kb);
+    return kb->node->stats_rows ? forward_with_stats(kb) : forward(kb);
   case OP_CONV_GEMM_DX: return grad_patches(kb);
   case OP_SUM_CHUNKS: return sum_chunks(kb);
   default: return grad_weight(kb);

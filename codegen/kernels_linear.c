@@ -48,7 +48,7 @@ static Kernel *rows_times_matrix(KernelBuilder *kb, int64_t rows_n, int64_t inne
 Kernel *kernel_linear(KernelBuilder *kb) {
   const Node *n = kb->node;
   switch (n->op) {
-  case OP_LINEAR: return forward(kb);
+  case OP_LINEAR: return kernel_tiled(kb) ? kernel_tiled_matmul(kb) : forward(kb);
   case OP_LINEAR_DX:   // dx[n,:] = sum_o dy[n,o] w[o,:]
     return rows_times_matrix(kb, n->shape.n, n->in[0]->shape.c, n->shape.c, false, kb->in[0], kb->in[1]);
   default:   // linear_dw: dw[o,:] = sum_n dy[n,o] x[n,:]

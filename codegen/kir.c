@@ -32,11 +32,16 @@ int kir_shared(Kernel *k, const char *name, KType type, int64_t elems) {
   return add_buf(k, name, type, elems, KSP_SHARED);
 }
 
+// Buffers print as b0, b1, ...: a variable may not look like one.
+static bool buffer_like(const char *name) {
+  return name[0] == 'b' && name[1] && strspn(name + 1, "0123456789") == strlen(name + 1);
+}
+
 // Names are made unique (acc, acc2, ...): the C printers declare each variable once.
 static const char *unique_name(const Kernel *k, const char *name) {
   const char *candidate = name;
   for (int n = 2;; n++) {
-    bool taken = false;
+    bool taken = buffer_like(candidate);
     for (int i = 0; i < k->nvars && !taken; i++)
       taken = !strcmp(k->vars[i].name, candidate);
     if (!taken)
@@ -144,7 +149,7 @@ KExpr *kir_sub(Kernel *k, KExpr *a, KExpr *b) {
 }
 
 KExpr *kir_div(Kernel *k, KExpr *a, int64_t b) { return b == 1 ? a : kir_binary(k, KB_DIV, a, kir_int(k, b)); }
-KExpr *kir_mod(Kernel *k, KExpr *a, int64_t b) { return kir_binary(k, KB_MOD, a, kir_int(k, b)); }
+KExpr *kir_mod(Kernel *k, KExpr *a, int64_t b) { return b == 1 ? kir_int(k, 0) : kir_binary(k, KB_MOD, a, kir_int(k, b)); }
 KExpr *kir_fma(Kernel *k, KExpr *acc, KExpr *a, KExpr *b) { return kir_binary(k, KB_ADD, acc, kir_binary(k, KB_MUL, a, b)); }
 
 KExpr *kir_lt(Kernel *k, KExpr *a, KExpr *b) { return kir_binary(k, KB_LT, a, b); }

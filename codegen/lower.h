@@ -55,6 +55,17 @@ KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x);
 KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y);
 KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);
 
+// A matrix product's output before its epilogue: the bias of column n added and, for a
+// convolution with a batchnorm folded in, that batchnorm applied (kernels_gemm.c).
+KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *acc, KExpr *n);
+// The GPU's tensor-core form of a convolution or linear forward pass (kernels_tiles.c), when
+// the target allows it and kernel_tiled says the node's epilogue fits it.
+bool kernel_tiled(const KernelBuilder *kb);
+Kernel *kernel_tiled_matmul(KernelBuilder *kb);
+// A kernel that does nothing on this target (its work is done elsewhere): why goes into
+// its comment.
+Kernel *kernel_nothing(KernelBuilder *kb, const char *why);
+
 Kernel *kernel_conv(KernelBuilder *kb);
 Kernel *kernel_gemm(KernelBuilder *kb);
 Kernel *kernel_linear(KernelBuilder *kb);

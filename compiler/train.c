@@ -60,14 +60,14 @@ static bool folds(const StepBuilder *b, const Node *m, const Node *x, const Node
 
 // A convolution before a batchnorm on batch statistics stores the statistics of each chunk
 // of its output rows as it writes them, and bn_stats only merges the chunks: the output is
-// not read twice more. Chunks of at least 16 rows, and at most 4096 of them, keep both the
-// convolution's threads and the merge's loop plentiful and short. A direct convolution's
+// not read twice more. A chunk is 64 rows, the rows of one tile of the GPU's tiled matrix
+// product, so that a tile's block computes its chunk's statistics. A direct convolution's
 // thread owns one image's plane of one channel: its chunk is that plane.
+enum { STATS_CHUNK_ROWS = 64 };
+
 static int64_t stats_chunk_rows(const Node *conv) {
-  int64_t rows = conv->shape.n * conv->shape.h * conv->shape.w, chunk = 16;
-  while (rows / chunk > 4096)
-    chunk *= 2;
-  return chunk < rows ? chunk : rows;
+  int64_t rows = conv->shape.n * conv->shape.h * conv->shape.w;
+  return rows < STATS_CHUNK_ROWS ? rows : STATS_CHUNK_ROWS;
 }
 
 // Batchnorm: batch statistics when training (unless frozen with running statistics,
@@ -255,6 +255,25 @@ static void updates(StepBuilder *b, Node **params, int nparams) {
   }
 }
 
+// A convolution whose patches nothing else reads (no weight gradient needs them: the
+// evaluation pass, a frozen layer) runs on the GPU straight from the image, an implicit
+// matrix product: the image goes last among its inputs, and its im2col has nothing to do
+// there. The CPU keeps the patches, whose rows its matrix product runs along.
+static void implicit_convs(Graph *g) {
+  int *readers = arena_alloc(g->arena, sizeof(int) * (size_t)g->n);
+  for (int i = 0; i < g->n; i++)
+    for (int j = 0; j < g->nodes[i]->nin; j++)
+      readers[g->nodes[i]->in[j]->id]++;
+  for (int i = 0; i < g->n; i++) {
+    Node *conv = g->nodes[i], *cols = conv->in[0];
+    if (conv->op != OP_CONV_GEMM || cols->op != OP_IM2COL || readers[cols->id] != 1 || conv->nin == MAX_INPUTS)
+      continue;
+    conv->image = conv->nin;
+    conv->in[conv->nin++] = cols->in[0];
+    cols->implicit = true;
+  }
+}
+
 Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training) {
   StepBuilder b = {.arena = a, .recipe = r, .training = training};
   b.g = arena_alloc(a, sizeof *b.g);
@@ -278,8 +297,10 @@ Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training)
     b.of_model[i] = forward_layer(&b, model->nodes[i]);
   loss(&b);
   b.g->output = b.g->loss;
-  if (!training)
+  if (!training) {
+    implicit_convs(b.g);
     return b.g;
+  }
   Node **params = arena_alloc(a, sizeof(Node *) * (size_t)(b.g->n + 1));
   int nparams = 0;
   for (int i = 0; i < b.g->n; i++)
@@ -290,5 +311,6 @@ Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training)
   dlogits->name = "loss";
   autodiff(&b, b.g->logits, dlogits);
   updates(&b, params, nparams);
+  implicit_convs(b.g);
   return b.g;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void run(Exec *x, const Node *n) {
+void exec_run(Exec *x, const Node *n) {
   void *bufs[MAX_INPUTS + 1];
   for (int i = 0; i < n->nin; i++)
     bufs[i] = x->buf[n->in[i]->id];
@@ -20,13 +20,13 @@ static void run(Exec *x, const Node *n) {
 
 void exec_node(Exec *x, const Node *n) {
   if (x->fn[n->id] && !n->writes_inputs)
-    run(x, n);
+    exec_run(x, n);
 }
 
 void exec_train_step(Exec *x) {
   for (int i = 0; i < x->g->n; i++)
     if (x->fn[i])
-      run(x, x->g->nodes[i]);
+      exec_run(x, x->g->nodes[i]);
 }
 
 double exec_forward(Exec *x) {

@@ -23,6 +23,8 @@ typedef struct Exec {
 Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target);
 // Runs node n (nothing for nodes without a kernel and for in-place updates).
 void exec_node(Exec *x, const Node *n);
+// Runs node n's kernel, in-place updates included.
+void exec_run(Exec *x, const Node *n);
 // Runs the forward pass and returns the mean loss.
 double exec_forward(Exec *x);
 // Runs the forward and backward passes, without the optimizer and running-statistics updates.
