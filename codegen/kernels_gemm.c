@@ -253,7 +253,7 @@ static Kernel *sum_chunks(KernelBuilder *kb) {
 Kernel *kernel_gemm(KernelBuilder *kb) {
   switch (kb->node->op) {
   case OP_IM2COL:
-    if (kb->target->gpu && kb->node->implicit)
+    if (kb->target->tiles && kb->node->implicit)   // the tiled product (kernel_tiled) gathers the patches
       return kernel_nothing(kb, "the convolution reads the image itself");
     return im2col(kb);
   case OP_COL2IM: return col2im(kb);

@@ -307,15 +307,20 @@ static void chunk_stats(Tiles *t, KExpr *mt) {
     }
 }
 
-// Whether the node's product can run on tiles here: its statistics, if any, come in chunks of
-// one row tile.
+// Whether the node's product runs on tiles here. A direct convolution's statistics come per
+// image plane, which a tile does not hold; a matrix product's come in chunks of one row tile
+// (train.c), or all its rows when there are fewer: a chunk is the rows of one block. So a
+// convolution from patches always does, and im2col relies on it (kernels_gemm.c).
 bool kernel_tiled(const KernelBuilder *kb) {
   const Node *n = kb->node;
   if (!kb->target->tiles)
     return false;
   if (n->op == OP_CONV2D)
     return n->attr.conv.groups == 1 && !n->stats_rows && n->nin <= 3;
-  return !n->stats_rows || n->stats_rows == BM;
+  int64_t rows = n->shape.n * n->shape.h * n->shape.w;
+  if (n->stats_rows && n->stats_rows != (rows < BM ? rows : BM))
+    fatal("internal error: %s has statistics chunks of %lld rows, not a tile's", n->name, (long long)n->stats_rows);
+  return true;
 }
 
 Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
