@@ -3,8 +3,9 @@
 // force-included, and is cached under a hash of everything that goes into the object: the
 // text, device.h and abi.h, the compiler and its flags. An entry holds the text it was built
 // from, which a hit must match byte for byte, so a collision costs a compile, never a wrong
-// kernel. A text with #include "..." of its own files is compiled every time: its hash cannot
-// see them. Concurrent processes that need the same entry take a lock, so one compiles.
+// kernel. The text's own #include "..." files are put in place first (with #line markers), so
+// that the scan sees their kernels and the hash their contents. Concurrent processes that
+// need the same entry take a lock, so one compiles.
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
@@ -79,6 +80,40 @@ bool make_dirs(const std::string &path) {
         return false;
     }
   return access(path.c_str(), W_OK) == 0;
+}
+
+// The text with each #include "FILE" line replaced by FILE (found beside the including file,
+// then in include_dir), recursively; a file it cannot find stays an #include for the compiler
+// to report.
+std::string expand_includes(const std::string &text, const std::string &file, const std::string &include_dir,
+                            int depth) {
+  std::string out;
+  std::istringstream in(text);
+  std::string line;
+  int number = 0;
+  std::string dir = file.find('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
+  while (std::getline(in, line)) {
+    number++;
+    std::size_t hash = line.find_first_not_of(" \t"), open = line.find('"'), close = line.rfind('"');
+    std::size_t word = hash == std::string::npos ? hash : line.find_first_not_of(" \t", hash + 1);
+    std::string body;
+    if (depth < 32 && word != std::string::npos && line[hash] == '#' && line.compare(word, 7, "include") == 0 &&
+        open != std::string::npos && close > open + 1) {
+      std::string name = line.substr(open + 1, close - open - 1), found;
+      for (const std::string &d : {dir, include_dir})
+        if (found.empty() && !d.empty() && name[0] != '/' && read_file(d + "/" + name, &body))
+          found = d + "/" + name;
+      if (found.empty() && name[0] == '/' && read_file(name, &body))
+        found = name;
+      if (!found.empty()) {
+        out += "#line 1 \"" + found + "\"\n" + expand_includes(body, found, include_dir, depth + 1);
+        out += "\n#line " + std::to_string(number + 1) + " \"" + file + "\"\n";
+        continue;
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
 }
 
 // The kernel table that lets the emulator call each kernel by name with its parameter types.
@@ -192,7 +227,8 @@ Program *program_load(const std::string &text, const std::string &origin, const 
   }
   std::string cxx = env_or("TLC_EMU_CXX", TLC_EMU_DEFAULT_CXX);
   std::vector<std::string> flags = split_words(env_or("TLC_EMU_CXXFLAGS", "-O2"));
-  std::string source = "#line 1 \"" + origin + "\"\n" + text + kernel_table(scan_kernels(text));
+  std::string expanded = expand_includes(text, origin, include_dir, 0);
+  std::string source = "#line 1 \"" + origin + "\"\n" + expanded + kernel_table(scan_kernels(expanded));
 
   std::uint64_t h = 0xcbf29ce484222325ull;
   h = fnv1a(h, device);
@@ -209,7 +245,7 @@ Program *program_load(const std::string &text, const std::string &origin, const 
   char key[32];
   std::snprintf(key, sizeof key, "emu-%016llx", static_cast<unsigned long long>(h));
 
-  bool cacheable = text.find("#include \"") == std::string::npos;
+  bool cacheable = true;
   std::string dir = env_or("TLC_EMU_CACHE", TLC_EMU_DEFAULT_CACHE);
   char scratch[] = "/tmp/tlc-emu-XXXXXX";
   if (!cacheable || !make_dirs(dir)) {
@@ -241,8 +277,6 @@ Program *program_load(const std::string &text, const std::string &origin, const 
   } else {
     std::vector<std::string> argv = {cxx, "-std=c++17", "-DTLC_CUDA_EMULATOR", "-include", here + "/device.h",
                                      "-I", here};
-    if (!include_dir.empty())
-      argv.insert(argv.end(), {"-iquote", include_dir});
     argv.insert(argv.end(), flags.begin(), flags.end());
     argv.insert(argv.end(), {"-fPIC", "-shared", "-fvisibility=hidden", "-fno-strict-aliasing", "-w", "-o",
                              tmp + ".so", tmp + ".cc"});
