@@ -16,7 +16,37 @@ std::size_t page_size() {
   static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   return size;
 }
+
+#if defined(__x86_64__)
+bool with_ucontext = false;
+#endif
+
+// makecontext passes int arguments only: the pointers travel in halves.
+void trampoline(unsigned fn_hi, unsigned fn_lo, unsigned arg_hi, unsigned arg_lo) {
+  auto fn = reinterpret_cast<void (*)(void *)>((static_cast<std::uintptr_t>(fn_hi) << 32) | fn_lo);
+  auto arg = reinterpret_cast<void *>((static_cast<std::uintptr_t>(arg_hi) << 32) | arg_lo);
+  fn(arg);
+  __builtin_trap();
+}
+
+void ucontext_start(Fiber *f, const Stack &stack, void (*fn)(void *), void *arg) {
+  getcontext(&f->context);
+  f->context.uc_stack.ss_sp = static_cast<char *>(stack.base) + page_size();
+  f->context.uc_stack.ss_size = stack.size;
+  f->context.uc_link = nullptr;
+  auto fp = reinterpret_cast<std::uintptr_t>(fn), ap = reinterpret_cast<std::uintptr_t>(arg);
+  makecontext(&f->context, reinterpret_cast<void (*)()>(trampoline), 4, static_cast<unsigned>(fp >> 32),
+              static_cast<unsigned>(fp), static_cast<unsigned>(ap >> 32), static_cast<unsigned>(ap));
+}
 }  // namespace
+
+void fiber_use_ucontext(bool yes) {
+#if defined(__x86_64__)
+  with_ucontext = yes;
+#else
+  (void)yes;
+#endif
+}
 
 bool stack_map(Stack *s, std::size_t size) {
   std::size_t page = page_size();
@@ -96,6 +126,10 @@ __asm__(
     ".size tlc_emu_fiber_entry, .-tlc_emu_fiber_entry\n");
 
 void fiber_start(Fiber *f, const Stack &stack, void (*fn)(void *), void *arg) {
+  if (with_ucontext) {
+    ucontext_start(f, stack, fn, arg);
+    return;
+  }
   auto top = (reinterpret_cast<std::uintptr_t>(stack.base) + page_size() + stack.size) & ~std::uintptr_t{15};
   auto *slot = reinterpret_cast<std::uint64_t *>(top);
   std::uint32_t control[2] = {0, 0};
@@ -113,29 +147,16 @@ void fiber_start(Fiber *f, const Stack &stack, void (*fn)(void *), void *arg) {
   f->sp = &slot[-10];
 }
 
-void fiber_switch(Fiber *from, Fiber *to) { tlc_emu_fiber_switch(&from->sp, to->sp); }
+void fiber_switch(Fiber *from, Fiber *to) {
+  if (with_ucontext)
+    swapcontext(&from->context, &to->context);
+  else
+    tlc_emu_fiber_switch(&from->sp, to->sp);
+}
 
 #else
 
-namespace {
-// makecontext passes int arguments only: the pointers travel in halves.
-void trampoline(unsigned fn_hi, unsigned fn_lo, unsigned arg_hi, unsigned arg_lo) {
-  auto fn = reinterpret_cast<void (*)(void *)>((static_cast<std::uintptr_t>(fn_hi) << 32) | fn_lo);
-  auto arg = reinterpret_cast<void *>((static_cast<std::uintptr_t>(arg_hi) << 32) | arg_lo);
-  fn(arg);
-  __builtin_trap();
-}
-}  // namespace
-
-void fiber_start(Fiber *f, const Stack &stack, void (*fn)(void *), void *arg) {
-  getcontext(&f->context);
-  f->context.uc_stack.ss_sp = static_cast<char *>(stack.base) + page_size();
-  f->context.uc_stack.ss_size = stack.size;
-  f->context.uc_link = nullptr;
-  auto fp = reinterpret_cast<std::uintptr_t>(fn), ap = reinterpret_cast<std::uintptr_t>(arg);
-  makecontext(&f->context, reinterpret_cast<void (*)()>(trampoline), 4, static_cast<unsigned>(fp >> 32),
-              static_cast<unsigned>(fp), static_cast<unsigned>(ap >> 32), static_cast<unsigned>(ap));
-}
+void fiber_start(Fiber *f, const Stack &stack, void (*fn)(void *), void *arg) { ucontext_start(f, stack, fn, arg); }
 
 void fiber_switch(Fiber *from, Fiber *to) { swapcontext(&from->context, &to->context); }
 

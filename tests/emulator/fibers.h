@@ -1,24 +1,23 @@
 // fibers.h: user-mode contexts, one per CUDA thread that can wait for others. Switching is a
 // few instructions on x86-64 (fibers.cc); other architectures use ucontext, whose
-// swapcontext makes a system call for the signal mask and is many times slower.
+// swapcontext makes a system call for the signal mask and is many times slower. x86-64 can
+// use ucontext too (TLC_EMU_SWITCH=ucontext), so that the fallback is tested where CI runs.
 #ifndef TLC_EMU_FIBERS_H
 #define TLC_EMU_FIBERS_H
 
-#include <cstddef>
-
-#if !defined(__x86_64__)
 #include <ucontext.h>
-#endif
+
+#include <cstddef>
 
 namespace emu {
 
 struct Fiber {
-#if defined(__x86_64__)
-  void *sp = nullptr;   // the saved stack pointer; the registers lie on that stack
-#else
-  ucontext_t context;
-#endif
+  void *sp = nullptr;   // x86-64: the saved stack pointer; the registers lie on that stack
+  ucontext_t context;   // elsewhere, or with TLC_EMU_SWITCH=ucontext
 };
+
+// Chooses ucontext over the x86-64 switch (before any fiber starts); the only choice elsewhere.
+void fiber_use_ucontext(bool yes);
 
 // A stack for fibers: mapped on first use, with an inaccessible page below it, so an
 // overflow faults (and is reported as such) instead of writing over another stack.

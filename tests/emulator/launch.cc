@@ -162,12 +162,18 @@ const Settings &settings() {
     r.threads = static_cast<int>(env_number("TLC_EMU_THREADS", cores ? cores : 1, 1, 256));
     r.stack_bytes = static_cast<std::size_t>(env_number("TLC_EMU_STACK_KB", 128, 16, 1 << 20)) * 1024;
     r.stats = env_number("TLC_EMU_STATS", 0, 0, 1) == 1;
+    const char *sw = std::getenv("TLC_EMU_SWITCH");
+    r.ucontext = sw && std::string(sw) == "ucontext";
+    if (sw && *sw && !r.ucontext && std::string(sw) != "fast")
+      std::fprintf(stderr, "tlc emulator: TLC_EMU_SWITCH=%s is neither fast nor ucontext; using fast\n", sw);
+    fiber_use_ucontext(r.ucontext);
     return r;
   }();
   return s;
 }
 
 std::string launch_run(const Launch &l, int *code) {
+  settings();   // chooses the fiber switch before any fiber starts
   install_fault_handlers();
   auto start = std::chrono::steady_clock::now();
   Pool &p = pool();

@@ -31,6 +31,7 @@ struct Settings {
   int threads;                    // OS threads that run blocks
   std::size_t stack_bytes;        // per fiber
   bool stats;
+  bool ucontext;                  // TLC_EMU_SWITCH=ucontext: the portable fiber switch
 };
 const Settings &settings();
 // TLC_EMU_STATS=1: what the launches cost, printed when the process ends.
