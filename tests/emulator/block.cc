@@ -149,9 +149,9 @@ void setup_block(Worker &w, const Launch &l, unsigned long long linear) {
   }
   w.dynamic_bytes = l.shared_bytes;
   std::memset(w.dynamic_shared, 0xff, l.shared_bytes);
-  if (w.threads.size() < w.nthreads)
-    w.threads.resize(w.nthreads);
   w.threads.resize(w.nthreads);
+  w.warp_waiting.assign((w.nthreads + 31) / 32, 0);
+  w.warp_exited.assign((w.nthreads + 31) / 32, 0);
   for (unsigned i = 0; i < w.nthreads; i++) {
     Thread &t = w.threads[i];
     t.index = i;
@@ -205,8 +205,9 @@ void after(Worker &w, Thread &t) {
       give_back(w, t);
       async_copy_reset(t);
       w.live--;
+      w.warp_exited[t.warp] |= 1u << t.lane;
       // A warp operation whose mask names this lane can never complete.
-      for (unsigned i = t.warp * 32; i < w.nthreads && i < t.warp * 32 + 32; i++) {
+      for (unsigned i = t.warp * 32; w.warp_waiting[t.warp] && i < w.nthreads && i < t.warp * 32 + 32; i++) {
         Thread &o = w.threads[i];
         if (o.state == State::kWarp && (o.op.mask >> t.lane & 1) && w.error.empty()) {
           w.error = where(w, t) + " exited while thread " + std::to_string(o.index) + " waits for it in " + o.op.name +
@@ -333,33 +334,23 @@ void block_fail(Worker &w, int code, const std::string &message) {
 
 void warp_wait(Worker &w, Thread &t) {
   WarpOp &op = t.op;
-  unsigned exist = warp_lanes(w, t);
-  if (!(op.mask >> t.lane & 1))
+  unsigned exist = warp_lanes(w, t), lane_bit = 1u << t.lane;
+  unsigned &waiting = w.warp_waiting[t.warp];
+  if (!(op.mask & lane_bit))
     block_fail(w, kLaunchFailed, where(w, t) + ": " + op.name + " with mask " + hex(op.mask) +
                                      ", which does not name the calling lane " + std::to_string(t.lane));
   if (op.mask & ~exist)
     block_fail(w, kLaunchFailed, where(w, t) + ": " + op.name + " with mask " + hex(op.mask) +
                                      " names lanes this block does not have (its last warp has lanes " + hex(exist) + ")");
-  Thread *lanes[32] = {};
-  bool ready = true;
-  for (unsigned l = 0; l < 32; l++) {
-    if (!(op.mask >> l & 1))
-      continue;
-    Thread &o = w.threads[t.warp * 32 + l];
-    lanes[l] = &o;
-    if (&o == &t)
-      continue;
-    if (o.state == State::kExited)
-      block_fail(w, kLaunchFailed, where(w, t) + ": " + op.name + " with mask " + hex(op.mask) + " waits for lane " +
-                                       std::to_string(l) + ", which has exited");
-    if (o.state == State::kWarp && (std::strcmp(o.op.name, op.name) != 0 || o.op.mask != op.mask))
-      block_fail(w, kLaunchFailed, where(w, t) + " reached " + op.name + " (mask " + hex(op.mask) + ") while lane " +
-                                       std::to_string(l) + " waits in " + o.op.name + " (mask " + hex(o.op.mask) +
-                                       "): the lanes of a warp operation must all reach the same one");
-    ready &= o.state == State::kWarp;
-  }
+  if (unsigned gone = op.mask & w.warp_exited[t.warp])
+    block_fail(w, kLaunchFailed, where(w, t) + ": " + op.name + " with mask " + hex(op.mask) + " waits for lane " +
+                                     std::to_string(__builtin_ctz(gone)) + ", which has exited");
   t.state = State::kWarp;
-  if (!ready) {
+  waiting |= lane_bit;
+  // Every lane the mask names waits in a warp operation: it must be this one, and then the
+  // group is complete. (Lanes that wait in another operation whose mask names this lane make
+  // the same check when they arrive last.)
+  if ((waiting & op.mask) != op.mask) {
     if (!w.on_fibers)
       block_fail(w, kLaunchFailed, where(w, t) + " reached " + op.name +
                                        ", which waits for other lanes, but the emulator's reading of the kernel's source "
@@ -368,7 +359,19 @@ void warp_wait(Worker &w, Thread &t) {
     yield(w, t);   // until the last lane completes the group
     return;
   }
+  Thread *lanes[32] = {};
+  for (unsigned l = 0; l < 32; l++) {
+    if (!(op.mask >> l & 1))
+      continue;
+    Thread &o = w.threads[t.warp * 32 + l];
+    if (o.op.complete != op.complete || o.op.kind != op.kind || o.op.mask != op.mask)
+      block_fail(w, kLaunchFailed, where(w, t) + " reached " + op.name + " (mask " + hex(op.mask) + ") while lane " +
+                                       std::to_string(l) + " waits in " + o.op.name + " (mask " + hex(o.op.mask) +
+                                       "): the lanes of a warp operation must all reach the same one");
+    lanes[l] = &o;
+  }
   op.complete(lanes);
+  waiting &= ~op.mask;
   for (unsigned l = 0; l < 32; l++)
     if (lanes[l] && lanes[l] != &t) {
       lanes[l]->state = State::kRunnable;

@@ -70,6 +70,7 @@ struct Worker {
   std::vector<unsigned> order;   // direct mode: the permutation
   unsigned next = 0;             // direct mode: position in order
   unsigned live = 0, at_barrier = 0;
+  std::vector<unsigned> warp_waiting, warp_exited;   // per warp, a bit per lane
   Thread *current = nullptr;
   bool on_fibers = false;
   std::uint64_t rng = 0;

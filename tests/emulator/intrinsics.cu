@@ -13,6 +13,7 @@
 //   PLANT_TILE_EDGE           mma_nn, mma_tn: one element too many copied at the tile's edge
 //   PLANT_DEADLOCK            warp_ops: lane 0 waits at a barrier its warp's shuffle never reaches
 //   PLANT_SHUFFLE_AFTER_EXIT  warp_ops: a full-warp shuffle after half the lanes returned
+//   PLANT_MIXED_SHUFFLES      warp_ops: half the warp in one shuffle, half in another
 //   PLANT_WRITE_PAST_END      block_sum: a store past the end of its output
 //   PLANT_COMPILE_ERROR       a syntax error (the emulator must report the compiler's message)
 #include "../../codegen/cuda_prelude.cuh"
@@ -86,6 +87,9 @@ extern "C" __global__ void __launch_bounds__(64)
     __syncthreads();
 #endif
   float b = v;
+#ifdef PLANT_MIXED_SHUFFLES
+  b = lane < 16 ? __shfl_xor_sync(0xffffffffu, b, 1) : __shfl_down_sync(0xffffffffu, b, 1);
+#endif
   for (int m = 16; m > 0; m /= 2)
     b += __shfl_xor_sync(0xffffffffu, b, m);
   float d = v;

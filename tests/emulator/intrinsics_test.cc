@@ -324,6 +324,8 @@ const Plant kPlants[] = {
      Outcome::kLaunchError, "deadlock: thread 0: waiting at __syncthreads(); threads 1-31: waiting in __shfl_xor_sync"},
     {"PLANT_SHUFFLE_AFTER_EXIT", "a full-warp shuffle after half the lanes returned", "warp shuffles",
      Outcome::kLaunchError, "exited"},
+    {"PLANT_MIXED_SHUFFLES", "half a warp in one shuffle, half in another", "warp shuffles", Outcome::kLaunchError,
+     "the lanes of a warp operation must all reach the same one"},
     {"PLANT_WRITE_PAST_END", "a store past the end of an output", "block reduction", Outcome::kLaunchError,
      "kernel block_sum, block |, thread 0: invalid memory access (SIGSEGV)"},
     {"PLANT_COMPILE_ERROR", "a syntax error in the program", nullptr, Outcome::kLaunchError,
