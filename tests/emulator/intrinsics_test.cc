@@ -2,7 +2,8 @@
 // driver API as a trainer uses it, against plain C++ references (float64). Then every planted
 // bug of intrinsics.cu (a PLANT_* macro: a broken variant of a correct kernel) must be caught,
 // by a wrong result or by the launch failing with the expected message; one that passes
-// unnoticed fails the test, so the test cannot pass by checking nothing.
+// unnoticed fails the test, so the test cannot pass by checking nothing. Last, the kernels of
+// failures.cu (beside intrinsics.cu) and misuses of the driver must each fail with its message.
 //   intrinsics_test LIBCUDA INTRINSICS_CU SCRATCH_DIR
 #include <dlfcn.h>
 #include <sys/stat.h>
@@ -418,6 +419,46 @@ int main(int argc, char **argv) {
                 o.kind == Outcome::kPass ? "the kernel passed" : "", first_line.c_str());
     failed += !caught;
   }
+  // Failures of the kernels themselves, and of their launches, each with its message.
+  std::string failures_cu = cu_file.substr(0, cu_file.rfind('/')) + "/failures.cu";
+  setenv("TLC_EMU_SOURCE", failures_cu.c_str(), 1);
+  void *fm = nullptr;
+  check_cu(cu.ModuleLoadData(&fm, "failures.cu"), "cuModuleLoadData(failures.cu)");
+  Buffer<int> out(256);
+  struct Failure {
+    const char *kernel;
+    int n;
+    CUdeviceptr pointer;
+    CUresult code;
+    const char *message;
+  } failures[] = {
+      {"overflow", 1000, out.p, 700, "overflowed its stack (TLC_EMU_STACK_KB sets its size)"},
+      {"divide", 2, out.p, 700, "integer division by zero (SIGFPE)"},
+      {"foreign_mask", 1, out.p, 719, "__shfl_sync with mask 0x"},
+      {"divide", 3, 4096, 1, "kernel divide: argument 0 (0x1000) is a pointer into no device allocation"},
+      {"no_such_kernel", 0, out.p, 500, "the program has no extern \"C\" __global__ function no_such_kernel"},
+  };
+  for (const Failure &f : failures) {
+    void *function = nullptr;
+    CUresult r = cu.ModuleGetFunction(&function, fm, f.kernel);
+    CUdeviceptr pointer = f.pointer;
+    int n = f.n;
+    void *params[] = {&pointer, &n};
+    if (!r)
+      r = cu.LaunchKernel(function, 2, 1, 1, 64, 1, 1, 0, nullptr, params, nullptr);
+    std::string text = r ? error_text(r) : "";
+    bool ok = r == f.code && text.find(f.message) != std::string::npos;
+    std::printf("%s: %s (n = %d) fails with %d: %s\n", ok ? "ok" : "FAIL", f.kernel, f.n, r, text.c_str());
+    failed += !ok;
+  }
+  void *function = nullptr;
+  check_cu(cu.ModuleGetFunction(&function, fm, "divide"), "cuModuleGetFunction(divide)");
+  CUresult r = cu.LaunchKernel(function, 1, 1, 1, 2048, 1, 1, 0, nullptr, nullptr, nullptr);
+  bool ok = r == 1 && error_text(r).find("at most 1024 threads a block") != std::string::npos;
+  std::printf("%s: a block of 2048 threads is refused: %s\n", ok ? "ok" : "FAIL", error_text(r).c_str());
+  failed += !ok;
+  cu.ModuleUnload(fm);
+
   std::printf("emulator.intrinsics: %d failed\n", failed);
   return failed ? 1 : 0;
 }
