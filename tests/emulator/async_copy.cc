@@ -47,7 +47,8 @@ void api_cp_async16(void *shared, const void *global, int src_bytes) {
     block_fail(w, kIllegalAddress, where(w, t) + ": cp.async destination " + address_text(shared) +
                                        " is not in shared memory");
   std::memset(shared, 0xff, 16);
-  t.open_copies.push_back({static_cast<unsigned char *>(shared), static_cast<const unsigned char *>(global), src_bytes});
+  t.open_copies.push_back(
+      {static_cast<unsigned char *>(shared), static_cast<const unsigned char *>(global), src_bytes});
 }
 
 void api_cp_async_commit(void) {

@@ -105,16 +105,18 @@ std::string state_text(const Thread &t) {
   return "runnable";
 }
 
-// "threads 0-127: waiting at __syncthreads(); threads 128-255: exited"
+// "threads 0-127: waiting at __syncthreads(); threads 128-255: exited", by linear index.
 std::string deadlock_text(const Worker &w) {
-  std::string text;
+  const TlcEmuDim &b = w.launch->block;
+  std::string text =
+      b.y == 1 && b.z == 1 ? "" : "threads by linear index x + y * blockDim.x + z * blockDim.x * blockDim.y: ";
   unsigned n = static_cast<unsigned>(w.threads.size());
   for (unsigned i = 0; i < n;) {
     std::string s = state_text(w.threads[i]);
     unsigned j = i + 1;
     while (j < n && state_text(w.threads[j]) == s)
       j++;
-    text += (text.empty() ? "" : "; ") +
+    text += (i == 0 ? "" : "; ") +
             (j - i > 1 ? "threads " + std::to_string(i) + "-" + std::to_string(j - 1) : "thread " + std::to_string(i)) +
             ": " + s;
     i = j;
@@ -321,6 +323,8 @@ bool in_shared_memory(const Worker &w, const void *p, std::size_t bytes) {
          (c >= w.dynamic_shared && c + bytes <= w.dynamic_shared + w.dynamic_bytes);
 }
 
+// Leaving a thread by siglongjmp (or by abandoning its fiber) skips the destructors of the
+// frames in between, the message's temporaries among them: a small leak per failed launch.
 void block_fail(Worker &w, int code, const std::string &message) {
   if (w.error.empty()) {
     w.error = message;
@@ -340,8 +344,9 @@ void warp_wait(Worker &w, Thread &t) {
     block_fail(w, kLaunchFailed, where(w, t) + ": " + op.name + " with mask " + hex(op.mask) +
                                      ", which does not name the calling lane " + std::to_string(t.lane));
   if (op.mask & ~exist)
-    block_fail(w, kLaunchFailed, where(w, t) + ": " + op.name + " with mask " + hex(op.mask) +
-                                     " names lanes this block does not have (its last warp has lanes " + hex(exist) + ")");
+    block_fail(w, kLaunchFailed,
+               where(w, t) + ": " + op.name + " with mask " + hex(op.mask) +
+                   " names lanes this block does not have (its last warp has lanes " + hex(exist) + ")");
   if (unsigned gone = op.mask & w.warp_exited[t.warp])
     block_fail(w, kLaunchFailed, where(w, t) + ": " + op.name + " with mask " + hex(op.mask) + " waits for lane " +
                                      std::to_string(__builtin_ctz(gone)) + ", which has exited");
@@ -352,10 +357,10 @@ void warp_wait(Worker &w, Thread &t) {
   // the same check when they arrive last.)
   if ((waiting & op.mask) != op.mask) {
     if (!w.on_fibers)
-      block_fail(w, kLaunchFailed, where(w, t) + " reached " + op.name +
-                                       ", which waits for other lanes, but the emulator's reading of the kernel's source "
-                                       "found no warp operation in it and ran it without fibers; run with TLC_EMU_FIBERS=1 "
-                                       "and report this");
+      block_fail(w, kLaunchFailed,
+                 where(w, t) + " reached " + op.name +
+                     ", which waits for other lanes, but the emulator's reading of the kernel's source found no warp "
+                     "operation in it and ran it without fibers; run with TLC_EMU_FIBERS=1 and report this");
     yield(w, t);   // until the last lane completes the group
     return;
   }

@@ -27,7 +27,9 @@ std::string bundle_source(std::string *error) {
   const auto *data = reinterpret_cast<const unsigned char *>(file.data());
   Elf64_Ehdr eh;
   std::memcpy(&eh, data, sizeof eh);
-  auto inside = [&](std::uint64_t offset, std::uint64_t len) { return offset <= file.size() && len <= file.size() - offset; };
+  auto inside = [&](std::uint64_t offset, std::uint64_t len) {
+    return offset <= file.size() && len <= file.size() - offset;
+  };
   if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
       eh.e_shentsize != sizeof(Elf64_Shdr) || !inside(eh.e_shoff, std::uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr)) ||
       eh.e_shstrndx >= eh.e_shnum) {
@@ -41,7 +43,8 @@ std::string bundle_source(std::string *error) {
   const char wanted[] = ".tlc_bundle";
   for (const Elf64_Shdr &sh : sections) {
     if (!inside(names.sh_offset, names.sh_size) || sh.sh_name >= names.sh_size ||
-        names.sh_size - sh.sh_name < sizeof wanted || std::memcmp(data + names.sh_offset + sh.sh_name, wanted, sizeof wanted))
+        names.sh_size - sh.sh_name < sizeof wanted ||
+        std::memcmp(data + names.sh_offset + sh.sh_name, wanted, sizeof wanted))
       continue;
     if (!inside(sh.sh_offset, sh.sh_size)) {
       *error = "this trainer's .tlc_bundle section lies outside its file";

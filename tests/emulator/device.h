@@ -223,7 +223,9 @@ template <class T> static inline T __shfl_down_sync(unsigned mask, T var, unsign
 template <class T> static inline T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
   return tlc_emu_shuffle(TLC_EMU_SHFL_XOR, mask, var, lane_mask, width);
 }
-static inline unsigned __ballot_sync(unsigned mask, int p) { return tlc_emu_api->vote(TLC_EMU_VOTE_BALLOT, mask, p != 0); }
+static inline unsigned __ballot_sync(unsigned mask, int p) {
+  return tlc_emu_api->vote(TLC_EMU_VOTE_BALLOT, mask, p != 0);
+}
 static inline int __all_sync(unsigned mask, int p) { return (int)tlc_emu_api->vote(TLC_EMU_VOTE_ALL, mask, p != 0); }
 static inline int __any_sync(unsigned mask, int p) { return (int)tlc_emu_api->vote(TLC_EMU_VOTE_ANY, mask, p != 0); }
 

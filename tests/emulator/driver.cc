@@ -155,7 +155,8 @@ TLC_EMU_EXPORT CUresult cuInit(unsigned flags) {
       d.major = major;
       d.minor = minor;
     } else {
-      std::fprintf(stderr, "tlc emulator: TLC_EMU_SM=%s is not a compute capability (90, 9.0 or sm_90); using 9.0\n", sm);
+      std::fprintf(stderr, "tlc emulator: TLC_EMU_SM=%s is not a compute capability (90, 9.0 or sm_90); using 9.0\n",
+                   sm);
     }
   }
   d.initialised = true;
@@ -290,7 +291,8 @@ TLC_EMU_EXPORT CUresult cuFuncSetAttribute(void *function, int attribute, int va
   if (attribute != 8)
     return fail(kInvalidValue, "the emulator sets only CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES");
   if (value < 0 || value > device_shared_limit())
-    return fail(kInvalidValue, "dynamic shared memory of " + std::to_string(value) + " bytes is more than this device's " +
+    return fail(kInvalidValue, "dynamic shared memory of " + std::to_string(value) +
+                                   " bytes is more than this device's " +
                                    std::to_string(device_shared_limit()));
   static_cast<Function *>(function)->max_dynamic_shared = value;
   return kSuccess;

@@ -145,7 +145,8 @@ __device__ __forceinline__ void mma_16x16(float acc[2][4], unsigned a[4], unsign
   tlc_mma_16816_bf16(acc[1], a, b[1], acc[1]);
 }
 
-__device__ __forceinline__ void store_tile(float *__restrict__ c, const float acc[2][4], int M, int N, int row0, int col0) {
+__device__ __forceinline__ void store_tile(float *__restrict__ c, const float acc[2][4], int M, int N, int row0,
+                                           int col0) {
   int lane = threadIdx.x % 32;
   for (int nt = 0; nt < 2; nt++)
     for (int i = 0; i < 4; i++) {

@@ -143,7 +143,8 @@ Outcome check_transpose(void *module) {
   for (float &v : in)
     v = static_cast<float>(uniform());
   Buffer<float> din(in), dout(in.size());
-  std::string e = launch(module, "transpose", {(cols + 31) / 32, (rows + 31) / 32, 32, 8, 0}, din.p, dout.p, rows, cols);
+  Grid grid = {(cols + 31) / 32, (rows + 31) / 32, 32, 8, 0};
+  std::string e = launch(module, "transpose", grid, din.p, dout.p, rows, cols);
   if (!e.empty())
     return {Outcome::kLaunchError, e};
   std::vector<float> got = dout.read();
@@ -192,8 +193,8 @@ Outcome check_warp_ops(void *module) {
     if (got_ballots[w] != ballot)
       return mismatch("warp_ops __ballot_sync", static_cast<std::size_t>(w), got_ballots[w], ballot);
     if (got_votes[2 * w] != all || got_votes[2 * w + 1] != any)
-      return mismatch("warp_ops __all_sync/__any_sync", static_cast<std::size_t>(w), got_votes[2 * w] * 2 + got_votes[2 * w + 1],
-                      all * 2 + any);
+      return mismatch("warp_ops __all_sync/__any_sync (2 all + any)", static_cast<std::size_t>(w),
+                      got_votes[2 * w] * 2 + got_votes[2 * w + 1], all * 2 + any);
     for (int l = 0; l < 32; l++) {
       std::size_t i = static_cast<std::size_t>(w * 32 + l);
       if (!(std::fabs(got_butterfly[i] - sum) <= tolerance))
@@ -299,8 +300,10 @@ const std::vector<Check> &checks() {
       {"block reduction through shared memory (barriers, __syncthreads_count)", check_block_sum},
       {"2-D blocks: transpose through a shared tile", check_transpose},
       {"warp shuffles (idx, up, down, xor, widths 8 and 16), votes, __syncwarp", check_warp_ops},
-      {"bf16 mma_nn: cp.async, ldmatrix.x4, ldmatrix.x2.trans, mma.m16n8k16", [](void *m) { return check_mma(m, false); }},
-      {"bf16 mma_tn: cp.async, ldmatrix.x4.trans, ldmatrix.x2, mma.m16n8k16", [](void *m) { return check_mma(m, true); }},
+      {"bf16 mma_nn: cp.async, ldmatrix.x4, ldmatrix.x2.trans, mma.m16n8k16",
+       [](void *m) { return check_mma(m, false); }},
+      {"bf16 mma_tn: cp.async, ldmatrix.x4.trans, ldmatrix.x2, mma.m16n8k16",
+       [](void *m) { return check_mma(m, true); }},
   };
   return all;
 }
@@ -319,7 +322,8 @@ const Plant kPlants[] = {
      Outcome::kMismatch, nullptr},
     {"PLANT_SWAP_A", "two registers of the mma A fragment swapped", "bf16 mma_nn", Outcome::kMismatch, nullptr},
     {"PLANT_WRONG_LDMATRIX", "B loaded by ldmatrix without .trans", "bf16 mma_nn", Outcome::kMismatch, nullptr},
-    {"PLANT_MISSING_WAIT", "cp.async.wait_group waits for one group too few", "bf16 mma_nn", Outcome::kMismatch, nullptr},
+    {"PLANT_MISSING_WAIT", "cp.async.wait_group waits for one group too few", "bf16 mma_nn", Outcome::kMismatch,
+     nullptr},
     {"PLANT_TILE_EDGE", "one element too many copied at a tile's edge", "bf16 mma_tn", Outcome::kMismatch, nullptr},
     {"PLANT_DEADLOCK", "a lane waits at a barrier its warp's shuffle never reaches", "warp shuffles",
      Outcome::kLaunchError, "deadlock: thread 0: waiting at __syncthreads(); threads 1-31: waiting in __shfl_xor_sync"},

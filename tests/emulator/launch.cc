@@ -180,7 +180,8 @@ std::string launch_run(const Launch &l, int *code) {
   unsigned long long nblocks = 1ull * l.grid.x * l.grid.y * l.grid.z;
   std::string error;
   *code = 0;
-  int helpers = static_cast<int>(std::min<unsigned long long>(nblocks, static_cast<unsigned long long>(settings().threads))) - 1;
+  // Helpers beside the calling thread, no more than there are blocks for.
+  int helpers = static_cast<int>(std::min<unsigned long long>(nblocks, static_cast<unsigned>(settings().threads))) - 1;
   if (helpers <= 0) {
     Worker &w = worker();
     ensure_signal_stack();

@@ -72,6 +72,7 @@ if [ "$model" = cnn_bn ]; then
 fi
 
 grep "^tlc emulator:" check_err.txt
-awk -v a="$start" -v b="$built" -v c="$ran" \
-  'BEGIN { printf "%s: tlc built the trainer in %.1f s; --check-gpu ran in %.1f s (emulator compile included when not cached)\n", "'"$model"'", b - a, c - b }'
+awk -v m="$model" -v a="$start" -v b="$built" -v c="$ran" 'BEGIN {
+  printf "%s: tlc built the trainer in %.1f s; --check-gpu ran in %.1f s", m, b - a, c - b
+  print " (compiling the program for the emulator included, unless it was cached)" }'
 check_report "emulator.models.$model"
