@@ -5,6 +5,8 @@
 // unnoticed fails the test, so the test cannot pass by checking nothing. Last, the kernels of
 // failures.cu (beside intrinsics.cu) and misuses of the driver must each fail with its message.
 //   intrinsics_test LIBCUDA INTRINSICS_CU SCRATCH_DIR
+// With a fourth argument, --racy, it prints instead the sums that block_sum without its
+// barriers computes (determinism.sh: they must depend on the seed and on nothing else).
 #include <dlfcn.h>
 #include <sys/stat.h>
 
@@ -357,9 +359,29 @@ void *load(const std::string &cu_file, const std::string &scratch, const char *m
 
 }  // namespace
 
+// The sums of 16 blocks of block_sum with PLANT_MISSING_BARRIER, exactly, one a line.
+static int print_racy_sums(const std::string &cu_file, const std::string &scratch) {
+  std::string error;
+  void *module = load(cu_file, scratch, "PLANT_MISSING_BARRIER", &error);
+  if (!module)
+    die(error);
+  const int n = 16 * 256;
+  std::vector<float> x(n);
+  for (float &v : x)
+    v = static_cast<float>(uniform());
+  Buffer<float> dx(x), out(16);
+  Buffer<int> counts(16);
+  std::string e = launch(module, "block_sum", {16, 1, 256, 1, 0}, dx.p, out.p, counts.p, n);
+  if (!e.empty())
+    die(e);
+  for (float v : out.read())
+    std::printf("%a\n", static_cast<double>(v));
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 4)
-    die("usage: intrinsics_test LIBCUDA INTRINSICS_CU SCRATCH_DIR");
+  if (argc != 4 && !(argc == 5 && std::strcmp(argv[4], "--racy") == 0))
+    die("usage: intrinsics_test LIBCUDA INTRINSICS_CU SCRATCH_DIR [--racy]");
   void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
   if (!lib)
     die(std::string("cannot load the emulator: ") + dlerror());
@@ -384,6 +406,8 @@ int main(int argc, char **argv) {
   std::string cu_file = absolute, scratch = argv[3];
   std::free(absolute);
   mkdir(scratch.c_str(), 0777);
+  if (argc == 5)
+    return print_racy_sums(cu_file, scratch);
   int failed = 0;
 
   // The correct kernels pass.
