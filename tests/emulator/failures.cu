@@ -21,3 +21,16 @@ extern "C" __global__ void divide(int *out, int n) { out[threadIdx.x] = 100 / (n
 extern "C" __global__ void foreign_mask(int *out, int n) {
   out[threadIdx.x] = __shfl_sync(1u << ((threadIdx.x + 1) % 32), n, 0);
 }
+
+// Not a failure: a kernel, in an extern "C" block, that reaches its barrier only through a macro
+// and a function. The emulator must see that and run it on fibers.
+__device__ void sync_block() { __syncthreads(); }
+#define BLOCK_SYNC() sync_block()
+extern "C" {
+__global__ void indirect_barrier(int *out, int n) {
+  __shared__ int values[64];
+  values[threadIdx.x] = (int)threadIdx.x * n;
+  BLOCK_SYNC();
+  out[blockIdx.x * 64 + threadIdx.x] = values[63 - threadIdx.x];
+}
+}
