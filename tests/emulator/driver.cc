@@ -1,0 +1,418 @@
+// driver.cc: a stand-in for the NVIDIA driver (libcuda.so.1) that runs kernels on the
+// emulated device. It exports what runtime/gpu.c loads (and cuFuncSetAttribute), reports one
+// device, "CUDA emulator", of compute capability 9.0 (TLC_EMU_SM sets another), and keeps
+// device memory in host memory: each allocation poisoned (NaN bytes) and followed by an
+// inaccessible page, so that a kernel reading what nothing wrote sees NaN and one running
+// off the end faults (and the launch reports where). cuModuleLoadData ignores the cubin or PTX
+// it is given and takes the program's CUDA C instead: the file TLC_EMU_SOURCE names, else the
+// kernel bundle of the trainer running this process. Launches run to completion inside
+// cuLaunchKernel; a failure's full message is what cuGetErrorString returns for its code.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+
+#include "launch.h"
+#include "program.h"
+
+typedef int CUresult;
+typedef unsigned long long CUdeviceptr;
+
+// What it exports: the part of the driver API that runtime/gpu.c loads, and two more.
+extern "C" {
+CUresult cuInit(unsigned flags);
+CUresult cuDriverGetVersion(int *version);
+CUresult cuDeviceGetCount(int *count);
+CUresult cuDeviceGet(int *device, int ordinal);
+CUresult cuDeviceGetName(char *name, int len, int device);
+CUresult cuDeviceGetAttribute(int *value, int attribute, int device);
+CUresult cuDevicePrimaryCtxRetain(void **context, int device);
+CUresult cuDevicePrimaryCtxRelease(int device);
+CUresult cuCtxSetCurrent(void *context);
+CUresult cuCtxSynchronize(void);
+CUresult cuModuleLoadData(void **module, const void *image);
+CUresult cuModuleUnload(void *module);
+CUresult cuModuleGetFunction(void **function, void *module, const char *name);
+CUresult cuFuncSetAttribute(void *function, int attribute, int value);
+CUresult cuMemAlloc_v2(CUdeviceptr *ptr, std::size_t bytes);
+CUresult cuMemFree_v2(CUdeviceptr ptr);
+CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, std::size_t bytes);
+CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t bytes);
+CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned shared, void *stream, void **params, void **extra);
+CUresult cuGetErrorString(CUresult error, const char **text);
+CUresult cuGetErrorName(CUresult error, const char **text);
+}
+
+namespace {
+
+enum : int {
+  kSuccess = 0, kInvalidValue = 1, kOutOfMemory = 2, kNotInitialized = 3, kNoDevice = 100, kInvalidDevice = 101,
+  kInvalidImage = 200, kInvalidContext = 201, kInvalidSource = 300, kInvalidHandle = 400, kNotFound = 500,
+  kIllegalAddress = 700, kOutOfResources = 701, kIllegalInstruction = 715, kMisaligned = 716, kLaunchFailed = 719,
+};
+
+struct Allocation {
+  void *mapping;
+  std::size_t mapping_bytes, bytes;
+};
+
+struct Function {
+  emu::Program *program;
+  const TlcEmuKernel *kernel;
+  int max_dynamic_shared;
+};
+
+struct Driver {
+  std::mutex mutex;
+  bool initialised = false;
+  int major = 9, minor = 0;
+  std::map<CUdeviceptr, Allocation> memory;
+  unsigned long long launches = 0;
+  CUresult last_code = 0;
+  std::string last_message;
+  int context = 0;
+};
+
+Driver &driver() {
+  static Driver *d = new Driver;   // never destroyed: launches may be reported while the process ends
+  return *d;
+}
+
+CUresult fail(CUresult code, const std::string &message) {
+  Driver &d = driver();
+  d.last_code = code;
+  d.last_message = message;
+  return code;
+}
+
+std::size_t page() { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
+
+// The allocation that holds [p, p + bytes), or nullptr.
+const Allocation *find(CUdeviceptr p, std::size_t bytes) {
+  Driver &d = driver();
+  auto it = d.memory.upper_bound(p);
+  if (it == d.memory.begin())
+    return nullptr;
+  --it;
+  return p - it->first <= it->second.bytes && bytes <= it->second.bytes - (p - it->first) ? &it->second : nullptr;
+}
+
+// Static plus dynamic shared memory a block may use: 48 KiB unless cuFuncSetAttribute raised
+// it; the device's most is 227 KiB from sm_90, 163 KiB on sm_80.
+int device_shared_limit() {
+  Driver &d = driver();
+  int cc = 10 * d.major + d.minor;
+  return cc >= 90 ? 232448 : cc >= 80 ? 166912 : 49152;
+}
+
+const char *code_text(CUresult code) {
+  switch (code) {
+    case kSuccess: return "no error";
+    case kInvalidValue: return "invalid argument";
+    case kOutOfMemory: return "out of memory";
+    case kNotInitialized: return "initialization error";
+    case kNoDevice: return "no CUDA-capable device is detected";
+    case kInvalidDevice: return "invalid device ordinal";
+    case kInvalidImage: return "device kernel image is invalid";
+    case kInvalidContext: return "invalid device context";
+    case kInvalidSource: return "device kernel source is invalid";
+    case kInvalidHandle: return "invalid resource handle";
+    case kNotFound: return "named symbol not found";
+    case kIllegalAddress: return "an illegal memory access was encountered";
+    case kOutOfResources: return "too many resources requested for launch";
+    case kIllegalInstruction: return "an illegal instruction was encountered";
+    case kMisaligned: return "misaligned address";
+    case kLaunchFailed: return "unspecified launch failure";
+  }
+  return "unknown error";
+}
+
+}  // namespace
+
+extern "C" {
+
+#define TLC_EMU_EXPORT __attribute__((visibility("default")))
+
+TLC_EMU_EXPORT CUresult cuInit(unsigned flags) {
+  if (flags)
+    return fail(kInvalidValue, "cuInit takes flags 0");
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  const char *sm = std::getenv("TLC_EMU_SM");
+  if (sm && *sm) {
+    const char *digits = std::strncmp(sm, "sm_", 3) == 0 ? sm + 3 : sm;
+    int major = 0, minor = 0;
+    if (std::sscanf(digits, "%d.%d", &major, &minor) == 2 || (std::sscanf(digits, "%d", &major) == 1 && major >= 10 &&
+                                                             ((minor = major % 10), (major /= 10), true))) {
+      d.major = major;
+      d.minor = minor;
+    } else {
+      std::fprintf(stderr, "tlc emulator: TLC_EMU_SM=%s is not a compute capability (90, 9.0 or sm_90); using 9.0\n",
+                   sm);
+    }
+  }
+  d.initialised = true;
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuDriverGetVersion(int *version) {
+  if (!version)
+    return kInvalidValue;
+  *version = 13000;
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuDeviceGetCount(int *count) {
+  if (!count)
+    return kInvalidValue;
+  *count = driver().initialised ? 1 : 0;
+  return driver().initialised ? kSuccess : kNotInitialized;
+}
+
+TLC_EMU_EXPORT CUresult cuDeviceGet(int *device, int ordinal) {
+  if (!device)
+    return kInvalidValue;
+  if (ordinal != 0)
+    return kInvalidDevice;
+  *device = 0;
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuDeviceGetName(char *name, int len, int device) {
+  if (!name || len <= 0)
+    return kInvalidValue;
+  if (device != 0)
+    return kInvalidDevice;
+  std::snprintf(name, static_cast<std::size_t>(len), "CUDA emulator");
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
+  if (!value)
+    return kInvalidValue;
+  if (device != 0)
+    return kInvalidDevice;
+  switch (attribute) {
+    case 1: *value = 1024; break;                    // max threads per block
+    case 2: *value = 1024; break;                    // max block x
+    case 3: *value = 1024; break;                    // max block y
+    case 4: *value = 64; break;                      // max block z
+    case 5: *value = 2147483647; break;              // max grid x
+    case 6: case 7: *value = 65535; break;           // max grid y, z
+    case 8: *value = 49152; break;                   // shared memory per block
+    case 10: *value = 32; break;                     // warp size
+    case 16: *value = 1; break;                      // multiprocessors: one OS thread pool
+    case 75: *value = driver().major; break;
+    case 76: *value = driver().minor; break;
+    case 97: *value = device_shared_limit(); break;  // shared memory per block, opt-in
+    default: return fail(kInvalidValue, "the emulator does not report device attribute " + std::to_string(attribute));
+  }
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuDevicePrimaryCtxRetain(void **context, int device) {
+  if (!context)
+    return kInvalidValue;
+  if (device != 0)
+    return kInvalidDevice;
+  *context = &driver().context;
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuDevicePrimaryCtxRelease(int device) { return device == 0 ? kSuccess : kInvalidDevice; }
+
+TLC_EMU_EXPORT CUresult cuCtxSetCurrent(void *context) {
+  return !context || context == &driver().context ? kSuccess : kInvalidContext;
+}
+
+// Launches finish inside cuLaunchKernel, so there is nothing to wait for.
+TLC_EMU_EXPORT CUresult cuCtxSynchronize(void) { return kSuccess; }
+
+TLC_EMU_EXPORT CUresult cuModuleLoadData(void **module, const void *image) {
+  if (!module || !image)
+    return fail(kInvalidValue, "cuModuleLoadData without a module or an image");
+  std::string text, origin, include_dir, error;
+  const char *path = std::getenv("TLC_EMU_SOURCE");
+  if (path && *path) {
+    std::ifstream f(path, std::ios::binary);
+    std::ostringstream s;
+    s << f.rdbuf();
+    if (!f)
+      return fail(kInvalidSource, std::string("the emulator cannot read TLC_EMU_SOURCE=") + path);
+    text = s.str();
+    origin = path;
+    const char *slash = std::strrchr(path, '/');
+    include_dir = slash ? std::string(path, static_cast<std::size_t>(slash - path)) : ".";
+  } else {
+    text = emu::bundle_source(&error);
+    if (text.empty())
+      return fail(kInvalidSource, "the emulator found no program to run: " + error);
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    origin = (n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string("trainer")) + ":.tlc_bundle";
+  }
+  emu::Program *p = emu::program_load(text, origin, include_dir, &error);
+  if (!p)
+    return fail(kInvalidSource, "the emulator cannot run " + origin + ": " + error);
+  *module = p;
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuModuleUnload(void *module) {
+  if (!module)
+    return kInvalidHandle;
+  emu::program_unload(static_cast<emu::Program *>(module));
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
+  if (!function || !module || !name)
+    return kInvalidValue;
+  auto *p = static_cast<emu::Program *>(module);
+  const TlcEmuKernel *k = emu::program_kernel(p, name);
+  if (!k)
+    return fail(kNotFound, std::string("the program has no extern \"C\" __global__ function ") + name);
+  *function = new Function{p, k, 49152};   // lives as long as the process: handles are never freed
+  return kSuccess;
+}
+
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8): a kernel may ask for more than 48 KiB.
+TLC_EMU_EXPORT CUresult cuFuncSetAttribute(void *function, int attribute, int value) {
+  if (!function)
+    return kInvalidHandle;
+  if (attribute != 8)
+    return fail(kInvalidValue, "the emulator sets only CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES");
+  if (value < 0 || value > device_shared_limit())
+    return fail(kInvalidValue, "dynamic shared memory of " + std::to_string(value) +
+                                   " bytes is more than this device's " +
+                                   std::to_string(device_shared_limit()));
+  static_cast<Function *>(function)->max_dynamic_shared = value;
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, std::size_t bytes) {
+  if (!ptr || !bytes)
+    return kInvalidValue;
+  std::size_t p = page(), rounded = (bytes + 255) / 256 * 256, body = (rounded + p - 1) / p * p;
+  void *m = mmap(nullptr, body + p, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED)
+    return fail(kOutOfMemory, "out of memory (" + std::to_string(bytes) + " bytes)");
+  mprotect(static_cast<char *>(m) + body, p, PROT_NONE);
+  // The end of the allocation meets the inaccessible page, as closely as 256-byte alignment allows.
+  char *start = static_cast<char *>(m) + body - rounded;
+  std::memset(start, 0xff, rounded);
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  d.memory[reinterpret_cast<CUdeviceptr>(start)] = {m, body + p, bytes};
+  *ptr = reinterpret_cast<CUdeviceptr>(start);
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) {
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto it = d.memory.find(ptr);
+  if (it == d.memory.end())
+    return fail(kInvalidValue, "cuMemFree of memory that cuMemAlloc did not return");
+  munmap(it->second.mapping, it->second.mapping_bytes);
+  d.memory.erase(it);
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(driver().mutex);
+  if (!find(dst, bytes) || (!src && bytes))
+    return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes to the device leaves its allocation");
+  std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(driver().mutex);
+  if (!find(src, bytes) || (!dst && bytes))
+    return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes from the device leaves its allocation");
+  std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                                       unsigned bz, unsigned shared, void *stream, void **params, void **extra) {
+  Driver &d = driver();
+  unsigned long long number;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    number = d.launches++;
+  }
+  if (!function)
+    return fail(kInvalidHandle, "cuLaunchKernel without a function");
+  auto *f = static_cast<Function *>(function);
+  const TlcEmuKernel *k = f->kernel;
+  std::string name = k->name;
+  if (!gx || !gy || !gz || !bx || !by || !bz || gy > 65535 || gz > 65535 || gx > 2147483647u || bx > 1024 ||
+      by > 1024 || bz > 64 || 1ull * bx * by * bz > 1024)
+    return fail(kInvalidValue, "kernel " + name + ": launch of grid (" + std::to_string(gx) + "," + std::to_string(gy) +
+                                   "," + std::to_string(gz) + ") and block (" + std::to_string(bx) + "," +
+                                   std::to_string(by) + "," + std::to_string(bz) +
+                                   ") is outside CUDA's limits (at most 1024 threads a block)");
+  if (stream)
+    return fail(kInvalidHandle, "kernel " + name + ": the emulator has no streams but the default one");
+  if (extra)
+    return fail(kInvalidValue, "kernel " + name + ": the emulator takes parameters through kernelParams only");
+  if (k->nparams && !params)
+    return fail(kInvalidValue, "kernel " + name + " takes " + std::to_string(k->nparams) + " parameters; none given");
+  std::size_t static_shared = f->program->tls_size;
+  if (shared + static_shared > static_cast<std::size_t>(f->max_dynamic_shared > 49152 ? f->max_dynamic_shared : 49152))
+    return fail(kOutOfResources, "kernel " + name + ": " + std::to_string(shared) + " bytes of dynamic and about " +
+                                     std::to_string(static_shared) + " of static shared memory are more than the " +
+                                     std::to_string(f->max_dynamic_shared) + " a block may use (cuFuncSetAttribute "
+                                                                              "raises the limit)");
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    for (int i = 0; i < k->nparams && i < 32; i++) {
+      if (!(k->pointer_params >> i & 1))
+        continue;
+      CUdeviceptr p;
+      std::memcpy(&p, params[i], sizeof p);
+      if (p && !find(p, 0)) {
+        char text[32];
+        std::snprintf(text, sizeof text, "0x%llx", p);
+        return fail(kInvalidValue, "kernel " + name + ": argument " + std::to_string(i) + " (" + text +
+                                       ") is a pointer into no device allocation");
+      }
+    }
+  }
+  emu::Launch l = {f->program, k, {gx, gy, gz}, {bx, by, bz}, shared, params, number, emu::settings().seed,
+                   emu::settings().all_fibers};
+  int code = 0;
+  std::string error = emu::launch_run(l, &code);
+  if (!error.empty())
+    return fail(code ? code : kLaunchFailed, error);
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuGetErrorString(CUresult error, const char **text) {
+  if (!text)
+    return kInvalidValue;
+  Driver &d = driver();
+  *text = error == d.last_code && !d.last_message.empty() ? d.last_message.c_str() : code_text(error);
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuGetErrorName(CUresult error, const char **text) {
+  if (!text)
+    return kInvalidValue;
+  *text = code_text(error);
+  return kSuccess;
+}
+
+}  // extern "C"
+
+__attribute__((destructor)) static void report_statistics(void) { emu::stats_print(); }

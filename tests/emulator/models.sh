@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# models.sh TLC EMULATOR_LIB_DIR SCRATCH MODEL: a zoo model's trainer (models.graph, Fashion-MNIST,
+# batch 8) built by tlc with its GPU kernels, run with --check-gpu on the emulated driver
+# (EMULATOR_LIB_DIR/libcuda.so.1): every kernel of the first training step and of the first
+# evaluation pass runs on the emulator and on the CPU backend from the same inputs, and every
+# buffer it writes must agree (runtime/gpu_check.c). For cnn_bn, also: the same program with a
+# planted bug (every ReLU's fmaxf made fminf, given through TLC_EMU_SOURCE) must fail the check,
+# and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
+# kernels need, or without the data.
+set -u
+tlc=$1 emulator=$2 dir=$3 model=$4
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/tests/check.sh"
+data=/usr/share/datasets/fashion-mnist
+if ! [ -e "$data/train-images-idx3-ubyte.gz" ] && ! [ -e "$data/train-images-idx3-ubyte" ]; then
+  echo "SKIP: no Fashion-MNIST in $data (Debian: dataset-fashion-mnist)"
+  exit 77
+fi
+case $model in
+  cnn_bn) call="cnn_bn(input = [1, 28, 28])" image=28 ;;
+  resnet18) call="resnet18(input = [1, 32, 32], classes = 10)" image=32 ;;
+  mobilenet_v2) call="mobilenet_v2(input = [1, 32, 32], classes = 10)" image=32 ;;
+  efficientnet_b0) call="efficientnet_b0(input = [1, 64, 64], classes = 10)" image=64 ;;
+  *) echo "models.sh: unknown model $model"; exit 2 ;;
+esac
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+# NVRTC's output is cached beside the emulator's, so a second run of the suite builds faster.
+export TLC_CACHE_DIR=$emulator/../tlc-cache
+
+start=$(date +%s.%N)
+if ! "$tlc" "$here/models.graph" --set "model=$call" --set image=$image -o train > build.txt 2>&1; then
+  cat build.txt
+  echo "FAIL: tlc could not build the $model trainer"
+  exit 1
+fi
+if grep -q "will run on the CPU only" build.txt; then
+  cat build.txt
+  exit 77
+fi
+built=$(date +%s.%N)
+
+export LD_LIBRARY_PATH=$emulator TLC_EMU_STATS=1
+./train --check-gpu --limit 16 --out run > check_out.txt 2> check_err.txt
+status=$?
+ran=$(date +%s.%N)
+check "$model: trains with --check-gpu (status $status)" test $status -eq 0
+check "$model: on the emulated device" grep -q "^device: CUDA emulator (sm_90)$" check_out.txt
+check "$model: the training step agrees kernel by kernel" \
+  grep -qE "^check-gpu: training step: [1-9][0-9]* kernels, 0 mismatched" check_out.txt
+check "$model: the evaluation pass agrees kernel by kernel" \
+  grep -qE "^check-gpu: evaluation pass: [1-9][0-9]* kernels, 0 mismatched" check_out.txt
+check "$model: the kernels ran on the emulator" grep -qE "^tlc emulator: [1-9][0-9]* launches" check_err.txt
+if [ "$status" -ne 0 ] || grep -q MISMATCH check_out.txt; then
+  grep -E "MISMATCH|error" check_out.txt check_err.txt | head -20
+fi
+
+if [ "$model" = cnn_bn ]; then
+  # The check can fail: a bug planted in the trainer's own program is found, at a ReLU
+  # (fails_with keeps the run's output in out.txt and err.txt).
+  "$tlc" "$here/models.graph" --set "model=$call" --set image=$image --emit=cuda > program.cu
+  sed 's/fmaxf(/fminf(/g' program.cu > planted.cu
+  check "cnn_bn: the planted program differs" sh -c '! cmp -s program.cu planted.cu'
+  TLC_EMU_SOURCE=$PWD/planted.cu fails_with "cnn_bn: a planted fminf fails --check-gpu" 1 \
+    "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_planted
+  check "cnn_bn: the mismatch is named at a kernel with a ReLU" grep -qE "k[0-9]+_bn_apply.*MISMATCH" out.txt
+  # The device the trainer sees: an older GPU than the cubin is refused, a newer one runs the PTX path.
+  TLC_EMU_SM=80 fails_with "cnn_bn: TLC_EMU_SM=80 is older than the cubin" 1 "rebuild it with tlc --arch=sm_80" \
+    ./train --device cuda --limit 16 --out run_sm80
+  TLC_EMU_SM=100 ./train --device cuda --limit 16 --out run_sm100 > out_sm100.txt 2>&1
+  check "cnn_bn: TLC_EMU_SM=100 trains" grep -q "^device: CUDA emulator (sm_100)$" out_sm100.txt
+fi
+
+grep "^tlc emulator:" check_err.txt
+awk -v m="$model" -v a="$start" -v b="$built" -v c="$ran" 'BEGIN {
+  printf "%s: tlc built the trainer in %.1f s; --check-gpu ran in %.1f s", m, b - a, c - b
+  print " (compiling the program for the emulator included, unless it was cached)" }'
+check_report "emulator.models.$model"
