@@ -62,12 +62,6 @@ void kernel_block_sum(KernelBuilder *kb, KStmt *into, int v, int partials) {
   kir_barrier(k, into);
 }
 
-Kernel *kernel_nothing(KernelBuilder *kb, const char *why) {
-  kernel_blocks(kb, 1, KIR_WARP);
-  kb->k->comment = arena_printf(kb->k->arena, "%s; nothing to do here: %s", kb->k->comment, why);
-  return kb->k;
-}
-
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var) {
   Kernel *k = kb->k;
   *var = kir_var(k, name, KT_I64);

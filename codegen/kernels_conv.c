@@ -78,7 +78,8 @@ static KExpr *at(Kernel *k, KExpr *base, int64_t width, KExpr *row, KExpr *col) 
 
 // With stats_rows, the plane's mean and sum of squared deviations, from the values just
 // stored, go after the output at [n][2][C] (a chunk of rows is one image's plane), for
-// bn_stats to merge (kernels_norm.c).
+// bn_stats to merge (kernels_norm.c). (Convolutions with groups == 1 are matrix products,
+// kernels_gemm.c; these are the grouped and depthwise ones.)
 static void plane_stats(KernelBuilder *kb, KStmt *into, KExpr *ybase, KExpr *img, KExpr *co) {
   Kernel *k = kb->k;
   Shape y = kb->node->shape;
@@ -183,7 +184,7 @@ static Kernel *grad_weight(KernelBuilder *kb) {
 
 Kernel *kernel_conv(KernelBuilder *kb) {
   switch (kb->node->op) {
-  case OP_CONV2D: return kernel_tiled(kb) ? kernel_tiled_matmul(kb) : forward(kb);
+  case OP_CONV2D: return kb->node->attr.conv.groups == 1 ? kernel_conv_implicit(kb) : forward(kb);
   case OP_CONV2D_DX: return grad_input(kb);
   default: return grad_weight(kb);
   }

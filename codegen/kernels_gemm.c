@@ -4,7 +4,9 @@
 // products of patch rows with weight rows, the input gradient as sums of weight rows
 // scaled by dy, the weight gradient as sums of patch rows scaled by dy (four output
 // channels at a time, so each patch row is read once per four). col2im sums the patch
-// gradients back into the image.
+// gradients back into the image. A convolution that keeps no patch matrix (an implicit
+// one) gathers each row's patch from the image as it goes: on the CPU into a buffer of the
+// thread's own, then the same dot products.
 #include "lower.h"
 
 typedef struct Gemm {
@@ -23,27 +25,49 @@ static KExpr *in_range(Kernel *k, KExpr *v, int64_t size) {
   return kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), v), kir_binary(k, KB_LT, v, kir_int(k, size)));
 }
 
-// patches[n, p, (ci*k + kh)*k + kw] = x[n, ci, oh*s - pad + kh*d, ow*s - pad + kw*d], or 0 outside
+KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr *kk) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  Gemm g = gemm_of(n, x, n->op == OP_IM2COL ? n->forward->shape : n->shape);
+  int64_t taps = g.k * g.k;
+  KExpr *img = kir_div(k, r, g.P), *p = kir_mod(k, r, g.P);
+  KExpr *oh = kir_div(k, p, g.y.w), *ow = kir_mod(k, p, g.y.w);
+  KExpr *ci = kir_div(k, kk, taps), *tap = kir_mod(k, kk, taps);
+  KExpr *kh = kir_div(k, tap, g.k), *kw = kir_mod(k, tap, g.k);
+  KExpr *ih = kir_add(k, kir_sub(k, kir_mul(k, oh, kir_int(k, g.stride)), kir_int(k, g.pad)), kir_mul(k, kh, kir_int(k, g.dil)));
+  KExpr *iw = kir_add(k, kir_sub(k, kir_mul(k, ow, kir_int(k, g.stride)), kir_int(k, g.pad)), kir_mul(k, kw, kir_int(k, g.dil)));
+  KExpr *inside = kir_and(k, in_range(k, ih, x.h), in_range(k, iw, x.w));
+  KExpr *at = kir_select(k, inside, kernel_index4(kb, x, img, ci, ih, iw), kir_int(k, 0));   // no load outside
+  return kir_select(k, inside, kir_load(k, image, at), kir_float(k, 0));
+}
+
+// Row r's patch into dst[base + (ci*k + kh)*k + kw] = x[n, ci, oh*s - pad + kh*d, ow*s - pad + kw*d],
+// or 0 outside the image: loops over the taps, so the row's position is worked out once.
+static void gather_row(KernelBuilder *kb, KStmt *into, const Gemm *g, KExpr *r, int dst, KExpr *base) {
+  Kernel *k = kb->k;
+  int ci, kh, kw;
+  KExpr *img = kir_div(k, r, g->P), *p = kir_mod(k, r, g->P);
+  KExpr *oh = kir_div(k, p, g->y.w), *ow = kir_mod(k, p, g->y.w);
+  KStmt *chans = kernel_loop(kb, into, "ci", g->x.c, &ci);
+  KStmt *krow = kernel_loop(kb, chans, "kh", g->k, &kh);
+  KStmt *kcol = kernel_loop(kb, krow, "kw", g->k, &kw);
+  KExpr *ih = kir_add(k, kir_sub(k, kir_mul(k, oh, kir_int(k, g->stride)), kir_int(k, g->pad)), kir_mul(k, kir_ref(k, kh), kir_int(k, g->dil)));
+  KExpr *iw = kir_add(k, kir_sub(k, kir_mul(k, ow, kir_int(k, g->stride)), kir_int(k, g->pad)), kir_mul(k, kir_ref(k, kw), kir_int(k, g->dil)));
+  KExpr *col = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, ci), kir_int(k, g->k)), kir_ref(k, kh)), kir_int(k, g->k)), kir_ref(k, kw));
+  KExpr *at = kir_add(k, base, col);
+  KStmt *outside;
+  KStmt *inside = kir_if(k, kcol, kir_and(k, in_range(k, ih, g->x.h), in_range(k, iw, g->x.w)), &outside);
+  kir_store(k, inside, dst, at, kir_load(k, kb->in[0], kernel_index4(kb, g->x, img, kir_ref(k, ci), ih, iw)));
+  kir_store(k, outside, dst, at, kir_float(k, 0));
+}
+
 static Kernel *im2col(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // im2col(x) -> [N, P, K]
   Gemm g = gemm_of(n, n->in[0]->shape, n->forward->shape);
-  int64_t OW = g.y.w;
-  int r, ci, kh, kw;
+  int r;
   KStmt *rows = kernel_loop(kb, k->body, "r", n->shape.d[0] * g.P, &r);
-  KExpr *img = kir_div(k, kir_ref(k, r), g.P), *p = kir_mod(k, kir_ref(k, r), g.P);
-  KExpr *oh = kir_div(k, p, OW), *ow = kir_mod(k, p, OW);
-  KStmt *chans = kernel_loop(kb, rows, "ci", g.x.c, &ci);
-  KStmt *krow = kernel_loop(kb, chans, "kh", g.k, &kh);
-  KStmt *kcol = kernel_loop(kb, krow, "kw", g.k, &kw);
-  KExpr *ih = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, oh, kir_int(k, g.stride)), kir_int(k, g.pad)), kir_mul(k, kir_ref(k, kh), kir_int(k, g.dil)));
-  KExpr *iw = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, ow, kir_int(k, g.stride)), kir_int(k, g.pad)), kir_mul(k, kir_ref(k, kw), kir_int(k, g.dil)));
-  KExpr *col = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, ci), kir_int(k, g.k)), kir_ref(k, kh)), kir_int(k, g.k)), kir_ref(k, kw));
-  KExpr *dst = kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, g.K)), col);
-  KStmt *outside;
-  KStmt *inside = kir_if(k, kcol, kir_binary(k, KB_AND, in_range(k, ih, g.x.h), in_range(k, iw, g.x.w)), &outside);
-  kir_store(k, inside, kb->out, dst, kir_load(k, kb->in[0], kernel_index4(kb, g.x, img, kir_ref(k, ci), ih, iw)));
-  kir_store(k, outside, kb->out, dst, kir_float(k, 0));
+  gather_row(kb, rows, &g, kir_ref(k, r), kb->out, kir_mul(k, kir_ref(k, r), kir_int(k, g.K)));
   return k;
 }
 
@@ -97,18 +121,31 @@ KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *v, KExpr *co) {
   return v;
 }
 
-// The output at (row r, channel co) before its epilogue: dot(w[co, :], patches[r, :]),
-// finished. The dot product's loop goes into `into`.
-static KExpr *output_value(KernelBuilder *kb, KStmt *into, KExpr *r, KExpr *co) {
+// Where the rows of the product's left side come from: the patch matrix (or a thread's copy
+// of one row: stride 0), or the image itself, each element gathered as it is used.
+typedef struct Rows {
+  int64_t K;            // a row's length
+  int buf;
+  int64_t stride;       // elements from one row to the next
+  bool gather;          // buf is the image
+} Rows;
+
+static KExpr *row_value(KernelBuilder *kb, const Rows *a, KExpr *r, KExpr *kk) {
   Kernel *k = kb->k;
-  const Node *n = kb->node;
-  int64_t K = n->in[0]->shape.d[2];
+  if (a->gather)
+    return kernel_patch_value(kb, a->buf, kb->node->in[0]->shape, r, kk);
+  return kir_load(k, a->buf, kir_add(k, kir_mul(k, r, kir_int(k, a->stride)), kk));
+}
+
+// The output at (row r, channel co) before its epilogue: dot(w[co, :], row r), finished. The
+// dot product's loop goes into `into`.
+static KExpr *output_value(KernelBuilder *kb, const Rows *a, KStmt *into, KExpr *r, KExpr *co) {
+  Kernel *k = kb->k;
   int acc = kir_var(k, "acc", KT_F32), kk;
   kir_assign(k, into, acc, kir_float(k, 0));
-  KStmt *dot = kernel_loop(kb, into, "kk", K, &kk);
-  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, co, kir_int(k, K)), kir_ref(k, kk)));
-  KExpr *xv = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, r, kir_int(k, K)), kir_ref(k, kk)));
-  kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, xv));
+  KStmt *dot = kernel_loop(kb, into, "kk", a->K, &kk);
+  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, co, kir_int(k, a->K)), kir_ref(k, kk)));
+  kir_assign(k, dot, acc, kir_fma(k, kir_ref(k, acc), wv, row_value(kb, a, r, kir_ref(k, kk))));
   return kernel_matmul_finish(kb, kir_ref(k, acc), co);
 }
 
@@ -119,15 +156,15 @@ static KExpr *output_at(Kernel *k, Shape y, KExpr *r, KExpr *co) {
   return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, y.c)), co), kir_int(k, P)), p);
 }
 
-// y[n, co, p] = b[co] + dot(w[co, :], patches[n, p, :]), a thread per row (output position)
-static Kernel *forward(KernelBuilder *kb) {
+// y[n, co, p] = b[co] + dot(w[co, :], row (n, p)), a thread per row (output position)
+static Kernel *forward(KernelBuilder *kb, const Rows *a) {
   Kernel *k = kb->k;
   Shape y = kb->node->shape;
   int r, co;
   KStmt *rows = kernel_loop(kb, k->body, "r", y.n * y.h * y.w, &r);
   KStmt *outs = kernel_loop(kb, rows, "co", y.c, &co);
   KExpr *at = output_at(k, y, kir_ref(k, r), kir_ref(k, co));
-  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, output_value(kb, outs, kir_ref(k, r), kir_ref(k, co)), at));
+  kir_store(k, outs, kb->out, at, kernel_epilogue(kb, output_value(kb, a, outs, kir_ref(k, r), kir_ref(k, co)), at));
   return k;
 }
 
@@ -145,7 +182,7 @@ static KStmt *chunk_rows(KernelBuilder *kb, KStmt *into, KExpr *first, int64_t R
 // (chunk of rows, channel) computes the chunk's outputs of its channel, then their mean and
 // sum of squared deviations (from the values it just stored, so the variance is exact to
 // float32 whatever the mean), stored after the output for bn_stats to merge.
-static Kernel *forward_with_stats(KernelBuilder *kb) {
+static Kernel *forward_with_stats(KernelBuilder *kb, const Rows *a) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   Shape y = n->shape;
@@ -159,7 +196,7 @@ static Kernel *forward_with_stats(KernelBuilder *kb) {
   KStmt *pass1 = chunk_rows(kb, par, first, R, rows, &r);
   int v = kir_var(k, "v", KT_F32);
   KExpr *at = output_at(k, y, r, co);
-  kir_assign(k, pass1, v, kernel_epilogue(kb, output_value(kb, pass1, r, co), at));
+  kir_assign(k, pass1, v, kernel_epilogue(kb, output_value(kb, a, pass1, r, co), at));
   kir_store(k, pass1, kb->out, at, kir_ref(k, v));
   kir_assign(k, pass1, sum, kir_binary(k, KB_ADD, kir_ref(k, sum), kir_ref(k, v)));
   KExpr *count = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), first)));
@@ -250,17 +287,73 @@ static Kernel *sum_chunks(KernelBuilder *kb) {
   return k;
 }
 
+// The implicit convolution on the CPU: a thread gathers its row's patch into a buffer of its
+// own (which stays in cache) and multiplies it with every weight row, as conv2d_gemm does
+// from the patch matrix. With statistics, a thread takes a chunk of rows and sums each
+// channel's outputs as it stores them, then their squared deviations from the stored values.
+static Kernel *implicit_cpu(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  Shape y = n->shape;
+  Gemm g = gemm_of(n, n->in[0]->shape, y);
+  int64_t rows = y.n * g.P, R = n->stats_rows ? n->stats_rows : 1;
+  Rows patch = {.K = g.K, .buf = kir_local(k, "this row's patch", KT_F32, g.K), .stride = 0};
+  int t, sums = n->stats_rows ? kir_local(k, "the chunk's sum per channel", KT_F32, y.c) : -1;
+  KStmt *par = kernel_loop(kb, k->body, "t", (rows + R - 1) / R, &t);
+  KExpr *first = kir_mul(k, kir_ref(k, t), kir_int(k, R));
+  int co;
+  if (sums >= 0) {
+    KStmt *zero = kernel_loop(kb, par, "co", y.c, &co);
+    kir_store(k, zero, sums, kir_ref(k, co), kir_float(k, 0));
+  }
+  KExpr *r;
+  KStmt *each = chunk_rows(kb, par, first, R, rows, &r);
+  gather_row(kb, each, &g, r, patch.buf, kir_int(k, 0));
+  KStmt *outs = kernel_loop(kb, each, "co", y.c, &co);
+  int v = kir_var(k, "v", KT_F32);
+  KExpr *at = output_at(k, y, r, kir_ref(k, co));
+  kir_assign(k, outs, v, kernel_epilogue(kb, output_value(kb, &patch, outs, r, kir_ref(k, co)), at));
+  kir_store(k, outs, kb->out, at, kir_ref(k, v));
+  if (sums < 0)
+    return k;
+  kir_store(k, outs, sums, kir_ref(k, co), kir_binary(k, KB_ADD, kir_load(k, sums, kir_ref(k, co)), kir_ref(k, v)));
+  KStmt *chans = kernel_loop(kb, par, "co", y.c, &co);
+  KExpr *count = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), first)));
+  int mean = kir_var(k, "mean", KT_F32), m2 = kir_var(k, "m2", KT_F32);
+  kir_assign(k, chans, mean, kir_binary(k, KB_DIV, kir_load(k, sums, kir_ref(k, co)), count));
+  kir_assign(k, chans, m2, kir_float(k, 0));
+  KExpr *r2;
+  KStmt *again = chunk_rows(kb, chans, first, R, rows, &r2);
+  KExpr *d = kir_binary(k, KB_SUB, kir_load(k, kb->out, output_at(k, y, r2, kir_ref(k, co))), kir_ref(k, mean));
+  kir_assign(k, again, m2, kir_fma(k, kir_ref(k, m2), d, d));
+  KExpr *row0 = kir_add(k, kir_int(k, shape_elems(y)), kir_mul(k, kir_ref(k, t), kir_int(k, 2 * y.c)));
+  kir_store(k, chans, kb->out, kir_add(k, row0, kir_ref(k, co)), kir_ref(k, mean));
+  kir_store(k, chans, kb->out, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), kir_ref(k, co)), kir_ref(k, m2));
+  return k;
+}
+
+// The GPU's form is tiled on tensor cores (kernels_tiles.c); without tiles it gathers each
+// element as it multiplies (a thread's buffer would be slow local memory on a GPU).
+Kernel *kernel_conv_implicit(KernelBuilder *kb) {
+  if (kernel_tiled(kb))
+    return kernel_tiled_matmul(kb);
+  if (!kb->target->gpu)
+    return implicit_cpu(kb);
+  Gemm g = gemm_of(kb->node, kb->node->in[0]->shape, kb->node->shape);
+  Rows image = {.K = g.K, .buf = kb->in[0], .gather = true};
+  return kb->node->stats_rows ? forward_with_stats(kb, &image) : forward(kb, &image);
+}
+
 Kernel *kernel_gemm(KernelBuilder *kb) {
-  switch (kb->node->op) {
-  case OP_IM2COL:
-    if (kb->target->tiles && kb->node->implicit)   // the tiled product (kernel_tiled) gathers the patches
-      return kernel_nothing(kb, "the convolution reads the image itself");
-    return im2col(kb);
+  const Node *n = kb->node;
+  Rows patches = {.K = n->in[0]->shape.d[2], .buf = kb->in[0], .stride = n->in[0]->shape.d[2]};
+  switch (n->op) {
+  case OP_IM2COL: return im2col(kb);
   case OP_COL2IM: return col2im(kb);
   case OP_CONV_GEMM:
     if (kernel_tiled(kb))
       return kernel_tiled_matmul(kb);
-    return kb->node->stats_rows ? forward_with_stats(kb) : forward(kb);
+    return n->stats_rows ? forward_with_stats(kb, &patches) : forward(kb, &patches);
   case OP_CONV_GEMM_DX: return grad_patches(kb);
   case OP_SUM_CHUNKS: return sum_chunks(kb);
   default: return grad_weight(kb);

@@ -30,7 +30,6 @@ typedef struct Tiles {
   int a_buf, b_buf;
   int64_t M, N, K;
   Shape x, y;                   // A_IMAGE: the image and the convolution's output
-  const ConvAttrs *conv;
   int as, bs;                   // the staged pieces of A and B (shared, bf16)
   int b_async;                  // B's piece as copied, in float (shared), or -1
   KExpr *m0, *n0;               // the block's first row and column of C
@@ -47,23 +46,16 @@ static KExpr *named(Kernel *k, const char *name, KExpr *v) {
   return kir_ref(k, var);
 }
 
-// A(m, k) for m < M and k < K: 0 where the patch leaves the image.
+// A(m, k) for m < M and k < K, and whether it may be loaded.
 static KExpr *a_value(Tiles *t, KExpr *m, KExpr *kk, KExpr **valid) {
   Kernel *k = t->kb->k;
   if (t->source == A_ROWS)
     return kir_load(k, t->a_buf, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
-  const ConvAttrs *c = t->conv;
-  int64_t P = t->y.h * t->y.w, taps = c->kernel * c->kernel;
-  KExpr *img = kir_div(k, m, P), *p = kir_mod(k, m, P);
-  KExpr *oh = kir_div(k, p, t->y.w), *ow = kir_mod(k, p, t->y.w);
-  KExpr *ci = kir_div(k, kk, taps), *tap = kir_mod(k, kk, taps);
-  KExpr *kh = kir_div(k, tap, c->kernel), *kw = kir_mod(k, tap, c->kernel);
-  KExpr *ih = kir_add(k, kir_sub(k, kir_mul(k, oh, num(k, c->stride)), num(k, c->pad)), kir_mul(k, kh, num(k, c->dilation)));
-  KExpr *iw = kir_add(k, kir_sub(k, kir_mul(k, ow, num(k, c->stride)), num(k, c->pad)), kir_mul(k, kw, num(k, c->dilation)));
-  KExpr *inside = kir_and(k, kir_and(k, kir_binary(k, KB_LE, num(k, 0), ih), kir_lt(k, ih, num(k, t->x.h))),
-                          kir_and(k, kir_binary(k, KB_LE, num(k, 0), iw), kir_lt(k, iw, num(k, t->x.w))));
-  *valid = kir_and(k, *valid, inside);
-  return kir_load(k, t->a_buf, kernel_index4(t->kb, t->x, img, ci, ih, iw));
+  // The patch element is 0 in the padding, without a load there; m and k may only be
+  // out of range when valid is false, where the guard takes 0 instead.
+  KExpr *clamped_m = kir_select(k, *valid, m, num(k, 0)), *clamped_k = kir_select(k, *valid, kk, num(k, 0));
+  KExpr *v = kernel_patch_value(t->kb, t->a_buf, t->x, clamped_m, clamped_k);
+  return kir_select(k, *valid, v, kir_float(k, 0));
 }
 
 // A guarded load: the index is clamped to 0 where it is not valid, so no lowering reads
@@ -84,7 +76,7 @@ static void stage_a(Tiles *t, KStmt *into, KExpr *k0) {
   KExpr *m = kir_add(k, t->m0, row), *kk = kir_add(k, k0, col);
   KExpr *valid = kir_and(k, kir_lt(k, m, num(k, t->M)), kir_lt(k, kk, num(k, t->K)));
   KExpr *a = a_value(t, m, kk, &valid);
-  kir_store(k, loop, t->as, kir_add(k, kir_mul(k, row, num(k, LD)), col), guarded(k, valid, a));
+  kir_store(k, loop, t->as, kir_add(k, kir_mul(k, row, num(k, LD)), col), t->source == A_ROWS ? guarded(k, valid, a) : a);
 }
 
 // B's piece element by element, k-fastest (consecutive weights).
@@ -307,16 +299,12 @@ static void chunk_stats(Tiles *t, KExpr *mt) {
     }
 }
 
-// Whether the node's product runs on tiles here. A direct convolution's statistics come per
-// image plane, which a tile does not hold; a matrix product's come in chunks of one row tile
-// (train.c), or all its rows when there are fewer: a chunk is the rows of one block. So a
-// convolution from patches always does, and im2col relies on it (kernels_gemm.c).
+// Whether the node's product runs on tiles here: a convolution's statistics come in chunks of
+// one row tile (train.c), or all its rows when there are fewer: a chunk is the rows of one block.
 bool kernel_tiled(const KernelBuilder *kb) {
   const Node *n = kb->node;
   if (!kb->target->tiles)
     return false;
-  if (n->op == OP_CONV2D)
-    return n->attr.conv.groups == 1 && !n->stats_rows && n->nin <= 3;
   int64_t rows = n->shape.n * n->shape.h * n->shape.w;
   if (n->stats_rows && n->stats_rows != (rows < BM ? rows : BM))
     fatal("internal error: %s has statistics chunks of %lld rows, not a tile's", n->name, (long long)n->stats_rows);
@@ -330,13 +318,12 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   if (n->op == OP_LINEAR) {
     t.source = A_ROWS, t.a_buf = kb->in[0], t.M = n->shape.n, t.K = n->in[0]->shape.c;
   } else {
-    const Node *x = n->op == OP_CONV2D ? n->in[0] : n->image ? n->in[n->image] : NULL;
-    t.conv = &n->attr.conv;
+    int64_t kernel = n->attr.conv.kernel;
     t.M = n->shape.n * n->shape.h * n->shape.w;
-    t.K = n->in[1]->shape.d[1] * t.conv->kernel * t.conv->kernel;
-    t.source = x ? A_IMAGE : A_ROWS;
-    t.a_buf = x ? kb->in[n->op == OP_CONV2D ? 0 : n->image] : kb->in[0];
-    t.x = x ? x->shape : (Shape){0};
+    t.K = n->in[1]->shape.d[1] * kernel * kernel;
+    t.source = n->op == OP_CONV2D ? A_IMAGE : A_ROWS;
+    t.a_buf = kb->in[0];
+    t.x = n->in[0]->shape;
   }
   int64_t mtiles = (t.M + BM - 1) / BM, ntiles = (t.N + BN - 1) / BN;
   kernel_blocks(kb, mtiles * ntiles, THREADS);

@@ -32,6 +32,8 @@ int kir_shared(Kernel *k, const char *name, KType type, int64_t elems) {
   return add_buf(k, name, type, elems, KSP_SHARED);
 }
 
+int kir_local(Kernel *k, const char *name, KType type, int64_t elems) { return add_buf(k, name, type, elems, KSP_LOCAL); }
+
 // Buffers print as b0, b1, ...: a variable may not look like one.
 static bool buffer_like(const char *name) {
   return name[0] == 'b' && name[1] && strspn(name + 1, "0123456789") == strlen(name + 1);
@@ -490,8 +492,10 @@ static void verify_layout(const Kernel *k) {
       if (k->kind != KK_BLOCKS)
         bug(k, "a loop kernel has no shared memory");
       shared += b->elems * (b->type == KT_BF16 ? 2 : b->type == KT_I64 ? 8 : 4);
-    } else if (i > 0 && k->bufs[i - 1].space == KSP_SHARED) {
-      bug(k, "global buffers (the parameters) come before shared ones");
+    } else if (b->space == KSP_LOCAL && k->kind != KK_LOOP) {
+      bug(k, "a block kernel's threads have no local buffers");
+    } else if (b->space == KSP_GLOBAL && i > 0 && k->bufs[i - 1].space != KSP_GLOBAL) {
+      bug(k, "global buffers (the parameters) come before the others");
     }
   }
   if (shared > 48 * 1024)

@@ -97,14 +97,18 @@ struct KStmt {
   bool trans;           // KS_LDMATRIX
 };
 
-typedef enum { KSP_GLOBAL, KSP_SHARED } KSpace;
+// Global buffers are the kernel's parameters; shared ones belong to a block (block kernels);
+// local ones to a thread (loop kernels: scratch an iteration fills and reads, which the CPU
+// keeps in cache; the GPU's forms do not use them: on a GPU they would live in slow local
+// memory).
+typedef enum { KSP_GLOBAL, KSP_SHARED, KSP_LOCAL } KSpace;
 
 typedef struct KBuf {
   const char *name;     // what it holds, for readers: "layer1.0.conv1.weight", "grad of relu 3"
   KType type;           // KT_F32, KT_I64 (labels are stored as int64 too) or, in shared memory, KT_BF16
   int64_t elems;
   bool written;         // the kernel stores into it
-  KSpace space;         // global buffers are the kernel's parameters; shared ones come after them
+  KSpace space;         // global buffers come first: they are the kernel's parameters
 } KBuf;
 
 typedef struct KVar {
@@ -148,6 +152,7 @@ Kernel *kir_kernel(Arena *a, const char *name, const char *comment);
 Kernel *kir_block_kernel(Arena *a, const char *name, const char *comment, int64_t grid, int block);
 int kir_buf(Kernel *k, const char *name, KType type, int64_t elems);
 int kir_shared(Kernel *k, const char *name, KType type, int64_t elems);
+int kir_local(Kernel *k, const char *name, KType type, int64_t elems);
 int kir_var(Kernel *k, const char *name, KType type);
 int kir_array(Kernel *k, const char *name, KType type, int count);
 

@@ -64,7 +64,7 @@ uint64_t kir_hash(const Kernel *k) {
   for (int i = 0; i < k->nbufs; i++) {
     const KBuf *b = &k->bufs[i];
     mix(&s, (uint64_t)b->type << 8 | (uint64_t)b->written << 4 | (uint64_t)b->space);
-    mix(&s, b->space == KSP_SHARED ? (uint64_t)b->elems : 0);
+    mix(&s, b->space != KSP_GLOBAL ? (uint64_t)b->elems : 0);
   }
   for (int i = 0; i < k->nvars; i++)
     mix(&s, (uint64_t)k->vars[i].type << 32 | (uint64_t)k->vars[i].count);
@@ -104,7 +104,7 @@ bool kir_same(const Kernel *a, const Kernel *b) {
   for (int i = 0; i < a->nbufs; i++) {
     const KBuf *x = &a->bufs[i], *y = &b->bufs[i];
     if (x->type != y->type || x->written != y->written || x->space != y->space ||
-        (x->space == KSP_SHARED && x->elems != y->elems))
+        (x->space != KSP_GLOBAL && x->elems != y->elems))
       return false;
   }
   for (int i = 0; i < a->nvars; i++)

@@ -335,6 +335,10 @@ static LLVMValueRef lower_body(Lower *l, Arena *a) {
   l->end = LLVMGetParam(l->fn, (unsigned)nparams + 1);
   LLVMPositionBuilderAtEnd(l->b, new_block(l, "entry"));
   l->vars = arena_alloc(a, sizeof(LLVMValueRef) * (size_t)(k->nvars + 1));
+  for (int i = nparams; i < k->nbufs; i++) {   // shared buffers (a block's) and local ones (an iteration's)
+    l->bufs[i] = llvm_entry_alloca(l, ktype(l, k->bufs[i].type), k->bufs[i].elems, k->bufs[i].name);
+    LLVMSetAlignment(l->bufs[i], 16);
+  }
   if (k->kind == KK_BLOCKS) {
     llvm_lower_blocks(l, a);
   } else {

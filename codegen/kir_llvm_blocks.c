@@ -26,10 +26,6 @@ static void storage(Lower *l, Arena *a) {
     int64_t n = l->uniform[i] ? k->vars[i].count : (int64_t)k->launch.block * k->vars[i].count;
     l->vars[i] = llvm_entry_alloca(l, llvm_type(l, k->vars[i].type), n, k->vars[i].name);
   }
-  for (int i = kir_nparams(k); i < k->nbufs; i++) {
-    l->bufs[i] = llvm_entry_alloca(l, llvm_type(l, k->bufs[i].type), k->bufs[i].elems, k->bufs[i].name);
-    LLVMSetAlignment(l->bufs[i], 16);
-  }
   l->lanes_f32 = llvm_entry_alloca(l, l->f32, KIR_WARP, "lanes_f32");
   l->lanes_i64 = llvm_entry_alloca(l, l->i64, KIR_WARP, "lanes_i64");
   l->rows = llvm_entry_alloca(l, l->i64, KIR_WARP, "rows");

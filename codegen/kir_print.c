@@ -189,7 +189,7 @@ void kir_print_header(FILE *out, const Kernel *k) {
   for (int i = 0; i < k->nbufs; i++) {
     const KBuf *b = &k->bufs[i];
     const char *type = b->type == KT_BF16 ? "bf16" : kir_type_name(b->type);
-    fprintf(out, "//   b%d: %s%s %s[%lld]%s\n", i, b->space == KSP_SHARED ? "shared " : "", type, b->name,
+    fprintf(out, "//   b%d: %s%s %s[%lld]%s\n", i, b->space == KSP_SHARED ? "shared " : b->space == KSP_LOCAL ? "local " : "", type, b->name,
             (long long)b->elems, b->written && b->space == KSP_GLOBAL ? " (written)" : "");
   }
 }
@@ -203,11 +203,11 @@ static void mark_loop_vars(const KStmt *s, bool *is_loop) {
     mark_loop_vars(s->orelse, is_loop);
 }
 
-// Shared buffers first, then the variables; loop variables are declared by their loops.
+// Shared and local buffers first, then the variables; loop variables are declared by their loops.
 void kir_print_locals(FILE *out, const Kernel *k) {
   for (int i = kir_nparams(k); i < k->nbufs; i++)
-    fprintf(out, "  __shared__ __align__(16) %s b%d[%lld];   // %s\n", kir_type_name(k->bufs[i].type), i,
-            (long long)k->bufs[i].elems, k->bufs[i].name);
+    fprintf(out, "  %s%s b%d[%lld];   // %s\n", k->bufs[i].space == KSP_SHARED ? "__shared__ __align__(16) " : "",
+            kir_type_name(k->bufs[i].type), i, (long long)k->bufs[i].elems, k->bufs[i].name);
   bool *is_loop = arena_alloc(k->arena, (size_t)k->nvars + 1);
   mark_loop_vars(k->body, is_loop);
   for (int i = 0; i < k->nvars; i++) {

@@ -62,9 +62,12 @@ KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *acc, KExpr *n);
 // the target allows it and kernel_tiled says the node's epilogue fits it.
 bool kernel_tiled(const KernelBuilder *kb);
 Kernel *kernel_tiled_matmul(KernelBuilder *kb);
-// A kernel that does nothing on this target (its work is done elsewhere): why goes into
-// its comment.
-Kernel *kernel_nothing(KernelBuilder *kb, const char *why);
+// Element kk of output row r's patch for convolution n: image[...] under the tap kk names,
+// or 0 in the padding (no load outside the image is made). x is the image's shape.
+KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr *kk);
+// A convolution as a matrix product straight from its image (groups == 1), for either
+// target (kernels_gemm.c).
+Kernel *kernel_conv_implicit(KernelBuilder *kb);
 
 Kernel *kernel_conv(KernelBuilder *kb);
 Kernel *kernel_gemm(KernelBuilder *kb);

@@ -4,6 +4,8 @@
 // (the kernels rely on it: their buffers are noalias).
 #include "tlc.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 enum { ALIGN = 64 };
@@ -59,34 +61,56 @@ static void place_views(const Graph *g, int64_t *offset) {
   }
 }
 
-// First-fit placement of the activations of g; returns the bytes they need.
+// Activations placed greedily by size (as TensorFlow Lite's arena planner does): the largest
+// first, each at the lowest offset where it overlaps no placed tensor that is live at the
+// same time. Placing in schedule order instead leaves holes too small for the large tensors
+// that come later. Returns the bytes they need.
+typedef struct Tensor {
+  int node, first, last;   // live from the node that writes it to its last reader
+  int64_t size;
+} Tensor;
+
+static int by_size(const void *a, const void *b) {
+  const Tensor *x = a, *y = b;
+  if (x->size != y->size)
+    return x->size < y->size ? 1 : -1;
+  return x->node - y->node;   // a fixed order: the plan is the same at every compile
+}
+
+static int by_offset(const void *a, const void *b) {
+  const Block *x = a, *y = b;
+  return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
 static int64_t place_activations(Arena *a, const Graph *g, int64_t *offset) {
   int *last = last_uses(a, g);
-  Block *live = arena_alloc(a, sizeof(Block) * (size_t)(g->n + 1));
-  int nlive = 0;
-  int64_t top = 0;
-  for (int i = 0; i < g->n; i++) {
-    const Node *n = g->nodes[i];
-    if (storage_of(n) != STORE_ACTIVATION)
-      continue;
-    int keep = 0;
-    for (int j = 0; j < nlive; j++)
-      if (live[j].last_use >= i)
-        live[keep++] = live[j];
-    nlive = keep;
-    int64_t size = align_up(node_bytes(n)), at = 0;
-    for (bool moved = true; moved;) {   // the lowest offset that overlaps no live block
-      moved = false;
-      for (int j = 0; j < nlive; j++)
-        if (at < live[j].offset + live[j].size && live[j].offset < at + size) {
-          at = live[j].offset + live[j].size;
-          moved = true;
-        }
+  Tensor *t = arena_alloc(a, sizeof(Tensor) * (size_t)(g->n + 1));
+  int n = 0;
+  for (int i = 0; i < g->n; i++)
+    if (storage_of(g->nodes[i]) == STORE_ACTIVATION)
+      t[n++] = (Tensor){i, i, last[i], align_up(node_bytes(g->nodes[i]))};
+  qsort(t, (size_t)n, sizeof *t, by_size);
+  Tensor *placed = arena_alloc(a, sizeof(Tensor) * (size_t)(n + 1));
+  Block *overlapping = arena_alloc(a, sizeof(Block) * (size_t)(n + 1));
+  int64_t *at = arena_alloc(a, sizeof(int64_t) * (size_t)(n + 1)), top = 0;
+  for (int i = 0; i < n; i++) {
+    int m = 0;
+    for (int j = 0; j < i; j++)   // placed tensors live at the same time as t[i]
+      if (placed[j].first <= t[i].last && t[i].first <= placed[j].last)
+        overlapping[m++] = (Block){at[j], placed[j].size, 0};
+    qsort(overlapping, (size_t)m, sizeof *overlapping, by_offset);
+    int64_t where = 0;
+    for (int j = 0; j < m; j++) {   // the first gap that fits
+      if (overlapping[j].offset - where >= t[i].size)
+        break;
+      if (overlapping[j].offset + overlapping[j].size > where)
+        where = overlapping[j].offset + overlapping[j].size;
     }
-    live[nlive++] = (Block){at, size, last[i]};
-    offset[i] = at;
-    if (at + size > top)
-      top = at + size;
+    placed[i] = t[i];
+    at[i] = where;
+    offset[t[i].node] = where;
+    if (where + t[i].size > top)
+      top = where + t[i].size;
   }
   return top;
 }

@@ -361,9 +361,6 @@ struct Node {
                         // (its stats, gamma and beta follow the weights and bias)
   int residual;         // OP_BN_APPLY, OP_CONV_GEMM: in[residual] is added before the epilogue
                         // (a fused residual connection); 0 for none
-  int image;            // OP_CONV_GEMM: in[image] is the image its patches come from, which the GPU reads
-                        // instead of the patches (they have no other reader); 0: none
-  bool implicit;        // OP_IM2COL: the GPU makes no patches (its one reader takes the image)
   int64_t stats_rows;   // OP_CONV_GEMM, OP_CONV2D: also writes the batchnorm statistics of its output, per
                         // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
   OpKind dy_activation; // batchnorm gradients: dy is taken through this fused activation's

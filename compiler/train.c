@@ -50,19 +50,26 @@ static void schedule_last(Graph *g, Node *n) {
   n->id = g->n - 1;
 }
 
+// A convolution as a matrix product: from its patch matrix, or from the image directly (an
+// implicit one). Only these take a folded batchnorm, a residual and an activation in their
+// epilogue, and store their statistics in chunks of rows.
+static bool matmul_conv(const Node *x) {
+  return x->op == OP_CONV_GEMM || (x->op == OP_CONV2D && x->attr.conv.groups == 1);
+}
+
 // A batchnorm on running statistics is a per-channel affine map: it folds into the
 // convolution before it when no gradient flows through them (evaluation, or a frozen
 // prefix) and nothing else reads the convolution's output.
 static bool folds(const StepBuilder *b, const Node *m, const Node *x, const Node *stats) {
-  return stats->op == OP_BN_RUNNING_STATS && x->op == OP_CONV_GEMM && !x->trains && !x->epilogue && !x->bn_folded &&
+  return stats->op == OP_BN_RUNNING_STATS && matmul_conv(x) && !x->trains && !x->epilogue && !x->bn_folded &&
          b->consumers[m->in[0]->id] == 1;
 }
 
 // A convolution before a batchnorm on batch statistics stores the statistics of each chunk
 // of its output rows as it writes them, and bn_stats only merges the chunks: the output is
 // not read twice more. A chunk is 64 rows, the rows of one tile of the GPU's tiled matrix
-// product, so that a tile's block computes its chunk's statistics. A direct convolution's
-// thread owns one image's plane of one channel: its chunk is that plane.
+// product, so that a tile's block computes its chunk's statistics. A grouped (depthwise)
+// convolution's thread owns one image's plane of one channel: its chunk is that plane.
 enum { STATS_CHUNK_ROWS = 64 };
 
 static int64_t stats_chunk_rows(const Node *conv) {
@@ -85,7 +92,7 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
   }
   stats->attr.bn = m->attr.bn;
   if (batch_stats && !x->epilogue && (x->op == OP_CONV_GEMM || x->op == OP_CONV2D))
-    x->stats_rows = x->op == OP_CONV2D ? x->shape.h * x->shape.w : stats_chunk_rows(x);
+    x->stats_rows = x->op == OP_CONV2D && x->attr.conv.groups > 1 ? x->shape.h * x->shape.w : stats_chunk_rows(x);
   if (folds(b, m, x, stats)) {
     x->in[x->nin++] = stats;
     x->in[x->nin++] = p[0];
@@ -99,21 +106,22 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
   return y;
 }
 
-// A convolution runs as patches times weights when its patch matrix is small enough to
-// keep until the backward pass: the matrix product's inner loops are long and contiguous,
-// where a direct convolution's run along one short output row. Grouped and depthwise
-// convolutions stay direct.
+// A convolution keeps its patch matrix (im2col, then conv2d_gemm) when its weight gradient
+// reads the patches and they are small enough to keep until the backward pass. Any other
+// convolution reads its image directly: one whose patches nothing would read again (the
+// evaluation pass, a frozen layer: no patch matrix in memory at all), one whose patches
+// would not fit, and grouped and depthwise ones.
 enum { MAX_PATCH_BYTES = 256 << 20 };
 
-static bool conv_as_gemm(const Node *m) {
+static bool keeps_patches(const StepBuilder *b, const Node *m, const Node *w) {
   const ConvAttrs *c = &m->attr.conv;
   int64_t k = m->in[0]->shape.c * c->kernel * c->kernel;
-  return c->groups == 1 && m->shape.n * m->shape.h * m->shape.w * k * 4 <= MAX_PATCH_BYTES;
+  return b->training && w->trains && c->groups == 1 && m->shape.n * m->shape.h * m->shape.w * k * 4 <= MAX_PATCH_BYTES;
 }
 
 static Node *conv(StepBuilder *b, const Node *m, Node *x, Node **p) {
   int nin = p[1] ? 3 : 2;
-  if (!conv_as_gemm(m))
+  if (!keeps_patches(b, m, p[0]))
     return step_node(b, OP_CONV2D, m->shape, m, nin, x, p[0], p[1]);
   const ConvAttrs *c = &m->attr.conv;
   Shape patches = {.rank = 3, .d = {m->shape.n, m->shape.h * m->shape.w, x->shape.c * c->kernel * c->kernel, 1}};
@@ -127,8 +135,7 @@ static Node *conv(StepBuilder *b, const Node *m, Node *x, Node **p) {
 // the pre-activation tensor is never stored.
 static bool fuses(const StepBuilder *b, const Node *m, const Node *producer) {
   bool activation = m->op == OP_RELU || m->op == OP_RELU6 || m->op == OP_SIGMOID;
-  bool host = producer->op == OP_BN_APPLY || producer->op == OP_CONV_GEMM || producer->op == OP_LINEAR ||
-              producer->op == OP_ADD;
+  bool host = producer->op == OP_BN_APPLY || matmul_conv(producer) || producer->op == OP_LINEAR || producer->op == OP_ADD;
   return activation && host && !producer->epilogue && b->consumers[m->in[0]->id] == 1;
 }
 
@@ -138,7 +145,7 @@ static bool fuses(const StepBuilder *b, const Node *m, const Node *producer) {
 static Node *fuse_residual(StepBuilder *b, const Node *m, Node **in) {
   for (int side = 0; side < 2; side++) {
     Node *host = in[side], *other = in[1 - side];
-    bool kind = host->op == OP_BN_APPLY || (host->op == OP_CONV_GEMM && host->bn_folded);
+    bool kind = host->op == OP_BN_APPLY || (matmul_conv(host) && host->bn_folded);
     if (!kind || host->epilogue || host->residual || host->nin == MAX_INPUTS || b->consumers[m->in[side]->id] != 1 ||
         shape_elems(host->shape) != shape_elems(other->shape) || host->shape.c != other->shape.c)
       continue;
@@ -255,25 +262,6 @@ static void updates(StepBuilder *b, Node **params, int nparams) {
   }
 }
 
-// A convolution whose patches nothing else reads (no weight gradient needs them: the
-// evaluation pass, a frozen layer) runs on the GPU straight from the image, an implicit
-// matrix product: the image goes last among its inputs, and its im2col has nothing to do
-// there. The CPU keeps the patches, whose rows its matrix product runs along.
-static void implicit_convs(Graph *g) {
-  int *readers = arena_alloc(g->arena, sizeof(int) * (size_t)g->n);
-  for (int i = 0; i < g->n; i++)
-    for (int j = 0; j < g->nodes[i]->nin; j++)
-      readers[g->nodes[i]->in[j]->id]++;
-  for (int i = 0; i < g->n; i++) {
-    Node *conv = g->nodes[i], *cols = conv->in[0];
-    if (conv->op != OP_CONV_GEMM || cols->op != OP_IM2COL || readers[cols->id] != 1 || conv->nin == MAX_INPUTS)
-      continue;
-    conv->image = conv->nin;
-    conv->in[conv->nin++] = cols->in[0];
-    cols->implicit = true;
-  }
-}
-
 Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training) {
   StepBuilder b = {.arena = a, .recipe = r, .training = training};
   b.g = arena_alloc(a, sizeof *b.g);
@@ -297,10 +285,8 @@ Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training)
     b.of_model[i] = forward_layer(&b, model->nodes[i]);
   loss(&b);
   b.g->output = b.g->loss;
-  if (!training) {
-    implicit_convs(b.g);
+  if (!training)
     return b.g;
-  }
   Node **params = arena_alloc(a, sizeof(Node *) * (size_t)(b.g->n + 1));
   int nparams = 0;
   for (int i = 0; i < b.g->n; i++)
@@ -311,6 +297,5 @@ Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training)
   dlogits->name = "loss";
   autodiff(&b, b.g->logits, dlogits);
   updates(&b, params, nparams);
-  implicit_convs(b.g);
   return b.g;
 }
