@@ -49,6 +49,7 @@ struct TlcEmuKernel {
   void (*entry)(void **params);   // calls the kernel with *(T *)params[i] for its i-th parameter T
   int nparams;
   int can_sync;                   // its source reaches a barrier or warp operation: run it on fibers
+  unsigned long static_shared;    // the bytes of its static __shared__ declarations, as its text says
   unsigned pointer_params;        // bit i: parameter i is a pointer (checked against device memory)
 };
 

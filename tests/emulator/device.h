@@ -252,7 +252,7 @@ static inline void tlc_mma_16816_bf16(float d[4], const unsigned a[4], const uns
 #define TLC_DYNAMIC_SHARED(name) unsigned char *const name = tlc_emu_self->dynamic_shared
 
 // ---- the kernel table the emulator appends to the program --------------------------------------
-// TLC_EMU_KERNEL(f, can_sync) lists f with an entry point that unpacks cuLaunchKernel's
+// TLC_EMU_KERNEL(f, can_sync, static_shared) lists f with an entry point that unpacks cuLaunchKernel's
 // parameter array by f's own parameter types, so calls pass what the kernel declares.
 namespace tlc_emu {
 template <class F, F f> struct Entry;
@@ -270,8 +270,8 @@ template <class... A> constexpr unsigned pointer_mask(void (*)(A...)) {
   return mask;
 }
 }  // namespace tlc_emu
-#define TLC_EMU_KERNEL(f, can_sync)                                                                \
+#define TLC_EMU_KERNEL(f, can_sync, static_shared)                                                 \
   {#f, tlc_emu::Entry<decltype(&f), &f>::run, tlc_emu::Entry<decltype(&f), &f>::arity, can_sync,   \
-   tlc_emu::pointer_mask(&f)}
+   static_shared, tlc_emu::pointer_mask(&f)}
 
 #endif

@@ -368,9 +368,9 @@ TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy,
     return fail(kInvalidValue, "kernel " + name + ": the emulator takes parameters through kernelParams only");
   if (k->nparams && !params)
     return fail(kInvalidValue, "kernel " + name + " takes " + std::to_string(k->nparams) + " parameters; none given");
-  std::size_t static_shared = f->program->tls_size;
+  std::size_t static_shared = k->static_shared;
   if (shared + static_shared > static_cast<std::size_t>(f->max_dynamic_shared > 49152 ? f->max_dynamic_shared : 49152))
-    return fail(kOutOfResources, "kernel " + name + ": " + std::to_string(shared) + " bytes of dynamic and about " +
+    return fail(kOutOfResources, "kernel " + name + ": " + std::to_string(shared) + " bytes of dynamic and " +
                                      std::to_string(static_shared) + " of static shared memory are more than the " +
                                      std::to_string(f->max_dynamic_shared) + " a block may use (cuFuncSetAttribute "
                                                                               "raises the limit)");

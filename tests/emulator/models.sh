@@ -4,8 +4,9 @@
 # (EMULATOR_LIB_DIR/libcuda.so.1): every kernel of the first training step and of the first
 # evaluation pass runs on the emulator and on the CPU backend from the same inputs, and every
 # buffer it writes must agree (runtime/gpu_check.c). For cnn_bn, also: the same program with a
-# planted bug (every ReLU's fmaxf made fminf, given through TLC_EMU_SOURCE) must fail the check,
-# and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
+# planted bug (every ReLU's fmaxf made fminf; in its first tensor-core kernel a missing
+# barrier, a wrong fragment layout, an off-by-one tile edge: plant.py), given through
+# TLC_EMU_SOURCE, must fail the check there, and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
 # kernels need, or without the data.
 set -u
 tlc=$1 emulator=$2 dir=$3 model=$4
@@ -64,6 +65,14 @@ if [ "$model" = cnn_bn ]; then
   TLC_EMU_SOURCE=$PWD/planted.cu fails_with "cnn_bn: a planted fminf fails --check-gpu" 1 \
     "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_planted
   check "cnn_bn: the mismatch is named at a kernel with a ReLU" grep -qE "k[0-9]+_bn_apply.*MISMATCH" out.txt
+  # Bugs planted in a tensor-core kernel (plant.py) are found there: a missing barrier, a wrong
+  # fragment layout, an off-by-one tile edge.
+  for bug in barrier fragment edge; do
+    check "cnn_bn: plant a $bug bug" python3 "$here/plant.py" $bug program.cu planted_$bug.cu
+    TLC_EMU_SOURCE=$PWD/planted_$bug.cu fails_with "cnn_bn: a planted $bug bug fails --check-gpu" 1 \
+      "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$bug
+    check "cnn_bn: the $bug bug is named at the tiled convolution" grep -qE "k[0-9]+_conv2d_gemm_features_0_0 .*MISMATCH" out.txt
+  done
   # The device the trainer sees: an older GPU than the cubin is refused, a newer one runs the PTX path.
   TLC_EMU_SM=80 fails_with "cnn_bn: TLC_EMU_SM=80 is older than the cubin" 1 "rebuild it with tlc --arch=sm_80" \
     ./train --device cuda --limit 16 --out run_sm80

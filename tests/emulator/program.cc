@@ -121,7 +121,7 @@ std::string kernel_table(const std::vector<KernelInfo> &kernels) {
   std::string t = "\n#line 1 \"<tlc emulator: kernel table>\"\n"
                   "extern \"C\" __attribute__((visibility(\"default\"))) const TlcEmuKernel tlc_emu_kernels[] = {\n";
   for (const KernelInfo &k : kernels)
-    t += "  TLC_EMU_KERNEL(" + k.name + ", " + (k.can_sync ? "1" : "0") + "),\n";
+    t += "  TLC_EMU_KERNEL(" + k.name + ", " + (k.can_sync ? "1" : "0") + ", " + std::to_string(k.static_shared) + "),\n";
   return t + "  {nullptr, nullptr, 0, 0, 0}};\n";
 }
 

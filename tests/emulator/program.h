@@ -17,13 +17,14 @@ struct Program {
   std::string origin;                    // where the text came from, for messages
   const TlcEmuKernel *kernels = nullptr; // ended by a null name
   TlcEmuThread **(*slot)(void) = nullptr;
-  std::size_t tls_size = 0;              // its thread-local block (static __shared__ variables)
+  std::size_t tls_size = 0;              // its thread-local block (every kernel's static __shared__ variables)
 };
 
 // What the emulator reads in the program's text.
 struct KernelInfo {
   std::string name;
   bool can_sync;   // names a barrier or warp operation, directly or through what it calls
+  std::size_t static_shared;   // the bytes of its own static __shared__ declarations
 };
 // The extern "C" __global__ functions of the text, in order. A text it cannot follow (braces
 // that do not balance) gives every kernel can_sync, which is always safe.

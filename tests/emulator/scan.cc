@@ -216,6 +216,42 @@ Opens classify(const std::vector<Token> &t, std::size_t from, std::size_t brace,
   return Opens::kOther;
 }
 
+// The bytes of one static __shared__ declaration starting at t[i] ("__shared__"):
+// [__align__(n)] type name[d0][d1]...; 0 when it is not of that form (tlc prints only that
+// form; a hand-written test may use others, which then do not count).
+std::size_t shared_bytes(const std::vector<Token> &t, std::size_t i, std::size_t end) {
+  static const std::map<std::string, std::size_t> sizes = {
+      {"char", 1}, {"short", 2}, {"int", 4}, {"unsigned", 4}, {"float", 4}, {"double", 8}, {"long", 8},
+      {"int64_t", 8}, {"uint64_t", 8}, {"int32_t", 4}, {"uint32_t", 4}, {"uint16_t", 2}, {"int16_t", 2},
+      {"uint8_t", 1}, {"int8_t", 1}, {"float2", 8}, {"float4", 16}, {"int4", 16}, {"uint4", 16}};
+  std::size_t element = 0;
+  for (i++; i < end && t[i].text != ";"; i++) {
+    if (t[i].text == "__align__") {   // skip its parenthesised argument
+      while (i < end && t[i].text != ")")
+        i++;
+      continue;
+    }
+    if (t[i].kind != Token::kIdent)
+      return 0;
+    auto size = sizes.find(t[i].text);
+    if (size != sizes.end()) {   // "unsigned short" is a short: the last type word decides
+      element = t[i].text == "unsigned" && element ? element : size->second;
+      continue;
+    }
+    if (i + 1 >= end || t[i + 1].text != "[" || !element)
+      return 0;
+    std::size_t bytes = element;
+    for (i++; i + 2 < end && t[i].text == "[" && t[i + 2].text == "]"; i += 3) {
+      const std::string &dim = t[i + 1].text;   // a literal; a name (a macro) does not count
+      if (dim.empty() || dim.find_first_not_of("0123456789") != std::string::npos)
+        return 0;
+      bytes *= std::stoull(dim);
+    }
+    return bytes;
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::vector<KernelInfo> scan_kernels(const std::string &text) {
@@ -223,6 +259,7 @@ std::vector<KernelInfo> scan_kernels(const std::string &text) {
   std::vector<Token> t = Lexer(text).run(&uses);
   std::vector<std::string> kernels;
   std::set<std::string> seen;
+  std::map<std::string, std::size_t> shared;   // kernel -> its static shared memory
   // Scopes that hold declarations; each entry says whether it is an extern "C" block.
   std::vector<bool> scopes{false};
   std::size_t from = 0;
@@ -257,6 +294,8 @@ std::vector<KernelInfo> scan_kernels(const std::string &text) {
           break;
         else if (names && t[j].kind == Token::kIdent)
           names->insert(t[j].text);
+        if (what == Opens::kFunction && t[j].text == "__shared__")
+          shared[def.name] += shared_bytes(t, j, t.size());
       }
       if (j == t.size()) {
         balanced = false;
@@ -288,7 +327,7 @@ std::vector<KernelInfo> scan_kernels(const std::string &text) {
   }
   std::vector<KernelInfo> out;
   for (const std::string &k : kernels)
-    out.push_back({k, !balanced || reaches.count(k) > 0});
+    out.push_back({k, !balanced || reaches.count(k) > 0, shared[k]});
   return out;
 }
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""plant.py MODE IN.cu OUT.cu: a bug planted in the first tensor-core kernel of a program tlc
+wrote (the first function that calls tlc_mma_16816_bf16), for the emulator to catch:
+  barrier   the first __syncthreads() removed (threads read shared memory others have not written)
+  fragment  A's fragments loaded with ldmatrix .trans (the wrong layout)
+  edge      the piece staged one column short of the product's depth K (an off-by-one tile edge)
+Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
+that plants nothing cannot pass."""
+import re
+import sys
+
+mode, src, dst = sys.argv[1:4]
+text = open(src).read()
+functions = text.split('\n\n')   # a function and its comment lines have no blank line inside
+for i, f in enumerate(functions):
+    if 'tlc_mma_16816_bf16(' not in f or '__global__' not in f:
+        continue
+    if mode == 'barrier':
+        planted = re.sub(r'\n[ \t]*__syncthreads\(\);', '', f, count=1)
+    elif mode == 'fragment':
+        planted = f.replace('tlc_ldmatrix_x4(', 'tlc_ldmatrix_x4_trans(')
+    elif mode == 'edge':
+        depth = re.search(r'conv2d_gemm .*?\(\[\d+,\d+,(\d+)\]', f)   # its comment: conv2d_gemm ... ([N,P,K], ...)
+        planted = f.replace(') < %s)' % depth.group(1), ') < %d)' % (int(depth.group(1)) - 1), 1) if depth else f
+    else:
+        sys.exit('plant.py: unknown mode ' + mode)
+    if planted == f:
+        sys.exit('plant.py: nothing to plant (%s) in the first tensor-core kernel' % mode)
+    open(dst, 'w').write(text.replace(f, planted, 1))
+    print('plant.py: %s planted in %s' % (mode, re.search(r'void __launch_bounds__\(\d+\) (\w+)', f).group(1)))
+    sys.exit(0)
+sys.exit('plant.py: no tensor-core kernel in ' + src)
