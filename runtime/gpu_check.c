@@ -69,11 +69,12 @@ static int check_kernel(TlcRun *run, const TlcKernelCall *c, void *scratch, bool
       bad = d.nan_mismatch || rel > c->tolerance;
     }
     *worst = rel > *worst ? rel : *worst;
-    if (verbose || bad)
+    if (verbose || bad) {
       printf("  %-48s buffer %d  %s  %.2e", c->name, b, c->is_int >> b & 1 ? "int64" : "float", rel);
       if (c->tolerance > 1e-4)
         printf(" (bf16 tiles: within %.0e)", c->tolerance);
       puts(bad ? "  MISMATCH" : "");
+    }
     verdict |= bad;
     if (tlc_gpu_upload(run->gpu, host, c->offset[b], c->bytes[b], err) != 0)
       return -1;
