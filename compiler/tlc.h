@@ -590,9 +590,5 @@ void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
 // no batch statistics). Its kernels, and those before it, form the prefix.
 int feature_boundary(Arena *a, const Graph *train, const Recipe *r);
 
-//
-// inspect.c: `tlc inspect TRAINER [KERNEL] [--ptx]` (argv after "inspect"); needs libtlcrt
-//
-int inspect_main(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
 // The bundle lives in the trainer's ELF section .tlc_bundle; it is found through the
 // section headers, every offset checked against the file, then verified as a FlatBuffer.
 #include "tlc.h"
+#include "driver.h"
 #include "tlcrt.h"
 
 #include <elf.h>

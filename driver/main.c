@@ -3,6 +3,7 @@
 // leaves a partial file behind.
 #include "tlc.h"
 #include "host_c.h"
+#include "driver.h"
 #include "tlcrt.h"
 
 #include <errno.h>
