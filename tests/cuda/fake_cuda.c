@@ -1,7 +1,8 @@
 // fake_cuda.c: a stand-in for the NVIDIA driver (libcuda.so.1) that checks how a trainer
 // uses it, on machines without a GPU (tests/cuda/fake_driver.sh). It runs no kernel. It
 // checks what it can: the loaded code is a cubin or PTX, every function a trainer asks for
-// is in it, every launch has 256-thread blocks and, for PTX, as many arguments as the
+// is in it, every launch has whole warps a block and, for PTX, exactly the block its
+// __launch_bounds__ names and as many arguments as the
 // kernel's .entry has, each pointing into the arena, and every copy stays inside the arena.
 // Device memory starts filled with the float 1.5, so a trainer that shows the loss the
 // device holds (and not a stale host copy) prints 1.5. A broken rule prints "fake libcuda:
@@ -46,6 +47,7 @@ enum {
 typedef struct Entry {
   char name[128];
   int params;
+  int maxntid;          // __launch_bounds__: the block every launch must have
 } Entry;
 
 static struct {
@@ -112,6 +114,10 @@ static void read_ptx(const char *ptx) {
     const char *close = strchr(open, ')');
     for (const char *q = strstr(open, ".param"); q && q < close; q = strstr(q + 1, ".param"))
       e->params++;
+    const char *body = strchr(close, '{'), *bounds = strstr(close, ".maxntid");
+    if (!body || !bounds || bounds > body)
+      broken("an .entry without its launch bounds", e->name);
+    e->maxntid = atoi(bounds + 8);
   }
   if (!fake.nentries)
     broken("PTX without kernels", NULL);
@@ -202,10 +208,13 @@ CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes) {
 
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shared, void *stream, void **params, void **extra) {
-  if (!f || !gx || gy != 1 || gz != 1 || bx != 256 || by != 1 || bz != 1 || shared || stream || extra || !params)
+  if (!f || !gx || gy != 1 || gz != 1 || bx % 32 || bx > 1024 || by != 1 || bz != 1 || shared || stream || extra ||
+      !params)
     broken("a launch with other dimensions than tlc's", NULL);
   if (fake.entries) {
     const Entry *e = f;
+    if ((int)bx != e->maxntid)
+      broken("a launch whose block is not its kernel's __launch_bounds__", e->name);
     for (int i = 0; i < e->params; i++)
       in_arena(*(CUdeviceptr *)params[i], 4, e->name);
   }
