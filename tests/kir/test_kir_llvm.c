@@ -1,6 +1,8 @@
 // test_kir_llvm.c: kernels built in the kernel IR, lowered through LLVM into a shared
 // object, loaded with dlopen and run in chunks (as the thread pool runs them); results
-// are compared with plain C written here.
+// are compared with plain C written here. Two block kernels check the CPU meaning of the
+// GPU constructs: shuffles, shared memory, a barrier, asynchronous copies, bf16, ldmatrix
+// (plain and transposed) and the tensor-core tile.
 //
 // usage: test_kir_llvm SCRATCH_DIR
 #include "check.h"
@@ -76,6 +78,72 @@ static Kernel *xent(Arena *a) {
   return k;
 }
 
+// Block kernels: G blocks of 64 threads. Each thread reads x[b * 64 + t], then writes what
+// shuffles (xor 5, down 3, index 7) bring from its warp, and, through shared memory and a
+// barrier, the value of thread 63 - t (in the other warp).
+enum { G = 3, T = 64 };
+
+static Kernel *lanes(Arena *a) {
+  Kernel *k = kir_block_kernel(a, "lanes", "shuffles, shared memory and a barrier", G, T);
+  int x = kir_buf(k, "x", KT_F32, G * T), out[4];
+  for (int i = 0; i < 4; i++)
+    out[i] = kir_buf(k, "out", KT_F32, G * T);
+  int s = kir_shared(k, "s", KT_F32, T);
+  int v = kir_var(k, "v", KT_F32), got = kir_var(k, "got", KT_F32);
+  KExpr *at = kir_add(k, kir_mul(k, kir_block_index(k), kir_int(k, T)), kir_thread(k));
+  kir_assign(k, k->body, v, kir_load(k, x, at));
+  const KShuffle how[3] = {KSH_XOR, KSH_DOWN, KSH_IDX};
+  const int64_t operand[3] = {5, 3, 7};
+  for (int i = 0; i < 3; i++) {
+    kir_shuffle(k, k->body, how[i], got, v, operand[i]);
+    kir_store(k, k->body, out[i], at, kir_ref(k, got));
+  }
+  kir_store(k, k->body, s, kir_thread(k), kir_ref(k, v));
+  kir_barrier(k, k->body);
+  kir_store(k, k->body, out[3], at, kir_load(k, s, kir_sub(k, kir_int(k, T - 1), kir_thread(k))));
+  return k;
+}
+
+// One warp: D[16][8] = A[16][16] B[16][8] on the tensor-core tile. A comes into shared memory by
+// asynchronous copies (float), is converted to bf16 and loaded with ldmatrix.x4; B, stored
+// k-major as bf16, is loaded transposed (ldmatrix.x2.trans gives the mma's column-major
+// fragment); D is stored from the accumulator's layout.
+static Kernel *tile(Arena *a) {
+  Kernel *k = kir_block_kernel(a, "tile", "D = A B on mma.m16n8k16", 1, 32);
+  int A = kir_buf(k, "a", KT_F32, 256), B = kir_buf(k, "b", KT_F32, 128), D = kir_buf(k, "d", KT_F32, 128);
+  int a32 = kir_shared(k, "a as copied", KT_F32, 256), a16 = kir_shared(k, "a", KT_BF16, 256);
+  int b16 = kir_shared(k, "b", KT_BF16, 128);
+  int fa = kir_array(k, "fa", KT_U32, 4), fb = kir_array(k, "fb", KT_U32, 2), acc = kir_array(k, "acc", KT_F32, 4);
+  KExpr *lane = kir_thread(k);
+  for (int c = 0; c < 2; c++) {   // 64 copies of 16 bytes, two a lane
+    KExpr *at = kir_mul(k, kir_add(k, lane, kir_int(k, 32 * c)), kir_int(k, 4));
+    kir_cp_async(k, k->body, a32, at, A, at, kir_int(k, 16));
+  }
+  kir_cp_commit(k, k->body);
+  kir_cp_wait(k, k->body, 0);
+  kir_barrier(k, k->body);
+  int i;
+  KStmt *convert = kir_for(k, k->body, i = kir_var(k, "i", KT_I64), kir_int(k, 0), kir_int(k, 8), false);
+  KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, 32)), lane);
+  kir_store(k, convert, a16, e, kir_load(k, a32, e));
+  KStmt *inside = kir_if(k, convert, kir_lt(k, e, kir_int(k, 128)), NULL);
+  kir_store(k, inside, b16, e, kir_load(k, B, e));
+  kir_barrier(k, k->body);
+  KExpr *r8 = kir_mod(k, lane, 8), *tile8 = kir_div(k, lane, 8);
+  KExpr *arow = kir_add(k, r8, kir_mul(k, kir_mod(k, tile8, 2), kir_int(k, 8)));
+  kir_ldmatrix(k, k->body, fa, 4, false, a16, kir_add(k, kir_mul(k, arow, kir_int(k, 16)), kir_mul(k, kir_div(k, tile8, 2), kir_int(k, 8))));
+  kir_ldmatrix(k, k->body, fb, 2, true, b16, kir_mul(k, kir_mod(k, lane, 16), kir_int(k, 8)));
+  for (int j = 0; j < 4; j++)
+    kir_assign_elem(k, k->body, acc, j, kir_float(k, 0));
+  kir_mma(k, k->body, acc, fa, fb, acc);
+  for (int j = 0; j < 4; j++) {   // row lane / 4 (+ 8), column 2 (lane % 4) (+ 1)
+    KExpr *row = kir_add(k, kir_div(k, lane, 4), kir_int(k, 8 * (j / 2)));
+    KExpr *col = kir_add(k, kir_mul(k, kir_mod(k, lane, 4), kir_int(k, 2)), kir_int(k, j % 2));
+    kir_store(k, k->body, D, kir_add(k, kir_mul(k, row, kir_int(k, 8)), col), kir_elem(k, acc, j));
+  }
+  return k;
+}
+
 static void run_chunks(KernelFn *fn, void *const *bufs, int64_t extent) {
   int64_t cuts[] = {0, extent / 3, extent / 3 + 1, extent};
   for (int c = 0; c < 3; c++)
@@ -141,23 +209,68 @@ static void check_xent(void *so) {
   free(x);
 }
 
+static void check_lanes(void *so) {
+  float *x = random_floats(G * T, 5), out[4][G * T];
+  void *bufs[] = {x, out[0], out[1], out[2], out[3]};
+  run_chunks((KernelFn *)dlsym(so, "lanes"), bufs, G);
+  int bad = 0;
+  for (int i = 0; i < G * T; i++) {
+    int warp = i / 32 * 32, lane = i % 32, t = i % T;
+    bad += out[0][i] != x[warp + (lane ^ 5)];
+    bad += out[1][i] != x[warp + (lane + 3 < 32 ? lane + 3 : lane)];
+    bad += out[2][i] != x[warp + 7];
+    bad += out[3][i] != x[i - t + T - 1 - t];
+  }
+  CHECK(bad == 0);
+  free(x);
+}
+
+static double bf16(float f) {   // round to nearest even, as the lowering does
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static void check_tile(void *so) {
+  float *a = random_floats(256, 6), *b = random_floats(128, 7), d[128];
+  void *bufs[] = {a, b, d};
+  run_chunks((KernelFn *)dlsym(so, "tile"), bufs, 1);
+  double worst = 0;
+  for (int r = 0; r < 16; r++)
+    for (int c = 0; c < 8; c++) {
+      double want = 0;
+      for (int kk = 0; kk < 16; kk++)
+        want += bf16(a[r * 16 + kk]) * bf16(b[kk * 8 + c]);
+      worst = fmax(worst, fabs(want - d[r * 8 + c]));
+    }
+  CHECK(worst < 1e-4);
+  if (worst >= 1e-4)
+    fprintf(stderr, "  tile: largest error %g\n", worst);
+  free(a);
+  free(b);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2)
     return 2;
   const char *dir = argv[1];
   mkdir(dir, 0755);
   Arena *a = arena_new();
-  Kernel *kernels[] = {scale_relu(a), matmul(a), xent(a)};
+  Kernel *kernels[] = {scale_relu(a), matmul(a), xent(a), lanes(a), tile(a)};
   char obj[4096], so_path[4096], ir[4096], cmd[16384];
   snprintf(obj, sizeof obj, "%s/kernels.o", dir);
   snprintf(so_path, sizeof so_path, "%s/kernels.so", dir);
   snprintf(ir, sizeof ir, "%s/kernels.ll", dir);
   const char *error = NULL;
-  int rc = kir_llvm_emit(kernels, 3, "native", obj, ir, a, &error);
+  int rc = kir_llvm_emit(kernels, 5, "native", obj, ir, a, &error);
   if (rc)
     fprintf(stderr, "%s\n", error);
   CHECK(rc == 0);
-  snprintf(cmd, sizeof cmd, "cc -shared -o '%s' '%s'", so_path, obj);
+  // Block kernels call the runtime's warp operations: the object gets its own copy.
+  snprintf(cmd, sizeof cmd, "cc -O2 -shared -fPIC -I'%s' -o '%s' '%s' '%s/kir_cpu.c'", TLC_RUNTIME_DIR, so_path, obj,
+           TLC_RUNTIME_DIR);
   CHECK(system(cmd) == 0);
   void *so = dlopen(so_path, RTLD_NOW);
   CHECK(so != NULL);
@@ -165,6 +278,8 @@ int main(int argc, char **argv) {
     check_scale_relu(so);
     check_matmul(so);
     check_xent(so);
+    check_lanes(so);
+    check_tile(so);
   }
   // The optimised IR vectorised the elementwise kernel.
   snprintf(cmd, sizeof cmd, "grep -q '<[0-9]* x float>' '%s'", ir);
