@@ -13,7 +13,7 @@ typedef struct Elab {
   const Decl *stack[MAX_NESTING];   // blocks being expanded, for recursion checks
   int depth;
   const Note *notes;
-  int eval_depth;
+  EvalBudget budget;
 } Elab;
 
 typedef struct Scope {
@@ -31,7 +31,7 @@ static Env *env_new(Elab *x, const Env *outer) {
   e->outer = outer;
   e->arena = x->arena;
   e->module = x->module;
-  e->depth = &x->eval_depth;
+  e->budget = &x->budget;
   return e;
 }
 
@@ -236,6 +236,7 @@ static void repeat(Elab *x, Scope *s, const Stmt *st) {
   if (count < 0 || count > MAX_NODES)
     error_at(st->value->span, "a repeat count must be between 0 and %d, found %lld", MAX_NODES, (long long)count);
   for (int64_t i = 0; i < count; i++) {
+    eval_spend(s->env, 1, st->span);   // nested repeats multiply: an empty body still costs
     if (st->var) {
       Value *iv = value_new(x->arena, V_INT, st->value->span);
       iv->i = i;

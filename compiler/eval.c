@@ -19,31 +19,61 @@ const char *value_kind_name(ValueKind k) {
   return names[k];
 }
 
-const char *value_str(Arena *a, const Value *v) {
-  switch (v->kind) {
-  case V_NONE: return "none";
-  case V_INT: return arena_printf(a, "%lld", (long long)v->i);
-  case V_FLOAT: return arena_printf(a, "%g", v->f);
-  case V_BOOL: return v->i ? "true" : "false";
-  case V_STRING: return arena_printf(a, "\"%s\"", v->s);
-  case V_TENSOR: return arena_printf(a, "tensor %s", shape_str(a, v->tensor->shape));
-  case V_LIST: {
-    const char *s = "[";
-    for (int i = 0; i < v->n; i++)
-      s = arena_printf(a, "%s%s%s", s, i ? ", " : "", value_str(a, v->items[i]));
-    return arena_printf(a, "%s]", s);
+// A value as it would be written, cut at a few hundred characters: it goes into messages,
+// and a value can be a list of a million elements (or a list of lists sharing one another).
+enum { VALUE_TEXT = 400 };
+
+typedef struct Text {
+  char buf[VALUE_TEXT + 8];
+  int len;
+} Text;
+
+static bool put(Text *t, const char *s) {
+  int n = (int)strlen(s);
+  if (t->len + n > VALUE_TEXT) {
+    strcpy(t->buf + (t->len < VALUE_TEXT ? t->len : VALUE_TEXT), "...");
+    t->len = VALUE_TEXT + 3;
+    return false;
   }
-  case V_RECORD: {
-    const char *s = arena_printf(a, "%s(", v->s);
+  memcpy(t->buf + t->len, s, (size_t)n + 1);
+  t->len += n;
+  return true;
+}
+
+static bool write_value(Arena *a, Text *t, const Value *v) {
+  char num[64];
+  switch (v->kind) {
+  case V_NONE: return put(t, "none");
+  case V_INT: snprintf(num, sizeof num, "%lld", (long long)v->i); return put(t, num);
+  case V_FLOAT: snprintf(num, sizeof num, "%g", v->f); return put(t, num);
+  case V_BOOL: return put(t, v->i ? "true" : "false");
+  case V_STRING: return put(t, "\"") && put(t, v->s) && put(t, "\"");
+  case V_TENSOR: return put(t, "tensor ") && put(t, shape_str(a, v->tensor->shape));
+  case V_LIST:
+    if (!put(t, "["))
+      return false;
+    for (int i = 0; i < v->n; i++)
+      if ((i && !put(t, ", ")) || !write_value(a, t, v->items[i]))
+        return false;
+    return put(t, "]");
+  case V_RECORD:
+    if (!put(t, v->s) || !put(t, "("))
+      return false;
     for (int i = 0; i < v->nfields; i++) {
       const Field *f = &v->fields[i];
-      s = arena_printf(a, "%s%s%s%s%s", s, i ? ", " : "", f->name ? f->name : "", f->name ? " = " : "",
-                       value_str(a, f->value));
+      if ((i && !put(t, ", ")) || (f->name && (!put(t, f->name) || !put(t, " = "))) || !write_value(a, t, f->value))
+        return false;
     }
-    return arena_printf(a, "%s)", s);
+    return put(t, ")");
   }
-  }
-  return "?";
+  return put(t, "?");
+}
+
+const char *value_str(Arena *a, const Value *v) {
+  Text t = {.len = 0};
+  t.buf[0] = 0;
+  write_value(a, &t, v);
+  return arena_strdup(a, t.buf);
 }
 
 int64_t value_int(const Value *v, const char *what) {
@@ -101,14 +131,19 @@ static Value *bool_value(Env *env, bool b, Span span) {
   return v;
 }
 
-// A top-level 'let' is evaluated where it is declared, whoever uses it.
-static Value *eval_global(Env *env, const Decl *d, Span use) {
-  Env global = {.arena = env->arena, .module = env->module, .depth = env->depth};
-  if (*env->depth > MAX_NESTING)
+// A top-level 'let' is evaluated where it is declared, whoever uses it, and once: every use
+// shares its value (a chain of lets that each use the previous one twice stays linear).
+static Value *eval_global(Env *env, Decl *d, Span use) {
+  if (d->evaluating)
     error_at(use, "'%s' depends on itself", d->name);
-  Value *v = eval(&global, d->value);
+  if (!d->let_value) {
+    Env global = {.arena = env->arena, .module = env->module, .budget = env->budget};
+    d->evaluating = true;
+    d->let_value = eval(&global, d->value);
+    d->evaluating = false;
+  }
   Value *copy = value_new(env->arena, V_NONE, use);
-  *copy = *v;
+  *copy = *d->let_value;
   return copy;
 }
 
@@ -124,7 +159,7 @@ static Value *eval_name(Env *env, const Expr *e) {
     if (v)
       return v;
   }
-  const Decl *d = module_find(env->module, e->name);
+  Decl *d = module_find(env->module, e->name);
   if (d && d->kind == DECL_LET)
     return eval_global(env, d, e->span);
   if (d)
@@ -212,7 +247,8 @@ static Value *arith(Env *env, const Expr *e, Value *l, Value *r) {
   return float_value(env, a - b * floor(a / b), e->span);
 }
 
-static bool values_equal(const Value *l, const Value *r) {
+static bool values_equal(Env *env, const Value *l, const Value *r, Span span) {
+  eval_spend(env, 1, span);   // lists may share elements: comparing them can take long
   if ((l->kind == V_INT || l->kind == V_FLOAT) && (r->kind == V_INT || r->kind == V_FLOAT))
     return value_number(l, "") == value_number(r, "");
   if (l->kind != r->kind)
@@ -225,7 +261,7 @@ static bool values_equal(const Value *l, const Value *r) {
     if (l->n != r->n)
       return false;
     for (int i = 0; i < l->n; i++)
-      if (!values_equal(l->items[i], r->items[i]))
+      if (!values_equal(env, l->items[i], r->items[i], span))
         return false;
     return true;
   default: return l == r;
@@ -243,9 +279,9 @@ static Value *eval_binary(Env *env, const Expr *e) {
   }
   Value *r = eval(env, e->b);
   if (!strcmp(op, "=="))
-    return bool_value(env, values_equal(l, r), e->span);
+    return bool_value(env, values_equal(env, l, r, e->span), e->span);
   if (!strcmp(op, "!="))
-    return bool_value(env, !values_equal(l, r), e->span);
+    return bool_value(env, !values_equal(env, l, r, e->span), e->span);
   if (op[0] == '<' || op[0] == '>') {
     double a = value_number(l, "a compared value"), b = value_number(r, "a compared value");
     bool res = !strcmp(op, "<") ? a < b : !strcmp(op, "<=") ? a <= b : !strcmp(op, ">") ? a > b : a >= b;
@@ -254,6 +290,7 @@ static Value *eval_binary(Env *env, const Expr *e) {
   if (!strcmp(op, "+") && l->kind == V_LIST && r->kind == V_LIST) {
     if ((int64_t)l->n + r->n > MAX_LIST)
       error_at(e->span, "list is too long");
+    eval_spend(env, (int64_t)l->n + r->n, e->span);
     Value *v = value_new(env->arena, V_LIST, e->span);
     v->n = l->n + r->n;
     v->items = arena_alloc(env->arena, sizeof(Value *) * (size_t)(v->n ? v->n : 1));
@@ -350,6 +387,7 @@ static Value *b_sum(Env *env, const Expr *e, Value **a) {
   if (a[0]->kind != V_LIST)
     error_at(a[0]->span, "sum() takes a list, found %s", value_kind_name(a[0]->kind));
   Value *acc = int_value(env, 0, e->span);
+  eval_spend(env, a[0]->n, e->span);
   Expr plus = {.kind = EX_BINARY, .span = e->span, .name = "+", .a = (Expr *)e, .b = (Expr *)e};
   for (int i = 0; i < a[0]->n; i++)
     acc = arith(env, &plus, acc, a[0]->items[i]);
@@ -459,11 +497,19 @@ static Value *eval_inner(Env *env, const Expr *e) {
   error_at(e->span, "cannot evaluate this expression");
 }
 
+void eval_spend(Env *env, int64_t n, Span span) {
+  env->budget->steps += n;
+  if (env->budget->steps > MAX_EVAL_STEPS)
+    error_at(span, "this file takes too much work to evaluate: more than %d steps (expressions, list elements, "
+             "repeat iterations) by here", MAX_EVAL_STEPS);
+}
+
 Value *eval(Env *env, const Expr *e) {
-  if (++*env->depth > 4 * MAX_NESTING)
+  if (++env->budget->depth > 4 * MAX_NESTING)
     error_at(e->span, "expression is nested too deeply, or a constant depends on itself");
+  eval_spend(env, 1, e->span);
   Value *v = eval_inner(env, e);
-  --*env->depth;
+  --env->budget->depth;
   return v;
 }
 

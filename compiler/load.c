@@ -7,7 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { MAX_SOURCE_BYTES = 16 << 20 };
+// The compiler holds a file's tokens and syntax tree, about 250 bytes per byte of source at
+// worst: 1 MiB a file (the zoo's largest is 4 KiB) and 2 MiB for all files of a compilation
+// keep any input within a few hundred MB.
+enum { MAX_SOURCE_BYTES = 1 << 20, MAX_TOTAL_SOURCE_BYTES = 2 << 20 };
 
 const Source *source_read(Arena *a, const char *path, Span from) {
   FILE *f = fopen(path, "rb");
@@ -23,8 +26,8 @@ const Source *source_read(Arena *a, const char *path, Span from) {
   if (st.st_size > MAX_SOURCE_BYTES) {
     fclose(f);
     if (from.src)
-      error_at(from, "'%s' is too large for a .graph file (%lld bytes)", path, (long long)st.st_size);
-    fatal("'%s' is too large for a .graph file (%lld bytes)", path, (long long)st.st_size);
+      error_at(from, "'%s' is too large for a .graph file (%lld bytes; the limit is 1 MiB)", path, (long long)st.st_size);
+    fatal("'%s' is too large for a .graph file (%lld bytes; the limit is 1 MiB)", path, (long long)st.st_size);
   }
   Source *src = arena_alloc(a, sizeof *src);
   char *text = arena_alloc(a, (size_t)st.st_size + 1);
@@ -38,6 +41,7 @@ const Source *source_read(Arena *a, const char *path, Span from) {
 typedef struct Loader {
   Arena *arena;
   Module *module;
+  int64_t source_bytes;   // read so far, in every file
   const char **dirs;
   int ndirs;
   const char *stack[MAX_IMPORTS];   // canonical paths of the files being loaded (cycles)
@@ -88,13 +92,14 @@ static bool already_loaded(const Loader *l, const char *key) {
 
 static void add_decl(Loader *l, Decl *d) {
   Module *m = l->module;
-  for (int i = 0; i < m->ndecls; i++)
-    if (strcmp(m->decls[i]->name, d->name) == 0) {
-      static Note first;
-      first = (Note){.span = m->decls[i]->name_span, .what = "first defined here"};
-      diag_set_notes(&first);
-      error_at(d->name_span, "'%s' is defined twice", d->name);
-    }
+  int i = namemap_get(&m->by_name, d->name);
+  if (i >= 0) {
+    static Note first;
+    first = (Note){.span = m->decls[i]->name_span, .what = "first defined here"};
+    diag_set_notes(&first);
+    error_at(d->name_span, "'%s' is defined twice", d->name);
+  }
+  namemap_put(l->arena, &m->by_name, d->name, m->ndecls);
   ARENA_PUSH(l->arena, m->decls, m->ndecls, l->cap_decls, d);
 }
 
@@ -114,6 +119,9 @@ static void load_file(Loader *l, const char *path, Span from) {
   if (l->depth == MAX_IMPORTS || l->module->nfiles == MAX_IMPORTS)
     error_at(from, "too many imports (the limit is %d files)", MAX_IMPORTS);
   const Source *src = source_read(l->arena, path, from);
+  l->source_bytes += (int64_t)src->len;
+  if (l->source_bytes > MAX_TOTAL_SOURCE_BYTES)
+    error_at(from, "the files of this compilation hold more than 2 MiB of source, the limit");
   Program *prog = parse_source(l->arena, src);
   l->keys[l->module->nfiles] = key;
   ARENA_PUSH(l->arena, l->module->files, l->module->nfiles, l->cap_files, prog);
@@ -146,9 +154,7 @@ Module *load_module(Arena *a, const char *path, const char **include_dirs, int n
   return l.module;
 }
 
-const Decl *module_find(const Module *m, const char *name) {
-  for (int i = 0; i < m->ndecls; i++)
-    if (strcmp(m->decls[i]->name, name) == 0)
-      return m->decls[i];
-  return NULL;
+Decl *module_find(const Module *m, const char *name) {
+  int i = namemap_get(&m->by_name, name);
+  return i >= 0 ? m->decls[i] : NULL;
 }

@@ -138,7 +138,7 @@ typedef struct Ctx {
   int n, cap;
   Value **cache;        // evaluated values by index into all[]
   bool *busy;           // being evaluated: a setting that reaches itself is a cycle
-  int eval_depth;
+  EvalBudget budget;
   Env env;
 } Ctx;
 
@@ -649,7 +649,7 @@ Recipe *recipe_load(Arena *a, const Module *m, const Override *ov, int nov) {
   c.cache = arena_alloc(a, sizeof(Value *) * (size_t)(c.n + 1));
   c.busy = arena_alloc(a, sizeof(bool) * (size_t)(c.n + 1));
   c.env = (Env){.arena = a, .module = m, .records = true, .lookup_setting = lookup, .setting_ctx = &c,
-                .depth = &c.eval_depth};
+                .budget = &c.budget};
   Recipe *r = arena_alloc(a, sizeof *r);
   resolve(&c, r);
   for (int i = 0; i < c.n; i++)   // user variables are checked by evaluating them once

@@ -33,6 +33,10 @@ enum {
   MAX_LIST = 1000000,       // elements of one list value
   MAX_IMPORTS = 256,        // files in one compilation
   MAX_DIM = 1 << 30,        // one tensor dimension
+  // Steps of one evaluation: expressions evaluated, list elements made or compared, repeat
+  // iterations. The zoo's largest model takes a few thousand; a file that needs more than
+  // this is stopped, so that any input ends within seconds and a few hundred MB.
+  MAX_EVAL_STEPS = 4000000,
 };
 
 //
@@ -156,6 +160,8 @@ struct Decl {
   Setting *settings;    // DECL_EXPERIMENT
   int nsettings;
   const Program *home;  // the file it was declared in
+  Value *let_value;     // DECL_LET: its value once evaluated (every use shares it)
+  bool evaluating;      // DECL_LET: being evaluated: a use now is a cycle
 };
 
 struct Program {
@@ -175,12 +181,13 @@ typedef struct Module {
   int nfiles;
   Decl **decls;         // every block, model and let visible to the main file
   int ndecls;
+  NameMap by_name;      // name -> index into decls
   const Decl *experiment; // the main file's experiment section or NULL
 } Module;
 
 const Source *source_read(Arena *a, const char *path, Span from);
 Module *load_module(Arena *a, const char *path, const char **include_dirs, int ninclude);
-const Decl *module_find(const Module *m, const char *name);
+Decl *module_find(const Module *m, const char *name);
 
 //
 // eval.c: compile-time values
@@ -223,10 +230,19 @@ typedef struct Env {
   // Settings evaluated on demand (experiment sections); NULL elsewhere.
   Value *(*lookup_setting)(void *ctx, const char *name, Span use);
   void *setting_ctx;
-  int *depth;           // shared by every Env of one evaluation, bounds recursion
+  struct EvalBudget *budget;   // shared by every Env of one evaluation
 } Env;
 
+// What one evaluation (elaboration, or the experiment section) may still do.
+typedef struct EvalBudget {
+  int depth;            // nesting of the expressions being evaluated
+  int64_t steps;        // steps taken (MAX_EVAL_STEPS at most)
+} EvalBudget;
+
 Value *eval(Env *env, const Expr *e);
+// Charges n steps to env's evaluation; a file that would take more than MAX_EVAL_STEPS
+// stops with an error at span.
+void eval_spend(Env *env, int64_t n, Span span);
 Value *value_new(Arena *a, ValueKind kind, Span span);
 void env_bind(Env *env, const char *name, Value *v, Node *node);
 const Binding *env_find(const Env *env, const char *name);
