@@ -244,6 +244,21 @@ void kir_cuda_prelude(FILE *out);                    // once, before the kernels
 void kir_cuda_print(FILE *out, const Kernel *k);
 
 //
+// cache.c: compiled code kept on disk under what it was compiled from
+//
+typedef struct CacheBlob {
+  const char *data;     // NUL-terminated after size, when read back
+  size_t size;
+} CacheBlob;
+
+// The nparts parts of the entry for source compiled under key (the compiler, its version and
+// the target), if the cache holds it; kind names the entry's file ("cuda", "cpu").
+bool cache_lookup(Arena *a, const char *kind, const char *key, const char *source, size_t source_size,
+                  CacheBlob *parts, int nparts);
+void cache_store(Arena *a, const char *kind, const char *key, const char *source, size_t source_size,
+                 const CacheBlob *parts, int nparts);
+
+//
 // nvrtc.c: CUDA C to GPU code through NVRTC (dlopen'd: tlc runs without the toolkit)
 //
 typedef struct CudaCode {
@@ -282,5 +297,9 @@ int cuda_program_compile(Arena *a, const CudaProgram *p, const char *arch, CudaC
 // with a message in *error (allocated in a).
 int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
                   Arena *a, const char **error);
+// The same object file, from the cache when these kernels were compiled for this CPU before
+// (*cached says so).
+int kir_llvm_object(Kernel **kernels, int n, const char *cpu, const char *object_path, Arena *a, const char **error,
+                    bool *cached);
 
 #endif

@@ -10,6 +10,8 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <llvm/Config/llvm-config.h>
+#include <stdlib.h>
 #include <string.h>
 
 LLVMTypeRef llvm_type(const Lower *l, KType t) {
@@ -468,5 +470,68 @@ int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_p
   LLVMDisposeModule(l.mod);
   LLVMContextDispose(l.ctx);
   LLVMDisposeTargetMachine(tm);
+  return status;
+}
+
+// What the object file depends on besides the kernels: LLVM and the CPU the code is for
+// (native: this machine's model and features).
+static const char *target_key(Arena *a, const char *cpu) {
+  if (strcmp(cpu, "native"))
+    return arena_printf(a, "llvm %s cpu %s", LLVM_VERSION_STRING, cpu);
+  char *name = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+  const char *key = arena_printf(a, "llvm %s cpu %s %s", LLVM_VERSION_STRING, name, features);
+  LLVMDisposeMessage(name);
+  LLVMDisposeMessage(features);
+  return key;
+}
+
+// The kernels' IR as text: what the object is compiled from, for the cache.
+static char *kernels_text(Kernel **kernels, int n, size_t *len) {
+  char *text = NULL;
+  FILE *f = open_memstream(&text, len);
+  if (!f)
+    fatal("out of memory");
+  for (int i = 0; i < n; i++)
+    kir_print(f, kernels[i]);
+  fclose(f);
+  return text;
+}
+
+static int copy_file(const char *path, char **data, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return -1;
+  *data = NULL;
+  *size = 0;
+  char chunk[65536];
+  size_t got;
+  FILE *out = open_memstream(data, size);
+  while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+    fwrite(chunk, 1, got, out);
+  fclose(out);
+  fclose(f);
+  return 0;
+}
+
+int kir_llvm_object(Kernel **kernels, int n, const char *cpu, const char *object_path, Arena *a, const char **error,
+                    bool *cached) {
+  size_t len;
+  char *source = kernels_text(kernels, n, &len);
+  const char *key = target_key(a, cpu);
+  CacheBlob object;
+  int status = 0;
+  *cached = cache_lookup(a, "cpu", key, source, len, &object, 1);
+  if (*cached) {
+    FILE *f = fopen(object_path, "wb");
+    if (!f || fwrite(object.data, 1, object.size, f) != object.size || fclose(f) != 0)
+      status = 1, *error = arena_printf(a, "cannot write '%s'", object_path);
+  } else if (!(status = kir_llvm_emit(kernels, n, cpu, object_path, NULL, a, error))) {
+    char *data;
+    size_t size;
+    if (!copy_file(object_path, &data, &size))
+      cache_store(a, "cpu", key, source, len, &(CacheBlob){data, size}, 1);
+    free(data);
+  }
+  free(source);
   return status;
 }

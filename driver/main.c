@@ -246,7 +246,8 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
   const char *obj = arena_printf(a, "%s/kernels.o", dir), *src = arena_printf(a, "%s/trainer.c", dir);
   build_bundle(a, t, arch, dir);
   const char *error = NULL;
-  if (kir_llvm_emit(t->cpu_table->functions, t->cpu_table->nfunctions, cpu, obj, NULL, a, &error))
+  bool cached;
+  if (kir_llvm_object(t->cpu_table->functions, t->cpu_table->nfunctions, cpu, obj, a, &error, &cached))
     fatal("%s", error);
   char *text = NULL;
   size_t len = 0;

@@ -36,9 +36,10 @@ cached=$(ls "$TLC_CACHE_DIR")
 python3 - "$TLC_CACHE_DIR/$cached" "$arch" <<'PY'
 import struct, sys
 data = open(sys.argv[1], 'rb').read()
-magic, src, ptx, cubin = struct.unpack_from('<8sQQQ', data)
-assert magic == b'tlccuda1', magic
-elf = data[32 + src + ptx:]
+# codegen/cache.c's entry: magic, key, source and part sizes, then key, source, PTX, cubin.
+magic, key, src, parts, ptx, cubin = struct.unpack_from('<8s5Q', data)
+assert magic == b'tlccach2' and parts == 2, magic
+elf = data[8 + 8 * 7 + key + src + ptx:]
 assert len(elf) == cubin and elf[:4] == b'\x7fELF', 'no cubin in the cache entry'
 assert struct.unpack_from('<H', elf, 18)[0] == 190, 'the cubin is not a CUDA ELF'
 PY
