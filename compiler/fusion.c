@@ -13,13 +13,16 @@
 //   bn_stats' sums        -> the convolution before it
 //
 // A node absorbs another only when nothing else reads the tensor that then stops existing.
+// The walk follows the plain step's order: each node is decided after what it reads, and
+// the backward pass, whose fusions follow the forward pass's, after the forward pass.
 #include "tlc.h"
 
+// The pass's state, by the node ids of the plain step.
 typedef struct Fuser {
-  int *readers;         // plain node id -> how many inputs of other nodes read it
-  Node **into;          // plain node id -> the node whose kernel now computes it; NULL: itself
-  Node **through;       // plain node id of an activation gradient that its readers take in: the
-                        // batchnorm whose fused activation it differentiates
+  int *readers;         // how many inputs of other nodes read it
+  Node **into;          // the node whose kernel now computes it; NULL: itself
+  Node **through;       // an activation gradient that its readers take in: the batchnorm
+                        // whose fused activation it differentiates
 } Fuser;
 
 static Node *resolve(const Fuser *f, Node *n) {
@@ -28,15 +31,15 @@ static Node *resolve(const Fuser *f, Node *n) {
   return n;
 }
 
-// Adds operand to n's buffers (fusion.c's operands come after the op's own inputs).
-static Node *operand(Node *n, Node *operand) {
+// Adds x to n's buffers, after the op's own inputs; returns x.
+static Node *add_operand(Node *n, Node *x) {
   if (n->nin == MAX_INPUTS)
     fatal("internal error: fusing into %s '%s' needs more than %d inputs", op_info[n->op].name, n->name, MAX_INPUTS);
-  n->in[n->nin++] = operand;
-  return operand;
+  n->in[n->nin++] = x;
+  return x;
 }
 
-// Whether nothing but one input of one node reads n's output (the plain step's n).
+// Whether one input of one node, and nothing else, reads n (a node of the plain step).
 static bool read_once(const Fuser *f, const Node *n) { return f->readers[n->id] == 1; }
 
 // A convolution as a matrix product: from its patch matrix, or from the image directly (an
@@ -48,10 +51,10 @@ static bool matmul_conv(const Node *x) {
 
 // An activation whose gradient needs only its own output fuses into the node before it
 // when nothing else reads that node's output: the pre-activation tensor is never stored.
-static Node *fuse_activation(Fuser *f, Node *act, Node *raw_x) {
+static Node *fuse_activation(Fuser *f, Node *act, Node *plain_x) {
   Node *host = act->in[0];
   bool kind = host->op == OP_BN_APPLY || matmul_conv(host) || host->op == OP_LINEAR || host->op == OP_ADD;
-  if (!kind || host->fused.activation || !read_once(f, raw_x))
+  if (!kind || host->fused.activation || !read_once(f, plain_x))
     return NULL;
   host->fused.activation = act->op;
   return host;
@@ -60,28 +63,28 @@ static Node *fuse_activation(Fuser *f, Node *act, Node *raw_x) {
 // A batchnorm on running statistics is a per-channel affine map: it folds into the
 // convolution before it when no gradient flows through them (evaluation, or a frozen
 // prefix) and nothing else reads the convolution's output.
-static Node *fold_batchnorm(Fuser *f, Node *bn, Node *raw_x) {
+static Node *fold_batchnorm(Fuser *f, Node *bn, Node *plain_x) {
   Node *x = bn->in[0], *stats = bn->in[1];
   if (stats->op != OP_BN_RUNNING_STATS || !matmul_conv(x) || x->trains || x->fused.activation || x->fused.bn.stats ||
-      !read_once(f, raw_x))
+      !read_once(f, plain_x))
     return NULL;
-  x->fused.bn.stats = operand(x, stats);
-  x->fused.bn.gamma = operand(x, bn->in[2]);
-  x->fused.bn.beta = operand(x, bn->in[3]);
+  x->fused.bn.stats = add_operand(x, stats);
+  x->fused.bn.gamma = add_operand(x, bn->in[2]);
+  x->fused.bn.beta = add_operand(x, bn->in[3]);
   return x;
 }
 
 // add(a, b) where a is a batchnorm (or a convolution with its batchnorm folded in) that
 // nothing else reads: the batchnorm's kernel adds b as it stores, before its activation.
 // The residual block's sum then costs no pass of its own, and its ReLU fuses after it.
-static Node *fuse_residual(Fuser *f, Node *add, Node **raw) {
+static Node *fuse_residual(Fuser *f, Node *add, Node **plain) {
   for (int side = 0; side < 2; side++) {
     Node *host = add->in[side], *other = add->in[1 - side];
     bool kind = host->op == OP_BN_APPLY || (matmul_conv(host) && host->fused.bn.stats);
-    if (!kind || host->fused.activation || host->fused.residual || host->nin == MAX_INPUTS || !read_once(f, raw[side]) ||
+    if (!kind || host->fused.activation || host->fused.residual || host->nin == MAX_INPUTS || !read_once(f, plain[side]) ||
         shape_elems(host->shape) != shape_elems(other->shape) || host->shape.c != other->shape.c)
       continue;
-    host->fused.residual = operand(host, other);
+    host->fused.residual = add_operand(host, other);
     return host;
   }
   return NULL;
@@ -89,12 +92,12 @@ static Node *fuse_residual(Fuser *f, Node *add, Node **raw) {
 
 // add(old, g) of two gradients of one tensor, where g's kernel stores each element once:
 // it adds old as it stores, and the sum takes no pass of its own.
-static Node *fuse_gradient_sum(Fuser *f, Node *add, Node **raw) {
+static Node *fuse_gradient_sum(Fuser *f, Node *add, Node **plain) {
   Node *old = add->in[0], *g = add->in[1];
   bool kind = g->op == OP_COL2IM || g->op == OP_BN_DX || g->op == OP_BN_DX_RUNNING || g->op == OP_CONV2D_DX;
-  if (!kind || g->fused.residual || g->nin == MAX_INPUTS || !read_once(f, raw[1]))
+  if (!kind || g->fused.residual || g->nin == MAX_INPUTS || !read_once(f, plain[1]))
     return NULL;
-  g->fused.residual = operand(g, old);
+  g->fused.residual = add_operand(g, old);
   return g;
 }
 
@@ -114,52 +117,52 @@ static void chunk_statistics(Node *stats) {
   x->fused.stats_rows = planes ? x->shape.h * x->shape.w : rows < STATS_CHUNK_ROWS ? rows : STATS_CHUNK_ROWS;
 }
 
-// The gradient of an activation fused into host (read from host's output, the activated
-// value). A batchnorm's gradient kernels take it in as they load dy, unless the host also
-// took a residual, whose gradient needs the masked tensor: then it stays, under the
-// host's name. Returns whether it leaves the step.
-static bool fuse_activation_grad(Fuser *f, Node *d, Node *raw_y) {
+// The gradient d of an activation y fused into host (d reads host's output, the activated
+// value). A batchnorm's gradient kernels take d in as they load dy, and d leaves the step,
+// unless the host also took a residual, whose gradient needs the masked tensor: then d
+// stays, under the host's name.
+static void fuse_activation_grad(Fuser *f, Node *d, Node *plain_y) {
   Node *host = d->in[1];
-  if (!f->into[raw_y->id])
-    return false;   // its activation is a node of its own
+  if (!f->into[plain_y->id])
+    return;   // the activation is a node of its own
   if (host->op == OP_BN_APPLY && !host->fused.residual) {
     f->through[d->id] = host;
-    return true;
+    return;
   }
   d->forward = host->forward;
   d->name = host->name;
-  return false;
 }
 
-// A batchnorm gradient whose dy is an activation gradient taken in: dy is the gradient
-// below it, and the activation's output one more operand.
-static void take_activation_grad(Fuser *f, Node *n, Node *raw_dy) {
-  Node *host = f->through[raw_dy->id];
+// A batchnorm gradient (bn_apply's rule makes them the only readers of its dy) whose dy is
+// an activation gradient taken in: dy is the gradient below that, and the activation's
+// output one more operand.
+static void take_activation_grad(Fuser *f, Node *n, Node *plain_dy) {
+  Node *host = f->through[plain_dy->id];
   if (!host)
     return;
-  n->in[0] = resolve(f, raw_dy->in[0]);
+  n->in[0] = resolve(f, plain_dy->in[0]);
   n->fused.dy_activation = host->fused.activation;
-  n->fused.dy_output = operand(n, host);
+  n->fused.dy_output = add_operand(n, host);
 }
 
-// What absorbs n, or NULL when n stays. raw[] are n's inputs in the plain step.
-static Node *fuse_node(Fuser *f, Node *n, Node **raw) {
+// The node that absorbs n, or NULL. plain[] are n's inputs as the plain step has them.
+static Node *fuse_node(Fuser *f, Node *n, Node **plain) {
   switch (n->op) {
   case OP_RELU:
   case OP_RELU6:
-  case OP_SIGMOID: return fuse_activation(f, n, raw[0]);
-  case OP_BN_APPLY: return fold_batchnorm(f, n, raw[0]);
+  case OP_SIGMOID: return fuse_activation(f, n, plain[0]);
+  case OP_BN_APPLY: return fold_batchnorm(f, n, plain[0]);
   case OP_ADD: {
-    Node *host = fuse_residual(f, n, raw);
-    return host ? host : fuse_gradient_sum(f, n, raw);
+    Node *host = fuse_residual(f, n, plain);
+    return host ? host : fuse_gradient_sum(f, n, plain);
   }
   case OP_BN_STATS: chunk_statistics(n); return NULL;
   case OP_RELU_GRAD:
   case OP_RELU6_GRAD:
-  case OP_SIGMOID_GRAD: return fuse_activation_grad(f, n, raw[1]) ? n : NULL;
+  case OP_SIGMOID_GRAD: fuse_activation_grad(f, n, plain[1]); return NULL;
   case OP_BN_DPARAMS:
   case OP_BN_DX:
-  case OP_BN_DX_RUNNING: take_activation_grad(f, n, raw[0]); return NULL;
+  case OP_BN_DX_RUNNING: take_activation_grad(f, n, plain[0]); return NULL;
   default: return NULL;
   }
 }
@@ -174,17 +177,15 @@ void fuse_step(Arena *a, Graph *g) {
       f.readers[g->nodes[i]->in[j]->id]++;
   int kept = 0;
   for (int i = 0; i < g->n; i++) {
-    Node *n = g->nodes[i], *raw[MAX_INPUTS];
+    Node *n = g->nodes[i], *plain[MAX_INPUTS];
     for (int j = 0; j < n->nin; j++) {
-      raw[j] = n->in[j];
+      plain[j] = n->in[j];
       n->in[j] = resolve(&f, n->in[j]);
     }
-    Node *host = fuse_node(&f, n, raw);
-    if (host == n)
-      continue;   // taken in by its readers
+    Node *host = fuse_node(&f, n, plain);
     if (host)
       f.into[i] = host;
-    else
+    else if (!f.through[i])   // an activation gradient taken in by its readers leaves too
       g->nodes[kept++] = n;
   }
   g->logits = resolve(&f, g->logits);
