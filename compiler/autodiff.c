@@ -30,12 +30,13 @@ static Node *view(StepBuilder *b, Node *n, int64_t offset, const Node *like) {
   return v;
 }
 
-// The gradient of x for ops whose input gradient is one op of (dy, other).
+// The gradient of y's input x as the one op `op` of dy (and of other: what it needs besides).
 static void unary(StepBuilder *b, OpKind op, Node *y, Node *g, Node *other) {
   accumulate(b, y->in[0], grad_op(b, op, y->in[0], y, other ? 2 : 1, g, other));
 }
 
-// A matrix product y = x w^T (+ bias) by the op's own rules for dx and dw.
+// A convolution or linear layer, y = x * w (+ bias): dx and dw by the op's own products,
+// the bias gradient a sum over all but the channels.
 static void product_grad(StepBuilder *b, Node *y, Node *g, OpKind dx, OpKind dw) {
   Node *x = y->in[0];
   if (needs(b, x))
