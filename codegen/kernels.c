@@ -1,4 +1,5 @@
-// kernels.c: which kernel a step node gets, and the builders every op file shares.
+// kernels.c: which kernel a step node gets (the kernel rules of ops.def), and the builders
+// every op file shares.
 #include "lower.h"
 
 #include <ctype.h>
@@ -94,52 +95,30 @@ KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed, KExpr *step, int64_t 
   return kir_binary(k, KB_MUL, kir_cast(k, KT_F32, top24), kir_float(k, 1.0 / 16777216.0));
 }
 
+int kernel_input(const KernelBuilder *kb, const Node *operand) {
+  const Node *n = kb->node;
+  for (int i = 0; i < n->nin; i++)
+    if (n->in[i] == operand)
+      return i;
+  fatal("internal error: %s '%s' does not read its fused operand %%%d", op_info[n->op].name, n->name, operand->id);
+}
+
+int kernel_operand(const KernelBuilder *kb, const Node *operand) { return kb->in[kernel_input(kb, operand)]; }
+
+typedef Kernel *KernelRule(KernelBuilder *kb);
+
+#define kernel_NONE NULL
+static KernelRule *const kernel_rules[OP_COUNT] = {
+#define OP(kind, name, arity, kernel, grad) [OP_##kind] = kernel_##kernel,
+#include "ops.def"
+#undef OP
+};
+
 Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target) {
-  switch (n->op) {
-  case OP_INPUT:
-  case OP_PARAM:
-  case OP_LABELS:
-  case OP_STATE:
-  case OP_SEED:
-  case OP_LR:
-  case OP_VIEW: return NULL;
-  default: break;
-  }
+  if (!kernel_rules[n->op])
+    return NULL;
   KernelBuilder kb = kernel_begin(a, n, target);
-  Kernel *k = NULL;
-  switch (n->op) {
-  case OP_CONV2D:
-  case OP_CONV2D_DX:
-  case OP_CONV2D_DW: k = kernel_conv(&kb); break;
-  case OP_IM2COL:
-  case OP_COL2IM:
-  case OP_CONV_GEMM:
-  case OP_CONV_GEMM_DX:
-  case OP_CONV_GEMM_DW:
-  case OP_SUM_CHUNKS: k = kernel_gemm(&kb); break;
-  case OP_LINEAR:
-  case OP_LINEAR_DX:
-  case OP_LINEAR_DW: k = kernel_linear(&kb); break;
-  case OP_BN_STATS:
-  case OP_BN_RUNNING_STATS:
-  case OP_BN_APPLY:
-  case OP_BN_UPDATE_RUNNING:
-  case OP_BN_DPARAMS:
-  case OP_BIAS_GRAD:
-  case OP_BN_DX:
-  case OP_BN_DX_RUNNING: k = kernel_norm(&kb); break;
-  case OP_MAXPOOL:
-  case OP_AVGPOOL:
-  case OP_GLOBAL_AVG_POOL:
-  case OP_MAXPOOL_GRAD:
-  case OP_AVGPOOL_GRAD:
-  case OP_GLOBAL_AVG_POOL_GRAD: k = kernel_pool(&kb); break;
-  case OP_XENT:
-  case OP_XENT_GRAD: k = kernel_loss(&kb); break;
-  case OP_SGD_UPDATE:
-  case OP_ADAM_UPDATE: k = kernel_optim(&kb); break;
-  default: k = kernel_pointwise(&kb); break;
-  }
+  Kernel *k = kernel_rules[n->op](&kb);
   kir_finish(k);
   return k;
 }

@@ -76,7 +76,7 @@ static KExpr *at(Kernel *k, KExpr *base, int64_t width, KExpr *row, KExpr *col) 
   return kir_add(k, base, kir_add(k, kir_mul(k, row, kir_int(k, width)), col));
 }
 
-// With stats_rows, the plane's mean and sum of squared deviations, from the values just
+// With fused.stats_rows, the plane's mean and sum of squared deviations, from the values just
 // stored, go after the output at [n][2][C] (a chunk of rows is one image's plane), for
 // bn_stats to merge (kernels_norm.c). (Convolutions with groups == 1 are matrix products,
 // kernels_gemm.c; these are the grouped and depthwise ones.)
@@ -109,7 +109,7 @@ static Kernel *forward(KernelBuilder *kb) {
   KExpr *img = kir_div(k, kir_ref(k, nc), g.y.c), *co = kir_mod(k, kir_ref(k, nc), g.y.c);
   KExpr *ybase = kir_mul(k, kir_ref(k, nc), kir_int(k, g.y.h * g.y.w));
   KStmt *init = kernel_loop(kb, planes, "p", g.y.h * g.y.w, &p);
-  kir_store(k, init, kb->out, kir_add(k, ybase, kir_ref(k, p)), n->nin == 3 ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
+  kir_store(k, init, kb->out, kir_add(k, ybase, kir_ref(k, p)), n->attr.conv.bias ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
   KStmt *chans = kernel_loop(kb, planes, "ci", g.cig, &ci);
   KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g.cog), kir_int(k, g.cig)), kir_ref(k, ci));
   Taps t;
@@ -123,13 +123,13 @@ static Kernel *forward(KernelBuilder *kb) {
   KExpr *xv = kir_load(k, kb->in[0], at(k, plane(k, g.x, img, cin), g.x.w, ih, iw));
   KExpr *dst = at(k, ybase, g.y.w, kir_ref(k, t.oh), kir_ref(k, t.ow));
   kir_store(k, ow_loop, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, xv, kir_ref(k, wv))));
-  if (n->stats_rows)
+  if (n->fused.stats_rows)
     plane_stats(kb, planes, ybase, img, co);
   return k;
 }
 
 // dx[n,ci] = 0; then for each co of its group and tap: dx[n,ci,ih,:] += w[co,ci,kh,kw] * dy[n,co,oh,:]
-static Kernel *grad_input(KernelBuilder *kb) {
+Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
@@ -157,7 +157,7 @@ static Kernel *grad_input(KernelBuilder *kb) {
 }
 
 // dw[co,ci,kh,kw] = sum over n and the valid (oh, ow) of dy[n,co,oh,ow] * x[n,ci,ih,iw]
-static Kernel *grad_weight(KernelBuilder *kb) {
+Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);
@@ -182,10 +182,6 @@ static Kernel *grad_weight(KernelBuilder *kb) {
   return k;
 }
 
-Kernel *kernel_conv(KernelBuilder *kb) {
-  switch (kb->node->op) {
-  case OP_CONV2D: return kb->node->attr.conv.groups == 1 ? kernel_conv_implicit(kb) : forward(kb);
-  case OP_CONV2D_DX: return grad_input(kb);
-  default: return grad_weight(kb);
-  }
+Kernel *kernel_conv2d(KernelBuilder *kb) {
+  return kb->node->attr.conv.groups == 1 ? kernel_conv_implicit(kb) : forward(kb);
 }

@@ -61,7 +61,7 @@ static void gather_row(KernelBuilder *kb, KStmt *into, const Gemm *g, KExpr *r, 
   kir_store(k, outside, dst, at, kir_float(k, 0));
 }
 
-static Kernel *im2col(KernelBuilder *kb) {
+Kernel *kernel_im2col(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // im2col(x) -> [N, P, K]
   Gemm g = gemm_of(n, n->in[0]->shape, n->forward->shape);
@@ -73,7 +73,7 @@ static Kernel *im2col(KernelBuilder *kb) {
 
 // dx[n, ci, ih, iw] = sum over the taps (kh, kw) whose output (oh, ow) exists of
 // dpatches[n, oh*OW + ow, (ci*k + kh)*k + kw]
-static Kernel *col2im(KernelBuilder *kb) {
+Kernel *kernel_col2im(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // col2im(dpatches) shaped like x
   Shape x = n->shape;
@@ -109,12 +109,11 @@ static Kernel *col2im(KernelBuilder *kb) {
 KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *v, KExpr *co) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
-  bool bias = n->op == OP_LINEAR ? n->nin == 3 : n->attr.conv.bias;
-  if (bias)
+  if (n->op == OP_LINEAR ? n->attr.linear.bias : n->attr.conv.bias)
     v = kir_binary(k, KB_ADD, v, kir_load(k, kb->in[2], co));
-  if (n->bn_folded) {   // (v - mean) * invstd * gamma + beta, from running statistics
-    int bn = bias ? 3 : 2;   // stats, gamma and beta follow the weights and bias
-    int st = kb->in[bn], gamma = kb->in[bn + 1], beta = kb->in[bn + 2];
+  if (n->fused.bn.stats) {   // (v - mean) * invstd * gamma + beta, from running statistics
+    int st = kernel_operand(kb, n->fused.bn.stats), gamma = kernel_operand(kb, n->fused.bn.gamma);
+    int beta = kernel_operand(kb, n->fused.bn.beta);
     KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, st, kir_add(k, kir_int(k, n->shape.c), co)), kir_load(k, gamma, co));
     v = kir_fma(k, kir_load(k, beta, co), kir_binary(k, KB_SUB, v, kir_load(k, st, co)), scale);
   }
@@ -186,7 +185,7 @@ static Kernel *forward_with_stats(KernelBuilder *kb, const Rows *a) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   Shape y = n->shape;
-  int64_t rows = y.n * y.h * y.w, R = n->stats_rows, tail = shape_elems(y);
+  int64_t rows = y.n * y.h * y.w, R = n->fused.stats_rows, tail = shape_elems(y);
   int t;
   KStmt *par = kernel_loop(kb, k->body, "t", conv_stats_chunks(n) * y.c, &t);
   KExpr *co = kir_mod(k, kir_ref(k, t), y.c), *first = kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, R));
@@ -213,7 +212,7 @@ static Kernel *forward_with_stats(KernelBuilder *kb, const Rows *a) {
 }
 
 // dpatches[n, p, :] = sum over co of dy[n, co, p] * w[co, :]
-static Kernel *grad_patches(KernelBuilder *kb) {
+Kernel *kernel_conv2d_gemm_dx(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_gemm_dx(dy, w) -> [N, P, K]
   Shape dy = n->in[0]->shape;
@@ -237,7 +236,7 @@ static Kernel *grad_patches(KernelBuilder *kb) {
 // time. With an output [chunks, CO*K], each chunk of rows sums into its own row (for
 // sum_chunks to add up): the parallel loop runs over (chunk, channel block), not only over
 // the few channel blocks, which would leave a GPU with a few dozen threads.
-static Kernel *grad_weight(KernelBuilder *kb) {
+Kernel *kernel_conv2d_gemm_dw(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_gemm_dw(dy, patches) -> w, or [chunks, CO*K]
   Shape dy = n->in[0]->shape;
@@ -272,7 +271,7 @@ static Kernel *grad_weight(KernelBuilder *kb) {
 }
 
 // out[e] = sum over j of partial[j, e], in order: the weight gradient from its chunks.
-static Kernel *sum_chunks(KernelBuilder *kb) {
+Kernel *kernel_sum_chunks(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   int64_t chunks = n->in[0]->shape.d[0], E = shape_elems(n->shape);
@@ -296,9 +295,9 @@ static Kernel *implicit_cpu(KernelBuilder *kb) {
   const Node *n = kb->node;
   Shape y = n->shape;
   Gemm g = gemm_of(n, n->in[0]->shape, y);
-  int64_t rows = y.n * g.P, R = n->stats_rows ? n->stats_rows : 1;
+  int64_t rows = y.n * g.P, R = n->fused.stats_rows ? n->fused.stats_rows : 1;
   Rows patch = {.K = g.K, .buf = kir_local(k, "this row's patch", KT_F32, g.K), .stride = 0};
-  int t, sums = n->stats_rows ? kir_local(k, "the chunk's sum per channel", KT_F32, y.c) : -1;
+  int t, sums = n->fused.stats_rows ? kir_local(k, "the chunk's sum per channel", KT_F32, y.c) : -1;
   KStmt *par = kernel_loop(kb, k->body, "t", (rows + R - 1) / R, &t);
   KExpr *first = kir_mul(k, kir_ref(k, t), kir_int(k, R));
   int co;
@@ -341,21 +340,13 @@ Kernel *kernel_conv_implicit(KernelBuilder *kb) {
     return implicit_cpu(kb);
   Gemm g = gemm_of(kb->node, kb->node->in[0]->shape, kb->node->shape);
   Rows image = {.K = g.K, .buf = kb->in[0], .gather = true};
-  return kb->node->stats_rows ? forward_with_stats(kb, &image) : forward(kb, &image);
+  return kb->node->fused.stats_rows ? forward_with_stats(kb, &image) : forward(kb, &image);
 }
 
-Kernel *kernel_gemm(KernelBuilder *kb) {
+Kernel *kernel_conv2d_gemm(KernelBuilder *kb) {
   const Node *n = kb->node;
+  if (kernel_tiled(kb))
+    return kernel_tiled_matmul(kb);
   Rows patches = {.K = n->in[0]->shape.d[2], .buf = kb->in[0], .stride = n->in[0]->shape.d[2]};
-  switch (n->op) {
-  case OP_IM2COL: return im2col(kb);
-  case OP_COL2IM: return col2im(kb);
-  case OP_CONV_GEMM:
-    if (kernel_tiled(kb))
-      return kernel_tiled_matmul(kb);
-    return n->stats_rows ? forward_with_stats(kb, &patches) : forward(kb, &patches);
-  case OP_CONV_GEMM_DX: return grad_patches(kb);
-  case OP_SUM_CHUNKS: return sum_chunks(kb);
-  default: return grad_weight(kb);
-  }
+  return n->fused.stats_rows ? forward_with_stats(kb, &patches) : forward(kb, &patches);
 }

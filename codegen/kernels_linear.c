@@ -14,7 +14,7 @@ static Kernel *forward(KernelBuilder *kb) {
   KStmt *rows = kernel_loop(kb, k->body, "n", n->shape.n, &r);
   KStmt *outs = kernel_loop(kb, rows, "o", out, &o);
   int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, outs, acc, n->nin == 3 ? kir_load(k, kb->in[2], kir_ref(k, o)) : kir_float(k, 0));
+  kir_assign(k, outs, acc, n->attr.linear.bias ? kir_load(k, kb->in[2], kir_ref(k, o)) : kir_float(k, 0));
   KStmt *dot = kernel_loop(kb, outs, "i", in, &i);
   KExpr *xv = kir_load(k, kb->in[0], at2(k, in, kir_ref(k, r), kir_ref(k, i)));
   KExpr *wv = kir_load(k, kb->in[1], at2(k, in, kir_ref(k, o), kir_ref(k, i)));
@@ -45,13 +45,16 @@ static Kernel *rows_times_matrix(KernelBuilder *kb, int64_t rows_n, int64_t inne
   return k;
 }
 
-Kernel *kernel_linear(KernelBuilder *kb) {
+Kernel *kernel_linear(KernelBuilder *kb) { return kernel_tiled(kb) ? kernel_tiled_matmul(kb) : forward(kb); }
+
+// dx[n,:] = sum_o dy[n,o] w[o,:]
+Kernel *kernel_linear_dx(KernelBuilder *kb) {
   const Node *n = kb->node;
-  switch (n->op) {
-  case OP_LINEAR: return kernel_tiled(kb) ? kernel_tiled_matmul(kb) : forward(kb);
-  case OP_LINEAR_DX:   // dx[n,:] = sum_o dy[n,o] w[o,:]
-    return rows_times_matrix(kb, n->shape.n, n->in[0]->shape.c, n->shape.c, false, kb->in[0], kb->in[1]);
-  default:   // linear_dw: dw[o,:] = sum_n dy[n,o] x[n,:]
-    return rows_times_matrix(kb, n->shape.d[0], n->in[0]->shape.n, n->shape.d[1], true, kb->in[0], kb->in[1]);
-  }
+  return rows_times_matrix(kb, n->shape.n, n->in[0]->shape.c, n->shape.c, false, kb->in[0], kb->in[1]);
+}
+
+// dw[o,:] = sum_n dy[n,o] x[n,:]
+Kernel *kernel_linear_dw(KernelBuilder *kb) {
+  const Node *n = kb->node;
+  return rows_times_matrix(kb, n->shape.d[0], n->in[0]->shape.n, n->shape.d[1], true, kb->in[0], kb->in[1]);
 }

@@ -33,7 +33,7 @@ static KStmt *row_softmax(KernelBuilder *kb, Row *row) {
 }
 
 // loss = logsumexp(x) - (1 - ls) x[label] - ls mean(x)
-static Kernel *loss(KernelBuilder *kb) {
+Kernel *kernel_xent(KernelBuilder *kb) {
   Kernel *k = kb->k;
   double ls = kb->node->attr.loss.label_smoothing;
   Row row;
@@ -52,7 +52,7 @@ static Kernel *loss(KernelBuilder *kb) {
 }
 
 // d mean(loss) / dx = (softmax(x) - (1 - ls) onehot - ls / C) / N
-static Kernel *grad(KernelBuilder *kb) {
+Kernel *kernel_xent_grad(KernelBuilder *kb) {
   Kernel *k = kb->k;
   double ls = kb->node->attr.loss.label_smoothing;
   int64_t n = kb->node->shape.n;
@@ -68,5 +68,3 @@ static Kernel *grad(KernelBuilder *kb) {
   kir_store(k, all, kb->out, at, kir_binary(k, KB_DIV, kir_binary(k, KB_SUB, p, target), kir_float(k, (double)n)));
   return k;
 }
-
-Kernel *kernel_loss(KernelBuilder *kb) { return kb->node->op == OP_XENT ? loss(kb) : grad(kb); }

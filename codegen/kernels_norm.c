@@ -75,7 +75,7 @@ static Kernel *merged_stats(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *conv = kb->node->in[0];
   Plane p = plane_of(conv->shape);
-  int64_t C = p.x.c, R = conv->stats_rows, chunks = conv_stats_chunks(conv), rows = p.count;
+  int64_t C = p.x.c, R = conv->fused.stats_rows, chunks = conv_stats_chunks(conv), rows = p.count;
   int c, j;
   KStmt *chans = kernel_loop(kb, k->body, "c", C, &c);
   int count = kir_var(k, "count", KT_F32), mean = kir_var(k, "mean", KT_F32), sq = kir_var(k, "sq", KT_F32);
@@ -100,7 +100,7 @@ static Kernel *merged_stats(KernelBuilder *kb) {
   return k;
 }
 
-static Kernel *running_stats(KernelBuilder *kb) {
+Kernel *kernel_bn_running_stats(KernelBuilder *kb) {
   Kernel *k = kb->k;
   int64_t C = kb->node->shape.d[1];
   int c;
@@ -113,7 +113,7 @@ static Kernel *running_stats(KernelBuilder *kb) {
 }
 
 // running = (1 - m) running + m batch, with the unbiased batch variance; counts the batch.
-static Kernel *update_running(KernelBuilder *kb) {
+Kernel *kernel_bn_update_running(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // (stats, running_mean, running_var, num_batches_tracked)
   Plane p = plane_of(n->in[0]->in[0]->shape);
@@ -140,9 +140,10 @@ static KExpr *dy_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr
   Kernel *k = kb->k;
   const Node *node = kb->node;
   KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
-  if (!node->dy_activation)
+  if (!node->fused.dy_activation)
     return dy;
-  return kernel_activation_grad(k, node->dy_activation, dy, kir_load(k, kb->in[node->dy_output], at(k, p, n, c, px)));
+  KExpr *y = kir_load(k, kernel_operand(kb, node->fused.dy_output), at(k, p, n, c, px));
+  return kernel_activation_grad(k, node->fused.dy_activation, dy, y);
 }
 
 // xhat = (x - mean) * invstd, for a load of x at (n, c, px) from buffer x_buf.
@@ -278,7 +279,7 @@ static Kernel *merged_stats_blocks(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *conv = kb->node->in[0];
   Plane p = plane_of(conv->shape);
-  int64_t C = p.x.c, R = conv->stats_rows, chunks = conv_stats_chunks(conv), rows = p.count;
+  int64_t C = p.x.c, R = conv->fused.stats_rows, chunks = conv_stats_chunks(conv), rows = p.count;
   int partials = channel_blocks(kb, C);
   KExpr *c = kir_block_index(k);
   int acc[2];
@@ -335,30 +336,23 @@ static Kernel *channel_reduction_blocks(KernelBuilder *kb, Term *term) {
   return k;
 }
 
-// The reductions' GPU form, or NULL for the ops that have none.
-static Kernel *norm_blocks(KernelBuilder *kb) {
-  const Node *n = kb->node;
-  switch (n->op) {
-  case OP_BN_STATS: return n->in[0]->stats_rows ? merged_stats_blocks(kb) : stats_blocks(kb);
-  case OP_BN_DPARAMS: return param_grads_blocks(kb);
-  case OP_BIAS_GRAD: return channel_reduction_blocks(kb, term_x);
-  default: return NULL;
-  }
+//
+// The ops: the reductions in their GPU form on the GPU.
+//
+Kernel *kernel_bn_stats(KernelBuilder *kb) {
+  bool merged = kb->node->in[0]->fused.stats_rows;   // the convolution's chunks
+  if (kb->target->gpu)
+    return merged ? merged_stats_blocks(kb) : stats_blocks(kb);
+  return merged ? merged_stats(kb) : stats(kb);
 }
 
-Kernel *kernel_norm(KernelBuilder *kb) {
-  const Node *n = kb->node;
-  Kernel *blocks = kb->target->gpu ? norm_blocks(kb) : NULL;
-  if (blocks)
-    return blocks;
-  switch (n->op) {
-  case OP_BN_STATS: return n->in[0]->stats_rows ? merged_stats(kb) : stats(kb);
-  case OP_BN_RUNNING_STATS: return running_stats(kb);
-  case OP_BN_UPDATE_RUNNING: return update_running(kb);
-  case OP_BN_APPLY: return per_element(kb, n->shape, apply_at);
-  case OP_BN_DPARAMS: return param_grads(kb);
-  case OP_BIAS_GRAD: return channel_reduction(kb, term_x);   // the sum of dy per channel
-  case OP_BN_DX: return per_element(kb, n->shape, dx_at);
-  default: return per_element(kb, n->shape, dx_running_at);
-  }
+Kernel *kernel_bn_dparams(KernelBuilder *kb) { return kb->target->gpu ? param_grads_blocks(kb) : param_grads(kb); }
+
+// The sum of dy per channel.
+Kernel *kernel_bias_grad(KernelBuilder *kb) {
+  return kb->target->gpu ? channel_reduction_blocks(kb, term_x) : channel_reduction(kb, term_x);
 }
+
+Kernel *kernel_bn_apply(KernelBuilder *kb) { return per_element(kb, kb->node->shape, apply_at); }
+Kernel *kernel_bn_dx(KernelBuilder *kb) { return per_element(kb, kb->node->shape, dx_at); }
+Kernel *kernel_bn_dx_running(KernelBuilder *kb) { return per_element(kb, kb->node->shape, dx_running_at); }

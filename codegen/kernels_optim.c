@@ -6,7 +6,7 @@
 #include <math.h>
 
 // sgd_update(p, g, lr[, buf]): g += wd p; buf = mu buf + g; p -= lr (nesterov ? g + mu buf : buf)
-static Kernel *sgd(KernelBuilder *kb) {
+Kernel *kernel_sgd_update(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   const OptAttrs *o = &n->attr.opt;
@@ -31,7 +31,7 @@ static Kernel *sgd(KernelBuilder *kb) {
 }
 
 // adam_update(p, g, lr, m, v, seed): Adam, or AdamW when the decay is decoupled.
-static Kernel *adam(KernelBuilder *kb) {
+Kernel *kernel_adam_update(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   const OptAttrs *o = &n->attr.opt;
@@ -62,5 +62,3 @@ static Kernel *adam(KernelBuilder *kb) {
   kir_store(k, all, kb->in[0], kir_ref(k, i), kir_binary(k, KB_SUB, kir_ref(k, p), kir_binary(k, KB_MUL, lr, kir_binary(k, KB_DIV, mhat, denom))));
   return k;
 }
-
-Kernel *kernel_optim(KernelBuilder *kb) { return kb->node->op == OP_SGD_UPDATE ? sgd(kb) : adam(kb); }

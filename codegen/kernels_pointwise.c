@@ -63,10 +63,10 @@ KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y) {
 }
 
 KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index) {
-  const Node *n = kb->node;
-  if (n->residual)
-    v = kir_binary(kb->k, KB_ADD, v, elem_of(kb, n->residual, index));
-  return kernel_activation(kb->k, n->epilogue, v);
+  const Fused *f = &kb->node->fused;
+  if (f->residual)
+    v = kir_binary(kb->k, KB_ADD, v, elem_of(kb, kernel_input(kb, f->residual), index));
+  return kernel_activation(kb->k, f->activation, v);
 }
 
 static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
@@ -92,12 +92,12 @@ static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
   case OP_DROPOUT_GRAD:
   case OP_STOCHASTIC_DEPTH:
   case OP_STOCHASTIC_DEPTH_GRAD: return kir_binary(k, KB_MUL, x, mask(kb, 1, i));
-  default: return x;   // identity: a copy
+  default: fatal("internal error: %s has no elementwise form (ops.def)", op_info[kb->node->op].name);
   }
 }
 
 // gate_grad(dy, x) -> [N,C,1,1]: the sum over each plane of dy * x.
-static Kernel *gate_grad(KernelBuilder *kb) {
+Kernel *kernel_gate_grad(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Shape full = kb->node->in[0]->shape;
   int64_t hw = full.h * full.w;
@@ -166,8 +166,6 @@ static bool vectorises(const Node *n) {
 }
 
 Kernel *kernel_pointwise(KernelBuilder *kb) {
-  if (kb->node->op == OP_GATE_GRAD)
-    return gate_grad(kb);
   if (kb->target->gpu && vectorises(kb->node))
     return pointwise_vec4(kb);
   Kernel *k = kb->k;

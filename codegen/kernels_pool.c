@@ -61,7 +61,7 @@ static Kernel *pool_forward(KernelBuilder *kb, bool max) {
 }
 
 // maxpool_grad(dy, x): dy goes to the first maximum of each window, as in PyTorch.
-static Kernel *maxpool_grad(KernelBuilder *kb) {
+Kernel *kernel_maxpool_grad(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Shape y = kb->node->in[0]->shape, x = kb->node->shape;
   Window w;
@@ -81,7 +81,7 @@ static Kernel *maxpool_grad(KernelBuilder *kb) {
 }
 
 // avgpool_grad(dy): each window spreads dy / area over its inputs.
-static Kernel *avgpool_grad(KernelBuilder *kb) {
+Kernel *kernel_avgpool_grad(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Shape y = kb->node->in[0]->shape, x = kb->node->shape;
   Window w;
@@ -116,13 +116,7 @@ static Kernel *global_pool(KernelBuilder *kb, bool grad) {
   return k;
 }
 
-Kernel *kernel_pool(KernelBuilder *kb) {
-  switch (kb->node->op) {
-  case OP_MAXPOOL: return pool_forward(kb, true);
-  case OP_AVGPOOL: return pool_forward(kb, false);
-  case OP_MAXPOOL_GRAD: return maxpool_grad(kb);
-  case OP_AVGPOOL_GRAD: return avgpool_grad(kb);
-  case OP_GLOBAL_AVG_POOL: return global_pool(kb, false);
-  default: return global_pool(kb, true);
-  }
-}
+Kernel *kernel_maxpool(KernelBuilder *kb) { return pool_forward(kb, true); }
+Kernel *kernel_avgpool(KernelBuilder *kb) { return pool_forward(kb, false); }
+Kernel *kernel_global_avg_pool(KernelBuilder *kb) { return global_pool(kb, false); }
+Kernel *kernel_global_avg_pool_grad(KernelBuilder *kb) { return global_pool(kb, true); }

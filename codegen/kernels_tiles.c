@@ -306,8 +306,9 @@ bool kernel_tiled(const KernelBuilder *kb) {
   if (!kb->target->tiles)
     return false;
   int64_t rows = n->shape.n * n->shape.h * n->shape.w;
-  if (n->stats_rows && n->stats_rows != (rows < BM ? rows : BM))
-    fatal("internal error: %s has statistics chunks of %lld rows, not a tile's", n->name, (long long)n->stats_rows);
+  int64_t chunk = n->fused.stats_rows;
+  if (chunk && chunk != (rows < BM ? rows : BM))
+    fatal("internal error: %s has statistics chunks of %lld rows, not a tile's", n->name, (long long)chunk);
   return true;
 }
 
@@ -346,7 +347,7 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
     }
   main_loop(&t);
   epilogue(&t);
-  if (n->stats_rows)
+  if (n->fused.stats_rows)
     chunk_stats(&t, mt);
   return k;
 }

@@ -46,6 +46,9 @@ void kernel_block_sum(KernelBuilder *kb, KStmt *into, int v, int partials);
 // for (v = 0; v < extent; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var);
 KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w);
+// The input number of a fused operand (Node.fused) in the node's in[], and its buffer.
+int kernel_input(const KernelBuilder *kb, const Node *operand);
+int kernel_operand(const KernelBuilder *kb, const Node *operand);
 // v, to be stored at index of the output, with the node's fused residual added and its fused
 // activation applied (v itself when there is neither).
 KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index);
@@ -69,13 +72,39 @@ KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr
 // target (kernels_gemm.c).
 Kernel *kernel_conv_implicit(KernelBuilder *kb);
 
-Kernel *kernel_conv(KernelBuilder *kb);
-Kernel *kernel_gemm(KernelBuilder *kb);
-Kernel *kernel_linear(KernelBuilder *kb);
-Kernel *kernel_norm(KernelBuilder *kb);
-Kernel *kernel_pointwise(KernelBuilder *kb);
-Kernel *kernel_pool(KernelBuilder *kb);
-Kernel *kernel_loss(KernelBuilder *kb);
-Kernel *kernel_optim(KernelBuilder *kb);
+// The kernel rules ops.def names, kernel_RULE, one per op (a kernel_for that dispatches on the
+// op would let a new op fall through to another's kernel).
+Kernel *kernel_conv2d(KernelBuilder *kb);        // kernels_conv.c
+Kernel *kernel_conv2d_dx(KernelBuilder *kb);
+Kernel *kernel_conv2d_dw(KernelBuilder *kb);
+Kernel *kernel_im2col(KernelBuilder *kb);        // kernels_gemm.c
+Kernel *kernel_col2im(KernelBuilder *kb);
+Kernel *kernel_conv2d_gemm(KernelBuilder *kb);
+Kernel *kernel_conv2d_gemm_dx(KernelBuilder *kb);
+Kernel *kernel_conv2d_gemm_dw(KernelBuilder *kb);
+Kernel *kernel_sum_chunks(KernelBuilder *kb);
+Kernel *kernel_linear(KernelBuilder *kb);        // kernels_linear.c
+Kernel *kernel_linear_dx(KernelBuilder *kb);
+Kernel *kernel_linear_dw(KernelBuilder *kb);
+Kernel *kernel_bn_stats(KernelBuilder *kb);      // kernels_norm.c
+Kernel *kernel_bn_running_stats(KernelBuilder *kb);
+Kernel *kernel_bn_apply(KernelBuilder *kb);
+Kernel *kernel_bn_update_running(KernelBuilder *kb);
+Kernel *kernel_bn_dparams(KernelBuilder *kb);
+Kernel *kernel_bn_dx(KernelBuilder *kb);
+Kernel *kernel_bn_dx_running(KernelBuilder *kb);
+Kernel *kernel_bias_grad(KernelBuilder *kb);
+Kernel *kernel_pointwise(KernelBuilder *kb);     // kernels_pointwise.c: the elementwise ops
+Kernel *kernel_gate_grad(KernelBuilder *kb);
+Kernel *kernel_maxpool(KernelBuilder *kb);       // kernels_pool.c
+Kernel *kernel_avgpool(KernelBuilder *kb);
+Kernel *kernel_global_avg_pool(KernelBuilder *kb);
+Kernel *kernel_maxpool_grad(KernelBuilder *kb);
+Kernel *kernel_avgpool_grad(KernelBuilder *kb);
+Kernel *kernel_global_avg_pool_grad(KernelBuilder *kb);
+Kernel *kernel_xent(KernelBuilder *kb);          // kernels_loss.c
+Kernel *kernel_xent_grad(KernelBuilder *kb);
+Kernel *kernel_sgd_update(KernelBuilder *kb);    // kernels_optim.c
+Kernel *kernel_adam_update(KernelBuilder *kb);
 
 #endif

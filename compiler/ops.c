@@ -1,45 +1,15 @@
-// ops.c: the table of layers. For each op: its arguments (with defaults and ranges),
-// its output shape, its parameters (named as PyTorch names them) and its cost.
+// ops.c: the table of layers. For each op: its name and inputs (ops.def), its arguments
+// (with defaults and ranges), its output shape, its parameters (named as PyTorch names them)
+// and its cost; and how a node describes itself, fused work included.
 #include "tlc.h"
 
 #include <string.h>
 
 const OpInfo op_info[OP_COUNT] = {
-    [OP_INPUT] = {"input", 0},          [OP_CONV2D] = {"conv2d", 1},
-    [OP_BATCHNORM] = {"batchnorm", 1},   [OP_RELU] = {"relu", 1},
-    [OP_RELU6] = {"relu6", 1},          [OP_SILU] = {"silu", 1},
-    [OP_SIGMOID] = {"sigmoid", 1},      [OP_IDENTITY] = {"identity", 1},
-    [OP_MAXPOOL] = {"maxpool", 1},      [OP_AVGPOOL] = {"avgpool", 1},
-    [OP_GLOBAL_AVG_POOL] = {"global_avg_pool", 1},
-    [OP_FLATTEN] = {"flatten", 1},      [OP_LINEAR] = {"linear", 1},
-    [OP_DROPOUT] = {"dropout", 1},      [OP_STOCHASTIC_DEPTH] = {"stochastic_depth", 1},
-    [OP_ADD] = {"add", 2},              [OP_MULTIPLY] = {"multiply", 2},
-    [OP_PARAM] = {"param", 0},          [OP_LABELS] = {"labels", 0},
-    [OP_STATE] = {"state", 0},          [OP_BN_STATS] = {"bn_stats", 1},
-    [OP_SEED] = {"seed", 0},            [OP_LR] = {"lr", 0},
-    [OP_BN_DX_RUNNING] = {"bn_dx_running", 3},
-    [OP_BN_RUNNING_STATS] = {"bn_running_stats", 2},
-    [OP_BN_APPLY] = {"bn_apply", 4},    [OP_BN_UPDATE_RUNNING] = {"bn_update_running", 4},
-    [OP_XENT] = {"softmax_cross_entropy", 2},
-    [OP_XENT_GRAD] = {"softmax_cross_entropy_grad", 2},
-    [OP_CONV2D_DX] = {"conv2d_dx", 2},  [OP_CONV2D_DW] = {"conv2d_dw", 2},
-    [OP_BIAS_GRAD] = {"bias_grad", 1},  [OP_BN_DPARAMS] = {"bn_dparams", 3},
-    [OP_BN_DX] = {"bn_dx", 5},          [OP_VIEW] = {"view", 1},
-    [OP_RELU_GRAD] = {"relu_grad", 2},  [OP_RELU6_GRAD] = {"relu6_grad", 2},
-    [OP_SILU_GRAD] = {"silu_grad", 2},  [OP_SIGMOID_GRAD] = {"sigmoid_grad", 2},
-    [OP_MAXPOOL_GRAD] = {"maxpool_grad", 2},
-    [OP_AVGPOOL_GRAD] = {"avgpool_grad", 1},
-    [OP_GLOBAL_AVG_POOL_GRAD] = {"global_avg_pool_grad", 1},
-    [OP_LINEAR_DX] = {"linear_dx", 2},
-    [OP_LINEAR_DW] = {"linear_dw", 2},  [OP_DROPOUT_GRAD] = {"dropout_grad", 1},
-    [OP_STOCHASTIC_DEPTH_GRAD] = {"stochastic_depth_grad", 1},
-    [OP_GATE_GRAD] = {"gate_grad", 2},  [OP_SGD_UPDATE] = {"sgd_update", 4},
-    [OP_ADAM_UPDATE] = {"adam_update", 6},
-    [OP_IM2COL] = {"im2col", 1},        [OP_COL2IM] = {"col2im", 1},
-    [OP_CONV_GEMM] = {"conv2d_gemm", 3}, [OP_CONV_GEMM_DX] = {"conv2d_gemm_dx", 2},
-    [OP_CONV_GEMM_DW] = {"conv2d_gemm_dw", 2}, [OP_SUM_CHUNKS] = {"sum_chunks", 1},
+#define OP(kind, name, arity, kernel, grad) [OP_##kind] = {name, arity},
+#include "ops.def"
+#undef OP
 };
-_Static_assert(sizeof op_info / sizeof *op_info == OP_COUNT, "every op has an entry");
 
 OpKind op_lookup(const char *name) {
   for (int i = 1; i < OP_PARAM; i++)   // 'input' and the training ops are made by the compiler
@@ -76,7 +46,8 @@ int64_t shape_elems(Shape s) { return s.n * s.c * s.h * s.w; }
 
 int64_t conv_stats_chunks(const Node *n) {
   int64_t rows = n->shape.n * n->shape.h * n->shape.w;
-  return n->stats_rows ? (rows + n->stats_rows - 1) / n->stats_rows : 0;
+  int64_t chunk = n->fused.stats_rows;
+  return chunk ? (rows + chunk - 1) / chunk : 0;
 }
 
 // The statistics tail is [chunks][2][C]: each chunk's mean and sum of squared deviations.
@@ -261,15 +232,16 @@ static const char *describe_op(Arena *a, const Node *n);
 
 const char *node_describe(Arena *a, const Node *n) {
   const char *s = describe_op(a, n);
-  if (n->bn_folded)
+  const Fused *f = &n->fused;
+  if (f->bn.stats)
     s = arena_printf(a, "%s + batchnorm", s);
-  if (n->stats_rows)
+  if (f->stats_rows)
     s = arena_printf(a, "%s + batchnorm statistics", s);
-  if (n->residual)
+  if (f->residual)
     s = arena_printf(a, "%s + add", s);
-  if (n->dy_activation)
-    s = arena_printf(a, "%s through %s", s, op_info[n->dy_activation].name);
-  return n->epilogue ? arena_printf(a, "%s + %s", s, op_info[n->epilogue].name) : s;
+  if (f->dy_activation)
+    s = arena_printf(a, "%s through %s", s, op_info[f->dy_activation].name);
+  return f->activation ? arena_printf(a, "%s + %s", s, op_info[f->activation].name) : s;
 }
 
 static const char *describe_op(Arena *a, const Node *n) {

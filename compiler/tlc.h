@@ -2,8 +2,9 @@
 //
 // Data flows one way: source text -> tokens (lex.c) -> AST (parse.c) -> values and
 // the graph IR (eval.c, elab.c, ops.c) -> the experiment as a typed recipe (recipe.c) ->
-// the training step (train.c, autodiff.c) -> printers (print.c, stats.c). Everything the
-// front end allocates lives in one arena that is freed when the compiler exits.
+// the training step (train.c, autodiff.c) -> its passes (fusion.c, schedule.c) -> the
+// memory plan (plan.c) -> printers (print.c, stats.c). Everything the front end allocates
+// lives in one arena that is freed when the compiler exits.
 #ifndef TLC_H
 #define TLC_H
 
@@ -277,41 +278,9 @@ bool arg_bool(const BoundArgs *b, int i, bool dflt);
 // ops.c: the layer table (arguments, shapes, parameters, cost)
 //
 typedef enum {
-  // The layers a .graph names (the model graph).
-  OP_INPUT, OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_RELU6, OP_SILU, OP_SIGMOID, OP_IDENTITY,
-  OP_MAXPOOL, OP_AVGPOOL, OP_GLOBAL_AVG_POOL, OP_FLATTEN, OP_LINEAR, OP_DROPOUT,
-  OP_STOCHASTIC_DEPTH, OP_ADD, OP_MULTIPLY,
-  // Tensors of the training step that are not layer outputs.
-  OP_PARAM,             // a parameter or buffer (Node.param)
-  OP_LABELS,            // int64 [N]
-  OP_STATE,             // optimizer state of a parameter (momentum, Adam moments)
-  OP_SEED,              // int64 [2]: the run's seed and the step, for dropout masks
-  OP_LR,                // [1]: the learning rate of this step (the schedule, set by the loop)
-  // The training step's own ops (train.c, autodiff.c).
-  OP_BN_STATS,          // x -> [2,C]: batch mean and 1/sqrt(var + eps)
-  OP_BN_RUNNING_STATS,  // running_mean, running_var -> [2,C] in the same form
-  OP_BN_APPLY,          // x, stats, gamma, beta -> y
-  OP_BN_UPDATE_RUNNING, // stats, running_mean, running_var: momentum update (writes the buffers)
-  OP_XENT,              // logits, labels -> [N] per-sample loss (label smoothing in attr)
-  OP_XENT_GRAD,         // logits, labels -> dlogits of the mean loss
-  OP_CONV2D_DX, OP_CONV2D_DW, OP_BIAS_GRAD,
-  OP_BN_DPARAMS,        // dy, x, stats -> [2,C]: dgamma, then dbeta, in one pass
-  OP_BN_DX,             // dx from dy, x, stats, gamma, dparams
-  OP_BN_DX_RUNNING,     // dx = dy * gamma * invstd, when the statistics are constants
-  OP_RELU_GRAD, OP_RELU6_GRAD, OP_SILU_GRAD, OP_SIGMOID_GRAD,   // dy and the forward input (silu) or output
-  OP_MAXPOOL_GRAD, OP_AVGPOOL_GRAD, OP_GLOBAL_AVG_POOL_GRAD,
-  OP_LINEAR_DX, OP_LINEAR_DW, OP_DROPOUT_GRAD, OP_STOCHASTIC_DEPTH_GRAD,
-  OP_GATE_GRAD,         // d(gate) of multiply(x, gate[N,C,1,1]): sum over H,W of dy * x
-  // Convolution as a matrix product over image patches (train.c picks it per layer).
-  OP_IM2COL,            // x -> patches [N, OH*OW, CI*K*K]
-  OP_COL2IM,            // d(patches) -> dx, summing overlapping patches
-  OP_CONV_GEMM,         // patches, w[, b] -> y
-  OP_CONV_GEMM_DX,      // dy, w -> d(patches)
-  OP_CONV_GEMM_DW,      // dy, patches -> dw, or [chunks, dw's size]: one partial sum per chunk of rows
-  OP_SUM_CHUNKS,        // [chunks, E] -> the sum of its rows, shaped as the node says
-  OP_VIEW,              // elements [view_offset, + its size) of in[0], in place: no kernel, no copy
-  OP_SGD_UPDATE,        // param, grad, lr[, momentum] (writes param and momentum)
-  OP_ADAM_UPDATE,       // param, grad, lr, m, v, seed (the step count) (writes param, m, v)
+#define OP(kind, name, arity, kernel, grad) OP_##kind,
+#include "ops.def"
+#undef OP
   OP_COUNT
 } OpKind;
 
@@ -353,6 +322,22 @@ struct Param {
 // buffers (the runtime's TlcKernelCall).
 enum { MAX_INPUTS = 7 };
 
+// What fusion.c merged into a node's kernel, its operands named. Each operand is also in
+// the node's in[], which lists every buffer the kernel reads; the kernel finds it there by
+// the pointer. All zero in the plain step.
+typedef struct Fused {
+  OpKind activation;    // relu, relu6 or sigmoid, applied as the output is stored; OP_INPUT (0): none
+  Node *residual;       // added before the activation: a residual connection (bn_apply, conv2d_gemm,
+                        // conv2d), or the gradient already summed (col2im, conv2d_dx, bn_dx, bn_dx_running)
+  struct {
+    Node *stats, *gamma, *beta;
+  } bn;                 // conv2d_gemm, conv2d: a batchnorm on running statistics applied to the output
+  int64_t stats_rows;   // conv2d_gemm, conv2d: also writes the batchnorm statistics of its output, per
+                        // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
+  OpKind dy_activation; // bn_dparams, bn_dx, bn_dx_running: dy is first taken through the gradient
+  Node *dy_output;      // of this activation, computed from its output dy_output
+} Fused;
+
 struct Node {
   OpKind op;
   int id;
@@ -371,16 +356,7 @@ struct Node {
     OptAttrs opt;
     int64_t view_offset;
   } attr;
-  OpKind epilogue;      // an activation fused into this node, applied as its output is stored
-                        // (OP_RELU, OP_RELU6, OP_SIGMOID); OP_INPUT (0) for none
-  bool bn_folded;       // OP_CONV_GEMM: a batchnorm on running statistics applied to its output
-                        // (its stats, gamma and beta follow the weights and bias)
-  int residual;         // OP_BN_APPLY, OP_CONV_GEMM: in[residual] is added before the epilogue
-                        // (a fused residual connection); 0 for none
-  int64_t stats_rows;   // OP_CONV_GEMM, OP_CONV2D: also writes the batchnorm statistics of its output, per
-                        // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
-  OpKind dy_activation; // batchnorm gradients: dy is taken through this fused activation's
-  int dy_output;        // gradient first, with the activation's output in[dy_output]
+  Fused fused;          // what fusion.c merged into its kernel
   bool trains;          // a trainable parameter lies at or below: it gets a gradient
   bool is_int;          // int64 elements (labels, seed, num_batches_tracked); else float
   bool writes_inputs;   // updates some of its inputs in place (optimizer, running statistics)
@@ -551,10 +527,13 @@ void recipe_print(FILE *out, Arena *a, const Recipe *r);
 //
 // train.c, autodiff.c: the training step as a graph
 //
-// Builds the step of a trainer from the model graph: parameters as tensors, batchnorm as
-// statistics and application, the loss; when training, the backward pass (autodiff.c:
-// gradients only where a trainable parameter lies below) and the optimizer updates.
-// Without training, the evaluation forward pass: running statistics, no dropout.
+// The plain step of a trainer, from the model graph: every layer its own node, parameters as
+// tensors, batchnorm as statistics, application and the running-statistics update, the loss;
+// when training, the backward pass (autodiff.c: gradients only where a trainable parameter
+// lies below) and the optimizer updates. Without training, the evaluation forward pass:
+// running statistics, no dropout. Nothing in it is fused.
+Graph *step_build(Arena *a, const Graph *model, const Recipe *r, bool training);
+// The step as a trainer runs it: the plain step, fused (fusion.c), then scheduled (schedule.c).
 Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training);
 
 typedef struct StepBuilder {
@@ -563,7 +542,6 @@ typedef struct StepBuilder {
   const Recipe *recipe;
   bool training;
   Node **of_model;      // model node id -> the step node holding its output
-  int *consumers;       // model node id -> how many layers read its output
   Node **grads;         // step node id -> its gradient (autodiff.c)
   int ngrads;
   Node *seed, *lr;
@@ -574,6 +552,23 @@ Node *step_node(StepBuilder *b, OpKind op, Shape shape, const Node *forward, int
 void autodiff(StepBuilder *b, Node *logits, Node *dlogits);
 // The gradient of a node once autodiff ran (NULL when it has none).
 Node *step_grad(const StepBuilder *b, const Node *n);
+
+//
+// fusion.c: nodes merged into the kernels of others
+//
+// Rewrites a plain step (step_build) into fused groups, each node's merged work and operands
+// named in its Fused: activations, folded and residual batchnorms, batchnorm statistics in
+// the convolution before, activation gradients taken in the batchnorm gradients, gradient
+// sums (docs/fusion.md). A fused node may then read a tensor made after it: schedule_step
+// orders the step.
+void fuse_step(Arena *a, Graph *g);
+
+//
+// schedule.c: the order of the step's kernels and how a weight gradient is spread over threads
+//
+// Splits large weight gradients into chunks summed apart, then orders the step so that every
+// node comes after what it reads, keeping the given order wherever it already does.
+void schedule_step(Arena *a, Graph *g);
 
 //
 // plan.c: one static arena for a trainer, with liveness-based reuse

@@ -1,8 +1,10 @@
-// train.c: the training step (and the evaluation pass) as a graph of tensor ops. Model
-// layers are rewritten into the ops kernels implement: parameters become tensors,
-// batchnorm becomes statistics + application (+ the running-statistics update), dropout
-// and stochastic depth read the step's seed, the loss is appended, then autodiff.c adds
-// the backward pass and this file the optimizer updates.
+// train.c: the training step (and the evaluation pass) as a graph of tensor ops, plain:
+// every layer its own node. Model layers are rewritten into the ops kernels implement:
+// parameters become tensors, batchnorm becomes statistics + application (+ the
+// running-statistics update), a convolution a matrix product (from a patch matrix or from
+// the image), dropout and stochastic depth read the step's seed, the loss is appended, then
+// autodiff.c adds the backward pass and this file the optimizer updates. Which nodes share
+// a kernel is fusion.c's to decide, and their order schedule.c's.
 #include "tlc.h"
 
 #include <stdarg.h>
@@ -40,43 +42,6 @@ static Node *param_node(StepBuilder *b, const Param *p) {
   return n;
 }
 
-// Moves n to the end of the schedule; only valid while nothing scheduled after it reads it.
-static void schedule_last(Graph *g, Node *n) {
-  for (int i = n->id; i < g->n - 1; i++) {
-    g->nodes[i] = g->nodes[i + 1];
-    g->nodes[i]->id = i;
-  }
-  g->nodes[g->n - 1] = n;
-  n->id = g->n - 1;
-}
-
-// A convolution as a matrix product: from its patch matrix, or from the image directly (an
-// implicit one). Only these take a folded batchnorm, a residual and an activation in their
-// epilogue, and store their statistics in chunks of rows.
-static bool matmul_conv(const Node *x) {
-  return x->op == OP_CONV_GEMM || (x->op == OP_CONV2D && x->attr.conv.groups == 1);
-}
-
-// A batchnorm on running statistics is a per-channel affine map: it folds into the
-// convolution before it when no gradient flows through them (evaluation, or a frozen
-// prefix) and nothing else reads the convolution's output.
-static bool folds(const StepBuilder *b, const Node *m, const Node *x, const Node *stats) {
-  return stats->op == OP_BN_RUNNING_STATS && matmul_conv(x) && !x->trains && !x->epilogue && !x->bn_folded &&
-         b->consumers[m->in[0]->id] == 1;
-}
-
-// A convolution before a batchnorm on batch statistics stores the statistics of each chunk
-// of its output rows as it writes them, and bn_stats only merges the chunks: the output is
-// not read twice more. A chunk is 64 rows, the rows of one tile of the GPU's tiled matrix
-// product, so that a tile's block computes its chunk's statistics. A grouped (depthwise)
-// convolution's thread owns one image's plane of one channel: its chunk is that plane.
-enum { STATS_CHUNK_ROWS = 64 };
-
-static int64_t stats_chunk_rows(const Node *conv) {
-  int64_t rows = conv->shape.n * conv->shape.h * conv->shape.w;
-  return rows < STATS_CHUNK_ROWS ? rows : STATS_CHUNK_ROWS;
-}
-
 // Batchnorm: batch statistics when training (unless frozen with running statistics,
 // the default: then it is a constant affine map), running statistics in evaluation.
 static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
@@ -91,16 +56,6 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
     stats = step_node(b, OP_BN_RUNNING_STATS, shape2(2, x->shape.c), m, 2, p[2], p[3]);
   }
   stats->attr.bn = m->attr.bn;
-  if (batch_stats && !x->epilogue && (x->op == OP_CONV_GEMM || x->op == OP_CONV2D))
-    x->stats_rows = x->op == OP_CONV2D && x->attr.conv.groups > 1 ? x->shape.h * x->shape.w : stats_chunk_rows(x);
-  if (folds(b, m, x, stats)) {
-    x->in[x->nin++] = stats;
-    x->in[x->nin++] = p[0];
-    x->in[x->nin++] = p[1];
-    x->bn_folded = true;
-    schedule_last(b->g, x);   // after the statistics it now reads
-    return x;
-  }
   Node *y = step_node(b, OP_BN_APPLY, x->shape, m, 4, x, stats, p[0], p[1]);
   y->attr.bn = m->attr.bn;
   return y;
@@ -130,34 +85,6 @@ static Node *conv(StepBuilder *b, const Node *m, Node *x, Node **p) {
   return step_node(b, OP_CONV_GEMM, m->shape, m, nin, cols, p[0], p[1]);
 }
 
-// An activation whose gradient needs only its own output fuses into the node before it
-// when nothing else reads that node's output: one pass over memory instead of two, and
-// the pre-activation tensor is never stored.
-static bool fuses(const StepBuilder *b, const Node *m, const Node *producer) {
-  bool activation = m->op == OP_RELU || m->op == OP_RELU6 || m->op == OP_SIGMOID;
-  bool host = producer->op == OP_BN_APPLY || matmul_conv(producer) || producer->op == OP_LINEAR || producer->op == OP_ADD;
-  return activation && host && !producer->epilogue && b->consumers[m->in[0]->id] == 1;
-}
-
-// add(a, b) where a is a batchnorm (or a convolution with its batchnorm folded in) that
-// nothing else reads: the batchnorm's kernel adds b as it stores, before its activation.
-// The residual block's sum then costs no pass of its own, and its ReLU fuses after it.
-static Node *fuse_residual(StepBuilder *b, const Node *m, Node **in) {
-  for (int side = 0; side < 2; side++) {
-    Node *host = in[side], *other = in[1 - side];
-    bool kind = host->op == OP_BN_APPLY || (matmul_conv(host) && host->bn_folded);
-    if (!kind || host->epilogue || host->residual || host->nin == MAX_INPUTS || b->consumers[m->in[side]->id] != 1 ||
-        shape_elems(host->shape) != shape_elems(other->shape) || host->shape.c != other->shape.c)
-      continue;
-    host->residual = host->nin;
-    host->in[host->nin++] = other;
-    host->trains |= other->trains;
-    schedule_last(b->g, host);   // after the residual it now reads
-    return host;
-  }
-  return NULL;
-}
-
 // One model layer in the step; returns the node holding its output.
 static Node *forward_layer(StepBuilder *b, const Node *m) {
   Node *in[2] = {0};
@@ -177,17 +104,6 @@ static Node *forward_layer(StepBuilder *b, const Node *m) {
   case OP_LINEAR: n = step_node(b, m->op, m->shape, m, p[1] ? 3 : 2, in[0], p[0], p[1]); break;
   case OP_IDENTITY: return in[0];
   case OP_FLATTEN: return step_node(b, OP_VIEW, m->shape, m, 1, in[0]);   // the same elements, no copy
-  case OP_ADD:
-    if ((n = fuse_residual(b, m, in)))
-      return n;
-    goto plain;
-  case OP_RELU:
-  case OP_RELU6:
-  case OP_SIGMOID:
-    if (!fuses(b, m, in[0]))
-      goto plain;
-    in[0]->epilogue = m->op;
-    return in[0];
   case OP_DROPOUT:
   case OP_STOCHASTIC_DEPTH:
     if (!b->training || m->attr.drop.p == 0)
@@ -196,7 +112,6 @@ static Node *forward_layer(StepBuilder *b, const Node *m) {
     n->attr.drop.salt = m->id;
     break;
   default:
-  plain:
     n = step_node(b, m->op, m->shape, m, m->nin, in[0], in[1]);
     break;
   }
@@ -262,7 +177,7 @@ static void updates(StepBuilder *b, Node **params, int nparams) {
   }
 }
 
-Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training) {
+Graph *step_build(Arena *a, const Graph *model, const Recipe *r, bool training) {
   StepBuilder b = {.arena = a, .recipe = r, .training = training};
   b.g = arena_alloc(a, sizeof *b.g);
   b.g->model = model->model;
@@ -270,11 +185,6 @@ Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training)
   b.g->arena = a;
   b.g->logits = model->output;
   b.of_model = arena_alloc(a, sizeof(Node *) * (size_t)model->n);
-  b.consumers = arena_alloc(a, sizeof(int) * (size_t)model->n);
-  for (int i = 0; i < model->n; i++)
-    for (int j = 0; j < model->nodes[i]->nin; j++)
-      b.consumers[model->nodes[i]->in[j]->id]++;
-  b.consumers[model->output->id]++;   // the logits are read by the loss
   b.seed = step_node(&b, OP_SEED, shape1(2), NULL, 0);
   b.seed->is_int = true;
   b.seed->name = "seed";
@@ -298,4 +208,11 @@ Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training)
   autodiff(&b, b.g->logits, dlogits);
   updates(&b, params, nparams);
   return b.g;
+}
+
+Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training) {
+  Graph *g = step_build(a, model, r, training);
+  fuse_step(a, g);
+  schedule_step(a, g);
+  return g;
 }

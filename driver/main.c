@@ -21,9 +21,10 @@
 static const char usage[] =
     "usage: tlc FILE.graph [options]\n"
     "  --emit=STAGE     print a stage: ir (the elaborated graph), train-ir (the training step:\n"
-    "                   forward, loss, backward, optimizer), kir (its kernels), llvm (their LLVM IR\n"
-    "                   after optimisation), c (the trainer's C loop), params (parameter names\n"
-    "                   and shapes)\n"
+    "                   forward, loss, backward, optimizer, one node per op), fused-ir (the same\n"
+    "                   after fusion and scheduling: one node per kernel), kir (its kernels), llvm\n"
+    "                   (their LLVM IR after optimisation), cuda (their CUDA C), ptx, c (the\n"
+    "                   trainer's C loop), params (parameter names and shapes)\n"
     "  --arch=sm_NN     the GPU architecture of the CUDA kernels (default sm_90); PTX is\n"
     "                   embedded too, for newer GPUs\n"
     "  --cpu=NAME       the CPU the CPU kernels are compiled for: native (default: this\n"
@@ -48,7 +49,7 @@ typedef struct Options {
   int ninclude;
 } Options;
 
-static const char *const stages[] = {"ir", "train-ir", "kir", "llvm", "cuda", "ptx", "c", "params"};
+static const char *const stages[] = {"ir", "train-ir", "fused-ir", "kir", "llvm", "cuda", "ptx", "c", "params"};
 
 static void parse_set(Options *o, const char *arg) {
   const char *eq = strchr(arg, '=');
@@ -108,7 +109,7 @@ static Options parse_options(int argc, char **argv) {
   for (size_t i = 0; o.emit && i < sizeof stages / sizeof *stages; i++)
     known |= !strcmp(o.emit, stages[i]);
   if (o.emit && !known)
-    fatal("unknown stage '--emit=%s' (known: ir, train-ir, kir, llvm, cuda, ptx, c, params)", o.emit);
+    fatal("unknown stage '--emit=%s' (known: ir, train-ir, fused-ir, kir, llvm, cuda, ptx, c, params)", o.emit);
   if (!o.arch)
     o.arch = "sm_90";
   if (!o.cpu)
@@ -358,6 +359,8 @@ int main(int argc, char **argv) {
     recipe_print(buf, a, r);
     print_ir(buf, a, g);
   } else if (o.emit && !strcmp(o.emit, "train-ir")) {
+    print_ir(buf, a, step_build(a, g, r, true));
+  } else if (o.emit && !strcmp(o.emit, "fused-ir")) {
     print_ir(buf, a, train_build(a, g, r, true));
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm") || !strcmp(o.emit, "cuda") ||
                         !strcmp(o.emit, "ptx"))) {

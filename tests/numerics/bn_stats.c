@@ -51,8 +51,9 @@ int main(int argc, char **argv) {
       continue;
     check_stats(&x, n);
     const Node *conv = n->in[0];
-    merged += conv->stats_rows > 0;
-    ragged += conv->stats_rows > 0 && conv->shape.n * conv->shape.h * conv->shape.w % conv->stats_rows != 0;
+    int64_t chunk = conv->fused.stats_rows;
+    merged += chunk > 0;
+    ragged += chunk > 0 && conv->shape.n * conv->shape.h * conv->shape.w % chunk != 0;
   }
   printf("%s: %d batchnorms merge their convolution's chunks, %d with a last chunk that is short\n", argv[2], merged,
          ragged);

@@ -1,0 +1,131 @@
+// schedule.c: the scheduling pass, after fusion: how the step's work is laid out over
+// threads and in time (a schedule in Halide's sense), not what it computes. A convolution's
+// weight gradient is split into chunks of rows summed apart, a choice of parallelism like a
+// kernel's launch shape; then the nodes are put in an order where each comes after what it
+// reads, which fusion may have broken (a residual or folded statistics made after the node
+// that now reads them).
+#include "tlc.h"
+
+// A convolution's weight gradient sums over every output position; its kernel runs about
+// one thread per four output channels. Chunks of rows summed apart, then added up
+// (sum_chunks), give about 2,048 threads where a GPU would otherwise have a few dozen,
+// within 32 MiB of partial sums and at least 64 rows a chunk.
+static int64_t weight_grad_chunks(const Node *dw) {
+  const Shape dy = dw->in[0]->shape;
+  int64_t rows = dy.n * dy.h * dy.w, size = shape_elems(dw->shape);
+  int64_t blocks = dw->shape.n / 4 > 0 ? dw->shape.n / 4 : 1, chunks = (2048 + blocks - 1) / blocks;
+  int64_t most = (32 << 20) / (size * 4);
+  chunks = chunks < most ? chunks : most;
+  return chunks < rows / 64 ? chunks : rows / 64;
+}
+
+// The node reading the partial sums of dw, which becomes [chunks, dw's size], and that its
+// readers read instead.
+static Node *sum_chunks(Arena *a, Node *dw, int64_t chunks) {
+  Node *sum = arena_alloc(a, sizeof *sum);
+  sum->op = OP_SUM_CHUNKS;
+  sum->shape = dw->shape;
+  sum->forward = dw->forward;
+  sum->name = dw->name;
+  sum->span = dw->span;
+  sum->trains = dw->trains;
+  sum->in[sum->nin++] = dw;
+  dw->shape = shape2(chunks, shape_elems(dw->shape));
+  return sum;
+}
+
+static void set_nodes(Graph *g, Node **nodes, int n, int cap) {
+  g->nodes = nodes;
+  g->n = n;
+  g->cap = cap;
+  for (int i = 0; i < n; i++)
+    nodes[i]->id = i;
+}
+
+static void split_weight_grads(Arena *a, Graph *g) {
+  int cap = 2 * g->n + 1, n = 0;
+  Node **nodes = arena_alloc(a, sizeof(Node *) * (size_t)cap), **sum_of = arena_alloc(a, sizeof(Node *) * (size_t)cap);
+  for (int i = 0; i < g->n; i++) {
+    Node *x = g->nodes[i];
+    for (int j = 0; j < x->nin; j++)
+      if (sum_of[x->in[j]->id])
+        x->in[j] = sum_of[x->in[j]->id];
+    nodes[n++] = x;
+    int64_t chunks = x->op == OP_CONV_GEMM_DW ? weight_grad_chunks(x) : 0;
+    if (chunks >= 2)
+      nodes[n++] = sum_of[i] = sum_chunks(a, x, chunks);
+  }
+  set_nodes(g, nodes, n, cap);
+}
+
+// A min-heap of node ids: the ready node first in the given order.
+typedef struct Ready {
+  int *ids;
+  int n;
+} Ready;
+
+static void ready_push(Ready *r, int id) {
+  int i = r->n++;
+  for (; i > 0 && r->ids[(i - 1) / 2] > id; i = (i - 1) / 2)
+    r->ids[i] = r->ids[(i - 1) / 2];
+  r->ids[i] = id;
+}
+
+static int ready_pop(Ready *r) {
+  int top = r->ids[0], last = r->ids[--r->n], i = 0;
+  for (;;) {
+    int child = 2 * i + 1;
+    if (child >= r->n)
+      break;
+    if (child + 1 < r->n && r->ids[child + 1] < r->ids[child])
+      child++;
+    if (r->ids[child] >= last)
+      break;
+    r->ids[i] = r->ids[child];
+    i = child;
+  }
+  r->ids[i] = last;
+  return top;
+}
+
+// Every node after what it reads: of the nodes whose inputs are all computed, the first in
+// the given order runs next (Kahn's algorithm), so an order that is already valid stays as
+// it is and a node that reads a later one moves just after it.
+static void order(Arena *a, Graph *g) {
+  int n = g->n, *waiting = arena_alloc(a, sizeof(int) * (size_t)n);
+  int *first = arena_alloc(a, sizeof(int) * (size_t)(n + 1)), *readers = NULL;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < g->nodes[i]->nin; j++)
+      first[g->nodes[i]->in[j]->id + 1]++;
+  for (int i = 0; i < n; i++)
+    first[i + 1] += first[i];
+  readers = arena_alloc(a, sizeof(int) * (size_t)(first[n] + 1));
+  int *filled = arena_alloc(a, sizeof(int) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    const Node *x = g->nodes[i];
+    waiting[i] = x->nin;
+    for (int j = 0; j < x->nin; j++)
+      readers[first[x->in[j]->id] + filled[x->in[j]->id]++] = i;
+  }
+  Ready ready = {arena_alloc(a, sizeof(int) * (size_t)n), 0};
+  for (int i = 0; i < n; i++)
+    if (!waiting[i])
+      ready_push(&ready, i);
+  Node **nodes = arena_alloc(a, sizeof(Node *) * (size_t)n);
+  int placed = 0;
+  while (ready.n) {
+    int i = ready_pop(&ready);
+    nodes[placed++] = g->nodes[i];
+    for (int r = first[i]; r < first[i + 1]; r++)
+      if (--waiting[readers[r]] == 0)
+        ready_push(&ready, readers[r]);
+  }
+  if (placed != n)
+    fatal("internal error: the training step of %s has a cycle", g->model);
+  set_nodes(g, nodes, n, n);
+}
+
+void schedule_step(Arena *a, Graph *g) {
+  split_weight_grads(a, g);
+  order(a, g);
+}
