@@ -2,8 +2,8 @@
 //
 // Contract (tlcrt.h, section "atomic_write.c"): the parts go to "path.tmp.<pid>", which is
 // synced and renamed over path, then the directory is synced. On any failure the temporary
-// file is removed and whatever was at path before is untouched. checkpoint.cc keeps its own
-// copy of this logic in C++ so that it needs nothing from the C side.
+// file is removed and whatever was at path before is untouched: a full disk (ENOSPC from the
+// write, the sync or the close) costs the new file only. Checkpoints are written through it too.
 #include "tlcrt.h"
 
 #include <errno.h>

@@ -1,16 +1,17 @@
 // checkpoint.cc: checkpoints as FlatBuffers (schema and field meanings: checkpoint.fbs).
 //
 // Contract (declared in tlcrt.h, section "checkpoint.cc"):
-// - tlc_checkpoint_save writes "path.tmp.<pid>", fsyncs it and renames it over path, so
-//   readers see the old file or the new one, never a torn one; on failure the temporary
-//   file is removed and the old file is untouched.
+// - tlc_checkpoint_save writes through tlc_write_atomic ("path.tmp.<pid>", fsync, rename), so
+//   readers see the old file or the new one, never a torn one; on failure (a full disk, say)
+//   the temporary file is removed and the old file is untouched.
 // - tlc_checkpoint_load runs the FlatBuffers Verifier before reading a field, so a truncated
 //   or corrupt file is refused and never read out of bounds; it then checks the identifier,
 //   the version, the graph fingerprint and every tensor's name and shape, and only when all
-//   of that holds copies anything into the caller's memory.
+//   of that holds copies anything into the caller's memory. Vectors of 8-byte elements are
+//   read without assuming their alignment (vector_at).
 //
-// This is the runtime's only C++ file, because FlatBuffers' builder and verifier are C++.
-// Nothing C++ crosses the C boundary: both entry points catch every exception (in practice
+// FlatBuffers' builder and verifier are C++ (bundle.cc is the other C++ file). Nothing C++
+// crosses the C boundary: both entry points catch every exception (in practice
 // std::bad_alloc) and turn it into a TlcError. It needs FlatBuffers' headers only (no
 // libflatbuffers), so trainers stay self-contained.
 #include "tlcrt.h"
@@ -39,7 +40,8 @@ namespace fb = flatbuffers;
 using tlc::ckpt::Checkpoint;
 using tlc::ckpt::Tensor;
 
-constexpr uint32_t kVersion = 1;
+// Version 1, or 2 for a checkpoint written inside an epoch (images_done); see checkpoint.fbs.
+constexpr uint32_t kVersion = 1, kVersionInEpoch = 2;
 constexpr int kMaxDims = 4;
 constexpr int kRngWords = 2;
 // The Verifier asserts size < FLATBUFFERS_MAX_BUFFER_SIZE (2 GiB - 1), so both sides stop here.
@@ -47,6 +49,18 @@ constexpr uint64_t kMaxBytes = FLATBUFFERS_MAX_BUFFER_SIZE - 1;
 
 static_assert(sizeof(TlcCheckpointInfo::rng) == kRngWords * sizeof(uint64_t),
               "TlcCheckpointInfo.rng and the rng words stored in the file differ");
+
+// Element i of a verified vector of 8-byte scalars (shape, rng). The Verifier checks a
+// vector's length word for 4-byte alignment only, so a crafted file can put the elements at
+// an address that is 4 mod 8, and FlatBuffers' Get() would load an int64 from it (undefined
+// behaviour; UBSan aborts). memcpy assumes no alignment. (Table fields are checked for their
+// own alignment, relative to the buffer, which read_file allocates aligned.)
+template <typename T>
+T vector_at(const fb::Vector<T> *v, fb::uoffset_t i) {
+  T x;
+  memcpy(&x, v->Data() + static_cast<size_t>(i) * sizeof(T), sizeof x);
+  return fb::EndianScalar(x);
+}
 
 // "[64,3,7,7]", the form every shape error uses.
 std::string shape_string(const int64_t *shape, size_t dims) {
@@ -156,65 +170,11 @@ void build_checkpoint(fb::FlatBufferBuilder &fbb, const TlcCheckpointInfo *info,
   for (int i = 0; i < n; i++) offsets.push_back(build_tensor(fbb, tensors[i]));
   auto list = fbb.CreateVector(offsets);
   auto graph = fbb.CreateString(info->graph ? info->graph : "");
-  auto root = tlc::ckpt::CreateCheckpoint(fbb, kVersion, graph, info->graph_hash, info->epoch,
-                                          info->step, rng, info->best_metric, list);
+  uint32_t version = info->images_done ? kVersionInEpoch : kVersion;
+  auto root = tlc::ckpt::CreateCheckpoint(fbb, version, graph, info->graph_hash, info->epoch, info->step, rng,
+                                          info->best_metric, list, info->images_done, info->loss_sum,
+                                          info->correct_sum);
   tlc::ckpt::FinishCheckpointBuffer(fbb, root);
-}
-
-int write_all(int fd, const uint8_t *bytes, size_t size) {
-  while (size > 0) {
-    ssize_t w = write(fd, bytes, size);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return -1;
-    bytes += w;
-    size -= static_cast<size_t>(w);
-  }
-  return 0;
-}
-
-// Makes the rename itself durable. Best effort: some file systems refuse fsync on a
-// directory, and by then the new checkpoint is complete either way.
-void sync_parent_dir(const char *path) {
-  std::string dir = path;
-  size_t slash = dir.rfind('/');
-  dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
-// Writes the bytes to "path.tmp.<pid>" and renames that over path. The pid keeps two
-// trainers writing the same checkpoint from sharing a temporary file.
-int write_atomically(const char *path, const uint8_t *bytes, size_t size, TlcError *err) {
-  std::string tmp = std::string(path) + ".tmp." + std::to_string(static_cast<long>(getpid()));
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0)
-    return tlc_fail(err, "%s: cannot create %s: %s", path, tmp.c_str(), strerror(errno));
-  const char *what = "write";
-  int failed = write_all(fd, bytes, size);
-  if (!failed) {
-    what = "sync";
-    failed = fsync(fd);
-  }
-  int saved = errno;
-  if (close(fd) != 0 && !failed) {
-    what = "close";
-    failed = -1;
-    saved = errno;
-  }
-  if (!failed && rename(tmp.c_str(), path) != 0) {
-    what = "rename";
-    failed = -1;
-    saved = errno;
-  }
-  if (failed) {
-    unlink(tmp.c_str());
-    return tlc_fail(err, "%s: cannot %s %s: %s", path, what, tmp.c_str(), strerror(saved));
-  }
-  sync_parent_dir(path);
-  return 0;
 }
 
 int save(const char *path, const TlcCheckpointInfo *info, const TlcTensorRef *tensors, int n,
@@ -227,7 +187,8 @@ int save(const char *path, const TlcCheckpointInfo *info, const TlcTensorRef *te
                     "FlatBuffers' 2 GiB limit", path, bound);
   fb::FlatBufferBuilder fbb(static_cast<size_t>(bound));
   build_checkpoint(fbb, info, tensors, n);
-  return write_atomically(path, fbb.GetBufferPointer(), fbb.GetSize(), err);
+  TlcBytes whole = {fbb.GetBufferPointer(), fbb.GetSize()};
+  return tlc_write_atomic(path, &whole, 1, err);
 }
 
 //
@@ -290,9 +251,12 @@ int verify(const char *path, const uint8_t *bytes, size_t size, TlcError *err) {
   if (!has_id || !tlc::ckpt::VerifyCheckpointBuffer(verifier))
     return tlc_fail(err, "%s: truncated or corrupt (verification failed, %zu bytes)", path, size);
   const Checkpoint *ck = tlc::ckpt::GetCheckpoint(bytes);
-  if (ck->version() != kVersion)
-    return tlc_fail(err, "%s: checkpoint format version %u, this trainer reads version %u",
-                    path, ck->version(), kVersion);
+  if (ck->version() != kVersion && ck->version() != kVersionInEpoch)
+    return tlc_fail(err, "%s: checkpoint format version %u, this trainer reads versions %u and %u",
+                    path, ck->version(), kVersion, kVersionInEpoch);
+  if ((ck->version() == kVersionInEpoch) != (ck->images_done() != 0) || ck->images_done() < 0)
+    return tlc_fail(err, "%s: corrupt checkpoint (version %u with %lld images done in its epoch)", path,
+                    ck->version(), static_cast<long long>(ck->images_done()));
   size_t rng_words = ck->rng() ? ck->rng()->size() : 0;
   if (rng_words != kRngWords)
     return tlc_fail(err, "%s: corrupt checkpoint (rng state of %zu words, %d expected)", path,
@@ -307,14 +271,14 @@ int64_t file_dims(const Tensor *t) { return t->shape() ? t->shape()->size() : 0;
 bool same_shape(const Tensor *ft, const TlcTensorRef &t) {
   if (file_dims(ft) != t.dims) return false;
   for (int d = 0; d < t.dims; d++)
-    if (ft->shape()->Get(static_cast<fb::uoffset_t>(d)) != t.shape[d]) return false;
+    if (vector_at(ft->shape(), static_cast<fb::uoffset_t>(d)) != t.shape[d]) return false;
   return true;
 }
 
 std::string file_shape_string(const Tensor *ft) {
   std::vector<int64_t> shape;
   for (int64_t d = 0; d < file_dims(ft); d++)
-    shape.push_back(ft->shape()->Get(static_cast<fb::uoffset_t>(d)));
+    shape.push_back(vector_at(ft->shape(), static_cast<fb::uoffset_t>(d)));
   return shape_string(shape.data(), shape.size());
 }
 
@@ -391,8 +355,11 @@ void fill_info(const Checkpoint *ck, TlcCheckpointInfo *info) {
   info->epoch = ck->epoch();
   info->step = ck->step();
   for (int k = 0; k < kRngWords; k++)
-    info->rng[k] = ck->rng()->Get(static_cast<fb::uoffset_t>(k));
+    info->rng[k] = vector_at(ck->rng(), static_cast<fb::uoffset_t>(k));
   info->best_metric = ck->best_metric();
+  info->images_done = ck->images_done();
+  info->loss_sum = ck->loss_sum();
+  info->correct_sum = ck->correct_sum();
 }
 
 int load(const char *path, TlcCheckpointInfo *info, const TlcTensorRef *tensors, int n,
@@ -424,7 +391,7 @@ int copy_out(const char *path, const Tensor *ft, TlcTensorList *list, TlcError *
                     dims, kMaxDims);
   TlcTensorRef &t = list->tensors[list->count];
   t.dims = static_cast<int>(dims);
-  for (int d = 0; d < t.dims; d++) t.shape[d] = ft->shape()->Get(static_cast<fb::uoffset_t>(d));
+  for (int d = 0; d < t.dims; d++) t.shape[d] = vector_at(ft->shape(), static_cast<fb::uoffset_t>(d));
   size_t values = ft->data() ? ft->data()->size() : 0;
   if (static_cast<int64_t>(values) != element_count(t.shape, static_cast<size_t>(t.dims)))
     return tlc_fail(err, "%s: corrupt checkpoint (tensor '%s' holds %zu values, its shape %s needs another count)",

@@ -4,8 +4,8 @@
 // must all be there (a missing one would quietly shrink the data). A file whose size is not a
 // whole number of 3073-byte records, or a label outside the class list, is an error naming the
 // file (and the record). Planes (1024 R, G, B) become interleaved HWC pixels. Class names come
-// from batches.meta.txt (one a line, blank lines ignored) when it is there, else the names the
-// data set was published with.
+// from batches.meta.txt (one a line of any length, blank lines ignored) when it is there, else
+// the names the data set was published with; TlcData.names_from says which.
 #include "tlcrt.h"
 
 #include <errno.h>
@@ -13,7 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { CIFAR_SIDE = 32, CIFAR_PLANE = CIFAR_SIDE * CIFAR_SIDE, CIFAR_RECORD = 1 + 3 * CIFAR_PLANE, CIFAR_BATCHES = 5 };
+enum {
+  CIFAR_SIDE = 32, CIFAR_PLANE = CIFAR_SIDE * CIFAR_SIDE, CIFAR_RECORD = 1 + 3 * CIFAR_PLANE, CIFAR_BATCHES = 5,
+  CIFAR_MAX_CLASSES = 256,
+};
 
 static const char *const CIFAR_NAMES[] = {"airplane", "automobile", "bird", "cat", "deer",
                                           "dog",      "frog",       "horse", "ship", "truck"};
@@ -62,39 +65,45 @@ static int read_batch(const char *path, int32_t classes, TlcDataset *d, TlcError
   return 0;
 }
 
-// Class names from DIR/batches.meta.txt, or the published ones when it is absent.
+// Class names from DIR/batches.meta.txt, one a line of any length, or the published ones
+// when it is absent.
 static int read_names(const char *dir, TlcData *out, TlcError *err) {
   char path[4200];
   snprintf(path, sizeof path, "%s/batches.meta.txt", dir);
   FILE *f = fopen(path, "r");
   if (!f) {
+    snprintf(out->names_from, sizeof out->names_from, "CIFAR-10's published list (no %.200s)", path);
     out->classes = 10;
     out->class_names = tlc_strings_dup(CIFAR_NAMES, 10);
     return out->class_names ? 0 : tlc_fail(err, "out of memory");
   }
-  char line[256];
-  const char *names[256];
-  char store[256][256];
-  int n = 0;
-  while (fgets(line, sizeof line, f)) {
-    size_t len = strcspn(line, "\r\n");
-    line[len] = '\0';
-    if (!len)
+  char *line = NULL, **names = calloc(CIFAR_MAX_CLASSES, sizeof *names);
+  size_t cap = 0;
+  int32_t n = 0;
+  int rc = names ? 0 : tlc_fail(err, "out of memory");
+  while (rc == 0 && getline(&line, &cap, f) >= 0) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!line[0])
       continue;
-    if (n == 256) {
-      fclose(f);
-      return tlc_fail(err, "%s: more than 256 class names (a CIFAR label is one byte)", path);
-    }
-    memcpy(store[n], line, len + 1);
-    names[n] = store[n];
-    n++;
+    if (n == CIFAR_MAX_CLASSES)
+      rc = tlc_fail(err, "%s: more than %d class names (a CIFAR label is one byte)", path, CIFAR_MAX_CLASSES);
+    else if (!(names[n++] = strdup(line)))
+      rc = tlc_fail(err, "out of memory");
   }
+  if (rc == 0 && ferror(f))
+    rc = tlc_fail(err, "%s: cannot read: %s", path, strerror(errno));
+  if (rc == 0 && n == 0)
+    rc = tlc_fail(err, "%s: no class names in the file", path);
+  free(line);
   fclose(f);
-  if (n == 0)
-    return tlc_fail(err, "%s: no class names in the file", path);
+  if (rc) {
+    tlc_strings_free(names, n);
+    return -1;
+  }
+  snprintf(out->names_from, sizeof out->names_from, "%.250s", path);
   out->classes = n;
-  out->class_names = tlc_strings_dup(names, n);
-  return out->class_names ? 0 : tlc_fail(err, "out of memory");
+  out->class_names = names;
+  return 0;
 }
 
 static void set_shape(TlcDataset *d, int32_t classes) {

@@ -133,6 +133,7 @@ int tlc_flowers102_load(const char *dir, bool need_train, TlcData *out, TlcError
   if (rc)
     return -1;
   snprintf(out->val_from, sizeof out->val_from, "setid.mat's valid");
+  snprintf(out->names_from, sizeof out->names_from, "the built-in list (the data set's files have none)");
   out->classes = FLOWERS_CLASSES;
   out->class_names = tlc_strings_dup(FLOWERS_NAMES, FLOWERS_CLASSES);
   return out->class_names ? 0 : tlc_fail(err, "out of memory");

@@ -10,7 +10,16 @@
 //
 // Broken files: a file that does not decode is marked (per data set) and warned about once;
 // the sample is replaced by the next index of the data set that decodes, so a batch is always
-// full and the replacement is the same on every run.
+// full and the replacement is the same on every run. What a file held (gray, palette, RGBA,
+// CMYK: converted to the model's channels by image.c) and whether it is over PIL's warning
+// size is counted once per file by the same marks.
+//
+// Memory: every decode and transform first reserves what it will take (the header's
+// decode_bytes, and twice the largest image its transforms make) from a budget shared by
+// the threads, in the order they ask; a sample larger than the whole budget runs alone. So
+// the bytes in flight stay under max(budget, one sample) whatever the folder holds, instead
+// of one maximal image per thread. Scratch images grown past LOADER_SCRATCH_KEEP are freed
+// after their sample, so what a thread keeps between samples is small.
 #include "tlcrt.h"
 
 #include <pthread.h>
@@ -20,11 +29,24 @@
 #include <unistd.h>
 
 enum { LOADER_MAX_SETS = 8 };
+static const int64_t LOADER_DECODE_BUDGET = (int64_t)1 << 30;
+static const size_t LOADER_SCRATCH_KEEP = (size_t)16 << 20;
 
-typedef struct Broken {
+enum { MARK_BROKEN = 1, MARK_COUNTED = 2 };
+
+typedef struct Marks {
   const TlcDataset *ds;
-  uint8_t *flags;       // ds->count, 1 where the file did not decode
-} Broken;
+  uint8_t *flags;       // ds->count MARK_* bits
+} Marks;
+
+// Bytes reserved for decoding, granted first come, first served (tickets), so that a large
+// sample waiting for room is not overtaken for ever by small ones.
+typedef struct Budget {
+  pthread_mutex_t mu;
+  pthread_cond_t freed;
+  int64_t limit, reserved, peak;
+  uint64_t next_ticket, serving;
+} Budget;
 
 struct TlcLoader {
   TlcLoaderConfig cfg;
@@ -46,8 +68,9 @@ struct TlcLoader {
   int32_t *labels;
   bool failed;
   TlcError error;
-  Broken broken[LOADER_MAX_SETS];
-  int64_t skipped;
+  Marks marks[LOADER_MAX_SETS];
+  TlcLoaderStats stats;
+  Budget budget;
 };
 
 typedef struct Worker {
@@ -70,17 +93,17 @@ static void sample_rng(const TlcLoader *l, int epoch, int64_t index, TlcRng *r) 
 }
 
 //
-// Broken files (the mutex is held)
+// Marks and counts (the mutex is held)
 //
 
-static uint8_t *broken_flags(TlcLoader *l, const TlcDataset *ds, bool create) {
+static uint8_t *marks_of(TlcLoader *l, const TlcDataset *ds, bool create) {
   for (int i = 0; i < LOADER_MAX_SETS; i++) {
-    if (l->broken[i].ds == ds)
-      return l->broken[i].flags;
-    if (!l->broken[i].ds && create) {
-      l->broken[i].flags = calloc((size_t)ds->count, 1);
-      l->broken[i].ds = l->broken[i].flags ? ds : NULL;
-      return l->broken[i].flags;
+    if (l->marks[i].ds == ds)
+      return l->marks[i].flags;
+    if (!l->marks[i].ds && create) {
+      l->marks[i].flags = calloc((size_t)ds->count, 1);
+      l->marks[i].ds = l->marks[i].flags ? ds : NULL;
+      return l->marks[i].flags;
     }
   }
   return NULL;
@@ -88,51 +111,122 @@ static uint8_t *broken_flags(TlcLoader *l, const TlcDataset *ds, bool create) {
 
 static bool is_broken(TlcLoader *l, const TlcDataset *ds, int64_t i) {
   pthread_mutex_lock(&l->mu);
-  uint8_t *flags = broken_flags(l, ds, false);
-  bool b = flags && flags[i];
+  uint8_t *flags = marks_of(l, ds, false);
+  bool b = flags && (flags[i] & MARK_BROKEN);
   pthread_mutex_unlock(&l->mu);
   return b;
 }
 
 static void mark_broken(TlcLoader *l, const TlcDataset *ds, int64_t i, const TlcError *why) {
   pthread_mutex_lock(&l->mu);
-  uint8_t *flags = broken_flags(l, ds, true);
-  if (!flags || !flags[i]) {
+  uint8_t *flags = marks_of(l, ds, true);
+  if (!flags || !(flags[i] & MARK_BROKEN)) {
     fprintf(stderr, "warning: %s; the image is skipped\n", why->msg);
-    l->skipped++;
+    l->stats.skipped++;
   }
   if (flags)
-    flags[i] = 1;
+    flags[i] |= MARK_BROKEN;
   pthread_mutex_unlock(&l->mu);
 }
 
-int64_t tlc_loader_skipped(const TlcLoader *l) { return l->skipped; }
+// What a decoded file held, counted the first time it is decoded.
+static void count_file(TlcLoader *l, const TlcDataset *ds, int64_t i, const TlcImageHeader *h) {
+  TlcImageKind native = l->cfg.channels == 1 ? TLC_IMAGE_GRAY : TLC_IMAGE_RGB;
+  pthread_mutex_lock(&l->mu);
+  uint8_t *flags = marks_of(l, ds, true);
+  if (flags && !(flags[i] & MARK_COUNTED)) {
+    flags[i] |= MARK_COUNTED;
+    l->stats.converted[h->kind] += h->kind != native;
+    l->stats.large += (int64_t)h->width * h->height > TLC_IMAGE_WARN_PIXELS;
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+void tlc_loader_stats(TlcLoader *l, TlcLoaderStats *out) {
+  pthread_mutex_lock(&l->mu);
+  *out = l->stats;
+  pthread_mutex_unlock(&l->mu);
+  pthread_mutex_lock(&l->budget.mu);
+  out->peak_bytes = l->budget.peak;
+  pthread_mutex_unlock(&l->budget.mu);
+}
+
+//
+// The decoding budget
+//
+
+static int64_t budget_take(Budget *b, int64_t bytes) {
+  pthread_mutex_lock(&b->mu);
+  uint64_t ticket = b->next_ticket++;
+  while (ticket != b->serving || (b->reserved > 0 && b->reserved + bytes > b->limit))
+    pthread_cond_wait(&b->freed, &b->mu);
+  b->serving++;
+  b->reserved += bytes;
+  b->peak = b->reserved > b->peak ? b->reserved : b->peak;
+  pthread_cond_broadcast(&b->freed);   // the next ticket may fit too
+  pthread_mutex_unlock(&b->mu);
+  return bytes;
+}
+
+static void budget_give(Budget *b, int64_t bytes) {
+  if (bytes == 0)
+    return;
+  pthread_mutex_lock(&b->mu);
+  b->reserved -= bytes;
+  pthread_cond_broadcast(&b->freed);
+  pthread_mutex_unlock(&b->mu);
+}
 
 //
 // One sample
 //
 
-// Image i of ds: in memory and cached images are borrowed, files are decoded (*owned).
-static int fetch(const TlcDataset *ds, int64_t i, TlcImage *img, bool *owned, TlcError *err) {
+// File i of ds decoded into the model's channels, with what it and then transforms tf take
+// reserved (*held, to be given back when the sample is done). An image of more than `room`
+// bytes is not decoded: 1, and no error.
+static int decode(TlcLoader *l, const TlcDataset *ds, int64_t i, const TlcTransform *tf, int ntf, int64_t room,
+                  TlcImage *img, int64_t *held, TlcError *err) {
+  TlcImageReader *r;
+  TlcImageHeader h;
+  if (tlc_image_open(ds->paths[i], l->cfg.channels, &r, &h, err))
+    return -1;
+  if ((int64_t)h.width * h.height * h.channels > room) {
+    tlc_image_close(r);
+    return 1;
+  }
+  int64_t scratch = 2 * tlc_transform_largest_bytes(tf, ntf, h.width, h.height, h.channels);
+  *held = budget_take(&l->budget, h.decode_bytes + scratch);
+  int rc = tlc_image_decode_pixels(r, img, err);
+  tlc_image_close(r);
+  if (rc == 0)
+    count_file(l, ds, i, &h);
+  return rc;
+}
+
+// Image i of ds: in memory and cached images are borrowed (their transforms' scratch
+// reserved), files are decoded (*owned).
+static int fetch(TlcLoader *l, const TlcDataset *ds, int64_t i, const TlcTransform *tf, int ntf, TlcImage *img,
+                 bool *owned, int64_t *held, TlcError *err) {
   *owned = false;
+  *held = 0;
   if (ds->pixels) {
     size_t size = (size_t)ds->channels * ds->height * ds->width;
     *img = (TlcImage){ds->width, ds->height, ds->channels, ds->pixels + (size_t)i * size};
-    return 0;
-  }
-  if (ds->cache && ds->cache[i].pixels) {
+  } else if (ds->cache && ds->cache[i].pixels) {
     *img = ds->cache[i];
-    return 0;
+  } else {
+    *owned = true;
+    return decode(l, ds, i, tf, ntf, INT64_MAX, img, held, err);
   }
-  *owned = true;
-  return tlc_image_read(ds->paths[i], img, err);
+  *held = budget_take(&l->budget, 2 * tlc_transform_largest_bytes(tf, ntf, img->width, img->height, img->channels));
+  return 0;
 }
 
 static int run_sample(TlcLoader *l, const TlcDataset *ds, int64_t index, const TlcTransform *tf, int ntf, int epoch,
                       TlcTransformScratch *scratch, float *out, int32_t *label, TlcError *err) {
   TlcImage img = {0};
   bool owned = false;
-  int64_t j = index;
+  int64_t j = index, held = 0;
   for (int64_t tries = 0;; tries++, j = (j + 1) % ds->count) {
     if (tries == ds->count)
       return tlc_fail(err, "no image of the data set could be decoded (the first was %s)",
@@ -140,8 +234,9 @@ static int run_sample(TlcLoader *l, const TlcDataset *ds, int64_t index, const T
     if (ds->paths && is_broken(l, ds, j))
       continue;
     TlcError why;
-    if (fetch(ds, j, &img, &owned, &why) == 0)
+    if (fetch(l, ds, j, tf, ntf, &img, &owned, &held, &why) == 0)
       break;
+    budget_give(&l->budget, held);
     mark_broken(l, ds, j, &why);
   }
   TlcRng rng;
@@ -150,6 +245,9 @@ static int run_sample(TlcLoader *l, const TlcDataset *ds, int64_t index, const T
   int rc = tlc_transform_run(tf, ntf, &img, &rng, scratch, out, c->channels, c->height, c->width, err);
   if (owned)
     tlc_image_free(&img);
+  if (scratch->cap_a + scratch->cap_b > LOADER_SCRATCH_KEEP)
+    tlc_transform_scratch_free(scratch);
+  budget_give(&l->budget, held);
   if (rc) {
     TlcError why = *err;
     if (ds->paths)
@@ -224,6 +322,9 @@ int tlc_loader_create(TlcLoader **out, const TlcLoaderConfig *cfg, TlcError *err
   pthread_mutex_init(&l->mu, NULL);
   pthread_cond_init(&l->work, NULL);
   pthread_cond_init(&l->done, NULL);
+  pthread_mutex_init(&l->budget.mu, NULL);
+  pthread_cond_init(&l->budget.freed, NULL);
+  l->budget.limit = cfg->decode_budget > 0 ? cfg->decode_budget : LOADER_DECODE_BUDGET;
   *out = l;
   if (!l->threads || !l->scratch || !l->filled || !l->images || !l->labels) {
     l->nthreads = 0;
@@ -271,10 +372,12 @@ void tlc_loader_destroy(TlcLoader *l) {
   for (int i = 0; l->scratch && i <= l->nthreads; i++)
     tlc_transform_scratch_free(&l->scratch[i]);
   for (int i = 0; i < LOADER_MAX_SETS; i++)
-    free(l->broken[i].flags);
+    free(l->marks[i].flags);
   pthread_mutex_destroy(&l->mu);
   pthread_cond_destroy(&l->work);
   pthread_cond_destroy(&l->done);
+  pthread_mutex_destroy(&l->budget.mu);
+  pthread_cond_destroy(&l->budget.freed);
   free(l->threads), free(l->scratch), free(l->filled), free(l->images), free(l->labels);
   free(l);
 }
@@ -330,13 +433,17 @@ static void *cache_main(void *arg) {
     if (i >= ds->count || atomic_load(&job->over) || atomic_load(&job->oom))
       return NULL;
     TlcError why;
-    if (tlc_image_read(ds->paths[i], &ds->cache[i], &why) != 0) {
-      if (strstr(why.msg, "out of memory"))
-        atomic_store(&job->oom, true);
-      else
-        mark_broken(job->l, ds, i, &why);
+    int64_t held = 0, room = job->budget - atomic_load(&job->bytes);
+    int rc = decode(job->l, ds, i, NULL, 0, room, &ds->cache[i], &held, &why);
+    budget_give(&job->l->budget, held);   // a kept image counts against the cache's budget instead
+    if (rc < 0 && strstr(why.msg, "out of memory"))
+      atomic_store(&job->oom, true);
+    else if (rc < 0)
+      mark_broken(job->l, ds, i, &why);
+    if (rc > 0)   // more than the cache has room for: nothing will be kept
+      atomic_store(&job->over, true);
+    if (rc)
       continue;
-    }
     int64_t size = (int64_t)ds->cache[i].width * ds->cache[i].height * ds->cache[i].channels;
     if (atomic_fetch_add(&job->bytes, size) + size > job->budget)
       atomic_store(&job->over, true);
@@ -345,12 +452,12 @@ static void *cache_main(void *arg) {
 
 // Removes the samples whose files are marked broken (their cache entries are empty).
 static void drop_broken(TlcLoader *l, TlcDataset *ds) {
-  uint8_t *flags = broken_flags(l, ds, false);
+  uint8_t *flags = marks_of(l, ds, false);
   if (!flags)
     return;
   int64_t kept = 0;
   for (int64_t i = 0; i < ds->count; i++) {
-    if (flags[i]) {
+    if (flags[i] & MARK_BROKEN) {
       free(ds->paths[i]);
       continue;
     }
@@ -358,16 +465,16 @@ static void drop_broken(TlcLoader *l, TlcDataset *ds) {
     kept++;
   }
   ds->count = kept;
-  // The flags describe the old numbering: forget them.
+  // The marks describe the old numbering: forget them (every kept file is cached and counted).
   for (int i = 0; i < LOADER_MAX_SETS; i++)
-    if (l->broken[i].ds == ds) {
-      free(l->broken[i].flags);
-      l->broken[i] = (Broken){0};
+    if (l->marks[i].ds == ds) {
+      free(l->marks[i].flags);
+      l->marks[i] = (Marks){0};
     }
 }
 
 int tlc_loader_cache(TlcLoader *l, TlcDataset *ds, int64_t *budget, TlcError *err) {
-  if (!ds->paths || ds->count == 0 || ds->cache)
+  if (!ds->paths || ds->count == 0 || ds->cache || *budget <= 0)
     return 0;
   ds->cache = calloc((size_t)ds->count, sizeof *ds->cache);
   if (!ds->cache)

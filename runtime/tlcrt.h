@@ -90,6 +90,10 @@ int tlc_transform_run(const TlcTransform *tf, int n, const TlcImage *src, TlcRng
 // NORMALIZE only last. tlc_transform_run checks the same on every call.
 int tlc_transform_check(const TlcTransform *tf, int n, TlcError *err);
 
+// The largest image tf[0..n) makes from a width x height x channels input, in bytes (an upper
+// bound for each of a thread's two scratch images; the loader reserves memory by it).
+int64_t tlc_transform_largest_bytes(const TlcTransform *tf, int n, int32_t width, int32_t height, int32_t channels);
+
 // The name a transform has in a .graph ("random_resized_crop"), for messages.
 const char *tlc_transform_name(TlcTransformKind kind);
 
@@ -153,6 +157,11 @@ typedef struct TlcData {
   int32_t classes;
   char **class_names;   // classes names; NULL where the format has none (IDX)
   char val_from[256];   // where val came from, for the report ("DIR/val", "the last 5000 training images")
+  char names_from[256]; // where the class names came from ("DIR/batches.meta.txt", "CIFAR-10's published list")
+  // image_folder, for the report: images found in sub-folders of class folders (torchvision
+  // reads them too), and files torchvision would read that tlc does not decode, by extension.
+  int64_t nested, other_formats;
+  char other_exts[64];  // ".bmp, .tif"
 } TlcData;
 
 typedef struct TlcDataSpec {
@@ -200,10 +209,11 @@ int tlc_cifar10_load(const char *dir, int64_t dev, bool need_train, TlcData *out
 //
 // data_folder.c: torchvision's ImageFolder layout of JPEG and PNG files
 //
-// DIR/train/<class>/*.{jpg,jpeg,png} with optional DIR/val and DIR/test beside it, or
-// DIR/<class>/... alone. Classes are sorted by name (byte order, as torchvision); every split
-// must have the same classes. Without a val folder, val_split of each class's files (a fixed
-// choice, the same for every seed) is held out; without a test folder, test is val.
+// DIR/train/<class>/**/*.{jpg,jpeg,png} with optional DIR/val and DIR/test beside it, or
+// DIR/<class>/... alone. Classes are sorted by name (byte order, as torchvision); a class's
+// files are those in its folder and every folder below it, in torchvision's order; every
+// split must have the same classes. Without a val folder, val_split of each class's files (a
+// fixed choice, the same for every seed) is held out; without a test folder, test is val.
 int tlc_image_folder_load(const char *dir, double val_split, bool need_train, TlcData *out, TlcError *err);
 
 //
@@ -213,11 +223,43 @@ int tlc_image_folder_load(const char *dir, double val_split, bool need_train, Tl
 int tlc_flowers102_load(const char *dir, bool need_train, TlcData *out, TlcError *err);
 
 //
-// image.c: JPEG and PNG files to and from 8-bit images
+// image.c: JPEG and PNG files to 8-bit images (codecs: image_jpeg.c, image_png.c)
 //
-// Decodes a JPEG (libjpeg-turbo) or PNG (libpng) file, told apart by their first bytes, into
-// an 8-bit gray (1 channel) or RGB (3 channels) image: palettes, 16-bit samples and alpha are
-// converted. A corrupt or truncated file is an error naming it, never a crash or exit.
+// What a file holds before it becomes the image asked for (the loader counts conversions by it).
+typedef enum {
+  TLC_IMAGE_GRAY, TLC_IMAGE_GRAY_ALPHA, TLC_IMAGE_PALETTE, TLC_IMAGE_RGB, TLC_IMAGE_RGBA, TLC_IMAGE_CMYK,
+} TlcImageKind;
+enum { TLC_IMAGE_KINDS = TLC_IMAGE_CMYK + 1 };
+const char *tlc_image_kind_name(TlcImageKind kind);   // "grayscale", "gray+alpha", "palette", "RGB", ...
+
+// PIL's decompression-bomb limits (Image.MAX_IMAGE_PIXELS): above the first it warns, above
+// twice that it refuses. A header claiming more than TLC_IMAGE_MAX_PIXELS is refused here.
+#define TLC_IMAGE_WARN_PIXELS INT64_C(89478485)
+#define TLC_IMAGE_MAX_PIXELS INT64_C(178956970)
+
+typedef struct TlcImageHeader {
+  int32_t width, height;
+  TlcImageKind kind;
+  int channels;           // of the image decoding returns
+  int64_t decode_bytes;   // the most memory decoding takes: the pixels and the codec's buffers
+} TlcImageHeader;
+
+// A file between its header and its pixels, so that a caller can bound memory before decoding.
+typedef struct TlcImageReader TlcImageReader;
+// Opens a JPEG (libjpeg-turbo) or PNG (libpng) file, told apart by its first bytes, and reads
+// its header. The image will have `channels` channels as torchvision's loader makes them: PIL's
+// convert("RGB") (gray replicated; palettes expanded; alpha dropped, not composited; CMYK as
+// PIL reads Adobe's files), then for 1 channel convert("L") of that; 0 keeps gray files gray
+// and makes the rest RGB. Fails, naming the file, when it is neither format, its header is
+// corrupt, or it claims more than TLC_IMAGE_MAX_PIXELS pixels.
+int tlc_image_open(const char *path, int channels, TlcImageReader **out, TlcImageHeader *header, TlcError *err);
+// Decodes the pixels into new memory. Every libjpeg or libpng warning about corrupt data (a
+// truncated file, a bad Huffman code, a CRC error, extra or missing image data) is an error
+// naming the file, never a half-gray image.
+int tlc_image_decode_pixels(TlcImageReader *r, TlcImage *out, TlcError *err);
+void tlc_image_close(TlcImageReader *r);   // NULL is fine
+// Open, decode and close in one call; tlc_image_read keeps gray gray (channels 0).
+int tlc_image_read_as(const char *path, int channels, TlcImage *out, TlcError *err);
 int tlc_image_read(const char *path, TlcImage *out, TlcError *err);
 int tlc_image_decode(const uint8_t *bytes, size_t size, const char *name, TlcImage *out, TlcError *err);
 // Writes img as an 8-bit PNG, atomically (a temporary beside path, then rename).
@@ -246,16 +288,19 @@ typedef struct TlcLoaderConfig {
   int threads;          // workers; 0: one per core
   int prefetch;         // batches decoded ahead; 0: 3
   int64_t batch;
-  int32_t channels, height, width;   // each sample after the transforms
+  int32_t channels, height, width;   // each sample after the transforms; image files are read
+                                     // with these channels (tlc_image_open)
   uint64_t seed;
+  int64_t decode_budget;   // bytes of decoding and transforming in flight; 0: 1 GiB
 } TlcLoaderConfig;
 
 int tlc_loader_create(TlcLoader **out, const TlcLoaderConfig *cfg, TlcError *err);
 void tlc_loader_destroy(TlcLoader *l);
 // Decodes every file of ds once and keeps the images (ds->cache) when they fit in *budget bytes
 // (which is reduced by what they take); files that do not decode are dropped from ds, with a
-// warning and a count. Returns 0 (also when they did not fit: then nothing is kept), or nonzero
-// on out of memory.
+// warning and a count. It stops at the first image that does not fit (read from its header,
+// before decoding it). Returns 0 (also when they did not fit: then nothing is kept), or
+// nonzero on out of memory.
 int tlc_loader_cache(TlcLoader *l, TlcDataset *ds, int64_t *budget, TlcError *err);
 // Starts a pass (ending the one under way). n must be a multiple of the batch. ds, idx and tf
 // must stay valid until the pass ends.
@@ -268,7 +313,14 @@ void tlc_loader_end(TlcLoader *l);   // stops the pass; waits for samples under 
 // One sample, on the calling thread, with the same randomness as in a pass.
 int tlc_loader_sample(TlcLoader *l, const TlcDataset *ds, int64_t index, const TlcTransform *tf, int ntf,
                       int epoch, float *out, TlcError *err);
-int64_t tlc_loader_skipped(const TlcLoader *l);   // files skipped so far (each counted once)
+typedef struct TlcLoaderStats {
+  int64_t skipped;                      // files that did not decode
+  int64_t converted[TLC_IMAGE_KINDS];   // files not already in the model's channels, by what they held
+  int64_t large;                        // files over TLC_IMAGE_WARN_PIXELS (PIL's warning)
+  int64_t peak_bytes;                   // the most bytes reserved for decoding at once
+} TlcLoaderStats;
+// Each file is counted once, when it is first decoded.
+void tlc_loader_stats(TlcLoader *l, TlcLoaderStats *out);
 
 //
 // font.c: a tiny bitmap font (5x7 pixels in a 6x9 cell) for labels on sample grids
@@ -305,16 +357,20 @@ typedef struct TlcCheckpointInfo {
   uint64_t graph_hash;  // tlc_checkpoint_graph_hash of the trainer's tensors
   int32_t epoch;        // epochs completed
   int64_t step;         // optimizer steps taken
-  uint64_t rng[2];      // TlcRng.s
+  uint64_t rng[2];      // TlcRng.s, as the next epoch (or the one under way) starts from
   double best_metric;   // best validation accuracy so far
+  // A run stopped inside epoch `epoch` + 1 (0: at an epoch's end): training images done in it,
+  // and the sums of their losses and correct predictions. Nonzero makes a version-2 file.
+  int64_t images_done;
+  double loss_sum, correct_sum;
 } TlcCheckpointInfo;
 
 // The fingerprint of a set of tensors: FNV-1a 64 of each name and shape, combined so that
 // the order does not matter (load matches tensors by name). Data does not enter it.
 uint64_t tlc_checkpoint_graph_hash(const TlcTensorRef *tensors, int n);
 
-// Writes info and tensors[0..n) to path atomically (via "path.tmp.<pid>", fsync, rename).
-// On failure the previous file at path, if any, is untouched and no temporary file is left.
+// Writes info and tensors[0..n) to path atomically (tlc_write_atomic). On failure (a full
+// disk too) the previous file at path, if any, is untouched and no temporary file is left.
 int tlc_checkpoint_save(const char *path, const TlcCheckpointInfo *info,
                         const TlcTensorRef *tensors, int n, TlcError *err);
 
@@ -434,12 +490,14 @@ typedef struct TlcBundle {
   size_t ptx_size;
   const uint8_t *cubin;
   size_t cubin_size;
+  uint8_t *owned;       // tlc_bundle_read's aligned copy of data that was not 8-byte aligned, or NULL
 } TlcBundle;
 
 // Serialises b into a malloc'd buffer (*data, *size).
 int tlc_bundle_build(const TlcBundle *b, uint8_t **data, size_t *size, TlcError *err);
-// Verifies data and describes it in *out: strings and code point into data, which must
-// outlive *out; the two arrays are allocated and released by tlc_bundle_free.
+// Verifies data (at any alignment) and describes it in *out: strings and code point into
+// data, which must outlive *out, or into a copy of it; the arrays and the copy are allocated
+// and released by tlc_bundle_free.
 int tlc_bundle_read(const void *data, size_t size, TlcBundle *out, TlcError *err);
 void tlc_bundle_free(TlcBundle *b);
 
@@ -632,6 +690,12 @@ typedef struct TlcRun {
   bool checked_train, checked_eval;   // the first of each was reported in full
   const char **predict_paths;   // --predict: the image files (argv's strings), in order
   int64_t npredict;             // their count; 0: no prediction
+  int argc;                     // the command line, for the command that resumes a stopped run
+  char **argv;
+  TlcRng epoch_rng;             // run->rng as this epoch started (before its shuffle)
+  int64_t resume_images;        // --resume of a run stopped inside an epoch: its images done,
+  double resume_loss, resume_correct;   // and its sums; used by the first epoch, then 0
+  double resumed_seen;          // images of this epoch trained before the resume (not timed)
 } TlcRun;
 
 // Parses the trainer's flags (--data --epochs --device --seed --out --resume --limit --eval
@@ -647,6 +711,11 @@ typedef struct TlcRun {
 // split, and tlc_run_finish prints one "predict:" line per image instead of the result line.
 // A call that reports failure (tlc_run_start, tlc_train_batch_done, tlc_epoch_end) has
 // already released the run: main only returns run->status.
+// Ctrl-C or SIGTERM during training: the step under way finishes, tlc_train_batch and
+// tlc_eval_batch return false, and tlc_epoch_end (or tlc_run_finish, during the test pass)
+// saves OUT/last.ckpt, inside the epoch if need be, prints the command that resumes the run
+// and reports failure with status 128 + the signal's number; the resumed run ends bit for bit
+// as an uninterrupted one.
 int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv);
 // Runs the training step or the evaluation pass on the run's device: on a GPU, the batch
 // goes up before and the loss and logits come back after. Nonzero after a failure (a GPU

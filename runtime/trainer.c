@@ -2,9 +2,11 @@
 //
 // Contract (tlcrt.h, section "trainer.c"; the command line is in DESIGN.md section 3):
 // - tlc_run_start checks everything that can fail before the first step: flags, the --out
-//   directory (created, and metrics.jsonl opened in it), the data against the model, memory,
-//   the checkpoint to resume or evaluate. Errors print "error: ..." on stderr; the status is
-//   2 for a usage error, 1 otherwise.
+//   directory (created, and metrics.jsonl opened in it), the checkpoint to resume or evaluate
+//   and the weights, the data against the model, the output files' directories, the device,
+//   memory; all of them before the first image is decoded, so that a typo in a path does not
+//   wait for a data set to be read. Errors print "error: ..." on stderr; the status is 2 for a
+//   usage error, 1 otherwise.
 // - Determinism: initialisation and the training order draw from one TlcRng seeded by
 //   --seed, and the order restarts from 0..n-1 before each epoch's shuffle, so the rng state is
 //   the whole of what a checkpoint needs to resume bit for bit. Augmentation draws from a
@@ -12,6 +14,7 @@
 // - Each epoch prints one line, appends one JSON line to OUT/metrics.jsonl and saves
 //   OUT/last.ckpt, and OUT/best.ckpt when the validation accuracy improved (ties keep the
 //   older one). tlc_run_finish prints the one "result:" line scripts read.
+// - Ctrl-C or SIGTERM stops the run cleanly at the next step's end (trainer_stop.c).
 // - A call that fails releases everything before returning; main just returns run->status.
 #include "trainer_internal.h"
 
@@ -97,7 +100,7 @@ static int open_out(TlcRun *run, TlcError *err) {
 
 // Initial state from the seed, then the checkpoint over it when there is one.
 static int load_state(TlcRun *run, TlcError *err) {
-  if (trainer_alloc_state(run, err) != 0 || trainer_alloc_batches(run, err) != 0)
+  if (trainer_alloc_state(run, err) != 0)
     return -1;
   tlc_rng_seed(&run->rng, run->seed);
   trainer_init_params(run);
@@ -118,12 +121,18 @@ static int load_state(TlcRun *run, TlcError *err) {
     run->epochs = run->first_epoch;  // prediction trains nothing either
   if (run->eval_checkpoint) {
     run->epochs = run->first_epoch;  // no epoch to train: the loop goes straight to the test split
-    if (checkpoint)
+    if (checkpoint && run->resume_images)
+      printf("eval: %s: the state in epoch %d after %lld training images (step %lld)\n", checkpoint,
+             run->epochs_done + 1, (long long)run->resume_images, (long long)run->step);
+    else if (checkpoint)
       printf("eval: %s: the state after epoch %d (step %lld)\n", checkpoint, run->epochs_done,
              (long long)run->step);
   } else if (run->resume && run->first_epoch >= run->epochs) {
     printf("resume: %s: the state after epoch %d (step %lld); --epochs is %d, nothing left to train\n",
            checkpoint, run->epochs_done, (long long)run->step, run->epochs);
+  } else if (run->resume && run->resume_images) {
+    printf("resume: %s: stopped in epoch %d after %lld training images (step %lld); continuing it, then to epoch "
+           "%d\n", checkpoint, run->first_epoch + 1, (long long)run->resume_images, (long long)run->step, run->epochs);
   } else if (run->resume) {
     printf("resume: %s: the state after epoch %d (step %lld); training epochs %d to %d\n", checkpoint,
            run->epochs_done, (long long)run->step, run->first_epoch + 1, run->epochs);
@@ -131,6 +140,20 @@ static int load_state(TlcRun *run, TlcError *err) {
   return 0;
 }
 
+// A checkpoint written inside an epoch continues only on the same training images in the
+// same batches.
+static int check_resume_position(const TlcRun *run, TlcError *err) {
+  int64_t b = run->model->batch, whole = run->ntrain / b * b;
+  if (run->resume_images % b == 0 && run->resume_images <= whole)
+    return 0;
+  return tlc_fail(err, "%s: the run stopped in epoch %d after %lld training images, which this data set cannot "
+                  "continue (%lld training images an epoch in batches of %lld); resume with the data and --limit "
+                  "it had", run->resume, run->first_epoch + 1, (long long)run->resume_images, (long long)whole,
+                  (long long)b);
+}
+
+// Every input is checked (files opened, weights matched to the model, data listed, output
+// directories, the device) before the loader decodes the first image.
 static int start_run(TlcRun *run, TlcError *err) {
   if (run->epochs < 1) {
     tlc_fail(err, "model '%s' sets no number of epochs: pass --epochs N", run->model->name);
@@ -139,11 +162,14 @@ static int start_run(TlcRun *run, TlcError *err) {
   if (!run->eval_checkpoint && !run->npredict && open_out(run, err) != 0)
     return TRAINER_FAILED;
   tlc_pool_init(run->threads);
+  if (load_state(run, err) != 0)
+    return TRAINER_FAILED;
   int status = trainer_load_data(run, err);
   if (status != TRAINER_OK)
     return status;
-  if (trainer_start_loader(run, err) != 0 || load_state(run, err) != 0 || trainer_prepare_outputs(run, err) != 0 ||
-      trainer_open_device(run, err) != 0)
+  if (trainer_alloc_batches(run, err) != 0 || trainer_prepare_outputs(run, err) != 0 ||
+      trainer_open_device(run, err) != 0 || trainer_start_loader(run, err) != 0 ||
+      (run->resume && run->resume_images && check_resume_position(run, err) != 0))
     return TRAINER_FAILED;
   run->use_features = trainer_wants_features(run);
   if (run->use_features)
@@ -156,6 +182,7 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);   // one line per epoch, even into a log file
   memset(run, 0, sizeof *run);
   run->model = model;
+  run->argc = argc, run->argv = argv;
   run->epochs = model->epochs;
   run->seed = model->seed_default;
   run->data_dir = model->data_dir;
@@ -168,8 +195,11 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
                                                      : trainer_parse_flags(run, argc, argv, &help, &err);
   if (status == TRAINER_OK && !help)
     status = start_run(run, &err);
-  if (status == TRAINER_OK && !help)
+  if (status == TRAINER_OK && !help) {
+    if (run->first_epoch < run->epochs)
+      trainer_stop_install();
     return 0;
+  }
   fflush(stdout);
   if (status != TRAINER_OK)
     fprintf(stderr, "error: %s\n", err.msg);
@@ -200,18 +230,22 @@ static double schedule_factor(const TlcSchedule *s, int epoch, int epochs) {
 void tlc_epoch_begin(TlcRun *run, int epoch) {
   const TlcModel *m = run->model;
   run->epoch = epoch;
+  run->epoch_rng = run->rng;   // what a checkpoint written inside this epoch resumes from
   for (int64_t i = 0; i < run->ntrain; i++)
     run->order[i] = (int32_t)i;
   tlc_rng_shuffle(&run->rng, run->order, run->ntrain);
+  // A run resumed inside this epoch goes on from its images and sums.
+  run->cursor = run->resume_images;
+  run->epoch_loss = run->resume_loss, run->epoch_correct = run->resume_correct;
+  run->epoch_seen = run->resumed_seen = (double)run->resume_images;
+  run->resume_images = 0, run->resume_loss = run->resume_correct = 0;
+  run->eval_loss = run->eval_correct = run->eval_seen = 0;
+  run->eval_active = false;
+  run->epoch_seconds = 0;
   run->epoch_start = trainer_now();   // the feature cache, when the first pass computes it, is training time
   trainer_begin_training_pass(run);
   run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs);
   memcpy(run->arena + m->lr, &run->lr_factor, sizeof run->lr_factor);
-  run->cursor = 0;
-  run->epoch_loss = run->epoch_correct = run->epoch_seen = 0;
-  run->eval_loss = run->eval_correct = run->eval_seen = 0;
-  run->eval_active = false;
-  run->epoch_seconds = 0;
 }
 
 typedef struct EpochStats {
@@ -225,7 +259,7 @@ static EpochStats epoch_stats(const TlcRun *run) {
       .acc = run->epoch_correct / run->epoch_seen,
       .val_loss = validated ? run->eval_loss / run->eval_seen : NAN,
       .val_acc = validated ? run->eval_correct / run->eval_seen : NAN,
-      .images_per_s = run->epoch_seconds > 0 ? run->epoch_seen / run->epoch_seconds : 0,
+      .images_per_s = run->epoch_seconds > 0 ? (run->epoch_seen - run->resumed_seen) / run->epoch_seconds : 0,
       .seconds = run->epoch_seconds,
   };
   return e;
@@ -276,6 +310,8 @@ static int report_failure(TlcRun *run) {
 int tlc_epoch_end(TlcRun *run, int epoch) {
   if (run->failed)
     return report_failure(run);
+  if (trainer_stop_requested())   // the passes ended early: the epoch is saved as far as it went
+    return trainer_stop(run, true);
   EpochStats e = epoch_stats(run);
   run->train_seconds += run->epoch_seconds;
   run->epochs_done = epoch + 1;
@@ -283,15 +319,19 @@ int tlc_epoch_end(TlcRun *run, int epoch) {
   bool improved = e.val_acc > run->best_val;  // ties keep the older; NaN never improves
   if (improved)
     run->best_val = e.val_acc;
+  // last.ckpt before the log line: when it cannot be written (a full disk), the log ends
+  // where the checkpoint a resume starts from does.
   TlcError err;
-  if (log_epoch(run, epoch, &e, &err) != 0 || trainer_save_checkpoint(run, run->last_path, &err) != 0 ||
-      (improved && trainer_save_checkpoint(run, run->best_path, &err) != 0)) {
+  if (trainer_save_checkpoint(run, run->last_path, false, &err) != 0 || log_epoch(run, epoch, &e, &err) != 0 ||
+      (improved && trainer_save_checkpoint(run, run->best_path, false, &err) != 0)) {
     fprintf(stderr, "error: %s\n", err.msg);
     run->status = TRAINER_FAILED;
     trainer_release(run);
     return 1;
   }
   run->last_good = run->last_path;
+  if (trainer_stop_requested())
+    return trainer_stop(run, false);
   return 0;
 }
 
@@ -299,19 +339,34 @@ int tlc_epoch_end(TlcRun *run, int epoch) {
 // Finishing
 //
 
+// "best_val_acc=0.9123", or "best_val_acc=none" when there is no validation split.
+static void print_best_val(const TlcRun *run) {
+  if (run->best_val < 0)
+    printf("best_val_acc=none");
+  else
+    printf("best_val_acc=%.4f", run->best_val);
+}
+
 int tlc_run_finish(TlcRun *run) {
   if (run->failed) {
     report_failure(run);
     return run->status;
   }
+  if (trainer_stop_requested()) {   // during the test pass: training is over and saved
+    trainer_stop(run, false);
+    return run->status;
+  }
   bool tested = run->eval_split == TLC_SPLIT_TEST && run->eval_seen > 0;
   double test_acc = tested ? run->eval_correct / run->eval_seen : NAN;
   double test_loss = tested ? run->eval_loss / run->eval_seen : NAN;
-  double best_val = run->best_val >= 0 ? run->best_val : NAN;
   double per_s = run->train_seconds > 0 ? run->images_trained / run->train_seconds : 0;
-  int64_t skipped = run->loader ? tlc_loader_skipped(run->loader) : 0;
-  if (skipped)
-    printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n", (long long)skipped);
+  TlcLoaderStats stats = {0};
+  if (run->loader)
+    tlc_loader_stats(run->loader, &stats);
+  if (stats.skipped)
+    printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n",
+           (long long)stats.skipped);
+  trainer_report_files(run, false);
   TlcError err;
   if (trainer_write_outputs(run, &err) != 0 || (run->npredict && trainer_print_predictions(run, &err) != 0)) {
     fflush(stdout);
@@ -325,15 +380,17 @@ int tlc_run_finish(TlcRun *run) {
     run->status = TRAINER_OK;
     return 0;
   }
-  printf("result: test_acc=%.4f test_loss=%.4f best_val_acc=%.4f train_time_s=%.1f epochs=%d "
-         "images_per_s=%.0f skipped_images=%lld\n", test_acc, test_loss, best_val, run->train_seconds,
-         run->epochs_done, per_s, (long long)skipped);
+  printf("result: test_acc=%.4f test_loss=%.4f ", test_acc, test_loss);
+  print_best_val(run);
+  printf(" train_time_s=%.1f epochs=%d images_per_s=%.0f skipped_images=%lld\n", run->train_seconds,
+         run->epochs_done, per_s, (long long)stats.skipped);
   trainer_release(run);
   run->status = TRAINER_OK;
   return 0;
 }
 
 void trainer_release(TlcRun *run) {
+  trainer_stop_remove();
   fflush(stdout);
   if (run->metrics)
     fclose(run->metrics);

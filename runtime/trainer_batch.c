@@ -8,7 +8,7 @@
 // int64 and are also kept here, since the step's memory plan may reuse its input buffers once
 // they are read. A loader failure (a transform refused an image) ends the pass: the batch
 // functions return false and the next call that can report it (tlc_epoch_end,
-// tlc_run_finish) does.
+// tlc_run_finish) does. So does a requested stop (trainer_stop.c).
 #include "trainer_internal.h"
 
 #include <math.h>
@@ -64,15 +64,16 @@ void trainer_begin_training_pass(TlcRun *run) {
       run->failed = true;
     return;
   }
+  // From run->cursor: a resumed run skips the batches done before it stopped.
   int64_t whole = run->ntrain / m->batch * m->batch;
-  tlc_loader_begin(run->loader, &run->data.train, run->order, whole, m->train_transform, m->ntrain_transform,
-                   run->epoch);
+  tlc_loader_begin(run->loader, &run->data.train, run->order + run->cursor, whole - run->cursor, m->train_transform,
+                   m->ntrain_transform, run->epoch);
   run->train_active = true;
 }
 
 bool tlc_train_batch(TlcRun *run) {
   const TlcModel *m = run->model;
-  if (run->failed || run->cursor + m->batch > run->ntrain) {
+  if (run->failed || run->cursor + m->batch > run->ntrain || trainer_stop_requested()) {
     // The epoch's training part ends here; evaluation is not part of its images/s.
     run->epoch_seconds = trainer_now() - run->epoch_start;
     return false;
@@ -154,7 +155,7 @@ static void begin_eval_pass(TlcRun *run, TlcSplit split) {
 
 bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
   const TlcModel *m = run->model;
-  if (run->failed)
+  if (run->failed || trainer_stop_requested())
     return false;
   if (!run->eval_active || run->eval_split != split) {  // a new pass: restart the sums
     run->eval_active = true;

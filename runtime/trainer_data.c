@@ -2,10 +2,13 @@
 // the dataset report, and the loader (threads, decoded cache, OUT/samples.png).
 //
 // Contract: everything here runs in tlc_run_start, so bad data fails before the first step.
-// The report is one line per split fact: sizes, classes with their names, where val came
-// from. The first sample of the test split goes through the evaluation transforms before
-// training, so a data set whose images cannot become the model's input shape is refused
-// with the transform's own message (naming the file) instead of in the middle of an epoch.
+// The report is one line per split fact: sizes, classes with their names and where they came
+// from, where val came from (or that there is none, and what that changes), images found in
+// sub-folders and files of formats tlc does not decode; later, counts of the files converted
+// to the model's channels, never one line per file. The first sample of the test split goes
+// through the evaluation transforms before training, so a data set whose images cannot become
+// the model's input shape is refused with the transform's own message (naming the file)
+// instead of in the middle of an epoch.
 #include "trainer_internal.h"
 
 #include <stdlib.h>
@@ -55,6 +58,35 @@ static int size_splits(TlcRun *run, TlcError *err) {
   return TRAINER_OK;
 }
 
+// Why a format's validation split can be empty, in the terms of its .graph setting.
+static const char *no_val_reason(const char *format) {
+  if (!strcmp(format, "cifar10"))
+    return "cifar10's dev is 0";
+  if (!strcmp(format, "idx"))
+    return "idx's val is 0";
+  if (!strcmp(format, "image_folder"))
+    return "there is no val/ folder and val_split is 0";
+  return "the data set has no validation images";
+}
+
+static void print_validation(const TlcRun *run) {
+  const TlcData *d = &run->data;
+  if (run->nval > 0 && d->val_from[0])
+    printf("data: val is %s\n", d->val_from);
+  else if (run->nval == 0)
+    printf("data: no validation split (%s): epochs report no val_acc, best.ckpt is not written (last.ckpt is), "
+           "and the result line says best_val_acc=none\n", no_val_reason(run->model->data_format));
+}
+
+static void print_files(const TlcData *d) {
+  if (d->nested)
+    printf("data: %lld images are in sub-folders of class folders; they belong to their class, as in torchvision's "
+           "ImageFolder\n", (long long)d->nested);
+  if (d->other_formats)
+    printf("data: %lld files (%s) are not used: tlc decodes JPEG and PNG only (torchvision's ImageFolder would read "
+           "them)\n", (long long)d->other_formats, d->other_exts);
+}
+
 static void print_report(const TlcRun *run) {
   const TlcModel *m = run->model;
   const TlcData *d = &run->data;
@@ -63,14 +95,51 @@ static void print_report(const TlcRun *run) {
     printf("train %lld, val %lld, ", (long long)run->ntrain, (long long)run->nval);
   printf("test %lld images, %d classes; the model takes %dx%dx%d\n", (long long)run->ntest, m->classes, m->channels,
          m->height, m->width);
-  if (!run->eval_checkpoint && run->nval > 0 && d->val_from[0])
-    printf("data: val is %s\n", d->val_from);
+  if (!run->eval_checkpoint)
+    print_validation(run);
   if (d->class_names) {
     printf("data: classes:");
     for (int32_t c = 0; c < d->classes && c < REPORT_NAMES_MAX; c++)
       printf(" %d %s%s", c, d->class_names[c], c + 1 < d->classes ? "," : "");
     printf("%s\n", d->classes > REPORT_NAMES_MAX ? " ..." : "");
+    if (d->names_from[0])
+      printf("data: class names from %s\n", d->names_from);
   }
+  print_files(d);
+}
+
+// Whether every file of the splits in use was decoded into the cache (so all are counted).
+static bool all_cached(const TlcRun *run) {
+  const TlcDataset *splits[3] = {&run->data.train, &run->data.val, &run->data.test};
+  for (int s = run->eval_checkpoint ? 2 : 0; s < 3; s++)
+    if (splits[s]->paths && splits[s]->count && !splits[s]->cache)
+      return false;
+  return true;
+}
+
+void trainer_report_files(const TlcRun *run, bool at_start) {
+  if (!run->loader || at_start != all_cached(run))
+    return;
+  TlcLoaderStats st;
+  tlc_loader_stats(run->loader, &st);
+  int64_t total = 0;
+  for (int k = 0; k < TLC_IMAGE_KINDS; k++)
+    total += st.converted[k];
+  if (total) {
+    printf("data: %lld image files converted to %s as torchvision's loader does:", (long long)total,
+           run->model->channels == 1 ? "grayscale (RGB, then PIL's convert(\"L\"))" : "RGB (PIL's convert(\"RGB\"))");
+    const char *sep = " ";
+    for (int k = 0; k < TLC_IMAGE_KINDS; k++)
+      if (st.converted[k]) {
+        printf("%s%lld %s", sep, (long long)st.converted[k], tlc_image_kind_name((TlcImageKind)k));
+        sep = ", ";
+      }
+    printf("\n");
+  }
+  if (st.large)
+    printf("data: %lld image files have more than %lld pixels (PIL warns of a decompression bomb there; they are "
+           "read, up to %lld)\n", (long long)st.large, (long long)TLC_IMAGE_WARN_PIXELS,
+           (long long)TLC_IMAGE_MAX_PIXELS);
 }
 
 int trainer_load_data(TlcRun *run, TlcError *err) {
@@ -151,6 +220,7 @@ static int fill_cache(TlcRun *run, TlcError *err) {
     printf("data: the decoded images do not fit --cache-mb %lld: decoding them every epoch\n", (long long)run->cache_mb);
   else if (files)
     printf("data: --cache-mb 0: decoding the image files every epoch\n");
+  trainer_report_files(run, true);
   // Caching drops the files that do not decode: the splits may have shrunk.
   run->ntrain = min64(run->ntrain, run->data.train.count);
   run->nval = min64(run->nval, run->data.val.count);

@@ -39,7 +39,7 @@ int trainer_compute_features(TlcRun *run, TlcError *err) {
     order[i] = (int32_t)(i < n ? i : n - 1);
   tlc_loader_begin(run->loader, &run->data.train, order, padded, m->train_transform, m->ntrain_transform, 0);
   int status = 0;
-  for (int64_t first = 0; first < n && status == 0; first += m->batch) {
+  for (int64_t first = 0; first < n && status == 0 && !trainer_stop_requested(); first += m->batch) {
     status = tlc_loader_next(run->loader, (float *)(run->arena + m->images), run->batch_labels, err);
     if (status)
       break;
@@ -49,6 +49,10 @@ int trainer_compute_features(TlcRun *run, TlcError *err) {
   }
   tlc_loader_end(run->loader);
   free(order);
+  if (trainer_stop_requested()) {   // cut short: no step uses it, and the next run computes it again
+    free(run->features);
+    run->features = NULL;
+  }
   return status;
 }
 

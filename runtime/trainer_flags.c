@@ -209,7 +209,9 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --loader-threads N  threads decoding and augmenting images (default: as --threads)\n"
          "  --cache-mb N    keep decoded image files in memory up to N MB (default %lld; 0: never)\n"
          "  --help          show this message\n\n"
-         "The last line printed starts with \"result:\" and is meant for scripts.\n",
+         "The last line printed starts with \"result:\" and is meant for scripts. Ctrl-C or SIGTERM stops\n"
+         "training after the step under way: last.ckpt is saved, the command that resumes it printed,\n"
+         "and the exit status is 130 or 143.\n",
          argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->seed_default, m->name,
          m->weights ? m->weights : "none", (long long)TRAINER_CACHE_MB);
 }

@@ -11,6 +11,7 @@
 //   trainer_weights.c  --weights: safetensors or checkpoint tensors into a fresh state
 //   trainer_outputs.c  --export and --logits, written when the run ends
 //   trainer_predict.c  --predict: image files as the test split, one line of top classes each
+//   trainer_stop.c   Ctrl-C and SIGTERM: last.ckpt saved, the command that resumes printed
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -33,7 +34,9 @@ int trainer_check_model(const TlcModel *m, TlcError *err);
 int trainer_alloc_state(TlcRun *run, TlcError *err);     // arena, tensor list, fingerprint
 void trainer_init_params(TlcRun *run);                   // draws from run->rng, params order
 int trainer_load_checkpoint(TlcRun *run, const char *path, TlcError *err);
-int trainer_save_checkpoint(TlcRun *run, const char *path, TlcError *err);
+// in_epoch: the run stops inside run->epoch; the images done and the epoch's sums are saved.
+// A failed save says that the previous file is intact.
+int trainer_save_checkpoint(TlcRun *run, const char *path, bool in_epoch, TlcError *err);
 void trainer_free_state(TlcRun *run);
 
 // trainer_batch.c
@@ -44,6 +47,9 @@ void trainer_begin_training_pass(TlcRun *run);           // the loader starts on
 // trainer_data.c
 int trainer_load_data(TlcRun *run, TlcError *err);       // returns a status: the splits, checked and reported
 int trainer_start_loader(TlcRun *run, TlcError *err);    // threads, the decoded cache, OUT/samples.png
+// Counts of image files converted to the model's channels and over PIL's warning size: once
+// at the start when every file was decoded into the cache, else at the end (at_start false).
+void trainer_report_files(const TlcRun *run, bool at_start);
 void trainer_free_data(TlcRun *run);
 
 // trainer_device.c
@@ -80,6 +86,14 @@ int trainer_predict_load(TlcRun *run, TlcError *err);
 int trainer_predict_check(TlcRun *run, TlcError *err);
 // One "predict:" line per image from run->test_logits.
 int trainer_print_predictions(const TlcRun *run, TlcError *err);
+
+// trainer_stop.c
+void trainer_stop_install(void);        // SIGINT and SIGTERM ask the run to stop
+void trainer_stop_remove(void);         // the handlers before install
+bool trainer_stop_requested(void);
+// Saves last.ckpt (in_epoch: inside run->epoch; else it is saved already), prints how to
+// resume, releases the run; returns 1 with run->status 128 + the signal.
+int trainer_stop(TlcRun *run, bool in_epoch);
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds

@@ -53,7 +53,7 @@ static int load_images(TlcRun *run, TlcError *err) {
     d->count = i + 1;  // what tlc_dataset_free releases
     if (!d->paths[i])
       return tlc_fail(err, "out of memory");
-    if (tlc_image_read(d->paths[i], &d->cache[i], err) != 0)
+    if (tlc_image_read_as(d->paths[i], run->model->channels, &d->cache[i], err) != 0)
       return -1;   // the message names the file
   }
   return 0;

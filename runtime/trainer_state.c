@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { ARENA_ALIGN = 64, MAX_DIMS = 4 };
 
@@ -186,17 +187,38 @@ int trainer_load_checkpoint(TlcRun *run, const char *path, TlcError *err) {
   run->rng.s[0] = info.rng[0];
   run->rng.s[1] = info.rng[1];
   run->best_val = info.best_metric;
+  run->resume_images = info.images_done;
+  run->resume_loss = info.loss_sum, run->resume_correct = info.correct_sum;
   return 0;
 }
 
-int trainer_save_checkpoint(TlcRun *run, const char *path, TlcError *err) {
+// What a failed save left: the previous file is untouched (tlc_checkpoint_save's promise),
+// and the user needs to know that it is there and what it holds.
+static int save_failed(const TlcRun *run, const char *path, bool existed, TlcError *err) {
+  TlcError why = *err;
+  if (!existed)
+    return tlc_fail(err, "%s; no checkpoint was written there", why.msg);
+  if (run->last_good && strcmp(run->last_good, path) == 0)
+    return tlc_fail(err, "%s; the previous %s is intact: --resume %s continues from it", why.msg, path, path);
+  return tlc_fail(err, "%s; the previous %s is intact", why.msg, path);
+}
+
+int trainer_save_checkpoint(TlcRun *run, const char *path, bool in_epoch, TlcError *err) {
   if (trainer_state_to_host(run, err) != 0)
     return -1;
   ints_to_floats(run);
+  // Inside an epoch: the images done so far, and the generator as the epoch started.
+  const TlcRng *rng = in_epoch ? &run->epoch_rng : &run->rng;
   TlcCheckpointInfo info = {.graph = run->model->name, .graph_hash = run->graph_hash,
                             .epoch = run->epochs_done, .step = run->step,
-                            .rng = {run->rng.s[0], run->rng.s[1]}, .best_metric = run->best_val};
-  return tlc_checkpoint_save(path, &info, run->tensors, run->model->nparams, err);
+                            .rng = {rng->s[0], rng->s[1]}, .best_metric = run->best_val,
+                            .images_done = in_epoch ? run->cursor : 0,
+                            .loss_sum = in_epoch ? run->epoch_loss : 0,
+                            .correct_sum = in_epoch ? run->epoch_correct : 0};
+  bool existed = access(path, F_OK) == 0;
+  if (tlc_checkpoint_save(path, &info, run->tensors, run->model->nparams, err) != 0)
+    return save_failed(run, path, existed, err);
+  return 0;
 }
 
 void trainer_free_state(TlcRun *run) {

@@ -187,15 +187,31 @@ int tlc_transform_draw(const TlcTransform *t, int32_t width, int32_t height, Tlc
   return tlc_fail(err, "unknown transform kind %d", (int)t->kind);
 }
 
-// Resize's output: the shorter side becomes size, the other int(size * long / short).
+// Resize's output: the shorter side becomes size, the other int(size * long / short); a side
+// beyond int32 (an extreme aspect ratio) saturates, and image_reserve refuses it.
 static void resize_shape(int32_t size, int32_t width, int32_t height, int32_t *out_w, int32_t *out_h) {
-  if (width <= height) {
-    *out_w = size;
-    *out_h = (int32_t)((double)size * height / width);
-  } else {
-    *out_h = size;
-    *out_w = (int32_t)((double)size * width / height);
+  double longer = (double)size * (width <= height ? height : width) / (width <= height ? width : height);
+  int32_t other = longer >= INT32_MAX ? INT32_MAX : (int32_t)longer;
+  *out_w = width <= height ? size : other;
+  *out_h = width <= height ? other : size;
+}
+
+int64_t tlc_transform_largest_bytes(const TlcTransform *tf, int n, int32_t width, int32_t height, int32_t channels) {
+  int64_t largest = 0;
+  for (int i = 0; i < n && tf[i].kind != TLC_TF_NORMALIZE; i++) {
+    const TlcTransform *t = &tf[i];
+    if (t->kind == TLC_TF_RESIZE)
+      resize_shape(t->size, width, height, &width, &height);
+    else if (t->kind == TLC_TF_CENTER_CROP || t->kind == TLC_TF_RANDOM_CROP || t->kind == TLC_TF_RANDOM_RESIZED_CROP)
+      width = height = t->size;
+    else if (t->kind == TLC_TF_GRAYSCALE_TO_RGB)
+      channels = 3;
+    if (width > TRANSFORM_MAX_SIDE || height > TRANSFORM_MAX_SIDE)
+      break;   // refused before anything is allocated for it
+    int64_t bytes = (int64_t)width * height * channels;
+    largest = bytes > largest ? bytes : largest;
   }
+  return largest;
 }
 
 // Gives img room for width x height x channels bytes; its size fields are set.

@@ -2,7 +2,9 @@
 """check_data.py DUMP_DATA SCRATCH: the loaders (through dump_data) against data sets that
 make_data.py writes in the real formats. Checks counts, labels, class names and pixels (PNG
 and CIFAR-10 exactly; JPEG against PIL's decoding of the same file within 1 and against the
-image written within a mean of 3), then each kind of bad input for its message."""
+image written within a mean of 3); an ImageFolder of every PIL mode in nested folders against
+torchvision's own make_dataset (files, order, labels) and PIL's convert("RGB") / convert("L")
+(pixels); then each kind of bad input for its message."""
 import json
 import os
 import shutil
@@ -73,6 +75,17 @@ def jpeg_close(name, g, source=None):
         check(f"{name}: JPEG close to the image written", err < 3, f"mean error {err:.2f}")
 
 
+def dump_args(fmt, d, param, channels):
+    """dump_data's output with image files decoded to `channels`, and its report lines by key."""
+    r = subprocess.run([DUMP, fmt, d, str(param), str(channels)], capture_output=True, text=True)
+    keys = {}
+    for line in r.stdout.splitlines():
+        f = line.split(" ", 1)
+        if f[0] in ("names_from", "nested", "other", "val_from"):
+            keys[f[0]] = f[1] if len(f) > 1 else ""
+    return r, keys
+
+
 def fails(name, got, text):
     check(name, got["rc"] == 1 and text in got["text"], f"status {got['rc']}: {got['text'][-400:]}")
 
@@ -109,6 +122,7 @@ check("jpg: the held-out files are the same every time", [g["path"] for g in aga
 
 # CIFAR-10 binary batches with a dev split of 3.
 exp = make("cifar10", f"{S}/cifar", 4)
+cifar_classes = exp["classes"]
 got = dump("cifar10", f"{S}/cifar", 3)
 check("cifar: classes from batches.meta.txt", got["classes"] == exp["classes"], str(got["classes"]))
 exact_split("cifar train", got["splits"].get("train", []), exp["train"][:-3])
@@ -128,6 +142,41 @@ for split in ("train", "val", "test"):
     check(f"flowers {split}: files", [os.path.basename(x.get("path", "")) for x in g] == [x["file"] for x in w])
     for i, x in enumerate(g):
         jpeg_close(f"flowers {split}[{i}]", x)
+
+# torchvision's ImageFolder: nested folders in sorted(os.walk()) order, every image converted
+# to RGB by PIL (gray, gray+alpha, palette with transparency, RGBA, CMYK JPEG, gray JPEG).
+from torchvision.datasets.folder import make_dataset, find_classes
+subprocess.run([sys.executable, f"{HERE}/make_data.py", "mixed", f"{S}/mixed"], check=True)
+for split in ("train", "test"):
+    root = f"{S}/mixed/{split}"
+    classes, to_idx = find_classes(root)
+    want = [(p, c) for p, c in make_dataset(root, to_idx, extensions=(".jpg", ".jpeg", ".png"))]
+    for channels in (3, 1):
+        r, keys = dump_args("image_folder", f"{S}/mixed", 0, channels)
+        samples = [line.split(" ") for line in r.stdout.splitlines() if line.startswith(split + " ")]
+        check(f"mixed {split}: torchvision's files, order and labels",
+              [(" ".join(f[7:]), int(f[2])) for f in samples if f[3] != "error"] == want,
+              f"\n  got  {[(' '.join(f[7:]), f[2]) for f in samples]}\n  want {want}")
+        for f in samples:
+            if f[3] == "error":
+                check(f"mixed {split}[{f[1]}] ({channels} channels): decodes", False, " ".join(f[4:]))
+                continue
+            path = " ".join(f[7:])
+            w, h, c = int(f[3]), int(f[4]), int(f[5])
+            px = np.frombuffer(bytes.fromhex(f[6]), np.uint8).reshape(h, w, c).astype(int)
+            pil = Image.open(path).convert("RGB")
+            pil = np.asarray(pil if channels == 3 else pil.convert("L")).reshape(h, w, -1).astype(int)
+            exact = path.lower().endswith(".png")
+            diff = np.abs(px - pil).max() if px.shape == pil.shape else 999
+            check(f"mixed {path} ({channels} channels): PIL's convert{'' if exact else ' within 1'}",
+                  diff <= (0 if exact else 1), f"{px.shape} vs {pil.shape}, max difference {diff}")
+check("mixed: images in sub-folders counted", keys.get("nested") == "10", str(keys))
+check("mixed: .bmp and .tif files counted as not decoded", keys.get("other") == "4 .bmp, .tif", str(keys))
+check("mixed: class names from the folder names", keys.get("names_from") == f"the folder names in {S}/mixed/train")
+os.symlink("..", f"{S}/mixed/train/cls_b/deep/loop")   # a link back up: walked once, not for ever
+r, keys = dump_args("image_folder", f"{S}/mixed", 0, 3)
+check("mixed: a link to a parent folder is not followed twice", r.returncode == 0 and
+      sum(1 for line in r.stdout.splitlines() if line.startswith("train ")) == 15, r.stdout[-300:] + r.stderr)
 
 # Bad input: each a clear message naming the file.
 bad = f"{S}/bad"
@@ -175,6 +224,21 @@ with open(f"{bad}/test_batch.bin", "r+b") as f:
     f.write(bytes([10]))
 fails("CIFAR label out of range", dump("cifar10", bad), f"{bad}/test_batch.bin: record 1 has label 10, but there are 10 classes")
 fails("CIFAR dev too large", dump("cifar10", f"{S}/cifar", 20), "a dev split of 20 leaves none")
+# A class name longer than any line buffer stays one class; where names come from is said.
+long_name = "a very long class name " * 13
+with open(f"{bad}/batches.meta.txt", "w") as f:
+    f.write("".join(c + "\n" for c in cifar_classes[:9]) + long_name + "\n\n")
+with open(f"{bad}/test_batch.bin", "r+b") as f:
+    f.seek(3073)
+    f.write(bytes([9]))
+got = dump("cifar10", bad, 3)
+check("CIFAR: a 299-character class name is one class", got["rc"] == 0 and got["classes"] == cifar_classes[:9] + [long_name],
+      str(got["classes"])[-200:] + got["text"][-200:])
+r, keys = dump_args("cifar10", bad, 3, 0)
+check("CIFAR: class names from batches.meta.txt", keys.get("names_from") == f"{bad}/batches.meta.txt", str(keys))
+os.remove(f"{bad}/batches.meta.txt")
+r, keys = dump_args("cifar10", bad, 3, 0)
+check("CIFAR: class names from the published list", keys.get("names_from", "").startswith("CIFAR-10's published list"), str(keys))
 
 shutil.rmtree(bad)
 shutil.copytree(f"{S}/flowers", bad)

@@ -1,13 +1,18 @@
-// dump_data.c: FORMAT DIR [PARAM]: loads a data set through libtlcrt's loaders and prints what
-// they read, for tests/data/check_data.py to compare with what make_data.py wrote.
+// dump_data.c: FORMAT DIR [PARAM [CHANNELS]]: loads a data set through libtlcrt's loaders and
+// prints what they read, for tests/data/check_data.py to compare with what make_data.py wrote.
+// Image files are decoded with CHANNELS channels (1 or 3, as a model taking them would read
+// them; 0 or absent: as stored).
 //
-// Output, one line each: "classes N NAME|NAME|...", "val_from TEXT", then per split
-// "split NAME COUNT" and per sample "SPLIT INDEX LABEL W H C HEX" (the decoded HWC bytes) or
-// "SPLIT INDEX LABEL error MESSAGE". A load failure prints "error: MESSAGE" and exits 1.
+// Output, one line each: "classes N NAME|NAME|...", "val_from TEXT", "names_from TEXT",
+// "nested N", "other N EXTS", then per split "split NAME COUNT" and per sample
+// "SPLIT INDEX LABEL W H C HEX PATH" (the decoded HWC bytes) or "SPLIT INDEX LABEL error
+// MESSAGE". A load failure prints "error: MESSAGE" and exits 1.
 #include "tlcrt.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static int channels;
 
 static void dump_split(const char *name, const TlcDataset *d) {
   printf("split %s %lld\n", name, (long long)d->count);
@@ -15,7 +20,7 @@ static void dump_split(const char *name, const TlcDataset *d) {
   for (int64_t i = 0; i < d->count; i++) {
     TlcImage img = {d->width, d->height, d->channels, d->pixels ? d->pixels + i * size : NULL};
     TlcError err;
-    if (d->paths && tlc_image_read(d->paths[i], &img, &err) != 0) {
+    if (d->paths && tlc_image_read_as(d->paths[i], channels, &img, &err) != 0) {
       printf("%s %lld %d error %s\n", name, (long long)i, d->labels[i], err.msg);
       continue;
     }
@@ -39,6 +44,7 @@ int main(int argc, char **argv) {
     spec.val_count = atoll(argv[3]);
     spec.val_split = atof(argv[3]);
   }
+  channels = argc > 4 ? atoi(argv[4]) : 0;
   TlcData data;
   TlcError err;
   if (tlc_data_load(&spec, &data, &err) != 0) {
@@ -48,7 +54,8 @@ int main(int argc, char **argv) {
   printf("classes %d ", data.classes);
   for (int32_t c = 0; data.class_names && c < data.classes; c++)
     printf("%s%s", c ? "|" : "", data.class_names[c]);
-  printf("\nval_from %s\n", data.val_from);
+  printf("\nval_from %s\nnames_from %s\n", data.val_from, data.names_from);
+  printf("nested %lld\nother %lld %s\n", (long long)data.nested, (long long)data.other_formats, data.other_exts);
   dump_split("train", &data.train);
   dump_split("val", &data.val);
   dump_split("test", &data.test);

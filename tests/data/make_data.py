@@ -11,6 +11,11 @@ KIND is one of:
                      of varied sizes, N training images per class (Sandal as ants, Bag as bees)
   cifar10    OUT N   OUT/data_batch_{1..5}.bin (N records each), test_batch.bin, batches.meta.txt
   flowers102 OUT N   OUT/jpg/image_%05d.jpg (N images), imagelabels.mat, setid.mat
+  mixed      OUT     OUT/{train,test}/<class>/...: images of every PIL mode torchvision's loader
+                     converts (L, LA, P with transparency, RGBA, CMYK and gray JPEG), in nested
+                     folders whose sorted(os.walk()) order differs from a depth-first walk, beside
+                     .bmp/.tif files torchvision reads and tlc does not, and other files; no
+                     expected.json (check_data.py asks torchvision and PIL directly)
 Each writes OUT/expected.json: for every split, the samples as (label, the source image's
 index) and, where the pixels are known exactly, the HWC bytes the loader must produce.
 """
@@ -197,14 +202,50 @@ def flowers102(out, n):
     return exp
 
 
+def mixed(out, _):
+    """Every conversion torchvision's pil_loader (convert("RGB")) makes, in nested folders."""
+    train_i, _ = fashion("train")
+    g = [train_i[k] for k in range(40)]
+    rgb = lambda k: np.stack([g[k], 255 - g[k], g[(k + 1) % 40] // 2 + 60], axis=-1)
+    alpha = lambda k: (np.arange(28 * 28, dtype=np.uint8).reshape(28, 28) * 3 + k)  # partly transparent
+    def save(path, img, **kw):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        img.save(path, **kw)
+    for split, base in (("train", 0), ("test", 20)):
+        a, b = f"{out}/{split}/cls_a", f"{out}/{split}/cls_b"
+        save(f"{a}/gray.png", Image.fromarray(g[base]))
+        save(f"{a}/gray_alpha.png", Image.fromarray(np.stack([g[base + 1], alpha(1)], axis=-1), "LA"))
+        pal = Image.fromarray(rgb(base + 2)).quantize(24)
+        save(f"{a}/palette.png", pal, transparency=3)
+        save(f"{a}/rgba.png", Image.fromarray(np.concatenate([rgb(base + 3), alpha(3)[..., None]], axis=-1), "RGBA"))
+        save(f"{a}/cmyk.jpg", Image.fromarray(rgb(base + 4)).convert("CMYK"), quality=95)
+        save(f"{a}/grayj.JPG", Image.fromarray(g[base + 5]), quality=95)
+        save(f"{a}/rgb.png", Image.fromarray(rgb(base + 6)))
+        # Nested: sorted(os.walk()) visits cls_a/sub, cls_a/sub.d, then cls_a/sub/deeper.
+        save(f"{a}/sub/x.png", Image.fromarray(rgb(base + 7)))
+        save(f"{a}/sub/deeper/z.png", Image.fromarray(rgb(base + 8)))
+        save(f"{a}/sub.d/y.jpeg", Image.fromarray(rgb(base + 9)), quality=95)
+        save(f"{a}/sub/deeper/more/w.png", Image.fromarray(g[base + 10]))
+        # Read by torchvision, not by tlc; and files nobody reads.
+        save(f"{a}/other.bmp", Image.fromarray(rgb(base + 11)))
+        save(f"{a}/sub/other.TIF", Image.fromarray(rgb(base + 12)))
+        with open(f"{a}/notes.txt", "w") as f:
+            f.write("not an image\n")
+        for k in range(3):
+            save(f"{b}/img{k}.png", Image.fromarray(rgb(base + 13 + k)))
+        save(f"{b}/deep/er/est/img.png", Image.fromarray(rgb(base + 16)))
+    return None
+
+
 def main():
     kind, out = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     exp = {"folder_png": folder_png, "folder_jpg": folder_jpg, "cifar10": cifar10, "flowers102": flowers102,
-           "hymenoptera": hymenoptera,
+           "hymenoptera": hymenoptera, "mixed": mixed,
            "png_kinds": lambda o, _: png_kinds(o)}[kind](out, n)
-    with open(f"{out}/expected.json", "w") as f:
-        json.dump(exp, f)
+    if exp is not None:
+        with open(f"{out}/expected.json", "w") as f:
+            json.dump(exp, f)
 
 
 if __name__ == "__main__":

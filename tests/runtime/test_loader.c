@@ -2,7 +2,8 @@
 // threads or the prefetch depth; a sample's randomness depends on (seed, epoch, index) only,
 // not on where the sample falls in the order; a file that does not decode is replaced by the
 // next index of the data set, warned about once and counted; a transform failure reaches the
-// consumer with the sample named; passes can be abandoned midway and restarted.
+// consumer with the sample named; passes can be abandoned midway and restarted; files not in
+// the model's channels are converted and counted once; decoding in flight keeps to its budget.
 #include "check.h"
 #include "tlcrt.h"
 
@@ -81,7 +82,9 @@ static void test_threads_do_not_matter(void) {
   }
   tlc_loader_end(l4);
   CHECK(run_pass(l4, &ds, order, N, 0, c, lc, &err) == 0 && memcmp(a, c, sizeof a) == 0);
-  CHECK(tlc_loader_skipped(l4) == 0);
+  TlcLoaderStats st;
+  tlc_loader_stats(l4, &st);
+  CHECK(st.skipped == 0);
   tlc_loader_destroy(l1);
   tlc_loader_destroy(l4);
   tlc_loader_destroy(other);
@@ -130,7 +133,9 @@ static void test_broken_file(const char *tmp) {
   CHECK(tlc_loader_next(l, out, got, &err) == 0);
   CHECK(got[0] == 0 && got[1] == 2 && got[2] == 2 && got[3] == 0 && got[4] == 2);
   CHECK(out[1 * PIX] == 120 / 255.0f && out[0] == 40 / 255.0f && out[3 * PIX] == 160 / 255.0f);
-  CHECK(tlc_loader_skipped(l) == 1);
+  TlcLoaderStats st;
+  tlc_loader_stats(l, &st);
+  CHECK(st.skipped == 1);
   // The cache drops it before any pass.
   int64_t budget = 1 << 20;
   CHECK(tlc_loader_cache(l, &ds, &budget, &err) == 0);
@@ -143,10 +148,95 @@ static void test_broken_file(const char *tmp) {
   tlc_loader_destroy(l);
 }
 
+// Files of n x n pixels: gray ones (odd i) become RGB for a 3-channel loader, each counted once.
+static char **gray_and_rgb_files(const char *tmp, const char *name, int count, int n) {
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/%s", tmp, name);
+  mkdir(tmp, 0755);
+  mkdir(dir, 0755);
+  char **paths = calloc((size_t)count, sizeof *paths);
+  uint8_t *px = malloc((size_t)n * n * 3);
+  for (int i = 0; i < count; i++) {
+    paths[i] = malloc(1100);
+    snprintf(paths[i], 1100, "%s/%d.png", dir, i);
+    for (int k = 0; k < n * n * 3; k++)
+      px[k] = (uint8_t)(k * 7 + i);
+    TlcImage img = {n, n, i % 2 ? 1 : 3, px};
+    TlcError err;
+    CHECK(tlc_image_write_png(paths[i], &img, &err) == 0);
+  }
+  free(px);
+  return paths;
+}
+
+static TlcLoader *make_rgb(int threads, int64_t side, int64_t budget) {
+  TlcLoaderConfig cfg = {.threads = threads, .prefetch = 2, .batch = BATCH, .channels = 3, .height = (int32_t)side,
+                         .width = (int32_t)side, .seed = 1, .decode_budget = budget};
+  TlcLoader *l = NULL;
+  TlcError err;
+  CHECK(tlc_loader_create(&l, &cfg, &err) == 0);
+  return l;
+}
+
+static void test_conversions_counted(const char *tmp) {
+  char **paths = gray_and_rgb_files(tmp, "mixed", 4, SIDE);
+  int32_t file_labels[4] = {0, 1, 0, 1}, order[2 * BATCH] = {0, 1, 2, 3, 0, 1, 2, 3, 1, 3};
+  TlcDataset ds = {.count = 4, .paths = paths, .labels = file_labels, .classes = 2};
+  TlcLoader *l = make_rgb(2, SIDE, 0);
+  const TlcTransform none = {.kind = TLC_TF_HFLIP, .p = 0};
+  static float out[BATCH * 3 * PIX];
+  int32_t got[BATCH];
+  TlcError err;
+  tlc_loader_begin(l, &ds, order, 2 * BATCH, &none, 1, 0);
+  CHECK(tlc_loader_next(l, out, got, &err) == 0 && tlc_loader_next(l, out, got, &err) == 0);
+  // Sample 4 of the second batch is file 3, gray: its three planes are equal.
+  CHECK(out[3 * PIX * 4] == out[3 * PIX * 4 + PIX] && out[3 * PIX * 4] == out[3 * PIX * 4 + 2 * PIX]);
+  TlcLoaderStats st;
+  tlc_loader_stats(l, &st);
+  CHECK(st.converted[TLC_IMAGE_GRAY] == 2 && st.converted[TLC_IMAGE_RGB] == 0 && st.skipped == 0 && st.large == 0);
+  tlc_loader_destroy(l);
+  tlc_strings_free(paths, 4);
+}
+
+// Decoding in flight stays within the budget; a sample larger than the whole budget runs
+// alone. Each file here is 200x200 RGB (120,000 bytes) and its transform makes a 100x100 crop.
+static void test_decode_budget(const char *tmp) {
+  enum { FILES = 10, SIDE_BIG = 200, CROP = 100 };
+  char **paths = gray_and_rgb_files(tmp, "big", FILES, SIDE_BIG);
+  int32_t file_labels[FILES] = {0}, order[FILES];
+  for (int i = 0; i < FILES; i++)
+    order[i] = i;
+  TlcDataset ds = {.count = FILES, .paths = paths, .labels = file_labels, .classes = 1};
+  const TlcTransform crop = {.kind = TLC_TF_CENTER_CROP, .size = CROP};
+  int64_t sample = (int64_t)SIDE_BIG * SIDE_BIG * 3 + 2 * CROP * CROP * 3;   // pixels, two scratch crops
+  static float out[BATCH * 3 * CROP * CROP];
+  int32_t got[BATCH];
+  struct {
+    int64_t budget, most;
+  } cases[] = {{3 * sample + sample / 2, 3 * sample + sample / 2}, {sample / 2, sample + sample / 2}};
+  for (int c = 0; c < 2; c++) {
+    TlcLoader *l = make_rgb(4, CROP, cases[c].budget);
+    TlcError err;
+    tlc_loader_begin(l, &ds, order, FILES, &crop, 1, 0);
+    CHECK(tlc_loader_next(l, out, got, &err) == 0 && tlc_loader_next(l, out, got, &err) == 0);
+    TlcLoaderStats st;
+    tlc_loader_stats(l, &st);
+    CHECK(st.peak_bytes >= sample && st.peak_bytes <= cases[c].most);
+    if (st.peak_bytes > cases[c].most)
+      fprintf(stderr, "  budget %lld: %lld bytes at once, at most %lld expected\n", (long long)cases[c].budget,
+              (long long)st.peak_bytes, (long long)cases[c].most);
+    tlc_loader_destroy(l);
+  }
+  tlc_strings_free(paths, FILES);
+}
+
 int main(void) {
   const char *tmp = getenv("TLC_TEST_TMP");
+  tmp = tmp ? tmp : "/tmp/tlc-test-loader";
   test_threads_do_not_matter();
   test_transform_failure();
-  test_broken_file(tmp ? tmp : "/tmp/tlc-test-loader");
+  test_broken_file(tmp);
+  test_conversions_counted(tmp);
+  test_decode_budget(tmp);
   return check_report();
 }

@@ -5,12 +5,16 @@
 // files this test writes under $TLC_TEST_TMP. Checks: it learns; metrics and checkpoints appear
 // under --out; 2 epochs == 1 epoch + --resume + 1 epoch, bit for bit; a NaN loss stops with
 // status 1 and leaves the previous checkpoint; bad flags and an unusable --out fail before
-// training; --eval, --limit, augmentation, the validation split, padding and the schedules.
+// training; --eval, --limit, augmentation, the validation split, padding and the schedules;
+// SIGINT inside an epoch and SIGTERM during validation stop the run with last.ckpt saved, and
+// resuming it ends bit for bit as the run that was not stopped; weights are checked before the
+// data is read; a run without a validation split says so.
 #include "check.h"
 #include "tlcrt.h"
 
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +54,8 @@ static uint8_t train_pixels[TRAIN_FILE * PIX], train_labels[TRAIN_FILE];
 
 // What the steps saw, reset before every run; nan_step is set by the test that wants it.
 static int64_t nan_step;  // the 1-based step whose first loss is NaN; 0: none
+static int64_t signal_step, signal_eval;  // the 1-based step, or evaluation call, that raises stop_with
+static int stop_with;
 static struct {
   int64_t steps, seed_errors, eval_calls;
   uint64_t first_seed;
@@ -116,6 +122,8 @@ static void train_step(char *A) {
   forward(A, x, labels, loss, logits, grad);
   if (seed[1] == nan_step)
     loss[0] = NAN;
+  if (seed[1] == signal_step)
+    raise(stop_with);
   for (int k = 0; k < K; k++) {  // SGD with momentum on the batch mean
     float gb = 0;
     for (int n = 0; n < B; n++)
@@ -140,6 +148,8 @@ static void eval_step(char *A) {
   const float *x = (const float *)(A + OFF_IMAGES);
   if (seen.eval_calls++ == 0)
     memcpy(seen.first_eval, x, sizeof seen.first_eval);
+  if (seen.eval_calls == signal_eval)
+    raise(stop_with);
   memcpy(seen.last_eval, x, sizeof seen.last_eval);
   forward(A, x, labels, (float *)(A + OFF_ELOSS), (float *)(A + OFF_ELOGITS), NULL);
 }
@@ -558,6 +568,72 @@ static void test_nan(void) {
   nan_step = 0;
 }
 
+// Stops the run with `sig` at the given step (or evaluation call), checks what it says and
+// leaves, resumes it, and compares with a run that was not stopped.
+static void check_stop(int sig, int64_t step, int64_t eval_call, const char *said) {
+  char a[2200], b[2200], ca[2300], cb[2300], want[8000], line_a[512], line_b[512], result_a[512], result_b[512];
+  path(a, sizeof a, "unstopped");
+  path(b, sizeof b, sig == SIGINT ? "stopped-int" : "stopped-term");
+  CHECK(trainer("--data", data_dir, "--out", a, "--epochs", "3", "--seed", "4", NULL) == 0);
+  epoch_core("epoch 2/3", line_a, sizeof line_a);
+  result_core(result_a, sizeof result_a);
+  stop_with = sig, signal_step = step, signal_eval = eval_call;
+  int status = trainer("--data", data_dir, "--out", b, "--epochs", "3", "--seed", "4", NULL);
+  signal_step = signal_eval = 0;
+  snprintf(cb, sizeof cb, "%s/last.ckpt", b);
+  CHECK(status == 128 + sig && logged(said) && !strstr(log_text, "result:"));
+  snprintf(want, sizeof want, "stopped: continue with: train --data %s --out %s --epochs 3 --seed 4 --resume %s",
+           data_dir, b, cb);
+  CHECK(logged(want) && logged("stop requested: finishing the step under way"));
+  CHECK(trainer("--data", data_dir, "--eval", cb, NULL) == 0 && logged("result: test_acc="));
+  CHECK(trainer("--data", data_dir, "--out", b, "--epochs", "3", "--seed", "4", "--resume", cb, NULL) == 0);
+  CHECK(logged("resume:") && seen.seed_errors == 0);
+  epoch_core("epoch 2/3", line_b, sizeof line_b);
+  result_core(result_b, sizeof result_b);
+  CHECK(line_a[0] && strcmp(line_a, line_b) == 0 && strcmp(result_a, result_b) == 0);
+  if (strcmp(line_a, line_b) || strcmp(result_a, result_b))
+    fprintf(stderr, "  not stopped: %s | %s\n  resumed:     %s | %s\n", line_a, result_a, line_b, result_b);
+  snprintf(ca, sizeof ca, "%s/last.ckpt", a);
+  CHECK(same_file(ca, cb));
+  double lr[4];
+  CHECK(metrics_lines(b, lr, NULL, 4) == 3);
+}
+
+static void test_stop(void) {
+  char said[256];
+  snprintf(said, sizeof said, "stopped: SIGINT in epoch 2 of 3, after 5 of %d batches (step %d)", STEPS_PER_EPOCH,
+           STEPS_PER_EPOCH + 5);
+  check_stop(SIGINT, STEPS_PER_EPOCH + 5, 0, said);
+  CHECK(logged("resume:") && logged("stopped in epoch 2 after 40 training images"));
+  // During the first epoch's validation: the epoch is saved as far as it went (all its steps).
+  snprintf(said, sizeof said, "stopped: SIGTERM in epoch 1 of 3, after %d of %d batches", STEPS_PER_EPOCH,
+           STEPS_PER_EPOCH);
+  check_stop(SIGTERM, 0, 3, said);
+  stop_with = 0;
+}
+
+// --weights is opened and matched before the data is read (or any image decoded).
+static void test_inputs_first(void) {
+  char out[2200], missing[2300];
+  path(out, sizeof out, "inputs-first");
+  path(missing, sizeof missing, "no-such-weights.safetensors");
+  CHECK(trainer("--data", data_dir, "--out", out, "--weights", missing, NULL) == 1);
+  CHECK(logged("no-such-weights.safetensors: cannot open") && !strstr(log_text, "data:"));
+}
+
+static void test_no_validation(void) {
+  char out[2200], want[2400];
+  model.val_count = 0;
+  path(out, sizeof out, "no-val");
+  CHECK(trainer("--data", data_dir, "--out", out, "--epochs", "1", "--limit", "64", NULL) == 0);
+  snprintf(want, sizeof want, "data: %s (idx): train 64, val 0, test 64 images", data_dir);
+  CHECK(logged(want) && logged("data: no validation split (idx's val is 0): epochs report no val_acc, best.ckpt is "
+                               "not written (last.ckpt is), and the result line says best_val_acc=none"));
+  CHECK(logged(" best_val_acc=none ") && !strstr(log_text, "nan"));
+  CHECK(exists(out, "last.ckpt") && !exists(out, "best.ckpt"));
+  base_model();
+}
+
 static void test_bad_out(void) {
   char file[2200], under[2300];
   path(file, sizeof file, "a-file");
@@ -715,6 +791,9 @@ int main(void) {
   test_trains();
   test_augmentation();
   test_resume();
+  test_stop();
+  test_inputs_first();
+  test_no_validation();
   test_nan();
   test_bad_out();
   test_flags();
