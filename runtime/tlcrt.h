@@ -638,6 +638,8 @@ typedef enum { TLC_SPLIT_TRAIN, TLC_SPLIT_VAL, TLC_SPLIT_TEST } TlcSplit;
 
 // The state of one run. Fields the generated loop reads are documented; the rest is the
 // runtime's own.
+typedef struct TlcProfile TlcProfile;
+
 typedef struct TlcRun {
   const TlcModel *model;
   char *arena;          // the model's arena (64-byte aligned)
@@ -687,6 +689,8 @@ typedef struct TlcRun {
   bool use_features;            // training steps start from cached features (TlcModel.features)
   float *features;              // [ntrain, feature_floats] once computed, else NULL
   bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
+  bool profiling;               // --profile: every kernel of every step timed (trainer_profile.c)
+  struct TlcProfile *profile;   // the times so far
   bool checked_train, checked_eval;   // the first of each was reported in full
   const char **predict_paths;   // --predict: the image files (argv's strings), in order
   int64_t npredict;             // their count; 0: no prediction

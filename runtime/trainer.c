@@ -367,6 +367,7 @@ int tlc_run_finish(TlcRun *run) {
     printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n",
            (long long)stats.skipped);
   trainer_report_files(run, false);
+  trainer_profile_report(run);
   TlcError err;
   if (trainer_write_outputs(run, &err) != 0 || (run->npredict && trainer_print_predictions(run, &err) != 0)) {
     fflush(stdout);
@@ -402,6 +403,7 @@ void trainer_release(TlcRun *run) {
   run->gpu = NULL;
   free(run->features);
   run->features = NULL;
+  trainer_profile_free(run);
   free(run->out_owned);
   free(run->last_path);
   free(run->best_path);

@@ -28,13 +28,17 @@ int trainer_state_to_host(TlcRun *run, TlcError *err) {
 }
 
 // The step's inputs go up, and what the host reads of its results (the loss and logits of
-// each sample) comes back; everything else stays on the device.
+// each sample) comes back; everything else stays on the device. Profiled, the step runs
+// kernel by kernel, each timed.
 static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err) {
   const TlcModel *m = run->model;
   int64_t loss = training ? m->train_loss : m->eval_loss, logits = training ? m->train_logits : m->eval_logits;
   if (tlc_gpu_upload(run->gpu, run->arena + m->io_offset, m->io_offset, m->io_bytes, err) != 0)
     return -1;
-  (training ? steps->train_gpu : steps->eval_gpu)(run->gpu);
+  if (run->profiling && trainer_profile_step(run, steps, training, err) != 0)
+    return -1;
+  if (!run->profiling)
+    (training ? steps->train_gpu : steps->eval_gpu)(run->gpu);
   if (tlc_gpu_sync(run->gpu, err) != 0 || tlc_gpu_download(run->gpu, run->arena + loss, loss, m->batch * 4, err) != 0)
     return -1;
   return tlc_gpu_download(run->gpu, run->arena + logits, logits, m->batch * m->classes * 4, err);
@@ -52,16 +56,19 @@ static int check_step(TlcRun *run, const TlcSteps *steps, bool training, TlcErro
 }
 
 int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training) {
-  if (!run->gpu) {
+  TlcError err = {{0}};
+  int status;
+  if (run->gpu) {
+    status = run->check_gpu ? check_step(run, steps, training, &err) : gpu_step(run, steps, training, &err);
+  } else if (run->profiling) {
+    status = trainer_profile_step(run, steps, training, &err);
+  } else {
     if (training && run->use_features)
       run->model->train_head(run->arena);
     else
       (training ? steps->train_cpu : steps->eval_cpu)(run->arena);
     return 0;
   }
-  TlcError err = {{0}};
-  int status = run->check_gpu ? check_step(run, steps, training, &err)
-                              : gpu_step(run, steps, training, &err);
   if (status == 0)
     return 0;
   fprintf(stderr, "error: %s\n", err.msg);

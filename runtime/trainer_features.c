@@ -10,7 +10,8 @@
 
 bool trainer_wants_features(const TlcRun *run) {
   const TlcModel *m = run->model;
-  if (m->feature_floats <= 0 || !m->train_features || run->gpu || run->no_feature_cache || run->eval_checkpoint)
+  if (m->feature_floats <= 0 || !m->train_features || run->gpu || run->no_feature_cache || run->eval_checkpoint ||
+      run->profiling)   // profiled steps run every kernel of the step
     return false;
   // The cache shares --cache-mb's budget with decoded images.
   double mb = (double)run->ntrain * (double)m->feature_floats * sizeof(float) / (1 << 20);

@@ -67,6 +67,12 @@ static int flag_check_gpu(TlcRun *run, const char *flag, const char *value, TlcE
   return TRAINER_OK;
 }
 
+static int flag_profile(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)value, (void)err;
+  run->profiling = true;
+  return TRAINER_OK;
+}
+
 static int flag_no_feature_cache(TlcRun *run, const char *flag, const char *value, TlcError *err) {
   (void)flag, (void)value, (void)err;
   run->no_feature_cache = true;
@@ -181,7 +187,7 @@ static const Flag FLAGS[] = {
     {"--threads", true, flag_threads}, {"--predict", true, flag_predict, true},
     {"--weights", true, flag_weights}, {"--export", true, flag_export},
     {"--logits", true, flag_logits}, {"--check-gpu", false, flag_check_gpu},
-    {"--no-feature-cache", false, flag_no_feature_cache},
+    {"--no-feature-cache", false, flag_no_feature_cache}, {"--profile", false, flag_profile},
     {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
 };
 
@@ -194,6 +200,8 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --device D      where to run: cpu, cuda, or auto (default: the GPU when there is one)\n"
          "  --check-gpu     run every step kernel by kernel on the GPU and the CPU, comparing\n"
          "  --no-feature-cache  run the frozen prefix at every step even where its output could be cached\n"
+         "  --profile       time every kernel of every step (a GPU waits for each) and list where the time\n"
+         "                  went, all of it in OUT/profile.tsv\n"
          "  --seed N        random seed for initialisation, order and augmentation (default %" PRIu64 ")\n"
          "  --out DIR       metrics.jsonl, last.ckpt and best.ckpt go here (default runs/%s)\n"
          "  --resume CKPT   continue a run from a checkpoint\n"

@@ -12,6 +12,7 @@
 //   trainer_outputs.c  --export and --logits, written when the run ends
 //   trainer_predict.c  --predict: image files as the test split, one line of top classes each
 //   trainer_stop.c   Ctrl-C and SIGTERM: last.ckpt saved, the command that resumes printed
+//   trainer_profile.c  --profile: every kernel of every step timed, where the time went
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -94,6 +95,11 @@ bool trainer_stop_requested(void);
 // Saves last.ckpt (in_epoch: inside run->epoch; else it is saved already), prints how to
 // resume, releases the run; returns 1 with run->status 128 + the signal.
 int trainer_stop(TlcRun *run, bool in_epoch);
+
+// trainer_profile.c
+int trainer_profile_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err);
+void trainer_profile_report(TlcRun *run);   // when the run ends
+void trainer_profile_free(TlcRun *run);
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds

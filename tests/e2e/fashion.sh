@@ -30,6 +30,13 @@ check "resumed epoch" ./train --limit 1536 --resume half/last.ckpt --out half > 
 check "resume is bit-exact" cmp run/last.ckpt half/last.ckpt
 check "same result line" test "$(grep '^result' resumed.txt | cut -d' ' -f2-3)" = "$(grep '^result' train.txt | cut -d' ' -f2-3)"
 check "--eval" sh -c "./train --limit 1536 --eval run/last.ckpt | grep -q '^result: test_acc=$acc'"
+# --profile: the same run, every kernel timed: the table, and one line per kernel of both
+# passes in profile.tsv; the result is the unprofiled run's (the same kernels in the same order).
+check "--profile" sh -c "./train --limit 1536 --profile --out prof > prof.txt"
+check "profile: the slowest kernels listed" grep -qE '^profile: +[0-9.]+% of the training step' prof.txt
+kernels=$("$tlc" "$example" --set batch=32 --emit=c | grep -c 'tlc_parallel_for(')
+check "profile.tsv: every kernel ($kernels)" test "$(tail -n +2 prof/profile.tsv | wc -l)" -eq "$kernels"
+check "profiled, the same result" test "$(grep '^result' prof.txt | cut -d' ' -f2-3)" = "$(grep '^result' train.txt | cut -d' ' -f2-3)"
 
 # Bad input.
 fails_with "checkpoint of another graph" 1 "classifier.0.weight" ./other --limit 64 --resume run/last.ckpt --out o2

@@ -73,6 +73,10 @@ if [ "$model" = cnn_bn ]; then
       "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$bug
     check "cnn_bn: the $bug bug is named at the tiled convolution" grep -qE "k[0-9]+_conv2d_gemm_features_0_0 .*MISMATCH" out.txt
   done
+  # --profile on the emulated GPU: every kernel launched and waited for, timed, listed.
+  ./train --device cuda --profile --limit 32 --epochs 1 --out run_profile > out_profile.txt 2>&1
+  check "cnn_bn: --profile on the emulated GPU" grep -qE '^profile: CUDA emulator.*training steps' out_profile.txt
+  check "cnn_bn: profile.tsv lists the kernels" test "$(wc -l < run_profile/profile.tsv)" -gt 40
   # The device the trainer sees: an older GPU than the cubin is refused, a newer one runs the PTX path.
   TLC_EMU_SM=80 fails_with "cnn_bn: TLC_EMU_SM=80 is older than the cubin" 1 "rebuild it with tlc --arch=sm_80" \
     ./train --device cuda --limit 16 --out run_sm80

@@ -25,6 +25,10 @@ for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
   "$tlc" tests/gpu/fashion_zoo.graph --set "model=$model(input = [1, 28, 28], classes = 10)" --set data.val=64 \
     --cpu=x86-64-v3 -o "$stage/check_$model"
 done
+# cnn_bn in float32 throughout, for the two-epoch comparison of the devices (the default, bf16
+# tensor cores on the GPU, is checked kernel by kernel above and by the Fashion-MNIST accuracy).
+"$tlc" tests/gpu/fashion_zoo.graph --set "model=cnn_bn(input = [1, 28, 28], classes = 10)" --set data.val=64 \
+  --set 'precision="fp32"' --cpu=x86-64-v3 -o "$stage/check_cnn_bn_fp32"
 # One step of every model against PyTorch (step_torch.py, which names each model's call), and
 # the script with the weights module it imports.
 for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do

@@ -5,15 +5,18 @@
 #   check_MODEL.txt     --check-gpu: one training step and one evaluation pass of each model,
 #                       kernel by kernel on the GPU and the CPU from the same inputs; every
 #                       buffer a kernel writes must agree within 1e-4 of its largest value
+#                       (2e-2 for a kernel on bf16 tensor cores)
 #   steps.txt           two epochs of cnn_bn on each device from the same seed: losses agree
 #   torch_steps.txt     one training step of each model against PyTorch on this GPU: the same
 #                       weights and images, loss and every tensor after the step compared
 #                       (tests/gpu/step_torch.py states the tolerances)
 #   fashion_gpu.txt     the Fashion-MNIST example trained on the GPU, to the CPU's accuracy
 #   benchmark.md        images/s and peak memory against PyTorch eager and torch.compile
+#   profile_NAME.txt    --profile of a benchmark trainer: the kernels that took the most time, and
+#   profile_NAME.tsv    every kernel's time per step (where the speed work should go)
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
-#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, bench (default: all);
+#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, profile, bench (default: all);
 #                                         bench:TRAINER,... runs only those experiments
 #                                         (bench_resnet18_ft, bench_resnet18_fixed,
 #                                         bench_mobilenet_v2_ft, bench_effnet_b5_ft, bench_cnn_bn)
@@ -24,7 +27,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 pack=${1:-build/gpu/pack.tar.xz}
 shift || true
-parts=${*:-checks steps torch fashion bench}
+parts=${*:-checks steps torch fashion profile bench}
 wants() { [[ " $parts " == *" $1 "* ]]; }
 # Python unpacks it: every machine with PyTorch has it, where xz may be missing.
 python3 -c 'import sys, tarfile
@@ -50,12 +53,13 @@ for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
   verdict "check-gpu $model" $?
 done
 
-# 2. Whole steps: 2 epochs of the subset's 448 training images on each device, the same seed; the
-#    per-epoch losses must agree to 2% (float sums in a different order over 56 steps drift a little).
+# 2. Whole steps: 2 epochs of the subset's 448 training images on each device, the same seed, in
+#    float32 (precision = "fp32"); the per-epoch losses must agree to 2% (float sums in a different
+#    order over 56 steps drift a little).
 if wants steps; then
-./check_cnn_bn --device cpu --data data/subset --epochs 2 --out runs/cpu > "$out/steps.txt" 2>&1
+./check_cnn_bn_fp32 --device cpu --data data/subset --epochs 2 --out runs/cpu > "$out/steps.txt" 2>&1
 cpu=$?
-./check_cnn_bn --device cuda --data data/subset --epochs 2 --out runs/gpu >> "$out/steps.txt" 2>&1
+./check_cnn_bn_fp32 --device cuda --data data/subset --epochs 2 --out runs/gpu >> "$out/steps.txt" 2>&1
 gpu=$?
 python3 - runs/cpu/metrics.jsonl runs/gpu/metrics.jsonl >> "$out/steps.txt" 2>&1 <<'PY'
 import json, sys
@@ -93,7 +97,19 @@ awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
 verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
 fi
 
-# 5. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
+# 5. Where the time goes: the benchmark trainers at their real sizes with --profile (each
+#    kernel timed, waited for), on 256 of the benchmark's photos (bench/gpu.sh makes them).
+if wants profile; then
+  bench/gpu.sh 256 none > /dev/null 2>&1
+  for trainer in bench_resnet18_ft bench_mobilenet_v2_ft bench_effnet_b5_ft; do
+    timeout 150 ./$trainer --device cuda --profile --data data/bench --limit 256 --epochs 1 --weights none \
+      --out runs/profile_$trainer > "$out/profile_$trainer.txt" 2>&1
+    verdict "--profile of $trainer" $?
+    cp runs/profile_$trainer/profile.tsv "$out/profile_$trainer.tsv" 2>/dev/null
+  done
+fi
+
+# 6. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
 chosen=$(printf '%s\n' $parts | sed -n 's/^bench://p' | tr ',' ' ')
 if wants bench || [ -n "$chosen" ]; then
   # shellcheck disable=SC2086
