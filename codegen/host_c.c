@@ -294,7 +294,8 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   fprintf(out, "    .train_loss = %lld, .train_logits = %lld, .eval_loss = %lld, .eval_logits = %lld,\n",
           (long long)p->train_offset[tr->loss->id], (long long)p->train_offset[tr->logits->id],
           (long long)p->eval_offset[ev->loss->id], (long long)p->eval_offset[ev->logits->id]);
-  fprintf(out, "    .epochs = %lld, .seed_default = %lld,\n", (long long)r->epochs, (long long)r->seed);
+  fprintf(out, "    .epochs = %lld, .seed_default = %lld, .test_every = %lld,\n", (long long)r->epochs, (long long)r->seed,
+          (long long)r->test_every);
   emit_data(out, &r->data);
   fprintf(out, "    .train_transform = train_transform, .ntrain_transform = %d,\n", r->train_transform.n);
   fprintf(out, "    .eval_transform = eval_transform, .neval_transform = %d,\n", r->eval_transform.n);
@@ -357,19 +358,21 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
         "    while (tlc_train_batch(&run))\n"
         "      if (tlc_run_step(&run, &steps, true) || tlc_train_batch_done(&run))\n"
         "        return run.status;\n"
-        "    while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) {\n"
+        "    for (TlcSplit split; tlc_next_eval(&run, &split);)   // validation, the test every N epochs\n"
+        "      while (tlc_eval_batch(&run, split)) {\n"
+        "        if (tlc_run_step(&run, &steps, false))\n"
+        "          return run.status;\n"
+        "        tlc_eval_batch_done(&run);\n"
+        "      }\n"
+        "    if (tlc_epoch_end(&run, epoch))\n"
+        "      return run.status;\n"
+        "  }\n"
+        "  for (TlcSplit split; tlc_next_eval(&run, &split);)     // the test: last weights, then the best\n"
+        "    while (tlc_eval_batch(&run, split)) {\n"
         "      if (tlc_run_step(&run, &steps, false))\n"
         "        return run.status;\n"
         "      tlc_eval_batch_done(&run);\n"
         "    }\n"
-        "    if (tlc_epoch_end(&run, epoch))\n"
-        "      return run.status;\n"
-        "  }\n"
-        "  while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) {\n"
-        "    if (tlc_run_step(&run, &steps, false))\n"
-        "      return run.status;\n"
-        "    tlc_eval_batch_done(&run);\n"
-        "  }\n"
         "  return tlc_run_finish(&run);\n"
         "}\n",
         out);

@@ -18,7 +18,7 @@ typedef struct SettingSpec {
 
 // The known settings, in the order they are resolved (and their errors reported) and printed.
 enum {
-  S_MODEL, S_CLASSES, S_BATCH, S_EPOCHS, S_SEED, S_WEIGHTS, S_FREEZE, S_FROZEN_BN, S_DATA, S_TRAIN_TRANSFORM,
+  S_MODEL, S_CLASSES, S_BATCH, S_EPOCHS, S_TEST_EVERY, S_SEED, S_WEIGHTS, S_FREEZE, S_FROZEN_BN, S_DATA, S_TRAIN_TRANSFORM,
   S_EVAL_TRANSFORM, S_OPTIMIZER, S_SCHEDULE, S_LR_MULT, S_DECAY_BN_BIAS, S_LABEL_SMOOTHING, S_SUBSET, S_PRECISION,
   S_COUNT
 };
@@ -28,6 +28,7 @@ static const SettingSpec settings[S_COUNT] = {
     [S_CLASSES] = {"classes", "an integer"},
     [S_BATCH] = {"batch", "an integer"},
     [S_EPOCHS] = {"epochs", "an integer"},
+    [S_TEST_EVERY] = {"test_every", "a number of epochs (0: the test split only at the end)"},
     [S_SEED] = {"seed", "an integer"},
     [S_WEIGHTS] = {"weights", "a file name in quotes, or none"},
     [S_FREEZE] = {"freeze", "none, \"all\", before(\"layer\"), through(\"layer\"), all_except([...]) or a list of layers"},
@@ -618,6 +619,7 @@ static void resolve(Ctx *c, Recipe *r) {
   r->classes_span = classes ? classes->span : (Span){0};
   r->batch = int_setting(setting(c, S_BATCH), S_BATCH, 1, 65536, c->module->experiment ? 64 : 1);
   r->epochs = int_setting(setting(c, S_EPOCHS), S_EPOCHS, 1, 1000000, 10);
+  r->test_every = int_setting(setting(c, S_TEST_EVERY), S_TEST_EVERY, 0, 1000000, 0);
   r->seed = int_setting(setting(c, S_SEED), S_SEED, 0, INT64_MAX, 0);
   resolve_weights(a, setting(c, S_WEIGHTS), r);
   r->freeze = resolve_freeze(a, setting(c, S_FREEZE));
@@ -848,6 +850,7 @@ void recipe_print(FILE *out, Arena *a, const Recipe *r) {
       [S_CLASSES] = r->classes ? arena_printf(a, "%lld", (long long)r->classes) : NULL,
       [S_BATCH] = arena_printf(a, "%lld", (long long)r->batch),
       [S_EPOCHS] = arena_printf(a, "%lld", (long long)r->epochs),
+      [S_TEST_EVERY] = arena_printf(a, "%lld", (long long)r->test_every),
       [S_SEED] = arena_printf(a, "%lld", (long long)r->seed),
       [S_WEIGHTS] = r->weights ? arena_printf(a, "\"%s\"", r->weights) : "none",
       [S_FREEZE] = freeze_str(a, &r->freeze),

@@ -501,6 +501,7 @@ typedef struct Recipe {
   int64_t classes;          // the setting, else (after recipe_bind) the model's outputs; 0: unknown
   Span classes_span;        // where classes is set (src NULL: it is not)
   int64_t batch, epochs, seed;
+  int64_t test_every;       // the test split evaluated every N epochs too; 0: only at the end
   const char *weights;      // as written, or NULL for none
   const char *weights_path; // the same resolved against the directory of the file that names it
   Freeze freeze;

@@ -540,10 +540,12 @@ void tlc_gpu_close(TlcGpu *g);
 //   for (int epoch = run.first_epoch; epoch < run.epochs; epoch++) {
 //     tlc_epoch_begin(&run, epoch);
 //     while (tlc_train_batch(&run)) if (tlc_run_step(&run, &steps, true) || tlc_train_batch_done(&run)) return run.status;
-//     while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
+//     for (TlcSplit split; tlc_next_eval(&run, &split);)   // validation, the test every N epochs
+//       while (tlc_eval_batch(&run, split)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
 //     if (tlc_epoch_end(&run, epoch)) return run.status;
 //   }
-//   while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
+//   for (TlcSplit split; tlc_next_eval(&run, &split);)     // the test: last weights, then the best
+//     while (tlc_eval_batch(&run, split)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
 //   return tlc_run_finish(&run);
 
 typedef enum { TLC_INIT_ZERO, TLC_INIT_ONE, TLC_INIT_UNIFORM_FAN_IN } TlcInit;
@@ -599,6 +601,7 @@ typedef struct TlcModel {
   const TlcTransform *train_transform, *eval_transform;   // in order; normalize last
   int ntrain_transform, neval_transform;
   TlcSchedule schedule;
+  int32_t test_every;        // the test split is evaluated every N epochs too (0: only at the end)
   // The arena's regions: state (parameters, buffers, optimizer state) from 0, then the
   // steps' inputs and outputs; the rest is activations.
   int64_t state_bytes, io_offset, io_bytes;
@@ -669,6 +672,14 @@ typedef struct TlcRun {
   bool failed;          // the loader failed mid-pass; the next call that can fail reports it
   TlcError fail_err;
   int epoch;            // the epoch under way (0-based)
+  // The evaluation passes (trainer_eval.c): the plan of the phase under way (after an
+  // epoch's training pass, or after the epochs), the pass running, and the figures.
+  bool in_epoch;        // between tlc_epoch_begin and tlc_epoch_end
+  int plan[3], nplan, next_plan, eval_pass;
+  double val_loss, val_acc, epoch_test_loss, epoch_test_acc;   // this epoch's; NaN: not run
+  double last_test_loss, last_test_acc;   // the last weights' test figures; NaN: not yet
+  double best_test_loss, best_test_acc;   // best.ckpt's
+  int last_tested_epoch, best_epoch;      // the epochs those weights are of; -1: none
   int epochs_done;      // epochs completed, counting those before a resume
   int threads;          // --threads; 0: one per core
   int loader_threads;   // --loader-threads; 0: as --threads
@@ -728,6 +739,9 @@ int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training);
 void tlc_epoch_begin(TlcRun *run, int epoch);        // shuffles, sets the learning rate
 bool tlc_train_batch(TlcRun *run);                   // fills the next batch; false at the end (or on a loader failure)
 int tlc_train_batch_done(TlcRun *run);               // loss, accuracy; nonzero on a NaN loss
+// The next evaluation pass of the epoch under way (after its training pass) or, after the
+// epochs, of the run's end (trainer_eval.c); false when there is none left.
+bool tlc_next_eval(TlcRun *run, TlcSplit *split);
 bool tlc_eval_batch(TlcRun *run, TlcSplit split);
 void tlc_eval_batch_done(TlcRun *run);
 int tlc_epoch_end(TlcRun *run, int epoch);           // prints, logs, checkpoints

@@ -189,6 +189,7 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
   run->device = "auto";
   run->cache_mb = TRAINER_CACHE_MB;
   run->best_val = -1;  // below any accuracy: the first validated epoch is the best so far
+  trainer_eval_init(run);
   TlcError err = {{0}};
   bool help = false;
   int status = trainer_check_model(model, &err) != 0 ? TRAINER_FAILED
@@ -241,6 +242,7 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
   run->resume_images = 0, run->resume_loss = run->resume_correct = 0;
   run->eval_loss = run->eval_correct = run->eval_seen = 0;
   run->eval_active = false;
+  trainer_eval_epoch_begin(run);
   run->epoch_seconds = 0;
   run->epoch_start = trainer_now();   // the feature cache, when the first pass computes it, is training time
   trainer_begin_training_pass(run);
@@ -249,16 +251,17 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
 }
 
 typedef struct EpochStats {
-  double loss, acc, val_loss, val_acc, images_per_s, seconds;  // accuracies as fractions
+  double loss, acc, val_loss, val_acc, test_loss, test_acc, images_per_s, seconds;  // accuracies as fractions
 } EpochStats;
 
 static EpochStats epoch_stats(const TlcRun *run) {
-  bool validated = run->eval_split == TLC_SPLIT_VAL && run->eval_seen > 0;
   EpochStats e = {
       .loss = run->epoch_loss / run->epoch_seen,
       .acc = run->epoch_correct / run->epoch_seen,
-      .val_loss = validated ? run->eval_loss / run->eval_seen : NAN,
-      .val_acc = validated ? run->eval_correct / run->eval_seen : NAN,
+      .val_loss = run->val_loss,
+      .val_acc = run->val_acc,
+      .test_loss = run->epoch_test_loss,
+      .test_acc = run->epoch_test_acc,
       .images_per_s = run->epoch_seconds > 0 ? (run->epoch_seen - run->resumed_seen) / run->epoch_seconds : 0,
       .seconds = run->epoch_seconds,
   };
@@ -269,6 +272,8 @@ static void print_epoch(const TlcRun *run, int epoch, const EpochStats *e) {
   printf("epoch %d/%d  loss %.4f  acc %.2f%%", epoch + 1, run->epochs, e->loss, 100 * e->acc);
   if (!isnan(e->val_acc))
     printf("  val_loss %.4f  val_acc %.2f%%", e->val_loss, 100 * e->val_acc);
+  if (!isnan(e->test_acc))   // without a validation split it is no held-out score
+    printf("  test_acc %.2f%%%s", 100 * e->test_acc, run->nval > 0 ? "" : " (test split, no validation split)");
   printf("  %.0f img/s  %.1f s\n", e->images_per_s, e->seconds);
   fflush(stdout);
 }
@@ -288,6 +293,8 @@ static int log_epoch(TlcRun *run, int epoch, const EpochStats *e, TlcError *err)
   json_number(f, "acc", e->acc);
   json_number(f, "val_loss", e->val_loss);
   json_number(f, "val_acc", e->val_acc);
+  json_number(f, "test_loss", e->test_loss);
+  json_number(f, "test_acc", e->test_acc);
   json_number(f, "images_per_s", e->images_per_s);
   json_number(f, "seconds", e->seconds);
   json_number(f, "lr_factor", run->lr_factor);
@@ -312,6 +319,7 @@ int tlc_epoch_end(TlcRun *run, int epoch) {
     return report_failure(run);
   if (trainer_stop_requested())   // the passes ended early: the epoch is saved as far as it went
     return trainer_stop(run, true);
+  run->in_epoch = false;
   EpochStats e = epoch_stats(run);
   run->train_seconds += run->epoch_seconds;
   run->epochs_done = epoch + 1;
@@ -356,9 +364,9 @@ int tlc_run_finish(TlcRun *run) {
     trainer_stop(run, false);
     return run->status;
   }
-  bool tested = run->eval_split == TLC_SPLIT_TEST && run->eval_seen > 0;
-  double test_acc = tested ? run->eval_correct / run->eval_seen : NAN;
-  double test_loss = tested ? run->eval_loss / run->eval_seen : NAN;
+  bool best = !isnan(run->best_test_acc);   // the reported figure is best.ckpt's when it was kept
+  double test_acc = best ? run->best_test_acc : run->last_test_acc;
+  double test_loss = best ? run->best_test_loss : run->last_test_loss;
   double per_s = run->train_seconds > 0 ? run->images_trained / run->train_seconds : 0;
   TlcLoaderStats stats = {0};
   if (run->loader)
@@ -381,7 +389,11 @@ int tlc_run_finish(TlcRun *run) {
     run->status = TRAINER_OK;
     return 0;
   }
-  printf("result: test_acc=%.4f test_loss=%.4f ", test_acc, test_loss);
+  printf("result: test_acc=%.4f test_loss=%.4f tested=%s", test_acc, test_loss,
+         best ? "best" : run->eval_checkpoint ? "checkpoint" : "last");
+  if (best)
+    printf(" best_epoch=%d last_test_acc=%.4f", run->best_epoch, run->last_test_acc);
+  putchar(' ');
   print_best_val(run);
   printf(" train_time_s=%.1f epochs=%d images_per_s=%.0f skipped_images=%lld\n", run->train_seconds,
          run->epochs_done, per_s, (long long)stats.skipped);

@@ -74,8 +74,9 @@ static void print_validation(const TlcRun *run) {
   if (run->nval > 0 && d->val_from[0])
     printf("data: val is %s\n", d->val_from);
   else if (run->nval == 0)
-    printf("data: no validation split (%s): epochs report no val_acc, best.ckpt is not written (last.ckpt is), "
-           "and the result line says best_val_acc=none\n", no_val_reason(run->model->data_format));
+    printf("data: no validation split (%s): each epoch is tested on the test split instead (no held-out "
+           "score), best.ckpt is not written (last.ckpt is), and the result line says best_val_acc=none\n",
+           no_val_reason(run->model->data_format));
 }
 
 static void print_files(const TlcData *d) {

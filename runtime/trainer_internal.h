@@ -13,6 +13,7 @@
 //   trainer_predict.c  --predict: image files as the test split, one line of top classes each
 //   trainer_stop.c   Ctrl-C and SIGTERM: last.ckpt saved, the command that resumes printed
 //   trainer_profile.c  --profile: every kernel of every step timed, where the time went
+//   trainer_eval.c   which evaluation passes run when (validation, test, best weights), their figures
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -35,6 +36,9 @@ int trainer_check_model(const TlcModel *m, TlcError *err);
 int trainer_alloc_state(TlcRun *run, TlcError *err);     // arena, tensor list, fingerprint
 void trainer_init_params(TlcRun *run);                   // draws from run->rng, params order
 int trainer_load_checkpoint(TlcRun *run, const char *path, TlcError *err);
+// best.ckpt's tensors into the state (and onto the GPU), nothing else of the run; *epoch is
+// the epoch they are of.
+int trainer_load_best(TlcRun *run, int *epoch, TlcError *err);
 // in_epoch: the run stops inside run->epoch; the images done and the epoch's sums are saved.
 // A failed save says that the previous file is intact.
 int trainer_save_checkpoint(TlcRun *run, const char *path, bool in_epoch, TlcError *err);
@@ -95,6 +99,10 @@ bool trainer_stop_requested(void);
 // Saves last.ckpt (in_epoch: inside run->epoch; else it is saved already), prints how to
 // resume, releases the run; returns 1 with run->status 128 + the signal.
 int trainer_stop(TlcRun *run, bool in_epoch);
+
+// trainer_eval.c
+void trainer_eval_init(TlcRun *run);
+void trainer_eval_epoch_begin(TlcRun *run);
 
 // trainer_profile.c
 int trainer_profile_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err);

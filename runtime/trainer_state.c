@@ -192,6 +192,15 @@ int trainer_load_checkpoint(TlcRun *run, const char *path, TlcError *err) {
   return 0;
 }
 
+int trainer_load_best(TlcRun *run, int *epoch, TlcError *err) {
+  TlcCheckpointInfo info = {.graph = run->model->name, .graph_hash = run->graph_hash};
+  if (tlc_checkpoint_load(run->best_path, &info, run->tensors, run->model->nparams, err) != 0)
+    return -1;
+  floats_to_ints(run);
+  *epoch = info.epoch;
+  return run->gpu ? tlc_gpu_upload(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
+}
+
 // What a failed save left: the previous file is untouched (tlc_checkpoint_save's promise),
 // and the user needs to know that it is there and what it holds.
 static int save_failed(const TlcRun *run, const char *path, bool existed, TlcError *err) {

@@ -64,7 +64,7 @@ G
 check "build the CIFAR-10 trainer" "$tlc" cifar.graph -o train_cifar
 check "no dev split: trains" sh -c "./train_cifar --out c > c.txt 2>&1"
 cat c.txt
-check "no dev split: said at the start" grep -qF "data: no validation split (cifar10's dev is 0): epochs report no val_acc, best.ckpt is not written (last.ckpt is), and the result line says best_val_acc=none" c.txt
+check "no dev split: said at the start" grep -qF "data: no validation split (cifar10's dev is 0): each epoch is tested on the test split instead (no held-out score), best.ckpt is not written (last.ckpt is), and the result line says best_val_acc=none" c.txt
 check "no dev split: the result line says none" grep -qE "^result: .* best_val_acc=none " c.txt
 check "no nan anywhere" sh -c "! grep -qi nan c.txt"
 check "no dev split: no best.ckpt" test -s c/last.ckpt -a ! -e c/best.ckpt

@@ -163,10 +163,12 @@ static int trainer_main(int argc, char **argv) {
   for (int epoch = run.first_epoch; epoch < run.epochs; epoch++) {
     tlc_epoch_begin(&run, epoch);
     while (tlc_train_batch(&run)) if (tlc_run_step(&run, &steps, true) || tlc_train_batch_done(&run)) return run.status;
-    while (tlc_eval_batch(&run, TLC_SPLIT_VAL)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
+    for (TlcSplit split; tlc_next_eval(&run, &split);)
+      while (tlc_eval_batch(&run, split)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
     if (tlc_epoch_end(&run, epoch)) return run.status;
   }
-  while (tlc_eval_batch(&run, TLC_SPLIT_TEST)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
+  for (TlcSplit split; tlc_next_eval(&run, &split);)
+    while (tlc_eval_batch(&run, split)) { if (tlc_run_step(&run, &steps, false)) return run.status; tlc_eval_batch_done(&run); }
   return tlc_run_finish(&run);
 }
 
@@ -176,7 +178,7 @@ static int trainer_main(int argc, char **argv) {
 
 enum { LOG_MAX = 1 << 16, MAX_ARGS = 32 };
 static char log_text[LOG_MAX];  // stdout and stderr of the latest run
-static char trained_result[512];  // test_trains' result line without timings
+static char trained_score[512];  // test_trains' reported test figures (best.ckpt's)
 
 static char *slurp(const char *path, size_t *size) {
   FILE *f = fopen(path, "rb");
@@ -272,6 +274,17 @@ static void result_core(char *out, size_t size) {
   } else {
     snprintf(out, size, "(no result line)");
   }
+}
+
+// The result line's test figures: "test_acc=.. test_loss=..".
+static void result_score(char *out, size_t size) {
+  char line[512];
+  find_line("result:", line, sizeof line);
+  char *start = strstr(line, "test_acc="), *end = strstr(line, " tested=");
+  if (start && end)
+    snprintf(out, size, "%.*s", (int)(end - start), start);
+  else
+    snprintf(out, size, "(no result line)");
 }
 
 // An epoch line up to its val_acc (the rest is timing).
@@ -440,10 +453,16 @@ static void test_trains(void) {
   CHECK(result_field("test_acc=") > 0.8 && result_field("best_val_acc=") > 0.8);
   CHECK(result_field("epochs=") == 3);
   CHECK(seen.first_seed == 7 && seen.seed_errors == 0 && seen.steps == 3 * STEPS_PER_EPOCH);
-  // 13 validation batches a epoch (100 images), then 16 test batches (123 images).
-  CHECK(seen.eval_calls == 3 * 13 + 16);
   double lr[4], val[4];
   CHECK(metrics_lines(out, lr, val, 4) == 3);
+  // best.ckpt is the first epoch that reached the best validation accuracy (ties keep the older).
+  int best = 0;
+  for (int e = 1; e < 3; e++)
+    best = val[e] > val[best] ? e : best;
+  CHECK(result_field("best_epoch=") == best + 1);
+  // 13 validation batches a epoch (100 images), then 16 test batches (123 images) with the last
+  // weights and, when best.ckpt is another epoch's, 16 more with its weights.
+  CHECK(seen.eval_calls == 3 * 13 + 16 + (best == 2 ? 0 : 16));
   CHECK(lr[0] == 1 && lr[1] == 0.5 && lr[2] == 0.25);  // step schedule: step_size 1, gamma 0.5
   CHECK(exists(out, "last.ckpt") && exists(out, "best.ckpt"));
   State s;
@@ -452,10 +471,6 @@ static void test_trains(void) {
   CHECK(load_state(ckpt, &s));
   CHECK(s.info.epoch == 3 && s.info.step == 3 * STEPS_PER_EPOCH && s.steps == 3 * STEPS_PER_EPOCH);
   CHECK(fabs(s.info.best_metric - result_field("best_val_acc=")) < 5e-5);
-  // best.ckpt is the first epoch that reached the best validation accuracy (ties keep the older).
-  int best = 0;
-  for (int e = 1; e < 3; e++)
-    best = val[e] > val[best] ? e : best;
   snprintf(ckpt, sizeof ckpt, "%s/best.ckpt", out);
   CHECK(load_state(ckpt, &s) && s.info.epoch == best + 1);
   // The first validation batch is the first of the last 100 training images, unaugmented.
@@ -466,7 +481,8 @@ static void test_trains(void) {
   // The last test batch holds 3 images (120..122); its padding repeats the third.
   for (int b = 3; b < B; b++)
     CHECK(memcmp(seen.last_eval + b * PIX, seen.last_eval + 2 * PIX, PIX * sizeof(float)) == 0);
-  result_core(trained_result, sizeof trained_result);
+  result_score(trained_score, sizeof trained_score);
+  CHECK(logged("tested=best"));
 }
 
 // Does batch image `got` equal training image k (of the first n), flipped or shifted?
@@ -627,8 +643,9 @@ static void test_no_validation(void) {
   path(out, sizeof out, "no-val");
   CHECK(trainer("--data", data_dir, "--out", out, "--epochs", "1", "--limit", "64", NULL) == 0);
   snprintf(want, sizeof want, "data: %s (idx): train 64, val 0, test 64 images", data_dir);
-  CHECK(logged(want) && logged("data: no validation split (idx's val is 0): epochs report no val_acc, best.ckpt is "
-                               "not written (last.ckpt is), and the result line says best_val_acc=none"));
+  CHECK(logged(want) && logged("data: no validation split (idx's val is 0): each epoch is tested on the test split "
+                               "instead (no held-out score), best.ckpt is not written (last.ckpt is), and the result "
+                               "line says best_val_acc=none"));
   CHECK(logged(" best_val_acc=none ") && !strstr(log_text, "nan"));
   CHECK(exists(out, "last.ckpt") && !exists(out, "best.ckpt"));
   base_model();
@@ -672,15 +689,16 @@ static void test_flags(void) {
 
 static void test_eval(void) {
   char ckpt[2300], core_eval[512], bad[2300], out[2200];
-  // The parameters test_trains ended with give the test result it printed.
-  snprintf(ckpt, sizeof ckpt, "%s/train/last.ckpt", tmp);
+  // The checkpoint test_trains reported gives the test figures it printed.
+  snprintf(ckpt, sizeof ckpt, "%s/train/best.ckpt", tmp);
   CHECK(trainer("--data", data_dir, "--eval", ckpt, NULL) == 0);
-  CHECK(logged("result: test_acc=") && !epoch_printed() && logged("test 123 images"));
+  CHECK(logged("result: test_acc=") && logged("tested=checkpoint") && !epoch_printed() &&
+        logged("test 123 images"));
   CHECK(seen.steps == 0 && seen.eval_calls == 16);
-  result_core(core_eval, sizeof core_eval);
-  CHECK(strcmp(trained_result, core_eval) == 0);
-  if (strcmp(trained_result, core_eval) != 0)
-    fprintf(stderr, "  trained: %s\n  --eval:  %s\n", trained_result, core_eval);
+  result_score(core_eval, sizeof core_eval);
+  CHECK(strcmp(trained_score, core_eval) == 0);
+  if (strcmp(trained_score, core_eval) != 0)
+    fprintf(stderr, "  trained: %s\n  --eval:  %s\n", trained_score, core_eval);
   path(out, sizeof out, "eval-out");
   path(bad, sizeof bad, "missing.ckpt");
   CHECK(trainer("--data", data_dir, "--eval", bad, NULL) == 1 && logged("cannot open"));
