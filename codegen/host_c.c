@@ -180,6 +180,12 @@ static void emit_transform(FILE *out, const Transform *t) {
   fprintf(out, "  {.kind = TLC_TF_%s", kinds[t->kind]);
   switch (t->kind) {
   case TF_RESIZE:
+    if (!t->size) {
+      fprintf(out, ", .height = %lld, .width = %lld", (long long)t->height, (long long)t->width);
+      break;
+    }
+    fprintf(out, ", .size = %lld", (long long)t->size);
+    break;
   case TF_CENTER_CROP: fprintf(out, ", .size = %lld", (long long)t->size); break;
   case TF_RANDOM_CROP: fprintf(out, ", .size = %lld, .pad = %lld", (long long)t->size, (long long)t->pad); break;
   case TF_RANDOM_RESIZED_CROP:   // the runtime's fields are floats: print what they will hold
@@ -234,7 +240,8 @@ static void emit_data(FILE *out, const DataSource *d) {
                                         [DATA_CIFAR10] = "cifar10", [DATA_FLOWERS102] = "flowers102"};
   fprintf(out, "    .data_format = \"%s\", .data_dir = ", formats[d->format]);
   emit_c_string(out, d->dir);
-  fprintf(out, ", .val_count = %lld, .val_split = %.9g,\n", (long long)d->val_count, d->val_split);
+  fprintf(out, ", .val_count = %lld, .dev_batch = %d, .val_split = %.9g,\n", (long long)d->val_count, d->dev_batch,
+          d->val_split);
   if (d->subset_classes) {
     fputs("    .subset_classes = (const int32_t[]){", out);
     for (int i = 0; i < d->nsubset_classes; i++)
@@ -249,7 +256,7 @@ static void emit_schedule(FILE *out, const Recipe *r) {
   static const char *const kinds[] = {[SCHED_CONSTANT] = "CONSTANT", [SCHED_STEP] = "STEP",
                                       [SCHED_MULTISTEP] = "MULTISTEP", [SCHED_COSINE] = "COSINE"};
   const Schedule *s = &r->schedule;
-  fprintf(out, "    .schedule = {.kind = TLC_SCHED_%s", kinds[s->kind]);
+  fprintf(out, "    .schedule = {.kind = TLC_SCHED_%s, .lr = %.9g", kinds[s->kind], r->opt.lr);
   if (s->warmup)
     fprintf(out, ", .warmup = %lld", (long long)s->warmup);
   if (s->kind == SCHED_STEP)

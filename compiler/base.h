@@ -39,6 +39,19 @@ typedef struct NameMap {
 void namemap_put(Arena *a, NameMap *m, const char *key, int val);   // replaces an existing key
 int namemap_get(const NameMap *m, const char *key);                 // -1 when absent
 
+// The known name nearest to a misspelt one: offer each candidate, then ask for the hint,
+// " (did you mean 'NAME'?)", or "" when none is close enough to be a typo of it.
+typedef struct Nearest {
+  const char *name;     // the name that was not found
+  const char *best;
+  int dist;
+} Nearest;
+
+void nearest_offer(Nearest *n, const char *candidate);
+const char *nearest_hint(Arena *a, const Nearest *n);
+// The hint and the known names in one parenthesis: " (did you mean 'x'? known: x, y)".
+const char *nearest_hint_and(Arena *a, const Nearest *n, const char *known);
+
 // diag.c: a message without a source position (a compiler bug, a file that cannot be
 // written); prints "tlc: error: ..." and exits with status 1.
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -45,39 +45,14 @@ static void graph_add(Elab *x, Node *n) {
     ARENA_PUSH(x->arena, g->params, g->nparams, g->pcap, n->params[i]);
 }
 
-static int edit_distance(const char *a, const char *b) {
-  int la = (int)strlen(a), lb = (int)strlen(b);
-  if (la > 64 || lb > 64)
-    return 99;
-  int d[65][65];
-  for (int i = 0; i <= la; i++)
-    d[i][0] = i;
-  for (int j = 0; j <= lb; j++)
-    d[0][j] = j;
-  for (int i = 1; i <= la; i++)
-    for (int j = 1; j <= lb; j++) {
-      int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-      d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-    }
-  return d[la][lb];
-}
-
 static const char *suggest(Elab *x, const char *name) {
-  const char *best = NULL;
-  int best_d = 3;
-  for (int i = 1; i < OP_PARAM; i++) {
-    int d = edit_distance(name, op_info[i].name);
-    if (d < best_d)
-      best_d = d, best = op_info[i].name;
-  }
-  for (int i = 0; i < x->module->ndecls; i++) {
-    const Decl *d = x->module->decls[i];
-    int dist = edit_distance(name, d->name);
-    if (d->kind != DECL_LET && dist < best_d)
-      best_d = dist, best = d->name;
-  }
-  return best ? arena_printf(x->arena, " (did you mean '%s'?)", best) : "";
+  Nearest n = {.name = name};
+  for (int i = 1; i < OP_PARAM; i++)
+    nearest_offer(&n, op_info[i].name);
+  for (int i = 0; i < x->module->ndecls; i++)
+    if (x->module->decls[i]->kind != DECL_LET)
+      nearest_offer(&n, x->module->decls[i]->name);
+  return nearest_hint(x->arena, &n);
 }
 
 // Takes the next name of scope s: the label if there is one, else the position.
@@ -150,9 +125,13 @@ static void bind_params(Elab *x, const Decl *d, const Field *args, int nargs, Sp
       for (int j = 0; j < d->nparams; j++)
         if (!strcmp(d->params[j].name, args[i].name))
           slot = j;
-      if (slot < 0)
-        error_at(args[i].span, "%s '%s' has no parameter '%s'", d->kind == DECL_MODEL ? "model" : "block", d->name,
-                 args[i].name);
+      if (slot < 0) {
+        Nearest n = {.name = args[i].name};
+        for (int j = 0; j < d->nparams; j++)
+          nearest_offer(&n, d->params[j].name);
+        error_at(args[i].span, "%s '%s' has no parameter '%s'%s", d->kind == DECL_MODEL ? "model" : "block", d->name,
+                 args[i].name, nearest_hint(x->arena, &n));
+      }
     } else {
       if (next >= d->nparams)
         error_at(args[i].span, "'%s' takes %d argument%s, found more", d->name, d->nparams,

@@ -147,6 +147,18 @@ static Value *eval_global(Env *env, Decl *d, Span use) {
   return copy;
 }
 
+// The variables in scope and the file's lets nearest a misspelt name.
+static const char *name_hint(const Env *env, const char *name) {
+  Nearest n = {.name = name};
+  for (const Env *e = env; e; e = e->outer)
+    for (int i = 0; i < e->nvars; i++)
+      nearest_offer(&n, e->vars[i].name);
+  for (int i = 0; env->module && i < env->module->ndecls; i++)
+    if (env->module->decls[i]->kind == DECL_LET)
+      nearest_offer(&n, env->module->decls[i]->name);
+  return nearest_hint(env->arena, &n);
+}
+
 static Value *eval_name(Env *env, const Expr *e) {
   const Binding *b = env_find(env, e->name);
   if (b) {
@@ -166,7 +178,7 @@ static Value *eval_name(Env *env, const Expr *e) {
     error_at(e->span, "'%s' is a %s, not a value", e->name, d->kind == DECL_MODEL ? "model" : "block");
   if (strcmp(e->name, "in") == 0)
     error_at(e->span, "'in' (the block's input) is only defined inside a block or model");
-  error_at(e->span, "unknown name '%s'", e->name);
+  error_at(e->span, "unknown name '%s'%s", e->name, name_hint(env, e->name));
 }
 
 static Value *eval_ref(Env *env, const Expr *e) {
@@ -458,7 +470,10 @@ static Value *eval_call(Env *env, const Expr *e) {
              d->kind == DECL_BLOCK ? "block" : "model");
   if (op_lookup(e->name) != OP_COUNT)
     error_at(e->span, "'%s' is a layer: use it as a statement of a block, not inside an expression", e->name);
-  error_at(e->span, "unknown function '%s'", e->name);
+  Nearest n = {.name = e->name};
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
+    nearest_offer(&n, builtins[i].name);
+  error_at(e->span, "unknown function '%s'%s", e->name, nearest_hint(env->arena, &n));
 }
 
 static Value *eval_inner(Env *env, const Expr *e) {
@@ -549,6 +564,20 @@ static void check_arg(Arena *a, const char *what, const ArgSpec *spec, const Val
     for (int i = 0; i < v->n; i++)
       check_number(what, name, &(ArgSpec){name, ARG_FLOAT, false, spec->min, spec->max}, v->items[i]);
     break;
+  case ARG_INT_OR_STRING:
+    if (v->kind != V_STRING)
+      check_number(what, name, &(ArgSpec){name, ARG_INT, false, spec->min, spec->max}, v);
+    break;
+  case ARG_SIZE:
+    if (v->kind != V_LIST) {
+      check_number(what, name, &(ArgSpec){name, ARG_INT, false, spec->min, spec->max}, v);
+      break;
+    }
+    if (v->n != 2)
+      error_at(v->span, "%s of %s takes one integer or two, [height, width], found %d numbers", name, what, v->n);
+    for (int i = 0; i < v->n; i++)
+      check_number(what, name, &(ArgSpec){name, ARG_INT, false, spec->min, spec->max}, v->items[i]);
+    break;
   default: check_number(what, name, spec, v); break;
   }
 }
@@ -565,10 +594,13 @@ void args_bind(Arena *a, const char *what, const ArgSpec *spec, int nspec, const
           slot = j;
       if (slot < 0) {
         const char *known = "";
-        for (int j = 0; j < nspec; j++)
+        Nearest n = {.name = args[i].name};
+        for (int j = 0; j < nspec; j++) {
           known = arena_printf(a, "%s%s%s", known, j ? ", " : "", spec[j].name);
-        error_at(args[i].span, "%s has no argument '%s' (it takes: %s)", what, args[i].name,
-                 nspec ? known : "no arguments");
+          nearest_offer(&n, spec[j].name);
+        }
+        error_at(args[i].span, "%s has no argument '%s'%s", what, args[i].name,
+                 nearest_hint_and(a, &n, arena_printf(a, "it takes: %s", nspec ? known : "no arguments")));
       }
     } else {
       if (next >= nspec)

@@ -1,7 +1,9 @@
 // names.c: a string-keyed hash index, so that scopes with many layers (a generated
-// model, or hostile input) stay linear to elaborate.
+// model, or hostile input) stay linear to elaborate; and the nearest known name to a
+// misspelt one.
 #include "tlc.h"
 
+#include <ctype.h>
 #include <string.h>
 
 static uint32_t hash_name(const char *s) {
@@ -49,4 +51,61 @@ int namemap_get(const NameMap *m, const char *key) {
     if (!strcmp(m->keys[i], key))
       return m->vals[i];
   return -1;
+}
+
+// Edits between two names: insertions, deletions, substitutions and swaps of neighbours ('sdg'
+// is one edit from 'sgd'), with case differences free. Long names are too far from anything
+// to be worth the quadratic table.
+static int edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 64 || lb > 64)
+    return 99;
+  int d[65][65];
+  for (size_t i = 0; i <= la; i++)
+    d[i][0] = (int)i;
+  for (size_t j = 0; j <= lb; j++)
+    d[0][j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      int sub = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+      int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+      d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < d[i][j])
+        d[i][j] = d[i - 2][j - 2] + 1;
+    }
+  return d[la][lb];
+}
+
+void nearest_offer(Nearest *n, const char *candidate) {
+  int d = edit_distance(n->name, candidate);
+  if (!n->best || d < n->dist)
+    n->best = candidate, n->dist = d;
+}
+
+// 'layer5' for 'layer1' is a wrong number, not a typo: naming layer1 would mislead.
+static bool differ_in_digits_only(const char *a, const char *b) {
+  for (;; a++, b++) {
+    while (isdigit((unsigned char)*a))
+      a++;
+    while (isdigit((unsigned char)*b))
+      b++;
+    if (*a != *b)
+      return false;
+    if (!*a)
+      return true;
+  }
+}
+
+const char *nearest_hint(Arena *a, const Nearest *n) {
+  // Short names allow fewer edits: 'lr' is not 'wd' misspelt, but 'reul' is 'relu'.
+  int len = (int)strlen(n->name), limit = len <= 3 ? 1 : len <= 5 ? 2 : 3;
+  if (!n->best || n->dist > limit || n->dist >= len || differ_in_digits_only(n->name, n->best))
+    return "";
+  return arena_printf(a, " (did you mean '%s'?)", n->best);
+}
+
+const char *nearest_hint_and(Arena *a, const Nearest *n, const char *known) {
+  if (!nearest_hint(a, n)[0])
+    return arena_printf(a, " (%s)", known);
+  return arena_printf(a, " (did you mean '%s'? %s)", n->best, known);
 }

@@ -59,9 +59,9 @@ static const RecordSpec records[] = {
     {S_DATA, "idx", DATA_IDX, {{"dir", ARG_STRING, false, 0, 0}, {"val", ARG_INT, false, 0, 1000000}}},
     {S_DATA, "image_folder", DATA_IMAGE_FOLDER,
      {{"dir", ARG_STRING, false, 0, 0}, {"val_split", ARG_FLOAT, false, 0, 0.99}}},
-    {S_DATA, "cifar10", DATA_CIFAR10, {{"dir", ARG_STRING, false, 0, 0}, {"dev", ARG_INT, false, 0, 50000}}},
+    {S_DATA, "cifar10", DATA_CIFAR10, {{"dir", ARG_STRING, false, 0, 0}, {"dev", ARG_INT_OR_STRING, false, 0, 50000}}},
     {S_DATA, "flowers102", DATA_FLOWERS102, {{"dir", ARG_STRING, false, 0, 0}}},
-    {S_TRAIN_TRANSFORM, "resize", TF_RESIZE, {{"size", ARG_INT, true, 1, SIDE}}},
+    {S_TRAIN_TRANSFORM, "resize", TF_RESIZE, {{"size", ARG_SIZE, true, 1, SIDE}}},
     {S_TRAIN_TRANSFORM, "center_crop", TF_CENTER_CROP, {{"size", ARG_INT, true, 1, SIDE}}},
     {S_TRAIN_TRANSFORM, "random_crop", TF_RANDOM_CROP, {{"size", ARG_INT, true, 1, SIDE}, {"pad", ARG_INT, false, 0, 1024}}},
     {S_TRAIN_TRANSFORM, "random_resized_crop", TF_RANDOM_RESIZED_CROP,
@@ -129,6 +129,15 @@ static const char *record_names(Arena *a, int setting) {
   return s;
 }
 
+// " (did you mean 'sgd'? known: sgd, adam, adamw)"
+static const char *record_hint(Arena *a, int setting, const char *name) {
+  Nearest n = {.name = name};
+  for (size_t i = 0; i < sizeof records / sizeof *records; i++)
+    if (records[i].setting == record_setting(setting))
+      nearest_offer(&n, records[i].name);
+  return nearest_hint_and(a, &n, arena_printf(a, "known: %s", record_names(a, setting)));
+}
+
 //
 // Settings evaluated on demand, and --set
 //
@@ -150,11 +159,23 @@ static int find_setting(const Ctx *c, const char *name) {
   return -1;
 }
 
+// " (did you mean 'epochs'?)" for a misspelt setting name.
+static const char *setting_hint(Arena *a, const char *name) {
+  Nearest n = {.name = name};
+  for (int i = 0; i < S_COUNT; i++)
+    nearest_offer(&n, settings[i].name);
+  return nearest_hint(a, &n);
+}
+
 static int known_setting(const char *name) {
   for (int i = 0; i < S_COUNT; i++)
     if (!strcmp(settings[i].name, name))
       return i;
   return -1;
+}
+
+bool recipe_is_setting(const char *name) {
+  return known_setting(name) >= 0;
 }
 
 static Value *lookup(void *ctx, const char *name, Span use) {
@@ -229,13 +250,13 @@ static void apply_override(Ctx *c, const Override *o) {
   int i = find_setting(c, top);
   if (dot) {
     if (i < 0)
-      error_at(name_span, "there is no setting '%s' to change an argument of", top);
+      error_at(name_span, "there is no setting '%s' to change an argument of%s", top, setting_hint(c->arena, top));
     override_arg(c, i, dot + 1, value, name_span);
   } else if (i >= 0) {
     c->all[i].value = value;
   } else {
     if (known_setting(top) < 0)
-      error_at(name_span, "unknown setting '%s'", top);
+      error_at(name_span, "unknown setting '%s'%s", top, setting_hint(c->arena, top));
     Setting s = {.name = top, .span = name_span, .value = value};
     ARENA_PUSH(a, c->all, c->n, c->cap, s);
   }
@@ -255,7 +276,7 @@ static Bound bind_record(Arena *a, int k, const Value *v) {
     error_at(v->span, "%s takes %s, found %s", settings[k].name, settings[k].accepts, value_str(a, v));
   Bound b = {.spec = record_spec(k, v->s)};
   if (!b.spec)
-    error_at(v->span, "unknown %s '%s' (known: %s)", settings[k].name, v->s, record_names(a, k));
+    error_at(v->span, "unknown %s '%s'%s", settings[k].name, v->s, record_hint(a, k, v->s));
   args_bind(a, v->s, b.spec->args, spec_nargs(b.spec), v->fields, v->nfields, v->span, &b.args);
   return b;
 }
@@ -428,6 +449,23 @@ static Freeze resolve_freeze(Arena *a, const Value *v) {
   return f;
 }
 
+// cifar10's dev: the last N training images, or one training batch by name, as write-ups hold
+// out data_batch_5.
+static void cifar_dev_arg(const Bound *b, DataSource *d) {
+  const Value *v = arg(b, "dev");
+  if (!v || v->kind != V_STRING) {
+    d->val_count = v ? v->i : 0;
+    return;
+  }
+  int n = 0, end = 0;
+  sscanf(v->s, "data_batch_%d%n", &n, &end);
+  bool named = end > 0 && (!v->s[end] || !strcmp(v->s + end, ".bin"));
+  if (!named || n < 1 || n > 5)
+    error_at(v->span, "cifar10's dev takes a number of images or a training batch, \"data_batch_1\" .. "
+             "\"data_batch_5\", found \"%s\"", v->s);
+  d->dev_batch = n;
+}
+
 static DataSource resolve_data(Arena *a, const Value *v) {
   DataSource d = {.format = DATA_IDX, .dir = "/usr/share/datasets/fashion-mnist", .val_count = 5000};
   if (!v)
@@ -435,7 +473,10 @@ static DataSource resolve_data(Arena *a, const Value *v) {
   Bound b = bind_record(a, S_DATA, v);
   d.format = (DataFormat)b.spec->kind;
   d.dir = str_arg(&b, "dir", d.format == DATA_IDX ? d.dir : "data");
-  d.val_count = d.format == DATA_IDX ? int_arg(&b, "val", 5000) : d.format == DATA_CIFAR10 ? int_arg(&b, "dev", 0) : 0;
+  if (d.format == DATA_CIFAR10)
+    cifar_dev_arg(&b, &d);
+  else if (d.format == DATA_IDX)
+    d.val_count = int_arg(&b, "val", 5000);
   d.val_split = d.format == DATA_IMAGE_FOLDER ? num_arg(&b, "val_split", 0) : 0;
   return d;
 }
@@ -483,6 +524,15 @@ static bool draws(TransformKind k) {
          k == TF_COLOR_JITTER;
 }
 
+// resize(size): the shorter side; resize([height, width]): both, as torchvision's Resize.
+static void resize_arg(const Bound *b, Transform *t) {
+  const Value *v = arg(b, "size");
+  if (v->kind == V_LIST)
+    t->height = v->items[0]->i, t->width = v->items[1]->i;
+  else
+    t->size = v->i;
+}
+
 // One transform with torchvision's defaults.
 static Transform resolve_transform(Arena *a, int k, const Value *v) {
   Bound b = bind_record(a, k, v);
@@ -491,7 +541,7 @@ static Transform resolve_transform(Arena *a, int k, const Value *v) {
                  .std = {0.229, 0.224, 0.225, 0.225}};
   t.random = draws(t.kind);
   switch (t.kind) {
-  case TF_RESIZE:
+  case TF_RESIZE: resize_arg(&b, &t); break;
   case TF_CENTER_CROP: t.size = int_arg(&b, "size", 0); break;
   case TF_RANDOM_CROP:
     t.size = int_arg(&b, "size", 0);
@@ -641,9 +691,11 @@ Recipe *recipe_load(Arena *a, const Module *m, const Override *ov, int nov) {
   Ctx c = {.arena = a, .module = m};
   const Decl *d = m->experiment;
   for (int i = 0; d && i < d->nsettings; i++) {
-    if (!d->settings[i].is_let && known_setting(d->settings[i].name) < 0)
-      error_at(d->settings[i].span, "unknown setting '%s' (write 'let %s = ...' for a variable of your own)",
-               d->settings[i].name, d->settings[i].name);
+    if (!d->settings[i].is_let && known_setting(d->settings[i].name) < 0) {
+      const char *hint = setting_hint(a, d->settings[i].name);
+      error_at(d->settings[i].span, "unknown setting '%s'%s", d->settings[i].name,
+               hint[0] ? hint : arena_printf(a, " (write 'let %s = ...' for a variable of your own)", d->settings[i].name));
+    }
     ARENA_PUSH(a, c.all, c.n, c.cap, d->settings[i]);
   }
   for (int i = 0; i < nov; i++)
@@ -665,9 +717,20 @@ Recipe *recipe_load(Arena *a, const Module *m, const Override *ov, int nov) {
 //
 // The checks that need the model, and freezing
 //
+// A layer is named by its path or any scope above it ("features" or "features.3.conv").
 static void check_layer(const Graph *g, const char *setting_name, const LayerName *l) {
-  if (!graph_find_layer(g, l->path, false))
-    error_at(l->span, "%s names '%s', but model '%s' has no layer of that name", setting_name, l->path, g->model);
+  if (graph_find_layer(g, l->path, false))
+    return;
+  Arena *a = arena_new();   // for the message, which ends the process
+  Nearest n = {.name = l->path};
+  for (int i = 0; i < g->n; i++) {
+    const char *name = g->nodes[i]->name;
+    for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.'))
+      nearest_offer(&n, arena_strndup(a, name, (size_t)(dot - name)));
+    nearest_offer(&n, name);
+  }
+  error_at(l->span, "%s names '%s', but model '%s' has no layer of that name%s", setting_name, l->path, g->model,
+           nearest_hint(a, &n));
 }
 
 // normalize's numbers: one for every channel, or one per channel of the model's input.
@@ -760,7 +823,10 @@ static const char *data_str(Arena *a, const DataSource *d) {
   const char *s = arena_printf(a, "%s(\"%s\"", record_name(S_DATA, d->format), d->dir);
   switch (d->format) {
   case DATA_IDX: return arena_printf(a, "%s, val = %lld)", s, (long long)d->val_count);
-  case DATA_CIFAR10: return arena_printf(a, "%s, dev = %lld)", s, (long long)d->val_count);
+  case DATA_CIFAR10:
+    if (d->dev_batch)
+      return arena_printf(a, "%s, dev = \"data_batch_%d\")", s, d->dev_batch);
+    return arena_printf(a, "%s, dev = %lld)", s, (long long)d->val_count);
   case DATA_IMAGE_FOLDER: return arena_printf(a, "%s, val_split = %.9g)", s, d->val_split);
   case DATA_FLOWERS102: break;
   }
@@ -784,6 +850,9 @@ static const char *transform_str(Arena *a, const Transform *t) {
   const char *name = record_name(S_TRAIN_TRANSFORM, t->kind);
   switch (t->kind) {
   case TF_RESIZE:
+    if (!t->size)
+      return arena_printf(a, "%s([%lld, %lld])", name, (long long)t->height, (long long)t->width);
+    return arena_printf(a, "%s(%lld)", name, (long long)t->size);
   case TF_CENTER_CROP: return arena_printf(a, "%s(%lld)", name, (long long)t->size);
   case TF_RANDOM_CROP: return arena_printf(a, "%s(%lld, pad = %lld)", name, (long long)t->size, (long long)t->pad);
   case TF_RANDOM_RESIZED_CROP:

@@ -254,7 +254,9 @@ double value_number(const Value *v, const char *what);
 bool value_bool(const Value *v, const char *what);
 
 // The arguments a layer or a setting's record takes, checked in one place.
-typedef enum { ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_STRING, ARG_NUMBERS, ARG_STRINGS } ArgType;
+// ARG_SIZE: an integer, or [height, width] of integers (torchvision's size arguments);
+// ARG_INT_OR_STRING: an integer in range, or a name the caller checks.
+typedef enum { ARG_INT, ARG_FLOAT, ARG_BOOL, ARG_STRING, ARG_NUMBERS, ARG_STRINGS, ARG_SIZE, ARG_INT_OR_STRING } ArgType;
 typedef struct ArgSpec {
   const char *name;
   ArgType type;
@@ -454,6 +456,7 @@ typedef struct DataSource {
   DataFormat format;
   const char *dir;          // the default of the trainer's --data
   int64_t val_count;        // idx: the last N training images; cifar10: the dev split
+  int dev_batch;            // cifar10: data_batch_N (1..5) is the dev split, not trained on; 0: none
   double val_split;         // image_folder without val/: the fraction of each class held out
   int64_t *subset_classes;  // the classes kept, relabelled 0, 1, ... in this order; NULL: all
   int nsubset_classes;
@@ -466,6 +469,7 @@ typedef struct Transform {
   Span span;
   bool random;              // draws at random: an image differs from epoch to epoch
   int64_t size;             // resize (shorter side), the crops
+  int64_t height, width;    // resize([height, width]): exactly that, aspect ratio not kept (size 0)
   int64_t pad;              // random_crop
   double scale[2], ratio[2];   // random_resized_crop: [low, high]
   double p;                 // hflip, vflip
@@ -519,6 +523,7 @@ typedef struct Recipe {
 } Recipe;
 
 Recipe *recipe_load(Arena *a, const Module *m, const Override *ov, int nov);
+bool recipe_is_setting(const char *name);   // a setting the experiment section may hold
 // The checks that need the model graph (the layers named, classes, normalize's channels),
 // then marks the frozen layers. Every mode runs it right after elaboration.
 void recipe_bind(Recipe *r, Graph *g);

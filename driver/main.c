@@ -19,24 +19,34 @@
 #define TLC_VERSION "0.1.0"
 
 static const char usage[] =
-    "usage: tlc FILE.graph [options]\n"
-    "  --emit=STAGE     print a stage: ir (the elaborated graph), train-ir (the training step:\n"
-    "                   forward, loss, backward, optimizer, one node per op), fused-ir (the same\n"
-    "                   after fusion and scheduling: one node per kernel), kir (its kernels), llvm\n"
-    "                   (their LLVM IR after optimisation), cuda (their CUDA C), ptx, c (the\n"
-    "                   trainer's C loop), params (parameter names and shapes)\n"
+    "usage: tlc FILE.graph -o TRAINER [options]   build TRAINER, a standalone executable that trains\n"
+    "                                             the model with the file's recipe (TRAINER --help)\n"
+    "       tlc FILE.graph --emit=STAGE [-o FILE] print one stage of the compilation\n"
+    "       tlc FILE.graph --stats                parameters, multiply-accumulates, memory\n"
+    "       tlc inspect TRAINER [KERNEL] [--ptx]  the GPU kernels inside a trainer\n"
+    "options:\n"
+    "  -o PATH          the trainer to build; with --emit, the file to print the stage to\n"
+    "  --emit=STAGE     ir        the elaborated graph, with every layer's shape\n"
+    "                   train-ir  the training step: forward, loss, backward, optimizer, one\n"
+    "                             node per op\n"
+    "                   fused-ir  the same after fusion and scheduling: one node per kernel\n"
+    "                   kir       the kernels, in the kernel IR\n"
+    "                   llvm      the CPU kernels' LLVM IR, after optimisation\n"
+    "                   cuda      the GPU kernels' CUDA C\n"
+    "                   ptx       the GPU kernels' PTX (from NVRTC)\n"
+    "                   c         the trainer's C training loop\n"
+    "                   params    parameter names (PyTorch's state_dict keys) and shapes\n"
+    "  --stats          print parameters, multiply-accumulates and activation memory\n"
+    "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3,\n"
+    "                   --set optimizer.lr=0.1, --set 'model=resnet18(classes = 2)'\n"
     "  --arch=sm_NN     the GPU architecture of the CUDA kernels (default sm_90); PTX is\n"
     "                   embedded too, for newer GPUs\n"
     "  --cpu=NAME       the CPU the CPU kernels are compiled for: native (default: this\n"
     "                   machine's), or an LLVM CPU name such as x86-64-v3 for trainers\n"
     "                   that run elsewhere\n"
-    "  --stats          print parameters, multiply-accumulates and activation memory\n"
-    "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3, --set optimizer.lr=0.1\n"
     "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
-    "  -o PATH          write the output to PATH instead of standard output\n"
     "  --version, --help\n"
-    "usage: tlc inspect TRAINER [KERNEL] [--ptx]\n"
-    "  lists the GPU kernels embedded in a trainer, or prints one's CUDA C (or PTX)\n";
+    "docs: README.md, docs/language.md (the .graph language), runtime/README.md (trainers)\n";
 
 typedef struct Options {
   const char *input, *output, *emit;
@@ -50,6 +60,33 @@ typedef struct Options {
 } Options;
 
 static const char *const stages[] = {"ir", "train-ir", "fused-ir", "kir", "llvm", "cuda", "ptx", "c", "params"};
+
+static void check_stage(const char *emit) {
+  Arena *a = arena_new();
+  Nearest n = {.name = emit};
+  const char *known = "";
+  for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
+    if (!strcmp(emit, stages[i])) {
+      arena_free(a);
+      return;
+    }
+    nearest_offer(&n, stages[i]);
+    known = arena_printf(a, "%s%s%s", known, i ? ", " : "", stages[i]);
+  }
+  fatal("unknown stage '--emit=%s'%s", emit, nearest_hint_and(a, &n, arena_printf(a, "known: %s", known)));
+}
+
+static const char *option_hint(const char *arg) {
+  static const char *const options[] = {"--emit", "--stats", "--set", "--cpu", "--arch", "--help", "--version"};
+  Arena *a = arena_new();   // the process ends with the message
+  const char *setting = arena_strndup(a, arg + strspn(arg, "-"), strcspn(arg + strspn(arg, "-"), "="));
+  if (recipe_is_setting(setting))
+    return arena_printf(a, " ('%s' is a setting of the experiment: --set %s=VALUE)", setting, setting);
+  Nearest n = {.name = arg};
+  for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+    nearest_offer(&n, options[i]);
+  return nearest_hint(a, &n);
+}
 
 static void parse_set(Options *o, const char *arg) {
   const char *eq = strchr(arg, '=');
@@ -96,7 +133,7 @@ static Options parse_options(int argc, char **argv) {
         fatal("too many -I options");
       o.include[o.ninclude++] = a[2] ? a + 2 : option_value(argc, argv, &i, "-I");
     } else if (a[0] == '-' && a[1]) {
-      fatal("unknown option '%s' (try --help)", a);
+      fatal("unknown option '%s'%s (try --help)", a, option_hint(a));
     } else if (o.input) {
       fatal("more than one input file ('%s' and '%s')", o.input, a);
     } else {
@@ -105,11 +142,8 @@ static Options parse_options(int argc, char **argv) {
   }
   if (!o.input)
     fatal("no input file\n%s", usage);
-  bool known = false;
-  for (size_t i = 0; o.emit && i < sizeof stages / sizeof *stages; i++)
-    known |= !strcmp(o.emit, stages[i]);
-  if (o.emit && !known)
-    fatal("unknown stage '--emit=%s' (known: ir, train-ir, fused-ir, kir, llvm, cuda, ptx, c, params)", o.emit);
+  if (o.emit)
+    check_stage(o.emit);
   if (!o.arch)
     o.arch = "sm_90";
   if (!o.cpu)

@@ -160,7 +160,7 @@ int tlc_data_load(const TlcDataSpec *spec, TlcData *out, TlcError *err) {
   if (!strcmp(format, "idx"))
     rc = load_idx(spec, out, err);
   else if (!strcmp(format, "cifar10"))
-    rc = tlc_cifar10_load(spec->dir, spec->val_count, spec->need_train, out, err);
+    rc = tlc_cifar10_load(spec->dir, spec->val_count, spec->dev_batch, spec->need_train, out, err);
   else if (!strcmp(format, "image_folder"))
     rc = tlc_image_folder_load(spec->dir, spec->val_split, spec->need_train, out, err);
   else if (!strcmp(format, "flowers102"))

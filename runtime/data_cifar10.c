@@ -110,7 +110,7 @@ static void set_shape(TlcDataset *d, int32_t classes) {
   d->channels = 3, d->height = CIFAR_SIDE, d->width = CIFAR_SIDE, d->classes = classes;
 }
 
-int tlc_cifar10_load(const char *dir, int64_t dev, bool need_train, TlcData *out, TlcError *err) {
+int tlc_cifar10_load(const char *dir, int64_t dev, int32_t dev_batch, bool need_train, TlcData *out, TlcError *err) {
   char path[4200];
   if (read_names(dir, out, err))
     return -1;
@@ -121,10 +121,15 @@ int tlc_cifar10_load(const char *dir, int64_t dev, bool need_train, TlcData *out
   if (!need_train)
     return 0;
   set_shape(&out->train, out->classes);
+  set_shape(&out->val, out->classes);
   for (int b = 1; b <= CIFAR_BATCHES; b++) {
     snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b);
-    if (read_batch(path, out->classes, &out->train, err))
+    if (read_batch(path, out->classes, b == dev_batch ? &out->val : &out->train, err))
       return -1;
+  }
+  if (dev_batch) {
+    snprintf(out->val_from, sizeof out->val_from, "data_batch_%d.bin (dev)", dev_batch);
+    return 0;
   }
   if (dev >= out->train.count)
     return tlc_fail(err, "%s: %lld training images; a dev split of %lld leaves none to train on", dir,

@@ -50,7 +50,8 @@ typedef struct TlcImage {
 } TlcImage;
 
 typedef enum {
-  TLC_TF_RESIZE,              // shorter side to `size`, aspect kept, bilinear with antialiasing as PIL
+  TLC_TF_RESIZE,              // shorter side to `size`, aspect kept (or, size 0, to height x width), bilinear
+                              // with antialiasing as PIL
   TLC_TF_CENTER_CROP,         // size x size from the centre
   TLC_TF_RANDOM_CROP,         // size x size at a random place after zero padding of `pad` on each side
   TLC_TF_RANDOM_RESIZED_CROP, // torchvision's RandomResizedCrop(size, scale, ratio)
@@ -64,6 +65,7 @@ typedef enum {
 typedef struct TlcTransform {
   TlcTransformKind kind;
   int32_t size;               // RESIZE, CENTER_CROP, RANDOM_CROP, RANDOM_RESIZED_CROP
+  int32_t height, width;      // RESIZE when size is 0: exactly this, as torchvision's Resize((h, w))
   int32_t pad;                // RANDOM_CROP
   float p;                    // HFLIP, VFLIP
   float scale[2], ratio[2];   // RANDOM_RESIZED_CROP
@@ -168,6 +170,7 @@ typedef struct TlcDataSpec {
   const char *format;   // "idx", "image_folder", "cifar10", "flowers102"
   const char *dir;
   int64_t val_count;    // idx: the last N training images; cifar10: the dev split (last N)
+  int32_t dev_batch;    // cifar10: data_batch_N (1..5) is the dev split instead; 0: val_count
   double val_split;     // image_folder without a val/ folder: this fraction of each class
   bool need_train;      // false: only the test split is read (--eval)
   // A subset, applied to every split after loading: only the classes listed (NULL: all),
@@ -203,8 +206,9 @@ int tlc_idx_load(const char *dir, const char *split, TlcDataset *out, TlcError *
 //
 // DIR/data_batch_1.bin .. data_batch_5.bin (training), DIR/test_batch.bin (test), each a
 // sequence of 3073-byte records (label, 1024 red, 1024 green, 1024 blue bytes), and
-// DIR/batches.meta.txt (class names, one a line). The last `dev` training images become val.
-int tlc_cifar10_load(const char *dir, int64_t dev, bool need_train, TlcData *out, TlcError *err);
+// DIR/batches.meta.txt (class names, one a line). The last `dev` training images become val,
+// or, when dev_batch is 1..5, data_batch_<dev_batch>.bin.
+int tlc_cifar10_load(const char *dir, int64_t dev, int32_t dev_batch, bool need_train, TlcData *out, TlcError *err);
 
 //
 // data_folder.c: torchvision's ImageFolder layout of JPEG and PNG files
@@ -572,6 +576,8 @@ typedef struct TlcSchedule {
   double gamma;         // STEP, MULTISTEP
   double eta_min_ratio; // COSINE: eta_min / lr
   int32_t warmup;       // epochs of linear warm-up (0: none)
+  double lr;            // the optimizer's learning rate, which the kernels hold (times each group's
+                        // multiplier): the trainer's --lr scales them all by its ratio to this
 } TlcSchedule;
 
 // Everything the generated code knows about its experiment.
@@ -594,6 +600,7 @@ typedef struct TlcModel {
   const char *data_format;   // "idx", "image_folder", "cifar10" or "flowers102"
   const char *data_dir;      // the default of --data
   int32_t val_count;         // idx: the last N training images; cifar10: the dev split
+  int32_t dev_batch;         // cifar10: data_batch_N is the dev split (0: val_count)
   float val_split;           // image_folder without a val folder: the fraction held out
   const int32_t *subset_classes;   // the experiment's subset (TlcDataSpec): NULL, all classes
   int32_t nsubset_classes;
@@ -662,7 +669,8 @@ typedef struct TlcRun {
   int64_t limit;
   double epoch_loss, epoch_correct, epoch_seen, eval_loss, eval_correct, eval_seen;
   double best_val, train_seconds, epoch_start;
-  float lr_factor;
+  float lr_factor;      // this epoch's learning rate over the recipe's: the schedule times --lr's ratio
+  double lr;            // --lr (0: the recipe's)
   FILE *metrics;
   int64_t ntest;        // test images used (--limit)
   int64_t eval_cursor;  // next image of the split being evaluated

@@ -172,6 +172,9 @@ static int start_run(TlcRun *run, TlcError *err) {
       (run->resume && run->resume_images && check_resume_position(run, err) != 0))
     return TRAINER_FAILED;
   run->use_features = trainer_wants_features(run);
+  if (run->lr > 0 && run->first_epoch < run->epochs)
+    printf("lr: %g (--lr; the recipe's is %g): every parameter group's rate is scaled by %g\n", run->lr,
+           run->model->schedule.lr, run->lr / run->model->schedule.lr);
   if (run->use_features)
     printf("features: the frozen prefix runs once per training image; steps start from its output (%lld floats "
            "per image)\n", (long long)run->model->feature_floats);
@@ -214,15 +217,17 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
 //
 
 // The learning rate's factor for a 0-based epoch, as PyTorch's schedulers step per epoch.
-static double schedule_factor(const TlcSchedule *s, int epoch, int epochs) {
-  double f = 1;
+// The learning rate of `epoch` as a multiple of the recipe's; `scale` is --lr's ratio to it. A
+// cosine schedule's eta_min stays what the recipe says, as PyTorch's does when lr changes.
+static double schedule_factor(const TlcSchedule *s, int epoch, int epochs, double scale) {
+  double f = scale;
   if (s->kind == TLC_SCHED_STEP)
-    f = pow(s->gamma, epoch / (s->step_size > 0 ? s->step_size : 1));
+    f *= pow(s->gamma, epoch / (s->step_size > 0 ? s->step_size : 1));
   if (s->kind == TLC_SCHED_MULTISTEP)
     for (int i = 0; i < s->nmilestones && i < 16; i++)
       f *= epoch >= s->milestones[i] ? s->gamma : 1;
   if (s->kind == TLC_SCHED_COSINE)
-    f = s->eta_min_ratio + (1 - s->eta_min_ratio) * (1 + cos(PI * epoch / epochs)) / 2;
+    f = s->eta_min_ratio + (scale - s->eta_min_ratio) * (1 + cos(PI * epoch / epochs)) / 2;
   if (epoch < s->warmup)
     f *= (double)(epoch + 1) / (s->warmup + 1);
   return f;
@@ -246,7 +251,7 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
   run->epoch_seconds = 0;
   run->epoch_start = trainer_now();   // the feature cache, when the first pass computes it, is training time
   trainer_begin_training_pass(run);
-  run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs);
+  run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs, run->lr > 0 ? run->lr / m->schedule.lr : 1);
   memcpy(run->arena + m->lr, &run->lr_factor, sizeof run->lr_factor);
 }
 
@@ -297,6 +302,7 @@ static int log_epoch(TlcRun *run, int epoch, const EpochStats *e, TlcError *err)
   json_number(f, "test_acc", e->test_acc);
   json_number(f, "images_per_s", e->images_per_s);
   json_number(f, "seconds", e->seconds);
+  json_number(f, "lr", run->lr_factor * run->model->schedule.lr);   // the base group's
   json_number(f, "lr_factor", run->lr_factor);
   fputs("}\n", f);
   // Flushed every epoch so that a run stopped later still leaves its log.

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,25 @@ static int parse_int(const char *flag, const char *value, int64_t min, int64_t m
 static int flag_data(TlcRun *run, const char *flag, const char *value, TlcError *err) {
   (void)flag, (void)err;
   run->data_dir = value;
+  return TRAINER_OK;
+}
+
+// A learning rate other than the recipe's, without a rebuild: the kernels hold the recipe's
+// (times each group's multiplier), and the step's lr input scales it.
+static int flag_lr(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  char *end;
+  errno = 0;
+  double lr = strtod(value, &end);
+  if (!*value || *end || errno || !(lr > 0) || !isfinite(lr)) {
+    tlc_fail(err, "%s expects a positive number, got '%s'", flag, value);
+    return TRAINER_USAGE;
+  }
+  if (!(run->model->schedule.lr > 0)) {
+    tlc_fail(err, "%s: the recipe's learning rate is 0, so there is none to scale; rebuild with --set optimizer.lr=%s",
+             flag, value);
+    return TRAINER_USAGE;
+  }
+  run->lr = lr;
   return TRAINER_OK;
 }
 
@@ -181,6 +201,7 @@ static int flag_predict(TlcRun *run, const char *flag, const char *value, TlcErr
 
 static const Flag FLAGS[] = {
     {"--data", true, flag_data},       {"--epochs", true, flag_epochs},
+    {"--lr", true, flag_lr},
     {"--device", true, flag_device},   {"--seed", true, flag_seed},
     {"--out", true, flag_out},         {"--resume", true, flag_resume},
     {"--limit", true, flag_limit},     {"--eval", true, flag_eval},
@@ -197,6 +218,8 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "Trains %s (compiled from %s) and reports its test accuracy.\n\n"
          "  --data DIR      data set directory (default %s)\n"
          "  --epochs N      epochs to train (default %d)\n"
+         "  --lr LR         learning rate (default %g); layers with a multiplier get LR times it, and the\n"
+         "                  schedule applies as it would to the recipe's\n"
          "  --device D      where to run: cpu, cuda, or auto (default: the GPU when there is one)\n"
          "  --check-gpu     run every step kernel by kernel on the GPU and the CPU, comparing\n"
          "  --no-feature-cache  run the frozen prefix at every step even where its output could be cached\n"
@@ -220,7 +243,7 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "The last line printed starts with \"result:\" and is meant for scripts. Ctrl-C or SIGTERM stops\n"
          "training after the step under way: last.ckpt is saved, the command that resumes it printed,\n"
          "and the exit status is 130 or 143.\n",
-         argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->seed_default, m->name,
+         argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->schedule.lr, m->seed_default, m->name,
          m->weights ? m->weights : "none", (long long)TRAINER_CACHE_MB);
 }
 

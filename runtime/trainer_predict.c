@@ -19,7 +19,7 @@ enum { PREDICT_TOP = 5 };
 static void load_class_names(TlcRun *run) {
   const TlcModel *m = run->model;
   TlcDataSpec spec = {.format = m->data_format, .dir = run->data_dir, .val_count = m->val_count,
-                      .val_split = m->val_split, .need_train = false};
+                      .dev_batch = m->dev_batch, .val_split = m->val_split, .need_train = false};
   TlcData data;
   TlcError why;
   if (tlc_data_load(&spec, &data, &why) != 0) {

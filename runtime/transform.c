@@ -38,15 +38,22 @@ const char *tlc_transform_name(TlcTransformKind kind) {
 
 static bool is_range(const float r[2]) { return isfinite(r[0]) && isfinite(r[1]) && r[0] > 0 && r[0] <= r[1]; }
 static bool is_amount(float x) { return isfinite(x) && x >= 0; }
+static bool is_side(int32_t x) { return x >= 1 && x <= TRANSFORM_MAX_SIDE; }
 
 static int check_one(const TlcTransform *t, int i, int n, TlcError *err) {
   const char *name = tlc_transform_name(t->kind);
   switch (t->kind) {
   case TLC_TF_RESIZE:
+    if (!t->size && (!is_side(t->height) || !is_side(t->width)))
+      return tlc_fail(err, "transform %d (%s): size [%d, %d] is not in 1..%d", i + 1, name, t->height, t->width,
+                      TRANSFORM_MAX_SIDE);
+    if (!t->size)
+      return 0;
+    __attribute__((fallthrough));   // a shorter side, checked as the crops' sizes
   case TLC_TF_CENTER_CROP:
   case TLC_TF_RANDOM_CROP:
   case TLC_TF_RANDOM_RESIZED_CROP:
-    if (t->size < 1 || t->size > TRANSFORM_MAX_SIDE)
+    if (!is_side(t->size))
       return tlc_fail(err, "transform %d (%s): size %d is not in 1..%d", i + 1, name, t->size, TRANSFORM_MAX_SIDE);
     if (t->kind == TLC_TF_RANDOM_CROP && (t->pad < 0 || t->pad > TRANSFORM_MAX_SIDE))
       return tlc_fail(err, "transform %d (%s): padding %d is not in 0..%d", i + 1, name, t->pad, TRANSFORM_MAX_SIDE);
@@ -187,9 +194,15 @@ int tlc_transform_draw(const TlcTransform *t, int32_t width, int32_t height, Tlc
   return tlc_fail(err, "unknown transform kind %d", (int)t->kind);
 }
 
-// Resize's output: the shorter side becomes size, the other int(size * long / short); a side
-// beyond int32 (an extreme aspect ratio) saturates, and image_reserve refuses it.
-static void resize_shape(int32_t size, int32_t width, int32_t height, int32_t *out_w, int32_t *out_h) {
+// Resize's output: height x width when given, else the shorter side becomes size and the other
+// int(size * long / short); a side beyond int32 (an extreme aspect ratio) saturates, and
+// image_reserve refuses it.
+static void resize_shape(const TlcTransform *t, int32_t width, int32_t height, int32_t *out_w, int32_t *out_h) {
+  if (!t->size) {
+    *out_w = t->width, *out_h = t->height;
+    return;
+  }
+  int32_t size = t->size;
   double longer = (double)size * (width <= height ? height : width) / (width <= height ? width : height);
   int32_t other = longer >= INT32_MAX ? INT32_MAX : (int32_t)longer;
   *out_w = width <= height ? size : other;
@@ -201,7 +214,7 @@ int64_t tlc_transform_largest_bytes(const TlcTransform *tf, int n, int32_t width
   for (int i = 0; i < n && tf[i].kind != TLC_TF_NORMALIZE; i++) {
     const TlcTransform *t = &tf[i];
     if (t->kind == TLC_TF_RESIZE)
-      resize_shape(t->size, width, height, &width, &height);
+      resize_shape(t, width, height, &width, &height);
     else if (t->kind == TLC_TF_CENTER_CROP || t->kind == TLC_TF_RANDOM_CROP || t->kind == TLC_TF_RANDOM_RESIZED_CROP)
       width = height = t->size;
     else if (t->kind == TLC_TF_GRAYSCALE_TO_RGB)
@@ -273,7 +286,7 @@ int tlc_transform_apply(const TlcTransform *t, const TlcTransformDraw *d, const 
   switch (t->kind) {
   case TLC_TF_RESIZE: {
     int32_t ow, oh;
-    resize_shape(t->size, w, h, &ow, &oh);
+    resize_shape(t, w, h, &ow, &oh);
     if (image_reserve(dst, dst_cap, ow, oh, c, err))
       return -1;
     return tlc_image_resize(src, dst, err);
@@ -334,7 +347,7 @@ static bool leaves_unchanged(const TlcTransform *t, const TlcTransformDraw *d, c
     return img->channels == 3;
   case TLC_TF_RESIZE: {
     int32_t ow, oh;
-    resize_shape(t->size, img->width, img->height, &ow, &oh);
+    resize_shape(t, img->width, img->height, &ow, &oh);
     return ow == img->width && oh == img->height;
   }
   case TLC_TF_COLOR_JITTER:

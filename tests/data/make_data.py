@@ -9,6 +9,7 @@ KIND is one of:
   png_kinds  OUT     OUT/{train,val}/<class>/*.png in every PNG colour type and depth
   hymenoptera OUT N  OUT/{train,val}/{ants,bees}/*.jpg (the hymenoptera_data layout): RGB JPEGs
                      of varied sizes, N training images per class (Sandal as ants, Bag as bees)
+  hotdog     OUT N   OUT/{train,test}/{hotdog,not-hotdog}/*.jpg: the same, without a validation split
   cifar10    OUT N   OUT/data_batch_{1..5}.bin (N records each), test_batch.bin, batches.meta.txt
   flowers102 OUT N   OUT/jpg/image_%05d.jpg (N images), imagelabels.mat, setid.mat
   mixed      OUT     OUT/{train,test}/<class>/...: images of every PIL mode torchvision's loader
@@ -116,18 +117,24 @@ def png_kinds(out):
     for split in ("train", "val"):
         exp[split] = [{"label": 0, "file": f"{name}.png", "pixels": np.ascontiguousarray(want).tobytes().hex()}
                       for name, _, want in sorted(cases, key=lambda c: c[0] + ".png")]
-    exp["test"] = exp["val"]
+    if held_out == "val":   # the tutorial's layout has no test/: ImageFolder tests on val/
+        exp["test"] = exp["val"]
     return exp
 
 
-def hymenoptera(out, n):
+def hotdog(out, n):
+    """The hot dog layout: train/ and test/ only, so no validation split."""
+    return hymenoptera(out, n, (("hotdog", 9), ("not-hotdog", 0)), held_out="test")
+
+
+def hymenoptera(out, n, classes=(("ants", 5), ("bees", 8)), held_out="val"):
     """Two classes of RGB photographs of varied sizes, as the real set has; no expected pixels
     (JPEG is lossy), only the files in ImageFolder's order."""
     train_i, train_l = fashion("train")
-    exp = {"classes": ["ants", "bees"]}
-    for split, count, skip in (("train", n, 0), ("val", max(n // 2, 2), n)):
+    exp = {"classes": [cls for cls, _ in classes]}
+    for split, count, skip in (("train", n, 0), (held_out, max(n // 2, 2), n)):
         names = []
-        for label, (cls, source) in enumerate((("ants", 5), ("bees", 8))):
+        for label, (cls, source) in enumerate(classes):
             d = f"{out}/{split}/{cls}"
             os.makedirs(d, exist_ok=True)
             for k, i in enumerate(np.nonzero(train_l == source)[0][skip:skip + count]):
@@ -138,8 +145,14 @@ def hymenoptera(out, n):
                 img.save(f"{d}/{name}", quality=90)
                 names.append({"label": label, "file": name})
         exp[split] = names
-    exp["test"] = exp["val"]
+    if held_out == "val":   # the tutorial's layout has no test/: ImageFolder tests on val/
+        exp["test"] = exp["val"]
     return exp
+
+
+def hotdog(out, n):
+    """The hot dog layout: train/ and test/ only, so no validation split."""
+    return hymenoptera(out, n, (("hotdog", 9), ("not-hotdog", 0)), held_out="test")
 
 
 def cifar_record(label, img):
@@ -241,7 +254,7 @@ def main():
     kind, out = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     exp = {"folder_png": folder_png, "folder_jpg": folder_jpg, "cifar10": cifar10, "flowers102": flowers102,
-           "hymenoptera": hymenoptera, "mixed": mixed,
+           "hymenoptera": hymenoptera, "hotdog": hotdog, "mixed": mixed,
            "png_kinds": lambda o, _: png_kinds(o)}[kind](out, n)
     if exp is not None:
         with open(f"{out}/expected.json", "w") as f:

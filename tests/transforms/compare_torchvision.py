@@ -88,6 +88,8 @@ def cases(stem, img, src):
                        img.resize(size, Image.BILINEAR), "resize", *size)
     for s in [min(w, h) // 2, min(w, h) * 3]:
         compare_pixels(f"{stem} Resize({s})", src, F.resize(img, s), "resize_short", s)
+    for hw in [[h // 2 + 1, w // 3], [224, 224]]:
+        compare_pixels(f"{stem} Resize({hw})", src, F.resize(img, hw), "resize_hw", *hw)
     for s in [min(w, h) - 1, min(w, h) // 2]:
         compare_pixels(f"{stem} CenterCrop({s})", src, F.center_crop(img, s), "center_crop", s)
     pad, s = 4, min(w, h) // 2

@@ -7,6 +7,7 @@
 //   eval RESIZE CROP             resize, center_crop, ImageNet normalize through
 //                                tlc_transform_run; OUT is CHW float32, native byte order
 //   resize W H                   tlc_image_resize to exactly W x H
+//   resize_hw H W                resize([H, W]) through TlcTransform (aspect ratio not kept)
 //   resize_short S | center_crop S | hflip | vflip | grayscale_to_rgb
 //   random_crop S PAD TOP LEFT   the S x S box at (TOP, LEFT) of the padded image
 //   random_resized_crop S TOP LEFT H W
@@ -101,6 +102,8 @@ static int parse_op(int argc, char **argv, TlcTransform *t, TlcTransformDraw *d,
 #define ARG(i) (argc > (i) ? atof(argv[i]) : 0.0)
   if (strcmp(op, "resize_short") == 0) {
     *t = (TlcTransform){.kind = TLC_TF_RESIZE, .size = (int32_t)ARG(1)};
+  } else if (strcmp(op, "resize_hw") == 0) {
+    *t = (TlcTransform){.kind = TLC_TF_RESIZE, .height = (int32_t)ARG(1), .width = (int32_t)ARG(2)};
   } else if (strcmp(op, "center_crop") == 0) {
     TlcRng rng;
     TlcError err;
