@@ -7,7 +7,8 @@
 // - tlc_checkpoint_load runs the FlatBuffers Verifier before reading a field, so a truncated
 //   or corrupt file is refused and never read out of bounds; it then checks the identifier,
 //   the version, the graph fingerprint and every tensor's name and shape, and only when all
-//   of that holds copies anything into the caller's memory. Vectors of 8-byte elements are
+//   of that holds copies anything into the caller's memory. A file that torch.save wrote is
+//   named as such, with the converter that turns it into safetensors (tools/convert_weights.py). Vectors of 8-byte elements are
 //   read without assuming their alignment (vector_at).
 //
 // FlatBuffers' builder and verifier are C++ (bundle.cc is the other C++ file). Nothing C++
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdlib>
@@ -242,8 +244,29 @@ int read_file(const char *path, Bytes *out, size_t *size_out, TlcError *err) {
   return 0;
 }
 
+// What torch.save wrote, if it did: "a zip archive" (PyTorch 1.6 on, its first entry
+// "NAME/data.pkl"), "a pickle" (before 1.6), or NULL. Users hand .pth files to --weights,
+// and the message must send them to the converter rather than say only what the file is not.
+const char *pytorch_format(const uint8_t *bytes, size_t size) {
+  constexpr size_t kZipName = 30;  // a zip local header's fixed part; the name follows it
+  if (size > kZipName && std::memcmp(bytes, "PK\x03\x04", 4) == 0) {
+    size_t len = bytes[26] | static_cast<size_t>(bytes[27]) << 8;
+    std::string_view name(reinterpret_cast<const char *>(bytes) + kZipName, std::min(len, size - kZipName));
+    constexpr std::string_view kData = "/data.pkl";
+    bool torch = name.size() >= kData.size() && name.substr(name.size() - kData.size()) == kData;
+    return torch ? "a zip archive" : nullptr;
+  }
+  // Pickle protocols 2 to 5 start with PROTO and the version; torch.save used protocol 2.
+  if (size > 2 && bytes[0] == 0x80 && bytes[1] >= 2 && bytes[1] <= 5) return "a pickle";
+  return nullptr;
+}
+
 // Identifier, structure (every offset and length in bounds), version, rng size.
 int verify(const char *path, const uint8_t *bytes, size_t size, TlcError *err) {
+  if (const char *format = pytorch_format(bytes, size))
+    return tlc_fail(err, "%s: a PyTorch pickle (torch.save's format: %s), which tlc does not read; convert it "
+                    "to safetensors with tools/convert_weights.py %s OUT.safetensors (docs/weights.md) and give "
+                    "the trainer OUT.safetensors", path, format, path);
   bool has_id = size >= sizeof(fb::uoffset_t) + fb::kFileIdentifierLength;
   if (has_id && !tlc::ckpt::CheckpointBufferHasIdentifier(bytes))
     return tlc_fail(err, "%s: not a tlc checkpoint (bad identifier)", path);

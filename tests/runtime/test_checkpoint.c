@@ -244,6 +244,42 @@ static void test_foreign_files(void) {
   expect_refused(path, tiny_specs, TINY_N, "tiny", "No such file or directory");
 }
 
+// A zip local header whose first entry is named name (the rest of the archive is absent:
+// the format is told from the first bytes).
+static void write_zip_start(const char *path, const char *name) {
+  unsigned char head[30 + 64] = {'P', 'K', 3, 4};
+  size_t len = strlen(name);
+  head[26] = (unsigned char)len;
+  memcpy(head + 30, name, len);
+  write_bytes(path, head, sizeof head);
+}
+
+// torch.save's two formats are named, and the converter with them (tests/weights/convert.sh
+// hands real torch.save files to a trainer); other zips and short files are not taken for them.
+static void test_pytorch_files(void) {
+  char path[4096], want[2 * 4096 + 256];
+  scratch(path, sizeof path, "resnet18.pth");
+  write_zip_start(path, "resnet18/data.pkl");
+  snprintf(want, sizeof want, "%s: a PyTorch pickle (torch.save's format: a zip archive), which tlc does not "
+           "read; convert it to safetensors with tools/convert_weights.py %s OUT.safetensors", path, path);
+  expect_refused(path, tiny_specs, TINY_N, "tiny", want);
+
+  scratch(path, sizeof path, "legacy.pth");
+  const unsigned char pickle[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8};
+  write_bytes(path, pickle, sizeof pickle);
+  snprintf(want, sizeof want, "%s: a PyTorch pickle (torch.save's format: a pickle)", path);
+  expect_refused(path, tiny_specs, TINY_N, "tiny", want);
+
+  scratch(path, sizeof path, "arrays.npz");
+  write_zip_start(path, "x.npy");
+  snprintf(want, sizeof want, "%s: not a tlc checkpoint (bad identifier)", path);
+  expect_refused(path, tiny_specs, TINY_N, "tiny", want);
+
+  scratch(path, sizeof path, "short.pth");
+  write_bytes(path, "PK\x03\x04", 4);
+  expect_refused(path, tiny_specs, TINY_N, "tiny", "truncated or corrupt");
+}
+
 static void test_other_graph(void) {
   static const Spec other[] = {{"features.0.weight", 4, {16, 3, 3, 3}}, {"fc.bias", 1, {10}}};
   char path[4096];
@@ -459,6 +495,7 @@ int main(void) {
   test_any_order();
   test_overwrite();
   test_foreign_files();
+  test_pytorch_files();
   test_other_graph();
   test_shape_mismatch();
   test_missing_and_unexpected();
