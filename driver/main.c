@@ -36,7 +36,9 @@ static const char usage[] =
     "  -o PATH          write the output to PATH instead of standard output\n"
     "  --version, --help\n"
     "usage: tlc inspect TRAINER [KERNEL] [--ptx]\n"
-    "  lists the GPU kernels embedded in a trainer, or prints one's CUDA C (or PTX)\n";
+    "  lists the GPU kernels embedded in a trainer, or prints one's CUDA C (or PTX)\n"
+    "usage: tlc report RUN_DIR... [-o DIR] [--confusion RUN_DIR] [--force]\n"
+    "  the comparison table, training curves and a confusion matrix of trainers' --out directories\n";
 
 typedef struct Options {
   const char *input, *output, *emit;
@@ -343,6 +345,8 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "inspect"))
     return inspect_main(argc - 2, argv + 2);
+  if (argc > 1 && !strcmp(argv[1], "report"))
+    return report_main(argc - 2, argv + 2);
   Options o = parse_options(argc, argv);
   Arena *a = arena_new();
   Module *m = load_module(a, o.input, o.include, o.ninclude);
