@@ -234,7 +234,7 @@ static void emit_c_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
-// The data section: format, default directory, the validation split, the subset.
+// The data section: format, default directory, the validation split, class names, the subset.
 static void emit_data(FILE *out, const DataSource *d) {
   static const char *const formats[] = {[DATA_IDX] = "idx", [DATA_IMAGE_FOLDER] = "image_folder",
                                         [DATA_CIFAR10] = "cifar10", [DATA_FLOWERS102] = "flowers102"};
@@ -242,6 +242,14 @@ static void emit_data(FILE *out, const DataSource *d) {
   emit_c_string(out, d->dir);
   fprintf(out, ", .val_count = %lld, .dev_batch = %d, .val_split = %.9g,\n", (long long)d->val_count, d->dev_batch,
           d->val_split);
+  if (d->class_names) {
+    fputs("    .data_class_names = (const char *const[]){", out);
+    for (int i = 0; i < d->nclass_names; i++) {
+      fputs(i ? ", " : "", out);
+      emit_c_string(out, d->class_names[i]);
+    }
+    fprintf(out, "}, .ndata_class_names = %d,\n", d->nclass_names);
+  }
   if (d->subset_classes) {
     fputs("    .subset_classes = (const int32_t[]){", out);
     for (int i = 0; i < d->nsubset_classes; i++)
@@ -282,6 +290,20 @@ static void emit_weights(FILE *out, const Recipe *r) {
   fputs(",\n", out);
 }
 
+// `.parameters` and `.trainable_parameters`, counted as tlc --stats counts them, for run.json.
+static void emit_parameter_counts(FILE *out, const Graph *model) {
+  int64_t all = 0, trainable = 0;
+  for (int i = 0; i < model->nparams; i++) {
+    const Param *p = model->params[i];
+    int64_t n = p->dims ? 1 : 0;   // a scalar counts as nothing, as in --stats
+    for (int d = 0; d < p->dims; d++)
+      n *= p->dim[d];
+    all += p->buffer ? 0 : n;
+    trainable += p->buffer || p->frozen ? 0 : n;
+  }
+  fprintf(out, "    .parameters = %lld, .trainable_parameters = %lld,\n", (long long)all, (long long)trainable);
+}
+
 static void emit_model(FILE *out, const TrainerSpec *t) {
   const Graph *tr = t->train, *ev = t->eval;
   const Recipe *r = t->recipe;
@@ -318,6 +340,7 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   }
   emit_schedule(out, r);
   emit_weights(out, r);
+  emit_parameter_counts(out, t->model);
   fputs("};\n", out);
 }
 

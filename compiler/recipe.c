@@ -56,7 +56,8 @@ typedef struct RecordSpec {
 // BIG bounds counts (epochs, images); SIDE is the largest image side the runtime's transforms take.
 enum { BIG = 1 << 30, SIDE = 1 << 15 };
 static const RecordSpec records[] = {
-    {S_DATA, "idx", DATA_IDX, {{"dir", ARG_STRING, false, 0, 0}, {"val", ARG_INT, false, 0, 1000000}}},
+    {S_DATA, "idx", DATA_IDX,
+     {{"dir", ARG_STRING, false, 0, 0}, {"val", ARG_INT, false, 0, 1000000}, {"names", ARG_STRINGS, false, 0, 0}}},
     {S_DATA, "image_folder", DATA_IMAGE_FOLDER,
      {{"dir", ARG_STRING, false, 0, 0}, {"val_split", ARG_FLOAT, false, 0, 0.99}}},
     {S_DATA, "cifar10", DATA_CIFAR10, {{"dir", ARG_STRING, false, 0, 0}, {"dev", ARG_INT_OR_STRING, false, 0, 50000}}},
@@ -466,6 +467,29 @@ static void cifar_dev_arg(const Bound *b, DataSource *d) {
   d->dev_batch = n;
 }
 
+// idx's names: IDX files number their classes, the experiment may name them (for the
+// trainer's messages, tlc report and --predict-grid). Each a distinct, non-empty name.
+static void class_names(Arena *a, const Value *names, DataSource *d) {
+  if (!names)
+    return;
+  if (!names->n)
+    error_at(names->span, "idx's names is empty (leave it out and the classes are numbered)");
+  d->class_names = arena_alloc(a, sizeof *d->class_names * (size_t)names->n);
+  d->class_names_span = names->span;
+  for (int i = 0; i < names->n; i++) {
+    const Value *s = names->items[i];
+    if (!s->s[0])
+      error_at(s->span, "idx's names: class %d's name is empty", i);
+    for (const char *ch = s->s; *ch; ch++)
+      if ((unsigned char)*ch < 32)
+        error_at(s->span, "idx's names: class %d's name holds a tab or line break (a name is one line)", i);
+    for (int j = 0; j < i; j++)
+      if (!strcmp(d->class_names[j], s->s))
+        error_at(s->span, "idx's names: '%s' names classes %d and %d", s->s, j, i);
+    d->class_names[d->nclass_names++] = s->s;
+  }
+}
+
 static DataSource resolve_data(Arena *a, const Value *v) {
   DataSource d = {.format = DATA_IDX, .dir = "/usr/share/datasets/fashion-mnist", .val_count = 5000};
   if (!v)
@@ -478,6 +502,8 @@ static DataSource resolve_data(Arena *a, const Value *v) {
   else if (d.format == DATA_IDX)
     d.val_count = int_arg(&b, "val", 5000);
   d.val_split = d.format == DATA_IMAGE_FOLDER ? num_arg(&b, "val_split", 0) : 0;
+  if (d.format == DATA_IDX)
+    class_names(a, arg(&b, "names"), &d);
   return d;
 }
 
@@ -498,6 +524,9 @@ static void resolve_subset(Arena *a, const Value *v, DataSource *d) {
     for (int j = 0; j < i; j++)
       if (d->subset_classes[j] == c->i)
         error_at(c->span, "class %lld is listed twice in subset's classes", (long long)c->i);
+    if (d->class_names && c->i >= d->nclass_names)
+      error_at(c->span, "subset's class %lld is not one of the %d classes idx's names lists (0 to %d)",
+               (long long)c->i, d->nclass_names, d->nclass_names - 1);
     d->subset_classes[d->nsubset_classes++] = c->i;
   }
   if (!classes->n)
@@ -786,6 +815,10 @@ void recipe_bind(Recipe *r, Graph *g) {
              (long long)r->classes, g->model, (long long)out.c);
   if (out.rank == 2)
     r->classes = out.c;
+  const DataSource *d = &r->data;
+  if (d->class_names && !d->subset_classes && out.rank == 2 && d->nclass_names != out.c)
+    error_at(d->class_names_span, "idx's names lists %d classes, but model '%s' has %lld outputs", d->nclass_names,
+             g->model, (long long)out.c);
   check_normalize(&r->train_transform, g->nodes[0]->shape.c);
   check_normalize(&r->eval_transform, g->nodes[0]->shape.c);
   apply_freeze(&r->freeze, g);
@@ -819,10 +852,33 @@ static const char *freeze_str(Arena *a, const Freeze *f) {
   }
 }
 
+// A string as the language writes it: quotes and backslashes escaped.
+static const char *quoted(Arena *a, const char *text) {
+  char *out = arena_alloc(a, 2 * strlen(text) + 3), *o = out;
+  *o++ = '"';
+  for (const char *s = text; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      *o++ = '\\';
+    *o++ = *s;
+  }
+  *o++ = '"', *o = '\0';
+  return out;
+}
+
+static const char *strings_str(Arena *a, const char *const *names, int n) {
+  const char *s = "[";
+  for (int i = 0; i < n; i++)
+    s = arena_printf(a, "%s%s%s", s, i ? ", " : "", quoted(a, names[i]));
+  return arena_printf(a, "%s]", s);
+}
+
 static const char *data_str(Arena *a, const DataSource *d) {
   const char *s = arena_printf(a, "%s(\"%s\"", record_name(S_DATA, d->format), d->dir);
   switch (d->format) {
-  case DATA_IDX: return arena_printf(a, "%s, val = %lld)", s, (long long)d->val_count);
+  case DATA_IDX:
+    s = arena_printf(a, "%s, val = %lld", s, (long long)d->val_count);
+    return d->class_names ? arena_printf(a, "%s, names = %s)", s, strings_str(a, d->class_names, d->nclass_names))
+                          : arena_printf(a, "%s)", s);
   case DATA_CIFAR10:
     if (d->dev_batch)
       return arena_printf(a, "%s, dev = \"data_batch_%d\")", s, d->dev_batch);

@@ -458,6 +458,9 @@ typedef struct DataSource {
   int64_t val_count;        // idx: the last N training images; cifar10: the dev split
   int dev_batch;            // cifar10: data_batch_N (1..5) is the dev split, not trained on; 0: none
   double val_split;         // image_folder without val/: the fraction of each class held out
+  const char **class_names; // idx(names = [...]): the data set's classes, which IDX files do not name; NULL: none
+  int nclass_names;
+  Span class_names_span;
   int64_t *subset_classes;  // the classes kept, relabelled 0, 1, ... in this order; NULL: all
   int nsubset_classes;
   int64_t per_class;        // at most this many training images per class; 0: all

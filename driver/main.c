@@ -24,6 +24,9 @@ static const char usage[] =
     "       tlc FILE.graph --emit=STAGE [-o FILE] print one stage of the compilation\n"
     "       tlc FILE.graph --stats                parameters, multiply-accumulates, memory\n"
     "       tlc inspect TRAINER [KERNEL] [--ptx]  the GPU kernels inside a trainer\n"
+    "       tlc report RUN_DIR... [-o DIR] [--confusion RUN_DIR] [--force]\n"
+    "                                             the comparison table, training curves and a\n"
+    "                                             confusion matrix of trainers' --out directories\n"
     "options:\n"
     "  -o PATH          the trainer to build; with --emit, the file to print the stage to\n"
     "  --emit=STAGE     ir        the elaborated graph, with every layer's shape\n"
@@ -377,6 +380,8 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "inspect"))
     return inspect_main(argc - 2, argv + 2);
+  if (argc > 1 && !strcmp(argv[1], "report"))
+    return report_main(argc - 2, argv + 2);
   Options o = parse_options(argc, argv);
   Arena *a = arena_new();
   Module *m = load_module(a, o.input, o.include, o.ninclude);

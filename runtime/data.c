@@ -89,6 +89,19 @@ static int load_idx(const TlcDataSpec *spec, TlcData *out, TlcError *err) {
   return tlc_dataset_split_tail(&out->train, spec->val_count, &out->val, err);
 }
 
+// The experiment's names for IDX's numbered classes: one for every label the files hold.
+static int name_idx_classes(const TlcDataSpec *spec, TlcData *out, TlcError *err) {
+  if (!spec->class_names)
+    return 0;
+  if (out->classes > spec->nclass_names)
+    return tlc_fail(err, "%s: the files hold labels 0 to %d, but the experiment's idx(names = [...]) names %d "
+                    "classes", spec->dir, out->classes - 1, spec->nclass_names);
+  out->classes = out->train.classes = out->val.classes = out->test.classes = spec->nclass_names;
+  out->class_names = tlc_strings_dup(spec->class_names, spec->nclass_names);
+  snprintf(out->names_from, sizeof out->names_from, "the experiment (idx(names = [...]))");
+  return out->class_names ? 0 : tlc_fail(err, "out of memory");
+}
+
 int tlc_dataset_subset(TlcDataset *d, const int32_t *classes, int32_t n, int64_t per_class, TlcError *err) {
   int32_t limit = classes ? n : d->classes;
   int64_t *seen = calloc((size_t)limit + 1, sizeof *seen);
@@ -158,7 +171,7 @@ int tlc_data_load(const TlcDataSpec *spec, TlcData *out, TlcError *err) {
   const char *format = spec->format ? spec->format : "";
   int rc;
   if (!strcmp(format, "idx"))
-    rc = load_idx(spec, out, err);
+    rc = load_idx(spec, out, err) || name_idx_classes(spec, out, err);
   else if (!strcmp(format, "cifar10"))
     rc = tlc_cifar10_load(spec->dir, spec->val_count, spec->dev_batch, spec->need_train, out, err);
   else if (!strcmp(format, "image_folder"))

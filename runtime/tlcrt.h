@@ -148,7 +148,7 @@ typedef struct TlcDataset {
   char **paths;         // from files: count paths, decoded per sample; else NULL
   TlcImage *cache;      // from files, when decoded once and kept (loader.c); else NULL
   int32_t *labels;      // count, 0 .. classes - 1
-  int32_t classes;      // 1 + the largest label (IDX), else the number of class names
+  int32_t classes;      // 1 + the largest label (IDX without idx(names)), else the number of class names
 } TlcDataset;
 
 void tlc_dataset_free(TlcDataset *d);
@@ -157,7 +157,7 @@ void tlc_dataset_free(TlcDataset *d);
 typedef struct TlcData {
   TlcDataset train, val, test;   // val may be empty (count 0)
   int32_t classes;
-  char **class_names;   // classes names; NULL where the format has none (IDX)
+  char **class_names;   // classes names; NULL where the format has none (IDX without idx(names))
   char val_from[256];   // where val came from, for the report ("DIR/val", "the last 5000 training images")
   char names_from[256]; // where the class names came from ("DIR/batches.meta.txt", "CIFAR-10's published list")
   // image_folder, for the report: images found in sub-folders of class folders (torchvision
@@ -173,6 +173,10 @@ typedef struct TlcDataSpec {
   int32_t dev_batch;    // cifar10: data_batch_N (1..5) is the dev split instead; 0: val_count
   double val_split;     // image_folder without a val/ folder: this fraction of each class
   bool need_train;      // false: only the test split is read (--eval)
+  // idx: the classes' names, which IDX files lack (NULL: numbered); every label must be below
+  // nclass_names, which is then the class count.
+  const char *const *class_names;
+  int32_t nclass_names;
   // A subset, applied to every split after loading: only the classes listed (NULL: all),
   // relabelled 0, 1, ... in the list's order; then at most per_class training images of
   // each class (0: all), the first ones in the data set's order.
@@ -342,6 +346,22 @@ int tlc_font_draw(TlcImage *img, int x, int y, const char *text, const uint8_t c
 int tlc_samples_write(const char *path, const float *images, const int32_t *labels, int n, int channels,
                       int height, int width, const float mean[4], const float std[4],
                       char *const *class_names, TlcError *err);
+
+//
+// predict_grid.c: --predict-grid, the predicted images with their classes in one PNG, drawn
+// with Cairo loaded at run time (plot_cairo.h)
+//
+typedef struct TlcGridTile {
+  const TlcImage *image;   // the file as decoded
+  const char *file;        // its path (the name is shown)
+  const char *predicted;   // the most probable class's name
+  double probability;      // its softmax probability
+  const char *truth;       // the true class's name; NULL: not known
+} TlcGridTile;
+// Tiles of 200x257 pixels, 5 a row, 12 apart (and from the edges): the picture's size for n.
+void tlc_predict_grid_size(int n, int *width, int *height);
+// Writes path atomically; fails, saying what to install, where Cairo is missing.
+int tlc_predict_grid_write(const char *path, const TlcGridTile *tiles, int n, TlcError *err);
 
 //
 // checkpoint.cc: checkpoints as FlatBuffers (schema: runtime/checkpoint.fbs)
@@ -602,6 +622,8 @@ typedef struct TlcModel {
   int32_t val_count;         // idx: the last N training images; cifar10: the dev split
   int32_t dev_batch;         // cifar10: data_batch_N is the dev split (0: val_count)
   float val_split;           // image_folder without a val folder: the fraction held out
+  const char *const *data_class_names;   // idx(names = [...]): the data set's classes; NULL: numbered
+  int32_t ndata_class_names;
   const int32_t *subset_classes;   // the experiment's subset (TlcDataSpec): NULL, all classes
   int32_t nsubset_classes;
   int64_t per_class;               // at most this many training images per class (0: all)
@@ -620,6 +642,8 @@ typedef struct TlcModel {
   // prefix (run once per training image) and the rest (run every step from the cache).
   int64_t features, feature_floats;
   void (*train_features)(char *arena), (*train_head)(char *arena);
+  // Parameters as tlc --stats counts them (buffers excluded): all, and those that train.
+  int64_t parameters, trainable_parameters;
 } TlcModel;
 
 // One kernel of a step on both devices, for --check-gpu.
@@ -713,6 +737,8 @@ typedef struct TlcRun {
   bool checked_train, checked_eval;   // the first of each was reported in full
   const char **predict_paths;   // --predict: the image files (argv's strings), in order
   int64_t npredict;             // their count; 0: no prediction
+  const char *predict_grid;     // --predict-grid: the PNG of the predicted images
+  int64_t *confusion;           // [classes, classes] (true, predicted) of the latest test pass
   int argc;                     // the command line, for the command that resumes a stopped run
   char **argv;
   TlcRng epoch_rng;             // run->rng as this epoch started (before its shuffle)

@@ -161,6 +161,9 @@ static int start_run(TlcRun *run, TlcError *err) {
   }
   if (!run->eval_checkpoint && !run->npredict && open_out(run, err) != 0)
     return TRAINER_FAILED;
+  // --eval --out DIR: the confusion matrix of the evaluated file goes there.
+  if (run->eval_checkpoint && !run->npredict && run->out_dir && make_dirs(run->out_dir, err) != 0)
+    return TRAINER_FAILED;
   tlc_pool_init(run->threads);
   if (load_state(run, err) != 0)
     return TRAINER_FAILED;
@@ -168,7 +171,7 @@ static int start_run(TlcRun *run, TlcError *err) {
   if (status != TRAINER_OK)
     return status;
   if (trainer_alloc_batches(run, err) != 0 || trainer_prepare_outputs(run, err) != 0 ||
-      trainer_open_device(run, err) != 0 || trainer_start_loader(run, err) != 0 ||
+      trainer_summary_start(run, err) != 0 || trainer_open_device(run, err) != 0 || trainer_start_loader(run, err) != 0 ||
       (run->resume && run->resume_images && check_resume_position(run, err) != 0))
     return TRAINER_FAILED;
   run->use_features = trainer_wants_features(run);
@@ -371,19 +374,24 @@ int tlc_run_finish(TlcRun *run) {
     return run->status;
   }
   bool best = !isnan(run->best_test_acc);   // the reported figure is best.ckpt's when it was kept
-  double test_acc = best ? run->best_test_acc : run->last_test_acc;
-  double test_loss = best ? run->best_test_loss : run->last_test_loss;
-  double per_s = run->train_seconds > 0 ? run->images_trained / run->train_seconds : 0;
   TlcLoaderStats stats = {0};
   if (run->loader)
     tlc_loader_stats(run->loader, &stats);
+  TrainerResult r = {
+      .test_acc = best ? run->best_test_acc : run->last_test_acc,
+      .test_loss = best ? run->best_test_loss : run->last_test_loss,
+      .images_per_s = run->train_seconds > 0 ? run->images_trained / run->train_seconds : 0,
+      .tested = best ? "best" : run->eval_checkpoint ? "checkpoint" : "last",
+      .skipped = stats.skipped,
+  };
   if (stats.skipped)
     printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n",
            (long long)stats.skipped);
   trainer_report_files(run, false);
   trainer_profile_report(run);
   TlcError err;
-  if (trainer_write_outputs(run, &err) != 0 || (run->npredict && trainer_print_predictions(run, &err) != 0)) {
+  if (trainer_write_outputs(run, &err) != 0 || (run->npredict && trainer_print_predictions(run, &err) != 0) ||
+      trainer_write_summary(run, &r, &err) != 0) {
     fflush(stdout);
     fprintf(stderr, "error: %s\n", err.msg);
     trainer_release(run);
@@ -395,14 +403,13 @@ int tlc_run_finish(TlcRun *run) {
     run->status = TRAINER_OK;
     return 0;
   }
-  printf("result: test_acc=%.4f test_loss=%.4f tested=%s", test_acc, test_loss,
-         best ? "best" : run->eval_checkpoint ? "checkpoint" : "last");
+  printf("result: test_acc=%.4f test_loss=%.4f tested=%s", r.test_acc, r.test_loss, r.tested);
   if (best)
     printf(" best_epoch=%d last_test_acc=%.4f", run->best_epoch, run->last_test_acc);
   putchar(' ');
   print_best_val(run);
   printf(" train_time_s=%.1f epochs=%d images_per_s=%.0f skipped_images=%lld\n", run->train_seconds,
-         run->epochs_done, per_s, (long long)stats.skipped);
+         run->epochs_done, r.images_per_s, (long long)r.skipped);
   trainer_release(run);
   run->status = TRAINER_OK;
   return 0;
@@ -429,6 +436,8 @@ void trainer_release(TlcRun *run) {
   run->test_logits = NULL;
   free(run->predict_paths);
   run->predict_paths = NULL;
+  free(run->confusion);
+  run->confusion = NULL;
   run->npredict = 0;
   run->out_owned = run->last_path = run->best_path = NULL;
   run->out_dir = NULL;

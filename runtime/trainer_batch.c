@@ -92,7 +92,7 @@ bool tlc_train_batch(TlcRun *run) {
   return true;
 }
 
-static int32_t argmax(const float *x, int32_t n) {
+int32_t trainer_argmax(const float *x, int32_t n) {
   int32_t best = 0;
   for (int32_t i = 1; i < n; i++)
     if (x[i] > x[best])  // strictly greater: the first maximum wins
@@ -108,7 +108,7 @@ static void add_batch(const TlcRun *run, int64_t loss_at, int64_t logits_at, int
   const float *logits = (const float *)(run->arena + logits_at);
   for (int64_t b = 0; b < n; b++) {
     *loss_sum += loss[b];
-    *correct += argmax(logits + b * m->classes, m->classes) == run->batch_labels[b];
+    *correct += trainer_argmax(logits + b * m->classes, m->classes) == run->batch_labels[b];
   }
 }
 
@@ -183,4 +183,5 @@ void tlc_eval_batch_done(TlcRun *run) {
             &run->eval_correct);
   run->eval_seen += (double)run->eval_real;
   trainer_keep_logits(run);
+  trainer_count_confusion(run);
 }

@@ -148,8 +148,10 @@ int trainer_load_data(TlcRun *run, TlcError *err) {
   if (run->npredict)
     return trainer_predict_load(run, err) == 0 ? TRAINER_OK : TRAINER_FAILED;
   TlcDataSpec spec = {.format = m->data_format, .dir = run->data_dir, .val_count = m->val_count,
-                      .dev_batch = m->dev_batch, .classes = m->subset_classes, .nclasses = m->nsubset_classes,
-                      .per_class = m->per_class, .val_split = m->val_split, .need_train = !run->eval_checkpoint};
+                      .dev_batch = m->dev_batch, .class_names = m->data_class_names,
+                      .nclass_names = m->ndata_class_names, .classes = m->subset_classes,
+                      .nclasses = m->nsubset_classes, .per_class = m->per_class, .val_split = m->val_split,
+                      .need_train = !run->eval_checkpoint};
   if (tlc_data_load(&spec, &run->data, err) != 0 || check_classes(run, err) != 0 ||
       check_labels(run, &run->data.train, "training", err) != 0 ||
       check_labels(run, &run->data.val, "validation", err) != 0 ||

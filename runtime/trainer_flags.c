@@ -199,6 +199,10 @@ static int flag_predict(TlcRun *run, const char *flag, const char *value, TlcErr
   return TRAINER_OK;
 }
 
+static int flag_predict_grid(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return file_value(flag, value, &run->predict_grid, err);
+}
+
 static const Flag FLAGS[] = {
     {"--data", true, flag_data},       {"--epochs", true, flag_epochs},
     {"--lr", true, flag_lr},
@@ -210,6 +214,7 @@ static const Flag FLAGS[] = {
     {"--logits", true, flag_logits}, {"--check-gpu", false, flag_check_gpu},
     {"--no-feature-cache", false, flag_no_feature_cache}, {"--profile", false, flag_profile},
     {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
+    {"--predict-grid", true, flag_predict_grid},
 };
 
 static void print_usage(const TlcRun *run, const char *argv0) {
@@ -236,6 +241,8 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --logits FILE   write the test split's logits as a float32 .npy [images, classes]\n"
          "  --predict IMAGE...  with --eval FILE or --weights FILE: the top classes of each JPEG or\n"
          "                  PNG file, one line each, instead of training and testing\n"
+         "  --predict-grid FILE.png  with --predict: also the images with their predicted class and\n"
+         "                  probability, and their true class when their folder is named after one\n"
          "  --threads N     CPU threads (default: one per core)\n"
          "  --loader-threads N  threads decoding and augmenting images (default: as --threads)\n"
          "  --cache-mb N    keep decoded image files in memory up to N MB (default %lld; 0: never)\n"
@@ -286,6 +293,10 @@ static int parse_one(TlcRun *run, int argc, char **argv, int *i, TlcError *err) 
 
 // --predict needs trained weights and does nothing else.
 static int check_predict(const TlcRun *run, TlcError *err) {
+  if (!run->npredict && run->predict_grid) {
+    tlc_fail(err, "--predict-grid draws the images of --predict IMAGE..., and there are none");
+    return TRAINER_USAGE;
+  }
   if (!run->npredict)
     return TRAINER_OK;
   if (!run->eval_checkpoint && !run->weights)

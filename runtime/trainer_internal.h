@@ -14,6 +14,7 @@
 //   trainer_stop.c   Ctrl-C and SIGTERM: last.ckpt saved, the command that resumes printed
 //   trainer_profile.c  --profile: every kernel of every step timed, where the time went
 //   trainer_eval.c   which evaluation passes run when (validation, test, best weights), their figures
+//   trainer_summary.c  OUT/run.json and OUT/confusion.tsv, for tlc report
 #ifndef TLC_TRAINER_INTERNAL_H
 #define TLC_TRAINER_INTERNAL_H
 
@@ -45,6 +46,7 @@ int trainer_save_checkpoint(TlcRun *run, const char *path, bool in_epoch, TlcErr
 void trainer_free_state(TlcRun *run);
 
 // trainer_batch.c
+int32_t trainer_argmax(const float *logits, int32_t classes);   // the first maximum
 int trainer_alloc_batches(TlcRun *run, TlcError *err);   // the training order, evaluation order, labels
 void trainer_free_batches(TlcRun *run);
 void trainer_begin_training_pass(TlcRun *run);           // the loader starts on this epoch's order
@@ -108,6 +110,18 @@ void trainer_eval_epoch_begin(TlcRun *run);
 int trainer_profile_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err);
 void trainer_profile_report(TlcRun *run);   // when the run ends
 void trainer_profile_free(TlcRun *run);
+
+// trainer_summary.c
+// The figures of the result line.
+typedef struct TrainerResult {
+  double test_acc, test_loss, images_per_s;
+  const char *tested;   // "best", "last" or "checkpoint"
+  int64_t skipped;      // image files that could not be decoded
+} TrainerResult;
+// The confusion matrix allocated; a training run's earlier run.json and confusion.tsv removed.
+int trainer_summary_start(TlcRun *run, TlcError *err);
+void trainer_count_confusion(TlcRun *run);   // after each evaluation batch
+int trainer_write_summary(const TlcRun *run, const TrainerResult *r, TlcError *err);   // when the run ends
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds

@@ -3,8 +3,10 @@
 //
 // Contract (trainer_internal.h): both files are written atomically after the test pass, from
 // the state the run ends with (the last epoch's, or the --eval file's). Their directories
-// are checked at the start, so that a long run does not fail at its end for a typo.
+// are checked at the start, so that a long run does not fail at its end for a typo; so are
+// --predict-grid's and the Cairo library it is drawn with (trainer_predict.c writes it).
 #include "trainer_internal.h"
+#include "plot_cairo.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +26,11 @@ static int check_dir(const char *flag, const char *path, TlcError *err) {
 int trainer_prepare_outputs(TlcRun *run, TlcError *err) {
   if (run->export_path && check_dir("--export", run->export_path, err) != 0)
     return -1;
+  TlcError why;
+  if (run->predict_grid && check_dir("--predict-grid", run->predict_grid, err) != 0)
+    return -1;
+  if (run->predict_grid && !tlc_cairo_load(&why))
+    return tlc_fail(err, "--predict-grid %s: %s", run->predict_grid, why.msg);
   if (!run->logits_path && !run->npredict)
     return 0;
   if (run->logits_path && check_dir("--logits", run->logits_path, err) != 0)

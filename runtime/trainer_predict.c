@@ -5,21 +5,42 @@
 // last image. Each file is decoded before anything runs and each goes through the transforms
 // once, so a missing, corrupt or too-small image is an error naming it, never a skipped sample
 // (the loader skips broken training files; a prediction asked for by name must not be replaced).
-// The data set is read only for its class names: when it does not load, or names a different
-// number of classes, classes are called "class K" and the run goes on.
+// The data set is read only for its class names (not at all when the experiment names IDX's
+// classes): when it does not load, or names a different number of classes, classes are called
+// "class K" and the run goes on.
 #include "trainer_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { PREDICT_TOP = 5 };
 
+// The names idx(names = [...]) compiled into the trainer, of the subset's classes; false when
+// there are none (or no memory for them).
+static bool compiled_class_names(TlcRun *run) {
+  const TlcModel *m = run->model;
+  int32_t n = m->subset_classes ? m->nsubset_classes : m->ndata_class_names;
+  if (!m->data_class_names || n != m->classes)
+    return false;
+  const char **names = malloc((size_t)n * sizeof *names);
+  for (int32_t k = 0; names && k < n; k++)
+    names[k] = m->data_class_names[m->subset_classes ? m->subset_classes[k] : k];
+  run->data.class_names = names ? tlc_strings_dup(names, n) : NULL;
+  run->data.classes = run->data.class_names ? n : 0;
+  free(names);
+  return run->data.class_names != NULL;
+}
+
 // The class names of the experiment's data, moved into run->data, or none (said why).
 static void load_class_names(TlcRun *run) {
   const TlcModel *m = run->model;
+  if (compiled_class_names(run))
+    return;
   TlcDataSpec spec = {.format = m->data_format, .dir = run->data_dir, .val_count = m->val_count,
-                      .dev_batch = m->dev_batch, .val_split = m->val_split, .need_train = false};
+                      .dev_batch = m->dev_batch, .val_split = m->val_split, .need_train = false,
+                      .classes = m->subset_classes, .nclasses = m->nsubset_classes};   // the subset's names, in its order
   TlcData data;
   TlcError why;
   if (tlc_data_load(&spec, &data, &why) != 0) {
@@ -113,26 +134,80 @@ static void top_classes(const double *p, int32_t n, int32_t *best, int k) {
   }
 }
 
+// Class c's name: the data set's, or "class K" (in buf).
+static const char *class_name(const TlcRun *run, int32_t c, char buf[32]) {
+  if (run->data.class_names)
+    return run->data.class_names[c];
+  snprintf(buf, 32, "class %d", c);
+  return buf;
+}
+
+// The true class of an image, when the folder it is in is named after one (a test folder of
+// an ImageFolder tree; a folder named by class number when the classes have no names); -1
+// when not known.
+static int32_t true_class(const TlcRun *run, const char *path) {
+  const char *end = strrchr(path, '/'), *start = end;
+  if (!end)
+    return -1;
+  while (start > path && start[-1] != '/')
+    start--;
+  char buf[32];
+  for (int32_t c = 0; c < run->model->classes; c++) {
+    const char *name = buf;
+    if (run->data.class_names)
+      name = run->data.class_names[c];
+    else
+      snprintf(buf, sizeof buf, "%d", c);
+    if (strlen(name) == (size_t)(end - start) && !strncmp(name, start, (size_t)(end - start)))
+      return c;
+  }
+  return -1;
+}
+
+// --predict-grid: tile i shows image i, its top class and, when known, its true class.
+static int write_grid(const TlcRun *run, const int32_t *top, const double *top_p, TlcError *err) {
+  int64_t n = run->ntest;
+  TlcGridTile *tiles = calloc((size_t)n, sizeof *tiles);
+  char (*names)[2][32] = calloc((size_t)n, sizeof *names);
+  int rc = tiles && names ? 0 : tlc_fail(err, "out of memory");
+  for (int64_t i = 0; rc == 0 && i < n; i++) {
+    int32_t truth = true_class(run, run->data.test.paths[i]);
+    tiles[i] = (TlcGridTile){.image = &run->data.test.cache[i], .file = run->data.test.paths[i],
+                             .predicted = class_name(run, top[i], names[i][0]), .probability = top_p[i],
+                             .truth = truth >= 0 ? class_name(run, truth, names[i][1]) : NULL};
+  }
+  if (rc == 0 && (rc = tlc_predict_grid_write(run->predict_grid, tiles, (int)n, err)) == 0) {
+    int width, height;
+    tlc_predict_grid_size((int)n, &width, &height);
+    printf("predict: %s: %lld images with their predicted classes, %dx%d pixels\n", run->predict_grid,
+           (long long)n, width, height);
+  }
+  free(tiles);
+  free(names);
+  return rc;
+}
+
 int trainer_print_predictions(const TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
-  double *p = malloc((size_t)m->classes * sizeof *p);
-  if (!p)
+  double *p = malloc((size_t)m->classes * sizeof *p), *top_p = malloc((size_t)run->ntest * sizeof *top_p);
+  int32_t *top = malloc((size_t)run->ntest * sizeof *top);
+  if (!p || !top || !top_p) {
+    free(p), free(top), free(top_p);
     return tlc_fail(err, "out of memory");
+  }
   int k = m->classes < PREDICT_TOP ? m->classes : PREDICT_TOP;
   for (int64_t i = 0; i < run->ntest; i++) {
-    int32_t best[PREDICT_TOP];
+    int32_t best[PREDICT_TOP] = {0};
+    char buf[32];
     softmax(run->test_logits + i * m->classes, m->classes, p);
     top_classes(p, m->classes, best, k);
+    top[i] = best[0], top_p[i] = p[best[0]];
     printf("predict: %s ->", run->data.test.paths[i]);
-    for (int j = 0; j < k; j++) {
-      const char *name = run->data.class_names ? run->data.class_names[best[j]] : NULL;
-      if (name)
-        printf("%s %s (%d) %.6f", j ? "," : "", name, best[j], p[best[j]]);
-      else
-        printf("%s class %d (%d) %.6f", j ? "," : "", best[j], best[j], p[best[j]]);
-    }
+    for (int j = 0; j < k; j++)
+      printf("%s %s (%d) %.6f", j ? "," : "", class_name(run, best[j], buf), best[j], p[best[j]]);
     printf("\n");
   }
-  free(p);
-  return 0;
+  int rc = run->predict_grid ? write_grid(run, top, top_p, err) : 0;
+  free(p), free(top), free(top_p);
+  return rc;
 }

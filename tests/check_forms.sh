@@ -60,6 +60,12 @@ data)
   A='data = cifar10("some/dir", 500)'
   B='data = cifar10(dev = 500, dir = "some/dir")'
   C='data = cifar10("some/dir")' ;;
+idx_names)        # quotes and backslashes in names, as the C source must escape them
+  stage=c
+  A='data = idx("some/dir", 100, ["T-shirt/top", "Trouser", "a \"b\"", "c\\d", "4", "5", "6", "7", "8", "9"])'
+  B='data = idx(names = ["T-shirt/top", "Trouser", "a \"b\"", "c\\d", "4", "5", "6", "7", "8", "9"], val = 100,
+                dir = "some/dir")'
+  C='data = idx("some/dir", 100, ["T-shirt/top", "Trouser", "a b", "c d", "4", "5", "6", "7", "8", "9"])' ;;
 subset)
   stage=c
   A='subset = subset([1, 2], 5)'

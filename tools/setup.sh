@@ -10,6 +10,7 @@ packages=(
   libmatio-dev libhdf5-dev libaec-dev         # Flowers102's .mat files (matio, linked statically with HDF5)
   libflatbuffers-dev flatbuffers-compiler     # checkpoints and the kernel bundle
   libjansson-dev                   # safetensors headers (JSON); trainers link libjansson.a
+  libcairo2-dev fonts-dejavu-core  # the pictures (--predict-grid, tlc report): Cairo, loaded with dlopen, and a font
   dataset-fashion-mnist            # the default data, under /usr/share/datasets/fashion-mnist
   python3                          # tests read flatc's JSON of checkpoints
   python3-pil python3-numpy        # the data tests write JPEG/PNG trees; the loader benchmark

@@ -7,7 +7,9 @@
 #   linear       everything frozen but the last layer (a linear probe of the features)
 #   partial      the first conv block frozen, the second and the classifier train
 #   finetune     pretrained weights, everything trains, a lower learning rate
-# Test accuracy is on all 5,000 test images of the five classes.
+# Test accuracy is on all 5,000 test images of the five classes. Then `tlc report` of the first
+# seed's runs: runs/fashion_transfer/report/report.md, with the curves and a confusion matrix,
+# and the fixed extractor's --predict-grid of ten test images (report/predictions.png).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -63,3 +65,30 @@ PY
 done
 echo
 echo "pretraining (5 classes, $(grep -c . pretrain/metrics.jsonl) epochs): $(grep '^result:' pretrain.txt)"
+# The first seed's runs as the write-ups show them: table, curves, the fixed extractor's
+# confusion matrix (runs/fashion_transfer/report/report.md).
+echo
+"$tlc" report "${approaches[@]/%/-1}" --confusion fixed-1 -o report --force
+# And the fixed extractor's predictions of the first two test images of each class, as PNG
+# files in folders named by class, so that the grid shows the true class too.
+rm -rf predict
+python3 - <<'PY'
+import gzip, os, struct, zlib
+names = {5: "Sandal", 6: "Shirt", 7: "Sneaker", 8: "Bag", 9: "Ankle boot"}
+d = "/usr/share/datasets/fashion-mnist"
+pixels = gzip.open(f"{d}/t10k-images-idx3-ubyte.gz").read()[16:]
+labels = gzip.open(f"{d}/t10k-labels-idx1-ubyte.gz").read()[8:]
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def write_png(path, image):   # 28x28, 8-bit gray
+    rows = b"".join(b"\0" + image[y * 28:(y + 1) * 28] for y in range(28))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
+    open(path, "wb").write(png + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+taken = {c: 0 for c in names}
+for i, c in enumerate(labels):
+    if c in names and taken[c] < 2:
+        taken[c] += 1
+        os.makedirs(f"predict/{names[c]}", exist_ok=True)
+        write_png(f"predict/{names[c]}/test_{i:04d}.png", pixels[i * 784:(i + 1) * 784])
+PY
+./fixed.bin --eval fixed-1/best.ckpt --predict predict/*/*.png --predict-grid report/predictions.png | grep '^predict:'

@@ -17,6 +17,8 @@ check "build transfer" "$tlc" "$study/transfer.graph" --set 'freeze=all_except([
 check "transfer from the checkpoint" sh -c "./fixed --weights pre/best.ckpt --out fixed_run > fixed.txt 2> fixed.err"
 cat fixed.txt
 check "50 training images of 5 classes" grep -q "train 50," fixed.txt
+check "the subset's classes by the names idx(names) gives" grep -qx "data: classes: 0 Sandal, 1 Shirt, 2 Sneaker, 3 Bag, 4 Ankle boot" fixed.txt
+check "confusion.tsv names them" grep -q "^true.predicted	Sandal	Shirt	Sneaker	Bag	Ankle boot$" fixed_run/confusion.tsv
 check "the head is re-initialised" grep -q "classifier.3.weight \[10, 256\] in the file, \[5, 256\] here" fixed.txt fixed.err
 acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' fixed.txt)
 check "test accuracy $acc above 0.40 (chance 0.20)" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.40) }'
@@ -34,8 +36,12 @@ check "uncached run" sh -c "./cached --weights pre/best.ckpt --no-feature-cache 
 check "no cache when told" sh -c "! grep -q '^features:' c2.txt"
 check "cached and uncached runs end in the same state" cmp c1/last.ckpt c2/last.ckpt
 
-# A subset naming a class the data set does not have: a clear error at start.
-check "build bad subset" "$tlc" "$study/transfer.graph" --set 'subset=subset(classes = [5, 12])' --set classes=2 -o bad
+# A subset naming a class the data set does not have: a clear error at start (with the classes
+# named by the experiment, already when it is compiled).
+fails_with "bad subset of named classes" 1 "subset's class 12 is not one of the 10 classes idx's names lists (0 to 9)" \
+  "$tlc" "$study/transfer.graph" --set 'subset=subset(classes = [5, 12])' --set classes=2 -o bad
+check "build bad subset" "$tlc" "$study/transfer.graph" --set 'subset=subset(classes = [5, 12])' --set classes=2 \
+  --set 'data=idx("/usr/share/datasets/fashion-mnist", val = 1000)' -o bad
 ./bad --out bad_run > bad.txt 2> bad.err
 check "bad subset refused" grep -q "the experiment's subset names class 12, but the data set has classes 0 to 9" bad.err
 
