@@ -77,6 +77,11 @@ static int edit_distance(const char *a, const char *b) {
 }
 
 void nearest_offer(Nearest *n, const char *candidate) {
+  // No hint allows more than 3 edits, and lengths 4 apart need 4: a file of 200,000 names
+  // costs no table for most of them.
+  long apart = (long)strlen(n->name) - (long)strlen(candidate);
+  if (apart > 3 || apart < -3)
+    return;
   int d = edit_distance(n->name, candidate);
   if (!n->best || d < n->dist)
     n->best = candidate, n->dist = d;
