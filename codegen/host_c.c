@@ -75,15 +75,22 @@ static void emit_cached_steps(FILE *out, const TrainerSpec *t) {
              t->plan->train_offset, t->cpu_table, &launch, b + 1, t->train->n);
 }
 
-// The same step on the GPU: the bundle's launches in order (each says its function, grid,
-// block and shared memory), on the same offsets of the device arena.
-static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
-                          const KernelTable *gpu, int *launch) {
-  fprintf(out, "\nstatic void %s(TlcGpu *G) {\n", name);
+// The same step on the GPU: the bundle's launches of nodes [lo, hi) in order (each says its
+// function, grid, block and shared memory), on the same offsets of the device arena.
+static void emit_steps_gpu(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
+                           const int64_t *offset, const KernelTable *gpu, int *launch, int lo, int hi) {
+  fputc('\n', out);
+  if (what)
+    fprintf(out, "// %s\n", what);
+  fprintf(out, "static void %s(TlcGpu *G) {\n", name);
   for (int i = 0; i < g->n; i++) {
     const Kernel *k = kernels[i];
     if (!k)
       continue;
+    if (i < lo || i >= hi) {
+      ++*launch;
+      continue;
+    }
     int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     const char *function = function_of(gpu, *launch);
@@ -93,6 +100,23 @@ static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **
     fprintf(out, "}, %d);   // %s%s%s\n", nbufs, k->name, shared ? " as " : "", shared ? function : "");
   }
   fputs("}\n", out);
+}
+
+static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
+                          const KernelTable *gpu, int *launch) {
+  emit_steps_gpu(out, name, NULL, g, kernels, offset, gpu, launch, 0, g->n);
+}
+
+// The GPU's feature cache runs the same two parts of the training step as the CPU's, with
+// the training step's launch numbers; the gather that fills the boundary between them is the
+// runtime's to launch (TlcModel.feature_gather).
+static void emit_cached_steps_gpu(FILE *out, const TrainerSpec *t) {
+  int launch = 0, b = t->feature_node;
+  emit_steps_gpu(out, "train_features_gpu", "The frozen prefix on the GPU, once per image.", t->train, t->train_gpu,
+                 t->plan->train_offset, t->program->table, &launch, 0, b + 1);
+  launch = 0;
+  emit_steps_gpu(out, "train_head_gpu", "The training step on the GPU from the gathered features on.", t->train,
+                 t->train_gpu, t->plan->train_offset, t->program->table, &launch, b + 1, t->train->n);
 }
 
 // A kernel that multiplies in bf16 is compared within bf16's precision: 8 bits of mantissa
@@ -337,6 +361,8 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
     fprintf(out, "    .features = %lld, .feature_floats = %lld,\n", (long long)p->train_offset[f->id],
             (long long)(shape_elems(f->shape) / t->train->batch));
     fputs("    .train_features = train_features, .train_head = train_head,\n", out);
+    fprintf(out, "    .train_features_gpu = train_features_gpu, .train_head_gpu = train_head_gpu, .feature_gather = %d,\n",
+            t->feature_gather);
   }
   emit_schedule(out, r);
   emit_weights(out, r);
@@ -361,7 +387,8 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
   emit_kernel_decls(out, t->cpu_table);
   emit_params(out, t->train, t->model, p->train_offset);
   if (t->feature_node >= 0)
-    fputs("static void train_features(char *A);\nstatic void train_head(char *A);\n", out);
+    fputs("static void train_features(char *A);\nstatic void train_head(char *A);\n"
+          "static void train_features_gpu(TlcGpu *G);\nstatic void train_head_gpu(TlcGpu *G);\n", out);
   emit_model(out, t);
   int launch = 0;
   emit_step(out, "train_step", "One training step: forward, loss, backward, optimizer updates.", t->train, t->train_cpu,
@@ -374,8 +401,10 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
   launch = 0;
   emit_calls(out, "train_calls", t->train, t->train_cpu, t->train_gpu, p->train_offset, t->cpu_table, &launch);
   emit_calls(out, "eval_calls", t->eval, t->eval_cpu, t->eval_gpu, p->eval_offset, t->cpu_table, &launch);
-  if (t->feature_node >= 0)
+  if (t->feature_node >= 0) {
     emit_cached_steps(out, t);
+    emit_cached_steps_gpu(out, t);
+  }
   fputs("\nstatic const TlcSteps steps = {train_step, eval_step, train_step_gpu, eval_step_gpu,\n"
         "    train_calls, sizeof train_calls / sizeof *train_calls, eval_calls, sizeof eval_calls / sizeof *eval_calls};\n",
         out);

@@ -106,7 +106,7 @@ typedef enum { KSP_GLOBAL, KSP_SHARED, KSP_LOCAL } KSpace;
 typedef struct KBuf {
   const char *name;     // what it holds, for readers: "layer1.0.conv1.weight", "grad of relu 3"
   KType type;           // KT_F32, KT_I64 (labels are stored as int64 too) or, in shared memory, KT_BF16
-  int64_t elems;
+  int64_t elems;        // 0: a global buffer whose length is known only when the trainer runs
   bool written;         // the kernel stores into it
   KSpace space;         // global buffers come first: they are the kernel's parameters
 } KBuf;

@@ -189,8 +189,11 @@ void kir_print_header(FILE *out, const Kernel *k) {
   for (int i = 0; i < k->nbufs; i++) {
     const KBuf *b = &k->bufs[i];
     const char *type = b->type == KT_BF16 ? "bf16" : kir_type_name(b->type);
-    fprintf(out, "//   b%d: %s%s %s[%lld]%s\n", i, b->space == KSP_SHARED ? "shared " : b->space == KSP_LOCAL ? "local " : "", type, b->name,
-            (long long)b->elems, b->written && b->space == KSP_GLOBAL ? " (written)" : "");
+    fprintf(out, "//   b%d: %s%s %s[", i, b->space == KSP_SHARED ? "shared " : b->space == KSP_LOCAL ? "local " : "", type,
+            b->name);
+    if (b->elems)   // 0: a global buffer whose length is the trainer's to know
+      fprintf(out, "%lld", (long long)b->elems);
+    fprintf(out, "]%s\n", b->written && b->space == KSP_GLOBAL ? " (written)" : "");
   }
 }
 

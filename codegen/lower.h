@@ -107,4 +107,8 @@ Kernel *kernel_xent_grad(KernelBuilder *kb);
 Kernel *kernel_sgd_update(KernelBuilder *kb);    // kernels_optim.c
 Kernel *kernel_adam_update(KernelBuilder *kb);
 
+// The GPU's feature-cache gather (kernels_features.c): buffers the device's cache (a row per
+// training image), the batch's rows of it (int64), and the boundary tensor it fills.
+Kernel *kernel_feature_gather(Arena *a, const Node *boundary, int64_t batch);
+
 #endif

@@ -182,7 +182,7 @@ static void write_output(const char *path, const char *data, size_t len) {
 
 // The kernels of both steps, training then evaluation, in launch order.
 static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kernel **eval, int *n) {
-  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 1));
+  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 2));   // room for the gather
   *n = 0;
   for (int i = 0; i < t->train->n; i++)
     if (train[i])
@@ -208,9 +208,16 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   int n;
   Kernel **kernels = all_kernels(a, &t, t.train_cpu, t.eval_cpu, &n);
   t.cpu_table = kir_table(a, kernels, n);
-  kernels = all_kernels(a, &t, t.train_gpu, t.eval_gpu, &n);
-  t.program = cuda_program(a, kernels, n);
   t.feature_node = feature_boundary(a, t.train, r);
+  kernels = all_kernels(a, &t, t.train_gpu, t.eval_gpu, &n);
+  // A feature cache on the GPU fills the step's starting tensor with one gather: the last
+  // launch of the bundle, after both steps, so that their launch numbers stay the CPU's.
+  t.feature_gather = -1;
+  if (t.feature_node >= 0) {
+    t.feature_gather = n;
+    kernels[n++] = kernel_feature_gather(a, t.train->nodes[t.feature_node], t.train->batch);
+  }
+  t.program = cuda_program(a, kernels, n);
   return t;
 }
 
@@ -319,7 +326,8 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
   rmdir(dir);
 }
 
-// The kernel IR of every node: the CPU's kernel, then the GPU's where it is laid out otherwise.
+// The kernel IR of every node: the CPU's kernel, then the GPU's where it is laid out otherwise;
+// then the GPU's own kernels (the feature-cache gather).
 static void emit_kir(FILE *out, const TrainerSpec *t) {
   const KernelTable *cpu = t->cpu_table, *gpu = t->program->table;
   for (int i = 0; i < cpu->nkernels; i++) {
@@ -330,6 +338,11 @@ static void emit_kir(FILE *out, const TrainerSpec *t) {
       kir_print(out, gpu->kernels[i]);
       fputc('\n', out);
     }
+  }
+  for (int i = cpu->nkernels; i < gpu->nkernels; i++) {
+    fputs("// on the GPU only:\n", out);
+    kir_print(out, gpu->kernels[i]);
+    fputc('\n', out);
   }
 }
 

@@ -41,6 +41,8 @@ typedef struct Driver {
   CUresult (*MemFree)(CUdeviceptr ptr);
   CUresult (*MemcpyHtoD)(CUdeviceptr dst, const void *src, size_t bytes);
   CUresult (*MemcpyDtoH)(void *dst, CUdeviceptr src, size_t bytes);
+  CUresult (*MemcpyDtoD)(CUdeviceptr dst, CUdeviceptr src, size_t bytes);
+  CUresult (*MemGetInfo)(size_t *free_bytes, size_t *total_bytes);
   CUresult (*LaunchKernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                            unsigned shared, void *stream, void **params, void **extra);
   CUresult (*GetErrorString)(CUresult error, const char **text);
@@ -56,6 +58,11 @@ struct TlcGpu {
   TlcBundle bundle;
   CUdeviceptr arena;
   int64_t arena_bytes;
+  // The feature cache, when the run keeps one on the device: rows of row_floats floats, and
+  // an epoch's order of rows (int64, as the gather kernel reads them; staged on the host).
+  CUdeviceptr cache, cache_order;
+  int64_t cache_rows, cache_row_floats;
+  int64_t *order_staging;
   char name[160];
   CUresult launch_error;       // the first failed launch, reported by tlc_gpu_sync
   int launch_error_function;
@@ -82,7 +89,8 @@ static int load_driver(TlcGpu *g, TlcError *err) {
       {(void **)&g->cu.ModuleLoadData, "cuModuleLoadData"}, {(void **)&g->cu.ModuleUnload, "cuModuleUnload"},
       {(void **)&g->cu.ModuleGetFunction, "cuModuleGetFunction"}, {(void **)&g->cu.MemAlloc, "cuMemAlloc_v2"},
       {(void **)&g->cu.MemFree, "cuMemFree_v2"}, {(void **)&g->cu.MemcpyHtoD, "cuMemcpyHtoD_v2"},
-      {(void **)&g->cu.MemcpyDtoH, "cuMemcpyDtoH_v2"}, {(void **)&g->cu.LaunchKernel, "cuLaunchKernel"},
+      {(void **)&g->cu.MemcpyDtoH, "cuMemcpyDtoH_v2"}, {(void **)&g->cu.MemcpyDtoD, "cuMemcpyDtoD_v2"},
+      {(void **)&g->cu.MemGetInfo, "cuMemGetInfo_v2"}, {(void **)&g->cu.LaunchKernel, "cuLaunchKernel"},
       {(void **)&g->cu.GetErrorString, "cuGetErrorString"},
   };
   for (size_t i = 0; i < sizeof symbols / sizeof *symbols; i++)
@@ -163,22 +171,27 @@ fail:
 
 const char *tlc_gpu_name(const TlcGpu *g) { return g->name; }
 
-void tlc_gpu_launch(TlcGpu *g, int launch, const int64_t *offsets, int n) {
+// Launch `launch` of the bundle on buffers at these device addresses.
+static void launch_on(TlcGpu *g, int launch, CUdeviceptr *pointers, int n) {
   if (g->launch_error)
     return;
   const TlcBundleLaunch *l = &g->bundle.launches[launch];
-  CUdeviceptr pointers[16];
   void *params[16];
-  for (int i = 0; i < n && i < 16; i++) {
-    pointers[i] = g->arena + (CUdeviceptr)offsets[i];
+  for (int i = 0; i < n && i < 16; i++)
     params[i] = &pointers[i];
-  }
   CUresult r = g->cu.LaunchKernel(g->functions[l->function], (unsigned)l->grid, 1, 1, (unsigned)l->block, 1, 1,
                                   (unsigned)l->shared, NULL, params, NULL);
   if (r) {
     g->launch_error = r;
     g->launch_error_function = (int)l->function;
   }
+}
+
+void tlc_gpu_launch(TlcGpu *g, int launch, const int64_t *offsets, int n) {
+  CUdeviceptr pointers[16];
+  for (int i = 0; i < n && i < 16; i++)
+    pointers[i] = g->arena + (CUdeviceptr)offsets[i];
+  launch_on(g, launch, pointers, n);
 }
 
 int tlc_gpu_sync(TlcGpu *g, TlcError *err) {
@@ -212,9 +225,74 @@ int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcErr
   return r ? tlc_fail(err, "copying from the GPU failed: %s", cu_text(g, r)) : 0;
 }
 
+int tlc_gpu_memory(TlcGpu *g, int64_t *free_bytes, int64_t *total_bytes, TlcError *err) {
+  size_t f = 0, t = 0;
+  CUresult r = g->cu.MemGetInfo(&f, &t);
+  if (r)
+    return tlc_fail(err, "cannot ask %s for its free memory: %s", g->name, cu_text(g, r));
+  *free_bytes = (int64_t)f, *total_bytes = (int64_t)t;
+  return 0;
+}
+
+static void cache_free(TlcGpu *g) {
+  if (g->cache)
+    g->cu.MemFree(g->cache);
+  if (g->cache_order)
+    g->cu.MemFree(g->cache_order);
+  free(g->order_staging);
+  g->cache = g->cache_order = 0;
+  g->order_staging = NULL;
+  g->cache_rows = g->cache_row_floats = 0;
+}
+
+int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, TlcError *err) {
+  cache_free(g);
+  int64_t n = rows > 0 ? rows : 1;
+  CUresult r = g->cu.MemAlloc(&g->cache, (size_t)(n * row_floats) * sizeof(float));
+  if (!r)
+    r = g->cu.MemAlloc(&g->cache_order, (size_t)n * sizeof(int64_t));
+  g->order_staging = r ? NULL : malloc((size_t)n * sizeof(int64_t));
+  if (r || !g->order_staging) {
+    cache_free(g);
+    return r ? tlc_fail(err, "cannot allocate %.1f MiB on %s: %s", (double)n * row_floats * sizeof(float) / 1048576.0,
+                        g->name, cu_text(g, r))
+             : tlc_fail(err, "out of memory");
+  }
+  g->cache_rows = rows, g->cache_row_floats = row_floats;
+  return 0;
+}
+
+int tlc_gpu_cache_store(TlcGpu *g, int64_t first, int64_t offset, int64_t n, TlcError *err) {
+  int64_t row = g->cache_row_floats * (int64_t)sizeof(float);
+  if (first < 0 || n < 0 || first + n > g->cache_rows)
+    return tlc_fail(err, "internal error: rows %lld to %lld are outside the %lld-row feature cache", (long long)first,
+                    (long long)(first + n), (long long)g->cache_rows);
+  if (check_range(g, offset, n * row, err))
+    return -1;
+  CUresult r = g->cu.MemcpyDtoD(g->cache + (CUdeviceptr)(first * row), g->arena + (CUdeviceptr)offset, (size_t)(n * row));
+  return r ? tlc_fail(err, "copying features into the GPU's cache failed: %s", cu_text(g, r)) : 0;
+}
+
+int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *err) {
+  if (n > g->cache_rows)
+    return tlc_fail(err, "internal error: an order of %lld rows for a %lld-row feature cache", (long long)n,
+                    (long long)g->cache_rows);
+  for (int64_t i = 0; i < n; i++)
+    g->order_staging[i] = order[i];
+  CUresult r = g->cu.MemcpyHtoD(g->cache_order, g->order_staging, (size_t)n * sizeof(int64_t));
+  return r ? tlc_fail(err, "copying the epoch's order to the GPU failed: %s", cu_text(g, r)) : 0;
+}
+
+void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset) {
+  CUdeviceptr pointers[3] = {g->cache, g->cache_order + (CUdeviceptr)first * sizeof(int64_t),
+                             g->arena + (CUdeviceptr)offset};
+  launch_on(g, launch, pointers, 3);
+}
+
 void tlc_gpu_close(TlcGpu *g) {
   if (!g)
     return;
+  cache_free(g);
   if (g->arena)
     g->cu.MemFree(g->arena);
   if (g->module)

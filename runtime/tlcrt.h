@@ -551,6 +551,19 @@ int tlc_gpu_sync(TlcGpu *g, TlcError *err);
 // Copies bytes between host memory and the device arena at offset.
 int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, TlcError *err);
 int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcError *err);
+// The device memory free now and in all, as the driver reports them.
+int tlc_gpu_memory(TlcGpu *g, int64_t *free_bytes, int64_t *total_bytes, TlcError *err);
+// The feature cache (trainer_features.c): rows x row_floats floats of device memory beside
+// the arena, and room for an epoch's order of rows. Fails, holding nothing, when the device
+// cannot hold them.
+int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, TlcError *err);
+// Rows [first, first + n) of the cache <- n rows at the arena's offset, device to device.
+int tlc_gpu_cache_store(TlcGpu *g, int64_t first, int64_t offset, int64_t n, TlcError *err);
+// The epoch's order of rows, order[0..n), goes up for the gathers.
+int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *err);
+// Launches the bundle's gather kernel `launch`: the rows order[first ..] of the cache into
+// the arena at offset, as many as the kernel was compiled for (the batch).
+void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset);
 void tlc_gpu_close(TlcGpu *g);
 
 //
@@ -642,6 +655,11 @@ typedef struct TlcModel {
   // prefix (run once per training image) and the rest (run every step from the cache).
   int64_t features, feature_floats;
   void (*train_features)(char *arena), (*train_head)(char *arena);
+  // The same two parts on the GPU, where the cache is device memory and the bundle's launch
+  // number feature_gather (buffers: the cache, the batch's rows of it as int64, the tensor
+  // at `features`) fills the boundary every step.
+  void (*train_features_gpu)(TlcGpu *gpu), (*train_head_gpu)(TlcGpu *gpu);
+  int feature_gather;
   // Parameters as tlc --stats counts them (buffers excluded): all, and those that train.
   int64_t parameters, trainable_parameters;
 } TlcModel;
@@ -730,7 +748,9 @@ typedef struct TlcRun {
   TlcGpu *gpu;                  // the GPU the steps run on, or NULL (the CPU)
   bool no_feature_cache;        // --no-feature-cache
   bool use_features;            // training steps start from cached features (TlcModel.features)
-  float *features;              // [ntrain, feature_floats] once computed, else NULL
+  bool features_ready;          // the cache is computed (at the first training pass of the run)
+  float *features;              // on the CPU: [ntrain, feature_floats], else NULL
+  int64_t gpu_cache_mb;         // --gpu-cache-mb; -1: the device's free memory less TRAINER_GPU_RESERVE_MB
   bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
   bool profiling;               // --profile: every kernel of every step timed (trainer_profile.c)
   struct TlcProfile *profile;   // the times so far

@@ -174,13 +174,10 @@ static int start_run(TlcRun *run, TlcError *err) {
       trainer_summary_start(run, err) != 0 || trainer_open_device(run, err) != 0 || trainer_start_loader(run, err) != 0 ||
       (run->resume && run->resume_images && check_resume_position(run, err) != 0))
     return TRAINER_FAILED;
-  run->use_features = trainer_wants_features(run);
+  trainer_start_features(run);
   if (run->lr > 0 && run->first_epoch < run->epochs)
     printf("lr: %g (--lr; the recipe's is %g): every parameter group's rate is scaled by %g\n", run->lr,
            run->model->schedule.lr, run->lr / run->model->schedule.lr);
-  if (run->use_features)
-    printf("features: the frozen prefix runs once per training image; steps start from its output (%lld floats "
-           "per image)\n", (long long)run->model->feature_floats);
   return TRAINER_OK;
 }
 
@@ -194,6 +191,7 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
   run->data_dir = model->data_dir;
   run->device = "auto";
   run->cache_mb = TRAINER_CACHE_MB;
+  run->gpu_cache_mb = -1;
   run->best_val = -1;  // below any accuracy: the first validated epoch is the best so far
   trainer_eval_init(run);
   TlcError err = {{0}};

@@ -60,7 +60,7 @@ static bool next_batch(TlcRun *run) {
 void trainer_begin_training_pass(TlcRun *run) {
   const TlcModel *m = run->model;
   if (run->use_features) {   // batches come from the cache, computed at the first epoch
-    if (!run->features && trainer_compute_features(run, &run->fail_err) != 0)
+    if (trainer_begin_cached_pass(run, &run->fail_err) != 0)
       run->failed = true;
     return;
   }

@@ -27,17 +27,34 @@ int trainer_state_to_host(TlcRun *run, TlcError *err) {
   return run->gpu ? tlc_gpu_download(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
 }
 
+// The step's inputs go up: all of them, or all but the images for a step that starts from
+// cached features (they are already on the device, and the images are most of the bytes).
+static int upload_inputs(TlcRun *run, bool images, TlcError *err) {
+  const TlcModel *m = run->model;
+  int64_t lo = m->io_offset, hi = m->io_offset + m->io_bytes;
+  int64_t skip = m->images, skip_end = m->images + m->batch * m->channels * m->height * m->width * 4;
+  if (images || skip < lo || skip_end > hi)
+    return tlc_gpu_upload(run->gpu, run->arena + lo, lo, hi - lo, err);
+  if (skip > lo && tlc_gpu_upload(run->gpu, run->arena + lo, lo, skip - lo, err) != 0)
+    return -1;
+  return hi > skip_end ? tlc_gpu_upload(run->gpu, run->arena + skip_end, skip_end, hi - skip_end, err) : 0;
+}
+
 // The step's inputs go up, and what the host reads of its results (the loss and logits of
 // each sample) comes back; everything else stays on the device. Profiled, the step runs
-// kernel by kernel, each timed.
+// kernel by kernel, each timed. From cached features, only the head runs, after the
+// gather trainer_cached_batch queued.
 static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err) {
   const TlcModel *m = run->model;
   int64_t loss = training ? m->train_loss : m->eval_loss, logits = training ? m->train_logits : m->eval_logits;
-  if (tlc_gpu_upload(run->gpu, run->arena + m->io_offset, m->io_offset, m->io_bytes, err) != 0)
+  bool cached = training && run->use_features;
+  if (upload_inputs(run, !cached, err) != 0)
     return -1;
   if (run->profiling && trainer_profile_step(run, steps, training, err) != 0)
     return -1;
-  if (!run->profiling)
+  if (cached)
+    m->train_head_gpu(run->gpu);
+  else if (!run->profiling)
     (training ? steps->train_gpu : steps->eval_gpu)(run->gpu);
   if (tlc_gpu_sync(run->gpu, err) != 0 || tlc_gpu_download(run->gpu, run->arena + loss, loss, m->batch * 4, err) != 0)
     return -1;

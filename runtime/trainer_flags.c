@@ -157,6 +157,10 @@ static int flag_cache_mb(TlcRun *run, const char *flag, const char *value, TlcEr
   return parse_int(flag, value, 0, INT64_MAX / (1 << 20), &run->cache_mb, err);
 }
 
+static int flag_gpu_cache_mb(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return parse_int(flag, value, 0, INT64_MAX / (1 << 20), &run->gpu_cache_mb, err);
+}
+
 // A file the run writes or reads: an empty name is a usage error, not "cannot open ''".
 static int file_value(const char *flag, const char *value, const char **out, TlcError *err) {
   if (!*value) {
@@ -214,7 +218,7 @@ static const Flag FLAGS[] = {
     {"--logits", true, flag_logits}, {"--check-gpu", false, flag_check_gpu},
     {"--no-feature-cache", false, flag_no_feature_cache}, {"--profile", false, flag_profile},
     {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
-    {"--predict-grid", true, flag_predict_grid},
+    {"--predict-grid", true, flag_predict_grid}, {"--gpu-cache-mb", true, flag_gpu_cache_mb},
 };
 
 static void print_usage(const TlcRun *run, const char *argv0) {
@@ -246,12 +250,14 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --threads N     CPU threads (default: one per core)\n"
          "  --loader-threads N  threads decoding and augmenting images (default: as --threads)\n"
          "  --cache-mb N    keep decoded image files in memory up to N MB (default %lld; 0: never)\n"
+         "  --gpu-cache-mb N  device memory for the feature cache on a GPU (default: what the GPU has free,\n"
+         "                  less %d MB; 0: none)\n"
          "  --help          show this message\n\n"
          "The last line printed starts with \"result:\" and is meant for scripts. Ctrl-C or SIGTERM stops\n"
          "training after the step under way: last.ckpt is saved, the command that resumes it printed,\n"
          "and the exit status is 130 or 143.\n",
          argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->schedule.lr, m->seed_default, m->name,
-         m->weights ? m->weights : "none", (long long)TRAINER_CACHE_MB);
+         m->weights ? m->weights : "none", (long long)TRAINER_CACHE_MB, TRAINER_GPU_RESERVE_MB);
 }
 
 static const Flag *find_flag(const char *arg, size_t len) {

@@ -26,6 +26,10 @@ enum { TRAINER_OK = 0, TRAINER_FAILED = 1, TRAINER_USAGE = 2 };
 // The default budget of the decoded-image cache: ImageFolder sets of a few thousand
 // photographs (hymenoptera, hotdog) fit; Flowers102 at full size (about 7 GB) does not.
 enum { TRAINER_CACHE_MB = 2048 };
+// Device memory the feature cache leaves free by default (--gpu-cache-mb sets the budget
+// outright): the driver takes more at a launch that needs more local memory per thread than
+// any before it, and a launch it cannot serve fails.
+enum { TRAINER_GPU_RESERVE_MB = 512 };
 
 // trainer_flags.c
 // Fills run's options from argv. Returns TRAINER_OK, or the exit status with err filled;
@@ -64,8 +68,12 @@ int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is l
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
 
 // trainer_features.c
-bool trainer_wants_features(const TlcRun *run);          // a cache exists and nothing rules it out
-int trainer_compute_features(TlcRun *run, TlcError *err);   // the prefix over the training split
+// Sets run->use_features: the model has a cache, nothing rules it out, it fits the budget of
+// its device (and, on a GPU, is allocated there); prints which, and why not.
+void trainer_start_features(TlcRun *run);
+// At each training pass of a cached run: the prefix over the training split the first time,
+// then (on a GPU) the epoch's order up.
+int trainer_begin_cached_pass(TlcRun *run, TlcError *err);
 void trainer_cached_batch(TlcRun *run);                  // the batch at cursor from the cache
 
 // gpu_check.c

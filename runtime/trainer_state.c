@@ -39,6 +39,7 @@ static int check_io(const TlcModel *m, TlcError *err) {
       {"seed", m->seed, 16},                        {"lr", m->lr, 4},
       {"train_loss", m->train_loss, b * 4},         {"train_logits", m->train_logits, b * m->classes * 4},
       {"eval_loss", m->eval_loss, b * 4},           {"eval_logits", m->eval_logits, b * m->classes * 4},
+      {"features", m->features, m->feature_floats > 0 ? b * m->feature_floats * 4 : 0},
   };
   for (size_t i = 0; i < sizeof io / sizeof *io; i++)
     if (!in_arena(m, io[i].offset, io[i].bytes))

@@ -35,6 +35,8 @@ CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes);
 CUresult cuMemFree_v2(CUdeviceptr ptr);
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t bytes);
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes);
+CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes);
+CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes);
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shared, void *stream, void **params, void **extra);
 CUresult cuGetErrorString(CUresult error, const char **text);
@@ -203,6 +205,19 @@ CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes) {
   in_arena(src, bytes, "a copy from the GPU");
   memcpy(dst, (char *)src, bytes);
   fake.down += (long)bytes;
+  return OK;
+}
+
+CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
+  in_arena(dst, bytes, "a copy on the GPU");
+  in_arena(src, bytes, "a copy on the GPU");
+  memmove((char *)dst, (char *)src, bytes);
+  return OK;
+}
+// An 80 GB GPU that holds the arena.
+CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes) {
+  *total_bytes = (size_t)80 << 30;
+  *free_bytes = *total_bytes - fake.arena_bytes;
   return OK;
 }
 

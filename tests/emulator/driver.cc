@@ -7,6 +7,8 @@
 // it is given and takes the program's CUDA C instead: the file TLC_EMU_SOURCE names, else the
 // kernel bundle of the trainer running this process. Launches run to completion inside
 // cuLaunchKernel; a failure's full message is what cuGetErrorString returns for its code.
+// The device's memory is TLC_EMU_MEMORY_MB (default: the machine's physical memory): an
+// allocation beyond it fails as out of memory, and cuMemGetInfo reports what is left.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -45,6 +47,8 @@ CUresult cuMemAlloc_v2(CUdeviceptr *ptr, std::size_t bytes);
 CUresult cuMemFree_v2(CUdeviceptr ptr);
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, std::size_t bytes);
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t bytes);
+CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes);
+CUresult cuMemGetInfo_v2(std::size_t *free_bytes, std::size_t *total_bytes);
 CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shared, void *stream, void **params, void **extra);
 CUresult cuGetErrorString(CUresult error, const char **text);
@@ -75,6 +79,7 @@ struct Driver {
   bool initialised = false;
   int major = 9, minor = 0;
   std::map<CUdeviceptr, Allocation> memory;
+  std::size_t memory_total = 0, memory_used = 0;   // the device's bytes; those allocated (256-byte rounded)
   unsigned long long launches = 0;
   CUresult last_code = 0;
   std::string last_message;
@@ -94,6 +99,21 @@ CUresult fail(CUresult code, const std::string &message) {
 }
 
 std::size_t page() { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
+
+std::size_t rounded(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// TLC_EMU_MEMORY_MB, else the machine's physical memory.
+std::size_t device_memory() {
+  const char *mb = std::getenv("TLC_EMU_MEMORY_MB");
+  if (mb && *mb) {
+    char *end = nullptr;
+    unsigned long long v = std::strtoull(mb, &end, 10);
+    if (*mb >= '0' && *mb <= '9' && !*end && v > 0 && v < (1ull << 40))
+      return static_cast<std::size_t>(v) << 20;
+    std::fprintf(stderr, "tlc emulator: TLC_EMU_MEMORY_MB=%s is not a number of MiB; using the machine's memory\n", mb);
+  }
+  return static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * page();
+}
 
 // The allocation that holds [p, p + bytes), or nullptr.
 const Allocation *find(CUdeviceptr p, std::size_t bytes) {
@@ -159,6 +179,7 @@ TLC_EMU_EXPORT CUresult cuInit(unsigned flags) {
                    sm);
     }
   }
+  d.memory_total = device_memory();
   d.initialised = true;
   return kSuccess;
 }
@@ -301,16 +322,23 @@ TLC_EMU_EXPORT CUresult cuFuncSetAttribute(void *function, int attribute, int va
 TLC_EMU_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, std::size_t bytes) {
   if (!ptr || !bytes)
     return kInvalidValue;
-  std::size_t p = page(), rounded = (bytes + 255) / 256 * 256, body = (rounded + p - 1) / p * p;
+  std::size_t p = page(), size = rounded(bytes), body = (size + p - 1) / p * p;
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.initialised)
+    return fail(kNotInitialized, "cuMemAlloc before cuInit");
+  if (size > d.memory_total - d.memory_used)
+    return fail(kOutOfMemory, "out of memory (" + std::to_string(bytes) + " bytes; the emulated device has " +
+                                  std::to_string(d.memory_total - d.memory_used) + " of its " +
+                                  std::to_string(d.memory_total) + " bytes free)");
   void *m = mmap(nullptr, body + p, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED)
     return fail(kOutOfMemory, "out of memory (" + std::to_string(bytes) + " bytes)");
   mprotect(static_cast<char *>(m) + body, p, PROT_NONE);
   // The end of the allocation meets the inaccessible page, as closely as 256-byte alignment allows.
-  char *start = static_cast<char *>(m) + body - rounded;
-  std::memset(start, 0xff, rounded);
-  Driver &d = driver();
-  std::lock_guard<std::mutex> lock(d.mutex);
+  char *start = static_cast<char *>(m) + body - size;
+  std::memset(start, 0xff, size);
+  d.memory_used += size;
   d.memory[reinterpret_cast<CUdeviceptr>(start)] = {m, body + p, bytes};
   *ptr = reinterpret_cast<CUdeviceptr>(start);
   return kSuccess;
@@ -323,6 +351,7 @@ TLC_EMU_EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) {
   if (it == d.memory.end())
     return fail(kInvalidValue, "cuMemFree of memory that cuMemAlloc did not return");
   munmap(it->second.mapping, it->second.mapping_bytes);
+  d.memory_used -= rounded(it->second.bytes);
   d.memory.erase(it);
   return kSuccess;
 }
@@ -340,6 +369,30 @@ TLC_EMU_EXPORT CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t 
   if (!find(src, bytes) || (!dst && bytes))
     return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes from the device leaves its allocation");
   std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
+  return kSuccess;
+}
+
+// Both ranges inside allocations; CUDA leaves overlapping copies undefined, so they are refused.
+TLC_EMU_EXPORT CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(driver().mutex);
+  if (!find(dst, bytes) || !find(src, bytes))
+    return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes on the device leaves its " +
+                                   (find(src, bytes) ? "destination's" : "source's") + " allocation");
+  if (dst < src + bytes && src < dst + bytes)
+    return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes on the device overlaps itself");
+  std::memcpy(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), bytes);
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuMemGetInfo_v2(std::size_t *free_bytes, std::size_t *total_bytes) {
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.initialised)
+    return fail(kNotInitialized, "cuMemGetInfo before cuInit");
+  if (!free_bytes || !total_bytes)
+    return kInvalidValue;
+  *free_bytes = d.memory_total - d.memory_used;
+  *total_bytes = d.memory_total;
   return kSuccess;
 }
 

@@ -4,7 +4,7 @@
 # there; the trainers are self-contained and travel). Writes build/gpu/pack.tar.xz, to be
 # carried to the device:
 #   tests/gpu/prepare.sh
-#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz checks steps torch'
+#   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz checks steps torch features'
 #   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz fashion'
 #   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz bench:bench_resnet18_fixed,bench_cnn_bn'
 #   ... then bench:bench_resnet18_ft,bench_mobilenet_v2_ft and bench:bench_effnet_b5_ft
@@ -38,6 +38,8 @@ for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
 done
 mkdir -p "$stage/torch"
 cp tests/gpu/step_torch.py tests/weights/weights.py "$stage/torch/"
+# ResNet-18 as a fixed feature extractor (only fc trains), for the feature cache in device memory.
+"$tlc" tests/emulator/features.graph --cpu=x86-64-v3 -o "$stage/features_resnet18"
 # The Fashion-MNIST example as users build it, for accuracy against the CPU's.
 "$tlc" examples/fashion_cnn.graph --cpu=x86-64-v3 -o "$stage/fashion_cnn"
 
@@ -72,7 +74,7 @@ for split in ('train', 't10k'):
 PY
 # Symbol tables are not needed there and the pack must travel within 64 MiB (.tlc_bundle stays):
 # xz's large window also shares the libraries every trainer links (49 MB where gzip made 62).
-strip "$stage"/check_* "$stage"/step_* "$stage"/bench_* "$stage/fashion_cnn"
+strip "$stage"/check_* "$stage"/step_* "$stage"/bench_* "$stage"/features_* "$stage/fashion_cnn"
 cp tests/gpu/run.sh "$stage/"
 git rev-parse --short HEAD > "$stage/commit.txt"
 tar -C "$stage" -cf - . | xz -T2 -6e > "$root/build/gpu/pack.tar.xz"

@@ -11,12 +11,15 @@
 #                       weights and images, loss and every tensor after the step compared
 #                       (tests/gpu/step_torch.py states the tolerances)
 #   fashion_gpu.txt     the Fashion-MNIST example trained on the GPU, to the CPU's accuracy
+#   features.txt        resnet18 as a fixed feature extractor with its features cached in device
+#                       memory and without: the same checkpoint, bit for bit
 #   benchmark.md        images/s and peak memory against PyTorch eager and torch.compile
 #   profile_NAME.txt    --profile of a benchmark trainer: the kernels that took the most time, and
 #   profile_NAME.tsv    every kernel's time per step (where the speed work should go)
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
-#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, profile, bench (default: all);
+#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, features, profile, bench
+#                                         (default: all);
 #                                         bench:TRAINER,... runs only those experiments
 #                                         (bench_resnet18_ft, bench_resnet18_fixed,
 #                                         bench_mobilenet_v2_ft, bench_effnet_b5_ft, bench_cnn_bn)
@@ -27,7 +30,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 pack=${1:-build/gpu/pack.tar.xz}
 shift || true
-parts=${*:-checks steps torch fashion profile bench}
+parts=${*:-checks steps torch fashion features profile bench}
 wants() { [[ " $parts " == *" $1 "* ]]; }
 # Python unpacks it: every machine with PyTorch has it, where xz may be missing.
 python3 -c 'import sys, tarfile
@@ -97,7 +100,21 @@ awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
 verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
 fi
 
-# 5. Where the time goes: the benchmark trainers at their real sizes with --profile (each
+# 5. The feature cache in device memory: resnet18 as a fixed feature extractor
+#    (tests/emulator/features.graph), two epochs of the subset with the cache and without it
+#    must end with the same checkpoint, bit for bit; the epoch lines show the time saved.
+if wants features; then
+  ./features_resnet18 --device cuda --data data/subset --out runs/features_cached > "$out/features.txt" 2>&1
+  cached=$?
+  ./features_resnet18 --device cuda --data data/subset --no-feature-cache --out runs/features_full \
+    >> "$out/features.txt" 2>&1
+  full=$?
+  grep -q '^features: cached on the device' "$out/features.txt" &&
+    cmp runs/features_cached/last.ckpt runs/features_full/last.ckpt >> "$out/features.txt" 2>&1
+  verdict "feature cache in device memory: bit-identical to --no-feature-cache" $(( cached || full || $? ))
+fi
+
+# 6. Where the time goes: the benchmark trainers at their real sizes with --profile (each
 #    kernel timed, waited for), on 256 of the benchmark's photos (bench/gpu.sh makes them).
 if wants profile; then
   bench/gpu.sh 256 none > /dev/null 2>&1
@@ -109,7 +126,7 @@ if wants profile; then
   done
 fi
 
-# 6. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
+# 7. The benchmark against PyTorch on this machine (bench/gpu.sh): a table, not a check.
 chosen=$(printf '%s\n' $parts | sed -n 's/^bench://p' | tr ',' ' ')
 if wants bench || [ -n "$chosen" ]; then
   # shellcheck disable=SC2086
