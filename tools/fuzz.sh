@@ -10,8 +10,8 @@
 # goes to OUT (default fuzz-out/HARNESS), at the lowest priority, on no fixed core (other work
 # shares the machine). Then, to grow the corpus with what the run found:
 #   tools/fuzz.sh --minimize HARNESS [OUT]   afl-cmin of OUT's queue and the corpus into
-#                                             OUT/cmin, reproducers (bug-*, found-*) kept; review, then
-#                                             copy into tests/fuzz/HARNESS/
+#                                             OUT/cmin, reproducers (bug-*, found-*) kept; review,
+#                                             then copy its afl-* files into tests/fuzz/HARNESS/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -46,7 +46,8 @@ fi
 if [ ! -f build-afl/CMakeCache.txt ]; then
   CC=afl-clang-fast CXX=afl-clang-fast++ cmake -S . -B build-afl -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-nice -n 19 cmake --build build-afl --target "$target" -j "$(nproc)" >/dev/null
+# One build at a time: two runs started together would otherwise compile libtlcrt together.
+flock build-afl/.lock nice -n 19 cmake --build build-afl --target "$target" -j "$(nproc)" >/dev/null
 case $harness in
   graph) cmd=("$root/build-afl/tests/tlc_sanitized" @@ --stats) ;;
   inspect) cmd=("$root/build-afl/tests/tlc_sanitized" inspect @@) ;;
@@ -57,7 +58,9 @@ esac
 timeout_ms=10000
 
 export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
-export ASAN_OPTIONS=abort_on_error=1:symbolize=0:detect_leaks=0
+# An allocation over 1 GiB, or a process past 2 GiB, is a crash, as in the replay
+# (tests/fuzz/fuzz_main.c): AFL++'s own -m cannot bound a program under AddressSanitizer.
+export ASAN_OPTIONS=abort_on_error=1:symbolize=0:detect_leaks=0:max_allocation_size_mb=1024:hard_rss_limit_mb=2048
 export UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:symbolize=0
 
 if $minimize; then
@@ -67,13 +70,13 @@ if $minimize; then
   cp "$out"/default/queue/id:* "$out/cmin-in/" 2>/dev/null || true
   cp tests/fuzz/"$harness"/* "$out/cmin-in/"
   AFL_SKIP_BIN_CHECK=1 nice -n 19 afl-cmin -i "$out/cmin-in" -o "$out/cmin" -m none -t "$timeout_ms" -- "${cmd[@]}"
-  # The reproducers of known bugs (bug-*, found-*) stay whatever their coverage; AFL++'s names
-  # lose their colons.
+  # The reproducers of known bugs (bug-*, found-*) stay whatever their coverage; AFL++'s
+  # names become afl-HASH (its content's), which no later run's can clash with.
   cp tests/fuzz/"$harness"/bug-* tests/fuzz/"$harness"/found-* "$out/cmin/" 2>/dev/null || true
   for f in "$out"/cmin/id:*; do
     [ -e "$f" ] || continue
-    id=${f##*/id:}
-    mv "$f" "$out/cmin/afl-${id%%,*}"
+    hash=$(sha1sum "$f" | cut -c1-12)
+    mv "$f" "$out/cmin/afl-$hash"
   done
   echo "tools/fuzz.sh: $(ls "$out/cmin" | wc -l) files, $(du -cb "$out"/cmin/* | tail -1 | cut -f1) bytes in $out/cmin"
   exit 0

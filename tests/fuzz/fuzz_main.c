@@ -4,18 +4,28 @@
 // from the same file, AFL++'s persistent mode, because a fork per input costs more than most
 // of the readers take; elsewhere each argument is a file, or a directory whose files are run
 // in name order.
+//
+// What one input may cost is bounded here too, so that a reader that takes unbounded time or
+// memory fails the replay instead of passing slowly: 10 s of CPU time per input (AFL++ has its
+// own time-out), one allocation of at most 1 GiB and 2 GiB in all (__asan_default_options;
+// ASAN_OPTIONS adds to it). The largest honest allocation is an image at PIL's pixel limit,
+// 537 MB of RGB; a refused file should cost next to nothing.
 #define _GNU_SOURCE
 #include "fuzz.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+enum { CPU_SECONDS_PER_INPUT = 10 };
 
 static const char *current = "";   // the input under way, for fuzz_abort's message
 static char scratch[4096];
@@ -119,6 +129,27 @@ static uint8_t *read_input(const char *path, size_t *size) {
   return exact;
 }
 
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "max_allocation_size_mb=1024:hard_rss_limit_mb=2048"; }
+
+static void on_cpu_limit(int sig) {
+  (void)sig;
+  static const char before[] = "fuzz: ", after[] = " ran past its CPU time (a hang?)\n";
+  // write(2) alone: the signal may have come inside stdio.
+  if (write(2, before, sizeof before - 1) < 0 || write(2, current, strlen(current)) < 0 ||
+      write(2, after, sizeof after - 1) < 0)
+    abort();
+  abort();
+}
+
+// Arms the CPU-time limit of one input (ITIMER_PROF counts user and system time, so a loaded
+// machine does not make an input late).
+static void limit_cpu(void) {
+  signal(SIGPROF, on_cpu_limit);
+  struct itimerval t = {.it_value = {.tv_sec = CPU_SECONDS_PER_INPUT}};
+  setitimer(ITIMER_PROF, &t, NULL);
+}
+
 static void run_file(const char *path) {
   current = path;
   size_t size;
@@ -140,6 +171,7 @@ static void run_directory(const char *dir) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
       fprintf(stderr, "fuzz: %s\n", path);   // a sanitizer report below names its input
+      limit_cpu();
       run_file(path);
     }
     free(names[i]);
@@ -164,7 +196,7 @@ int main(int argc, char **argv) {
     if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode))
       run_directory(argv[i]);
     else
-      run_file(argv[i]);
+      limit_cpu(), run_file(argv[i]);
   }
   return 0;
 }

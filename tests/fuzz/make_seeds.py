@@ -366,6 +366,10 @@ def image():
     put("image", "bug-no-end.png", png(w, h, 2, 8, lambda x, y: [1, 2, 3], end=False))
     put("image", "bug-claims-20000x20000.png",
         png(w, h, 2, 8, lambda x, y: [1, 2, 3], header=struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)))
+    # Found by AFL++: a tEXt chunk whose length claims 2 GiB in a file that ends inside it;
+    # libpng allocated and filled the 2 GiB before finding the file truncated.
+    head = png(w, h, 2, 8, lambda x, y: [1, 2, 3]).split(b"tEXt")[0][:-4]
+    put("image", "found-text-chunk-claims-2gib.png", head + struct.pack(">I", 0x7fff0011) + b"tEXtComment\0fuzz seed")
 
 
 #

@@ -1,8 +1,9 @@
 // replay.c: runs a command on every file of a corpus, for the harnesses that are programs
 // rather than functions (tlc on a .graph file, `tlc inspect` on a trainer). Each run must end
-// with status 0, or 1 with an "error:" message, within 10 s of CPU time; a signal (a
-// sanitizer's abort, a crash, the CPU limit), another status or a silent failure fails the
-// replay, and its input and messages are printed.
+// with status 0, or 1 with an "error:" message, within 10 s of CPU time, 1 GiB in one
+// allocation and 2 GiB in all (the bounds of fuzz_main.c); a signal (a sanitizer's abort, a
+// crash, the CPU limit), another status or a silent failure fails the replay, and its input
+// and messages are printed.
 //
 // usage: replay DIR -- PROGRAM ARG...   (an ARG "@@" becomes the corpus file, as in AFL++)
 #define _GNU_SOURCE
@@ -41,8 +42,10 @@ static const char *run(char **argv, int argc, const char *path, char **messages)
   if (pid == 0) {
     struct rlimit cpu = {CPU_SECONDS, CPU_SECONDS};
     setrlimit(RLIMIT_CPU, &cpu);
-    // A sanitizer's report must not pass for an ordinary status 1: it aborts instead.
-    setenv("ASAN_OPTIONS", "abort_on_error=1", 0);
+    // A sanitizer's report must not pass for an ordinary status 1: it aborts instead. Memory
+    // is bounded through ASan (RLIMIT_AS would refuse its shadow memory): the front end
+    // promises a few hundred MB (docs/language.md#limits), so more is a blow-up.
+    setenv("ASAN_OPTIONS", "abort_on_error=1:max_allocation_size_mb=1024:hard_rss_limit_mb=2048", 0);
     setenv("UBSAN_OPTIONS", "abort_on_error=1:halt_on_error=1:print_stacktrace=1", 0);
     int null = open("/dev/null", O_WRONLY);
     dup2(null, 1);
