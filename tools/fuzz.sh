@@ -43,11 +43,15 @@ if ! command -v afl-fuzz >/dev/null || ! command -v afl-clang-fast >/dev/null; t
 fi
 
 # The harness under AFL++'s instrumentation, and the command line AFL++ runs (@@: the input).
+# One build at a time: two runs started together would otherwise compile libtlcrt together.
+mkdir -p build-afl
+exec 9>build-afl/.lock
+flock 9
 if [ ! -f build-afl/CMakeCache.txt ]; then
   CC=afl-clang-fast CXX=afl-clang-fast++ cmake -S . -B build-afl -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-# One build at a time: two runs started together would otherwise compile libtlcrt together.
-flock build-afl/.lock nice -n 19 cmake --build build-afl --target "$target" -j "$(nproc)" >/dev/null
+nice -n 19 cmake --build build-afl --target "$target" -j "$(nproc)" >/dev/null
+exec 9>&-
 case $harness in
   graph) cmd=("$root/build-afl/tests/tlc_sanitized" @@ --stats) ;;
   inspect) cmd=("$root/build-afl/tests/tlc_sanitized" inspect @@) ;;

@@ -129,8 +129,12 @@ static uint8_t *read_input(const char *path, size_t *size) {
   return exact;
 }
 
+// FUZZ_ASAN_OPTIONS: a harness's own additions (tests/fuzz/CMakeLists.txt says why).
+#ifndef FUZZ_ASAN_OPTIONS
+#define FUZZ_ASAN_OPTIONS ""
+#endif
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "max_allocation_size_mb=1024:hard_rss_limit_mb=2048"; }
+const char *__asan_default_options(void) { return "max_allocation_size_mb=1024:hard_rss_limit_mb=2048" FUZZ_ASAN_OPTIONS; }
 
 static void on_cpu_limit(int sig) {
   (void)sig;

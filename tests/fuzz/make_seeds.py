@@ -462,6 +462,15 @@ def flowers102():
     put("flowers102", "seed-v4.mat2", two_files(mat({"labels": labels.astype(np.float64)}, format="4"),
                                                 mat({k: v.astype(np.float64) for k, v in setid.items()}, format="4")))
     put("flowers102", "seed-v73.mat2", two_files(mat73({"labels": labels[0]}), mat73({k: v[0] for k, v in setid.items()})))
+    # Found by AFL++: MAT v4 headers claiming what the file does not hold, which matio
+    # allocates before reading: 1677721606 values of labels (13 GB), a 1.6 GB variable name.
+    v4_labels = mat({"labels": labels.astype(np.float64)}, format="4")
+    v4_setid = mat({k: v.astype(np.float64) for k, v in setid.items()}, format="4")
+    for name, field, value in (("found-v4-values-claim-13gb.mat2", 8, 0x64000006),
+                               ("found-v4-name-claims-1600mb.mat2", 16, 0x64000007)):
+        claims = bytearray(v4_labels)
+        struct.pack_into("<I", claims, field, value)
+        put("flowers102", name, two_files(bytes(claims), v4_setid))
 
 
 READERS = {"graph": graph, "checkpoint": checkpoint, "safetensors": safetensors, "bundle": bundle, "inspect": inspect,
