@@ -747,10 +747,9 @@ Recipe *recipe_load(Arena *a, const Module *m, const Override *ov, int nov) {
 // The checks that need the model, and freezing
 //
 // A layer is named by its path or any scope above it ("features" or "features.3.conv").
-static void check_layer(const Graph *g, const char *setting_name, const LayerName *l) {
+static void check_layer(Arena *a, const Graph *g, const char *setting_name, const LayerName *l) {
   if (graph_find_layer(g, l->path, false))
     return;
-  Arena *a = arena_new();   // for the message, which ends the process
   Nearest n = {.name = l->path};
   for (int i = 0; i < g->n; i++) {
     const char *name = g->nodes[i]->name;
@@ -804,11 +803,11 @@ static void apply_freeze(const Freeze *f, Graph *g) {
   }
 }
 
-void recipe_bind(Recipe *r, Graph *g) {
+void recipe_bind(Arena *a, Recipe *r, Graph *g) {
   for (int i = 0; i < r->freeze.nlayers; i++)
-    check_layer(g, "freeze", &r->freeze.layers[i]);
+    check_layer(a, g, "freeze", &r->freeze.layers[i]);
   for (int i = 0; i < r->nlr_mult; i++)
-    check_layer(g, "lr_mult", &r->lr_mult[i].layer);
+    check_layer(a, g, "lr_mult", &r->lr_mult[i].layer);
   const Shape out = g->output->shape;
   if (out.rank == 2 && r->classes && r->classes != out.c)
     error_at(r->classes_span, "classes is %lld, but model '%s' has %lld outputs",

@@ -529,7 +529,7 @@ Recipe *recipe_load(Arena *a, const Module *m, const Override *ov, int nov);
 bool recipe_is_setting(const char *name);   // a setting the experiment section may hold
 // The checks that need the model graph (the layers named, classes, normalize's channels),
 // then marks the frozen layers. Every mode runs it right after elaboration.
-void recipe_bind(Recipe *r, Graph *g);
+void recipe_bind(Arena *a, Recipe *r, Graph *g);
 // The resolved recipe, one `# setting = value` line each, defaults filled in.
 void recipe_print(FILE *out, Arena *a, const Recipe *r);
 

@@ -64,15 +64,21 @@ typedef struct Options {
 
 static const char *const stages[] = {"ir", "train-ir", "fused-ir", "kir", "llvm", "cuda", "ptx", "c", "params"};
 
+// A rejected command line's message, which ends the process (held by a global, so that the
+// leak checker of the sanitized build sees it reachable).
+static Arena *message_arena(void) {
+  static Arena *messages;
+  return messages ? messages : (messages = arena_new());
+}
+
 static void check_stage(const char *emit) {
-  Arena *a = arena_new();
+  for (size_t i = 0; i < sizeof stages / sizeof *stages; i++)
+    if (!strcmp(emit, stages[i]))
+      return;
+  Arena *a = message_arena();
   Nearest n = {.name = emit};
   const char *known = "";
   for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
-    if (!strcmp(emit, stages[i])) {
-      arena_free(a);
-      return;
-    }
     nearest_offer(&n, stages[i]);
     known = arena_printf(a, "%s%s%s", known, i ? ", " : "", stages[i]);
   }
@@ -81,7 +87,7 @@ static void check_stage(const char *emit) {
 
 static const char *option_hint(const char *arg) {
   static const char *const options[] = {"--emit", "--stats", "--set", "--cpu", "--arch", "--help", "--version"};
-  Arena *a = arena_new();   // the process ends with the message
+  Arena *a = message_arena();
   const char *setting = arena_strndup(a, arg + strspn(arg, "-"), strcspn(arg + strspn(arg, "-"), "="));
   if (recipe_is_setting(setting))
     return arena_printf(a, " ('%s' is a setting of the experiment: --set %s=VALUE)", setting, setting);
@@ -400,7 +406,7 @@ int main(int argc, char **argv) {
   Module *m = load_module(a, o.input, o.include, o.ninclude);
   Recipe *r = recipe_load(a, m, o.overrides, o.noverrides);
   Graph *g = elaborate(a, m, r->model, r->batch);
-  recipe_bind(r, g);
+  recipe_bind(a, r, g);
 
   char *text = NULL;
   size_t len = 0;

@@ -284,6 +284,14 @@ int verify(const char *path, const uint8_t *bytes, size_t size, TlcError *err) {
   if (rng_words != kRngWords)
     return tlc_fail(err, "%s: corrupt checkpoint (rng state of %zu words, %d expected)", path,
                     rng_words, kRngWords);
+  // Past here tensor names are C strings: one holding a NUL byte would read as a shorter
+  // name, and two of them as one name twice (found by fuzzing, docs/fuzzing.md).
+  for (size_t j = 0; ck->tensors() && j < ck->tensors()->size(); j++) {
+    const fb::String *name = ck->tensors()->Get(static_cast<fb::uoffset_t>(j))->name();
+    if (memchr(name->c_str(), 0, name->size()))
+      return tlc_fail(err, "%s: corrupt checkpoint (the name of tensor %zu, '%s', holds a NUL byte)", path, j,
+                      name->c_str());
+  }
   return 0;
 }
 

@@ -10,12 +10,16 @@
 #include "tlcrt.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <matio.h>
 
-enum { FLOWERS_CLASSES = 102 };
+// FLOWERS_MAX_VALUES: the most values a variable may hold, 122 times the 8,189 images of the
+// data set. matio allocates a variable's data as its header claims, before reading it: a
+// 200-byte file claimed 12.5 GB (found by fuzzing, docs/fuzzing.md).
+enum { FLOWERS_CLASSES = 102, FLOWERS_MAX_VALUES = 1000000 };
 
 static const char *const FLOWERS_NAMES[FLOWERS_CLASSES] = {
     "pink primrose", "hard-leaved pocket orchid", "canterbury bells", "sweet pea", "english marigold",
@@ -56,19 +60,38 @@ static bool element(const matvar_t *v, size_t i, double *out) {
   }
 }
 
+// The values a variable's dimensions claim, SIZE_MAX past it.
+static size_t values(const matvar_t *v) {
+  size_t count = 1;
+  for (int d = 0; d < v->rank; d++) {
+    if (v->dims[d] != 0 && count > SIZE_MAX / v->dims[d])
+      return SIZE_MAX;
+    count *= v->dims[d];
+  }
+  return count;
+}
+
 // Reads variable `name` of path as whole numbers in [lo, hi] into new memory.
 static int read_ints(const char *path, const char *name, int64_t lo, int64_t hi, int32_t **out, int64_t *n,
                      TlcError *err) {
   mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
   if (!mat)
     return tlc_fail(err, "%s: cannot open as a MAT file (missing, unreadable or not a MAT file)", path);
-  matvar_t *v = Mat_VarRead(mat, name);
+  matvar_t *v = Mat_VarReadInfo(mat, name);
+  size_t count = v ? values(v) : 0;
+  if (v && count <= FLOWERS_MAX_VALUES) {
+    Mat_VarFree(v);
+    v = Mat_VarRead(mat, name);
+  }
   Mat_Close(mat);
   if (!v)
     return tlc_fail(err, "%s: has no variable '%s'", path, name);
-  size_t count = 1;
-  for (int d = 0; d < v->rank; d++)
-    count *= v->dims[d];
+  if (count > FLOWERS_MAX_VALUES) {
+    Mat_VarFree(v);
+    return tlc_fail(err, "%s: variable '%s' claims %zu values; Flowers102 has 8,189 images (at most %d allowed)",
+                    path, name, count, FLOWERS_MAX_VALUES);
+  }
+  count = values(v);
   int rc = 0;
   double x = 0;
   if (v->isComplex || !v->data || count == 0 || v->nbytes < count * Mat_SizeOfClass(v->class_type) ||

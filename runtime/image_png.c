@@ -65,6 +65,20 @@ static TlcImageKind kind_of(int color_type) {
   }
 }
 
+// The ancillary chunks libpng knows, all metadata that PIL's conversions ignore (text,
+// colour profiles and gamma, which we do not apply; tRNS, whose transparency is dropped).
+static const png_byte METADATA_CHUNKS[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0"
+                                          "sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0tRNS\0zTXt";
+
+// libpng skips every ancillary chunk, checking its CRC, instead of reading it into memory.
+// It would take the length a chunk claims: a 147-byte file whose tEXt chunk claims 2 GiB
+// made it allocate and fill 2 GiB (found by fuzzing, docs/fuzzing.md), after no more than a
+// warning that the chunk is too large.
+static void skip_metadata(png_structp png) {
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, METADATA_CHUNKS, (int)(sizeof METADATA_CHUNKS / 5));
+}
+
 // The transformations to PIL's 8-bit gray or RGB samples.
 static void set_transforms(Png *s, int color_type, int depth) {
   if (depth == 16)
@@ -89,6 +103,7 @@ int image_png_open(TlcImageReader *r, TlcError *err) {
     return tlc_fail(err, "%s: out of memory", r->name);
   if (setjmp(png_jmpbuf(s->png)))
     return tlc_fail(err, "%s: not a readable PNG: %s", r->name, s->msg);
+  skip_metadata(s->png);
   png_init_io(s->png, r->file);
   png_read_info(s->png, s->info);
   png_uint_32 width, height;

@@ -251,6 +251,11 @@ scipy.io.savemat(f"{bad}/setid.mat", {"trnid": np.array([[1.0, 13.0]]), "valid":
 fails("Flowers102 id out of range", dump("flowers102", bad), f"{bad}/setid.mat: trnid[1] is 13; expected a whole number from 1 to 12")
 scipy.io.savemat(f"{bad}/imagelabels.mat", {"labels": np.array([[0.0, 2.5]])})
 fails("Flowers102 label out of range", dump("flowers102", bad), f"{bad}/imagelabels.mat: labels[0] is 0")
+# Compressed, a variable can claim far more than its file holds, and matio allocates the claim
+# before reading: more values than the limit are refused first (docs/fuzzing.md).
+scipy.io.savemat(f"{bad}/imagelabels.mat", {"labels": np.ones((1, 1000001))}, do_compression=True)
+fails("Flowers102 too many labels", dump("flowers102", bad),
+      f"{bad}/imagelabels.mat: variable 'labels' claims 1000001 values; Flowers102 has 8,189 images")
 with open(f"{bad}/imagelabels.mat", "wb") as f:
     f.write(b"MATLAB 5.0 MAT-file" + bytes(200))
 fails("Flowers102 corrupt .mat", dump("flowers102", bad), f"{bad}/imagelabels.mat")

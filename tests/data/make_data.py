@@ -117,8 +117,7 @@ def png_kinds(out):
     for split in ("train", "val"):
         exp[split] = [{"label": 0, "file": f"{name}.png", "pixels": np.ascontiguousarray(want).tobytes().hex()}
                       for name, _, want in sorted(cases, key=lambda c: c[0] + ".png")]
-    if held_out == "val":   # the tutorial's layout has no test/: ImageFolder tests on val/
-        exp["test"] = exp["val"]
+    exp["test"] = exp["val"]
     return exp
 
 
@@ -148,11 +147,6 @@ def hymenoptera(out, n, classes=(("ants", 5), ("bees", 8)), held_out="val"):
     if held_out == "val":   # the tutorial's layout has no test/: ImageFolder tests on val/
         exp["test"] = exp["val"]
     return exp
-
-
-def hotdog(out, n):
-    """The hot dog layout: train/ and test/ only, so no validation split."""
-    return hymenoptera(out, n, (("hotdog", 9), ("not-hotdog", 0)), held_out="test")
 
 
 def cifar_record(label, img):

@@ -93,7 +93,7 @@ Graph *exec_load_step(Arena *a, const char *path, bool training) {
   Module *m = load_module(a, path, include, 1);
   Recipe *r = recipe_load(a, m, NULL, 0);
   Graph *model = elaborate(a, m, r->model, r->batch);
-  recipe_bind(r, model);
+  recipe_bind(a, r, model);
   return train_build(a, model, r, training);
 }
 
