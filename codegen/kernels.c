@@ -70,6 +70,17 @@ KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t ext
   return kir_for(k, into, *var, kir_int(k, 0), kir_int(k, extent), parallel);
 }
 
+KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *var) {
+  *var = kir_var(kb->k, name, KT_I64);
+  return kir_for(kb->k, into, *var, lo, hi, false);
+}
+
+KExpr *kernel_let(KernelBuilder *kb, KStmt *into, const char *name, KExpr *value) {
+  int v = kir_var(kb->k, name, value->type);
+  kir_assign(kb->k, into, v, value);
+  return kir_ref(kb->k, v);
+}
+
 KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w) {
   Kernel *k = kb->k;
   KExpr *i = kir_add(k, kir_mul(k, n, kir_int(k, s.c)), c);

@@ -286,58 +286,13 @@ Kernel *kernel_sum_chunks(KernelBuilder *kb) {
   return k;
 }
 
-// The implicit convolution on the CPU: a thread gathers its row's patch into a buffer of its
-// own (which stays in cache) and multiplies it with every weight row, as conv2d_gemm does
-// from the patch matrix. With statistics, a thread takes a chunk of rows and sums each
-// channel's outputs as it stores them, then their squared deviations from the stored values.
-static Kernel *implicit_cpu(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  const Node *n = kb->node;
-  Shape y = n->shape;
-  Gemm g = gemm_of(n, n->in[0]->shape, y);
-  int64_t rows = y.n * g.P, R = n->fused.stats_rows ? n->fused.stats_rows : 1;
-  Rows patch = {.K = g.K, .buf = kir_local(k, "this row's patch", KT_F32, g.K), .stride = 0};
-  int t, sums = n->fused.stats_rows ? kir_local(k, "the chunk's sum per channel", KT_F32, y.c) : -1;
-  KStmt *par = kernel_loop(kb, k->body, "t", (rows + R - 1) / R, &t);
-  KExpr *first = kir_mul(k, kir_ref(k, t), kir_int(k, R));
-  int co;
-  if (sums >= 0) {
-    KStmt *zero = kernel_loop(kb, par, "co", y.c, &co);
-    kir_store(k, zero, sums, kir_ref(k, co), kir_float(k, 0));
-  }
-  KExpr *r;
-  KStmt *each = chunk_rows(kb, par, first, R, rows, &r);
-  gather_row(kb, each, &g, r, patch.buf, kir_int(k, 0));
-  KStmt *outs = kernel_loop(kb, each, "co", y.c, &co);
-  int v = kir_var(k, "v", KT_F32);
-  KExpr *at = output_at(k, y, r, kir_ref(k, co));
-  kir_assign(k, outs, v, kernel_epilogue(kb, output_value(kb, &patch, outs, r, kir_ref(k, co)), at));
-  kir_store(k, outs, kb->out, at, kir_ref(k, v));
-  if (sums < 0)
-    return k;
-  kir_store(k, outs, sums, kir_ref(k, co), kir_binary(k, KB_ADD, kir_load(k, sums, kir_ref(k, co)), kir_ref(k, v)));
-  KStmt *chans = kernel_loop(kb, par, "co", y.c, &co);
-  KExpr *count = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), first)));
-  int mean = kir_var(k, "mean", KT_F32), m2 = kir_var(k, "m2", KT_F32);
-  kir_assign(k, chans, mean, kir_binary(k, KB_DIV, kir_load(k, sums, kir_ref(k, co)), count));
-  kir_assign(k, chans, m2, kir_float(k, 0));
-  KExpr *r2;
-  KStmt *again = chunk_rows(kb, chans, first, R, rows, &r2);
-  KExpr *d = kir_binary(k, KB_SUB, kir_load(k, kb->out, output_at(k, y, r2, kir_ref(k, co))), kir_ref(k, mean));
-  kir_assign(k, again, m2, kir_fma(k, kir_ref(k, m2), d, d));
-  KExpr *row0 = kir_add(k, kir_int(k, shape_elems(y)), kir_mul(k, kir_ref(k, t), kir_int(k, 2 * y.c)));
-  kir_store(k, chans, kb->out, kir_add(k, row0, kir_ref(k, co)), kir_ref(k, mean));
-  kir_store(k, chans, kb->out, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), kir_ref(k, co)), kir_ref(k, m2));
-  return k;
-}
-
 // The GPU's form is tiled on tensor cores (kernels_tiles.c); without tiles it gathers each
 // element as it multiplies (a thread's buffer would be slow local memory on a GPU).
 Kernel *kernel_conv_implicit(KernelBuilder *kb) {
   if (kernel_tiled(kb))
     return kernel_tiled_matmul(kb);
   if (!kb->target->gpu)
-    return implicit_cpu(kb);
+    return kernel_conv_cpu(kb);
   Gemm g = gemm_of(kb->node, kb->node->in[0]->shape, kb->node->shape);
   Rows image = {.K = g.K, .buf = kb->in[0], .gather = true};
   return kb->node->fused.stats_rows ? forward_with_stats(kb, &image) : forward(kb, &image);

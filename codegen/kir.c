@@ -289,6 +289,25 @@ void kir_store4(Kernel *k, KStmt *into, int buf, KExpr *index, int var) {
   append(k, into, s);
 }
 
+void kir_tile(Kernel *k, KStmt *into, const KTile *t) {
+  KStmt *s = stmt_new(k, KS_TILE);
+  s->buf = t->c;
+  s->index = t->c_index;
+  s->operand = t->ldc;
+  s->a_buf = t->a;
+  s->a_index = t->a_index;
+  s->a_step = t->a_step;
+  s->a_row = t->a_row;
+  s->src_buf = t->b;
+  s->src_index = t->b_index;
+  s->ldb = t->ldb;
+  s->value = t->depth;
+  s->rows = t->rows;
+  s->cols = t->cols;
+  k->bufs[t->c].written = true;
+  append(k, into, s);
+}
+
 static _Noreturn void bug(const Kernel *k, const char *what) { fatal("internal error in kernel %s: %s", k->name, what); }
 
 bool kir_synchronises(const KStmt *s) {
@@ -437,6 +456,21 @@ static void verify_gpu_stmt(const Verifier *v, const KStmt *s) {
   }
 }
 
+static void verify_tile(const Verifier *v, const KStmt *s) {
+  expect(v, !is_blocks(v), "a register tile in a block kernel");
+  const KBuf *c = buf_of(v, s->buf), *a = buf_of(v, s->a_buf), *b = buf_of(v, s->src_buf);
+  expect(v, c->type == KT_F32 && a->type == KT_F32 && b->type == KT_F32, "a register tile multiplies floats");
+  expect(v, s->rows >= 1 && s->rows <= 16 && s->cols >= 8 && s->cols <= 64 && s->cols % 8 == 0 && s->operand >= s->cols &&
+             s->ldb >= 0,
+         "a register tile is at most 16 rows of 8 to 64 columns");
+  verify_expr(v, s->index);
+  verify_expr(v, s->a_index);
+  verify_expr(v, s->src_index);
+  verify_expr(v, s->value);
+  expect(v, s->index->type == KT_I64 && s->a_index->type == KT_I64 && s->src_index->type == KT_I64 &&
+            s->value->type == KT_I64, "a register tile's indexes and depth are integers");
+}
+
 static void verify_stmt(const Verifier *v, const KStmt *s) {
   const Kernel *k = v->k;
   bool sync = is_blocks(v) && kir_synchronises(s);
@@ -477,6 +511,7 @@ static void verify_stmt(const Verifier *v, const KStmt *s) {
       verify_block(v, s->orelse);
     break;
   case KS_BLOCK: verify_block(v, s); break;
+  case KS_TILE: verify_tile(v, s); break;
   case KS_BARRIER:
   case KS_CP_COMMIT:
   case KS_CP_WAIT: expect(v, is_blocks(v), "a GPU construct in a loop kernel"); break;

@@ -72,6 +72,8 @@ typedef enum {
   KS_CP_WAIT,           // waits until at most `operand` committed groups are in flight
   KS_LOAD4,             // var[0..3] = buf[index .. index + 3]   (16 bytes; index a multiple of 4)
   KS_STORE4,            // buf[index .. index + 3] = var[0..3]
+  // Loop kernels (the CPU's matrix products, kernels_packed.c): a register tile.
+  KS_TILE,              // buf[index + i*operand + j] += sum over p < value of a_buf[a_index + p*a_step + i*a_row] * src_buf[src_index + p*ldb + j]
 } KStmtKind;
 
 typedef enum { KSH_XOR, KSH_DOWN, KSH_IDX } KShuffle;
@@ -95,6 +97,10 @@ struct KStmt {
   int64_t operand;      // KS_SHUFFLE: lane mask, delta or lane; KS_CP_WAIT: groups; KS_LDMATRIX: tiles (2, 4)
   KShuffle shuffle;     // KS_SHUFFLE
   bool trans;           // KS_LDMATRIX
+  int a_buf;            // KS_TILE: the left operand
+  KExpr *a_index;       // KS_TILE
+  int rows, cols;       // KS_TILE: the tile's shape (cols a multiple of 8)
+  int64_t a_step, a_row, ldb;   // KS_TILE: the distance between A's steps and rows, and between B's steps
 };
 
 // Global buffers are the kernel's parameters; shared ones belong to a block (block kernels);
@@ -193,6 +199,16 @@ void kir_cp_commit(Kernel *k, KStmt *into);
 void kir_cp_wait(Kernel *k, KStmt *into, int64_t groups);
 void kir_load4(Kernel *k, KStmt *into, int var, int buf, KExpr *index);
 void kir_store4(Kernel *k, KStmt *into, int buf, KExpr *index, int var);
+// A matrix product's register tile, in a loop kernel: for i < rows, j < cols,
+//   c[c_index + i*ldc + j] += sum over p < depth of a[a_index + p*a_step + i*a_row] * b[b_index + p*ldb + j]
+// (the CPU keeps the rows x cols sums in vector registers for the whole depth).
+typedef struct KTile {
+  int rows, cols;
+  int c, a, b;          // buffers
+  KExpr *c_index, *a_index, *b_index, *depth;
+  int64_t ldc, a_step, a_row, ldb;
+} KTile;
+void kir_tile(Kernel *k, KStmt *into, const KTile *t);
 
 // Checks that types agree, indexes are integers, buffers and variables exist, and that the
 // GPU constructs are used as the CPU can run them; sets a loop kernel's launch. A failure is
@@ -295,6 +311,8 @@ int cuda_program_compile(Arena *a, const CudaProgram *p, const char *arch, CudaC
 // is an LLVM CPU name or "native". Block kernels call the runtime's CPU meaning of the warp
 // operations (tlc_kir_ldmatrix, tlc_kir_mma_16816_bf16 in libtlcrt). Returns 0, or nonzero
 // with a message in *error (allocated in a).
+// The CPU's vector width in floats: 16 where it has AVX-512, else 8 (the tile's shape follows).
+int kir_llvm_lanes(const char *cpu);
 int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
                   Arena *a, const char **error);
 // The same object file, from the cache when these kernels were compiled for this CPU before

@@ -45,6 +45,9 @@ static void hash_stmt(Hasher *s, const KStmt *st) {
   mix(s, (uint64_t)st->buf << 32 | (uint64_t)st->src_buf);
   mix(s, (uint64_t)st->src << 48 | (uint64_t)st->a << 32 | (uint64_t)st->b << 16 | (uint64_t)st->c);
   mix(s, (uint64_t)st->operand);
+  mix(s, (uint64_t)st->a_buf << 32 | (uint64_t)st->rows << 16 | (uint64_t)st->cols);
+  mix(s, (uint64_t)st->a_step * 31 + (uint64_t)st->a_row * 17 + (uint64_t)st->ldb);
+  hash_expr(s, st->a_index);
   hash_expr(s, st->lo);
   hash_expr(s, st->hi);
   hash_expr(s, st->index);
@@ -86,10 +89,12 @@ static bool same_stmt(const KStmt *a, const KStmt *b) {
   if (a->kind != b->kind || a->var != b->var || a->elem != b->elem || a->parallel != b->parallel ||
       a->buf != b->buf || a->src != b->src || a->a != b->a || a->b != b->b || a->c != b->c ||
       a->src_buf != b->src_buf || a->operand != b->operand || a->shuffle != b->shuffle || a->trans != b->trans ||
-      a->nbody != b->nbody)
+      a->a_buf != b->a_buf || a->rows != b->rows || a->cols != b->cols || a->a_step != b->a_step ||
+      a->a_row != b->a_row || a->ldb != b->ldb || a->nbody != b->nbody)
     return false;
   if (!same_expr(a->lo, b->lo) || !same_expr(a->hi, b->hi) || !same_expr(a->index, b->index) ||
-      !same_expr(a->value, b->value) || !same_expr(a->src_index, b->src_index) || !same_stmt(a->orelse, b->orelse))
+      !same_expr(a->value, b->value) || !same_expr(a->src_index, b->src_index) || !same_expr(a->a_index, b->a_index) ||
+      !same_stmt(a->orelse, b->orelse))
     return false;
   for (int i = 0; i < a->nbody; i++)
     if (!same_stmt(a->body[i], b->body[i]))

@@ -75,7 +75,7 @@ static LLVMValueRef float_to_bf16(Lower *l, LLVMValueRef f) {
   return LLVMBuildTrunc(l->b, LLVMBuildLShr(l->b, bits, c16, ""), l->i16, "");
 }
 
-static LLVMValueRef element_ptr(Lower *l, int buf, const KExpr *index) {
+LLVMValueRef llvm_element_ptr(Lower *l, int buf, const KExpr *index) {
   LLVMValueRef idx = expr(l, index);
   return LLVMBuildGEP2(l->b, ktype(l, l->k->bufs[buf].type), l->bufs[buf], &idx, 1, "");
 }
@@ -149,7 +149,7 @@ LLVMValueRef llvm_expr(Lower *l, const KExpr *e) {
   case KX_BLOCK: return l->block;
   case KX_LOAD: {
     KType stored = l->k->bufs[e->buf].type;
-    LLVMValueRef v = LLVMBuildLoad2(l->b, ktype(l, stored), element_ptr(l, e->buf, e->a), "");
+    LLVMValueRef v = LLVMBuildLoad2(l->b, ktype(l, stored), llvm_element_ptr(l, e->buf, e->a), "");
     LLVMSetAlignment(v, stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
     return stored == KT_BF16 ? bf16_to_float(l, v) : v;
   }
@@ -217,7 +217,7 @@ void llvm_loop_end(Lower *l, LlvmLoop *loop) {
 
 static bool is_innermost(const KStmt *s) {
   for (int i = 0; i < s->nbody; i++)
-    if (s->body[i]->kind == KS_FOR || (s->body[i]->kind == KS_IF && !is_innermost(s->body[i])))
+    if (s->body[i]->kind == KS_FOR || s->body[i]->kind == KS_TILE || (s->body[i]->kind == KS_IF && !is_innermost(s->body[i])))
       return false;
   return true;
 }
@@ -277,8 +277,8 @@ static void branch(Lower *l, const KStmt *s) {
 static void copy_async(Lower *l, const KStmt *s) {
   LLVMTypeRef ptr = LLVMPointerType(l->i8, 0);
   LLVMTypeRef params[3] = {ptr, ptr, l->i64};
-  LLVMValueRef args[3] = {LLVMBuildBitCast(l->b, element_ptr(l, s->buf, s->index), ptr, ""),
-                          LLVMBuildBitCast(l->b, element_ptr(l, s->src_buf, s->src_index), ptr, ""), expr(l, s->value)};
+  LLVMValueRef args[3] = {LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->buf, s->index), ptr, ""),
+                          LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->src_buf, s->src_index), ptr, ""), expr(l, s->value)};
   llvm_call(l, "tlc_kir_cp_async", l->voidt, params, args, 3);
 }
 
@@ -301,13 +301,14 @@ void llvm_stmt(Lower *l, const KStmt *s) {
   case KS_STORE: {
     KType stored = l->k->bufs[s->buf].type;
     LLVMValueRef v = expr(l, s->value);
-    LLVMValueRef st = LLVMBuildStore(l->b, stored == KT_BF16 ? float_to_bf16(l, v) : v, element_ptr(l, s->buf, s->index));
+    LLVMValueRef st = LLVMBuildStore(l->b, stored == KT_BF16 ? float_to_bf16(l, v) : v, llvm_element_ptr(l, s->buf, s->index));
     LLVMSetAlignment(st, stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
     break;
   }
   case KS_IF: branch(l, s); break;
   case KS_BLOCK: block(l, s); break;
   case KS_CP_ASYNC: copy_async(l, s); break;
+  case KS_TILE: llvm_tile(l, s); break;
   case KS_LOAD4:
   case KS_STORE4: access4(l, s); break;
   case KS_CP_COMMIT:
@@ -471,6 +472,22 @@ int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_p
   LLVMContextDispose(l.ctx);
   LLVMDisposeTargetMachine(tm);
   return status;
+}
+
+int kir_llvm_lanes(const char *cpu) {
+  static const char *const avx512[] = {"x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "cannonlake",
+                                       "icelake-client", "icelake-server", "tigerlake", "rocketlake", "sapphirerapids",
+                                       "emeraldrapids", "graniterapids", "znver4", "znver5", "knl", "knm"};
+  if (!strcmp(cpu, "native")) {
+    char *features = LLVMGetHostCPUFeatures();
+    bool has = strstr(features, "+avx512f") != NULL;
+    LLVMDisposeMessage(features);
+    return has ? 16 : 8;
+  }
+  for (size_t i = 0; i < sizeof avx512 / sizeof *avx512; i++)
+    if (!strcmp(cpu, avx512[i]))
+      return 16;
+  return 8;
 }
 
 // What the object file depends on besides the kernels: LLVM and the CPU the code is for

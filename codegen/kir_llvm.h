@@ -45,6 +45,11 @@ LLVMValueRef llvm_i64(Lower *l, int64_t v);
 // An array of n elements in the function's entry block, so that a loop does not grow the stack.
 LLVMValueRef llvm_entry_alloca(Lower *l, LLVMTypeRef t, int64_t n, const char *name);
 
+LLVMValueRef llvm_element_ptr(Lower *l, int buf, const KExpr *index);
+
+// kir_llvm_tile.c: a register tile (KS_TILE) as vector multiply-adds.
+void llvm_tile(Lower *l, const KStmt *s);
+
 // kir_llvm_blocks.c: a block kernel's body, its blocks [begin, end) one after another.
 void llvm_lower_blocks(Lower *l, Arena *a);
 

@@ -132,9 +132,25 @@ void kir_print_block(FILE *out, const Kernel *k, const KStmt *block, int depth) 
     print_stmt(out, k, block->body[i], depth);
 }
 
+// The register tile as the loops it means (tp, ti, tj: names no kernel variable has).
+static void print_tile(FILE *out, const Kernel *k, const KStmt *s, int depth) {
+  fprintf(out, "for (int64_t tp = 0; tp < ");
+  print_expr(out, k, s->value);
+  fprintf(out, "; tp++)   // a %dx%d register tile\n%*sfor (int64_t ti = 0; ti < %d; ti++)\n", s->rows, s->cols,
+          2 * depth + 2, "", s->rows);
+  fprintf(out, "%*sfor (int64_t tj = 0; tj < %d; tj++)\n%*sb%d[", 2 * depth + 4, "", s->cols, 2 * depth + 6, "", s->buf);
+  print_expr(out, k, s->index);
+  fprintf(out, " + ti * %lld + tj] += b%d[", (long long)s->operand, s->a_buf);
+  print_expr(out, k, s->a_index);
+  fprintf(out, " + tp * %lld + ti * %lld] * b%d[", (long long)s->a_step, (long long)s->a_row, s->src_buf);
+  print_expr(out, k, s->src_index);
+  fprintf(out, " + tp * %lld + tj];\n", (long long)s->ldb);
+}
+
 static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
   fprintf(out, "%*s", 2 * depth, "");
   switch (s->kind) {
+  case KS_TILE: print_tile(out, k, s, depth); return;
   case KS_FOR: {
     const char *v = k->vars[s->var].name;
     fprintf(out, "for (int64_t %s = ", v);

@@ -12,6 +12,7 @@
 typedef struct KernelTarget {
   bool gpu;             // block reductions and 16-byte accesses where they pay
   bool tiles;           // matrix products on bf16 tensor cores (sm_80 and newer, precision bf16)
+  int lanes;            // the CPU's vector width in floats: 16 with AVX-512, else 8
 } KernelTarget;
 
 // A kernel's buffers are the node's inputs in order, then its output (ops that update their
@@ -71,6 +72,44 @@ KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr
 // A convolution as a matrix product straight from its image (groups == 1), for either
 // target (kernels_gemm.c).
 Kernel *kernel_conv_implicit(KernelBuilder *kb);
+// The same on the CPU, as a packed product that gathers its patches (kernels_conv_cpu.c).
+Kernel *kernel_conv_cpu(KernelBuilder *kb);
+
+// The CPU's matrix products (kernels_packed.c), laid out as the best CPU libraries lay them
+// out: C[M,N] = sum over p < K of A[i,p] B[p,j] in tiles of MC x NC, one parallel iteration
+// each with its sums in a buffer of its own; the reduction in blocks of KC; per block, B's
+// block packed into rows of NC floats (pack_b: the caller gathers it, from an image say) and
+// register tiles of rows x cols over it. What A, B and C are is the caller's.
+typedef struct Product Product;
+struct Product {
+  int64_t M, N, K;
+  // The reduction runs in groups of KG steps (0: one group), no block straddling two, so
+  // that what a block gathers can depend on its group (a convolution's tap, say); the
+  // groups fall into `splits` parts, each summed into its own C (partial sums).
+  int64_t KG, splits;
+  int64_t MC, NC, KC;
+  int rows, cols;       // the register tile (packed_tile)
+  int a_buf;            // A[i, p] is a_buf[a_index(i, p)]
+  KExpr *(*a_index)(KernelBuilder *kb, const Product *pr, KExpr *i, KExpr *p);
+  // The tile reads A in place (at a_index(i0, p0) + p*a_step + i*a_row for a block) instead
+  // of from a packed copy: rows divides M and those strides hold within every block.
+  bool a_direct;
+  int64_t a_step, a_row;
+  // Packs B[p0 + p, n0 + j] for p < kc, j < NC into bp[p*ldb + j], zeros past N.
+  void (*pack_b)(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc, KExpr *n0);
+  // Whether the block [p0, p0 + kc) adds anything to columns [n0, n0 + NC) (NULL: every block does).
+  KExpr *(*live)(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0);
+  // Stores C[m0 + i, n0 + j] = c[i*ldc + j] for i < min(MC, M - m0), j < min(NC, N - n0), of reduction part `split`.
+  void (*store)(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0, KExpr *split);
+  const void *ctx;      // the caller's
+};
+
+void packed_tile(const KernelTarget *t, int *rows, int *cols);
+Kernel *packed_product(KernelBuilder *kb, const Product *pr);
+// for (v = lo; v < hi; v++) inside `into`, with a fresh variable named name.
+KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *var);
+// A fresh variable named name, set to value in `into`; returns a reference to it.
+KExpr *kernel_let(KernelBuilder *kb, KStmt *into, const char *name, KExpr *value);
 
 // The kernel rules ops.def names, kernel_RULE, one per op (a kernel_for that dispatches on the
 // op would let a new op fall through to another's kernel).

@@ -112,6 +112,8 @@ static void chunk_statistics(Node *stats) {
   Node *x = stats->in[0];
   if ((x->op != OP_CONV_GEMM && x->op != OP_CONV2D) || x->fused.activation)
     return;
+  if (x->op == OP_CONV2D && conv_by_position(x))
+    return;   // the CPU's rows do not come in chunks of one image's rows: bn_stats reads the output
   int64_t rows = x->shape.n * x->shape.h * x->shape.w;
   bool planes = x->op == OP_CONV2D && x->attr.conv.groups > 1;
   x->fused.stats_rows = planes ? x->shape.h * x->shape.w : rows < STATS_CHUNK_ROWS ? rows : STATS_CHUNK_ROWS;

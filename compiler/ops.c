@@ -50,6 +50,11 @@ int64_t conv_stats_chunks(const Node *n) {
   return chunk ? (rows + chunk - 1) / chunk : 0;
 }
 
+bool conv_by_position(const Node *n) {
+  const ConvAttrs *c = &n->attr.conv;
+  return c->groups == 1 && c->kernel > 1 && n->shape.h * n->shape.w <= 16 && n->in[0]->shape.c % 8 == 0;
+}
+
 // The statistics tail is [chunks][2][C]: each chunk's mean and sum of squared deviations.
 int64_t node_elems(const Node *n) { return shape_elems(n->shape) + conv_stats_chunks(n) * 2 * n->shape.c; }
 

@@ -381,6 +381,10 @@ int64_t shape_elems(Shape s);
 // with stats_rows stores after its output.
 int64_t node_elems(const Node *n);
 int64_t conv_stats_chunks(const Node *n);   // ceil(output rows / stats_rows)
+// Whether a convolution's CPU kernel runs over its output rows by position, then image
+// (codegen/kernels_conv_cpu.c): on images of at most 16 positions, where most taps of a
+// kernel fall in the padding for some position, so that the taps outside are skipped.
+bool conv_by_position(const Node *n);
 Shape shape_of_param(const Param *p);
 
 extern const OpInfo op_info[OP_COUNT];

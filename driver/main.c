@@ -201,12 +201,13 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kern
 
 // Everything a trainer is made of: both steps, their memory plan and their kernels for each
 // device. Tensor-core tiles need sm_80 or newer, and a recipe that allows bf16.
-static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r, const char *arch) {
+static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r, const char *arch,
+                                const char *cpu_name) {
   TrainerSpec t = {.source = source, .model = model, .recipe = r};
   t.train = train_build(a, model, r, true);
   t.eval = train_build(a, model, r, false);
   t.plan = plan_memory(a, t.train, t.eval);
-  KernelTarget cpu = {0}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16};
+  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16};
   t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
   t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
   t.train_gpu = kernels_by_node(a, t.train, "", &gpu);
@@ -422,10 +423,10 @@ int main(int argc, char **argv) {
     print_ir(buf, a, train_build(a, g, r, true));
   } else if (o.emit && (!strcmp(o.emit, "kir") || !strcmp(o.emit, "llvm") || !strcmp(o.emit, "cuda") ||
                         !strcmp(o.emit, "ptx"))) {
-    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch);
+    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch, o.cpu);
     emit_kernels(buf, a, &t, o.emit, o.arch, o.cpu);
   } else if (o.emit && !strcmp(o.emit, "c")) {
-    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch);
+    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch, o.cpu);
     host_c_emit(buf, &t);
   } else if (o.emit) {
     print_params(buf, g);
@@ -443,7 +444,7 @@ int main(int argc, char **argv) {
   }
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
-    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch);
+    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch, o.cpu);
     build_trainer(a, &t, o.output, o.arch, o.cpu);
     free(text);
     arena_free(a);

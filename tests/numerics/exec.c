@@ -45,7 +45,9 @@ void exec_step(Exec *x) {
 }
 
 static const KernelTarget *target_from_environment(void) {
-  static const KernelTarget cpu = {0}, gpu = {.gpu = true}, tiles = {.gpu = true, .tiles = true};
+  static KernelTarget cpu = {0};
+  static const KernelTarget gpu = {.gpu = true}, tiles = {.gpu = true, .tiles = true};
+  cpu.lanes = kir_llvm_lanes("native");
   const char *env = getenv("TLC_TEST_KERNELS");
   if (!env || !*env || !strcmp(env, "cpu"))
     return &cpu;

@@ -59,7 +59,8 @@ static void compare(Exec *cpu, Exec *gpu, const Node *n, Tally *t) {
 }
 
 static void check_pass(Arena *a, const char *dir, const char *path, bool training, Tally *t) {
-  static const KernelTarget cpu_target = {0}, gpu_target = {.gpu = true, .tiles = true};
+  KernelTarget cpu_target = {.lanes = kir_llvm_lanes("native")};
+  static const KernelTarget gpu_target = {.gpu = true, .tiles = true};
   const Graph *g = exec_load_step(a, path, training);
   const char *what = training ? "train" : "eval";
   mkdir(dir, 0755);

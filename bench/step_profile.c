@@ -1,0 +1,116 @@
+// step_profile.c: where a training step's time goes, kernel by kernel, on the CPU. Builds the
+// step of a .graph with the numeric tests' executor (tests/numerics/exec.c: every kernel
+// through LLVM for this machine), fills it with the tests' generated weights and images, runs
+// it twice, then times each kernel REPS times on the thread pool and prints the kernels by
+// total time with the GFLOPS of the matrix products (2 x multiply-adds / time).
+//
+//   build/bench/step_profile SCRATCH_DIR FILE.graph [THREADS] [REPS] [ONLY]
+// (ONLY: time only the kernels whose description contains it)
+#include "exec.h"
+#include "tlcrt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct Timing {
+  const Node *n;
+  const char *what;
+  double seconds, flops;
+} Timing;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+// Multiply-adds of a convolution (forward, dx or dw alike) or linear layer node, times 2.
+static double flops(const Node *n) {
+  const Node *f = n->forward;
+  switch (n->op) {
+  case OP_CONV2D:
+  case OP_CONV2D_DX:
+  case OP_CONV2D_DW:
+  case OP_CONV_GEMM:
+  case OP_CONV_GEMM_DX:
+  case OP_CONV_GEMM_DW: {
+    const ConvAttrs *c = &f->attr.conv;
+    return 2.0 * (double)shape_elems(f->shape) * (double)(f->in[0]->shape.c / c->groups * c->kernel * c->kernel);
+  }
+  case OP_LINEAR:
+  case OP_LINEAR_DX:
+  case OP_LINEAR_DW: return 2.0 * (double)shape_elems(f->shape) * (double)f->in[0]->shape.c;
+  default: return 0;
+  }
+}
+
+typedef struct Call {
+  KernelFn *fn;
+  void *bufs[MAX_INPUTS + 1];
+} Call;
+
+static void run_range(void *ctx, int64_t begin, int64_t end) {
+  Call *c = ctx;
+  c->fn(c->bufs, begin, end);
+}
+
+static void run(Exec *x, const Node *n) {
+  Call c = {.fn = x->fn[n->id]};
+  for (int i = 0; i < n->nin; i++)
+    c.bufs[i] = x->buf[n->in[i]->id];
+  if (!n->writes_inputs)
+    c.bufs[n->nin] = x->buf[n->id];
+  tlc_parallel_for(kir_parallel_extent(x->kernel[n->id]), run_range, &c);
+}
+
+static int by_time(const void *a, const void *b) {
+  double d = ((const Timing *)b)->seconds - ((const Timing *)a)->seconds;
+  return (d > 0) - (d < 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: step_profile SCRATCH_DIR FILE.graph [THREADS] [REPS]\n");
+    return 2;
+  }
+  int threads = argc > 3 ? atoi(argv[3]) : 1, reps = argc > 4 ? atoi(argv[4]) : 3;
+  const char *only = argc > 5 ? argv[5] : "";
+  Arena *a = arena_new();
+  const Graph *g = exec_load_step(a, argv[2], true);
+  Exec x = exec_build(a, g, argv[1], NULL);
+  exec_fill_generated(&x);
+  tlc_pool_init(threads);
+  Timing *t = calloc((size_t)g->n, sizeof *t);
+  int nt = 0;
+  double total = 0, total_flops = 0;
+  for (int warm = 0; warm < 2; warm++)
+    for (int i = 0; i < g->n; i++)
+      if (x.fn[i])
+        run(&x, g->nodes[i]);
+  for (int i = 0; i < g->n; i++) {
+    const Node *n = g->nodes[i];
+    if (!x.fn[i] || !strstr(x.kernel[i]->comment, only))
+      continue;
+    double start = now();
+    for (int r = 0; r < reps; r++)
+      run(&x, n);
+    t[nt] = (Timing){n, x.kernel[i]->comment, (now() - start) / reps, flops(n)};
+    total += t[nt].seconds;
+    total_flops += t[nt].flops;
+    nt++;
+  }
+  qsort(t, (size_t)nt, sizeof *t, by_time);
+  printf("step: %.1f ms, %d kernels, %.1f GFLOP in matrix products at %.1f GFLOPS over the whole step, %d threads\n",
+         total * 1e3, nt, total_flops * 1e-9, total_flops / total * 1e-9, threads);
+  for (int i = 0; i < nt; i++) {
+    printf("%8.2f ms %5.1f%%", t[i].seconds * 1e3, 100 * t[i].seconds / total);
+    if (t[i].flops > 0)
+      printf(" %6.1f GFLOPS", t[i].flops / t[i].seconds * 1e-9);
+    else
+      printf("              ");
+    printf("  %s\n", t[i].what);
+  }
+  return 0;
+}

@@ -1,0 +1,103 @@
+// kernels_packed.c: the CPU's matrix products, in the loops of the best CPU libraries (BLIS,
+// OpenBLAS). A parallel iteration computes an MC x NC tile of C, its sums in a buffer of its
+// own (in L2); the reduction runs in blocks of KC steps, and for each block B's KC x NC block
+// is packed into rows of NC floats (plus 16, so that consecutive steps fall in different
+// cache sets) and register tiles of rows x cols (kir_tile) run over it: B's column panels
+// outer, so that a KC x cols panel stays in L1 while A's rows stream past it. A is read in
+// place when its layout allows (a convolution's weights), else packed into panels of `rows`
+// interleaved rows. The caller says what A and B are and how C is stored (Product, lower.h):
+// convolutions gather B from an image as they pack it and never store a patch matrix.
+//
+// Every element of C is summed in the same order whatever the tiling: its reduction blocks
+// in order, each step in order, so results depend neither on the tile sizes nor on the
+// thread count.
+#include "lower.h"
+
+void packed_tile(const KernelTarget *t, int *rows, int *cols) {
+  // AVX-512: 16 accumulators of 16 floats out of 32 registers; AVX2: 12 of 8 out of 16.
+  *rows = t->lanes >= 16 ? 8 : 6;
+  *cols = t->lanes >= 16 ? 32 : 16;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A's block [i0, i0 + MC) x [p0, p0 + kc) into panels of `rows` rows: ap[(panel*KC + p)*rows + i].
+static void pack_a(KernelBuilder *kb, const Product *pr, KStmt *into, int ap, int64_t panels, KExpr *m0, KExpr *p0,
+                   KExpr *kc) {
+  Kernel *k = kb->k;
+  int q, p, i;
+  KStmt *each = kernel_loop(kb, into, "panel", panels, &q);
+  KStmt *steps = kernel_range(kb, each, "p", kir_int(k, 0), kc, &p);
+  KStmt *rows = kernel_loop(kb, steps, "i", pr->rows, &i);
+  KExpr *m = kir_add(k, m0, kir_add(k, kir_mul(k, kir_ref(k, q), kir_int(k, pr->rows)), kir_ref(k, i)));
+  KExpr *inside = kir_lt(k, m, kir_int(k, pr->M));
+  KExpr *at = kir_select(k, inside, pr->a_index(kb, pr, m, kir_add(k, p0, kir_ref(k, p))), kir_int(k, 0));
+  KExpr *dst = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, q), kir_int(k, pr->KC)), kir_ref(k, p)),
+                                  kir_int(k, pr->rows)), kir_ref(k, i));
+  kir_store(k, rows, ap, dst, kir_select(k, inside, kir_load(k, pr->a_buf, at), kir_float(k, 0)));
+}
+
+// The register tiles of one block: B's column panels outer, A's row panels inner, only
+// those that hold columns below N and rows below M.
+static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, int ap, int bp, int64_t ldb,
+                  KExpr *m0, KExpr *n0, KExpr *p0, KExpr *kc) {
+  Kernel *k = kb->k;
+  KExpr *ncols = kir_binary(k, KB_MIN, kir_int(k, pr->NC / pr->cols),
+                            kir_div(k, kir_add(k, kir_sub(k, kir_int(k, pr->N), n0), kir_int(k, pr->cols - 1)), pr->cols));
+  KExpr *nrows = kir_binary(k, KB_MIN, kir_int(k, ceil_div(pr->MC, pr->rows)),
+                            kir_div(k, kir_add(k, kir_sub(k, kir_int(k, pr->M), m0), kir_int(k, pr->rows - 1)), pr->rows));
+  int jr, ir;
+  KStmt *cols = kernel_range(kb, into, "jr", kir_int(k, 0), ncols, &jr);
+  KStmt *rows = kernel_range(kb, cols, "ir", kir_int(k, 0), nrows, &ir);
+  KExpr *i0 = kir_mul(k, kir_ref(k, ir), kir_int(k, pr->rows));
+  KTile t = {.rows = pr->rows, .cols = pr->cols, .c = c, .b = bp, .ldc = ldc, .ldb = ldb, .depth = kc,
+             .c_index = kir_add(k, kir_mul(k, i0, kir_int(k, ldc)), kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols))),
+             .b_index = kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols))};
+  if (pr->a_direct) {
+    t.a = pr->a_buf;
+    t.a_index = pr->a_index(kb, pr, kir_add(k, m0, i0), p0);
+    t.a_step = pr->a_step;
+    t.a_row = pr->a_row;
+  } else {
+    t.a = ap;
+    t.a_index = kir_mul(k, kir_ref(k, ir), kir_int(k, pr->KC * pr->rows));
+    t.a_step = pr->rows;
+    t.a_row = 1;
+  }
+  kir_tile(k, rows, &t);
+}
+
+Kernel *packed_product(KernelBuilder *kb, const Product *pr) {
+  Kernel *k = kb->k;
+  int64_t KG = pr->KG ? pr->KG : pr->K, groups = pr->K / KG, per_split = groups / pr->splits;
+  int64_t mtiles = ceil_div(pr->M, pr->MC), ntiles = ceil_div(pr->N, pr->NC), panels = ceil_div(pr->MC, pr->rows);
+  int64_t ldc = pr->NC + 16, ldb = pr->NC + 16, group_blocks = ceil_div(KG, pr->KC);
+  if (groups * KG != pr->K || per_split * pr->splits != groups)
+    fatal("internal error in kernel %s: a product's groups do not divide its reduction", k->name);
+  int c = kir_local(k, "this tile of C", KT_F32, panels * pr->rows * ldc);
+  int ap = pr->a_direct ? -1 : kir_local(k, "A's block, in panels", KT_F32, panels * pr->rows * pr->KC);
+  int bp = kir_local(k, "B's block", KT_F32, pr->KC * ldb);
+  int t, e, b;
+  KStmt *tasks = kernel_loop(kb, k->body, "t", pr->splits * ntiles * mtiles, &t);
+  KExpr *split = kernel_let(kb, tasks, "split", kir_div(k, kir_ref(k, t), ntiles * mtiles));
+  KExpr *tile = kir_mod(k, kir_ref(k, t), ntiles * mtiles);
+  KExpr *n0 = kernel_let(kb, tasks, "n0", kir_mul(k, kir_div(k, tile, mtiles), kir_int(k, pr->NC)));
+  KExpr *m0 = kernel_let(kb, tasks, "m0", kir_mul(k, kir_mod(k, tile, mtiles), kir_int(k, pr->MC)));
+  KStmt *zero = kernel_loop(kb, tasks, "e", panels * pr->rows * ldc, &e);
+  kir_store(k, zero, c, kir_ref(k, e), kir_float(k, 0));
+  // Block b of the split: group split*per_split + b / group_blocks, its (b % group_blocks)-th KC steps.
+  KStmt *blocks = kernel_loop(kb, tasks, "blk", per_split * group_blocks, &b);
+  KExpr *g = kir_add(k, kir_mul(k, split, kir_int(k, per_split)), kir_div(k, kir_ref(k, b), group_blocks));
+  KExpr *within = kir_mul(k, kir_mod(k, kir_ref(k, b), group_blocks), kir_int(k, pr->KC));
+  KExpr *p0 = kernel_let(kb, blocks, "p0", kir_add(k, kir_mul(k, g, kir_int(k, KG)), within));
+  KExpr *kc = kernel_let(kb, blocks, "kc", kir_binary(k, KB_MIN, kir_int(k, pr->KC), kir_sub(k, kir_int(k, KG), within)));
+  KStmt *block = blocks;
+  if (pr->live)
+    block = kir_if(k, block, pr->live(kb, pr, block, p0, kc, n0), NULL);
+  pr->pack_b(kb, pr, block, bp, ldb, p0, kc, n0);
+  if (!pr->a_direct)
+    pack_a(kb, pr, block, ap, panels, m0, p0, kc);
+  tiles(kb, pr, block, c, ldc, ap, bp, ldb, m0, n0, p0, kc);
+  pr->store(kb, pr, tasks, c, ldc, m0, n0, split);
+  return k;
+}
