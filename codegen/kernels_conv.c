@@ -129,9 +129,12 @@ static Kernel *forward(KernelBuilder *kb) {
 }
 
 // dx[n,ci] = 0; then for each co of its group and tap: dx[n,ci,ih,:] += w[co,ci,kh,kw] * dy[n,co,oh,:]
+// (on the CPU, a convolution with groups == 1 is a packed product: kernels_conv_cpu_dx.c)
 Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
+  if (!kb->target->gpu && n->attr.conv.groups == 1)
+    return kernel_conv_cpu_dx(kb);
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
   int nc, p, j;
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.x.n * g.x.c, &nc);
@@ -156,19 +159,26 @@ Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   return k;
 }
 
-// dw[co,ci,kh,kw] = sum over n and the valid (oh, ow) of dy[n,co,oh,ow] * x[n,ci,ih,iw]
+// dw[co,ci,kh,kw] = sum over n and the valid (oh, ow) of dy[n,co,oh,ow] * x[n,ci,ih,iw]; with an
+// output [chunks, dw's size] (compiler/schedule.c), chunk c sums the images of its own part.
+// (On the CPU, a convolution with groups == 1 is a packed product: kernels_conv_cpu_dw.c.)
 Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w
+  if (!kb->target->gpu && n->attr.conv.groups == 1)
+    return kernel_conv_cpu_dw(kb);
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);
-  int e, img, oh, ow;
-  KStmt *weights = kernel_loop(kb, k->body, "e", shape_elems(n->shape), &e);
-  KExpr *kw = kir_mod(k, kir_ref(k, e), g.k), *kh = kir_mod(k, kir_div(k, kir_ref(k, e), g.k), g.k);
-  KExpr *cil = kir_mod(k, kir_div(k, kir_ref(k, e), g.k * g.k), g.cig), *co = kir_div(k, kir_ref(k, e), g.k * g.k * g.cig);
+  int64_t chunks = n->shape.rank == 2 ? n->shape.d[0] : 1, size = shape_elems(n->shape) / chunks, per = g.y.n / chunks;
+  int t, img, oh, ow;
+  KStmt *weights = kernel_loop(kb, k->body, "t", chunks * size, &t);
+  KExpr *chunk = kir_div(k, kir_ref(k, t), size), *e = kir_mod(k, kir_ref(k, t), size);
+  KExpr *kw = kir_mod(k, e, g.k), *kh = kir_mod(k, kir_div(k, e, g.k), g.k);
+  KExpr *cil = kir_mod(k, kir_div(k, e, g.k * g.k), g.cig), *co = kir_div(k, e, g.k * g.k * g.cig);
   KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g.cog), kir_int(k, g.cig)), cil);
   int acc = kir_var(k, "acc", KT_F32);
   kir_assign(k, weights, acc, kir_float(k, 0));
-  KStmt *imgs = kernel_loop(kb, weights, "n", g.y.n, &img);
+  KExpr *first = kir_mul(k, chunk, kir_int(k, per));
+  KStmt *imgs = range(kb, weights, "n", first, kir_add(k, first, kir_int(k, per)), &img);
   KExpr *lo, *hi;
   output_range(k, &g, kh, g.x.h, g.y.h, &lo, &hi);
   KStmt *rows = range(kb, imgs, "oh", lo, hi, &oh);
@@ -178,7 +188,7 @@ Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, kir_ref(k, img), co), g.y.w, kir_ref(k, oh), kir_ref(k, ow)));
   KExpr *xv = kir_load(k, kb->in[1], at(k, plane(k, g.x, kir_ref(k, img), cin), g.x.w, ih, iw));
   kir_assign(k, cols, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, dy, xv)));
-  kir_store(k, weights, kb->out, kir_ref(k, e), kir_ref(k, acc));
+  kir_store(k, weights, kb->out, kir_ref(k, t), kir_ref(k, acc));
   return k;
 }
 
