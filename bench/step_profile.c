@@ -2,7 +2,7 @@
 // step of a .graph with the numeric tests' executor (tests/numerics/exec.c: every kernel
 // through LLVM for this machine), fills it with the tests' generated weights and images, runs
 // it twice, then times each kernel REPS times on the thread pool and prints the kernels by
-// total time with the GFLOPS of the matrix products (2 x multiply-adds / time).
+// total CPU time with the GFLOPS of the matrix products (2 x multiply-adds / CPU time).
 //
 //   build/bench/step_profile SCRATCH_DIR FILE.graph [THREADS] [REPS] [ONLY]
 // (ONLY: time only the kernels whose description contains it)
@@ -20,9 +20,11 @@ typedef struct Timing {
   double seconds, flops;
 } Timing;
 
+// The process's CPU time, not the wall clock: on a machine shared with other work, the time
+// the kernels actually ran (on 1 thread; on more, the sum over threads).
 static double now(void) {
   struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 

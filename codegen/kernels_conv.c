@@ -99,12 +99,51 @@ static void plane_stats(KernelBuilder *kb, KStmt *into, KExpr *ybase, KExpr *img
   kir_store(k, into, kb->out, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), co), kir_ref(k, m2));
 }
 
-// y[n,co] = b[co]; then for each ci and tap: y[n,co,oh,:] += w[co,ci,kh,kw] * x[n,ci,ih,:]
+// The row's k weights w[co, ci, kh, 0..k-1], in variables.
+static void row_weights(KernelBuilder *kb, const ConvGeom *g, KStmt *into, KExpr *co, KExpr *ci, KExpr *kh, int *w) {
+  Kernel *k = kb->k;
+  Shape ws = shape4(g->y.c, g->cig, g->k, g->k);
+  for (int kw = 0; kw < g->k; kw++) {
+    w[kw] = kir_var(k, arena_printf(k->arena, "w%d", kw), KT_F32);
+    kir_assign(k, into, w[kw], kir_load(k, kb->in[1], kernel_index4(kb, ws, co, ci, kh, kir_int(k, kw))));
+  }
+}
+
+// x[xrow + ow*s - pad + kw*d] of buffer x, or 0 where that column is outside the row (an edge column:
+// the index is clamped so that nothing outside is loaded).
+static KExpr *tap_value(KernelBuilder *kb, const ConvGeom *g, int x, KExpr *xrow, KExpr *ow, int kw, bool edge) {
+  Kernel *k = kb->k;
+  KExpr *iw = input_pos(k, g, ow, kir_int(k, kw));
+  if (!edge)
+    return kir_load(k, x, kir_add(k, xrow, iw));
+  KExpr *inside = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), iw), kir_lt(k, iw, kir_int(k, g->x.w)));
+  KExpr *at = kir_add(k, xrow, kir_binary(k, KB_MIN, kir_binary(k, KB_MAX, iw, kir_int(k, 0)), kir_int(k, g->x.w - 1)));
+  return kir_select(k, inside, kir_load(k, x, at), kir_float(k, 0));
+}
+
+// y[yrow + ow] += sum over kw of w[kw] x[xrow + ow*s - pad + kw*d] for ow in [lo, hi)
+static void row_taps(KernelBuilder *kb, const ConvGeom *g, KStmt *into, KExpr *yrow, KExpr *xrow, const int *w,
+                     KExpr *lo, KExpr *hi, bool edge) {
+  Kernel *k = kb->k;
+  int ow;
+  KStmt *cols = range(kb, into, "ow", lo, hi, &ow);
+  KExpr *dst = kir_add(k, yrow, kir_ref(k, ow)), *sum = kir_load(k, kb->out, dst);
+  for (int kw = 0; kw < g->k; kw++)
+    sum = kir_fma(k, sum, kir_ref(k, w[kw]), tap_value(kb, g, kb->in[0], xrow, kir_ref(k, ow), kw, edge));
+  kir_store(k, cols, kb->out, dst, sum);
+}
+
+// y[n,co] = b[co]; then for each ci of its group, kernel row kh and output row oh:
+//   y[n,co,oh,:] += sum over kw of w[co,ci,kh,kw] * x[n,ci,ih,:*s - pad + kw*d]
+// the kernel row's taps in one pass over the output row (its loads, at stride 2, are one
+// interleaved group), the columns where a tap leaves the image apart.
 static Kernel *forward(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   ConvGeom g = geometry(n, n->in[0]->shape, n->shape);
-  int nc, p, ci;
+  int nc, p, ci, kh, oh, w[16];
+  if (g.k > 16)
+    fatal("internal error: a %lldx%lld grouped convolution", (long long)g.k, (long long)g.k);
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.y.n * g.y.c, &nc);
   KExpr *img = kir_div(k, kir_ref(k, nc), g.y.c), *co = kir_mod(k, kir_ref(k, nc), g.y.c);
   KExpr *ybase = kir_mul(k, kir_ref(k, nc), kir_int(k, g.y.h * g.y.w));
@@ -112,26 +151,34 @@ static Kernel *forward(KernelBuilder *kb) {
   kir_store(k, init, kb->out, kir_add(k, ybase, kir_ref(k, p)), n->attr.conv.bias ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
   KStmt *chans = kernel_loop(kb, planes, "ci", g.cig, &ci);
   KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g.cog), kir_int(k, g.cig)), kir_ref(k, ci));
-  Taps t;
-  taps_rows(kb, &g, chans, &t);
-  int wv = kir_var(k, "wv", KT_F32);
-  Shape ws = shape4(g.y.c, g.cig, g.k, g.k);
-  kir_assign(k, t.row_body, wv, kir_load(k, kb->in[1], kernel_index4(kb, ws, co, kir_ref(k, ci), kir_ref(k, t.kh), kir_ref(k, t.kw))));
-  taps_cols(kb, &g, &t);
-  KStmt *ow_loop = t.inner;
-  KExpr *ih = input_pos(k, &g, kir_ref(k, t.oh), kir_ref(k, t.kh)), *iw = input_pos(k, &g, kir_ref(k, t.ow), kir_ref(k, t.kw));
-  KExpr *xv = kir_load(k, kb->in[0], at(k, plane(k, g.x, img, cin), g.x.w, ih, iw));
-  KExpr *dst = at(k, ybase, g.y.w, kir_ref(k, t.oh), kir_ref(k, t.ow));
-  kir_store(k, ow_loop, kb->out, dst, kir_binary(k, KB_ADD, kir_load(k, kb->out, dst), kir_binary(k, KB_MUL, xv, kir_ref(k, wv))));
+  KStmt *krows = kernel_loop(kb, chans, "kh", g.k, &kh);
+  row_weights(kb, &g, krows, co, kir_ref(k, ci), kir_ref(k, kh), w);
+  KExpr *lo, *hi, *first, *last, *unused;
+  output_range(k, &g, kir_ref(k, kh), g.x.h, g.y.h, &lo, &hi);
+  KStmt *rows = range(kb, krows, "oh", lo, hi, &oh);
+  KExpr *ih = input_pos(k, &g, kir_ref(k, oh), kir_ref(k, kh));
+  KExpr *xrow = kernel_let(kb, rows, "xrow", at(k, plane(k, g.x, img, cin), g.x.w, ih, kir_int(k, 0)));
+  KExpr *yrow = kernel_let(kb, rows, "yrow", at(k, ybase, g.y.w, kir_ref(k, oh), kir_int(k, 0)));
+  // the columns every tap of the row reaches: from kw = 0's first to kw = k - 1's last
+  output_range(k, &g, kir_int(k, 0), g.x.w, g.y.w, &first, &unused);
+  output_range(k, &g, kir_int(k, g.k - 1), g.x.w, g.y.w, &unused, &last);
+  first = kernel_let(kb, rows, "first", kir_binary(k, KB_MIN, first, kir_int(k, g.y.w)));
+  last = kernel_let(kb, rows, "last", kir_binary(k, KB_MAX, last, first));
+  row_taps(kb, &g, rows, yrow, xrow, w, kir_int(k, 0), first, true);
+  row_taps(kb, &g, rows, yrow, xrow, w, first, last, false);
+  row_taps(kb, &g, rows, yrow, xrow, w, last, kir_int(k, g.y.w), true);
   if (n->fused.stats_rows)
     plane_stats(kb, planes, ybase, img, co);
   return k;
 }
 
 // dx[n,ci] = 0; then for each co of its group and tap: dx[n,ci,ih,:] += w[co,ci,kh,kw] * dy[n,co,oh,:]
+// (on the CPU, a convolution with groups == 1 is a packed product: kernels_conv_cpu_dx.c)
 Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
+  if (!kb->target->gpu && n->attr.conv.groups == 1)
+    return kernel_conv_cpu_dx(kb);
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
   int nc, p, j;
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.x.n * g.x.c, &nc);
@@ -156,19 +203,78 @@ Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   return k;
 }
 
-// dw[co,ci,kh,kw] = sum over n and the valid (oh, ow) of dy[n,co,oh,ow] * x[n,ci,ih,iw]
+// acc[kw] += dy[dyrow + ow] x[xrow + ow*s - pad + kw*d] for kw < k, ow in [lo, hi): one pass
+// over the row for its k sums.
+static void row_sums(KernelBuilder *kb, const ConvGeom *g, KStmt *into, KExpr *dyrow, KExpr *xrow, const int *acc,
+                     KExpr *lo, KExpr *hi, bool edge) {
+  Kernel *k = kb->k;
+  int ow;
+  KStmt *cols = range(kb, into, "ow", lo, hi, &ow);
+  int dy = kir_var(k, "dy", KT_F32);
+  kir_assign(k, cols, dy, kir_load(k, kb->in[0], kir_add(k, dyrow, kir_ref(k, ow))));
+  for (int kw = 0; kw < g->k; kw++) {
+    KExpr *xv = tap_value(kb, g, kb->in[1], xrow, kir_ref(k, ow), kw, edge);
+    kir_assign(k, cols, acc[kw], kir_fma(k, kir_ref(k, acc[kw]), kir_ref(k, dy), xv));
+  }
+}
+
+// The CPU's weight gradient of a grouped or depthwise convolution: a task per weight row set
+// (co, ci), its k*k sums over every image's rows, each kernel row's k taps in one pass over
+// an output row (a task per weight would read the planes k*k times).
+static Kernel *grouped_weight_grad(KernelBuilder *kb, const ConvGeom *g) {
+  Kernel *k = kb->k;
+  int t, img, oh, acc[16 * 16];
+  KStmt *rows = kernel_loop(kb, k->body, "t", g->y.c * g->cig, &t);
+  KExpr *co = kir_div(k, kir_ref(k, t), g->cig), *cil = kir_mod(k, kir_ref(k, t), g->cig);
+  KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g->cog), kir_int(k, g->cig)), cil);
+  for (int i = 0; i < g->k * g->k; i++) {
+    acc[i] = kir_var(k, arena_printf(k->arena, "acc%d", i), KT_F32);
+    kir_assign(k, rows, acc[i], kir_float(k, 0));
+  }
+  KStmt *imgs = kernel_loop(kb, rows, "n", g->y.n, &img);
+  for (int kh = 0; kh < g->k; kh++) {
+    KExpr *lo, *hi, *first, *last, *unused;
+    output_range(k, g, kir_int(k, kh), g->x.h, g->y.h, &lo, &hi);
+    KStmt *out_rows = range(kb, imgs, "oh", lo, hi, &oh);
+    KExpr *ih = input_pos(k, g, kir_ref(k, oh), kir_int(k, kh));
+    KExpr *xrow = kernel_let(kb, out_rows, "xrow", at(k, plane(k, g->x, kir_ref(k, img), cin), g->x.w, ih, kir_int(k, 0)));
+    KExpr *dyrow = kernel_let(kb, out_rows, "dyrow", at(k, plane(k, g->y, kir_ref(k, img), co), g->y.w, kir_ref(k, oh), kir_int(k, 0)));
+    output_range(k, g, kir_int(k, 0), g->x.w, g->y.w, &first, &unused);
+    output_range(k, g, kir_int(k, g->k - 1), g->x.w, g->y.w, &unused, &last);
+    first = kernel_let(kb, out_rows, "first", kir_binary(k, KB_MIN, first, kir_int(k, g->y.w)));
+    last = kernel_let(kb, out_rows, "last", kir_binary(k, KB_MAX, last, first));
+    row_sums(kb, g, out_rows, dyrow, xrow, acc + kh * g->k, kir_int(k, 0), first, true);
+    row_sums(kb, g, out_rows, dyrow, xrow, acc + kh * g->k, first, last, false);
+    row_sums(kb, g, out_rows, dyrow, xrow, acc + kh * g->k, last, kir_int(k, g->y.w), true);
+  }
+  KExpr *row0 = kir_mul(k, kir_ref(k, t), kir_int(k, g->k * g->k));   // dw[co, cil, :, :]
+  for (int i = 0; i < g->k * g->k; i++)
+    kir_store(k, rows, kb->out, kir_add(k, row0, kir_int(k, i)), kir_ref(k, acc[i]));
+  return k;
+}
+
+// dw[co,ci,kh,kw] = sum over n and the valid (oh, ow) of dy[n,co,oh,ow] * x[n,ci,ih,iw]; with an
+// output [chunks, dw's size] (compiler/schedule.c), chunk c sums the images of its own part.
+// (On the CPU, a convolution with groups == 1 is a packed product: kernels_conv_cpu_dw.c.)
 Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w
+  if (!kb->target->gpu && n->attr.conv.groups == 1)
+    return kernel_conv_cpu_dw(kb);
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);
-  int e, img, oh, ow;
-  KStmt *weights = kernel_loop(kb, k->body, "e", shape_elems(n->shape), &e);
-  KExpr *kw = kir_mod(k, kir_ref(k, e), g.k), *kh = kir_mod(k, kir_div(k, kir_ref(k, e), g.k), g.k);
-  KExpr *cil = kir_mod(k, kir_div(k, kir_ref(k, e), g.k * g.k), g.cig), *co = kir_div(k, kir_ref(k, e), g.k * g.k * g.cig);
+  int64_t chunks = n->shape.rank == 2 ? n->shape.d[0] : 1, size = shape_elems(n->shape) / chunks, per = g.y.n / chunks;
+  if (!kb->target->gpu && chunks == 1 && g.k <= 16)
+    return grouped_weight_grad(kb, &g);
+  int t, img, oh, ow;
+  KStmt *weights = kernel_loop(kb, k->body, "t", chunks * size, &t);
+  KExpr *chunk = kir_div(k, kir_ref(k, t), size), *e = kir_mod(k, kir_ref(k, t), size);
+  KExpr *kw = kir_mod(k, e, g.k), *kh = kir_mod(k, kir_div(k, e, g.k), g.k);
+  KExpr *cil = kir_mod(k, kir_div(k, e, g.k * g.k), g.cig), *co = kir_div(k, e, g.k * g.k * g.cig);
   KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g.cog), kir_int(k, g.cig)), cil);
   int acc = kir_var(k, "acc", KT_F32);
   kir_assign(k, weights, acc, kir_float(k, 0));
-  KStmt *imgs = kernel_loop(kb, weights, "n", g.y.n, &img);
+  KExpr *first = kir_mul(k, chunk, kir_int(k, per));
+  KStmt *imgs = range(kb, weights, "n", first, kir_add(k, first, kir_int(k, per)), &img);
   KExpr *lo, *hi;
   output_range(k, &g, kh, g.x.h, g.y.h, &lo, &hi);
   KStmt *rows = range(kb, imgs, "oh", lo, hi, &oh);
@@ -178,7 +284,7 @@ Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g.y, kir_ref(k, img), co), g.y.w, kir_ref(k, oh), kir_ref(k, ow)));
   KExpr *xv = kir_load(k, kb->in[1], at(k, plane(k, g.x, kir_ref(k, img), cin), g.x.w, ih, iw));
   kir_assign(k, cols, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_binary(k, KB_MUL, dy, xv)));
-  kir_store(k, weights, kb->out, kir_ref(k, e), kir_ref(k, acc));
+  kir_store(k, weights, kb->out, kir_ref(k, t), kir_ref(k, acc));
   return k;
 }
 

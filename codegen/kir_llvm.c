@@ -222,10 +222,10 @@ static bool is_innermost(const KStmt *s) {
   return true;
 }
 
-// Attaches loop metadata `what` (with the value true, or none) to the loop of backedge.
-static void loop_hint(Lower *l, LLVMValueRef backedge, const char *what, bool with_value) {
+// Attaches loop metadata `what` (with the value `value`, or none) to the loop of backedge.
+static void loop_hint_value(Lower *l, LLVMValueRef backedge, const char *what, bool with_value, bool value) {
   LLVMMetadataRef hint[2] = {LLVMMDStringInContext2(l->ctx, what, strlen(what)),
-                             LLVMValueAsMetadata(LLVMConstInt(l->i1, 1, 0))};
+                             LLVMValueAsMetadata(LLVMConstInt(l->i1, value, 0))};
   LLVMMetadataRef self = LLVMTemporaryMDNode(l->ctx, NULL, 0);
   LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(l->ctx, hint, with_value ? 2 : 1)};
   LLVMMetadataRef id = LLVMMDNodeInContext2(l->ctx, ops, 2);
@@ -233,12 +233,73 @@ static void loop_hint(Lower *l, LLVMValueRef backedge, const char *what, bool wi
   LLVMSetMetadata(backedge, LLVMGetMDKindIDInContext(l->ctx, "llvm.loop", 9), LLVMMetadataAsValue(l->ctx, id));
 }
 
-// Marks a loop with llvm.loop.vectorize.enable. Forcing vectorisation also lets LLVM
-// reorder float sums (dot products, channel sums), which it may not do by itself; the
-// order is still fixed for a given binary, so results stay deterministic.
-static void hint_vectorize(Lower *l, LLVMValueRef backedge) { loop_hint(l, backedge, "llvm.loop.vectorize.enable", true); }
+static void loop_hint(Lower *l, LLVMValueRef backedge, const char *what, bool with_value) {
+  loop_hint_value(l, backedge, what, with_value, true);
+}
 
-// for (v = lo; v < hi; v++): the parallel loop runs [begin, end) instead.
+
+enum { NOT_LINEAR = -(1 << 30) };
+
+// The variables a loop body sets, and to what (the last assignment of each before a use).
+typedef struct Lets {
+  const KStmt *const *body;
+  int n;
+} Lets;
+
+// How far index e moves per step of variable v: the coefficient of v where e is v times a
+// constant plus terms without v, else NOT_LINEAR. A variable the body sets stands for its value.
+static int64_t step_of(const KExpr *e, int v, const Lets *lets) {
+  switch (e->kind) {
+  case KX_CONST: return 0;
+  case KX_VAR:
+    if (e->var == v)
+      return 1;
+    for (int i = lets->n - 1; i >= 0; i--)
+      if (lets->body[i]->kind == KS_ASSIGN && lets->body[i]->var == e->var)
+        return step_of(lets->body[i]->value, v, &(Lets){lets->body, i});
+    return 0;
+  case KX_BINARY: {
+    int64_t a = step_of(e->a, v, lets), b = step_of(e->b, v, lets);
+    if (a == NOT_LINEAR || b == NOT_LINEAR)
+      return NOT_LINEAR;
+    if (e->op == KB_ADD || e->op == KB_SUB)
+      return e->op == KB_ADD ? a + b : a - b;
+    if (e->op == KB_MUL && e->a->kind == KX_CONST)
+      return e->a->i * b;
+    if (e->op == KB_MUL && e->b->kind == KX_CONST)
+      return a * e->b->i;
+    return a || b ? NOT_LINEAR : 0;
+  }
+  case KX_SELECT:
+  case KX_UNARY:
+  case KX_CAST:
+  case KX_LOAD: {
+    int64_t a = e->a ? step_of(e->a, v, lets) : 0, b = e->b ? step_of(e->b, v, lets) : 0;
+    int64_t c = e->c ? step_of(e->c, v, lets) : 0;
+    return a || b || c ? NOT_LINEAR : 0;
+  }
+  default: return 0;
+  }
+}
+
+// Whether innermost loop s stores other than contiguously along its variable: vectorised,
+// such a store is a scatter, slower on x86 than plain stores (a column of a packed block).
+static bool strided_store(const KStmt *s) {
+  for (int i = 0; i < s->nbody; i++) {
+    const KStmt *t = s->body[i];
+    if (t->kind != KS_STORE)
+      continue;
+    int64_t step = step_of(t->index, s->var, &(Lets){(const KStmt *const *)s->body, i});
+    if (step != 0 && step != 1 && step != -1)
+      return true;
+  }
+  return false;
+}
+
+// for (v = lo; v < hi; v++): the parallel loop runs [begin, end) instead. An innermost loop
+// is marked llvm.loop.vectorize.enable, unless it stores strided. Forcing vectorisation
+// also lets LLVM reorder float sums (dot products, channel sums), which it may not do by
+// itself; the order is still fixed for a given binary, so results stay deterministic.
 static void loop(Lower *l, const KStmt *s) {
   LLVMValueRef var = llvm_var_ptr(l, s->var, 0);
   LLVMValueRef lo = s->parallel ? l->begin : expr(l, s->lo);
@@ -256,7 +317,7 @@ static void loop(Lower *l, const KStmt *s) {
   LLVMBuildStore(l->b, next, var);
   LLVMValueRef backedge = LLVMBuildBr(l->b, cond);
   if (!s->parallel && is_innermost(s))
-    hint_vectorize(l, backedge);
+    loop_hint_value(l, backedge, "llvm.loop.vectorize.enable", true, !strided_store(s));
   LLVMPositionBuilderAtEnd(l->b, exit);
 }
 

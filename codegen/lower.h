@@ -72,8 +72,11 @@ KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr
 // A convolution as a matrix product straight from its image (groups == 1), for either
 // target (kernels_gemm.c).
 Kernel *kernel_conv_implicit(KernelBuilder *kb);
-// The same on the CPU, as a packed product that gathers its patches (kernels_conv_cpu.c).
+// The same on the CPU, as a packed product that gathers its patches (kernels_conv_cpu.c), and
+// its input and weight gradients (kernels_conv_cpu_dx.c, kernels_conv_cpu_dw.c).
 Kernel *kernel_conv_cpu(KernelBuilder *kb);
+Kernel *kernel_conv_cpu_dx(KernelBuilder *kb);
+Kernel *kernel_conv_cpu_dw(KernelBuilder *kb);
 
 // The CPU's matrix products (kernels_packed.c), laid out as the best CPU libraries lay them
 // out: C[M,N] = sum over p < K of A[i,p] B[p,j] in tiles of MC x NC, one parallel iteration

@@ -50,9 +50,19 @@ int64_t conv_stats_chunks(const Node *n) {
   return chunk ? (rows + chunk - 1) / chunk : 0;
 }
 
-bool conv_by_position(const Node *n) {
+bool conv_rows_by_position(const ConvAttrs *c, Shape y) {
+  return c->groups == 1 && c->kernel > 1 && y.h * y.w <= 4;
+}
+
+bool conv_by_position(const Node *n) { return conv_rows_by_position(&n->attr.conv, n->shape); }
+
+const char *conv_algorithm(const Node *n) {
   const ConvAttrs *c = &n->attr.conv;
-  return c->groups == 1 && c->kernel > 1 && n->shape.h * n->shape.w <= 16 && n->in[0]->shape.c % 8 == 0;
+  if (c->groups > 1)
+    return c->groups == n->shape.c && c->groups == n->in[0]->shape.c ? "depthwise, direct" : "grouped, direct";
+  if (c->kernel == 1 && c->stride == 1 && c->pad == 0)
+    return "1x1: product on the activation";
+  return conv_by_position(n) ? "product, rows by position" : "product, rows by image";
 }
 
 // The statistics tail is [chunks][2][C]: each chunk's mean and sum of squared deviations.

@@ -6,17 +6,30 @@
 // that now reads them).
 #include "tlc.h"
 
-// A convolution's weight gradient sums over every output position; its kernel runs about
-// one thread per four output channels. Chunks of rows summed apart, then added up
-// (sum_chunks), give about 2,048 threads where a GPU would otherwise have a few dozen,
-// within 32 MiB of partial sums and at least 64 rows a chunk.
+// A convolution's weight gradient sums over every output position, and the CPU's product
+// (codegen/kernels_conv_cpu_dw.c) has a parallel task per tile of 128 output channels by 256
+// of (input channel, tap): a layer with few channels has only a few. Its images are then cut
+// into chunks summed apart and added up after (sum_chunks), for at least 16 tasks, within
+// 32 MiB of partial sums; the chunks divide the batch. (Rows ordered by position, on small
+// images, have channels enough and are not cut.) A fixed split, not one per thread: the
+// sums come out the same on any number of threads.
 static int64_t weight_grad_chunks(const Node *dw) {
-  const Shape dy = dw->in[0]->shape;
-  int64_t rows = dy.n * dy.h * dy.w, size = shape_elems(dw->shape);
-  int64_t blocks = dw->shape.n / 4 > 0 ? dw->shape.n / 4 : 1, chunks = (2048 + blocks - 1) / blocks;
-  int64_t most = (32 << 20) / (size * 4);
-  chunks = chunks < most ? chunks : most;
-  return chunks < rows / 64 ? chunks : rows / 64;
+  const Node *conv = dw->forward;
+  if (conv->attr.conv.groups != 1 || conv_by_position(conv))
+    return 1;
+  const Shape x = dw->in[1]->shape;
+  int64_t size = shape_elems(dw->shape), taps = conv->attr.conv.kernel * conv->attr.conv.kernel;
+  int64_t tiles = (dw->shape.n + 127) / 128 * ((x.c * taps + 255) / 256), most = (32 << 20) / (size * 4);
+  int64_t chunks = 1;
+  while (chunks * tiles < 16 && chunks < most) {
+    int64_t next = chunks + 1;
+    while (next <= x.n && x.n % next)
+      next++;
+    if (next > x.n || next > most)
+      break;
+    chunks = next;
+  }
+  return chunks;
 }
 
 // The node reading the partial sums of dw, which becomes [chunks, dw's size], and that its
@@ -51,7 +64,7 @@ static void split_weight_grads(Arena *a, Graph *g) {
       if (sum_of[x->in[j]->id])
         x->in[j] = sum_of[x->in[j]->id];
     nodes[n++] = x;
-    int64_t chunks = x->op == OP_CONV_GEMM_DW ? weight_grad_chunks(x) : 0;
+    int64_t chunks = x->op == OP_CONV2D_DW ? weight_grad_chunks(x) : 0;
     if (chunks >= 2)
       nodes[n++] = sum_of[i] = sum_chunks(a, x, chunks);
   }

@@ -1,6 +1,8 @@
 // stats.c: --stats, the sizes and costs a user checks before training.
 #include "tlc.h"
 
+#include <string.h>
+
 static int64_t param_count(const Param *p) {
   int64_t n = 1;
   for (int d = 0; d < p->dims; d++)
@@ -56,4 +58,31 @@ void print_stats(FILE *out, const Graph *g, const MemPlan *plan) {
           grouped(b1, plan->total_bytes), (long long)g->batch, grouped(b2, plan->state_bytes), grouped(b3, plan->io_bytes),
           grouped(b4, plan->train_bytes));
   fprintf(out, ", evaluation %s\n", grouped(b1, plan->eval_bytes));
+}
+
+// The weight gradient of conv in the step, split in chunks (compiler/schedule.c), if any.
+static const Node *chunked_weight_grad(const Graph *train, const Node *conv) {
+  for (int i = 0; i < train->n; i++) {
+    const Node *n = train->nodes[i];
+    if (n->op == OP_CONV2D_DW && n->forward == conv->forward && n->shape.rank == 2)
+      return n;
+  }
+  return NULL;
+}
+
+void print_conv_stats(FILE *out, Arena *a, const Graph *train) {
+  fputs("convolutions       how the CPU computes each (compiler/ops.c, conv_algorithm); none stores a patch matrix\n", out);
+  for (int i = 0; i < train->n; i++) {
+    const Node *n = train->nodes[i];
+    if (n->op != OP_CONV2D)
+      continue;
+    char b1[32];
+    fprintf(out, "  %-24s %-31s %s -> %s", n->name, conv_algorithm(n), node_describe(a, n) + strlen("conv2d "),
+            shape_str(a, n->shape));
+    const Node *dw = chunked_weight_grad(train, n);
+    if (dw)
+      fprintf(out, "; weight gradient in %lld chunks, %s bytes", (long long)dw->shape.d[0],
+              grouped(b1, shape_elems(dw->shape) * 4));
+    fputc('\n', out);
+  }
 }

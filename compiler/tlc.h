@@ -381,10 +381,17 @@ int64_t shape_elems(Shape s);
 // with stats_rows stores after its output.
 int64_t node_elems(const Node *n);
 int64_t conv_stats_chunks(const Node *n);   // ceil(output rows / stats_rows)
-// Whether a convolution's CPU kernel runs over its output rows by position, then image
-// (codegen/kernels_conv_cpu.c): on images of at most 16 positions, where most taps of a
-// kernel fall in the padding for some position, so that the taps outside are skipped.
-bool conv_by_position(const Node *n);
+// How the CPU computes a convolution, fixed per layer at compile time (codegen/conv_cpu.h;
+// --stats prints it): grouped and depthwise ones directly, plane by plane; the others as
+// packed matrix products that gather their operands from the tensors, storing no patch
+// matrix: a 1x1 one on the activation as it is; on images of at most 4 output positions
+// (2x2, 1x1), where more than half the taps of a 3x3 kernel fall in the padding, with the
+// rows ordered by position, then image, so that the taps outside are skipped; else by
+// image, then position. (At 4x4, a third of the taps fall outside, and skipping them costs
+// more than it saves: the rows of one position are strided in memory.)
+bool conv_rows_by_position(const ConvAttrs *c, Shape y);   // y: the convolution's output
+bool conv_by_position(const Node *conv);
+const char *conv_algorithm(const Node *conv);
 Shape shape_of_param(const Param *p);
 
 extern const OpInfo op_info[OP_COUNT];
@@ -604,6 +611,9 @@ int64_t node_bytes(const Node *n);
 void print_ir(FILE *out, Arena *a, const Graph *g);
 void print_params(FILE *out, const Graph *g);
 void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
+// Each convolution of the training step, its CPU algorithm and the bytes it takes beyond
+// its tensors (its weight gradient's partial sums).
+void print_conv_stats(FILE *out, Arena *a, const Graph *train);
 
 //
 // features.c: training from cached features of a frozen, deterministic prefix

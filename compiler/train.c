@@ -61,28 +61,11 @@ static Node *batchnorm(StepBuilder *b, const Node *m, Node *x, Node **p) {
   return y;
 }
 
-// A convolution keeps its patch matrix (im2col, then conv2d_gemm) when its weight gradient
-// reads the patches and they are small enough to keep until the backward pass. Any other
-// convolution reads its image directly: one whose patches nothing would read again (the
-// evaluation pass, a frozen layer: no patch matrix in memory at all), one whose patches
-// would not fit, and grouped and depthwise ones.
-enum { MAX_PATCH_BYTES = 256 << 20 };
-
-static bool keeps_patches(const StepBuilder *b, const Node *m, const Node *w) {
-  const ConvAttrs *c = &m->attr.conv;
-  int64_t k = m->in[0]->shape.c * c->kernel * c->kernel;
-  return b->training && w->trains && c->groups == 1 && m->shape.n * m->shape.h * m->shape.w * k * 4 <= MAX_PATCH_BYTES;
-}
-
+// A convolution reads its image directly, in training too: no patch matrix is stored from
+// the forward pass to the backward one (the CPU's kernels gather patches as they pack
+// them, codegen/conv_cpu.h; the GPU's tiles stage them in shared memory).
 static Node *conv(StepBuilder *b, const Node *m, Node *x, Node **p) {
-  int nin = p[1] ? 3 : 2;
-  if (!keeps_patches(b, m, p[0]))
-    return step_node(b, OP_CONV2D, m->shape, m, nin, x, p[0], p[1]);
-  const ConvAttrs *c = &m->attr.conv;
-  Shape patches = {.rank = 3, .d = {m->shape.n, m->shape.h * m->shape.w, x->shape.c * c->kernel * c->kernel, 1}};
-  Node *cols = step_node(b, OP_IM2COL, patches, m, 1, x);
-  cols->attr = m->attr;
-  return step_node(b, OP_CONV_GEMM, m->shape, m, nin, cols, p[0], p[1]);
+  return step_node(b, OP_CONV2D, m->shape, m, p[1] ? 3 : 2, x, p[0], p[1]);
 }
 
 // One model layer in the step; returns the node holding its output.

@@ -441,6 +441,7 @@ int main(int argc, char **argv) {
               (long long)(shape_elems(train->nodes[boundary]->shape) / train->batch));
     else
       fputs("feature cache      none (a random transform, a trainable layer or dropout at the input side)\n", buf);
+    print_conv_stats(buf, a, train);
   }
   fclose(buf);
   if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER

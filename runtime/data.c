@@ -27,6 +27,10 @@ char **tlc_strings_dup(const char *const *names, int32_t n) {
 }
 
 void tlc_dataset_free(TlcDataset *d) {
+  if (d->view) {
+    memset(d, 0, sizeof *d);
+    return;
+  }
   free(d->pixels);
   tlc_strings_free(d->paths, (int32_t)d->count);
   for (int64_t i = 0; d->cache && i < d->count; i++)

@@ -314,6 +314,7 @@ static int test_from_val(const char *dir, TlcData *out, TlcError *err) {
     return tlc_fail(err, "out of memory");
   }
   memcpy(t->labels, out->val.labels, (size_t)t->count * sizeof *t->labels);
+  out->test_is_val = true;
   return 0;
 }
 

@@ -149,6 +149,7 @@ typedef struct TlcDataset {
   TlcImage *cache;      // from files, when decoded once and kept (loader.c); else NULL
   int32_t *labels;      // count, 0 .. classes - 1
   int32_t classes;      // 1 + the largest label (IDX without idx(names)), else the number of class names
+  bool view;            // the arrays are another split's (test viewing val), freed with it
 } TlcDataset;
 
 void tlc_dataset_free(TlcDataset *d);
@@ -156,6 +157,7 @@ void tlc_dataset_free(TlcDataset *d);
 // The splits of one data set and its class names.
 typedef struct TlcData {
   TlcDataset train, val, test;   // val may be empty (count 0)
+  bool test_is_val;     // test lists val's files (no test folder): decoded once, for both
   int32_t classes;
   char **class_names;   // classes names; NULL where the format has none (IDX without idx(names))
   char val_from[256];   // where val came from, for the report ("DIR/val", "the last 5000 training images")

@@ -40,15 +40,27 @@ static int check_classes(const TlcRun *run, TlcError *err) {
   return 0;
 }
 
-// Sizes of the three splits after --limit. Returns a status.
+// Keeps the first n samples of d: the ones --limit uses, so that no other file is decoded.
+static void keep_first(TlcDataset *d, int64_t n) {
+  if (n >= d->count)
+    return;
+  for (int64_t i = n; d->paths && i < d->count; i++)
+    free(d->paths[i]);
+  d->count = n;
+}
+
+// Sizes of the three splits after --limit, which keep only what they use. Returns a status.
 static int size_splits(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
   int64_t limit = run->limit > 0 ? run->limit : INT64_MAX;
   run->ntest = min64(run->data.test.count, limit);
+  keep_first(&run->data.test, run->ntest);
   if (run->eval_checkpoint)
     return TRAINER_OK;
   run->ntrain = min64(run->data.train.count, limit);
   run->nval = min64(run->data.val.count, limit);
+  keep_first(&run->data.train, run->ntrain);
+  keep_first(&run->data.val, run->nval);
   if (run->ntrain < m->batch) {
     tlc_fail(err, "%s: %lld training images, fewer than one batch of %lld (the batch size is fixed when "
              "the trainer is compiled)%s", run->data_dir, (long long)run->ntrain, (long long)m->batch,
@@ -208,17 +220,37 @@ static int write_samples(TlcRun *run, TlcError *err) {
   return rc;
 }
 
-// The decoded cache, split by split, while the budget lasts.
+// When test lists val's files and val is cached, test becomes a view of val: its files are
+// decoded once, and the files that do not decode are dropped from both alike.
+static void test_views_val(TlcData *d) {
+  if (!d->test_is_val || !d->val.cache || d->test.view)
+    return;
+  tlc_dataset_free(&d->test);
+  d->test = d->val;
+  d->test.view = true;
+}
+
+// The decoded cache, split by split, while the budget lasts (test from val's, when it is
+// val's files).
 static int fill_cache(TlcRun *run, TlcError *err) {
   int64_t budget = run->cache_mb * 1024 * 1024, before = budget;
   TlcDataset *splits[3] = {&run->data.train, &run->data.val, &run->data.test};
-  for (int s = run->eval_checkpoint ? 2 : 0; s < 3; s++)
+  bool shared = run->data.test_is_val && !run->eval_checkpoint && run->nval == run->ntest;
+  int64_t decoded = 0;
+  for (int s = run->eval_checkpoint ? 2 : 0; s < 3; s++) {
+    if (s == 2 && shared && run->data.val.cache) {
+      test_views_val(&run->data);
+      break;
+    }
     if (tlc_loader_cache(run->loader, splits[s], &budget, err) != 0)
       return -1;
+    decoded += splits[s]->cache ? splits[s]->count : 0;
+  }
   bool files = run->data.train.paths || run->data.test.paths;
   if (files && budget < before)
-    printf("data: %.1f MB of decoded images cached in memory (--cache-mb %lld)\n",
-           (double)(before - budget) / (1024 * 1024), (long long)run->cache_mb);
+    printf("data: %.1f MB of decoded images cached in memory (%lld images%s; --cache-mb %lld)\n",
+           (double)(before - budget) / (1024 * 1024), (long long)decoded, run->data.test.view ? ", test is val's" : "",
+           (long long)run->cache_mb);
   else if (files && run->cache_mb > 0)
     printf("data: the decoded images do not fit --cache-mb %lld: decoding them every epoch\n", (long long)run->cache_mb);
   else if (files)

@@ -36,7 +36,7 @@ PY
 # tlc inspect: the list, one kernel's source and PTX, and its errors.
 check "inspect lists" "$tlc" inspect train > list.txt
 check "list names every launch" test "$(grep -c ' features\.\| classifier\.\| loss\| sgd\| adam' list.txt)" -gt 10
-first=$(grep -o -m1 'k[0-9]*_conv2d_gemm_[a-z0-9_]*' list.txt)
+first=$(grep -o -m1 'k[0-9]*_conv2d_[a-z0-9_]*' list.txt)
 check "inspect prints a kernel" sh -c "'$tlc' inspect train $first | grep -q '__global__ void __launch_bounds__([0-9]*) $first('"
 check "inspect prints its PTX" sh -c "'$tlc' inspect train $first --ptx | grep -q '^.visible .entry $first('"
 fails_with "unknown kernel" 1 "has no kernel 'k0_nothing'" "$tlc" inspect train k0_nothing

@@ -6,7 +6,8 @@
 # (a 700-byte file whose header claims 13000x13000), a JPEG with damaged data and a PNG with a
 # CRC error are skipped and counted, not decoded into a gigabyte of gray. Ten 100-megapixel
 # images on eight loader threads stay within the loader's decoding budget (max RSS under
-# 1.5 GB, where one image per thread would take 2.4 GB).
+# 1.5 GB, where one image per thread would take 2.4 GB). --limit decodes only what it uses, and
+# a test split that is the validation folder is decoded once (issue 14, item 5).
 set -u
 tlc=$1 dir=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -77,6 +78,13 @@ for cache in 2048 0; do
   check "a CRC error is skipped" grep -qF "warning: hostile/train/bees/crc.png: not a readable PNG: tEXt: CRC error" h$cache.err
   check "three skipped and counted" grep -qF "skipped_images=3" h$cache.txt
 done
+
+# --limit decodes only the images it uses (the corrupt files come after the first 16 training
+# images, so nothing is skipped), and the test split, which is val's files here, is decoded
+# once for both: 16 training and 8 validation images.
+check "--limit 16: trains" sh -c "./rgb --data hostile --limit 16 --out lim > lim.txt 2> lim.err"
+check "--limit: only the images in use are decoded, test once with val" grep -qF "(24 images, test is val's;" lim.txt
+check "--limit: the corrupt files after the limit are not read" grep -qF "skipped_images=0" lim.txt
 
 # Peak memory: ten 10000x10000 RGB images (300 MB each decoded), eight loader threads.
 $py - <<'P' || exit 1

@@ -71,7 +71,7 @@ if [ "$model" = cnn_bn ]; then
     check "cnn_bn: plant a $bug bug" python3 "$here/plant.py" $bug program.cu planted_$bug.cu
     TLC_EMU_SOURCE=$PWD/planted_$bug.cu fails_with "cnn_bn: a planted $bug bug fails --check-gpu" 1 \
       "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$bug
-    check "cnn_bn: the $bug bug is named at the tiled convolution" grep -qE "k[0-9]+_conv2d_gemm_features_0_0 .*MISMATCH" out.txt
+    check "cnn_bn: the $bug bug is named at the tiled convolution" grep -qE "k[0-9]+_conv2d_features_0_0 .*MISMATCH" out.txt
   done
   # --profile on the emulated GPU: every kernel launched and waited for, timed, listed.
   ./train --device cuda --profile --limit 32 --epochs 1 --out run_profile > out_profile.txt 2>&1

@@ -20,8 +20,10 @@ for i, f in enumerate(functions):
     elif mode == 'fragment':
         planted = f.replace('tlc_ldmatrix_x4(', 'tlc_ldmatrix_x4_trans(')
     elif mode == 'edge':
-        depth = re.search(r'conv2d_gemm .*?\(\[\d+,\d+,(\d+)\]', f)   # its comment: conv2d_gemm ... ([N,P,K], ...)
-        planted = f.replace(') < %s)' % depth.group(1), ') < %d)' % (int(depth.group(1)) - 1), 1) if depth else f
+        # its comment: conv2d ... ([N,C,H,W], [CO,CI,k,k]): the product's depth is CI*k*k
+        shape = re.search(r'conv2d .*?\(\[\d+,\d+,\d+,\d+\], \[\d+,(\d+),(\d+),(\d+)\]\)', f)
+        depth = int(shape.group(1)) * int(shape.group(2)) * int(shape.group(3)) if shape else 0
+        planted = f.replace(') < %d)' % depth, ') < %d)' % (depth - 1), 1) if shape else f
     else:
         sys.exit('plant.py: unknown mode ' + mode)
     if planted == f:

@@ -135,7 +135,9 @@ def conv_forms(classes=5):
               ("g", nn.Conv2d(32, 24, 3, padding=1, groups=2)), ("small", nn.Conv2d(24, 40, 3, padding=1, bias=False)),
               ("bn4", nn.BatchNorm2d(40)), ("r7", nn.ReLU()), ("odd", nn.Conv2d(40, 21, 3, padding=1)),
               ("r8", nn.ReLU()), ("small2", nn.Conv2d(21, 48, 3, stride=2, padding=1)), ("r9", nn.ReLU()),
-              ("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(48, classes))]
+              ("tiny", nn.Conv2d(48, 24, 3, padding=1, bias=False)), ("bn5", nn.BatchNorm2d(24)), ("r10", nn.ReLU()),
+              ("one", nn.Conv2d(24, 16, 3, stride=2, padding=1)), ("r11", nn.ReLU()),
+              ("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(16, classes))]
     return nn.Sequential(collections.OrderedDict(layers))
 
 

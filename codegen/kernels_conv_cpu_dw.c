@@ -1,0 +1,155 @@
+// kernels_conv_cpu_dw.c: a convolution's weight gradient on the CPU (groups == 1), as a packed
+// product (kernels_packed.c) that gathers the image's patches as it packs them:
+//   dw[co, ci, kh, kw] = sum over n, oh, ow of dy[n, co, oh, ow] x[n, ci, oh*s - pad + kh*d, ow*s - pad + kw*d]
+// C[co, (ci, tap)]; the reduction runs over the output rows (n, oh, ow), A is dy, B the
+// patches: for each column (ci, tap), a row of the image at a time, as the forward pass
+// gathers them, written down B's column. With an output [chunks, dw's size] (the schedule's
+// split, compiler/schedule.c), chunk c sums the images of its own part.
+//
+// On small images (rows by position, conv_cpu.h) the rows are ordered by position, then
+// image, the columns (tap, ci), and the blocks of a position skip the column tiles whose taps
+// all fall outside the image there.
+#include "conv_cpu.h"
+
+typedef struct Dw {
+  ConvCpu g;
+  int dy, image;        // buffers
+} Dw;
+
+static const Dw *dw_of(const Product *pr) { return pr->ctx; }
+
+// A[co, r] = dy[n, co, pos], r = (n, pos) or (pos, n)
+static KExpr *dy_index(KernelBuilder *kb, const Product *pr, KExpr *co, KExpr *r) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &dw_of(pr)->g;
+  KExpr *n = c->by_position ? kir_mod(k, r, c->x.n) : kir_div(k, r, c->P);
+  KExpr *pos = c->by_position ? kir_div(k, r, c->x.n) : kir_mod(k, r, c->P);
+  return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), co), kir_int(k, c->P)), pos);
+}
+
+// Rows by image: column jj of the block, (ci, tap), down rows [p0, p0 + kc): a run per output
+// row (n, oh), each an image row or zeros; a 1x1 convolution without stride or padding
+// copies a plane.
+static void gather_column(KernelBuilder *kb, const Dw *d, KStmt *into, int bp, int64_t ldb, KExpr *jj, KExpr *ci,
+                          KExpr *tap, KExpr *p0, KExpr *kc) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  KExpr *g, *plo, *phi;
+  if (c->k == 1 && c->stride == 1 && c->pad == 0) {
+    KStmt *img = conv_runs(kb, into, p0, kc, c->P, &g, &plo, &phi);
+    // x[g, ci, p0 + p - g*P]
+    KExpr *from = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
+                          kir_sub(k, p0, kir_mul(k, g, kir_int(k, c->P))));
+    conv_copy(kb, img, bp, jj, ldb, d->image, from, 1, plo, phi);
+    return;
+  }
+  if (conv_same(c)) {   // a run per image: its plane, shifted
+    KStmt *img = conv_runs(kb, into, p0, kc, c->P, &g, &plo, &phi);
+    ConvShift sh = {.src = d->image, .h = c->x.h, .w = c->x.w,
+                    .plane = kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
+                    .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
+                    .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};
+    conv_gather_plane(kb, img, bp, jj, ldb, &sh, kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), p0), plo, phi);
+    return;
+  }
+  KStmt *row = conv_runs(kb, into, p0, kc, c->y.w, &g, &plo, &phi);
+  KExpr *img = kir_div(k, g, c->y.h), *oh = kir_mod(k, g, c->y.h);
+  KExpr *ih = kernel_let(kb, row, "ih", conv_input_at(k, c, oh, kir_div(k, tap, c->k)));
+  KStmt *outside;
+  KStmt *inside = kir_if(k, row, conv_in_range(k, ih, c->x.h), &outside);
+  conv_zeros(kb, outside, bp, jj, ldb, plo, phi);
+  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, c->x.h * c->x.w));
+  ConvRun run = {.src = d->image, .row_start = kir_add(k, plane, kir_mul(k, ih, kir_int(k, c->x.w))),
+                 .offset = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
+                 .src_step = c->stride, .width = c->x.w};
+  conv_gather_run(kb, inside, bp, jj, ldb, &run, kir_sub(k, kir_mul(k, g, kir_int(k, c->y.w)), p0), plo, phi);
+}
+
+// Whether a tap falls inside the image at output position pos, and where.
+static KExpr *tap_inside(Kernel *k, const ConvCpu *c, KExpr *pos, KExpr *tap, KExpr **ih, KExpr **iw) {
+  *ih = conv_input_at(k, c, kir_div(k, pos, c->y.w), kir_div(k, tap, c->k));
+  *iw = conv_input_at(k, c, kir_mod(k, pos, c->y.w), kir_mod(k, tap, c->k));
+  return kir_and(k, conv_in_range(k, *ih, c->x.h), conv_in_range(k, *iw, c->x.w));
+}
+
+// Rows by position: the block is one position's images [p0 mod N, + kc); column jj, (tap, ci),
+// is their values there, or zeros.
+static void gather_position(KernelBuilder *kb, const Dw *d, KStmt *into, int bp, int64_t ldb, KExpr *jj, KExpr *ci,
+                            KExpr *tap, KExpr *p0, KExpr *kc) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  KExpr *ih, *iw, *pos = kir_div(k, p0, c->x.n);
+  KStmt *outside;
+  KStmt *inside = kir_if(k, into, tap_inside(k, c, pos, tap, &ih, &iw), &outside);
+  conv_zeros(kb, outside, bp, jj, ldb, kir_int(k, 0), kc);
+  // x[p0 mod N + p, ci, ih, iw]
+  KExpr *img = kir_add(k, kir_mul(k, kir_mod(k, p0, c->x.n), kir_int(k, c->x.c)), ci);
+  KExpr *from = kir_add(k, kir_mul(k, img, kir_int(k, c->x.h * c->x.w)), kir_add(k, kir_mul(k, ih, kir_int(k, c->x.w)), iw));
+  conv_copy(kb, inside, bp, jj, ldb, d->image, from, c->x.c * c->x.h * c->x.w, kir_int(k, 0), kc);
+}
+
+static void pack_patches(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc,
+                         KExpr *n0) {
+  Kernel *k = kb->k;
+  const Dw *d = dw_of(pr);
+  const ConvCpu *c = &d->g;
+  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
+  int jv, p;
+  KStmt *each = kernel_range(kb, into, "jj", kir_int(k, 0), cols, &jv);
+  KExpr *j = kir_add(k, n0, kir_ref(k, jv));
+  KExpr *ci = kernel_let(kb, each, "ci", c->by_position ? kir_mod(k, j, c->x.c) : kir_div(k, j, c->T));
+  KExpr *tap = kernel_let(kb, each, "tap", c->by_position ? kir_div(k, j, c->x.c) : kir_mod(k, j, c->T));
+  (c->by_position ? gather_position : gather_column)(kb, d, each, bp, ldb, kir_ref(k, jv), ci, tap, p0, kc);
+  KStmt *rows = kernel_range(kb, into, "p", kir_int(k, 0), kc, &p);
+  conv_zeros(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, cols, kir_int(k, pr->NC));
+}
+
+// Rows by position: whether any tap of the column tile falls inside the image at the block's position.
+static KExpr *taps_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0) {
+  (void)kc;
+  Kernel *k = kb->k;
+  const ConvCpu *c = &dw_of(pr)->g;
+  int used = kir_var(k, "used", KT_I64), t;
+  kir_assign(k, into, used, kir_int(k, 0));
+  KExpr *last = conv_min(k, kir_add(k, n0, kir_int(k, pr->NC)), kir_int(k, pr->N));
+  KExpr *first_tap = kir_div(k, n0, c->x.c), *end_tap = kir_div(k, kir_add(k, last, kir_int(k, c->x.c - 1)), c->x.c);
+  KStmt *taps = kernel_range(kb, into, "t", first_tap, end_tap, &t);
+  KExpr *ih, *iw, *inside = tap_inside(k, c, kir_div(k, p0, c->x.n), kir_ref(k, t), &ih, &iw);
+  kir_assign(k, taps, used, conv_max(k, kir_ref(k, used), kir_cast(k, KT_I64, inside)));
+  return kir_lt(k, kir_int(k, 0), kir_ref(k, used));
+}
+
+// dw[split][co, ci, tap] = C[co, column]
+static void store_dw(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
+                     KExpr *split) {
+  Kernel *k = kb->k;
+  const ConvCpu *g = &dw_of(pr)->g;
+  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
+  int i, j;
+  KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
+  KExpr *row = kir_mul(k, kir_add(k, kir_mul(k, split, kir_int(k, pr->M)), kir_add(k, m0, kir_ref(k, i))), kir_int(k, pr->N));
+  row = kernel_let(kb, chans, "row", row);
+  KStmt *each = kernel_range(kb, chans, "j", kir_int(k, 0), cols, &j);
+  KExpr *col = kir_add(k, n0, kir_ref(k, j));
+  if (g->by_position)   // (tap, ci) -> ci*T + tap
+    col = kir_add(k, kir_mul(k, kir_mod(k, col, g->x.c), kir_int(k, g->T)), kir_div(k, col, g->x.c));
+  kir_store(k, each, kb->out, kir_add(k, row, col), kir_load(k, c, kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, ldc)), kir_ref(k, j))));
+}
+
+Kernel *kernel_conv_cpu_dw(KernelBuilder *kb) {
+  const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w or [chunks, w's size]
+  Dw d = {.g = conv_cpu_of(&n->attr.conv, n->in[1]->shape, n->in[0]->shape), .dy = kb->in[0], .image = kb->in[1]};
+  const ConvCpu *c = &d.g;
+  int64_t chunks = n->shape.rank == 2 ? n->shape.d[0] : 1;
+  Product pr = {.M = c->y.c, .N = c->x.c * c->T, .K = c->x.n * c->P, .splits = chunks, .NC = 256, .a_buf = kb->in[0],
+                .a_index = dy_index, .pack_b = pack_patches, .store = store_dw, .ctx = &d};
+  packed_tile(kb->target, &pr.rows, &pr.cols);
+  pr.MC = ((c->y.c < 128 ? c->y.c : 128) + pr.rows - 1) / pr.rows * pr.rows;
+  pr.KC = 128;
+  if (c->by_position && chunks > 1)
+    fatal("internal error in kernel %s: chunks of a weight gradient with rows by position", kb->k->name);
+  pr.KG = c->by_position ? c->x.n : pr.K / chunks;   // a position per group, or a chunk's images
+  if (c->by_position)
+    pr.live = taps_used;
+  return packed_product(kb, &pr);
+}

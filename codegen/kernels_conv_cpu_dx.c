@@ -1,0 +1,252 @@
+// kernels_conv_cpu_dx.c: a convolution's input gradient on the CPU (groups == 1), as a packed
+// product (kernels_packed.c) that gathers dy as it packs it:
+//   dx[n, ci, ih, iw] = sum over taps (kh, kw) and co of w[co, ci, kh, kw] dy[n, co, oh, ow]
+// where ih = oh*s - pad + kh*d (and the same along w). C[ci, column] has a column per input
+// position; the reduction runs over (tap, co), a tap per group of steps.
+//
+// With stride s, an input row ih receives from the taps with ih + pad - kh*d a multiple of s
+// only. The columns are therefore ordered by phase (ih mod s, iw mod s), then image, then
+// position within the phase (ih div s, iw div s): within a phase, a tap either reaches every
+// position, as a plain shifted copy of a row of dy, or none, and the tiles of a phase skip
+// the taps that do not reach it. A stride-2 convolution's gradient does no multiplication by
+// the zeros of a dilated dy. On small images (rows by position, conv_cpu.h) the columns are
+// ordered by phase, position, then image, and the taps that reach no position of a tile are
+// skipped.
+#include "conv_cpu.h"
+
+typedef struct Dx {
+  ConvCpu g;
+  int64_t Hq, Wq;       // positions per phase along h and w (ceil(H / s)): some past the image at odd sizes
+  int dy;               // buffer
+} Dx;
+
+static const Dx *dx_of(const Product *pr) { return pr->ctx; }
+
+// A[ci, (tap, co)] = w[co, ci, tap]
+static KExpr *weight_index(KernelBuilder *kb, const Product *pr, KExpr *ci, KExpr *p) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &dx_of(pr)->g;
+  KExpr *tap = kir_div(k, p, c->y.c), *co = kir_mod(k, p, c->y.c);
+  return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, kir_int(k, c->x.c)), ci), kir_int(k, c->T)), tap);
+}
+
+// Where input coordinate i (of phase r) reads dy along one axis under kernel offset kk:
+// output coordinate q + *shift for i = q*s + r, when (r + pad - kk*d) is a multiple of s.
+static KExpr *reaches(Kernel *k, const ConvCpu *c, KExpr *r, KExpr *kk, KExpr **shift) {
+  KExpr *t = kir_sub(k, kir_add(k, r, kir_int(k, c->pad)), kir_mul(k, kk, kir_int(k, c->dil)));
+  *shift = conv_floor_div(k, t, c->stride);
+  return kir_binary(k, KB_EQ, kir_mul(k, *shift, kir_int(k, c->stride)), t);
+}
+
+// dy[n, co, oh, :] for co = co0 + p, p < kc, into rows p of the block at column run
+// [jlo, jhi) of output row oh, whose column j reads ow = j - base + shift.
+static void gather_rows(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *n, KExpr *oh,
+                        KExpr *co0, KExpr *kc, KExpr *shift, KExpr *base, KExpr *jlo, KExpr *jhi) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  int p;
+  KStmt *rows = kernel_range(kb, into, "p", kir_int(k, 0), kc, &p);
+  KExpr *co = kir_add(k, co0, kir_ref(k, p));
+  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), co), kir_int(k, c->P));
+  ConvRun run = {.src = d->dy, .row_start = kir_add(k, plane, kir_mul(k, oh, kir_int(k, c->y.w))), .offset = shift,
+                 .src_step = 1, .width = c->y.w};
+  conv_gather_run(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &run, base, jlo, jhi);
+}
+
+static void zero_rows(KernelBuilder *kb, KStmt *into, int bp, int64_t ldb, KExpr *kc, KExpr *lo, KExpr *hi) {
+  Kernel *k = kb->k;
+  int p;
+  KStmt *rows = kernel_range(kb, into, "p", kir_int(k, 0), kc, &p);
+  conv_zeros(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, lo, hi);
+}
+
+// A 1x1 convolution without stride or padding: dy's planes as they are.
+static void gather_planes(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *co0, KExpr *kc,
+                          KExpr *n0, KExpr *cols) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  KExpr *n, *jlo, *jhi;
+  KStmt *img = conv_runs(kb, into, n0, cols, c->P, &n, &jlo, &jhi);
+  int p;
+  KStmt *rows = kernel_range(kb, img, "p", kir_int(k, 0), kc, &p);
+  // dy[n, co0 + p, n0 + j - n*P]
+  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p))), kir_int(k, c->P));
+  KExpr *from = kir_add(k, plane, kir_sub(k, n0, kir_mul(k, n, kir_int(k, c->P))));
+  conv_copy(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, d->dy, from, 1, jlo, jhi);
+}
+
+// Stride 1, the image's size kept: dx at (ih, iw) reads dy at (ih + pad - kh*d, iw + pad - kw*d),
+// a run per image, its planes shifted.
+static void gather_shifted(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *kh, KExpr *kw,
+                           KExpr *co0, KExpr *kc, KExpr *n0, KExpr *cols) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  KExpr *n, *jlo, *jhi;
+  KStmt *img = conv_runs(kb, into, n0, cols, c->P, &n, &jlo, &jhi);
+  KExpr *dh = kernel_let(kb, img, "dh", kir_sub(k, kir_int(k, c->pad), kir_mul(k, kh, kir_int(k, c->dil))));
+  KExpr *dw = kernel_let(kb, img, "dw", kir_sub(k, kir_int(k, c->pad), kir_mul(k, kw, kir_int(k, c->dil))));
+  KExpr *base = kernel_let(kb, img, "base", kir_sub(k, kir_mul(k, n, kir_int(k, c->P)), n0));
+  int p;
+  KStmt *rows = kernel_range(kb, img, "p", kir_int(k, 0), kc, &p);
+  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p))), kir_int(k, c->P));
+  ConvShift sh = {.src = d->dy, .plane = plane, .dh = dh, .dw = dw, .h = c->y.h, .w = c->y.w};
+  conv_gather_plane(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &sh, base, jlo, jhi);
+}
+
+// Columns by phase: runs of one row of a phase, (phase, n, qh), each a shifted row of dy or zeros.
+static void gather_by_phase(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *kh, KExpr *kw,
+                            KExpr *co0, KExpr *kc, KExpr *n0, KExpr *cols) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  KExpr *g, *jlo, *jhi, *sh, *sw;
+  KStmt *row = conv_runs(kb, into, n0, cols, d->Wq, &g, &jlo, &jhi);
+  KExpr *qh = kir_mod(k, g, d->Hq), *n = kir_mod(k, kir_div(k, g, d->Hq), c->x.n), *phase = kir_div(k, g, d->Hq * c->x.n);
+  KExpr *rh = kir_div(k, phase, c->stride), *rw = kir_mod(k, phase, c->stride);
+  KExpr *ok = kir_and(k, reaches(k, c, rh, kh, &sh), reaches(k, c, rw, kw, &sw));
+  KExpr *oh = kernel_let(kb, row, "oh", kir_add(k, qh, sh));
+  ok = kir_and(k, ok, conv_in_range(k, oh, c->y.h));
+  KStmt *outside;
+  KStmt *inside = kir_if(k, row, ok, &outside);
+  zero_rows(kb, outside, bp, ldb, kc, jlo, jhi);
+  KExpr *base = kir_sub(k, kir_mul(k, g, kir_int(k, d->Wq)), n0);
+  gather_rows(kb, d, inside, bp, ldb, n, oh, co0, kc, kernel_let(kb, inside, "shift", sw), base, jlo, jhi);
+}
+
+// Columns by position: position q of the order (phase, ih div s, iw div s) is input position
+// (ih, iw), inside the image or past it (odd sizes).
+static KExpr *position_of(Kernel *k, const Dx *d, KExpr *q, KExpr **ih, KExpr **iw) {
+  const ConvCpu *c = &d->g;
+  KExpr *phase = kir_div(k, q, d->Hq * d->Wq), *within = kir_mod(k, q, d->Hq * d->Wq);
+  *ih = kir_add(k, kir_mul(k, kir_div(k, within, d->Wq), kir_int(k, c->stride)), kir_div(k, phase, c->stride));
+  *iw = kir_add(k, kir_mul(k, kir_mod(k, within, d->Wq), kir_int(k, c->stride)), kir_mod(k, phase, c->stride));
+  return kir_and(k, kir_lt(k, *ih, kir_int(k, c->x.h)), kir_lt(k, *iw, kir_int(k, c->x.w)));
+}
+
+// The output position input position q reads under a tap, and whether the tap reaches it.
+static KExpr *tap_reaches(Kernel *k, const Dx *d, KExpr *q, KExpr *kh, KExpr *kw, KExpr **oh, KExpr **ow) {
+  const ConvCpu *c = &d->g;
+  KExpr *ih, *iw, *real = position_of(k, d, q, &ih, &iw);
+  KExpr *ok = kir_and(k, real, kir_and(k, reaches(k, c, ih, kh, oh), reaches(k, c, iw, kw, ow)));
+  return kir_and(k, ok, kir_and(k, conv_in_range(k, *oh, c->y.h), conv_in_range(k, *ow, c->y.w)));
+}
+
+// Columns by position: runs of one input position across the images.
+static void gather_by_position(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *kh,
+                               KExpr *kw, KExpr *co0, KExpr *kc, KExpr *n0, KExpr *cols) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  KExpr *pos, *jlo, *jhi, *oh, *ow;
+  KStmt *run = conv_runs(kb, into, n0, cols, c->x.n, &pos, &jlo, &jhi);
+  KStmt *outside;
+  KStmt *inside = kir_if(k, run, tap_reaches(k, d, pos, kh, kw, &oh, &ow), &outside);
+  zero_rows(kb, outside, bp, ldb, kc, jlo, jhi);
+  int p;
+  KStmt *rows = kernel_range(kb, inside, "p", kir_int(k, 0), kc, &p);
+  // dy[n0 + j - pos*N, co0 + p, oh, ow]
+  KExpr *img0 = kir_sub(k, n0, kir_mul(k, pos, kir_int(k, c->x.n)));
+  KExpr *plane = kir_add(k, kir_mul(k, img0, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p)));
+  KExpr *from = kir_add(k, kir_mul(k, plane, kir_int(k, c->P)), kir_add(k, kir_mul(k, oh, kir_int(k, c->y.w)), ow));
+  conv_copy(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, d->dy, from, c->y.c * c->P, jlo, jhi);
+}
+
+static void pack_dy(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc,
+                    KExpr *n0) {
+  Kernel *k = kb->k;
+  const Dx *d = dx_of(pr);
+  const ConvCpu *c = &d->g;
+  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
+  KExpr *tap = kernel_let(kb, into, "tap", kir_div(k, p0, c->y.c)), *co0 = kir_mod(k, p0, c->y.c);
+  KExpr *kh = kir_div(k, tap, c->k), *kw = kir_mod(k, tap, c->k);
+  if (c->k == 1 && c->stride == 1 && c->pad == 0)
+    gather_planes(kb, d, into, bp, ldb, co0, kc, n0, cols);
+  else if (conv_same(c) && !c->by_position)
+    gather_shifted(kb, d, into, bp, ldb, kh, kw, co0, kc, n0, cols);
+  else
+    (c->by_position ? gather_by_position : gather_by_phase)(kb, d, into, bp, ldb, kh, kw, co0, kc, n0, cols);
+  zero_rows(kb, into, bp, ldb, kc, cols, kir_int(k, pr->NC));
+}
+
+// Whether the block's tap reaches any column of the tile: a run per phase (or position).
+static KExpr *tap_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0) {
+  (void)kc;
+  Kernel *k = kb->k;
+  const Dx *d = dx_of(pr);
+  const ConvCpu *c = &d->g;
+  int used = kir_var(k, "used", KT_I64);
+  kir_assign(k, into, used, kir_int(k, 0));
+  KExpr *cols = conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0));
+  KExpr *tap = kir_div(k, p0, c->y.c), *kh = kir_div(k, tap, c->k), *kw = kir_mod(k, tap, c->k);
+  KExpr *g, *jlo, *jhi, *a, *b, *ok;
+  KStmt *run = conv_runs(kb, into, n0, cols, c->by_position ? c->x.n : c->x.n * d->Hq * d->Wq, &g, &jlo, &jhi);
+  if (c->by_position) {
+    ok = tap_reaches(k, d, g, kh, kw, &a, &b);
+  } else {
+    KExpr *rh = kir_div(k, g, c->stride), *rw = kir_mod(k, g, c->stride);
+    ok = kir_and(k, reaches(k, c, rh, kh, &a), reaches(k, c, rw, kw, &b));
+  }
+  kir_assign(k, run, used, conv_max(k, kir_ref(k, used), kir_cast(k, KT_I64, ok)));
+  return kir_lt(k, kir_int(k, 0), kir_ref(k, used));
+}
+
+// dx[n, ci, ih, iw] = the epilogue (a gradient added to it) of C[ci, column]; the columns
+// past the image (odd sizes: a phase's last row or column) are not stored.
+static void store_dx(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
+                     KExpr *split) {
+  (void)split;
+  Kernel *k = kb->k;
+  const Dx *d = dx_of(pr);
+  const ConvCpu *g = &d->g;
+  Shape x = g->x;
+  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
+  int i, j;
+  KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
+  KExpr *ci = kernel_let(kb, chans, "ci", kir_add(k, m0, kir_ref(k, i)));
+  KStmt *each;
+  KExpr *at;
+  if (g->by_position) {
+    KExpr *q, *jlo, *jhi, *ih, *iw;
+    KStmt *run = conv_runs(kb, chans, n0, cols, x.n, &q, &jlo, &jhi);
+    KStmt *real = kir_if(k, run, position_of(k, d, q, &ih, &iw), NULL);
+    KExpr *pos = kernel_let(kb, real, "pos", kir_add(k, kir_mul(k, ih, kir_int(k, x.w)), iw));
+    each = kernel_range(kb, real, "j", jlo, jhi, &j);
+    KExpr *n = kir_sub(k, kir_add(k, n0, kir_ref(k, j)), kir_mul(k, q, kir_int(k, x.n)));
+    at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, x.c)), ci), kir_int(k, x.h * x.w)), pos);
+  } else {
+    KExpr *r, *jlo, *jhi;
+    KStmt *row = conv_runs(kb, chans, n0, cols, d->Wq, &r, &jlo, &jhi);
+    KExpr *qh = kir_mod(k, r, d->Hq), *n = kir_mod(k, kir_div(k, r, d->Hq), x.n), *phase = kir_div(k, r, d->Hq * x.n);
+    KExpr *rw = kir_mod(k, phase, g->stride);
+    KExpr *ih = kernel_let(kb, row, "ih", kir_add(k, kir_mul(k, qh, kir_int(k, g->stride)), kir_div(k, phase, g->stride)));
+    KStmt *real = kir_if(k, row, kir_lt(k, ih, kir_int(k, x.h)), NULL);
+    // the row's columns j = base + qw with qw*s + rw < W
+    KExpr *base = kernel_let(kb, real, "base", kir_sub(k, kir_mul(k, r, kir_int(k, d->Wq)), n0));
+    KExpr *width = kir_div(k, kir_add(k, kir_sub(k, kir_int(k, x.w), rw), kir_int(k, g->stride - 1)), g->stride);
+    each = kernel_range(kb, real, "j", jlo, conv_min(k, jhi, kir_add(k, base, width)), &j);
+    KExpr *iw = kir_add(k, kir_mul(k, kir_sub(k, kir_ref(k, j), base), kir_int(k, g->stride)), rw);
+    KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, x.c)), ci), kir_int(k, x.h));
+    at = kir_add(k, kir_mul(k, kir_add(k, plane, ih), kir_int(k, x.w)), iw);
+  }
+  at = kernel_let(kb, each, "at", at);
+  KExpr *v = kir_load(k, c, kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, ldc)), kir_ref(k, j)));
+  kir_store(k, each, kb->out, at, kernel_epilogue(kb, v, at));
+}
+
+Kernel *kernel_conv_cpu_dx(KernelBuilder *kb) {
+  const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
+  Dx d = {.g = conv_cpu_of(&n->attr.conv, n->shape, n->in[0]->shape), .dy = kb->in[0]};
+  const ConvCpu *c = &d.g;
+  d.Hq = (c->x.h + c->stride - 1) / c->stride;
+  d.Wq = (c->x.w + c->stride - 1) / c->stride;
+  int64_t columns = c->stride * c->stride * c->x.n * d.Hq * d.Wq;   // by phase, some past the image
+  Product pr = {.M = c->x.c, .N = columns, .K = c->T * c->y.c, .KG = c->y.c, .splits = 1, .NC = 256,
+                .a_buf = kb->in[1], .a_index = weight_index, .pack_b = pack_dy, .store = store_dx, .ctx = &d};
+  packed_tile(kb->target, &pr.rows, &pr.cols);
+  pr.MC = ((c->x.c < 128 ? c->x.c : 128) + pr.rows - 1) / pr.rows * pr.rows;
+  pr.KC = c->y.c < 128 ? c->y.c : 128;
+  pr.a_direct = c->x.c % pr.rows == 0;   // within a tap: co steps CI*T apart, ci rows T apart
+  pr.a_step = c->x.c * c->T;
+  pr.a_row = c->T;
+  if (c->by_position || c->stride > 1)
+    pr.live = tap_used;
+  return packed_product(kb, &pr);
+}

@@ -1,0 +1,124 @@
+// kernels_conv_runs.c: the runs the CPU's convolution products gather their operands in
+// (conv_cpu.h). A convolution's operand is a shifted, strided copy of image rows with
+// zeros where a tap falls in the padding; gathering it a row at a time, with the columns
+// inside worked out once per run, leaves plain copies that LLVM vectorises.
+#include "conv_cpu.h"
+
+ConvCpu conv_cpu_of(const ConvAttrs *a, Shape x, Shape y) {
+  return (ConvCpu){x, y, a->kernel, a->stride, a->pad, a->dilation, y.h * y.w, a->kernel * a->kernel,
+                   conv_rows_by_position(a, y)};
+}
+
+KExpr *conv_min(Kernel *k, KExpr *a, KExpr *b) { return kir_binary(k, KB_MIN, a, b); }
+KExpr *conv_max(Kernel *k, KExpr *a, KExpr *b) { return kir_binary(k, KB_MAX, a, b); }
+
+KExpr *conv_in_range(Kernel *k, KExpr *v, int64_t size) {
+  return kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), v), kir_lt(k, v, kir_int(k, size)));
+}
+
+KExpr *conv_input_at(Kernel *k, const ConvCpu *c, KExpr *o, KExpr *kk) {
+  return kir_add(k, kir_sub(k, kir_mul(k, o, kir_int(k, c->stride)), kir_int(k, c->pad)), kir_mul(k, kk, kir_int(k, c->dil)));
+}
+
+// floor(a / s), for a > -BIAS * s: the division truncates, so it runs on a shifted value.
+enum { BIAS = 1 << 20 };
+KExpr *conv_floor_div(Kernel *k, KExpr *a, int64_t s) {
+  if (s == 1)
+    return a;
+  return kir_sub(k, kir_div(k, kir_add(k, a, kir_int(k, (int64_t)BIAS * s)), s), kir_int(k, BIAS));
+}
+
+// The o in [*lo, *hi) with o*step + offset in [0, width), within [0, count).
+static void inside(Kernel *k, KExpr *offset, int64_t step, int64_t width, int64_t count, KExpr **lo, KExpr **hi) {
+  KExpr *first = conv_floor_div(k, kir_add(k, kir_sub(k, kir_int(k, 0), offset), kir_int(k, step - 1)), step);   // ceil(-offset / step)
+  KExpr *last = conv_floor_div(k, kir_sub(k, kir_int(k, width - 1), offset), step);
+  *lo = conv_min(k, conv_max(k, first, kir_int(k, 0)), kir_int(k, count));
+  *hi = conv_max(k, conv_min(k, kir_add(k, last, kir_int(k, 1)), kir_int(k, count)), *lo);
+}
+
+void conv_valid_outputs(Kernel *k, const ConvCpu *c, KExpr *kk, int64_t size, int64_t out, KExpr **lo, KExpr **hi) {
+  KExpr *offset = kir_sub(k, kir_mul(k, kk, kir_int(k, c->dil)), kir_int(k, c->pad));
+  inside(k, offset, c->stride, size, out, lo, hi);
+}
+
+KStmt *conv_runs(KernelBuilder *kb, KStmt *into, KExpr *n0, KExpr *count, int64_t len, KExpr **g, KExpr **jlo,
+                 KExpr **jhi) {
+  Kernel *k = kb->k;
+  int gv;
+  KExpr *first = kir_div(k, n0, len), *last = kir_div(k, kir_sub(k, kir_add(k, n0, count), kir_int(k, 1)), len);
+  KStmt *loop = kernel_range(kb, into, "g", first, kir_add(k, last, kir_int(k, 1)), &gv);
+  *g = kir_ref(k, gv);
+  KExpr *start = kir_sub(k, kir_mul(k, *g, kir_int(k, len)), n0);
+  *jlo = kernel_let(kb, loop, "jlo", conv_max(k, start, kir_int(k, 0)));
+  *jhi = kernel_let(kb, loop, "jhi", conv_min(k, kir_add(k, start, kir_int(k, len)), count));
+  return loop;
+}
+
+static KExpr *stepped(Kernel *k, KExpr *at, int64_t step, KExpr *j) {
+  return kir_add(k, at, step == 1 ? j : kir_mul(k, j, kir_int(k, step)));
+}
+
+void conv_zeros(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, KExpr *lo, KExpr *hi) {
+  int j;
+  KStmt *loop = kernel_range(kb, into, "j", lo, hi, &j);
+  kir_store(kb->k, loop, dst, stepped(kb->k, at, dst_step, kir_ref(kb->k, j)), kir_float(kb->k, 0));
+}
+
+void conv_copy(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, int src, KExpr *from,
+               int64_t src_step, KExpr *lo, KExpr *hi) {
+  Kernel *k = kb->k;
+  int j;
+  KStmt *loop = kernel_range(kb, into, "j", lo, hi, &j);
+  kir_store(k, loop, dst, stepped(k, at, dst_step, kir_ref(k, j)), kir_load(k, src, stepped(k, from, src_step, kir_ref(k, j))));
+}
+
+void conv_gather_run(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvRun *run,
+                     KExpr *base, KExpr *jlo, KExpr *jhi) {
+  Kernel *k = kb->k;
+  KExpr *lo, *hi;   // the run's columns inside, as j = base + o
+  inside(k, run->offset, run->src_step, run->width, (int64_t)BIAS, &lo, &hi);
+  KExpr *ja = kernel_let(kb, into, "ja", conv_min(k, conv_max(k, kir_add(k, base, lo), jlo), jhi));
+  KExpr *jb = kernel_let(kb, into, "jb", conv_max(k, conv_min(k, kir_add(k, base, hi), jhi), ja));
+  conv_zeros(kb, into, dst, at, dst_step, jlo, ja);
+  // src[row_start + (j - base)*step + offset]
+  KExpr *from = kir_add(k, run->row_start, kir_sub(k, run->offset, kir_mul(k, base, kir_int(k, run->src_step))));
+  conv_copy(kb, into, dst, at, dst_step, run->src, from, run->src_step, ja, jb);
+  conv_zeros(kb, into, dst, at, dst_step, jb, jhi);
+}
+
+bool conv_same(const ConvCpu *c) {
+  return c->stride == 1 && c->y.h == c->x.h && c->y.w == c->x.w && c->k > 1;
+}
+
+void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
+                       KExpr *base, KExpr *jlo, KExpr *jhi) {
+  Kernel *k = kb->k;
+  int64_t H = sh->h, W = sh->w;
+  // the rows whose source row is inside: pos in [rlo*W, rhi*W), as j = base + pos
+  KExpr *rlo = conv_max(k, kir_sub(k, kir_int(k, 0), sh->dh), kir_int(k, 0));
+  KExpr *rhi = conv_min(k, kir_sub(k, kir_int(k, H), sh->dh), kir_int(k, H));
+  KExpr *ja = kernel_let(kb, into, "ja", conv_min(k, conv_max(k, kir_add(k, base, kir_mul(k, rlo, kir_int(k, W))), jlo), jhi));
+  KExpr *jb = kernel_let(kb, into, "jb", conv_max(k, conv_min(k, kir_add(k, base, kir_mul(k, rhi, kir_int(k, W))), jhi), ja));
+  conv_zeros(kb, into, dst, at, dst_step, jlo, ja);
+  // The copy reads inside the plane only: where a row's first or last columns would read
+  // past it, they are columns outside, zeroed below.
+  KExpr *shift = kernel_let(kb, into, "shift", kir_add(k, kir_mul(k, sh->dh, kir_int(k, W)), sh->dw));
+  KExpr *ca = kernel_let(kb, into, "ca", conv_max(k, ja, kir_sub(k, base, shift)));
+  KExpr *cb = conv_max(k, conv_min(k, jb, kir_add(k, kir_sub(k, base, shift), kir_int(k, H * W))), ca);
+  KExpr *from = kir_add(k, sh->plane, kir_sub(k, shift, base));   // src[plane + (j - base) + shift]
+  conv_copy(kb, into, dst, at, dst_step, sh->src, from, 1, ca, cb);
+  conv_zeros(kb, into, dst, at, dst_step, jb, jhi);
+  // The columns whose source column is outside, [0, -dw) or [W - dw, W), in each row of [ja, jb).
+  KStmt *some = kir_if(k, into, kir_binary(k, KB_NE, sh->dw, kir_int(k, 0)), NULL);
+  KStmt *any = kir_if(k, some, kir_lt(k, ja, jb), NULL);
+  KExpr *cl = conv_min(k, conv_max(k, kir_sub(k, kir_int(k, 0), sh->dw), kir_int(k, 0)), kir_int(k, W));
+  KExpr *ch = conv_max(k, conv_min(k, kir_sub(k, kir_int(k, W), sh->dw), kir_int(k, W)), kir_int(k, 0));
+  KExpr *bad_lo = kernel_let(kb, any, "bad_lo", kir_select(k, kir_lt(k, sh->dw, kir_int(k, 0)), kir_int(k, 0), ch));
+  KExpr *bad_hi = kernel_let(kb, any, "bad_hi", kir_select(k, kir_lt(k, sh->dw, kir_int(k, 0)), cl, kir_int(k, W)));
+  int r;
+  KExpr *r0 = kir_div(k, kir_sub(k, ja, base), W), *r1 = kir_div(k, kir_sub(k, kir_sub(k, jb, kir_int(k, 1)), base), W);
+  KStmt *rows = kernel_range(kb, any, "r", r0, kir_add(k, r1, kir_int(k, 1)), &r);
+  KExpr *row = kir_add(k, base, kir_mul(k, kir_ref(k, r), kir_int(k, W)));
+  KExpr *lo = conv_max(k, kir_add(k, row, bad_lo), ja), *hi = conv_min(k, kir_add(k, row, bad_hi), jb);
+  conv_zeros(kb, rows, dst, at, dst_step, lo, hi);
+}
