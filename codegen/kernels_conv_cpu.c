@@ -203,7 +203,7 @@ Kernel *kernel_conv_cpu(KernelBuilder *kb) {
   Product pr = {.M = c->y.c, .N = c->y.n * c->P, .K = c->x.c * c->T, .splits = 1, .NC = 256, .a_buf = kb->in[1],
                 .a_index = weight_index, .pack_b = pack_patches, .store = store_outputs, .ctx = &cv};
   packed_tile(kb->target, &pr.rows, &pr.cols);
-  pr.MC = ((c->y.c < 128 ? c->y.c : 128) + pr.rows - 1) / pr.rows * pr.rows;
+  pr.MC = packed_rows_block(&pr);
   pr.KC = pr.K < 128 ? pr.K : 128;
   pr.a_direct = c->y.c % pr.rows == 0;
   pr.a_step = c->by_position ? c->T : 1;

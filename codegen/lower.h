@@ -108,6 +108,8 @@ struct Product {
 };
 
 void packed_tile(const KernelTarget *t, int *rows, int *cols);
+// The rows of C a task computes (MC): all of M up to a bound, in whole register tiles.
+int64_t packed_rows_block(const Product *pr);
 Kernel *packed_product(KernelBuilder *kb, const Product *pr);
 // for (v = lo; v < hi; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *var);
