@@ -121,11 +121,6 @@ KExpr *kernel_let(KernelBuilder *kb, KStmt *into, const char *name, KExpr *value
 Kernel *kernel_conv2d(KernelBuilder *kb);        // kernels_conv.c
 Kernel *kernel_conv2d_dx(KernelBuilder *kb);
 Kernel *kernel_conv2d_dw(KernelBuilder *kb);
-Kernel *kernel_im2col(KernelBuilder *kb);        // kernels_gemm.c
-Kernel *kernel_col2im(KernelBuilder *kb);
-Kernel *kernel_conv2d_gemm(KernelBuilder *kb);
-Kernel *kernel_conv2d_gemm_dx(KernelBuilder *kb);
-Kernel *kernel_conv2d_gemm_dw(KernelBuilder *kb);
 Kernel *kernel_sum_chunks(KernelBuilder *kb);
 Kernel *kernel_linear(KernelBuilder *kb);        // kernels_linear.c
 Kernel *kernel_linear_dx(KernelBuilder *kb);
