@@ -34,10 +34,7 @@ static double flops(const Node *n) {
   switch (n->op) {
   case OP_CONV2D:
   case OP_CONV2D_DX:
-  case OP_CONV2D_DW:
-  case OP_CONV_GEMM:
-  case OP_CONV_GEMM_DX:
-  case OP_CONV_GEMM_DW: {
+  case OP_CONV2D_DW: {
     const ConvAttrs *c = &f->attr.conv;
     return 2.0 * (double)shape_elems(f->shape) * (double)(f->in[0]->shape.c / c->groups * c->kernel * c->kernel);
   }

@@ -6,11 +6,12 @@
 // read in place; the rows r (output positions) are B's columns, so the register tile's
 // vectors run along an output row, which NCHW stores contiguously. Rows are ordered
 // (image, position), and B is gathered one image row at a time: a copy with zeros at the
-// borders, or a plain copy of the activation for a 1x1 convolution. On small images (a few
-// positions, where most taps of a 3x3 kernel fall in the padding) rows are ordered
-// (position, image) instead and the reduction (tap, channel), so that every row of a tile
-// shares its position and the taps that fall outside it are skipped, not multiplied by zero
-// (conv_algorithm, compiler/ops.c, makes the choice and --stats prints it).
+// borders, a whole shifted plane where the convolution keeps the image's size, or a plain
+// copy of the activation for a 1x1 convolution. On 2x2 and 1x1 images (where most taps of a
+// 3x3 kernel fall in the padding) rows are ordered (position, image) instead and the
+// reduction (tap, channel), so that every row of a tile shares its position and the taps
+// that fall outside it are skipped, not multiplied by zero (conv_algorithm, compiler/ops.c,
+// makes the choice and --stats prints it).
 #include "conv_cpu.h"
 
 typedef struct Conv {
@@ -203,7 +204,7 @@ Kernel *kernel_conv_cpu(KernelBuilder *kb) {
   Product pr = {.M = c->y.c, .N = c->y.n * c->P, .K = c->x.c * c->T, .splits = 1, .NC = 256, .a_buf = kb->in[1],
                 .a_index = weight_index, .pack_b = pack_patches, .store = store_outputs, .ctx = &cv};
   packed_tile(kb->target, &pr.rows, &pr.cols);
-  pr.MC = ((c->y.c < 128 ? c->y.c : 128) + pr.rows - 1) / pr.rows * pr.rows;
+  pr.MC = packed_rows_block(&pr);
   pr.KC = pr.K < 128 ? pr.K : 128;
   pr.a_direct = c->y.c % pr.rows == 0;
   pr.a_step = c->by_position ? c->T : 1;

@@ -144,7 +144,7 @@ Kernel *kernel_conv_cpu_dw(KernelBuilder *kb) {
   Product pr = {.M = c->y.c, .N = c->x.c * c->T, .K = c->x.n * c->P, .splits = chunks, .NC = 256, .a_buf = kb->in[0],
                 .a_index = dy_index, .pack_b = pack_patches, .store = store_dw, .ctx = &d};
   packed_tile(kb->target, &pr.rows, &pr.cols);
-  pr.MC = ((c->y.c < 128 ? c->y.c : 128) + pr.rows - 1) / pr.rows * pr.rows;
+  pr.MC = packed_rows_block(&pr);
   pr.KC = 128;
   if (c->by_position && chunks > 1)
     fatal("internal error in kernel %s: chunks of a weight gradient with rows by position", kb->k->name);

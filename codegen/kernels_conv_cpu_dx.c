@@ -241,7 +241,7 @@ Kernel *kernel_conv_cpu_dx(KernelBuilder *kb) {
   Product pr = {.M = c->x.c, .N = columns, .K = c->T * c->y.c, .KG = c->y.c, .splits = 1, .NC = 256,
                 .a_buf = kb->in[1], .a_index = weight_index, .pack_b = pack_dy, .store = store_dx, .ctx = &d};
   packed_tile(kb->target, &pr.rows, &pr.cols);
-  pr.MC = ((c->x.c < 128 ? c->x.c : 128) + pr.rows - 1) / pr.rows * pr.rows;
+  pr.MC = packed_rows_block(&pr);
   pr.KC = c->y.c < 128 ? c->y.c : 128;
   pr.a_direct = c->x.c % pr.rows == 0;   // within a tap: co steps CI*T apart, ci rows T apart
   pr.a_step = c->x.c * c->T;

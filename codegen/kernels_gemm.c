@@ -1,12 +1,11 @@
-// kernels_gemm.c: convolution as a matrix product. im2col copies each output position's
-// input patch into a row of [N, OH*OW, CI*K*K] (zeros where the patch leaves the image);
-// the products then run along those long contiguous rows: the forward pass as dot
-// products of patch rows with weight rows, the input gradient as sums of weight rows
-// scaled by dy, the weight gradient as sums of patch rows scaled by dy (four output
-// channels at a time, so each patch row is read once per four). col2im sums the patch
-// gradients back into the image. A convolution that keeps no patch matrix (an implicit
-// one) gathers each row's patch from the image as it goes: on the CPU into a buffer of the
-// thread's own, then the same dot products.
+// kernels_gemm.c: what the convolution as a matrix product shares between the targets, and
+// the GPU's form without tensor-core tiles. The patch value (kernel_patch_value) is the
+// element of the image a patch holds, or 0 in the padding: the GPU's forms gather it as they
+// multiply (the CPU's products gather runs of it as they pack, kernels_conv_cpu.c). The
+// epilogue (kernel_matmul_finish) adds the bias and a folded batchnorm, for the linear layer
+// too. Without tiles, the GPU's convolution is a thread per output row (position) computing
+// every channel's dot product, or, with the batchnorm statistics, a thread per (chunk of
+// rows, channel). sum_chunks adds up a weight gradient's chunks.
 #include "lower.h"
 
 typedef struct Gemm {
@@ -28,7 +27,7 @@ static KExpr *in_range(Kernel *k, KExpr *v, int64_t size) {
 KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr *kk) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
-  Gemm g = gemm_of(n, x, n->op == OP_IM2COL ? n->forward->shape : n->shape);
+  Gemm g = gemm_of(n, x, n->shape);
   int64_t taps = g.k * g.k;
   KExpr *img = kir_div(k, r, g.P), *p = kir_mod(k, r, g.P);
   KExpr *oh = kir_div(k, p, g.y.w), *ow = kir_mod(k, p, g.y.w);
@@ -39,71 +38,6 @@ KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr
   KExpr *inside = kir_and(k, in_range(k, ih, x.h), in_range(k, iw, x.w));
   KExpr *at = kir_select(k, inside, kernel_index4(kb, x, img, ci, ih, iw), kir_int(k, 0));   // no load outside
   return kir_select(k, inside, kir_load(k, image, at), kir_float(k, 0));
-}
-
-// Row r's patch into dst[base + (ci*k + kh)*k + kw] = x[n, ci, oh*s - pad + kh*d, ow*s - pad + kw*d],
-// or 0 outside the image: loops over the taps, so the row's position is worked out once.
-static void gather_row(KernelBuilder *kb, KStmt *into, const Gemm *g, KExpr *r, int dst, KExpr *base) {
-  Kernel *k = kb->k;
-  int ci, kh, kw;
-  KExpr *img = kir_div(k, r, g->P), *p = kir_mod(k, r, g->P);
-  KExpr *oh = kir_div(k, p, g->y.w), *ow = kir_mod(k, p, g->y.w);
-  KStmt *chans = kernel_loop(kb, into, "ci", g->x.c, &ci);
-  KStmt *krow = kernel_loop(kb, chans, "kh", g->k, &kh);
-  KStmt *kcol = kernel_loop(kb, krow, "kw", g->k, &kw);
-  KExpr *ih = kir_add(k, kir_sub(k, kir_mul(k, oh, kir_int(k, g->stride)), kir_int(k, g->pad)), kir_mul(k, kir_ref(k, kh), kir_int(k, g->dil)));
-  KExpr *iw = kir_add(k, kir_sub(k, kir_mul(k, ow, kir_int(k, g->stride)), kir_int(k, g->pad)), kir_mul(k, kir_ref(k, kw), kir_int(k, g->dil)));
-  KExpr *col = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, ci), kir_int(k, g->k)), kir_ref(k, kh)), kir_int(k, g->k)), kir_ref(k, kw));
-  KExpr *at = kir_add(k, base, col);
-  KStmt *outside;
-  KStmt *inside = kir_if(k, kcol, kir_and(k, in_range(k, ih, g->x.h), in_range(k, iw, g->x.w)), &outside);
-  kir_store(k, inside, dst, at, kir_load(k, kb->in[0], kernel_index4(kb, g->x, img, kir_ref(k, ci), ih, iw)));
-  kir_store(k, outside, dst, at, kir_float(k, 0));
-}
-
-Kernel *kernel_im2col(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  const Node *n = kb->node;   // im2col(x) -> [N, P, K]
-  Gemm g = gemm_of(n, n->in[0]->shape, n->forward->shape);
-  int r;
-  KStmt *rows = kernel_loop(kb, k->body, "r", n->shape.d[0] * g.P, &r);
-  gather_row(kb, rows, &g, kir_ref(k, r), kb->out, kir_mul(k, kir_ref(k, r), kir_int(k, g.K)));
-  return k;
-}
-
-// dx[n, ci, ih, iw] = sum over the taps (kh, kw) whose output (oh, ow) exists of
-// dpatches[n, oh*OW + ow, (ci*k + kh)*k + kw]
-Kernel *kernel_col2im(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  const Node *n = kb->node;   // col2im(dpatches) shaped like x
-  Shape x = n->shape;
-  const ConvAttrs *c = &n->attr.conv;
-  int64_t OH = (x.h + 2 * c->pad - c->dilation * (c->kernel - 1) - 1) / c->stride + 1;
-  int64_t OW = (x.w + 2 * c->pad - c->dilation * (c->kernel - 1) - 1) / c->stride + 1;
-  int64_t P = OH * OW, K = x.c * c->kernel * c->kernel;
-  int nc, ih, iw, kh, kw;
-  KStmt *planes = kernel_loop(kb, k->body, "nc", x.n * x.c, &nc);
-  KExpr *img = kir_div(k, kir_ref(k, nc), x.c), *ci = kir_mod(k, kir_ref(k, nc), x.c);
-  KStmt *rows = kernel_loop(kb, planes, "ih", x.h, &ih);
-  KStmt *cols = kernel_loop(kb, rows, "iw", x.w, &iw);
-  int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, cols, acc, kir_float(k, 0));
-  KStmt *krow = kernel_loop(kb, cols, "kh", c->kernel, &kh);
-  KStmt *kcol = kernel_loop(kb, krow, "kw", c->kernel, &kw);
-  KExpr *th = kir_binary(k, KB_SUB, kir_add(k, kir_ref(k, ih), kir_int(k, c->pad)), kir_mul(k, kir_ref(k, kh), kir_int(k, c->dilation)));
-  KExpr *tw = kir_binary(k, KB_SUB, kir_add(k, kir_ref(k, iw), kir_int(k, c->pad)), kir_mul(k, kir_ref(k, kw), kir_int(k, c->dilation)));
-  KExpr *ok = kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), th), kir_binary(k, KB_LE, kir_int(k, 0), tw));
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, kir_mod(k, th, c->stride), kir_int(k, 0)));
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_EQ, kir_mod(k, tw, c->stride), kir_int(k, 0)));
-  KExpr *oh = kir_div(k, th, c->stride), *ow = kir_div(k, tw, c->stride);
-  ok = kir_binary(k, KB_AND, ok, kir_binary(k, KB_AND, kir_binary(k, KB_LT, oh, kir_int(k, OH)), kir_binary(k, KB_LT, ow, kir_int(k, OW))));
-  KStmt *inside = kir_if(k, kcol, ok, NULL);
-  KExpr *row = kir_add(k, kir_mul(k, img, kir_int(k, P)), kir_add(k, kir_mul(k, oh, kir_int(k, OW)), ow));
-  KExpr *col = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, ci, kir_int(k, c->kernel)), kir_ref(k, kh)), kir_int(k, c->kernel)), kir_ref(k, kw));
-  kir_assign(k, inside, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_load(k, kb->in[0], kir_add(k, kir_mul(k, row, kir_int(k, K)), col))));
-  KExpr *dst = kernel_index4(kb, x, img, ci, kir_ref(k, ih), kir_ref(k, iw));
-  kir_store(k, cols, kb->out, dst, kernel_epilogue(kb, kir_ref(k, acc), dst));
-  return k;
 }
 
 KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *v, KExpr *co) {
@@ -120,20 +54,14 @@ KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *v, KExpr *co) {
   return v;
 }
 
-// Where the rows of the product's left side come from: the patch matrix (or a thread's copy
-// of one row: stride 0), or the image itself, each element gathered as it is used.
+// The rows of the product's left side: the image's patches, each element gathered as it is used.
 typedef struct Rows {
   int64_t K;            // a row's length
-  int buf;
-  int64_t stride;       // elements from one row to the next
-  bool gather;          // buf is the image
+  int buf;              // the image
 } Rows;
 
 static KExpr *row_value(KernelBuilder *kb, const Rows *a, KExpr *r, KExpr *kk) {
-  Kernel *k = kb->k;
-  if (a->gather)
-    return kernel_patch_value(kb, a->buf, kb->node->in[0]->shape, r, kk);
-  return kir_load(k, a->buf, kir_add(k, kir_mul(k, r, kir_int(k, a->stride)), kk));
+  return kernel_patch_value(kb, a->buf, kb->node->in[0]->shape, r, kk);
 }
 
 // The output at (row r, channel co) before its epilogue: dot(w[co, :], row r), finished. The
@@ -211,65 +139,6 @@ static Kernel *forward_with_stats(KernelBuilder *kb, const Rows *a) {
   return k;
 }
 
-// dpatches[n, p, :] = sum over co of dy[n, co, p] * w[co, :]
-Kernel *kernel_conv2d_gemm_dx(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  const Node *n = kb->node;   // conv2d_gemm_dx(dy, w) -> [N, P, K]
-  Shape dy = n->in[0]->shape;
-  int64_t P = dy.h * dy.w, K = n->shape.d[2];
-  int r, kk, co, kk2;
-  KStmt *rows = kernel_loop(kb, k->body, "r", dy.n * P, &r);
-  KExpr *img = kir_div(k, kir_ref(k, r), P), *p = kir_mod(k, kir_ref(k, r), P);
-  KStmt *zero = kernel_loop(kb, rows, "kk", K, &kk);
-  kir_store(k, zero, kb->out, kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk)), kir_float(k, 0));
-  KStmt *outs = kernel_loop(kb, rows, "co", dy.c, &co);
-  int s = kir_var(k, "s", KT_F32);
-  kir_assign(k, outs, s, kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, dy.c)), kir_ref(k, co)), kir_int(k, P)), p)));
-  KStmt *axpy = kernel_loop(kb, outs, "kk", K, &kk2);
-  KExpr *dst = kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, K)), kir_ref(k, kk2));
-  KExpr *wv = kir_load(k, kb->in[1], kir_add(k, kir_mul(k, kir_ref(k, co), kir_int(k, K)), kir_ref(k, kk2)));
-  kir_store(k, axpy, kb->out, dst, kir_fma(k, kir_load(k, kb->out, dst), kir_ref(k, s), wv));
-  return k;
-}
-
-// dw[co, :] = sum over rows r = (n, p) of dy[n, co, p] * patches[r, :], R output channels at a
-// time. With an output [chunks, CO*K], each chunk of rows sums into its own row (for
-// sum_chunks to add up): the parallel loop runs over (chunk, channel block), not only over
-// the few channel blocks, which would leave a GPU with a few dozen threads.
-Kernel *kernel_conv2d_gemm_dw(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  const Node *n = kb->node;   // conv2d_gemm_dw(dy, patches) -> w, or [chunks, CO*K]
-  Shape dy = n->in[0]->shape;
-  int64_t P = dy.h * dy.w, K = n->in[1]->shape.d[2], rows_total = dy.n * P;
-  int64_t chunks = n->shape.rank == 2 ? n->shape.d[0] : 1, per_chunk = (rows_total + chunks - 1) / chunks;
-  enum { R = 4 };
-  int64_t rows = dy.c % R == 0 ? R : 1, nblocks = dy.c / rows;
-  int t, kk, kk2;
-  KStmt *blocks = kernel_loop(kb, k->body, "t", chunks * nblocks, &t);
-  KExpr *chunk = kir_div(k, kir_ref(k, t), nblocks);
-  KExpr *co0 = kir_mul(k, kir_mod(k, kir_ref(k, t), nblocks), kir_int(k, rows));
-  KExpr *out0 = kir_add(k, kir_mul(k, chunk, kir_int(k, dy.c * K)), kir_mul(k, co0, kir_int(k, K)));   // dw[co0, 0]
-  KStmt *zero = kernel_loop(kb, blocks, "kk", rows * K, &kk);
-  kir_store(k, zero, kb->out, kir_add(k, out0, kir_ref(k, kk)), kir_float(k, 0));
-  KExpr *r;
-  KStmt *pos = chunk_rows(kb, blocks, kir_mul(k, chunk, kir_int(k, per_chunk)), per_chunk, rows_total, &r);
-  KExpr *img = kir_div(k, r, P), *p = kir_mod(k, r, P);
-  int s[R];
-  for (int i = 0; i < rows; i++) {
-    s[i] = kir_var(k, arena_printf(k->arena, "s%d", i), KT_F32);
-    KExpr *co = kir_add(k, co0, kir_int(k, i));
-    kir_assign(k, pos, s[i], kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, dy.c)), co), kir_int(k, P)), p)));
-  }
-  KStmt *axpy = kernel_loop(kb, pos, "kk", K, &kk2);
-  int xv = kir_var(k, "x", KT_F32);
-  kir_assign(k, axpy, xv, kir_load(k, kb->in[1], kir_add(k, kir_mul(k, r, kir_int(k, K)), kir_ref(k, kk2))));
-  for (int i = 0; i < rows; i++) {
-    KExpr *dst = kir_add(k, kir_add(k, out0, kir_int(k, i * K)), kir_ref(k, kk2));
-    kir_store(k, axpy, kb->out, dst, kir_fma(k, kir_load(k, kb->out, dst), kir_ref(k, s[i]), kir_ref(k, xv)));
-  }
-  return k;
-}
-
 // out[e] = sum over j of partial[j, e], in order: the weight gradient from its chunks.
 Kernel *kernel_sum_chunks(KernelBuilder *kb) {
   Kernel *k = kb->k;
@@ -294,14 +163,6 @@ Kernel *kernel_conv_implicit(KernelBuilder *kb) {
   if (!kb->target->gpu)
     return kernel_conv_cpu(kb);
   Gemm g = gemm_of(kb->node, kb->node->in[0]->shape, kb->node->shape);
-  Rows image = {.K = g.K, .buf = kb->in[0], .gather = true};
+  Rows image = {.K = g.K, .buf = kb->in[0]};
   return kb->node->fused.stats_rows ? forward_with_stats(kb, &image) : forward(kb, &image);
-}
-
-Kernel *kernel_conv2d_gemm(KernelBuilder *kb) {
-  const Node *n = kb->node;
-  if (kernel_tiled(kb))
-    return kernel_tiled_matmul(kb);
-  Rows patches = {.K = n->in[0]->shape.d[2], .buf = kb->in[0], .stride = n->in[0]->shape.d[2]};
-  return n->fused.stats_rows ? forward_with_stats(kb, &patches) : forward(kb, &patches);
 }

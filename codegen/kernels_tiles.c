@@ -1,7 +1,7 @@
 // kernels_tiles.c: matrix products on tensor cores, the GPU's form of the convolution and
 // linear forward passes: C[m, n] = sum over k of A(m, k) B(n, k), with A the patches of the
-// image (read straight from the image: an implicit matrix product), or the rows of the patch
-// matrix or of a linear layer's input, B the weights [N][K], C the output.
+// image (read straight from the image: an implicit matrix product), or the rows of a linear
+// layer's input, B the weights [N][K], C the output.
 //
 // A block of 128 threads (four warps, 2 x 2) computes a 64 x 64 tile of C; each warp a 32 x 32
 // quarter as 2 x 4 tensor-core tiles of 16 x 8 (mma.m16n8k16: bf16 operands, float
@@ -322,7 +322,7 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
     int64_t kernel = n->attr.conv.kernel;
     t.M = n->shape.n * n->shape.h * n->shape.w;
     t.K = n->in[1]->shape.d[1] * kernel * kernel;
-    t.source = n->op == OP_CONV2D ? A_IMAGE : A_ROWS;
+    t.source = A_IMAGE;
     t.a_buf = kb->in[0];
     t.x = n->in[0]->shape;
   }

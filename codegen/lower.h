@@ -108,6 +108,8 @@ struct Product {
 };
 
 void packed_tile(const KernelTarget *t, int *rows, int *cols);
+// The rows of C a task computes (MC): all of M up to a bound, in whole register tiles.
+int64_t packed_rows_block(const Product *pr);
 Kernel *packed_product(KernelBuilder *kb, const Product *pr);
 // for (v = lo; v < hi; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *var);
@@ -119,11 +121,6 @@ KExpr *kernel_let(KernelBuilder *kb, KStmt *into, const char *name, KExpr *value
 Kernel *kernel_conv2d(KernelBuilder *kb);        // kernels_conv.c
 Kernel *kernel_conv2d_dx(KernelBuilder *kb);
 Kernel *kernel_conv2d_dw(KernelBuilder *kb);
-Kernel *kernel_im2col(KernelBuilder *kb);        // kernels_gemm.c
-Kernel *kernel_col2im(KernelBuilder *kb);
-Kernel *kernel_conv2d_gemm(KernelBuilder *kb);
-Kernel *kernel_conv2d_gemm_dx(KernelBuilder *kb);
-Kernel *kernel_conv2d_gemm_dw(KernelBuilder *kb);
 Kernel *kernel_sum_chunks(KernelBuilder *kb);
 Kernel *kernel_linear(KernelBuilder *kb);        // kernels_linear.c
 Kernel *kernel_linear_dx(KernelBuilder *kb);

@@ -49,8 +49,6 @@ static void product_grad(StepBuilder *b, Node *y, Node *g, OpKind dx, OpKind dw)
 
 static void grad_conv2d(StepBuilder *b, Node *y, Node *g) { product_grad(b, y, g, OP_CONV2D_DX, OP_CONV2D_DW); }
 static void grad_linear(StepBuilder *b, Node *y, Node *g) { product_grad(b, y, g, OP_LINEAR_DX, OP_LINEAR_DW); }
-static void grad_conv2d_gemm(StepBuilder *b, Node *y, Node *g) { product_grad(b, y, g, OP_CONV_GEMM_DX, OP_CONV_GEMM_DW); }
-static void grad_im2col(StepBuilder *b, Node *y, Node *g) { unary(b, OP_COL2IM, y, g, NULL); }
 
 // dgamma and dbeta come from one pass over dy and x, as the two rows of one tensor; dx
 // needs them too when the batch statistics depend on x. A frozen batchnorm on running

@@ -63,7 +63,7 @@ int feature_boundary(Arena *a, const Graph *train, const Recipe *r) {
   // the others, after filling the boundary. So no varying kernel may come before it (it
   // could reuse the boundary's memory), and no kernel of the prefix may feed the rest but
   // through the boundary (its output would not be there).
-  bool frozen_layer = false;   // a prefix without one (the images' im2col) saves nothing
+  bool frozen_layer = false;   // a prefix without one saves nothing
   for (int i = 0; i < train->n; i++) {
     const Node *n = train->nodes[i];
     if (i < boundary && n->nin && varies[i])

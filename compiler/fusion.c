@@ -42,12 +42,9 @@ static Node *add_operand(Node *n, Node *x) {
 // Whether one input of one node, and nothing else, reads n (a node of the plain step).
 static bool read_once(const Fuser *f, const Node *n) { return f->readers[n->id] == 1; }
 
-// A convolution as a matrix product: from its patch matrix, or from the image directly (an
-// implicit one). Only these take a folded batchnorm, a residual and an activation in their
-// epilogue, and store their statistics in chunks of rows.
-static bool matmul_conv(const Node *x) {
-  return x->op == OP_CONV_GEMM || (x->op == OP_CONV2D && x->attr.conv.groups == 1);
-}
+// A convolution as a matrix product (groups == 1). Only these take a folded batchnorm, a
+// residual and an activation in their epilogue, and store their statistics in chunks of rows.
+static bool matmul_conv(const Node *x) { return x->op == OP_CONV2D && x->attr.conv.groups == 1; }
 
 // An activation whose gradient needs only its own output fuses into the node before it
 // when nothing else reads that node's output: the pre-activation tensor is never stored.
@@ -94,7 +91,7 @@ static Node *fuse_residual(Fuser *f, Node *add, Node **plain) {
 // it adds old as it stores, and the sum takes no pass of its own.
 static Node *fuse_gradient_sum(Fuser *f, Node *add, Node **plain) {
   Node *old = add->in[0], *g = add->in[1];
-  bool kind = g->op == OP_COL2IM || g->op == OP_BN_DX || g->op == OP_BN_DX_RUNNING || g->op == OP_CONV2D_DX;
+  bool kind = g->op == OP_BN_DX || g->op == OP_BN_DX_RUNNING || g->op == OP_CONV2D_DX;
   if (!kind || g->fused.residual || g->nin == MAX_INPUTS || !read_once(f, plain[1]))
     return NULL;
   g->fused.residual = add_operand(g, old);
@@ -110,12 +107,12 @@ enum { STATS_CHUNK_ROWS = 64 };
 
 static void chunk_statistics(Node *stats) {
   Node *x = stats->in[0];
-  if ((x->op != OP_CONV_GEMM && x->op != OP_CONV2D) || x->fused.activation)
+  if (x->op != OP_CONV2D || x->fused.activation)
     return;
-  if (x->op == OP_CONV2D && conv_by_position(x))
+  if (conv_by_position(x))
     return;   // the CPU's rows do not come in chunks of one image's rows: bn_stats reads the output
   int64_t rows = x->shape.n * x->shape.h * x->shape.w;
-  bool planes = x->op == OP_CONV2D && x->attr.conv.groups > 1;
+  bool planes = x->attr.conv.groups > 1;
   x->fused.stats_rows = planes ? x->shape.h * x->shape.w : rows < STATS_CHUNK_ROWS ? rows : STATS_CHUNK_ROWS;
 }
 

@@ -261,13 +261,6 @@ const char *node_describe(Arena *a, const Node *n) {
 
 static const char *describe_op(Arena *a, const Node *n) {
   switch (n->op) {
-  case OP_IM2COL:
-  case OP_COL2IM:
-  case OP_CONV_GEMM:
-  case OP_CONV_GEMM_DX:
-  case OP_CONV_GEMM_DW:
-    return arena_printf(a, "%s %lldx%lld s%lld p%lld", op_info[n->op].name, (long long)n->attr.conv.kernel,
-                        (long long)n->attr.conv.kernel, (long long)n->attr.conv.stride, (long long)n->attr.conv.pad);
   case OP_CONV2D: {
     const ConvAttrs *c = &n->attr.conv;
     const char *s = arena_printf(a, "conv2d %lldx%lld", (long long)c->kernel, (long long)c->kernel);

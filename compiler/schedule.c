@@ -7,7 +7,7 @@
 #include "tlc.h"
 
 // A convolution's weight gradient sums over every output position, and the CPU's product
-// (codegen/kernels_conv_cpu_dw.c) has a parallel task per tile of 128 output channels by 256
+// (codegen/kernels_conv_cpu_dw.c) has a parallel task per tile of 128 (or 256) output channels by 256
 // of (input channel, tap): a layer with few channels has only a few. Its images are then cut
 // into chunks summed apart and added up after (sum_chunks), for at least 16 tasks, within
 // 32 MiB of partial sums; the chunks divide the batch. (Rows ordered by position, on small

@@ -329,12 +329,12 @@ enum { MAX_INPUTS = 7 };
 // the pointer. All zero in the plain step.
 typedef struct Fused {
   OpKind activation;    // relu, relu6 or sigmoid, applied as the output is stored; OP_INPUT (0): none
-  Node *residual;       // added before the activation: a residual connection (bn_apply, conv2d_gemm,
-                        // conv2d), or the gradient already summed (col2im, conv2d_dx, bn_dx, bn_dx_running)
+  Node *residual;       // added before the activation: a residual connection (bn_apply, conv2d),
+                        // or the gradient already summed (conv2d_dx, bn_dx, bn_dx_running)
   struct {
     Node *stats, *gamma, *beta;
-  } bn;                 // conv2d_gemm, conv2d: a batchnorm on running statistics applied to the output
-  int64_t stats_rows;   // conv2d_gemm, conv2d: also writes the batchnorm statistics of its output, per
+  } bn;                 // conv2d: a batchnorm on running statistics applied to the output
+  int64_t stats_rows;   // conv2d: also writes the batchnorm statistics of its output, per
                         // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
   OpKind dy_activation; // bn_dparams, bn_dx, bn_dx_running: dy is first taken through the gradient
   Node *dy_output;      // of this activation, computed from its output dy_output

@@ -1,8 +1,7 @@
 // train.c: the training step (and the evaluation pass) as a graph of tensor ops, plain:
 // every layer its own node. Model layers are rewritten into the ops kernels implement:
 // parameters become tensors, batchnorm becomes statistics + application (+ the
-// running-statistics update), a convolution a matrix product (from a patch matrix or from
-// the image), dropout and stochastic depth read the step's seed, the loss is appended, then
+// running-statistics update), a convolution reads its image (no patch matrix), dropout and stochastic depth read the step's seed, the loss is appended, then
 // autodiff.c adds the backward pass and this file the optimizer updates. Which nodes share
 // a kernel is fusion.c's to decide, and their order schedule.c's.
 #include "tlc.h"

@@ -1,19 +1,24 @@
 // pool.c: the CPU thread pool that runs kernels.
 //
 // Contract: tlc_pool_init(T) starts T-1 worker threads (T = 0: one per online core); the
-// thread that calls tlc_parallel_for runs one chunk itself. tlc_parallel_for(n, fn, ctx)
-// cuts [0, n) into T contiguous chunks, chunk i on worker i, and returns when every chunk
-// is done. The cut depends only on n and T, so a kernel that writes per-chunk partial
-// results sees the same ranges on every run. Runs serially on the caller (one call,
-// fn(ctx, 0, n)) when n < T, when the pool is not initialised, or when the pool is already
-// busy: a nested call from inside fn, or a call from a second thread, cannot deadlock.
-// init and shutdown are called by the trainer's main thread, never during a parallel_for.
+// thread that calls tlc_parallel_for works too. tlc_parallel_for(n, fn, ctx) cuts [0, n)
+// into pieces of `grain` consecutive indexes (about 8 pieces per thread; the cut depends
+// only on n and T), which the threads take in order as each finishes its last, and returns
+// when every piece is done. Which thread runs a piece varies from run to run; a kernel's
+// iterations are independent, so its results do not. Taking pieces as they come keeps both
+// threads busy when iterations cost unequally (tiles that skip work, a stride-2 gradient's
+// phases), where a fixed half each would leave one waiting. Runs serially on the caller
+// (one call, fn(ctx, 0, n)) when n < T, when the pool is not initialised, or when the pool
+// is already busy: a nested call from inside fn, or a call from a second thread, cannot
+// deadlock. init and shutdown are called by the trainer's main thread, never during a
+// parallel_for.
 //
 // One job is in flight at a time; workers wait on a condition variable for the generation
 // counter to move, which tells a new job from a spurious wakeup.
 #include "tlcrt.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,7 +27,7 @@
 typedef struct PoolJob {
   TlcRangeFn fn;
   void *ctx;
-  int64_t n;
+  int64_t n, grain;     // the range and its pieces' length
 } PoolJob;
 
 static struct {
@@ -36,26 +41,30 @@ static struct {
   uint64_t generation;      // jobs posted since init
   int pending;              // workers still running the current job
   PoolJob job;
+  atomic_llong next;        // the first index of the current job's next piece
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
           .work = PTHREAD_COND_INITIALIZER,
           .done = PTHREAD_COND_INITIALIZER};
 
-// Chunk i of [0, n) in `parts` parts: the first n % parts chunks are one longer.
-static void pool_chunk(int64_t n, int parts, int i, int64_t *begin, int64_t *end) {
-  int64_t base = n / parts, extra = n % parts;
-  *begin = i * base + (i < extra ? i : extra);
-  *end = *begin + base + (i < extra ? 1 : 0);
+enum { PIECES_PER_THREAD = 8 };
+
+static int64_t pool_grain(int64_t n, int threads) {
+  int64_t grain = n / ((int64_t)threads * PIECES_PER_THREAD);
+  return grain > 0 ? grain : 1;
 }
 
-static void pool_run_chunk(const PoolJob *job, int parts, int i) {
-  int64_t begin, end;
-  pool_chunk(job->n, parts, i, &begin, &end);
-  if (begin < end)
-    job->fn(job->ctx, begin, end);
+// Runs pieces of the job until none is left.
+static void pool_run_pieces(const PoolJob *job) {
+  for (;;) {
+    int64_t begin = atomic_fetch_add(&pool.next, job->grain);
+    if (begin >= job->n)
+      return;
+    job->fn(job->ctx, begin, begin + job->grain < job->n ? begin + job->grain : job->n);
+  }
 }
 
 static void *pool_worker(void *arg) {
-  int index = (int)(intptr_t)arg;
+  (void)arg;
   uint64_t seen = 0;  // init starts workers at generation 0, before any job is posted
   pthread_mutex_lock(&pool.mu);
   for (;;) {
@@ -65,9 +74,8 @@ static void *pool_worker(void *arg) {
       break;
     seen = pool.generation;
     PoolJob job = pool.job;
-    int parts = pool.threads;
     pthread_mutex_unlock(&pool.mu);
-    pool_run_chunk(&job, parts, index);
+    pool_run_pieces(&job);
     pthread_mutex_lock(&pool.mu);
     if (--pool.pending == 0)
       pthread_cond_signal(&pool.done);
@@ -124,7 +132,8 @@ static int pool_post(int64_t n, TlcRangeFn fn, void *ctx) {
     return 0;
   }
   pool.busy = true;
-  pool.job = (PoolJob){fn, ctx, n};
+  pool.job = (PoolJob){fn, ctx, n, pool_grain(n, parts)};
+  atomic_store(&pool.next, 0);
   pool.pending = parts - 1;
   pool.generation++;
   pthread_cond_broadcast(&pool.work);
@@ -140,8 +149,8 @@ void tlc_parallel_for(int64_t n, TlcRangeFn fn, void *ctx) {
     fn(ctx, 0, n);
     return;
   }
-  PoolJob job = {fn, ctx, n};
-  pool_run_chunk(&job, parts, 0);
+  PoolJob job = {fn, ctx, n, pool_grain(n, parts)};
+  pool_run_pieces(&job);
   pthread_mutex_lock(&pool.mu);
   while (pool.pending > 0)
     pthread_cond_wait(&pool.done, &pool.mu);

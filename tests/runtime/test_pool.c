@@ -1,6 +1,7 @@
-// test_pool.c: tlc_parallel_for covers [0, n) exactly once, in contiguous chunks that depend
-// only on n and the thread count, one per thread; sums match a serial loop; nested calls
-// and calls without a pool run serially instead of deadlocking.
+// test_pool.c: tlc_parallel_for covers [0, n) exactly once, in contiguous pieces that depend
+// only on n and the thread count, taken by the threads as they come (unequal pieces are
+// shared); sums match a serial loop; nested calls and calls without a pool run serially
+// instead of deadlocking.
 #include "check.h"
 #include "tlcrt.h"
 
@@ -75,17 +76,34 @@ static int distinct_threads(const Range *r, int calls) {
   return distinct;
 }
 
-// Chunks are contiguous, in order, non-empty, and at most one element apart in size.
+// Pieces are contiguous, in order, non-empty, of one length (the last one shorter), about 8
+// per thread; a range shorter than the thread count is one call.
 static void check_partition(int64_t n, const Range *r, int calls, int threads) {
+  if (n < threads || threads == 1) {
+    CHECK(calls == (n > 0));
+    CHECK(n == 0 || (r[0].begin == 0 && r[0].end == n));
+    return;
+  }
+  int64_t grain = n / (threads * 8) > 0 ? n / (threads * 8) : 1;
   int ok = 1;
   for (int i = 0; i < calls; i++) {
     ok &= r[i].begin < r[i].end;
     ok &= r[i].begin == (i == 0 ? 0 : r[i - 1].end);
     int64_t size = r[i].end - r[i].begin;
-    ok &= size == n / calls || size == n / calls + 1;
+    ok &= i + 1 < calls ? size == grain : size <= grain && r[i].end == n;
   }
   CHECK(ok);
-  CHECK(calls == (n == 0 ? 0 : n < threads ? 1 : threads));
+  CHECK(calls == (n + grain - 1) / grain);
+}
+
+// Makes pieces cost unequally (the first half ten times the second, about 0.1 s in all) so
+// that the threads finish at different times and take pieces as they come.
+static void uneven_range(void *ctx, int64_t begin, int64_t end) {
+  volatile double x = 0;
+  for (int64_t i = begin; i < end; i++)
+    for (int r = 0; r < (i < 500 ? 200000 : 20000); r++)
+      x = x + (double)r;
+  cover_range(ctx, begin, end);
 }
 
 static void test_threads(int threads) {
@@ -100,9 +118,21 @@ static void test_threads(int threads) {
     int same = 1;
     for (int i = 0; i < calls; i++)
       same &= first[i].begin == second[i].begin && first[i].end == second[i].end;
-    CHECK(same);  // the same n and thread count give the same ranges
-    if (n >= threads)
-      CHECK(distinct_threads(first, calls) == threads);
+    CHECK(same);  // the same n and thread count give the same pieces
+    CHECK(distinct_threads(first, calls) <= threads);
+  }
+  if (threads > 1) {   // uneven pieces: still each index once, and the work shared
+    Cover *c = calloc(1, sizeof *c);
+    c->hits = calloc(1000, 1);
+    tlc_parallel_for(1000, uneven_range, c);
+    int once = 1;
+    for (int i = 0; i < 1000; i++)
+      once &= c->hits[i] == 1;
+    CHECK(once);
+    int calls = atomic_load(&c->calls) < MAX_CALLS ? atomic_load(&c->calls) : MAX_CALLS;
+    CHECK(distinct_threads(c->ranges, calls) > 1);
+    free(c->hits);
+    free(c);
   }
   tlc_pool_shutdown();
 }
@@ -137,8 +167,8 @@ static void test_without_pool(void) {
   CHECK(cover_run(1000, r) == 1);
   CHECK(r[0].begin == 0 && r[0].end == 1000);
   tlc_pool_init(0);  // one per core
-  tlc_pool_init(3);  // a second init restarts with the new count
-  CHECK(cover_run(1000, r) == 3);
+  tlc_pool_init(3);  // a second init restarts with the new count: pieces of 1000 / 24
+  CHECK(cover_run(1000, r) == 1000 / 41 + 1);
   tlc_pool_shutdown();
 }
 
