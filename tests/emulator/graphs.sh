@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# graphs.sh TLC EMULATOR_LIB_DIR SCRATCH: the steps as CUDA graphs on the emulated GPU. cnn_bn
+# (models.graph: Fashion-MNIST at 28x28, batch 8, a random flip) trains two epochs of 32
+# images with validation and the test at the end, once replaying its training step and
+# evaluation pass as graphs with each batch uploaded from pinned memory on a second stream
+# while the step before runs, once with --no-cuda-graph (kernel by kernel, each batch copied
+# just before its step). Both must end with the same checkpoints (last and best), bit for
+# bit, and print the same figures. The emulator runs a stream's work only when something
+# waits for it, so a missing wait reads stale or unwritten memory: with
+# TLC_EMU_DROP_WAITS=1 (cuStreamWaitEvent does nothing) the graph run must not end as the
+# other does. Exit 77 (skipped) without NVRTC or the data.
+set -u
+tlc=$1 emulator=$2 dir=$3
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/tests/check.sh"
+data=/usr/share/datasets/fashion-mnist
+if ! [ -e "$data/train-images-idx3-ubyte.gz" ] && ! [ -e "$data/train-images-idx3-ubyte" ]; then
+  echo "SKIP: no Fashion-MNIST in $data (Debian: dataset-fashion-mnist)"
+  exit 77
+fi
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+export TLC_CACHE_DIR=$emulator/../tlc-cache
+
+if ! "$tlc" "$here/models.graph" --set "model=cnn_bn(input = [1, 28, 28])" --set image=28 -o train > build.txt 2>&1; then
+  cat build.txt
+  echo "FAIL: tlc could not build the cnn_bn trainer"
+  exit 1
+fi
+if grep -q "will run on the CPU only" build.txt; then
+  cat build.txt
+  exit 77
+fi
+
+export LD_LIBRARY_PATH=$emulator TLC_EMU_STATS=1
+run() {   # run NAME FLAGS...: two epochs of 32 images on the emulated GPU; the exit status
+  local name=$1; shift
+  ./train --device cuda --limit 32 --epochs 2 --out "$name" "$@" > "$name.txt" 2> "$name.err"
+}
+# The epoch lines without their times, and the result line without its times.
+figures() { sed -E 's/  [0-9.]+ img\/s  [0-9.]+ s$//; s/ (train_time_s|images_per_s)=[0-9.]+//g' "$1" | grep -E '^(epoch|result)'; }
+
+run graphs
+status=$?
+check "graphs: trains (status $status)" test $status -eq 0
+[ $status -eq 0 ] || tail -5 graphs.err
+check "graphs: says the steps are graphs" grep -q "^cuda graphs: on, each step replays one" graphs.txt
+run kernels --no-cuda-graph
+status=$?
+check "--no-cuda-graph: trains (status $status)" test $status -eq 0
+[ $status -eq 0 ] || tail -5 kernels.err
+check "--no-cuda-graph: says nothing of graphs" sh -c "! grep -q 'cuda graphs' kernels.txt"
+for f in last.ckpt best.ckpt; do
+  check "graphs: the same $f as kernel by kernel" cmp -s graphs/$f kernels/$f
+done
+figures graphs.txt > graphs.figures
+figures kernels.txt > kernels.figures
+check "graphs: the same figures as kernel by kernel" sh -c "test -s graphs.figures && cmp -s graphs.figures kernels.figures"
+check "graphs: as many kernels ran" test "$(sed -n 's/^tlc emulator: \([0-9]*\) launches.*/\1/p' graphs.err)" = \
+  "$(sed -n 's/^tlc emulator: \([0-9]*\) launches.*/\1/p' kernels.err)"
+
+# The test can see a race: without the waits, the run ends elsewhere (or fails).
+TLC_EMU_DROP_WAITS=1 run dropped
+check "a missing wait is caught" sh -c "! cmp -s dropped/last.ckpt kernels/last.ckpt"
+check_report graphs
