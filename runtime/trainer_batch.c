@@ -9,6 +9,11 @@
 // they are read. A loader failure (a transform refused an image) ends the pass: the batch
 // functions return false and the next call that can report it (tlc_epoch_end,
 // tlc_run_finish) does. So does a requested stop (trainer_stop.c).
+//
+// With CUDA graphs (gpu_graph.c) a batch's inputs go to a slot of pinned memory instead of
+// the arena, and while a step runs the pass's next batch is loaded into the other slot and
+// sent up (trainer_load_ahead): the same batches in the same order, one step earlier, so
+// the run is the same; a batch loaded ahead of a stop or a failure is dropped.
 #include "trainer_internal.h"
 
 #include <math.h>

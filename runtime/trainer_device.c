@@ -20,8 +20,8 @@ static void open_graphs(TlcRun *run) {
     printf("cuda graphs: off, steps launch kernel by kernel (%s)\n", why.msg);
     return;
   }
-  printf("cuda graphs: on, each step replays one; the next batch goes up while a step runs (--no-cuda-graph: "
-         "kernel by kernel)\n");
+  printf("cuda graphs: on, each step replays one; the next batch goes up while a step runs, through two slots "
+         "of %.1f MiB (pinned and on the device; --no-cuda-graph: kernel by kernel)\n", m->io_bytes / 1048576.0);
   run->graphs = true;
 }
 

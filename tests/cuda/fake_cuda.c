@@ -24,32 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int CUresult;
-typedef unsigned long long CUdeviceptr;
-
-// What it exports: the part of the driver API that runtime/gpu.c loads.
-CUresult cuInit(unsigned flags);
-CUresult cuDriverGetVersion(int *v);
-CUresult cuDeviceGetCount(int *count);
-CUresult cuDeviceGet(int *dev, int ordinal);
-CUresult cuDeviceGetName(char *name, int len, int dev);
-CUresult cuDeviceGetAttribute(int *value, int attribute, int dev);
-CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev);
-CUresult cuDevicePrimaryCtxRelease(int dev);
-CUresult cuCtxSetCurrent(void *ctx);
-CUresult cuCtxSynchronize(void);
-CUresult cuModuleLoadData(void **module, const void *image);
-CUresult cuModuleUnload(void *module);
-CUresult cuModuleGetFunction(void **f, void *module, const char *name);
-CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes);
-CUresult cuMemFree_v2(CUdeviceptr ptr);
-CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t bytes);
-CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes);
-CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes);
-CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes);
-CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                        unsigned shared, void *stream, void **params, void **extra);
-CUresult cuGetErrorString(CUresult error, const char **text);
+#include "driver_api.h"   // what it exports
 
 enum {
   OK = 0, OUT_OF_MEMORY = 2, NO_DEVICE = 100, INVALID_VALUE = 1, NOT_FOUND = 500, UNSUPPORTED_PTX = 222,
@@ -300,24 +275,6 @@ static Event *event_of(void *event) {
   return e;
 }
 
-CUresult cuStreamCreate(void **stream, unsigned flags);
-CUresult cuStreamDestroy_v2(void *stream);
-CUresult cuStreamSynchronize(void *stream);
-CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags);
-CUresult cuStreamBeginCapture_v2(void *stream, int mode);
-CUresult cuStreamEndCapture(void *stream, void **graph);
-CUresult cuEventCreate(void **event, unsigned flags);
-CUresult cuEventDestroy_v2(void *event);
-CUresult cuEventRecord(void *event, void *stream);
-CUresult cuEventSynchronize(void *event);
-CUresult cuGraphInstantiateWithFlags(void **exec, void *graph, unsigned long long flags);
-CUresult cuGraphLaunch(void *exec, void *stream);
-CUresult cuGraphExecDestroy(void *exec);
-CUresult cuGraphDestroy(void *graph);
-CUresult cuMemHostAlloc(void **host, size_t bytes, unsigned flags);
-CUresult cuMemFreeHost(void *host);
-CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t bytes, void *stream);
-CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t bytes, void *stream);
 
 // Non-blocking streams: tlc's copies on the default stream must not wait for a step.
 CUresult cuStreamCreate(void **stream, unsigned flags) {

@@ -5,8 +5,11 @@
 // inaccessible page, so that a kernel reading what nothing wrote sees NaN and one running
 // off the end faults (and the launch reports where). cuModuleLoadData ignores the cubin or PTX
 // it is given and takes the program's CUDA C instead: the file TLC_EMU_SOURCE names, else the
-// kernel bundle of the trainer running this process. Launches run to completion inside
-// cuLaunchKernel; a failure's full message is what cuGetErrorString returns for its code.
+// kernel bundle of the trainer running this process. Launches on the default stream run to
+// completion inside cuLaunchKernel; launches and asynchronous copies on a stream of one's own
+// run when something waits for them (streams.cc). A failure's full message is what
+// cuGetErrorString returns for its code. Pinned host memory (cuMemHostAlloc) is the only
+// source an asynchronous copy takes.
 // The device's memory is TLC_EMU_MEMORY_MB (default: the machine's physical memory): an
 // allocation beyond it fails as out of memory, and cuMemGetInfo reports what is left.
 #include <sys/mman.h>
@@ -26,40 +29,7 @@
 #include "program.h"
 #include "streams.h"
 
-typedef int CUresult;
-typedef unsigned long long CUdeviceptr;
-
-// What it exports: the part of the driver API that runtime/gpu.c loads, and two more.
-extern "C" {
-CUresult cuInit(unsigned flags);
-CUresult cuDriverGetVersion(int *version);
-CUresult cuDeviceGetCount(int *count);
-CUresult cuDeviceGet(int *device, int ordinal);
-CUresult cuDeviceGetName(char *name, int len, int device);
-CUresult cuDeviceGetAttribute(int *value, int attribute, int device);
-CUresult cuDevicePrimaryCtxRetain(void **context, int device);
-CUresult cuDevicePrimaryCtxRelease(int device);
-CUresult cuCtxSetCurrent(void *context);
-CUresult cuCtxSynchronize(void);
-CUresult cuModuleLoadData(void **module, const void *image);
-CUresult cuModuleUnload(void *module);
-CUresult cuModuleGetFunction(void **function, void *module, const char *name);
-CUresult cuFuncSetAttribute(void *function, int attribute, int value);
-CUresult cuMemAlloc_v2(CUdeviceptr *ptr, std::size_t bytes);
-CUresult cuMemFree_v2(CUdeviceptr ptr);
-CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, std::size_t bytes);
-CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t bytes);
-CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes);
-CUresult cuMemGetInfo_v2(std::size_t *free_bytes, std::size_t *total_bytes);
-CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                        unsigned shared, void *stream, void **params, void **extra);
-CUresult cuGetErrorString(CUresult error, const char **text);
-CUresult cuGetErrorName(CUresult error, const char **text);
-CUresult cuMemHostAlloc(void **host, std::size_t bytes, unsigned flags);
-CUresult cuMemFreeHost(void *host);
-CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, std::size_t bytes, void *stream);
-CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes, void *stream);
-}
+#include "driver_api.h"   // what it exports
 
 namespace {
 

@@ -14,23 +14,12 @@ tlc=$1 emulator=$2 dir=$3
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/check.sh"
-data=/usr/share/datasets/fashion-mnist
-if ! [ -e "$data/train-images-idx3-ubyte.gz" ] && ! [ -e "$data/train-images-idx3-ubyte" ]; then
-  echo "SKIP: no Fashion-MNIST in $data (Debian: dataset-fashion-mnist)"
-  exit 77
-fi
+. "$here/trainer_test.sh"
+need_fashion_mnist
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
 export TLC_CACHE_DIR=$emulator/../tlc-cache
 
-if ! "$tlc" "$here/models.graph" --set "model=cnn_bn(input = [1, 28, 28])" --set image=28 -o train > build.txt 2>&1; then
-  cat build.txt
-  echo "FAIL: tlc could not build the cnn_bn trainer"
-  exit 1
-fi
-if grep -q "will run on the CPU only" build.txt; then
-  cat build.txt
-  exit 77
-fi
+build_trainer cnn_bn "$tlc" "$here/models.graph" --set "model=cnn_bn(input = [1, 28, 28])" --set image=28
 
 export LD_LIBRARY_PATH=$emulator TLC_EMU_STATS=1
 run() {   # run NAME FLAGS...: two epochs of 32 images on the emulated GPU; the exit status

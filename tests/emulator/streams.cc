@@ -17,31 +17,14 @@
 // failure of queued work stays, and every later wait returns it.
 #include "streams.h"
 
+#include "driver_api.h"
+
 #include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <vector>
-
-typedef int CUresult;
-
-extern "C" {
-CUresult cuStreamCreate(void **stream, unsigned flags);
-CUresult cuStreamDestroy_v2(void *stream);
-CUresult cuStreamSynchronize(void *stream);
-CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags);
-CUresult cuStreamBeginCapture_v2(void *stream, int mode);
-CUresult cuStreamEndCapture(void *stream, void **graph);
-CUresult cuEventCreate(void **event, unsigned flags);
-CUresult cuEventDestroy_v2(void *event);
-CUresult cuEventRecord(void *event, void *stream);
-CUresult cuEventSynchronize(void *event);
-CUresult cuGraphInstantiateWithFlags(void **exec, void *graph, unsigned long long flags);
-CUresult cuGraphLaunch(void *exec, void *stream);
-CUresult cuGraphExecDestroy(void *exec);
-CUresult cuGraphDestroy(void *graph);
-}
 
 namespace {
 
