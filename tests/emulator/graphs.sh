@@ -7,8 +7,8 @@
 # just before its step). Both must end with the same checkpoints (last and best), bit for
 # bit, and print the same figures. The emulator runs a stream's work only when something
 # waits for it, so a missing wait reads stale or unwritten memory: with
-# TLC_EMU_DROP_WAITS=1 (cuStreamWaitEvent does nothing) the graph run must not end as the
-# other does. Exit 77 (skipped) without NVRTC or the data.
+# TLC_EMU_DROP_WAITS=1 (cuStreamWaitEvent does nothing) or 6 (from its 6th call on) the
+# graph run must not end as the other does. Exit 77 (skipped) without NVRTC or the data.
 set -u
 tlc=$1 emulator=$2 dir=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,7 +48,15 @@ check "graphs: the same figures as kernel by kernel" sh -c "test -s graphs.figur
 check "graphs: as many kernels ran" test "$(sed -n 's/^tlc emulator: \([0-9]*\) launches.*/\1/p' graphs.err)" = \
   "$(sed -n 's/^tlc emulator: \([0-9]*\) launches.*/\1/p' kernels.err)"
 
-# The test can see a race: without the waits, the run ends elsewhere (or fails).
+# The test can see a race. Without any wait the first step reads a batch that has not arrived
+# (NaN: the trainer stops). Without the waits from the 6th on (two a step: the upload stream
+# for the arena to take a slot, the compute stream for the slot to arrive; the 6th is the
+# third step's), the third step copies its slot before its batch arrives and trains on the
+# stale batch the slot held before: the run ends, elsewhere.
 TLC_EMU_DROP_WAITS=1 run dropped
-check "a missing wait is caught" sh -c "! cmp -s dropped/last.ckpt kernels/last.ckpt"
+check "no wait at all is caught" sh -c "! cmp -s dropped/last.ckpt kernels/last.ckpt"
+TLC_EMU_DROP_WAITS=6 run stale
+status=$?
+check "a stale batch still trains (status $status)" test $status -eq 0
+check "a stale batch is caught" sh -c "test -s stale/last.ckpt && ! cmp -s stale/last.ckpt kernels/last.ckpt"
 check_report graphs

@@ -6,8 +6,8 @@
 // cuStreamWaitEvent made wait for it). So a kernel that reads a buffer another stream has not
 // been made to finish writing reads what was there before, and a copy from pinned memory
 // that the host overwrites before waiting for it copies the new bytes: a trainer that
-// forgets a wait computes another result. TLC_EMU_DROP_WAITS=1 makes cuStreamWaitEvent do
-// nothing, a planted missing wait for the tests to catch.
+// forgets a wait computes another result. TLC_EMU_DROP_WAITS=K makes cuStreamWaitEvent do
+// nothing from its K-th call on (1: every call), a planted missing wait for the tests to catch.
 //
 // The legacy default stream (a null stream) runs its work at once, after what blocking
 // streams (created without CU_STREAM_NON_BLOCKING) hold. A stream being captured records its
@@ -69,12 +69,16 @@ State &state() {
   return *s;
 }
 
-bool drop_waits() {
-  static const bool drop = [] {
+// TLC_EMU_DROP_WAITS=K: cuStreamWaitEvent does nothing from its K-th call on (1: ever).
+bool drop_wait() {
+  static const unsigned long long first = [] {
     const char *v = std::getenv("TLC_EMU_DROP_WAITS");
-    return v && std::string(v) == "1";
+    char *end = nullptr;
+    unsigned long long k = v && *v ? std::strtoull(v, &end, 10) : 0;
+    return k > 0 && !*end ? k : ~0ull;
   }();
-  return drop;
+  static unsigned long long calls = 0;
+  return ++calls >= first;
 }
 
 Stream *stream_of(void *handle) {
@@ -240,7 +244,7 @@ TLC_EMU_EXPORT CUresult cuStreamWaitEvent(void *stream, void *event, unsigned fl
     return emu::driver_fail(kInvalidHandle, "cuStreamWaitEvent on an event that cuEventCreate did not make");
   if (flags)
     return emu::driver_fail(kInvalidValue, "cuStreamWaitEvent takes flags 0");
-  if (drop_waits() || !e->stream)
+  if (drop_wait() || !e->stream)
     return kSuccess;
   Stream *other = e->stream;
   unsigned long long mark = e->seq;
