@@ -24,8 +24,6 @@
 
 enum { STEP_EVAL = 0, STEP_TRAIN = 1 };
 
-const char *tlc_gpu_graphs_missing(const TlcGpu *g) { return g->graphs_missing; }
-
 void gpu_pipeline_close(TlcGpu *g) {
   GpuPipeline *p = g->pipeline;
   if (!p)

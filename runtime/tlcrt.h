@@ -570,10 +570,9 @@ void tlc_gpu_close(TlcGpu *g);
 
 // gpu_graph.c: the steps as CUDA graphs, their inputs uploaded ahead on a second stream from
 // two slots of pinned host memory.
-// The first graph entry point the driver lacks (an old driver), or NULL.
-const char *tlc_gpu_graphs_missing(const TlcGpu *g);
 // Streams, events and the two slots, each holding the arena's input region [io_offset,
-// io_offset + io_bytes), filled first from host_io (those bytes of the host arena).
+// io_offset + io_bytes), filled first from host_io (those bytes of the host arena). Fails,
+// saying why, on a driver without graphs (older than CUDA 11.4) or without the memory.
 int tlc_gpu_pipeline_open(TlcGpu *g, int64_t io_offset, int64_t io_bytes, const char *host_io, TlcError *err);
 // The slot's pinned copy of the input region, once the copy up from it under way is done.
 char *tlc_gpu_slot_inputs(TlcGpu *g, int slot, TlcError *err);
