@@ -2,7 +2,8 @@
 // a trainer links against nothing of CUDA and still starts (on the CPU, or with a clear
 // message) on a machine without a driver. The device holds one arena with the host
 // arena's layout, so offsets mean the same on both sides; the runtime copies the state
-// and the step's inputs and outputs across at fixed offsets.
+// and the step's inputs and outputs across at fixed offsets. Kernels launch here on the
+// default stream, or on gpu_graph.c's compute stream while it captures a step as a graph.
 #include "gpu_internal.h"
 
 #include <dlfcn.h>
