@@ -15,11 +15,7 @@ tlc=$1 emulator=$2 dir=$3 model=$4
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/check.sh"
-data=/usr/share/datasets/fashion-mnist
-if ! [ -e "$data/train-images-idx3-ubyte.gz" ] && ! [ -e "$data/train-images-idx3-ubyte" ]; then
-  echo "SKIP: no Fashion-MNIST in $data (Debian: dataset-fashion-mnist)"
-  exit 77
-fi
+need_fashion_mnist
 case $model in
   cnn_bn) sets=(--set "model=cnn_bn(input = [1, 28, 28])" --set image=28 --set 'freeze=all_except(["classifier"])') ;;
   resnet18) sets=() ;;
