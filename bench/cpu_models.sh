@@ -17,36 +17,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 workload=$1 threads=$2 steps=${3:-5} repeats=${4:-3}
 py=/usr/bin/python3
-freeze=none
-case $workload in
-  rn18_224) import=resnet18.graph model=resnet18 size=224 batch=32 ;;
-  rn18_fixed_224) import=resnet18.graph model=resnet18 size=224 batch=32 freeze='all_except(["fc"])' ;;
-  rn18_32) import=resnet18.graph model=resnet18 size=32 batch=128 ;;
-  mnv2_224) import=mobilenet_v2.graph model=mobilenet_v2 size=224 batch=32 ;;
-  vgg11_32) import=vgg.graph model=vgg11_bn size=32 batch=64 ;;
-  *) echo "unknown workload $workload" >&2; exit 2 ;;
-esac
+. "$root/bench/workloads.sh"
+workload "$workload"
 images=$((steps * batch))
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 $py "$root/bench/make_images.py" "$tmp/images" "$size" "$images"
-norm='normalize(mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225])'
-cat > "$tmp/bench.graph" <<GRAPH
-import "$import"
-experiment {
-  model = $model(input = [3, $size, $size])
-  classes = 10
-  weights = none
-  freeze = $freeze
-  data = image_folder("$tmp/images")
-  train_transform = [hflip(0.5), $norm]
-  eval_transform = [$norm]
-  optimizer = sgd(lr = 0.01, momentum = 0.9)
-  epochs = 2
-  batch = $batch
-  seed = 1
-}
-GRAPH
+workload_graph "$tmp/bench.graph" "$tmp/images"
 "$root/build/tlc" "$tmp/bench.graph" -o "$tmp/train" >/dev/null
 torch_args=(--model "$model" --images "$tmp/images" --batch "$batch" --threads "$threads" --steps "$steps")
 [ "$freeze" = none ] || torch_args+=(--frozen)

@@ -66,4 +66,9 @@ typedef struct ConvShift {
 void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
                        KExpr *base, KExpr *jlo, KExpr *jhi);
 
+// Step (ci, tap)'s values for rows (image, position) [r0, r0 + count), into
+// dst[at + j*dst_step]: what the forward pass and the weight gradient gather from the image.
+void conv_gather_by_image(KernelBuilder *kb, const ConvCpu *c, int image, KStmt *into, int dst, KExpr *at,
+                          int64_t dst_step, KExpr *ci, KExpr *tap, KExpr *r0, KExpr *count);
+
 #endif

@@ -36,41 +36,10 @@ static KExpr *weight_index(KernelBuilder *kb, const Product *pr, KExpr *co, KExp
   return kir_add(k, kir_mul(k, co, kir_int(k, pr->K)), kir_add(k, kir_mul(k, ci, kir_int(k, c->T)), tap));
 }
 
-// B's step (ci, tap) for rows (image, position): one output row at a time, zeros where the
-// tap falls outside the image; a 1x1 convolution without stride or padding copies planes.
+// B's step (ci, tap) for rows (image, position).
 static void gather_by_image(KernelBuilder *kb, const Conv *cv, KStmt *into, int bp, KExpr *dst, KExpr *ci, KExpr *tap,
                             KExpr *n0, KExpr *cols) {
-  Kernel *k = kb->k;
-  const ConvCpu *c = &cv->g;
-  KExpr *g, *jlo, *jhi;
-  if (c->k == 1 && c->stride == 1 && c->pad == 0) {
-    KStmt *img = conv_runs(kb, into, n0, cols, c->P, &g, &jlo, &jhi);
-    // x[g, ci, n0 + j - g*P]
-    KExpr *from = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
-                          kir_sub(k, n0, kir_mul(k, g, kir_int(k, c->P))));
-    conv_copy(kb, img, bp, dst, 1, cv->image, from, 1, jlo, jhi);
-    return;
-  }
-  if (conv_same(c)) {   // a run per image: its plane, shifted
-    KStmt *img = conv_runs(kb, into, n0, cols, c->P, &g, &jlo, &jhi);
-    ConvShift sh = {.src = cv->image, .h = c->x.h, .w = c->x.w,
-                    .plane = kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
-                    .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                    .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};
-    conv_gather_plane(kb, img, bp, dst, 1, &sh, kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), n0), jlo, jhi);
-    return;
-  }
-  KStmt *row = conv_runs(kb, into, n0, cols, c->y.w, &g, &jlo, &jhi);
-  KExpr *img = kir_div(k, g, c->y.h), *oh = kir_mod(k, g, c->y.h);
-  KExpr *ih = kernel_let(kb, row, "ih", conv_input_at(k, c, oh, kir_div(k, tap, c->k)));
-  KStmt *outside;
-  KStmt *inside = kir_if(k, row, conv_in_range(k, ih, c->x.h), &outside);
-  conv_zeros(kb, outside, bp, dst, 1, jlo, jhi);
-  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, c->x.h * c->x.w));
-  ConvRun run = {.src = cv->image, .row_start = kir_add(k, plane, kir_mul(k, ih, kir_int(k, c->x.w))),
-                 .offset = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                 .src_step = c->stride, .width = c->x.w};
-  conv_gather_run(kb, inside, bp, dst, 1, &run, kir_sub(k, kir_mul(k, g, kir_int(k, c->y.w)), n0), jlo, jhi);
+  conv_gather_by_image(kb, &cv->g, cv->image, into, bp, dst, 1, ci, tap, n0, cols);
 }
 
 // The input position of output position pos under a tap, and whether it is inside.

@@ -27,42 +27,10 @@ static KExpr *dy_index(KernelBuilder *kb, const Product *pr, KExpr *co, KExpr *r
   return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), co), kir_int(k, c->P)), pos);
 }
 
-// Rows by image: column jj of the block, (ci, tap), down rows [p0, p0 + kc): a run per output
-// row (n, oh), each an image row or zeros; a 1x1 convolution without stride or padding
-// copies a plane.
+// Rows by image: column jj of the block, (ci, tap), down rows [p0, p0 + kc).
 static void gather_column(KernelBuilder *kb, const Dw *d, KStmt *into, int bp, int64_t ldb, KExpr *jj, KExpr *ci,
                           KExpr *tap, KExpr *p0, KExpr *kc) {
-  Kernel *k = kb->k;
-  const ConvCpu *c = &d->g;
-  KExpr *g, *plo, *phi;
-  if (c->k == 1 && c->stride == 1 && c->pad == 0) {
-    KStmt *img = conv_runs(kb, into, p0, kc, c->P, &g, &plo, &phi);
-    // x[g, ci, p0 + p - g*P]
-    KExpr *from = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
-                          kir_sub(k, p0, kir_mul(k, g, kir_int(k, c->P))));
-    conv_copy(kb, img, bp, jj, ldb, d->image, from, 1, plo, phi);
-    return;
-  }
-  if (conv_same(c)) {   // a run per image: its plane, shifted
-    KStmt *img = conv_runs(kb, into, p0, kc, c->P, &g, &plo, &phi);
-    ConvShift sh = {.src = d->image, .h = c->x.h, .w = c->x.w,
-                    .plane = kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
-                    .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                    .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};
-    conv_gather_plane(kb, img, bp, jj, ldb, &sh, kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), p0), plo, phi);
-    return;
-  }
-  KStmt *row = conv_runs(kb, into, p0, kc, c->y.w, &g, &plo, &phi);
-  KExpr *img = kir_div(k, g, c->y.h), *oh = kir_mod(k, g, c->y.h);
-  KExpr *ih = kernel_let(kb, row, "ih", conv_input_at(k, c, oh, kir_div(k, tap, c->k)));
-  KStmt *outside;
-  KStmt *inside = kir_if(k, row, conv_in_range(k, ih, c->x.h), &outside);
-  conv_zeros(kb, outside, bp, jj, ldb, plo, phi);
-  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, c->x.h * c->x.w));
-  ConvRun run = {.src = d->image, .row_start = kir_add(k, plane, kir_mul(k, ih, kir_int(k, c->x.w))),
-                 .offset = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                 .src_step = c->stride, .width = c->x.w};
-  conv_gather_run(kb, inside, bp, jj, ldb, &run, kir_sub(k, kir_mul(k, g, kir_int(k, c->y.w)), p0), plo, phi);
+  conv_gather_by_image(kb, &d->g, d->image, into, bp, jj, ldb, ci, tap, p0, kc);
 }
 
 // Whether a tap falls inside the image at output position pos, and where.

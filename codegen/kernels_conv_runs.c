@@ -122,3 +122,41 @@ void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64
   KExpr *lo = conv_max(k, kir_add(k, row, bad_lo), ja), *hi = conv_min(k, kir_add(k, row, bad_hi), jb);
   conv_zeros(kb, rows, dst, at, dst_step, lo, hi);
 }
+
+// The values of step (ci, tap) for rows (image, position) [r0, r0 + count) of the image at
+// buffer `image`, into dst[at + j*dst_step]: one output row at a time, zeros where the tap
+// falls outside the image; a 1x1 convolution without stride or padding copies planes, and
+// one that keeps the image's size shifts them.
+void conv_gather_by_image(KernelBuilder *kb, const ConvCpu *c, int image, KStmt *into, int dst, KExpr *at,
+                          int64_t dst_step, KExpr *ci, KExpr *tap, KExpr *r0, KExpr *count) {
+  Kernel *k = kb->k;
+  KExpr *g, *jlo, *jhi;
+  if (c->k == 1 && c->stride == 1 && c->pad == 0) {
+    KStmt *img = conv_runs(kb, into, r0, count, c->P, &g, &jlo, &jhi);
+    // x[g, ci, r0 + j - g*P]
+    KExpr *from = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
+                          kir_sub(k, r0, kir_mul(k, g, kir_int(k, c->P))));
+    conv_copy(kb, img, dst, at, dst_step, image, from, 1, jlo, jhi);
+    return;
+  }
+  if (conv_same(c)) {   // a run per image: its plane, shifted
+    KStmt *img = conv_runs(kb, into, r0, count, c->P, &g, &jlo, &jhi);
+    ConvShift sh = {.src = image, .h = c->x.h, .w = c->x.w,
+                    .plane = kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
+                    .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
+                    .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};
+    conv_gather_plane(kb, img, dst, at, dst_step, &sh, kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), r0), jlo, jhi);
+    return;
+  }
+  KStmt *row = conv_runs(kb, into, r0, count, c->y.w, &g, &jlo, &jhi);
+  KExpr *img = kir_div(k, g, c->y.h), *oh = kir_mod(k, g, c->y.h);
+  KExpr *ih = kernel_let(kb, row, "ih", conv_input_at(k, c, oh, kir_div(k, tap, c->k)));
+  KStmt *outside;
+  KStmt *inside = kir_if(k, row, conv_in_range(k, ih, c->x.h), &outside);
+  conv_zeros(kb, outside, dst, at, dst_step, jlo, jhi);
+  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, c->x.h * c->x.w));
+  ConvRun run = {.src = image, .row_start = kir_add(k, plane, kir_mul(k, ih, kir_int(k, c->x.w))),
+                 .offset = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
+                 .src_step = c->stride, .width = c->x.w};
+  conv_gather_run(kb, inside, dst, at, dst_step, &run, kir_sub(k, kir_mul(k, g, kir_int(k, c->y.w)), r0), jlo, jhi);
+}

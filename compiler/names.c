@@ -53,6 +53,9 @@ int namemap_get(const NameMap *m, const char *key) {
   return -1;
 }
 
+// Letters equal but for case: 'ReLU' is 'relu', in a substitution as in a swap.
+static bool same_letter(char x, char y) { return tolower((unsigned char)x) == tolower((unsigned char)y); }
+
 // Edits between two names: insertions, deletions, substitutions and swaps of neighbours ('sdg'
 // is one edit from 'sgd'), with case differences free. Long names are too far from anything
 // to be worth the quadratic table.
@@ -67,10 +70,10 @@ static int edit_distance(const char *a, const char *b) {
     d[0][j] = (int)j;
   for (size_t i = 1; i <= la; i++)
     for (size_t j = 1; j <= lb; j++) {
-      int sub = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+      int sub = d[i - 1][j - 1] + !same_letter(a[i - 1], b[j - 1]);
       int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
       d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < d[i][j])
+      if (i > 1 && j > 1 && same_letter(a[i - 1], b[j - 2]) && same_letter(a[i - 2], b[j - 1]) && d[i - 2][j - 2] + 1 < d[i][j])
         d[i][j] = d[i - 2][j - 2] + 1;
     }
   return d[la][lb];

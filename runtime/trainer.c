@@ -154,6 +154,9 @@ static int check_resume_position(const TlcRun *run, TlcError *err) {
 
 // Every input is checked (files opened, weights matched to the model, data listed, output
 // directories, the device) before the loader decodes the first image.
+// --lr's ratio to the recipe's rate, by which every group's rate and the schedule scale.
+static double lr_scale(const TlcRun *run) { return run->lr > 0 ? run->lr / run->model->schedule.lr : 1; }
+
 static int start_run(TlcRun *run, TlcError *err) {
   if (run->epochs < 1) {
     tlc_fail(err, "model '%s' sets no number of epochs: pass --epochs N", run->model->name);
@@ -177,7 +180,7 @@ static int start_run(TlcRun *run, TlcError *err) {
   trainer_start_features(run);
   if (run->lr > 0 && run->first_epoch < run->epochs)
     printf("lr: %g (--lr; the recipe's is %g): every parameter group's rate is scaled by %g\n", run->lr,
-           run->model->schedule.lr, run->lr / run->model->schedule.lr);
+           run->model->schedule.lr, lr_scale(run));
   return TRAINER_OK;
 }
 
@@ -217,8 +220,8 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
 // Epochs
 //
 
-// The learning rate's factor for a 0-based epoch, as PyTorch's schedulers step per epoch.
-// The learning rate of `epoch` as a multiple of the recipe's; `scale` is --lr's ratio to it. A
+// The learning rate of a 0-based epoch as a multiple of the recipe's, as PyTorch's schedulers
+// step per epoch; `scale` is --lr's ratio to the recipe's. A
 // cosine schedule's eta_min stays what the recipe says, as PyTorch's does when lr changes.
 static double schedule_factor(const TlcSchedule *s, int epoch, int epochs, double scale) {
   double f = scale;
@@ -252,7 +255,7 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
   run->epoch_seconds = 0;
   run->epoch_start = trainer_now();   // the feature cache, when the first pass computes it, is training time
   trainer_begin_training_pass(run);
-  run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs, run->lr > 0 ? run->lr / m->schedule.lr : 1);
+  run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs, lr_scale(run));
   memcpy(run->arena + m->lr, &run->lr_factor, sizeof run->lr_factor);
 }
 

@@ -19,3 +19,11 @@ check_report() {   # check_report NAME: the closing line, and the script's exit 
   echo "$1: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]
 }
+
+fashion_mnist=/usr/share/datasets/fashion-mnist
+need_fashion_mnist() {   # exit 77 (skipped) without Fashion-MNIST, which the emulator tests train on
+  if ! [ -e "$fashion_mnist/train-images-idx3-ubyte.gz" ] && ! [ -e "$fashion_mnist/train-images-idx3-ubyte" ]; then
+    echo "SKIP: no Fashion-MNIST in $fashion_mnist (Debian: dataset-fashion-mnist)"
+    exit 77
+  fi
+}

@@ -1,15 +1,6 @@
-# trainer_test.sh: what the emulator's trainer tests share (sourced after tests/check.sh). They
-# train on Fashion-MNIST and need a trainer with GPU kernels: without either they are skipped
-# (exit 77).
-fashion=/usr/share/datasets/fashion-mnist
-
-need_fashion_mnist() {
-  if ! [ -e "$fashion/train-images-idx3-ubyte.gz" ] && ! [ -e "$fashion/train-images-idx3-ubyte" ]; then
-    echo "SKIP: no Fashion-MNIST in $fashion (Debian: dataset-fashion-mnist)"
-    exit 77
-  fi
-}
-
+# trainer_test.sh: what the emulator's trainer tests share (sourced after tests/check.sh, whose
+# need_fashion_mnist they call first): a trainer built with its GPU kernels, or the test is
+# skipped (exit 77) where tlc has no NVRTC to make them.
 build_trainer() {   # build_trainer NAME TLC ARGS...: ./train from `TLC ARGS -o train`, with its GPU kernels
   local name=$1; shift
   if ! "$@" -o train > build.txt 2>&1; then
