@@ -9,6 +9,8 @@
 # IMAGES: synthetic photos to train on (default 1280: ten steps of 128 in the timed epoch);
 # TRAINER: run only these experiments (bench_resnet18_ft ...; default all). A device call
 # lasts 10 minutes and the first kernels are slow, so the GPU script runs a few per call.
+# TLC_BENCH_FLAGS: more flags for the tlc trainers, e.g. --no-cuda-graph to time the steps
+# launched kernel by kernel (tests/gpu/run.sh's graphs part compares both on small steps).
 set -u
 images=${1:-1280}
 shift || true
@@ -61,7 +63,7 @@ for e in "${experiments[@]}"; do
   # The first kernels are naive (one thread per parallel-loop iteration): a run that would
   # not end in time is stopped and reported as such rather than holding the machine.
   mem_tlc=$(peak_of "runs/$trainer.log" timeout "${TLC_BENCH_TIMEOUT:-150}" ./"$trainer" --device cuda --data data/bench \
-    --epochs 2 --out "runs/$trainer" --cache-mb 16384 --weights none)
+    --epochs 2 --out "runs/$trainer" --cache-mb 16384 --weights none ${TLC_BENCH_FLAGS:-})
   tlc=$($py -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['images_per_s'])" \
     "runs/$trainer/metrics.jsonl" 2>/dev/null || echo "timeout")
   mem_eager=$(peak_of "runs/$trainer.eager.log" $py bench/gpu_torch.py --model "$model" --image "$image" --batch "$batch" \

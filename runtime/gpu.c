@@ -2,77 +2,41 @@
 // a trainer links against nothing of CUDA and still starts (on the CPU, or with a clear
 // message) on a machine without a driver. The device holds one arena with the host
 // arena's layout, so offsets mean the same on both sides; the runtime copies the state
-// and the step's inputs and outputs across at fixed offsets.
-#include "tlcrt.h"
+// and the step's inputs and outputs across at fixed offsets. Kernels launch here on the
+// default stream, or on gpu_graph.c's compute stream while it captures a step as a graph.
+#include "gpu_internal.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef int CUresult;
-typedef int CUdevice;
-typedef struct CUctx *CUcontext;
-typedef struct CUmod *CUmodule;
-typedef struct CUfunc *CUfunction;
-typedef unsigned long long CUdeviceptr;
-
-enum {
-  CUDA_ERROR_OUT_OF_MEMORY = 2, CUDA_ERROR_NO_DEVICE = 100, CUDA_ERROR_NO_BINARY_FOR_GPU = 209,
-  CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222,
-  CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
-};
-
-// The driver entry points a trainer uses, with the names libcuda exports.
-typedef struct Driver {
-  CUresult (*Init)(unsigned flags);
-  CUresult (*DriverGetVersion)(int *version);
-  CUresult (*DeviceGetCount)(int *count);
-  CUresult (*DeviceGet)(CUdevice *dev, int ordinal);
-  CUresult (*DeviceGetName)(char *name, int len, CUdevice dev);
-  CUresult (*DeviceGetAttribute)(int *value, int attribute, CUdevice dev);
-  CUresult (*DevicePrimaryCtxRetain)(CUcontext *ctx, CUdevice dev);
-  CUresult (*DevicePrimaryCtxRelease)(CUdevice dev);
-  CUresult (*CtxSetCurrent)(CUcontext ctx);
-  CUresult (*CtxSynchronize)(void);
-  CUresult (*ModuleLoadData)(CUmodule *module, const void *image);
-  CUresult (*ModuleUnload)(CUmodule module);
-  CUresult (*ModuleGetFunction)(CUfunction *f, CUmodule module, const char *name);
-  CUresult (*MemAlloc)(CUdeviceptr *ptr, size_t bytes);
-  CUresult (*MemFree)(CUdeviceptr ptr);
-  CUresult (*MemcpyHtoD)(CUdeviceptr dst, const void *src, size_t bytes);
-  CUresult (*MemcpyDtoH)(void *dst, CUdeviceptr src, size_t bytes);
-  CUresult (*MemcpyDtoD)(CUdeviceptr dst, CUdeviceptr src, size_t bytes);
-  CUresult (*MemGetInfo)(size_t *free_bytes, size_t *total_bytes);
-  CUresult (*LaunchKernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                           unsigned shared, void *stream, void **params, void **extra);
-  CUresult (*GetErrorString)(CUresult error, const char **text);
-} Driver;
-
-struct TlcGpu {
-  Driver cu;
-  void *lib;
-  CUdevice device;
-  CUcontext context;
-  CUmodule module;
-  CUfunction *functions;
-  TlcBundle bundle;
-  CUdeviceptr arena;
-  int64_t arena_bytes;
-  // The feature cache, when the run keeps one on the device: rows of row_floats floats, and
-  // an epoch's order of rows (int64, as the gather kernel reads them; staged on the host).
-  CUdeviceptr cache, cache_order;
-  int64_t cache_rows, cache_row_floats;
-  int64_t *order_staging;
-  char name[160];
-  CUresult launch_error;       // the first failed launch, reported by tlc_gpu_sync
-  int launch_error_function;
-};
-
-static const char *cu_text(const TlcGpu *g, CUresult r) {
+const char *gpu_error_text(const TlcGpu *g, CUresult r) {
   const char *text = NULL;
   if (g->cu.GetErrorString && g->cu.GetErrorString(r, &text) == 0 && text)
     return text;
   return "unknown CUDA error";
+}
+
+// What steps as CUDA graphs need (CUDA 11.4 and newer). A driver without one of them still
+// runs the trainer, kernel by kernel; g->graphs_missing says which it lacks.
+static void load_graph_driver(TlcGpu *g) {
+  struct { void **slot; const char *name; } symbols[] = {
+      {(void **)&g->cu.StreamCreate, "cuStreamCreate"}, {(void **)&g->cu.StreamDestroy, "cuStreamDestroy_v2"},
+      {(void **)&g->cu.StreamSynchronize, "cuStreamSynchronize"},
+      {(void **)&g->cu.StreamWaitEvent, "cuStreamWaitEvent"},
+      {(void **)&g->cu.StreamBeginCapture, "cuStreamBeginCapture_v2"},
+      {(void **)&g->cu.StreamEndCapture, "cuStreamEndCapture"}, {(void **)&g->cu.EventCreate, "cuEventCreate"},
+      {(void **)&g->cu.EventDestroy, "cuEventDestroy_v2"}, {(void **)&g->cu.EventRecord, "cuEventRecord"},
+      {(void **)&g->cu.EventSynchronize, "cuEventSynchronize"},
+      {(void **)&g->cu.GraphInstantiate, "cuGraphInstantiateWithFlags"},
+      {(void **)&g->cu.GraphLaunch, "cuGraphLaunch"}, {(void **)&g->cu.GraphExecDestroy, "cuGraphExecDestroy"},
+      {(void **)&g->cu.GraphDestroy, "cuGraphDestroy"}, {(void **)&g->cu.MemHostAlloc, "cuMemHostAlloc"},
+      {(void **)&g->cu.MemFreeHost, "cuMemFreeHost"}, {(void **)&g->cu.MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
+      {(void **)&g->cu.MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"},
+  };
+  for (size_t i = 0; i < sizeof symbols / sizeof *symbols; i++)
+    if (!(*symbols[i].slot = dlsym(g->lib, symbols[i].name)) && !g->graphs_missing)
+      g->graphs_missing = symbols[i].name;
 }
 
 static int load_driver(TlcGpu *g, TlcError *err) {
@@ -96,6 +60,7 @@ static int load_driver(TlcGpu *g, TlcError *err) {
   for (size_t i = 0; i < sizeof symbols / sizeof *symbols; i++)
     if (!(*symbols[i].slot = dlsym(g->lib, symbols[i].name)))
       return tlc_fail(err, "the NVIDIA driver lacks %s; it is too old for this trainer", symbols[i].name);
+  load_graph_driver(g);
   return 0;
 }
 
@@ -105,13 +70,13 @@ static int open_device(TlcGpu *g, int *sm, TlcError *err) {
   if (r == CUDA_ERROR_NO_DEVICE || (!r && (r = g->cu.DeviceGetCount(&count)) == 0 && count == 0))
     return tlc_fail(err, "the NVIDIA driver is installed but sees no GPU");
   if (r)
-    return tlc_fail(err, "the NVIDIA driver failed to start: %s", cu_text(g, r));
+    return tlc_fail(err, "the NVIDIA driver failed to start: %s", gpu_error_text(g, r));
   int major = 0, minor = 0;
   if ((r = g->cu.DeviceGet(&g->device, 0)) || (r = g->cu.DeviceGetName(g->name, 100, g->device)) ||
       (r = g->cu.DeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, g->device)) ||
       (r = g->cu.DeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, g->device)) ||
       (r = g->cu.DevicePrimaryCtxRetain(&g->context, g->device)) || (r = g->cu.CtxSetCurrent(g->context)))
-    return tlc_fail(err, "cannot open GPU 0: %s", cu_text(g, r));
+    return tlc_fail(err, "cannot open GPU 0: %s", gpu_error_text(g, r));
   *sm = 10 * major + minor;
   size_t len = strlen(g->name);
   snprintf(g->name + len, sizeof g->name - len, " (sm_%d)", *sm);
@@ -129,17 +94,17 @@ static int load_kernels(TlcGpu *g, int sm, TlcError *err) {
   CUresult r = g->cu.ModuleLoadData(&g->module, cubin ? (const void *)g->bundle.cubin : (const void *)g->bundle.ptx);
   if (r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION || r == CUDA_ERROR_NO_BINARY_FOR_GPU)
     return tlc_fail(err, "the NVIDIA driver is too old for this trainer's kernels (compiled by NVRTC %s "
-                    "for %s): %s; update the driver", g->bundle.nvrtc, g->bundle.arch, cu_text(g, r));
+                    "for %s): %s; update the driver", g->bundle.nvrtc, g->bundle.arch, gpu_error_text(g, r));
   if (r)
     return tlc_fail(err, "cannot load the kernels (%s) on %s: %s", cubin ? "cubin" : "PTX", g->name,
-                    cu_text(g, r));
+                    gpu_error_text(g, r));
   g->functions = calloc((size_t)g->bundle.nfunctions + 1, sizeof *g->functions);
   if (!g->functions)
     return tlc_fail(err, "out of memory");
   for (int i = 0; i < g->bundle.nfunctions; i++)
     if ((r = g->cu.ModuleGetFunction(&g->functions[i], g->module, g->bundle.functions[i].name)))
       return tlc_fail(err, "kernel %s is missing from the loaded code: %s", g->bundle.functions[i].name,
-                      cu_text(g, r));
+                      gpu_error_text(g, r));
   return 0;
 }
 
@@ -158,7 +123,7 @@ int tlc_gpu_open(TlcGpu **out, const void *bundle, size_t bundle_size, int64_t a
     goto fail;
   if ((r = g->cu.MemAlloc(&g->arena, (size_t)arena_bytes))) {
     tlc_fail(err, "cannot allocate the trainer's %.1f MiB arena on %s: %s%s", arena_bytes / 1048576.0,
-             g->name, cu_text(g, r), r == CUDA_ERROR_OUT_OF_MEMORY ? " (compile with a smaller batch: --set batch=N)" : "");
+             g->name, gpu_error_text(g, r), r == CUDA_ERROR_OUT_OF_MEMORY ? " (compile with a smaller batch: --set batch=N)" : "");
     goto fail;
   }
   g->arena_bytes = arena_bytes;
@@ -179,8 +144,11 @@ static void launch_on(TlcGpu *g, int launch, CUdeviceptr *pointers, int n) {
   void *params[16];
   for (int i = 0; i < n && i < 16; i++)
     params[i] = &pointers[i];
+  // While a graph is captured, its launches go to the compute stream; otherwise to the
+  // default stream, each in order after the copies before it.
+  CUstream stream = g->pipeline && g->pipeline->capturing ? g->pipeline->compute : NULL;
   CUresult r = g->cu.LaunchKernel(g->functions[l->function], (unsigned)l->grid, 1, 1, (unsigned)l->block, 1, 1,
-                                  (unsigned)l->shared, NULL, params, NULL);
+                                  (unsigned)l->shared, stream, params, NULL);
   if (r) {
     g->launch_error = r;
     g->launch_error_function = (int)l->function;
@@ -200,8 +168,8 @@ int tlc_gpu_sync(TlcGpu *g, TlcError *err) {
     return 0;
   if (g->launch_error)
     return tlc_fail(err, "GPU kernel %s failed to launch: %s", g->bundle.functions[g->launch_error_function].name,
-                    cu_text(g, r));
-  return tlc_fail(err, "a GPU kernel failed: %s (run with CUDA_LAUNCH_BLOCKING=1 to name it)", cu_text(g, r));
+                    gpu_error_text(g, r));
+  return tlc_fail(err, "a GPU kernel failed: %s (run with CUDA_LAUNCH_BLOCKING=1 to name it)", gpu_error_text(g, r));
 }
 
 static int check_range(const TlcGpu *g, int64_t offset, int64_t bytes, TlcError *err) {
@@ -215,21 +183,21 @@ int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, Tl
   if (check_range(g, offset, bytes, err))
     return -1;
   CUresult r = g->cu.MemcpyHtoD(g->arena + (CUdeviceptr)offset, src, (size_t)bytes);
-  return r ? tlc_fail(err, "copying to the GPU failed: %s", cu_text(g, r)) : 0;
+  return r ? tlc_fail(err, "copying to the GPU failed: %s", gpu_error_text(g, r)) : 0;
 }
 
 int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcError *err) {
   if (check_range(g, offset, bytes, err))
     return -1;
   CUresult r = g->cu.MemcpyDtoH(dst, g->arena + (CUdeviceptr)offset, (size_t)bytes);
-  return r ? tlc_fail(err, "copying from the GPU failed: %s", cu_text(g, r)) : 0;
+  return r ? tlc_fail(err, "copying from the GPU failed: %s", gpu_error_text(g, r)) : 0;
 }
 
 int tlc_gpu_memory(TlcGpu *g, int64_t *free_bytes, int64_t *total_bytes, TlcError *err) {
   size_t f = 0, t = 0;
   CUresult r = g->cu.MemGetInfo(&f, &t);
   if (r)
-    return tlc_fail(err, "cannot ask %s for its free memory: %s", g->name, cu_text(g, r));
+    return tlc_fail(err, "cannot ask %s for its free memory: %s", g->name, gpu_error_text(g, r));
   *free_bytes = (int64_t)f, *total_bytes = (int64_t)t;
   return 0;
 }
@@ -255,7 +223,7 @@ int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, TlcError *e
   if (r || !g->order_staging) {
     cache_free(g);
     return r ? tlc_fail(err, "cannot allocate %.1f MiB on %s: %s", (double)n * row_floats * sizeof(float) / 1048576.0,
-                        g->name, cu_text(g, r))
+                        g->name, gpu_error_text(g, r))
              : tlc_fail(err, "out of memory");
   }
   g->cache_rows = rows, g->cache_row_floats = row_floats;
@@ -270,7 +238,7 @@ int tlc_gpu_cache_store(TlcGpu *g, int64_t first, int64_t offset, int64_t n, Tlc
   if (check_range(g, offset, n * row, err))
     return -1;
   CUresult r = g->cu.MemcpyDtoD(g->cache + (CUdeviceptr)(first * row), g->arena + (CUdeviceptr)offset, (size_t)(n * row));
-  return r ? tlc_fail(err, "copying features into the GPU's cache failed: %s", cu_text(g, r)) : 0;
+  return r ? tlc_fail(err, "copying features into the GPU's cache failed: %s", gpu_error_text(g, r)) : 0;
 }
 
 int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *err) {
@@ -280,7 +248,7 @@ int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *er
   for (int64_t i = 0; i < n; i++)
     g->order_staging[i] = order[i];
   CUresult r = g->cu.MemcpyHtoD(g->cache_order, g->order_staging, (size_t)n * sizeof(int64_t));
-  return r ? tlc_fail(err, "copying the epoch's order to the GPU failed: %s", cu_text(g, r)) : 0;
+  return r ? tlc_fail(err, "copying the epoch's order to the GPU failed: %s", gpu_error_text(g, r)) : 0;
 }
 
 void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset) {
@@ -293,6 +261,7 @@ void tlc_gpu_close(TlcGpu *g) {
   if (!g)
     return;
   cache_free(g);
+  gpu_pipeline_close(g);
   if (g->arena)
     g->cu.MemFree(g->arena);
   if (g->module)

@@ -568,6 +568,21 @@ int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *er
 void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset);
 void tlc_gpu_close(TlcGpu *g);
 
+// gpu_graph.c: the steps as CUDA graphs, their inputs uploaded ahead on a second stream from
+// two slots of pinned host memory.
+// Streams, events and the two slots, each holding the arena's input region [io_offset,
+// io_offset + io_bytes), filled first from host_io (those bytes of the host arena). Fails,
+// saying why, on a driver without graphs (older than CUDA 11.4) or without the memory.
+int tlc_gpu_pipeline_open(TlcGpu *g, int64_t io_offset, int64_t io_bytes, const char *host_io, TlcError *err);
+// The slot's pinned copy of the input region, once the copy up from it under way is done.
+char *tlc_gpu_slot_inputs(TlcGpu *g, int slot, TlcError *err);
+// Queues the slot's copy up on the upload stream, after the arena has taken its last one.
+int tlc_gpu_slot_send(TlcGpu *g, int slot, TlcError *err);
+// Queues on the compute stream, once the slot is up, its copy into the arena's input region
+// and the step's graph (captured from `step`'s launches at the first call of its kind).
+int tlc_gpu_graph_step(TlcGpu *g, bool training, int slot, void (*step)(TlcGpu *gpu), TlcError *err);
+int tlc_gpu_graph_wait(TlcGpu *g, TlcError *err);   // the compute stream's work done, or its error
+
 //
 // trainer.c: what a generated trainer's main() calls around its step functions
 //
@@ -754,6 +769,14 @@ typedef struct TlcRun {
   float *features;              // on the CPU: [ntrain, feature_floats], else NULL
   int64_t gpu_cache_mb;         // --gpu-cache-mb; -1: the device's free memory less TRAINER_GPU_RESERVE_MB
   bool check_gpu;               // --check-gpu: every step kernel by kernel on both devices
+  bool no_cuda_graph;           // --no-cuda-graph: GPU steps launch kernel by kernel, inputs copied before
+  bool graphs;                  // GPU steps replay CUDA graphs, inputs go up through gpu_graph.c's slots
+  int fill_slot;                // the slot the next batch loaded goes to
+  int batch_slot;               // the slot of the batch in hand, and whether it went up already
+  bool batch_sent;
+  bool ahead;                   // the pass's next batch is loaded (and sent) in ahead_slot
+  int ahead_slot;
+  int32_t *ahead_labels;        // its labels
   bool profiling;               // --profile: every kernel of every step timed (trainer_profile.c)
   struct TlcProfile *profile;   // the times so far
   bool checked_train, checked_eval;   // the first of each was reported in full

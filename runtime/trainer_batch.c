@@ -9,6 +9,11 @@
 // they are read. A loader failure (a transform refused an image) ends the pass: the batch
 // functions return false and the next call that can report it (tlc_epoch_end,
 // tlc_run_finish) does. So does a requested stop (trainer_stop.c).
+//
+// With CUDA graphs (gpu_graph.c) a batch's inputs go to a slot of pinned memory instead of
+// the arena, and while a step runs the pass's next batch is loaded into the other slot and
+// sent up (trainer_load_ahead): the same batches in the same order, one step earlier, so
+// the run is the same; a batch loaded ahead of a stop or a failure is dropped.
 #include "trainer_internal.h"
 
 #include <math.h>
@@ -22,7 +27,8 @@ int trainer_alloc_batches(TlcRun *run, TlcError *err) {
   run->order = malloc((size_t)(run->ntrain > 0 ? run->ntrain : 1) * sizeof *run->order);
   run->eval_order = malloc((size_t)(padded > 0 ? padded : 1) * sizeof *run->eval_order);
   run->batch_labels = malloc((size_t)m->batch * sizeof *run->batch_labels);
-  if (!run->order || !run->eval_order || !run->batch_labels)
+  run->ahead_labels = malloc((size_t)m->batch * sizeof *run->ahead_labels);
+  if (!run->order || !run->eval_order || !run->batch_labels || !run->ahead_labels)
     return tlc_fail(err, "out of memory for the batch buffers");
   return 0;
 }
@@ -31,34 +37,88 @@ void trainer_free_batches(TlcRun *run) {
   free(run->order);
   free(run->eval_order);
   free(run->batch_labels);
+  free(run->ahead_labels);
   run->order = NULL;
   run->eval_order = NULL;
   run->batch_labels = NULL;
+  run->ahead_labels = NULL;
+}
+
+static int64_t split_size(const TlcRun *run, TlcSplit split) {
+  return split == TLC_SPLIT_TEST ? run->ntest : split == TLC_SPLIT_VAL ? run->nval : run->ntrain;
+}
+
+bool trainer_uses_graphs(const TlcRun *run, bool training) {
+  return run->graphs && !(training && run->use_features);
+}
+
+// Where the step's input at arena offset `offset` goes on the host: the arena, or a slot of
+// pinned memory that holds the arena's input region.
+static char *input_at(const TlcRun *run, char *slot, int64_t offset) {
+  return slot ? slot + (offset - run->model->io_offset) : run->arena + offset;
 }
 
 // Labels of the batch the loader just wrote, as the step reads them (int64).
-static void put_labels(TlcRun *run) {
+static void put_labels(TlcRun *run, char *slot, const int32_t *labels) {
   const TlcModel *m = run->model;
   for (int64_t b = 0; b < m->batch; b++) {
-    int64_t v = run->batch_labels[b];
-    memcpy(run->arena + m->labels + b * (int64_t)sizeof v, &v, sizeof v);
+    int64_t v = labels[b];
+    memcpy(input_at(run, slot, m->labels + b * (int64_t)sizeof v), &v, sizeof v);
   }
 }
 
-// The loader's batch into the arena; false (and run->failed) when the loader failed.
-static bool next_batch(TlcRun *run) {
-  if (tlc_loader_next(run->loader, (float *)(run->arena + run->model->images), run->batch_labels, &run->fail_err)) {
-    run->failed = true;
-    tlc_loader_end(run->loader);
-    run->train_active = run->eval_active = false;
-    return false;
+static bool loader_failed(TlcRun *run) {
+  run->failed = true;
+  tlc_loader_end(run->loader);
+  run->train_active = run->eval_active = false;
+  return false;
+}
+
+// The loader's batch into the arena, or with CUDA graphs into the next slot (which then
+// holds the learning rate and {seed, step} the arena holds); false (and run->failed) when
+// the loader failed.
+static bool load_batch(TlcRun *run, bool training, int32_t *labels, int *slot_used) {
+  const TlcModel *m = run->model;
+  char *slot = NULL;
+  if (trainer_uses_graphs(run, training)) {
+    *slot_used = run->fill_slot;
+    if (!(slot = tlc_gpu_slot_inputs(run->gpu, run->fill_slot, &run->fail_err)))
+      return loader_failed(run);
+    run->fill_slot ^= 1;
   }
-  put_labels(run);
+  if (tlc_loader_next(run->loader, (float *)input_at(run, slot, m->images), labels, &run->fail_err))
+    return loader_failed(run);
+  put_labels(run, slot, labels);
+  if (slot) {
+    memcpy(input_at(run, slot, m->seed), run->arena + m->seed, 16);
+    memcpy(input_at(run, slot, m->lr), run->arena + m->lr, sizeof(float));
+  }
   return true;
+}
+
+static bool next_batch(TlcRun *run, bool training) {
+  if (run->ahead) {   // loaded and sent while the step before ran
+    int32_t *labels = run->batch_labels;
+    run->batch_labels = run->ahead_labels, run->ahead_labels = labels;
+    run->batch_slot = run->ahead_slot;
+    run->batch_sent = true;
+    run->ahead = false;
+    return true;
+  }
+  run->batch_sent = false;
+  return load_batch(run, training, run->batch_labels, &run->batch_slot);
+}
+
+// {seed, step}: the step's own random streams (dropout) derive from both, so they are
+// fresh at every step and the same again on a resumed run.
+static void put_seed(TlcRun *run, int64_t step) {
+  int64_t seed[2] = {(int64_t)run->seed, step + 1};
+  memcpy(run->arena + run->model->seed, seed, sizeof seed);
 }
 
 void trainer_begin_training_pass(TlcRun *run) {
   const TlcModel *m = run->model;
+  run->ahead = false;
   if (run->use_features) {   // batches come from the cache, computed at the first epoch
     if (trainer_begin_cached_pass(run, &run->fail_err) != 0)
       run->failed = true;
@@ -78,18 +138,33 @@ bool tlc_train_batch(TlcRun *run) {
     run->epoch_seconds = trainer_now() - run->epoch_start;
     return false;
   }
+  put_seed(run, run->step);
   if (run->use_features) {
     trainer_cached_batch(run);
-    put_labels(run);
-  } else if (!next_batch(run)) {
+    put_labels(run, NULL, run->batch_labels);
+  } else if (!next_batch(run, true)) {
     return false;
   }
-  // {seed, step}: the step's own random streams (dropout) derive from both, so they are
-  // fresh at every step and the same again on a resumed run.
-  int64_t seed[2] = {(int64_t)run->seed, run->step + 1};
-  memcpy(run->arena + m->seed, seed, sizeof seed);
   run->cursor += m->batch;
   return true;
+}
+
+void trainer_load_ahead(TlcRun *run, bool training) {
+  const TlcModel *m = run->model;
+  if (run->ahead || run->failed || trainer_stop_requested() || !trainer_uses_graphs(run, training))
+    return;
+  if (training ? run->cursor + m->batch > run->ntrain
+               : !run->eval_active || split_size(run, run->eval_split) - run->eval_cursor <= 0)
+    return;
+  if (training)
+    put_seed(run, run->step + 1);   // the next step's
+  if (!load_batch(run, training, run->ahead_labels, &run->ahead_slot))
+    return;
+  if (tlc_gpu_slot_send(run->gpu, run->ahead_slot, &run->fail_err) != 0) {
+    loader_failed(run);
+    return;
+  }
+  run->ahead = true;
 }
 
 int32_t trainer_argmax(const float *x, int32_t n) {
@@ -138,10 +213,6 @@ int tlc_train_batch_done(TlcRun *run) {
   return 0;
 }
 
-static int64_t split_size(const TlcRun *run, TlcSplit split) {
-  return split == TLC_SPLIT_TEST ? run->ntest : split == TLC_SPLIT_VAL ? run->nval : run->ntrain;
-}
-
 // Starts the loader on split, in data-set order, padded to whole batches with its last image.
 static void begin_eval_pass(TlcRun *run, TlcSplit split) {
   const TlcModel *m = run->model;
@@ -151,6 +222,7 @@ static void begin_eval_pass(TlcRun *run, TlcSplit split) {
   const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
   tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
   run->train_active = false;
+  run->ahead = false;
 }
 
 bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
@@ -170,7 +242,7 @@ bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
     run->eval_active = false;
     return false;
   }
-  if (!next_batch(run))
+  if (!next_batch(run, false))
     return false;
   int64_t real = left < m->batch ? left : m->batch;
   run->eval_real = real;

@@ -1,10 +1,29 @@
 // trainer_device.c: where the steps run. The host arena is the run's state as the rest of
 // the runtime sees it (initialisation, checkpoints, batches); on a GPU the device arena is
 // the working copy, and these functions move the regions that must cross: the state once
-// after loading and back before each save, the step's inputs and outputs every step.
+// after loading and back before each save, the step's inputs and outputs every step. A step
+// replays a CUDA graph with its inputs uploaded while the step before ran (gpu_graph.c), or
+// with --no-cuda-graph (or --check-gpu, --profile, a step from cached features) launches
+// kernel by kernel after a copy of its inputs.
 #include "trainer_internal.h"
 
 #include <string.h>
+
+// Steps as CUDA graphs, unless the run compares or times kernel by kernel or asked not to.
+// A driver or a machine that cannot has the steps launched kernel by kernel, and says why.
+static void open_graphs(TlcRun *run) {
+  const TlcModel *m = run->model;
+  if (run->no_cuda_graph || run->check_gpu || run->profiling)
+    return;
+  TlcError why = {{0}};
+  if (tlc_gpu_pipeline_open(run->gpu, m->io_offset, m->io_bytes, run->arena + m->io_offset, &why) != 0) {
+    printf("cuda graphs: off, steps launch kernel by kernel (%s)\n", why.msg);
+    return;
+  }
+  printf("cuda graphs: on, each step replays one; the next batch goes up while a step runs, through two slots "
+         "of %.1f MiB (pinned and on the device; --no-cuda-graph: kernel by kernel)\n", m->io_bytes / 1048576.0);
+  run->graphs = true;
+}
 
 int trainer_open_device(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
@@ -20,7 +39,10 @@ int trainer_open_device(TlcRun *run, TlcError *err) {
     return 0;
   }
   printf("device: %s\n", tlc_gpu_name(run->gpu));
-  return tlc_gpu_upload(run->gpu, run->arena, 0, m->state_bytes, err);
+  if (tlc_gpu_upload(run->gpu, run->arena, 0, m->state_bytes, err) != 0)
+    return -1;
+  open_graphs(run);
+  return 0;
 }
 
 int trainer_state_to_host(TlcRun *run, TlcError *err) {
@@ -61,6 +83,22 @@ static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError 
   return tlc_gpu_download(run->gpu, run->arena + logits, logits, m->batch * m->classes * 4, err);
 }
 
+// The step's graph replayed on the batch's slot, which goes up first unless it went up while
+// the step before ran; while this one runs, the pass's next batch is loaded and goes up.
+static int graph_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err) {
+  const TlcModel *m = run->model;
+  int64_t loss = training ? m->train_loss : m->eval_loss, logits = training ? m->train_logits : m->eval_logits;
+  if (!run->batch_sent && tlc_gpu_slot_send(run->gpu, run->batch_slot, err) != 0)
+    return -1;
+  if (tlc_gpu_graph_step(run->gpu, training, run->batch_slot, training ? steps->train_gpu : steps->eval_gpu, err) != 0)
+    return -1;
+  trainer_load_ahead(run, training);
+  if (tlc_gpu_graph_wait(run->gpu, err) != 0 ||
+      tlc_gpu_download(run->gpu, run->arena + loss, loss, m->batch * 4, err) != 0)
+    return -1;
+  return tlc_gpu_download(run->gpu, run->arena + logits, logits, m->batch * m->classes * 4, err);
+}
+
 // --check-gpu: the step kernel by kernel on both devices; the first training step and the
 // first evaluation pass list every kernel.
 static int check_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err) {
@@ -76,7 +114,9 @@ int tlc_run_step(TlcRun *run, const TlcSteps *steps, bool training) {
   TlcError err = {{0}};
   int status;
   if (run->gpu) {
-    status = run->check_gpu ? check_step(run, steps, training, &err) : gpu_step(run, steps, training, &err);
+    status = run->check_gpu                       ? check_step(run, steps, training, &err)
+             : trainer_uses_graphs(run, training) ? graph_step(run, steps, training, &err)
+                                                  : gpu_step(run, steps, training, &err);
   } else if (run->profiling) {
     status = trainer_profile_step(run, steps, training, &err);
   } else {

@@ -99,6 +99,12 @@ static int flag_no_feature_cache(TlcRun *run, const char *flag, const char *valu
   return TRAINER_OK;
 }
 
+static int flag_no_cuda_graph(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)value, (void)err;
+  run->no_cuda_graph = true;
+  return TRAINER_OK;
+}
+
 static int flag_seed(TlcRun *run, const char *flag, const char *value, TlcError *err) {
   // strtoull accepts "-1" and wraps it; a seed is written without a sign.
   char *end;
@@ -219,6 +225,7 @@ static const Flag FLAGS[] = {
     {"--no-feature-cache", false, flag_no_feature_cache}, {"--profile", false, flag_profile},
     {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
     {"--predict-grid", true, flag_predict_grid}, {"--gpu-cache-mb", true, flag_gpu_cache_mb},
+    {"--no-cuda-graph", false, flag_no_cuda_graph},
 };
 
 static void print_usage(const TlcRun *run, const char *argv0) {
@@ -232,6 +239,8 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --device D      where to run: cpu, cuda, or auto (default: the GPU when there is one)\n"
          "  --check-gpu     run every step kernel by kernel on the GPU and the CPU, comparing\n"
          "  --no-feature-cache  run the frozen prefix at every step even where its output could be cached\n"
+         "  --no-cuda-graph  on a GPU, launch each step kernel by kernel with its batch copied just before,\n"
+         "                  instead of replaying it as a CUDA graph with the next batch uploaded meanwhile\n"
          "  --profile       time every kernel of every step (a GPU waits for each) and list where the time\n"
          "                  went, all of it in OUT/profile.tsv\n"
          "  --seed N        random seed for initialisation, order and augmentation (default %" PRIu64 ")\n"

@@ -54,6 +54,12 @@ int32_t trainer_argmax(const float *logits, int32_t classes);   // the first max
 int trainer_alloc_batches(TlcRun *run, TlcError *err);   // the training order, evaluation order, labels
 void trainer_free_batches(TlcRun *run);
 void trainer_begin_training_pass(TlcRun *run);           // the loader starts on this epoch's order
+// With CUDA graphs: the batches of a step of this kind go through gpu_graph.c's slots (not
+// a step from cached features, whose gather reads the batch's place in the epoch).
+bool trainer_uses_graphs(const TlcRun *run, bool training);
+// While a step runs on the GPU: the pass's next batch, if it has one, loaded into the other
+// slot and sent up. A loader failure is reported where the batch would have been loaded.
+void trainer_load_ahead(TlcRun *run, bool training);
 
 // trainer_data.c
 int trainer_load_data(TlcRun *run, TlcError *err);       // returns a status: the splits, checked and reported

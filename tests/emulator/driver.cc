@@ -5,8 +5,11 @@
 // inaccessible page, so that a kernel reading what nothing wrote sees NaN and one running
 // off the end faults (and the launch reports where). cuModuleLoadData ignores the cubin or PTX
 // it is given and takes the program's CUDA C instead: the file TLC_EMU_SOURCE names, else the
-// kernel bundle of the trainer running this process. Launches run to completion inside
-// cuLaunchKernel; a failure's full message is what cuGetErrorString returns for its code.
+// kernel bundle of the trainer running this process. Launches on the default stream run to
+// completion inside cuLaunchKernel; launches and asynchronous copies on a stream of one's own
+// run when something waits for them (streams.cc). A failure's full message is what
+// cuGetErrorString returns for its code. Pinned host memory (cuMemHostAlloc) is the only
+// source an asynchronous copy takes.
 // The device's memory is TLC_EMU_MEMORY_MB (default: the machine's physical memory): an
 // allocation beyond it fails as out of memory, and cuMemGetInfo reports what is left.
 #include <sys/mman.h>
@@ -20,47 +23,20 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "launch.h"
 #include "program.h"
+#include "streams.h"
 
-typedef int CUresult;
-typedef unsigned long long CUdeviceptr;
-
-// What it exports: the part of the driver API that runtime/gpu.c loads, and two more.
-extern "C" {
-CUresult cuInit(unsigned flags);
-CUresult cuDriverGetVersion(int *version);
-CUresult cuDeviceGetCount(int *count);
-CUresult cuDeviceGet(int *device, int ordinal);
-CUresult cuDeviceGetName(char *name, int len, int device);
-CUresult cuDeviceGetAttribute(int *value, int attribute, int device);
-CUresult cuDevicePrimaryCtxRetain(void **context, int device);
-CUresult cuDevicePrimaryCtxRelease(int device);
-CUresult cuCtxSetCurrent(void *context);
-CUresult cuCtxSynchronize(void);
-CUresult cuModuleLoadData(void **module, const void *image);
-CUresult cuModuleUnload(void *module);
-CUresult cuModuleGetFunction(void **function, void *module, const char *name);
-CUresult cuFuncSetAttribute(void *function, int attribute, int value);
-CUresult cuMemAlloc_v2(CUdeviceptr *ptr, std::size_t bytes);
-CUresult cuMemFree_v2(CUdeviceptr ptr);
-CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, std::size_t bytes);
-CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t bytes);
-CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes);
-CUresult cuMemGetInfo_v2(std::size_t *free_bytes, std::size_t *total_bytes);
-CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                        unsigned shared, void *stream, void **params, void **extra);
-CUresult cuGetErrorString(CUresult error, const char **text);
-CUresult cuGetErrorName(CUresult error, const char **text);
-}
+#include "driver_api.h"   // what it exports
 
 namespace {
 
 enum : int {
   kSuccess = 0, kInvalidValue = 1, kOutOfMemory = 2, kNotInitialized = 3, kNoDevice = 100, kInvalidDevice = 101,
   kInvalidImage = 200, kInvalidContext = 201, kInvalidSource = 300, kInvalidHandle = 400, kNotFound = 500,
-  kIllegalAddress = 700, kOutOfResources = 701, kIllegalInstruction = 715, kMisaligned = 716, kLaunchFailed = 719,
+  kIllegalAddress = 700, kOutOfResources = 701, kNotSupported = 801, kIllegalInstruction = 715, kMisaligned = 716, kLaunchFailed = 719,
 };
 
 struct Allocation {
@@ -79,6 +55,7 @@ struct Driver {
   bool initialised = false;
   int major = 9, minor = 0;
   std::map<CUdeviceptr, Allocation> memory;
+  std::map<const char *, std::size_t> pinned;   // cuMemHostAlloc's host memory: start, bytes
   std::size_t memory_total = 0, memory_used = 0;   // the device's bytes; those allocated (256-byte rounded)
   unsigned long long launches = 0;
   CUresult last_code = 0;
@@ -96,6 +73,17 @@ CUresult fail(CUresult code, const std::string &message) {
   d.last_code = code;
   d.last_message = message;
   return code;
+}
+
+// Whether [p, p + bytes) is inside host memory cuMemHostAlloc returned.
+bool pinned(const void *p, std::size_t bytes) {
+  Driver &d = driver();
+  auto *c = static_cast<const char *>(p);
+  auto it = d.pinned.upper_bound(c);
+  if (it == d.pinned.begin())
+    return false;
+  --it;
+  return static_cast<std::size_t>(c - it->first) <= it->second && bytes <= it->second - static_cast<std::size_t>(c - it->first);
 }
 
 std::size_t page() { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
@@ -156,6 +144,10 @@ const char *code_text(CUresult code) {
 }
 
 }  // namespace
+
+namespace emu {
+int driver_fail(int code, const std::string &message) { return fail(code, message); }
+}  // namespace emu
 
 extern "C" {
 
@@ -254,8 +246,8 @@ TLC_EMU_EXPORT CUresult cuCtxSetCurrent(void *context) {
   return !context || context == &driver().context ? kSuccess : kInvalidContext;
 }
 
-// Launches finish inside cuLaunchKernel, so there is nothing to wait for.
-TLC_EMU_EXPORT CUresult cuCtxSynchronize(void) { return kSuccess; }
+// Launches on the default stream finish inside cuLaunchKernel; streams run what they hold.
+TLC_EMU_EXPORT CUresult cuCtxSynchronize(void) { return emu::streams_drain_all(); }
 
 TLC_EMU_EXPORT CUresult cuModuleLoadData(void **module, const void *image) {
   if (!module || !image)
@@ -345,6 +337,8 @@ TLC_EMU_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, std::size_t bytes) {
 }
 
 TLC_EMU_EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) {
+  if (CUresult code = emu::streams_drain_all())   // CUDA's cuMemFree waits for the device too
+    return code;
   Driver &d = driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   auto it = d.memory.find(ptr);
@@ -357,6 +351,8 @@ TLC_EMU_EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) {
 }
 
 TLC_EMU_EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, std::size_t bytes) {
+  if (CUresult code = emu::stream_legacy_point("cuMemcpyHtoD"))
+    return code;
   std::lock_guard<std::mutex> lock(driver().mutex);
   if (!find(dst, bytes) || (!src && bytes))
     return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes to the device leaves its allocation");
@@ -365,6 +361,8 @@ TLC_EMU_EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, std::s
 }
 
 TLC_EMU_EXPORT CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t bytes) {
+  if (CUresult code = emu::stream_legacy_point("cuMemcpyDtoH"))
+    return code;
   std::lock_guard<std::mutex> lock(driver().mutex);
   if (!find(src, bytes) || (!dst && bytes))
     return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes from the device leaves its allocation");
@@ -374,6 +372,8 @@ TLC_EMU_EXPORT CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, std::size_t 
 
 // Both ranges inside allocations; CUDA leaves overlapping copies undefined, so they are refused.
 TLC_EMU_EXPORT CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes) {
+  if (CUresult code = emu::stream_legacy_point("cuMemcpyDtoD"))
+    return code;
   std::lock_guard<std::mutex> lock(driver().mutex);
   if (!find(dst, bytes) || !find(src, bytes))
     return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes on the device leaves its " +
@@ -382,6 +382,73 @@ TLC_EMU_EXPORT CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, std::s
     return fail(kInvalidValue, "a copy of " + std::to_string(bytes) + " bytes on the device overlaps itself");
   std::memcpy(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), bytes);
   return kSuccess;
+}
+
+// Page-locked host memory: poisoned like device memory, and the only host memory an
+// asynchronous copy takes (from pageable memory CUDA copies synchronously, which would hide
+// the overlap a trainer means to have).
+TLC_EMU_EXPORT CUresult cuMemHostAlloc(void **host, std::size_t bytes, unsigned flags) {
+  if (!host || !bytes)
+    return kInvalidValue;
+  if (flags & ~15u)
+    return fail(kInvalidValue, "cuMemHostAlloc: unknown flags " + std::to_string(flags));
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.initialised)
+    return fail(kNotInitialized, "cuMemHostAlloc before cuInit");
+  void *p = std::aligned_alloc(page(), (bytes + page() - 1) / page() * page());
+  if (!p)
+    return fail(kOutOfMemory, "out of host memory (" + std::to_string(bytes) + " bytes pinned)");
+  std::memset(p, 0xff, bytes);
+  d.pinned[static_cast<const char *>(p)] = bytes;
+  *host = p;
+  return kSuccess;
+}
+
+TLC_EMU_EXPORT CUresult cuMemFreeHost(void *host) {
+  if (CUresult code = emu::streams_drain_all())
+    return code;
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.pinned.erase(static_cast<const char *>(host)))
+    return fail(kInvalidValue, "cuMemFreeHost of memory that cuMemHostAlloc did not return");
+  std::free(host);
+  return kSuccess;
+}
+
+// Checked when queued; the bytes move when the stream runs the copy, whatever the host has
+// written to the pinned memory by then.
+TLC_EMU_EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, std::size_t bytes, void *stream) {
+  {
+    std::lock_guard<std::mutex> lock(driver().mutex);
+    if (!find(dst, bytes))
+      return fail(kInvalidValue, "an asynchronous copy of " + std::to_string(bytes) +
+                                     " bytes to the device leaves its allocation");
+    if (!pinned(src, bytes))
+      return fail(kInvalidValue, "an asynchronous copy of " + std::to_string(bytes) + " bytes to the device from "
+                                     "host memory that cuMemHostAlloc did not return (CUDA would copy it "
+                                     "synchronously)");
+  }
+  return emu::stream_submit(stream, "cuMemcpyHtoDAsync", [dst, src, bytes](std::string *) {
+    std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
+    return 0;
+  });
+}
+
+TLC_EMU_EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, std::size_t bytes, void *stream) {
+  {
+    std::lock_guard<std::mutex> lock(driver().mutex);
+    if (!find(dst, bytes) || !find(src, bytes))
+      return fail(kInvalidValue, "an asynchronous copy of " + std::to_string(bytes) + " bytes on the device leaves its " +
+                                     (find(src, bytes) ? "destination's" : "source's") + " allocation");
+    if (dst < src + bytes && src < dst + bytes)
+      return fail(kInvalidValue, "an asynchronous copy of " + std::to_string(bytes) + " bytes on the device overlaps "
+                                     "itself");
+  }
+  return emu::stream_submit(stream, "cuMemcpyDtoDAsync", [dst, src, bytes](std::string *) {
+    std::memcpy(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), bytes);
+    return 0;
+  });
 }
 
 TLC_EMU_EXPORT CUresult cuMemGetInfo_v2(std::size_t *free_bytes, std::size_t *total_bytes) {
@@ -399,11 +466,6 @@ TLC_EMU_EXPORT CUresult cuMemGetInfo_v2(std::size_t *free_bytes, std::size_t *to
 TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                        unsigned bz, unsigned shared, void *stream, void **params, void **extra) {
   Driver &d = driver();
-  unsigned long long number;
-  {
-    std::lock_guard<std::mutex> lock(d.mutex);
-    number = d.launches++;
-  }
   if (!function)
     return fail(kInvalidHandle, "cuLaunchKernel without a function");
   auto *f = static_cast<Function *>(function);
@@ -415,8 +477,6 @@ TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy,
                                    "," + std::to_string(gz) + ") and block (" + std::to_string(bx) + "," +
                                    std::to_string(by) + "," + std::to_string(bz) +
                                    ") is outside CUDA's limits (at most 1024 threads a block)");
-  if (stream)
-    return fail(kInvalidHandle, "kernel " + name + ": the emulator has no streams but the default one");
   if (extra)
     return fail(kInvalidValue, "kernel " + name + ": the emulator takes parameters through kernelParams only");
   if (k->nparams && !params)
@@ -442,13 +502,32 @@ TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy,
       }
     }
   }
-  emu::Launch l = {f->program, k, {gx, gy, gz}, {bx, by, bz}, shared, params, number, emu::settings().seed,
-                   emu::settings().all_fibers};
-  int code = 0;
-  std::string error = emu::launch_run(l, &code);
-  if (!error.empty())
-    return fail(code ? code : kLaunchFailed, error);
-  return kSuccess;
+  // A launch that runs later keeps its arguments' values, as CUDA does; the emulator knows
+  // the size of a pointer argument only.
+  unsigned all_pointers = k->nparams >= 32 ? ~0u : (1u << k->nparams) - 1;
+  if (stream && (k->pointer_params & all_pointers) != all_pointers)
+    return fail(kNotSupported, "kernel " + name + ": the emulator queues on a stream only launches whose "
+                                   "arguments are all pointers");
+  std::vector<CUdeviceptr> values(static_cast<std::size_t>(stream ? k->nparams : 0));
+  for (std::size_t i = 0; i < values.size(); i++)
+    std::memcpy(&values[i], params[i], sizeof values[i]);
+  TlcEmuDim grid = {gx, gy, gz}, block = {bx, by, bz};
+  return emu::stream_submit(stream, "kernel " + name, [f, grid, block, shared, values, params](std::string *error) {
+    unsigned long long number;
+    {
+      std::lock_guard<std::mutex> lock(driver().mutex);
+      number = driver().launches++;
+    }
+    std::vector<CUdeviceptr> copy = values;
+    std::vector<void *> pointers(copy.size());
+    for (std::size_t i = 0; i < copy.size(); i++)
+      pointers[i] = &copy[i];
+    emu::Launch l = {f->program, f->kernel, grid, block, shared, copy.empty() ? params : pointers.data(), number,
+                     emu::settings().seed, emu::settings().all_fibers};
+    int code = 0;
+    *error = emu::launch_run(l, &code);
+    return error->empty() ? 0 : code ? code : kLaunchFailed;
+  });
 }
 
 TLC_EMU_EXPORT CUresult cuGetErrorString(CUresult error, const char **text) {

@@ -15,6 +15,7 @@ tlc=$1 emulator=$2 dir=$3 model=$4
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/check.sh"
+. "$here/trainer_test.sh"
 need_fashion_mnist
 case $model in
   cnn_bn) sets=(--set "model=cnn_bn(input = [1, 28, 28])" --set image=28 --set 'freeze=all_except(["classifier"])') ;;
@@ -24,15 +25,7 @@ esac
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
 export TLC_CACHE_DIR=$emulator/../tlc-cache
 
-if ! "$tlc" "$here/features.graph" "${sets[@]}" -o train > build.txt 2>&1; then
-  cat build.txt
-  echo "FAIL: tlc could not build the $model trainer"
-  exit 1
-fi
-if grep -q "will run on the CPU only" build.txt; then
-  cat build.txt
-  exit 77
-fi
+build_trainer "$model" "$tlc" "$here/features.graph" "${sets[@]}"
 "$tlc" "$here/features.graph" "${sets[@]}" --stats > stats.txt
 check "$model: tlc finds a feature cache" grep -q "^feature cache .* runs once per training image" stats.txt
 arena=$(sed -n 's/^trainer arena *\([0-9,]*\) bytes.*/\1/p' stats.txt | tr -d ,)

@@ -2,7 +2,9 @@
 // feature cache uses it: cuMemGetInfo reports the TLC_EMU_MEMORY_MB the test sets (64) and
 // what allocations take of it (256-byte rounded), an allocation beyond it fails as out of
 // memory, and cuMemcpyDtoD copies between and within allocations, refusing a copy that leaves
-// one or overlaps itself, each with its message.
+// one or overlaps itself, each with its message. Then what a trainer's CUDA graphs use:
+// pinned memory, asynchronous copies on streams that run only when something waits for them,
+// events between streams, a capture replayed as a graph, and the calls refused on the way.
 //   memory_test LIBCUDA      (with TLC_EMU_MEMORY_MB=64)
 #include <dlfcn.h>
 
@@ -26,6 +28,21 @@ struct Driver {
   CUresult (*MemcpyDtoD)(CUdeviceptr, CUdeviceptr, std::size_t);
   CUresult (*MemGetInfo)(std::size_t *, std::size_t *);
   CUresult (*GetErrorString)(CUresult, const char **);
+  CUresult (*MemHostAlloc)(void **, std::size_t, unsigned);
+  CUresult (*MemFreeHost)(void *);
+  CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void *, std::size_t, void *);
+  CUresult (*MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, std::size_t, void *);
+  CUresult (*StreamCreate)(void **, unsigned);
+  CUresult (*StreamSynchronize)(void *);
+  CUresult (*StreamWaitEvent)(void *, void *, unsigned);
+  CUresult (*StreamBeginCapture)(void *, int);
+  CUresult (*StreamEndCapture)(void *, void **);
+  CUresult (*EventCreate)(void **, unsigned);
+  CUresult (*EventRecord)(void *, void *);
+  CUresult (*EventSynchronize)(void *);
+  CUresult (*GraphInstantiate)(void **, void *, unsigned long long);
+  CUresult (*GraphLaunch)(void *, void *);
+  CUresult (*CtxSynchronize)(void);
 } cu;
 
 int failures = 0, passes = 0;
@@ -97,6 +114,68 @@ void test_memory() {
   check(free_now() == total, "freed, all of it is free again");
 }
 
+// A copy on a stream waits for a wait; an event orders two streams; cuCtxSynchronize runs all.
+void test_streams(CUdeviceptr a, CUdeviceptr b, unsigned char *pinned) {
+  const std::vector<unsigned char> poison(64, 0xff);
+  void *up = nullptr, *compute = nullptr, *blocking = nullptr, *event = nullptr;
+  check(cu.StreamCreate(&up, 1) == 0 && cu.StreamCreate(&compute, 1) == 0 && cu.StreamCreate(&blocking, 0) == 0 &&
+            cu.EventCreate(&event, 2) == 0, "streams and an event");
+  std::memset(pinned, 7, 64);
+  check(cu.MemcpyHtoDAsync(a, pinned, 64, up) == 0 && read(a, 64) == poison,
+        "an asynchronous copy has not run before anything waits for it");
+  std::memset(pinned, 9, 64);   // what the copy takes is what pinned memory holds when it runs
+  check(cu.StreamSynchronize(up) == 0 && read(a, 64) == std::vector<unsigned char>(64, 9),
+        "cuStreamSynchronize runs it, from pinned memory as it is then");
+  std::memset(pinned, 11, 64);
+  cu.MemcpyHtoDAsync(a, pinned, 64, up);
+  cu.EventRecord(event, up);
+  check(cu.StreamWaitEvent(compute, event, 0) == 0 && cu.MemcpyDtoDAsync(b, a, 64, compute) == 0 &&
+            cu.StreamSynchronize(compute) == 0 && read(b, 64) == std::vector<unsigned char>(64, 11),
+        "a stream that waits for an event sees what came before it on the other stream");
+  std::memset(pinned, 12, 64);
+  cu.MemcpyHtoDAsync(a, pinned, 64, up);
+  cu.EventRecord(event, up);
+  check(cu.MemcpyDtoDAsync(b, a, 64, compute) == 0 && cu.EventSynchronize(event) == 0 &&
+            read(a, 64) == std::vector<unsigned char>(64, 12) && read(b, 64) == std::vector<unsigned char>(64, 11),
+        "cuEventSynchronize runs the recording stream only");
+  cu.StreamSynchronize(compute);
+  std::memset(pinned, 13, 64);
+  cu.MemcpyHtoDAsync(b, pinned, 64, blocking);
+  check(read(b, 64) == std::vector<unsigned char>(64, 13), "the default stream runs what a blocking stream holds first");
+  std::vector<unsigned char> pageable(64);
+  check_fails(cu.MemcpyHtoDAsync(a, pageable.data(), 64, up), 1, "host memory that cuMemHostAlloc did not return",
+              "an asynchronous copy from pageable memory");
+  check_fails(cu.MemcpyHtoDAsync(a, pinned, 64, pinned), 400, "a stream that cuStreamCreate did not make",
+              "a copy on a stream that is none");
+  cu.MemcpyHtoDAsync(a, pinned, 64, up);
+  check(cu.CtxSynchronize() == 0 && read(a, 64) == std::vector<unsigned char>(64, 13), "cuCtxSynchronize runs all");
+}
+
+// A capture records instead of running; its graph replays it on what memory holds then. The
+// default stream's synchronous calls are refused during a capture, which they make void.
+void test_graphs(CUdeviceptr a, CUdeviceptr b, unsigned char *pinned) {
+  void *s = nullptr, *graph = nullptr, *exec = nullptr;
+  cu.StreamCreate(&s, 1);
+  std::memset(pinned, 21, 64);
+  check(cu.StreamBeginCapture(s, 1) == 0 && cu.MemcpyHtoDAsync(a, pinned, 64, s) == 0 &&
+            cu.MemcpyDtoDAsync(b, a, 64, s) == 0 && cu.StreamEndCapture(s, &graph) == 0 && graph &&
+            cu.GraphInstantiate(&exec, graph, 0) == 0,
+        "a capture of two copies, instantiated");
+  check(read(b, 64) != std::vector<unsigned char>(64, 21), "a capture runs nothing");
+  for (int pass = 0; pass < 2; pass++) {
+    std::memset(pinned, 30 + pass, 64);
+    check(cu.GraphLaunch(exec, s) == 0 && cu.StreamSynchronize(s) == 0 &&
+              read(b, 64) == std::vector<unsigned char>(64, static_cast<unsigned char>(30 + pass)),
+          "a graph replays its copies, pass " + std::to_string(pass));
+  }
+  std::vector<unsigned char> host(64);
+  cu.StreamBeginCapture(s, 1);
+  check_fails(cu.MemcpyHtoD(a, host.data(), 64), 900, "while a stream is being captured",
+              "a synchronous copy during a capture");
+  check_fails(cu.StreamEndCapture(s, &graph), 901, "the capture was void", "the capture it voided");
+  check_fails(cu.StreamEndCapture(s, &graph), 401, "not being captured", "the end of no capture");
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -118,7 +197,15 @@ int main(int argc, char **argv) {
       {(void **)&cu.Init, "cuInit"}, {(void **)&cu.MemAlloc, "cuMemAlloc_v2"}, {(void **)&cu.MemFree, "cuMemFree_v2"},
       {(void **)&cu.MemcpyHtoD, "cuMemcpyHtoD_v2"}, {(void **)&cu.MemcpyDtoH, "cuMemcpyDtoH_v2"},
       {(void **)&cu.MemcpyDtoD, "cuMemcpyDtoD_v2"}, {(void **)&cu.MemGetInfo, "cuMemGetInfo_v2"},
-      {(void **)&cu.GetErrorString, "cuGetErrorString"},
+      {(void **)&cu.GetErrorString, "cuGetErrorString"}, {(void **)&cu.MemHostAlloc, "cuMemHostAlloc"},
+      {(void **)&cu.MemFreeHost, "cuMemFreeHost"}, {(void **)&cu.MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
+      {(void **)&cu.MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"}, {(void **)&cu.StreamCreate, "cuStreamCreate"},
+      {(void **)&cu.StreamSynchronize, "cuStreamSynchronize"}, {(void **)&cu.StreamWaitEvent, "cuStreamWaitEvent"},
+      {(void **)&cu.StreamBeginCapture, "cuStreamBeginCapture_v2"},
+      {(void **)&cu.StreamEndCapture, "cuStreamEndCapture"}, {(void **)&cu.EventCreate, "cuEventCreate"},
+      {(void **)&cu.EventRecord, "cuEventRecord"}, {(void **)&cu.EventSynchronize, "cuEventSynchronize"},
+      {(void **)&cu.GraphInstantiate, "cuGraphInstantiateWithFlags"}, {(void **)&cu.GraphLaunch, "cuGraphLaunch"},
+      {(void **)&cu.CtxSynchronize, "cuCtxSynchronize"},
   };
   for (auto &s : symbols)
     if (!(*s.slot = dlsym(lib, s.name))) {
@@ -132,6 +219,16 @@ int main(int argc, char **argv) {
     return 1;
   }
   test_memory();
+  CUdeviceptr a = 0, b = 0;
+  void *pinned = nullptr;
+  if (cu.MemAlloc(&a, 64) || cu.MemAlloc(&b, 64) || cu.MemHostAlloc(&pinned, 64, 0)) {
+    std::fprintf(stderr, "memory_test: cannot allocate for the streams' tests\n");
+    return 1;
+  }
+  test_streams(a, b, static_cast<unsigned char *>(pinned));
+  test_graphs(a, b, static_cast<unsigned char *>(pinned));
+  check(cu.MemFreeHost(pinned) == 0, "cuMemFreeHost");
+  check_fails(cu.MemFreeHost(pinned), 1, "cuMemHostAlloc did not return", "freeing pinned memory twice");
   std::printf("emulator.memory: %d passed, %d failed\n", passes, failures);
   return failures ? 1 : 0;
 }

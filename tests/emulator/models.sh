@@ -13,6 +13,7 @@ tlc=$1 emulator=$2 dir=$3 model=$4
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/check.sh"
+. "$here/trainer_test.sh"
 need_fashion_mnist
 case $model in
   cnn_bn) call="cnn_bn(input = [1, 28, 28])" image=28 ;;
@@ -26,15 +27,7 @@ rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
 export TLC_CACHE_DIR=$emulator/../tlc-cache
 
 start=$(date +%s.%N)
-if ! "$tlc" "$here/models.graph" --set "model=$call" --set image=$image -o train > build.txt 2>&1; then
-  cat build.txt
-  echo "FAIL: tlc could not build the $model trainer"
-  exit 1
-fi
-if grep -q "will run on the CPU only" build.txt; then
-  cat build.txt
-  exit 77
-fi
+build_trainer "$model" "$tlc" "$here/models.graph" --set "model=$call" --set image=$image
 built=$(date +%s.%N)
 
 export LD_LIBRARY_PATH=$emulator TLC_EMU_STATS=1

@@ -7,6 +7,8 @@
 #                       buffer a kernel writes must agree within 1e-4 of its largest value
 #                       (2e-2 for a kernel on bf16 tensor cores)
 #   steps.txt           two epochs of cnn_bn on each device from the same seed: losses agree
+#   graphs.txt          steps as CUDA graphs (batches uploaded on a second stream) against
+#                       --no-cuda-graph: the same checkpoint, bit for bit, and images/s of each
 #   torch_steps.txt     one training step of each model against PyTorch on this GPU: the same
 #                       weights and images, loss and every tensor after the step compared
 #                       (tests/gpu/step_torch.py states the tolerances)
@@ -18,7 +20,8 @@
 #   profile_NAME.tsv    every kernel's time per step (where the speed work should go)
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
-#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, torch, fashion, features, profile, bench
+#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, graphs, torch, fashion, features, profile,
+#                                         bench
 #                                         (default: all);
 #                                         bench:TRAINER,... runs only those experiments
 #                                         (bench_resnet18_ft, bench_resnet18_fixed,
@@ -30,7 +33,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 pack=${1:-build/gpu/pack.tar.xz}
 shift || true
-parts=${*:-checks steps torch fashion features profile bench}
+parts=${*:-checks steps graphs torch fashion features profile bench}
 wants() { [[ " $parts " == *" $1 "* ]]; }
 # Python unpacks it: every machine with PyTorch has it, where xz may be missing.
 python3 -c 'import sys, tarfile
@@ -76,6 +79,31 @@ for c, g in zip(cpu, gpu):
         assert rel < 0.02, key
 PY
 verdict "two epochs agree between cpu and gpu" $(( cpu || gpu || $? ))
+fi
+
+# 2b. No launch gaps: two epochs of the subset (28 steps of 16 images each) replaying the step
+#    and the evaluation pass as CUDA graphs, and again with --no-cuda-graph (kernel by kernel,
+#    each batch copied up just before its step): the same last.ckpt, bit for bit, and the
+#    second epoch's training images/s of each, where the launch gaps show (small steps).
+if wants graphs; then
+  : > "$out/graphs.txt"
+  for model in cnn_bn resnet18; do
+    ./check_$model --device cuda --data data/subset --epochs 2 --out runs/graphs_$model >> "$out/graphs.txt" 2>&1
+    on=$?
+    ./check_$model --device cuda --data data/subset --epochs 2 --no-cuda-graph --out runs/kernels_$model \
+      >> "$out/graphs.txt" 2>&1
+    off=$?
+    grep -q '^cuda graphs: on' "$out/graphs.txt" &&
+      cmp runs/graphs_$model/last.ckpt runs/kernels_$model/last.ckpt >> "$out/graphs.txt" 2>&1
+    verdict "$model: CUDA graphs bit-identical to --no-cuda-graph" $(( on || off || $? ))
+    python3 - "$model" runs/graphs_$model/metrics.jsonl runs/kernels_$model/metrics.jsonl >> "$out/graphs.txt" <<'PY'
+import json, sys
+speed = [[json.loads(l) for l in open(p) if '"images_per_s"' in l][-1]["images_per_s"] for p in sys.argv[2:]]
+print(f"{sys.argv[1]}: training images/s, second epoch: graphs {speed[0]:.0f}, --no-cuda-graph {speed[1]:.0f}, "
+      f"ratio {speed[0] / max(speed[1], 1e-9):.2f}")
+PY
+  done
+  grep 'images/s, second epoch' "$out/graphs.txt"
 fi
 
 # 3. One training step of each model against PyTorch on this GPU (step_torch.py): the
