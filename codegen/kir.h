@@ -26,8 +26,9 @@
 
 // KT_U32 is a 32-bit register of two bf16 values (a tensor-core fragment register): only
 // ldmatrix writes one and only mma reads one. KT_BF16 is an element type of buffers only: a
-// load from a bf16 buffer is a float, a store into one rounds to nearest even.
-typedef enum { KT_I64, KT_F32, KT_BOOL, KT_U32, KT_BF16 } KType;
+// load from a bf16 buffer is a float, a store into one rounds to nearest even. KT_U8 is one
+// too, of global buffers that kernels only read (decoded images): a load is an int64 in 0..255.
+typedef enum { KT_I64, KT_F32, KT_BOOL, KT_U32, KT_BF16, KT_U8 } KType;
 
 typedef enum {
   KX_CONST, KX_VAR, KX_LOAD, KX_UNARY, KX_BINARY, KX_SELECT, KX_CAST,

@@ -20,6 +20,7 @@ LLVMTypeRef llvm_type(const Lower *l, KType t) {
   case KT_I64: return l->i64;
   case KT_U32: return l->i32;
   case KT_BF16: return l->i16;
+  case KT_U8: return l->i8;
   default: return l->i1;
   }
 }
@@ -150,7 +151,9 @@ LLVMValueRef llvm_expr(Lower *l, const KExpr *e) {
   case KX_LOAD: {
     KType stored = l->k->bufs[e->buf].type;
     LLVMValueRef v = LLVMBuildLoad2(l->b, ktype(l, stored), llvm_element_ptr(l, e->buf, e->a), "");
-    LLVMSetAlignment(v, stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
+    LLVMSetAlignment(v, stored == KT_U8 ? 1 : stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
+    if (stored == KT_U8)
+      return LLVMBuildZExt(l->b, v, l->i64, "");
     return stored == KT_BF16 ? bf16_to_float(l, v) : v;
   }
   case KX_UNARY: return unary(l, e);

@@ -45,9 +45,19 @@ static void put_labels(TlcRun *run) {
   }
 }
 
-// The loader's batch into the arena; false (and run->failed) when the loader failed.
-static bool next_batch(TlcRun *run) {
-  if (tlc_loader_next(run->loader, (float *)(run->arena + run->model->images), run->batch_labels, &run->fail_err)) {
+// Whether a pass's batches need the loader: not when the GPU builds them, unless
+// --check-gpu-data compares them with the loader's.
+static bool uses_loader(const TlcRun *run, bool training) {
+  return !trainer_gpu_data_serves(run, training) || run->check_gpu_data;
+}
+
+// The next batch of ds's samples order[0..batch) into the arena: the loader's, or built on
+// the GPU (trainer_gpu_data.c); false (and run->failed) when either failed.
+static bool next_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training) {
+  run->gpu_batch = trainer_gpu_data_serves(run, training);
+  if ((uses_loader(run, training) &&
+       tlc_loader_next(run->loader, (float *)(run->arena + run->model->images), run->batch_labels, &run->fail_err)) ||
+      (run->gpu_batch && trainer_gpu_data_batch(run, ds, order, training, &run->fail_err))) {
     run->failed = true;
     tlc_loader_end(run->loader);
     run->train_active = run->eval_active = false;
@@ -66,9 +76,11 @@ void trainer_begin_training_pass(TlcRun *run) {
   }
   // From run->cursor: a resumed run skips the batches done before it stopped.
   int64_t whole = run->ntrain / m->batch * m->batch;
+  run->train_active = true;
+  if (!uses_loader(run, true))
+    return;
   tlc_loader_begin(run->loader, &run->data.train, run->order + run->cursor, whole - run->cursor, m->train_transform,
                    m->ntrain_transform, run->epoch);
-  run->train_active = true;
 }
 
 bool tlc_train_batch(TlcRun *run) {
@@ -81,7 +93,7 @@ bool tlc_train_batch(TlcRun *run) {
   if (run->use_features) {
     trainer_cached_batch(run);
     put_labels(run);
-  } else if (!next_batch(run)) {
+  } else if (!next_batch(run, &run->data.train, run->order + run->cursor, true)) {
     return false;
   }
   // {seed, step}: the step's own random streams (dropout) derive from both, so they are
@@ -149,7 +161,8 @@ static void begin_eval_pass(TlcRun *run, TlcSplit split) {
   for (int64_t i = 0; i < padded; i++)
     run->eval_order[i] = (int32_t)(i < n ? i : n - 1);
   const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
-  tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
+  if (uses_loader(run, false))
+    tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
   run->train_active = false;
 }
 
@@ -170,7 +183,8 @@ bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
     run->eval_active = false;
     return false;
   }
-  if (!next_batch(run))
+  const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
+  if (!next_batch(run, d, run->eval_order + run->eval_cursor, false))
     return false;
   int64_t real = left < m->batch ? left : m->batch;
   run->eval_real = real;

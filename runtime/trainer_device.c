@@ -48,7 +48,8 @@ static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError 
   const TlcModel *m = run->model;
   int64_t loss = training ? m->train_loss : m->eval_loss, logits = training ? m->train_logits : m->eval_logits;
   bool cached = training && run->use_features;
-  if (upload_inputs(run, !cached, err) != 0)
+  // Built on the device (trainer_gpu_data.c), the images are there already.
+  if (upload_inputs(run, !cached && !run->gpu_batch, err) != 0)
     return -1;
   if (run->profiling && trainer_profile_step(run, steps, training, err) != 0)
     return -1;

@@ -76,6 +76,21 @@ void trainer_start_features(TlcRun *run);
 int trainer_begin_cached_pass(TlcRun *run, TlcError *err);
 void trainer_cached_batch(TlcRun *run);                  // the batch at cursor from the cache
 
+// trainer_gpu_data.c
+// Decides whether batches are built on the GPU (a GPU, transforms its kernel runs, every
+// image decoded in memory, within the device's budget), uploads the images, and prints
+// which splits it serves, the bytes it holds, or why not (a device that cannot hold them
+// too: the run goes on with the CPU's batches). Nonzero only when host memory runs out.
+int trainer_start_gpu_data(TlcRun *run, TlcError *err);
+// Whether the training (else evaluation) batches come from the GPU.
+bool trainer_gpu_data_serves(const TlcRun *run, bool training);
+// Builds the batch of ds's samples order[0..batch) in the device arena under the training
+// (else evaluation) transforms, their random choices those of run->epoch, with their labels
+// in run->batch_labels. With --check-gpu-data it also compares it with the batch the loader
+// wrote into the host arena.
+int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, TlcError *err);
+void trainer_free_gpu_data(TlcRun *run);
+
 // gpu_check.c
 // Runs calls[0..n) on both devices, comparing; verbose lists every kernel. Nonzero (err set)
 // on a GPU error or a mismatch.

@@ -14,4 +14,14 @@ void transform_vflip(const TlcImage *src, TlcImage *dst);
 // tlc_image_resize of an image whose rows lie `stride` bytes apart (a crop of a larger one).
 int transform_resize_view(const TlcImage *src, size_t stride, TlcImage *dst, TlcError *err);
 
+// The filter the resize above applies along one axis of in_size -> out_size, for the GPU's
+// data path (augment.c): out_size entries of transform_taps_stride() int64 each, the first
+// source pixel (plus offset), the count, then the fixed-point weights (zero-padded). -1 when
+// memory runs out.
+int64_t transform_taps_stride(int32_t in_size, int32_t out_size);
+int transform_taps(int32_t in_size, int32_t out_size, int32_t offset, int64_t *dst);
+
+// Resize's output size for an input of width x height.
+void transform_resize_shape(const TlcTransform *t, int32_t width, int32_t height, int32_t *out_w, int32_t *out_h);
+
 #endif

@@ -1,0 +1,139 @@
+// augment.c: a split's transforms, for one sample, reduced to what the GPU's augment kernel
+// (codegen/kernels_augment.c) takes: the region of the decoded image a resize reads, the
+// resize's output size and filter taps, and the integer map from the batch's pixels to the
+// resized image that the crops and flips after it compose into.
+//
+// Contract: tlc_augment_plan draws exactly what tlc_transform_run draws for the same image
+// and rng (tlc_transform_draw, same order, same sizes), so a sample's choices are the same on
+// both paths, and fails where it fails. The kernel then computes the CPU's pixels: crops
+// before the resize narrow the region it reads (the CPU crops, then resizes the crop); the
+// resize is Pillow's two passes with the CPU's own taps (transform_taps); a crop after it is
+// an offset (its padding: positions outside the image read zero), a flip a reflection, and
+// both are exact on integers. A chain with no resize is a resize to the same size, whose taps
+// copy each pixel. What the kernel cannot do (rotation, colour jitter, a second resize, a
+// flip or a padded crop before the resize) is refused by tlc_augment_unsupported, once, and
+// the split keeps the CPU path.
+#include "transform_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static bool is_resize(TlcTransformKind kind) { return kind == TLC_TF_RESIZE || kind == TLC_TF_RANDOM_RESIZED_CROP; }
+
+// The one resize of tf (or -1); *twice when there are more.
+static int find_resize(const TlcTransform *tf, int n, bool *twice) {
+  int at = -1;
+  *twice = false;
+  for (int i = 0; i < n; i++)
+    if (is_resize(tf[i].kind)) {
+      *twice |= at >= 0;
+      at = at < 0 ? i : at;
+    }
+  return at;
+}
+
+const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, size_t len) {
+  bool twice;
+  int resize = find_resize(tf, n, &twice);
+  if (twice) {
+    snprintf(why, len, "more than one resize");
+    return why;
+  }
+  for (int i = 0; i < n; i++) {
+    const char *name = tlc_transform_name(tf[i].kind);
+    bool before = i < resize;
+    if (tf[i].kind == TLC_TF_ROTATE || tf[i].kind == TLC_TF_COLOR_JITTER)
+      snprintf(why, len, "%s has no GPU kernel yet", name);
+    else if (before && (tf[i].kind == TLC_TF_HFLIP || tf[i].kind == TLC_TF_VFLIP))
+      snprintf(why, len, "%s before %s", name, tlc_transform_name(tf[resize].kind));
+    else if (before && tf[i].kind == TLC_TF_RANDOM_CROP && tf[i].pad > 0)
+      snprintf(why, len, "a padded random_crop before %s", tlc_transform_name(tf[resize].kind));
+    else
+      continue;
+    return why;
+  }
+  return NULL;
+}
+
+// A crop or flip after the resize, drawn for the current w x h and composed into the map.
+static int compose(const TlcTransform *t, TlcRng *rng, int32_t *w, int32_t *h, TlcAugmentPlan *p, TlcError *err) {
+  TlcTransformDraw d;
+  if (tlc_transform_draw(t, *w, *h, rng, &d, err))
+    return -1;
+  switch (t->kind) {
+  case TLC_TF_CENTER_CROP:
+  case TLC_TF_RANDOM_CROP: {
+    int32_t pad = t->kind == TLC_TF_RANDOM_CROP ? t->pad : 0;
+    p->ax += p->sx * (d.left - pad), p->ay += p->sy * (d.top - pad);
+    *w = d.width, *h = d.height;
+    return 0;
+  }
+  case TLC_TF_HFLIP:
+    if (d.flip)
+      p->ax += p->sx * (*w - 1), p->sx = -p->sx;
+    return 0;
+  case TLC_TF_VFLIP:
+    if (d.flip)
+      p->ay += p->sy * (*h - 1), p->sy = -p->sy;
+    return 0;
+  case TLC_TF_GRAYSCALE_TO_RGB:
+    p->channels = 3;
+    return 0;
+  default:
+    return tlc_fail(err, "internal error: %s after the resize on the GPU's data path", tlc_transform_name(t->kind));
+  }
+}
+
+int tlc_augment_plan(const TlcTransform *tf, int n, const TlcImage *img, TlcRng *rng, TlcAugmentPlan *p,
+                     TlcError *err) {
+  bool twice;
+  int resize = find_resize(tf, n, &twice);
+  int nimage = n > 0 && tf[n - 1].kind == TLC_TF_NORMALIZE ? n - 1 : n;
+  *p = (TlcAugmentPlan){.width = img->width, .height = img->height, .channels = img->channels, .sx = 1, .sy = 1};
+  p->out_width = img->width, p->out_height = img->height;
+  for (int i = 0; i < resize; i++) {   // crops and channel changes: the region the resize reads
+    TlcTransformDraw d;
+    if (tlc_transform_draw(&tf[i], p->width, p->height, rng, &d, err))
+      return -1;
+    if (tf[i].kind == TLC_TF_GRAYSCALE_TO_RGB)
+      p->channels = 3;
+    if (tf[i].kind != TLC_TF_CENTER_CROP && tf[i].kind != TLC_TF_RANDOM_CROP)
+      continue;
+    p->top += d.top, p->left += d.left, p->width = d.width, p->height = d.height;
+  }
+  if (resize >= 0) {
+    const TlcTransform *t = &tf[resize];
+    TlcTransformDraw d;
+    if (tlc_transform_draw(t, p->width, p->height, rng, &d, err))
+      return -1;
+    if (t->kind == TLC_TF_RANDOM_RESIZED_CROP) {
+      p->top += d.top, p->left += d.left, p->width = d.width, p->height = d.height;
+      p->out_width = p->out_height = t->size;
+    } else {
+      transform_resize_shape(t, p->width, p->height, &p->out_width, &p->out_height);
+    }
+  } else {
+    p->out_width = p->width, p->out_height = p->height;
+  }
+  int32_t w = p->out_width, h = p->out_height;
+  for (int i = resize + 1; i < nimage; i++)
+    if (compose(&tf[i], rng, &w, &h, p, err))
+      return -1;
+  p->final_width = w, p->final_height = h;
+  return 0;
+}
+
+int64_t tlc_augment_taps_size(const TlcAugmentPlan *p) {
+  return p->out_height * transform_taps_stride(p->height, p->out_height) +
+         p->out_width * transform_taps_stride(p->width, p->out_width);
+}
+
+int tlc_augment_taps(const TlcAugmentPlan *p, int64_t *taps, int64_t *stride_y, int64_t *stride_x, TlcError *err) {
+  *stride_y = transform_taps_stride(p->height, p->out_height);
+  *stride_x = transform_taps_stride(p->width, p->out_width);
+  if (transform_taps(p->height, p->out_height, p->top, taps) ||
+      transform_taps(p->width, p->out_width, p->left, taps + p->out_height * *stride_y))
+    return tlc_fail(err, "out of memory for the filter of a %dx%d -> %dx%d resize", p->width, p->height,
+                    p->out_width, p->out_height);
+  return 0;
+}

@@ -1,0 +1,349 @@
+// trainer_gpu_data.c: the data path on the GPU. When the run trains on a GPU and every image
+// of its splits is decoded in host memory (an in-memory format, or files in the decoded
+// cache), the images go up once, uint8 at their own sizes one after another, and each batch
+// is built on the device by the augment kernel (codegen/kernels_augment.c) instead of on the
+// loader's threads: the host draws each sample's choices from the sample's own rng as the
+// CPU transforms would (augment.c) and uploads them with the filter taps, a few KB a sample.
+// The batch is the CPU's bit for bit (--check-gpu-data compares every one), so a run is the
+// same with it and without it (--no-gpu-data).
+//
+// A split's transforms that the kernel cannot run (augment.c says which) keep that split on
+// the CPU, and the run says why, once. The images take device memory within a budget: what
+// the device has free after the arena and the feature cache, less TRAINER_GPU_RESERVE_MB,
+// or --gpu-data-mb.
+#include "trainer_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { AUG_PARAMS = 16 };   // int64 per sample, in kernels_augment.c's order
+enum {
+  AUG_PIXELS, AUG_ROW, AUG_CHANNELS, AUG_TAPS_Y, AUG_TAPS_X, AUG_STRIDE_Y, AUG_STRIDE_X,
+  AUG_AY, AUG_SY, AUG_AX, AUG_SX, AUG_HEIGHT, AUG_WIDTH,
+};
+
+// One split's images on the device.
+typedef struct DeviceSet {
+  const TlcDataset *ds;
+  uint64_t pixels;
+  int64_t *offsets;     // each image's first byte in pixels
+  int64_t bytes;
+} DeviceSet;
+
+typedef struct TrainerGpuData {
+  DeviceSet sets[3];
+  int nsets;
+  bool train, eval;             // the splits whose batches the GPU builds
+  uint64_t params, taps, table_train, table_eval;
+  int64_t taps_capacity;        // int64 elements allocated at taps
+  int64_t *host_params, *host_taps;
+  int64_t host_taps_capacity;
+  float *check;                 // --check-gpu-data: the device's batch, read back
+  int64_t checked;              // batches compared
+} TrainerGpuData;
+
+static TlcImage image_of(const TlcDataset *ds, int64_t i) {
+  if (ds->pixels) {
+    size_t size = (size_t)ds->channels * ds->height * ds->width;
+    return (TlcImage){ds->width, ds->height, ds->channels, ds->pixels + (size_t)i * size};
+  }
+  return ds->cache[i];
+}
+
+static bool in_memory(const TlcDataset *ds) {
+  if (ds->pixels || ds->count == 0)
+    return true;
+  if (!ds->cache)
+    return false;
+  for (int64_t i = 0; i < ds->count; i++)
+    if (!ds->cache[i].pixels)
+      return false;
+  return true;
+}
+
+// The set holding ds's images: its own, or the one it shares them with (test viewing val).
+static DeviceSet *set_of(TrainerGpuData *g, const TlcDataset *ds) {
+  for (int i = 0; i < g->nsets; i++)
+    if (g->sets[i].ds == ds || (g->sets[i].ds->count == ds->count &&
+                                ((ds->pixels && g->sets[i].ds->pixels == ds->pixels) ||
+                                 (ds->cache && g->sets[i].ds->cache == ds->cache))))
+      return &g->sets[i];
+  return NULL;
+}
+
+static int64_t set_bytes(const TlcDataset *ds) {
+  int64_t bytes = 0;
+  for (int64_t i = 0; i < ds->count; i++) {
+    TlcImage img = image_of(ds, i);
+    bytes += (int64_t)img.width * img.height * img.channels;
+  }
+  return bytes;
+}
+
+// The splits the GPU would serve, each once; the bytes they take.
+static int64_t plan_sets(TlcRun *run, TrainerGpuData *g) {
+  const TlcDataset *splits[3] = {&run->data.train, &run->data.val, &run->data.test};
+  int64_t bytes = 0;
+  for (int s = 0; s < 3; s++) {
+    if ((s == 0 ? !g->train : !g->eval) || splits[s]->count == 0 || set_of(g, splits[s]))
+      continue;
+    DeviceSet *d = &g->sets[g->nsets++];
+    d->ds = splits[s];
+    d->bytes = set_bytes(splits[s]);
+    bytes += d->bytes;
+  }
+  return bytes;
+}
+
+static int upload_set(TlcRun *run, DeviceSet *d, TlcError *err) {
+  const TlcDataset *ds = d->ds;
+  if (!(d->offsets = malloc((size_t)ds->count * sizeof *d->offsets)))
+    return tlc_fail(err, "out of memory for the GPU's image table");
+  if (tlc_gpu_alloc(run->gpu, d->bytes, &d->pixels, err) != 0)
+    return -1;
+  int64_t at = 0;
+  for (int64_t i = 0; i < ds->count; i++) {
+    TlcImage img = image_of(ds, i);
+    int64_t bytes = (int64_t)img.width * img.height * img.channels;
+    d->offsets[i] = at;
+    if (ds->pixels == NULL && tlc_gpu_put(run->gpu, d->pixels + (uint64_t)at, img.pixels, bytes, err) != 0)
+      return -1;
+    at += bytes;
+  }
+  // An in-memory split is one array already: one copy.
+  return ds->pixels ? tlc_gpu_put(run->gpu, d->pixels, ds->pixels, d->bytes, err) : 0;
+}
+
+static int upload_table(TlcRun *run, const TlcTransform *tf, int n, uint64_t *table, TlcError *err) {
+  const TlcModel *m = run->model;
+  float values[3][256];
+  if (tlc_transform_table(tf, n, m->channels, values, err) != 0 ||
+      tlc_gpu_alloc(run->gpu, m->channels * 256 * (int64_t)sizeof(float), table, err) != 0)
+    return -1;
+  return tlc_gpu_put(run->gpu, *table, values, m->channels * 256 * (int64_t)sizeof(float), err);
+}
+
+// The device memory the images may take, in MB, and how that was found (for the message).
+static double device_budget(TlcRun *run, char *how, size_t len) {
+  if (run->gpu_data_mb >= 0) {
+    snprintf(how, len, "--gpu-data-mb %lld", (long long)run->gpu_data_mb);
+    return (double)run->gpu_data_mb;
+  }
+  int64_t free_bytes = 0, total_bytes = 0;
+  TlcError why = {{0}};
+  if (tlc_gpu_memory(run->gpu, &free_bytes, &total_bytes, &why) != 0) {
+    snprintf(how, len, "%s", why.msg);
+    return -1;
+  }
+  double free_mb = (double)free_bytes / (1 << 20);
+  snprintf(how, len, "the device's free %.0f MB less %d MB kept free; --gpu-data-mb sets another", free_mb,
+           TRAINER_GPU_RESERVE_MB);
+  return free_mb - TRAINER_GPU_RESERVE_MB;
+}
+
+// Why the run builds no batch on the GPU, or NULL.
+static const char *ruled_out(const TlcRun *run) {
+  if (run->no_gpu_data)
+    return "--no-gpu-data";
+  if (run->check_gpu)
+    return "--check-gpu compares the steps from the host's batches";
+  if (run->npredict)
+    return "--predict";
+  const TlcDataset *splits[3] = {&run->data.train, &run->data.val, &run->data.test};
+  for (int s = 0; s < 3; s++)
+    if (!in_memory(splits[s]))
+      return "the decoded images are not all in memory (--cache-mb)";
+  return NULL;
+}
+
+// Which splits the transforms allow; says why a split stays on the CPU.
+static void choose_splits(TlcRun *run, TrainerGpuData *g) {
+  const TlcModel *m = run->model;
+  char why[160];
+  g->train = !run->use_features && run->ntrain > 0;
+  if (g->train && tlc_augment_unsupported(m->train_transform, m->ntrain_transform, why, sizeof why)) {
+    printf("data: training batches built on the CPU: %s\n", why);
+    g->train = false;
+  }
+  g->eval = true;
+  if (tlc_augment_unsupported(m->eval_transform, m->neval_transform, why, sizeof why)) {
+    printf("data: evaluation batches built on the CPU: %s\n", why);
+    g->eval = false;
+  }
+}
+
+// The images, tables and parameters go up; -1 (err set) when the device cannot hold them.
+static int upload(TlcRun *run, TrainerGpuData *g, TlcError *err) {
+  const TlcModel *m = run->model;
+  for (int i = 0; i < g->nsets; i++)
+    if (upload_set(run, &g->sets[i], err) != 0)
+      return -1;
+  if (upload_table(run, m->train_transform, m->ntrain_transform, &g->table_train, err) != 0 ||
+      upload_table(run, m->eval_transform, m->neval_transform, &g->table_eval, err) != 0 ||
+      tlc_gpu_alloc(run->gpu, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), &g->params, err) != 0)
+    return -1;
+  if (!(g->host_params = malloc((size_t)m->batch * AUG_PARAMS * sizeof(int64_t))))
+    return tlc_fail(err, "out of memory");
+  return 0;
+}
+
+static void start(TlcRun *run, TrainerGpuData *g) {
+  char how[sizeof(TlcError) + 64];
+  double budget = device_budget(run, how, sizeof how);
+  int64_t bytes = plan_sets(run, g);
+  double mb = (double)bytes / (1 << 20);
+  if (mb > budget) {
+    printf("data: batches built on the CPU: %.1f MB of decoded images is over the device's budget of %.0f MB (%s)\n", mb,
+           budget > 0 ? budget : 0, how);
+    trainer_free_gpu_data(run);
+    return;
+  }
+  TlcError why = {{0}};
+  if (upload(run, g, &why) != 0) {
+    printf("data: batches built on the CPU: the device could not hold the decoded images (%s)\n", why.msg);
+    trainer_free_gpu_data(run);
+    return;
+  }
+  int64_t images = 0;
+  for (int i = 0; i < g->nsets; i++)
+    images += g->sets[i].ds->count;
+  printf("data: on the GPU: %.1f MB (%lld bytes) of decoded images (%lld images; budget %.0f MB: %s); the %s "
+         "batches are built there\n", mb, (long long)bytes, (long long)images, budget, how,
+         g->train && g->eval ? "training and evaluation" : g->train ? "training" : "evaluation");
+}
+
+int trainer_start_gpu_data(TlcRun *run, TlcError *err) {
+  if (!run->gpu)
+    return 0;
+  const char *why = ruled_out(run);
+  if (why) {
+    printf("data: batches built on the CPU: %s\n", why);
+    return 0;
+  }
+  TrainerGpuData *g = calloc(1, sizeof *g);
+  if (!g)
+    return tlc_fail(err, "out of memory");
+  run->gpu_data = g;
+  choose_splits(run, g);
+  if (g->train || g->eval)
+    start(run, g);
+  else
+    trainer_free_gpu_data(run);
+  return 0;
+}
+
+bool trainer_gpu_data_serves(const TlcRun *run, bool training) {
+  const TrainerGpuData *g = run->gpu_data;
+  return g && (training ? g->train : g->eval);
+}
+
+static int grow_taps(TlcRun *run, TrainerGpuData *g, int64_t need, TlcError *err) {
+  if (need <= g->host_taps_capacity)
+    return 0;
+  int64_t cap = need * 2;
+  int64_t *grown = realloc(g->host_taps, (size_t)cap * sizeof *grown);
+  if (!grown)
+    return tlc_fail(err, "out of memory for the batch's filter taps");
+  g->host_taps = grown;
+  g->host_taps_capacity = cap;
+  // A kernel still queued may read the device's copy: wait before freeing it.
+  if (g->taps && tlc_gpu_sync(run->gpu, err) != 0)
+    return -1;
+  tlc_gpu_free(run->gpu, g->taps);
+  g->taps = 0;
+  g->taps_capacity = cap;
+  return tlc_gpu_alloc(run->gpu, cap * (int64_t)sizeof(int64_t), &g->taps, err);
+}
+
+// Sample b's parameters and taps (from *used on); the plan checked against the model.
+static int plan_sample(TlcRun *run, const DeviceSet *d, int64_t j, int64_t b, const TlcTransform *tf, int ntf,
+                       int epoch, int64_t *used, TlcError *err) {
+  const TlcModel *m = run->model;
+  TrainerGpuData *g = run->gpu_data;
+  TlcImage img = image_of(d->ds, j);
+  TlcRng rng;
+  TlcAugmentPlan p;
+  tlc_loader_sample_rng(run->loader, epoch, j, &rng);
+  if (tlc_augment_plan(tf, ntf, &img, &rng, &p, err) != 0)
+    return -1;
+  if (p.channels != m->channels || p.final_height != m->height || p.final_width != m->width)
+    return tlc_fail(err, "transforms: a %dx%d image with %d channel%s becomes %dx%dx%d (CxHxW) after its transforms, "
+                    "but the model takes %dx%dx%d", img.width, img.height, img.channels, img.channels == 1 ? "" : "s",
+                    p.channels, p.final_height, p.final_width, m->channels, m->height, m->width);
+  int64_t size = tlc_augment_taps_size(&p), sy, sx;
+  if (grow_taps(run, g, *used + size, err) != 0 || tlc_augment_taps(&p, g->host_taps + *used, &sy, &sx, err) != 0)
+    return -1;
+  int64_t *q = g->host_params + b * AUG_PARAMS;
+  memset(q, 0, AUG_PARAMS * sizeof *q);
+  q[AUG_PIXELS] = d->offsets[j], q[AUG_ROW] = img.width, q[AUG_CHANNELS] = img.channels;
+  q[AUG_TAPS_Y] = *used, q[AUG_TAPS_X] = *used + (int64_t)p.out_height * sy;
+  q[AUG_STRIDE_Y] = sy, q[AUG_STRIDE_X] = sx;
+  q[AUG_AY] = p.ay, q[AUG_SY] = p.sy, q[AUG_AX] = p.ax, q[AUG_SX] = p.sx;
+  q[AUG_HEIGHT] = p.out_height, q[AUG_WIDTH] = p.out_width;
+  *used += size;
+  return 0;
+}
+
+// --check-gpu-data: the device's batch against the one the loader wrote into the host arena.
+static int check_batch(TlcRun *run, TrainerGpuData *g, TlcError *err) {
+  const TlcModel *m = run->model;
+  int64_t plane = m->height * m->width, sample = m->channels * plane, n = m->batch * sample;
+  if (!g->check && !(g->check = malloc((size_t)n * sizeof *g->check)))
+    return tlc_fail(err, "out of memory");
+  if (tlc_gpu_download(run->gpu, g->check, m->images, n * (int64_t)sizeof(float), err) != 0)
+    return -1;
+  const float *cpu = (const float *)(run->arena + m->images);
+  for (int64_t i = 0; i < n; i++)
+    if (memcmp(&cpu[i], &g->check[i], sizeof(float)) != 0)
+      return tlc_fail(err, "--check-gpu-data: batch %lld differs at sample %lld, channel %lld, row %lld, column %lld: "
+                      "GPU %.9g, CPU %.9g", (long long)g->checked + 1, (long long)(i / sample),
+                      (long long)(i % sample / plane), (long long)(i % plane / m->width), (long long)(i % m->width),
+                      g->check[i], cpu[i]);
+  // One line a pass would drown the epoch lines: the first, then every hundredth.
+  if (g->checked++ % 100 == 0)
+    printf("check-gpu-data: %lld batch%s built on the GPU, each the CPU's bit for bit (%lld floats a batch)\n",
+           (long long)g->checked, g->checked == 1 ? "" : "es", (long long)n);
+  return 0;
+}
+
+int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, TlcError *err) {
+  const TlcModel *m = run->model;
+  const TlcTransform *tf = training ? m->train_transform : m->eval_transform;
+  int ntf = training ? m->ntrain_transform : m->neval_transform;
+  TrainerGpuData *g = run->gpu_data;
+  DeviceSet *d = set_of(g, ds);
+  if (!d)
+    return tlc_fail(err, "internal error: a split without images on the GPU");
+  int64_t used = 0;
+  for (int64_t b = 0; b < m->batch; b++) {
+    if (plan_sample(run, d, order[b], b, tf, ntf, run->epoch, &used, err) != 0)
+      return -1;
+    run->batch_labels[b] = ds->labels[order[b]];
+  }
+  if (tlc_gpu_put(run->gpu, g->params, g->host_params, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), err) != 0 ||
+      tlc_gpu_put(run->gpu, g->taps, g->host_taps, used * (int64_t)sizeof(int64_t), err) != 0)
+    return -1;
+  uint64_t table = training ? g->table_train : g->table_eval;
+  uint64_t pointers[5] = {d->pixels, g->params, g->taps, table, tlc_gpu_arena_at(run->gpu, m->images)};
+  tlc_gpu_launch_on(run->gpu, m->augment, pointers, 5);
+  return run->check_gpu_data ? check_batch(run, g, err) : 0;
+}
+
+void trainer_free_gpu_data(TlcRun *run) {
+  TrainerGpuData *g = run->gpu_data;
+  if (!g)
+    return;
+  for (int i = 0; i < g->nsets; i++) {
+    tlc_gpu_free(run->gpu, g->sets[i].pixels);
+    free(g->sets[i].offsets);
+  }
+  tlc_gpu_free(run->gpu, g->params);
+  tlc_gpu_free(run->gpu, g->taps);
+  tlc_gpu_free(run->gpu, g->table_train);
+  tlc_gpu_free(run->gpu, g->table_eval);
+  free(g->host_params);
+  free(g->host_taps);
+  free(g->check);
+  free(g);
+  run->gpu_data = NULL;
+}
