@@ -10,9 +10,11 @@
 // resize is Pillow's two passes with the CPU's own taps (transform_taps); a crop after it is
 // an offset (its padding: positions outside the image read zero), a flip a reflection, and
 // both are exact on integers. A chain with no resize is a resize to the same size, whose taps
-// copy each pixel. What the kernel cannot do (rotation, colour jitter, a second resize, a
-// flip or a padded crop before the resize) is refused by tlc_augment_unsupported, once, and
-// the split keeps the CPU path.
+// copy each pixel. A rotation (Pillow's nearest-neighbour map in 16.16 fixed point, with the
+// CPU's own coefficients from transform_rotation) sits between two such maps. What the kernel
+// cannot do (colour jitter, a second resize or rotation, a flip, padded crop or rotation
+// before the resize) is refused by tlc_augment_unsupported, once, and the split keeps the
+// CPU path.
 #include "transform_internal.h"
 
 #include <stdio.h>
@@ -34,7 +36,7 @@ static int find_resize(const TlcTransform *tf, int n, bool *twice) {
 
 const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, size_t len) {
   bool twice;
-  int resize = find_resize(tf, n, &twice);
+  int resize = find_resize(tf, n, &twice), rotations = 0;
   if (twice) {
     snprintf(why, len, "more than one resize");
     return why;
@@ -42,9 +44,12 @@ const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, si
   for (int i = 0; i < n; i++) {
     const char *name = tlc_transform_name(tf[i].kind);
     bool before = i < resize;
-    if (tf[i].kind == TLC_TF_ROTATE || tf[i].kind == TLC_TF_COLOR_JITTER)
+    rotations += tf[i].kind == TLC_TF_ROTATE;
+    if (tf[i].kind == TLC_TF_COLOR_JITTER)
       snprintf(why, len, "%s has no GPU kernel yet", name);
-    else if (before && (tf[i].kind == TLC_TF_HFLIP || tf[i].kind == TLC_TF_VFLIP))
+    else if (rotations > 1)
+      snprintf(why, len, "more than one rotate");
+    else if (before && (tf[i].kind == TLC_TF_HFLIP || tf[i].kind == TLC_TF_VFLIP || tf[i].kind == TLC_TF_ROTATE))
       snprintf(why, len, "%s before %s", name, tlc_transform_name(tf[resize].kind));
     else if (before && tf[i].kind == TLC_TF_RANDOM_CROP && tf[i].pad > 0)
       snprintf(why, len, "a padded random_crop before %s", tlc_transform_name(tf[resize].kind));
@@ -55,27 +60,45 @@ const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, si
   return NULL;
 }
 
-// A crop or flip after the resize, drawn for the current w x h and composed into the map.
-static int compose(const TlcTransform *t, TlcRng *rng, int32_t *w, int32_t *h, TlcAugmentPlan *p, TlcError *err) {
+static const TlcAugmentMap IDENTITY = {0, 1, 0, 1};
+
+// The rotation drawn for the current w x h; the crops and flips after it start a new map.
+static int rotate(const TlcTransformDraw *d, int32_t w, int32_t h, TlcAugmentPlan *p, bool *rotated, TlcError *err) {
+  double m[6];
+  if (!transform_rotation(w, h, d->angle, p->rotate, m))
+    return tlc_fail(err, "rotate: a %dx%d image is too large for the GPU's data path (16.16 fixed point); "
+                    "--no-gpu-data rotates it on the CPU", w, h);
+  p->rotated_width = w, p->rotated_height = h;
+  *rotated = true;
+  return 0;
+}
+
+// A crop, flip or rotation after the resize, drawn for the current w x h and composed into
+// the map (`before` until the rotation, then `after`).
+static int compose(const TlcTransform *t, TlcRng *rng, int32_t *w, int32_t *h, TlcAugmentPlan *p, bool *rotated,
+                   TlcError *err) {
   TlcTransformDraw d;
   if (tlc_transform_draw(t, *w, *h, rng, &d, err))
     return -1;
+  TlcAugmentMap *map = *rotated ? &p->after : &p->before;
   switch (t->kind) {
   case TLC_TF_CENTER_CROP:
   case TLC_TF_RANDOM_CROP: {
     int32_t pad = t->kind == TLC_TF_RANDOM_CROP ? t->pad : 0;
-    p->ax += p->sx * (d.left - pad), p->ay += p->sy * (d.top - pad);
+    map->ax += map->sx * (d.left - pad), map->ay += map->sy * (d.top - pad);
     *w = d.width, *h = d.height;
     return 0;
   }
   case TLC_TF_HFLIP:
     if (d.flip)
-      p->ax += p->sx * (*w - 1), p->sx = -p->sx;
+      map->ax += map->sx * (*w - 1), map->sx = -map->sx;
     return 0;
   case TLC_TF_VFLIP:
     if (d.flip)
-      p->ay += p->sy * (*h - 1), p->sy = -p->sy;
+      map->ay += map->sy * (*h - 1), map->sy = -map->sy;
     return 0;
+  case TLC_TF_ROTATE:
+    return rotate(&d, *w, *h, p, rotated, err);
   case TLC_TF_GRAYSCALE_TO_RGB:
     p->channels = 3;
     return 0;
@@ -89,7 +112,8 @@ int tlc_augment_plan(const TlcTransform *tf, int n, const TlcImage *img, TlcRng 
   bool twice;
   int resize = find_resize(tf, n, &twice);
   int nimage = n > 0 && tf[n - 1].kind == TLC_TF_NORMALIZE ? n - 1 : n;
-  *p = (TlcAugmentPlan){.width = img->width, .height = img->height, .channels = img->channels, .sx = 1, .sy = 1};
+  *p = (TlcAugmentPlan){.width = img->width, .height = img->height, .channels = img->channels, .before = IDENTITY,
+                        .after = IDENTITY, .rotate = {0, 65536, 0, 0, 0, 65536}};
   p->out_width = img->width, p->out_height = img->height;
   for (int i = 0; i < resize; i++) {   // crops and channel changes: the region the resize reads
     TlcTransformDraw d;
@@ -116,10 +140,13 @@ int tlc_augment_plan(const TlcTransform *tf, int n, const TlcImage *img, TlcRng 
     p->out_width = p->width, p->out_height = p->height;
   }
   int32_t w = p->out_width, h = p->out_height;
+  bool rotated = false;
   for (int i = resize + 1; i < nimage; i++)
-    if (compose(&tf[i], rng, &w, &h, p, err))
+    if (compose(&tf[i], rng, &w, &h, p, &rotated, err))
       return -1;
   p->final_width = w, p->final_height = h;
+  if (!rotated)   // the identity rotation of the final image
+    p->rotated_width = w, p->rotated_height = h;
   return 0;
 }
 

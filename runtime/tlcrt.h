@@ -130,12 +130,21 @@ int tlc_transform_apply(const TlcTransform *tf, const TlcTransformDraw *draw, co
 // augment.c: one sample's transforms as the GPU's augment kernel takes them
 //
 // The decoded image's region [top, top + height) x [left, left + width) is resized to
-// out_height x out_width (Pillow's filter; a copy when the sizes are equal), then batch pixel
-// (y, x) is resized pixel (ay + sy * y, ax + sx * x), zero outside it.
+// out_height x out_width (Pillow's filter; a copy when the sizes are equal). Batch pixel
+// (y, x) is then, through the crops and flips after the rotation, pixel (y2, x2) =
+// (after.ay + after.sy * y, after.ax + after.sx * x) of the rotated image; the rotation reads
+// (ys, xs) = (floor((rotate[3] + rotate[4] x2 + rotate[5] y2) / 65536), floor((rotate[0] +
+// rotate[1] x2 + rotate[2] y2) / 65536)); the crops and flips before it read resized pixel
+// (before.ay + before.sy * ys, before.ax + before.sx * xs). Each step outside its image
+// (rotated_height x rotated_width, then out_height x out_width) reads zero. Without a
+// rotation, `after` and `rotate` are the identity.
+typedef struct TlcAugmentMap { int64_t ay, sy, ax, sx; } TlcAugmentMap;
 typedef struct TlcAugmentPlan {
   int32_t top, left, height, width;      // the region the resize reads
   int32_t out_height, out_width;         // the resized image
-  int64_t ay, sy, ax, sx;                // the crops and flips after the resize
+  TlcAugmentMap before, after;           // the crops and flips before and after the rotation
+  int64_t rotate[6];                     // the rotation, 16.16 fixed point
+  int32_t rotated_height, rotated_width; // the rotation's image (its input's size)
   int32_t channels;                      // the image's, or 3 after grayscale_to_rgb
   int32_t final_height, final_width;     // the image tf makes (the model's, when it fits)
 } TlcAugmentPlan;

@@ -11,16 +11,11 @@
 // the CPU, and the run says why, once. The images take device memory within a budget: what
 // the device has free after the arena and the feature cache, less TRAINER_GPU_RESERVE_MB,
 // or --gpu-data-mb.
+#include "augment_params.h"
 #include "trainer_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-enum { AUG_PARAMS = 16 };   // int64 per sample, in kernels_augment.c's order
-enum {
-  AUG_PIXELS, AUG_ROW, AUG_CHANNELS, AUG_TAPS_Y, AUG_TAPS_X, AUG_STRIDE_Y, AUG_STRIDE_X,
-  AUG_AY, AUG_SY, AUG_AX, AUG_SX, AUG_HEIGHT, AUG_WIDTH,
-};
 
 // One split's images on the device.
 typedef struct DeviceSet {
@@ -278,7 +273,11 @@ static int plan_sample(TlcRun *run, const DeviceSet *d, int64_t j, int64_t b, co
   q[AUG_PIXELS] = d->offsets[j], q[AUG_ROW] = img.width, q[AUG_CHANNELS] = img.channels;
   q[AUG_TAPS_Y] = *used, q[AUG_TAPS_X] = *used + (int64_t)p.out_height * sy;
   q[AUG_STRIDE_Y] = sy, q[AUG_STRIDE_X] = sx;
-  q[AUG_AY] = p.ay, q[AUG_SY] = p.sy, q[AUG_AX] = p.ax, q[AUG_SX] = p.sx;
+  q[AUG_AFTER_AY] = p.after.ay, q[AUG_AFTER_SY] = p.after.sy, q[AUG_AFTER_AX] = p.after.ax, q[AUG_AFTER_SX] = p.after.sx;
+  q[AUG_ROTATED_HEIGHT] = p.rotated_height, q[AUG_ROTATED_WIDTH] = p.rotated_width;
+  memcpy(q + AUG_ROTATE, p.rotate, sizeof p.rotate);
+  q[AUG_BEFORE_AY] = p.before.ay, q[AUG_BEFORE_SY] = p.before.sy;
+  q[AUG_BEFORE_AX] = p.before.ax, q[AUG_BEFORE_SX] = p.before.sx;
   q[AUG_HEIGHT] = p.out_height, q[AUG_WIDTH] = p.out_width;
   *used += size;
   return 0;

@@ -93,6 +93,10 @@ lists=(
   "[center_crop(30), resize([28, 28]), hflip(1.0), $norm]"
   "[random_crop(30), random_resized_crop(28), vflip(0.5), hflip(0.5), $norm]"
   "[resize(40), random_crop(32), center_crop(28), hflip(0.5), $norm]"
+  "[resize([28, 28]), rotate(30)]"
+  "[resize([28, 28]), rotate(180), $norm]"
+  "[resize(30), random_crop(28, pad = 2), rotate(15), hflip(0.5), $norm]"
+  "[random_resized_crop(32), hflip(0.5), rotate(20), center_crop(28), vflip(0.5), $norm]"
 )
 i=0
 for list in "${lists[@]}"; do
@@ -120,17 +124,17 @@ done
 emu ./train --device cuda --gpu-data-mb 0 --limit 8 --epochs 1 --out small > small.txt 2>&1
 check "--gpu-data-mb 0: over the budget, said" \
   grep -q "^data: batches built on the CPU: 0.[0-9] MB of decoded images is over the device's budget of 0 MB (--gpu-data-mb 0)" small.txt
-"$tlc" data.graph --set 'train_transform=[resize([28, 28]), rotate(10)]' -o train_rotate > /dev/null 2>&1
-emu ./train_rotate --device cuda --limit 8 --epochs 1 --out rotate > rotate.txt 2>&1
-check "a transform without a kernel: that split on the CPU, said" \
-  grep -q "^data: training batches built on the CPU: rotate has no GPU kernel yet" rotate.txt
-check "and the other split on the GPU" grep -q "the evaluation batches are built there" rotate.txt
+"$tlc" data.graph --set 'train_transform=[hflip(0.5), resize([28, 28])]' -o train_cpu > /dev/null 2>&1
+emu ./train_cpu --device cuda --limit 8 --epochs 1 --out flip_first > flip_first.txt 2>&1
+check "a chain the kernel cannot run: that split on the CPU, said" \
+  grep -q "^data: training batches built on the CPU: hflip before resize" flip_first.txt
+check "and the other split on the GPU" grep -q "the evaluation batches are built there" flip_first.txt
 emu ./train --check-gpu --limit 8 --epochs 1 --out checked > checked.txt 2>&1
 check "--check-gpu: the data path is off, said" \
   grep -q "^data: batches built on the CPU: --check-gpu compares the steps from the host's batches" checked.txt
 
 # The check can fail: each sample takes the crop and flip of its neighbour in the batch.
-sed -E '/ augment\(/,/^}/ s/\(n \* 16\) \+ (9|10)\)/((n ^ 1) * 16) + \1)/g' program.cu > planted.cu
+sed -E '/ augment\(/,/^}/ s/\(n \* 32\) \+ (21|22)\)/((n ^ 1) * 32) + \1)/g' program.cu > planted.cu
 check "the planted kernel differs" sh -c '! cmp -s program.cu planted.cu'
 TLC_EMU_SOURCE=$PWD/planted.cu emu ./train --check-gpu-data --epochs 1 --out planted > planted.txt 2>&1
 check "a planted neighbour's flip fails the check" grep -q "^error: --check-gpu-data: batch 1 differs at sample" planted.txt
