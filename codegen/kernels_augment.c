@@ -83,19 +83,19 @@ static void resample(Kernel *k, KStmt *into, int pixels, int params, int taps, c
   kir_assign(k, into, x->v, round8(k, kir_ref(k, x->acc)));
 }
 
-Kernel *kernel_augment(Arena *a, int64_t batch, int64_t channels, int64_t height, int64_t width) {
+Kernel *kernel_augment(Arena *a, int64_t batch, int64_t channels, int64_t height, int64_t width, bool bytes) {
   int64_t plane = height * width, sample_floats = channels * plane;
-  Kernel *k = kir_kernel(a, "augment",
+  Kernel *k = kir_kernel(a, bytes ? "augment_bytes" : "augment",
                          arena_printf(a, "data path: the batch built on the device from the decoded images, resized, "
-                                      "cropped, flipped, rotated and normalised as the CPU transforms do -> "
-                                      "[%lld,%lld,%lld,%lld]", (long long)batch, (long long)channels, (long long)height,
-                                      (long long)width));
+                                      "cropped, flipped, rotated and %s as the CPU transforms do -> [%lld,%lld,%lld,%lld]",
+                                      bytes ? "kept as bytes for colour jitter" : "normalised", (long long)batch,
+                                      (long long)channels, (long long)height, (long long)width));
   int pixels = kir_buf(k, "decoded images (HWC, one after another)", KT_U8, 0);
   int params = kir_buf(k, "per sample: image, taps, crops and flips after the rotation, the rotation, crops and flips "
                        "before it, resized size (runtime/augment_params.h)", KT_I64, batch * AUG_PARAMS);
   int taps = kir_buf(k, "the samples' filter taps: first, count, weights (fixed point, 22 bits)", KT_I64, 0);
-  int table = kir_buf(k, "each channel's 256 normalised values", KT_F32, channels * 256);
-  int out = kir_buf(k, "the batch's images", KT_F32, batch * sample_floats);
+  int table = bytes ? -1 : kir_buf(k, "each channel's 256 normalised values", KT_F32, channels * 256);
+  int out = kir_buf(k, bytes ? "the batch's bytes" : "the batch's images", bytes ? KT_U8 : KT_F32, batch * sample_floats);
   AugmentVars x = {
       .i = kir_var(k, "i", KT_I64), .n = kir_var(k, "n", KT_I64), .c = kir_var(k, "c", KT_I64),
       .y2 = kir_var(k, "y2", KT_I64), .x2 = kir_var(k, "x2", KT_I64), .ys = kir_var(k, "ys", KT_I64),
@@ -122,7 +122,8 @@ Kernel *kernel_augment(Arena *a, int64_t batch, int64_t channels, int64_t height
   inside = kir_and(k, inside, kir_and(k, within(k, kir_ref(k, x.ry), param(k, params, n, AUG_HEIGHT)),
                                       within(k, kir_ref(k, x.rx), param(k, params, n, AUG_WIDTH))));
   resample(k, kir_if(k, each, inside, NULL), pixels, params, taps, &x);
-  KExpr *value = kir_load(k, table, kir_add(k, kir_mul(k, kir_ref(k, x.c), kir_int(k, 256)), kir_ref(k, x.v)));
+  KExpr *value = bytes ? kir_ref(k, x.v)
+                       : kir_load(k, table, kir_add(k, kir_mul(k, kir_ref(k, x.c), kir_int(k, 256)), kir_ref(k, x.v)));
   kir_store(k, each, out, kir_ref(k, x.i), value);
   kir_finish(k);
   return k;

@@ -367,6 +367,8 @@ static void verify_expr(const Verifier *v, const KExpr *e) {
     verify_expr(v, e->b);
     if (e->a->type != e->b->type)
       bug(k, "operands of different types");
+    if (e->op == KB_MUL_RN && e->a->type != KT_F32)
+      bug(k, "a rounded product of integers");
     break;
   case KX_SELECT:
     verify_expr(v, e->a);
@@ -497,8 +499,8 @@ static void verify_stmt(const Verifier *v, const KStmt *s) {
     const KBuf *b = buf_of(v, s->buf);
     verify_expr(v, s->index);
     verify_expr(v, s->value);
-    KType stored = b->type == KT_BF16 ? KT_F32 : b->type;
-    if (s->index->type != KT_I64 || s->value->type != stored || b->type == KT_U8)
+    KType stored = b->type == KT_BF16 ? KT_F32 : b->type == KT_U8 ? KT_I64 : b->type;
+    if (s->index->type != KT_I64 || s->value->type != stored)
       bug(k, "bad store");
     break;
   }

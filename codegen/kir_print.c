@@ -8,7 +8,7 @@
 
 static const char *const unary_names[KU_COUNT] = {"-", "expf", "logf", "sqrtf", "fabsf", "!"};
 static const char *const binary_names[KB_COUNT] = {"+", "-", "*", "/", "fminf", "fmaxf", "%",
-                                                   "<", "<=", "==", "!=", "&&", "||", "^", ">>"};
+                                                   "<", "<=", "==", "!=", "&&", "||", "^", ">>", "__fmul_rn"};
 
 const char *kir_type_name(KType t) {
   static const char *const names[] = {[KT_I64] = "int64_t", [KT_F32] = "float", [KT_BOOL] = "bool",
@@ -51,7 +51,7 @@ static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
     fputc(')', out);
     return;
   case KX_BINARY:
-    if (e->op == KB_MIN || e->op == KB_MAX) {   // integers: imin and imax (kir_cuda.c defines them)
+    if (e->op == KB_MIN || e->op == KB_MAX || e->op == KB_MUL_RN) {   // integers: imin and imax (kir_cuda.c defines them)
       fprintf(out, "%s(", e->type == KT_F32 ? binary_names[e->op] : e->op == KB_MIN ? "imin" : "imax");
       print_expr(out, k, e->a);
       fputs(", ", out);
@@ -170,12 +170,12 @@ static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
     fputs(";\n", out);
     return;
   case KS_STORE: {
-    bool bf16 = k->bufs[s->buf].type == KT_BF16;
+    bool bf16 = k->bufs[s->buf].type == KT_BF16, u8 = k->bufs[s->buf].type == KT_U8;
     fprintf(out, "b%d[", s->buf);
     print_expr(out, k, s->index);
-    fputs(bf16 ? "] = tlc_f2bf(" : "] = ", out);
+    fputs(bf16 ? "] = tlc_f2bf(" : u8 ? "] = (unsigned char)(" : "] = ", out);
     print_expr(out, k, s->value);
-    fputs(bf16 ? ");\n" : ";\n", out);
+    fputs(bf16 || u8 ? ");\n" : ";\n", out);
     return;
   }
   case KS_IF:

@@ -10,10 +10,11 @@
 // resize is Pillow's two passes with the CPU's own taps (transform_taps); a crop after it is
 // an offset (its padding: positions outside the image read zero), a flip a reflection, and
 // both are exact on integers. A chain with no resize is a resize to the same size, whose taps
-// copy each pixel. A rotation (Pillow's nearest-neighbour map in 16.16 fixed point, with the
+// copy each pixel. Colour jitter, after all of them, draws its order and factors here and
+// runs in kernels of its own (codegen/kernels_jitter.c). A rotation (Pillow's nearest-neighbour map in 16.16 fixed point, with the
 // CPU's own coefficients from transform_rotation) sits between two such maps. What the kernel
-// cannot do (colour jitter, a second resize or rotation, a flip, padded crop or rotation
-// before the resize) is refused by tlc_augment_unsupported, once, and the split keeps the
+// cannot do (a second resize, rotation or jitter, a flip, padded crop or rotation before the
+// resize, a geometric transform or grayscale_to_rgb after the jitter) is refused by tlc_augment_unsupported, once, and the split keeps the
 // CPU path.
 #include "transform_internal.h"
 
@@ -36,7 +37,7 @@ static int find_resize(const TlcTransform *tf, int n, bool *twice) {
 
 const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, size_t len) {
   bool twice;
-  int resize = find_resize(tf, n, &twice), rotations = 0;
+  int resize = find_resize(tf, n, &twice), rotations = 0, jitter = -1;
   if (twice) {
     snprintf(why, len, "more than one resize");
     return why;
@@ -45,16 +46,20 @@ const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, si
     const char *name = tlc_transform_name(tf[i].kind);
     bool before = i < resize;
     rotations += tf[i].kind == TLC_TF_ROTATE;
-    if (tf[i].kind == TLC_TF_COLOR_JITTER)
-      snprintf(why, len, "%s has no GPU kernel yet", name);
-    else if (rotations > 1)
+    if (rotations > 1)
       snprintf(why, len, "more than one rotate");
+    else if (jitter >= 0 && tf[i].kind != TLC_TF_NORMALIZE)
+      snprintf(why, len, "%s after color_jitter", name);
     else if (before && (tf[i].kind == TLC_TF_HFLIP || tf[i].kind == TLC_TF_VFLIP || tf[i].kind == TLC_TF_ROTATE))
       snprintf(why, len, "%s before %s", name, tlc_transform_name(tf[resize].kind));
     else if (before && tf[i].kind == TLC_TF_RANDOM_CROP && tf[i].pad > 0)
       snprintf(why, len, "a padded random_crop before %s", tlc_transform_name(tf[resize].kind));
-    else
+    else if (before && tf[i].kind == TLC_TF_COLOR_JITTER)
+      snprintf(why, len, "color_jitter before %s", tlc_transform_name(tf[resize].kind));
+    else {
+      jitter = tf[i].kind == TLC_TF_COLOR_JITTER ? i : jitter;
       continue;
+    }
     return why;
   }
   return NULL;
@@ -99,6 +104,14 @@ static int compose(const TlcTransform *t, TlcRng *rng, int32_t *w, int32_t *h, T
     return 0;
   case TLC_TF_ROTATE:
     return rotate(&d, *w, *h, p, rotated, err);
+  case TLC_TF_COLOR_JITTER:
+    for (int i = 0; i < 4; i++)
+      p->jitter[i] = d.enabled[d.order[i]] ? d.order[i] : -1;
+    for (int i = 0; i < 3; i++)
+      p->factor[i] = d.factor[i];
+    // numpy's uint8(hue * 255) as tlc_image_hue takes it: truncation, then modulo 256.
+    p->hue_step = (uint8_t)(int)((double)d.factor[3] * 255.0);
+    return 0;
   case TLC_TF_GRAYSCALE_TO_RGB:
     p->channels = 3;
     return 0;
@@ -113,7 +126,7 @@ int tlc_augment_plan(const TlcTransform *tf, int n, const TlcImage *img, TlcRng 
   int resize = find_resize(tf, n, &twice);
   int nimage = n > 0 && tf[n - 1].kind == TLC_TF_NORMALIZE ? n - 1 : n;
   *p = (TlcAugmentPlan){.width = img->width, .height = img->height, .channels = img->channels, .before = IDENTITY,
-                        .after = IDENTITY, .rotate = {0, 65536, 0, 0, 0, 65536}};
+                        .after = IDENTITY, .rotate = {0, 65536, 0, 0, 0, 65536}, .jitter = {-1, -1, -1, -1}};
   p->out_width = img->width, p->out_height = img->height;
   for (int i = 0; i < resize; i++) {   // crops and channel changes: the region the resize reads
     TlcTransformDraw d;
@@ -148,6 +161,23 @@ int tlc_augment_plan(const TlcTransform *tf, int n, const TlcImage *img, TlcRng 
   if (!rotated)   // the identity rotation of the final image
     p->rotated_width = w, p->rotated_height = h;
   return 0;
+}
+
+bool tlc_augment_jitters(const TlcTransform *tf, int n, bool *hue) {
+  *hue = false;
+  bool any = false;
+  for (int i = 0; i < n; i++)
+    if (tf[i].kind == TLC_TF_COLOR_JITTER)
+      any = true, *hue |= tf[i].hue > 0;
+  return any;
+}
+
+void tlc_augment_hsv_tables(uint8_t *hsv, uint8_t *rgb) {
+  for (uint32_t i = 0; i < (1u << 24); i++) {
+    uint8_t triple[3] = {(uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+    transform_rgb_to_hsv(triple, hsv + 3 * (size_t)i);
+    transform_hsv_to_rgb(triple, rgb + 3 * (size_t)i);
+  }
 }
 
 int64_t tlc_augment_taps_size(const TlcAugmentPlan *p) {

@@ -18,8 +18,14 @@ enum {
   AUG_ROTATE,           // 6 values: the rotation's 16.16 map, rotated -> its input
   AUG_BEFORE_AY = AUG_ROTATE + 6, AUG_BEFORE_SY, AUG_BEFORE_AX, AUG_BEFORE_SX,   // -> resized image
   AUG_HEIGHT, AUG_WIDTH,   // the resized image
+  AUG_JITTER,           // 4 values: colour jitter's adjustments in order (AUG_BRIGHTNESS..AUG_HUE, -1: none)
+  AUG_HUE_STEP = AUG_JITTER + 4,   // hue: the step added to H (0..255)
   AUG_PARAMS = 32
 };
+
+// Colour jitter's adjustments, as TlcTransformDraw numbers them; the first three's factors are
+// the sample's floats in the factors buffer (AUG_FACTORS a sample), by that number.
+enum { AUG_BRIGHTNESS, AUG_CONTRAST, AUG_SATURATION, AUG_HUE, AUG_FACTORS = 4 };
 
 // Pillow's resampling weights: fixed point with 22 fraction bits.
 enum { AUG_BITS = 22 };

@@ -147,10 +147,22 @@ typedef struct TlcAugmentPlan {
   int32_t rotated_height, rotated_width; // the rotation's image (its input's size)
   int32_t channels;                      // the image's, or 3 after grayscale_to_rgb
   int32_t final_height, final_width;     // the image tf makes (the model's, when it fits)
+  // Colour jitter, last of the image's transforms: its adjustments in order (0 brightness, 1
+  // contrast, 2 saturation, 3 hue; -1 for one not drawn), factors by that number, and hue's
+  // step added to H.
+  int32_t jitter[4];
+  float factor[3];
+  int32_t hue_step;
 } TlcAugmentPlan;
 
-// NULL when the kernel can run tf[0..n), else why not (written into why).
+// NULL when the kernels can run tf[0..n), else why not (written into why).
 const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, size_t len);
+// Whether tf[0..n) has colour jitter (the batch then goes through the jitter kernels), and
+// with a hue (they then read tables of Pillow's HSV conversions).
+bool tlc_augment_jitters(const TlcTransform *tf, int n, bool *hue);
+// Pillow's HSV of every RGB triple and RGB of every HSV triple (3 x 2^24 bytes each, indexed
+// by (a * 256 + b) * 256 + c), for the jitter kernels.
+void tlc_augment_hsv_tables(uint8_t *hsv, uint8_t *rgb);
 // Draws img's choices from rng exactly as tlc_transform_run does; fails where it fails.
 int tlc_augment_plan(const TlcTransform *tf, int n, const TlcImage *img, TlcRng *rng, TlcAugmentPlan *p,
                      TlcError *err);
@@ -710,7 +722,9 @@ typedef struct TlcModel {
   void (*train_features_gpu)(TlcGpu *gpu), (*train_head_gpu)(TlcGpu *gpu);
   int feature_gather;
   // The GPU's data path: the bundle's launch number of the augment kernel (buffers: decoded
-  // images, sample parameters, filter taps, normalisation table, the batch at `images`).
+  // images, sample parameters, filter taps, normalisation table, the batch at `images`); the
+  // next three launches are its variant that writes bytes for colour jitter and the two jitter
+  // kernels (codegen/kernels_jitter.c).
   int augment;
   // Parameters as tlc --stats counts them (buffers excluded): all, and those that train.
   int64_t parameters, trainable_parameters;

@@ -25,10 +25,20 @@ typedef struct DeviceSet {
   int64_t bytes;
 } DeviceSet;
 
+// Colour jitter's device memory, when a served split's transforms have it: the batch as
+// bytes between the kernels, the samples' factors and contrast means, and Pillow's HSV
+// tables (1 byte each where no transform has a hue).
+typedef struct DeviceJitter {
+  uint64_t bytes, factors, means, hsv, rgb;
+  float *host_factors;
+} DeviceJitter;
+
 typedef struct TrainerGpuData {
   DeviceSet sets[3];
   int nsets;
   bool train, eval;             // the splits whose batches the GPU builds
+  bool jitter, hue;             // a served split's transforms have colour jitter, with a hue
+  DeviceJitter j;
   uint64_t params, taps, table_train, table_eval;
   int64_t taps_capacity;        // int64 elements allocated at taps
   int64_t *host_params, *host_taps;
@@ -73,6 +83,16 @@ static int64_t set_bytes(const TlcDataset *ds) {
     bytes += (int64_t)img.width * img.height * img.channels;
   }
   return bytes;
+}
+
+enum { HSV_TABLE_BYTES = 3 << 24 };
+
+// The bytes colour jitter takes on the device: the batch as bytes, and the HSV tables.
+static int64_t jitter_bytes(const TlcRun *run, const TrainerGpuData *g) {
+  const TlcModel *m = run->model;
+  if (!g->jitter)
+    return 0;
+  return m->batch * m->channels * m->height * m->width + (g->hue ? 2 * (int64_t)HSV_TABLE_BYTES : 0);
 }
 
 // The splits the GPU would serve, each once; the bytes they take.
@@ -165,11 +185,48 @@ static void choose_splits(TlcRun *run, TrainerGpuData *g) {
     printf("data: evaluation batches built on the CPU: %s\n", why);
     g->eval = false;
   }
+  bool hue_train, hue_eval;
+  bool jitter_train = g->train && tlc_augment_jitters(m->train_transform, m->ntrain_transform, &hue_train);
+  bool jitter_eval = g->eval && tlc_augment_jitters(m->eval_transform, m->neval_transform, &hue_eval);
+  g->jitter = jitter_train || jitter_eval;
+  g->hue = (jitter_train && hue_train) || (jitter_eval && hue_eval);
+}
+
+// Pillow's HSV tables, filled on the host by the CPU's conversions.
+static int upload_hsv(TlcRun *run, DeviceJitter *j, TlcError *err) {
+  uint8_t *hsv = malloc(HSV_TABLE_BYTES), *rgb = malloc(HSV_TABLE_BYTES);
+  int status = hsv && rgb ? 0 : tlc_fail(err, "out of memory for the HSV tables");
+  if (status == 0) {
+    tlc_augment_hsv_tables(hsv, rgb);
+    status = tlc_gpu_alloc(run->gpu, HSV_TABLE_BYTES, &j->hsv, err) != 0 ||
+             tlc_gpu_alloc(run->gpu, HSV_TABLE_BYTES, &j->rgb, err) != 0 ||
+             tlc_gpu_put(run->gpu, j->hsv, hsv, HSV_TABLE_BYTES, err) != 0 ||
+             tlc_gpu_put(run->gpu, j->rgb, rgb, HSV_TABLE_BYTES, err) != 0 ? -1 : 0;
+  }
+  free(hsv);
+  free(rgb);
+  return status;
+}
+
+static int upload_jitter(TlcRun *run, TrainerGpuData *g, TlcError *err) {
+  const TlcModel *m = run->model;
+  DeviceJitter *j = &g->j;
+  if (!(j->host_factors = malloc((size_t)m->batch * AUG_FACTORS * sizeof(float))))
+    return tlc_fail(err, "out of memory");
+  if (tlc_gpu_alloc(run->gpu, m->batch * m->channels * m->height * m->width, &j->bytes, err) != 0 ||
+      tlc_gpu_alloc(run->gpu, m->batch * AUG_FACTORS * (int64_t)sizeof(float), &j->factors, err) != 0 ||
+      tlc_gpu_alloc(run->gpu, m->batch * (int64_t)sizeof(int64_t), &j->means, err) != 0)
+    return -1;
+  if (g->hue)
+    return upload_hsv(run, j, err);
+  return tlc_gpu_alloc(run->gpu, 1, &j->hsv, err) != 0 || tlc_gpu_alloc(run->gpu, 1, &j->rgb, err) != 0 ? -1 : 0;
 }
 
 // The images, tables and parameters go up; -1 (err set) when the device cannot hold them.
 static int upload(TlcRun *run, TrainerGpuData *g, TlcError *err) {
   const TlcModel *m = run->model;
+  if (g->jitter && upload_jitter(run, g, err) != 0)
+    return -1;
   for (int i = 0; i < g->nsets; i++)
     if (upload_set(run, &g->sets[i], err) != 0)
       return -1;
@@ -185,11 +242,14 @@ static int upload(TlcRun *run, TrainerGpuData *g, TlcError *err) {
 static void start(TlcRun *run, TrainerGpuData *g) {
   char how[sizeof(TlcError) + 64];
   double budget = device_budget(run, how, sizeof how);
-  int64_t bytes = plan_sets(run, g);
-  double mb = (double)bytes / (1 << 20);
-  if (mb > budget) {
-    printf("data: batches built on the CPU: %.1f MB of decoded images is over the device's budget of %.0f MB (%s)\n", mb,
-           budget > 0 ? budget : 0, how);
+  int64_t bytes = plan_sets(run, g), extra = jitter_bytes(run, g);
+  double mb = (double)bytes / (1 << 20), extra_mb = (double)extra / (1 << 20);
+  char jitter[96] = "";
+  if (extra)
+    snprintf(jitter, sizeof jitter, " and %.1f MB for colour jitter", extra_mb);
+  if (mb + extra_mb > budget) {
+    printf("data: batches built on the CPU: %.1f MB of decoded images%s is over the device's budget of %.0f MB (%s)\n",
+           mb, jitter, budget > 0 ? budget : 0, how);
     trainer_free_gpu_data(run);
     return;
   }
@@ -202,8 +262,8 @@ static void start(TlcRun *run, TrainerGpuData *g) {
   int64_t images = 0;
   for (int i = 0; i < g->nsets; i++)
     images += g->sets[i].ds->count;
-  printf("data: on the GPU: %.1f MB (%lld bytes) of decoded images (%lld images; budget %.0f MB: %s); the %s "
-         "batches are built there\n", mb, (long long)bytes, (long long)images, budget, how,
+  printf("data: on the GPU: %.1f MB (%lld bytes) of decoded images (%lld images)%s; budget %.0f MB: %s; the %s "
+         "batches are built there\n", mb, (long long)bytes, (long long)images, jitter, budget, how,
          g->train && g->eval ? "training and evaluation" : g->train ? "training" : "evaluation");
 }
 
@@ -279,6 +339,11 @@ static int plan_sample(TlcRun *run, const DeviceSet *d, int64_t j, int64_t b, co
   q[AUG_BEFORE_AY] = p.before.ay, q[AUG_BEFORE_SY] = p.before.sy;
   q[AUG_BEFORE_AX] = p.before.ax, q[AUG_BEFORE_SX] = p.before.sx;
   q[AUG_HEIGHT] = p.out_height, q[AUG_WIDTH] = p.out_width;
+  for (int i = 0; i < 4; i++)
+    q[AUG_JITTER + i] = p.jitter[i];
+  q[AUG_HUE_STEP] = p.hue_step;
+  if (g->j.host_factors)
+    memcpy(g->j.host_factors + b * AUG_FACTORS, p.factor, sizeof p.factor);
   *used += size;
   return 0;
 }
@@ -305,6 +370,22 @@ static int check_batch(TlcRun *run, TrainerGpuData *g, TlcError *err) {
   return 0;
 }
 
+// The geometry into bytes, each sample's contrast mean, then the jitter and normalisation into
+// the batch (the launches after m->augment, in that order).
+static int launch_jitter(TlcRun *run, TrainerGpuData *g, const DeviceSet *d, uint64_t table, TlcError *err) {
+  const TlcModel *m = run->model;
+  DeviceJitter *j = &g->j;
+  if (tlc_gpu_put(run->gpu, j->factors, j->host_factors, m->batch * AUG_FACTORS * (int64_t)sizeof(float), err) != 0)
+    return -1;
+  uint64_t geometry[4] = {d->pixels, g->params, g->taps, j->bytes};
+  uint64_t jitter[8] = {j->bytes, g->params, j->factors, j->hsv, j->rgb, j->means, table,
+                        tlc_gpu_arena_at(run->gpu, m->images)};
+  tlc_gpu_launch_on(run->gpu, m->augment + 1, geometry, 4);
+  tlc_gpu_launch_on(run->gpu, m->augment + 2, jitter, 6);
+  tlc_gpu_launch_on(run->gpu, m->augment + 3, jitter, 8);
+  return 0;
+}
+
 int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, TlcError *err) {
   const TlcModel *m = run->model;
   const TlcTransform *tf = training ? m->train_transform : m->eval_transform;
@@ -322,9 +403,15 @@ int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *ord
   if (tlc_gpu_put(run->gpu, g->params, g->host_params, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), err) != 0 ||
       tlc_gpu_put(run->gpu, g->taps, g->host_taps, used * (int64_t)sizeof(int64_t), err) != 0)
     return -1;
-  uint64_t table = training ? g->table_train : g->table_eval;
-  uint64_t pointers[5] = {d->pixels, g->params, g->taps, table, tlc_gpu_arena_at(run->gpu, m->images)};
-  tlc_gpu_launch_on(run->gpu, m->augment, pointers, 5);
+  uint64_t table = training ? g->table_train : g->table_eval, images = tlc_gpu_arena_at(run->gpu, m->images);
+  bool hue;
+  if (tlc_augment_jitters(tf, ntf, &hue)) {
+    if (launch_jitter(run, g, d, table, err) != 0)
+      return -1;
+  } else {
+    uint64_t pointers[5] = {d->pixels, g->params, g->taps, table, images};
+    tlc_gpu_launch_on(run->gpu, m->augment, pointers, 5);
+  }
   return run->check_gpu_data ? check_batch(run, g, err) : 0;
 }
 
@@ -340,6 +427,10 @@ void trainer_free_gpu_data(TlcRun *run) {
   tlc_gpu_free(run->gpu, g->taps);
   tlc_gpu_free(run->gpu, g->table_train);
   tlc_gpu_free(run->gpu, g->table_eval);
+  uint64_t jitter[5] = {g->j.bytes, g->j.factors, g->j.means, g->j.hsv, g->j.rgb};
+  for (int i = 0; i < 5; i++)
+    tlc_gpu_free(run->gpu, jitter[i]);
+  free(g->j.host_factors);
   free(g->host_params);
   free(g->host_taps);
   free(g->check);

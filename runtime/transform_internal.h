@@ -27,6 +27,11 @@ int transform_taps(int32_t in_size, int32_t out_size, int32_t offset, int64_t *d
 // (x' = m[0] x + m[1] y + m[2] from pixel centres) then.
 bool transform_rotation(int32_t w, int32_t h, double degrees, int64_t q[6], double m[6]);
 
+// Pillow's 8-bit RGB <-> HSV conversions that hue jitter makes (transform_color.c); the GPU's
+// data path tabulates them.
+void transform_rgb_to_hsv(const uint8_t *rgb, uint8_t *hsv);
+void transform_hsv_to_rgb(const uint8_t *hsv, uint8_t *rgb);
+
 // Resize's output size for an input of width x height.
 void transform_resize_shape(const TlcTransform *t, int32_t width, int32_t height, int32_t *out_w, int32_t *out_h);
 

@@ -2,18 +2,21 @@
 # gpu_data.sh TLC EMULATOR_LIB_DIR SCRATCH: the data path on the emulated GPU. An ImageFolder
 # tree of PNG files of many sizes (written here with PIL: 30 to 90 pixels a side, a few
 # photographs of 150 to 260, some gray) is kept in device memory and every batch is built by
-# the augment kernel. The oracle is the CPU's loader (runtime/transform*.c, which
+# the data path's kernels. The oracle is the CPU's loader (runtime/transform*.c, which
 # tests/transforms checks against torchvision): with --check-gpu-data the trainer builds each
-# batch on both and stops at the first float that differs. The tolerance is zero: the kernel
-# sums the same integers as the CPU's resize (Pillow's fixed-point taps, which the host
-# computes with the CPU's own code; integer sums do not depend on their order) and reads the
-# same float table for the normalisation, so there is no rounding to differ. Each transform
-# is checked alone and in the chains the examples use; a two-epoch training run with the
-# data path on the GPU ends with the checkpoints of one without it, bit for bit. A kernel
-# planted to take its neighbour's crop and flip (the trainer's own program through
-# TLC_EMU_SOURCE) must fail the check. The start of a run says where the batches are built,
-# with the bytes the device holds (the PNG files' decoded sizes, summed here with PIL), or
-# why not. Exit 77 (skipped) without NVRTC.
+# batch on both and stops at the first float that differs. The tolerance is zero: the kernels
+# sum the same integers as the CPU's resize (Pillow's fixed-point taps, which the host
+# computes with the CPU's own code; integer sums do not depend on their order), rotate with
+# the CPU's 16.16 coefficients, blend colours with the same float operations (the product
+# rounded on its own, as the CPU's, which has no fused multiply-add), look hue up in tables
+# the CPU's conversions fill, and read the same float table for the normalisation: there is
+# no rounding to differ. Each transform is checked alone and in chains like the examples';
+# a two-epoch training run with the data path on the GPU ends with the checkpoints of one
+# without it, bit for bit. A kernel planted to take its neighbour's crop and flip (the
+# trainer's own program through TLC_EMU_SOURCE) must fail the check, and so must one whose
+# hue is a step off. The start of a run says where the batches are built, with the bytes the
+# device holds (the PNG files' decoded sizes, summed here with PIL), or why not. Exit 77
+# (skipped) without NVRTC.
 set -u
 tlc=$1 emulator=$2 dir=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -97,6 +100,11 @@ lists=(
   "[resize([28, 28]), rotate(180), $norm]"
   "[resize(30), random_crop(28, pad = 2), rotate(15), hflip(0.5), $norm]"
   "[random_resized_crop(32), hflip(0.5), rotate(20), center_crop(28), vflip(0.5), $norm]"
+  "[resize([28, 28]), color_jitter(brightness = 0.6)]"
+  "[resize([28, 28]), color_jitter(contrast = 0.8), $norm]"
+  "[resize([28, 28]), color_jitter(saturation = 0.9), $norm]"
+  "[resize([28, 28]), color_jitter(hue = 0.4), $norm]"
+  "[random_resized_crop(28), hflip(0.5), rotate(10), color_jitter(0.4, 0.4, 0.4, 0.1), $norm]"
 )
 i=0
 for list in "${lists[@]}"; do
@@ -115,7 +123,7 @@ check "the chains' evaluation batches too" grep -q "the training and evaluation 
 emu ./train --device cuda --out gpu > gpu.txt 2>&1
 check "a run with the data path on the GPU (status $?)" grep -q '^result:' gpu.txt
 check "it says so, with the decoded images' $bytes bytes" \
-  grep -q "^data: on the GPU: [0-9.]* MB ($bytes bytes) of decoded images (32 images; budget 1[0-9]* MB: the device's free" gpu.txt
+  grep -q "^data: on the GPU: [0-9.]* MB ($bytes bytes) of decoded images (32 images); budget 1[0-9]* MB: the device's free" gpu.txt
 emu ./train --device cuda --no-gpu-data --out cpu > cpu.txt 2>&1
 check "--no-gpu-data: said" grep -q "^data: batches built on the CPU: --no-gpu-data" cpu.txt
 for file in last.ckpt best.ckpt; do
@@ -138,4 +146,10 @@ sed -E '/ augment\(/,/^}/ s/\(n \* 32\) \+ (21|22)\)/((n ^ 1) * 32) + \1)/g' pro
 check "the planted kernel differs" sh -c '! cmp -s program.cu planted.cu'
 TLC_EMU_SOURCE=$PWD/planted.cu emu ./train --check-gpu-data --epochs 1 --out planted > planted.txt 2>&1
 check "a planted neighbour's flip fails the check" grep -q "^error: --check-gpu-data: batch 1 differs at sample" planted.txt
+# And a hue one step off (the hue-only trainer above, list 17).
+"$tlc" data.graph --set "train_transform=${lists[16]}" --emit=cuda > hue.cu
+sed -E '/ jitter\(/,/^}/ s/r = \(\(r \+ b1/r = ((r + 1 + b1/' hue.cu > hue_planted.cu
+check "the planted hue differs" sh -c '! cmp -s hue.cu hue_planted.cu'
+TLC_EMU_SOURCE=$PWD/hue_planted.cu emu ./train_17 --check-gpu-data --epochs 1 --out hue_planted > hue_planted.txt 2>&1
+check "a planted hue step fails the check" grep -q "^error: --check-gpu-data: batch 1 differs at sample" hue_planted.txt
 check_report gpu_data
