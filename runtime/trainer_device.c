@@ -23,6 +23,23 @@ int trainer_open_device(TlcRun *run, TlcError *err) {
   return tlc_gpu_upload(run->gpu, run->arena, 0, m->state_bytes, err);
 }
 
+double trainer_gpu_budget(TlcRun *run, int64_t flag_mb, const char *flag, char *how, size_t len) {
+  if (flag_mb >= 0) {
+    snprintf(how, len, "%s %lld", flag, (long long)flag_mb);
+    return (double)flag_mb;
+  }
+  int64_t free_bytes = 0, total_bytes = 0;
+  TlcError why = {{0}};
+  if (tlc_gpu_memory(run->gpu, &free_bytes, &total_bytes, &why) != 0) {
+    snprintf(how, len, "%s", why.msg);
+    return -1;
+  }
+  double free_mb = (double)free_bytes / (1 << 20);
+  snprintf(how, len, "the device's free %.0f MB less %d MB kept free; %s sets another", free_mb,
+           TRAINER_GPU_RESERVE_MB, flag);
+  return free_mb - TRAINER_GPU_RESERVE_MB;
+}
+
 int trainer_state_to_host(TlcRun *run, TlcError *err) {
   return run->gpu ? tlc_gpu_download(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
 }

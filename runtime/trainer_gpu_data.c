@@ -138,24 +138,6 @@ static int upload_table(TlcRun *run, const TlcTransform *tf, int n, uint64_t *ta
   return tlc_gpu_put(run->gpu, *table, values, m->channels * 256 * (int64_t)sizeof(float), err);
 }
 
-// The device memory the images may take, in MB, and how that was found (for the message).
-static double device_budget(TlcRun *run, char *how, size_t len) {
-  if (run->gpu_data_mb >= 0) {
-    snprintf(how, len, "--gpu-data-mb %lld", (long long)run->gpu_data_mb);
-    return (double)run->gpu_data_mb;
-  }
-  int64_t free_bytes = 0, total_bytes = 0;
-  TlcError why = {{0}};
-  if (tlc_gpu_memory(run->gpu, &free_bytes, &total_bytes, &why) != 0) {
-    snprintf(how, len, "%s", why.msg);
-    return -1;
-  }
-  double free_mb = (double)free_bytes / (1 << 20);
-  snprintf(how, len, "the device's free %.0f MB less %d MB kept free; --gpu-data-mb sets another", free_mb,
-           TRAINER_GPU_RESERVE_MB);
-  return free_mb - TRAINER_GPU_RESERVE_MB;
-}
-
 // Why the run builds no batch on the GPU, or NULL.
 static const char *ruled_out(const TlcRun *run) {
   if (run->no_gpu_data)
@@ -241,7 +223,7 @@ static int upload(TlcRun *run, TrainerGpuData *g, TlcError *err) {
 
 static void start(TlcRun *run, TrainerGpuData *g) {
   char how[sizeof(TlcError) + 64];
-  double budget = device_budget(run, how, sizeof how);
+  double budget = trainer_gpu_budget(run, run->gpu_data_mb, "--gpu-data-mb", how, sizeof how);
   int64_t bytes = plan_sets(run, g), extra = jitter_bytes(run, g);
   double mb = (double)bytes / (1 << 20), extra_mb = (double)extra / (1 << 20);
   char jitter[96] = "";

@@ -66,6 +66,10 @@ void trainer_free_data(TlcRun *run);
 // trainer_device.c
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
+// The device memory, in MB, that the feature cache or the decoded images may take, and how
+// that was found (for the messages): flag_mb (the value of `flag`) when given, else the
+// device's free memory less TRAINER_GPU_RESERVE_MB. A negative budget fits nothing.
+double trainer_gpu_budget(TlcRun *run, int64_t flag_mb, const char *flag, char *how, size_t len);
 
 // trainer_features.c
 // Sets run->use_features: the model has a cache, nothing rules it out, it fits the budget of
