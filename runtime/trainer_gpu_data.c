@@ -378,8 +378,13 @@ int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *ord
     return tlc_fail(err, "internal error: a split without images on the GPU");
   int64_t used = 0;
   for (int64_t b = 0; b < m->batch; b++) {
-    if (plan_sample(run, d, order[b], b, tf, ntf, run->epoch, &used, err) != 0)
-      return -1;
+    if (plan_sample(run, d, order[b], b, tf, ntf, run->epoch, &used, err) != 0) {
+      // Named as the loader names it (a transform that refuses the image).
+      TlcError why = *err;
+      if (ds->paths)
+        return tlc_fail(err, "%s: %s", ds->paths[order[b]], why.msg);
+      return tlc_fail(err, "image %d of the data set: %s", order[b], why.msg);
+    }
     run->batch_labels[b] = ds->labels[order[b]];
   }
   if (tlc_gpu_put(run->gpu, g->params, g->host_params, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), err) != 0 ||
