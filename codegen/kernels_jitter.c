@@ -3,7 +3,7 @@
 // contrast, saturation and hue in a random order drawn per sample; the host writes each
 // sample's order, factors and hue step (runtime/augment_params.h). Contrast blends towards
 // the mean gray level of the image as it stands when contrast comes, so one kernel first
-// computes each sample's mean (one thread a sample, summing its pixels with the adjustments
+// computes each sample's mean (a block a sample, summing its pixels with the adjustments
 // that precede contrast), and a second applies all four and normalises.
 //
 // Each adjustment is what runtime/transform_color.c computes: Pillow's blend in float,
@@ -131,24 +131,40 @@ static const char *shape(Arena *a, int64_t batch, int64_t channels, int64_t heig
   return arena_printf(a, "[%lld,%lld,%lld,%lld]", (long long)batch, (long long)channels, (long long)height, (long long)width);
 }
 
+enum { MEANS_BLOCK = 256 };
+
+// A block a sample: each thread sums the gray levels of its share of the pixels (pixels
+// thread, thread + 256, ...: consecutive threads read consecutive bytes), the block adds the
+// 256 sums through shared memory, and thread 0 rounds the mean. Integer sums: exact in any order.
 Kernel *kernel_jitter_means(Arena *a, int64_t batch, int64_t channels, int64_t height, int64_t width) {
-  Kernel *k = kir_kernel(a, "jitter_means",
-                         arena_printf(a, "data path: colour jitter's contrast means, each sample's rounded mean gray "
-                                      "level after the adjustments before contrast, one thread a sample %s -> [%lld]",
-                                      shape(a, batch, channels, height, width), (long long)batch));
+  Kernel *k = kir_block_kernel(a, "jitter_means",
+                               arena_printf(a, "data path: colour jitter's contrast means, each sample's rounded mean "
+                                            "gray level after the adjustments before contrast, a block a sample %s -> "
+                                            "[%lld]", shape(a, batch, channels, height, width), (long long)batch),
+                               batch, MEANS_BLOCK);
   Jitter j = jitter_begin(k, batch, channels, height * width);
   int means = kir_buf(k, "each sample's contrast mean", KT_I64, batch);
+  int partial = kir_shared(k, "the threads' sums", KT_I64, MEANS_BLOCK);
   j.sample = kir_var(k, "n", KT_I64);
-  int p = kir_var(k, "p", KT_I64), sum = kir_var(k, "sum", KT_I64);
-  KStmt *each = kir_for(k, k->body, j.sample, kir_int(k, 0), kir_int(k, batch), true);
-  kir_assign(k, each, sum, kir_int(k, 0));
-  KStmt *pixels = kir_for(k, each, p, kir_int(k, 0), kir_int(k, j.plane), false);
-  load_pixel(&j, pixels, kir_ref(k, p));
-  adjust(&j, pixels, true);
-  kir_assign(k, pixels, sum, kir_add(k, kir_ref(k, sum), gray_level(&j)));
+  int step = kir_var(k, "step", KT_I64), p = kir_var(k, "p", KT_I64), sum = kir_var(k, "sum", KT_I64);
+  int t = kir_var(k, "t_sum", KT_I64);
+  kir_assign(k, k->body, j.sample, kir_block_index(k));
+  kir_assign(k, k->body, sum, kir_int(k, 0));
+  KStmt *steps = kir_for(k, k->body, step, kir_int(k, 0), kir_int(k, (j.plane + MEANS_BLOCK - 1) / MEANS_BLOCK), false);
+  kir_assign(k, steps, p, kir_add(k, kir_mul(k, kir_ref(k, step), kir_int(k, MEANS_BLOCK)), kir_thread(k)));
+  KStmt *pixel = kir_if(k, steps, kir_lt(k, kir_ref(k, p), kir_int(k, j.plane)), NULL);
+  load_pixel(&j, pixel, kir_ref(k, p));
+  adjust(&j, pixel, true);
+  kir_assign(k, pixel, sum, kir_add(k, kir_ref(k, sum), gray_level(&j)));
+  kir_store(k, k->body, partial, kir_thread(k), kir_ref(k, sum));
+  kir_barrier(k, k->body);
+  KStmt *first = kir_if(k, k->body, kir_binary(k, KB_EQ, kir_thread(k), kir_int(k, 0)), NULL);
+  kir_assign(k, first, sum, kir_int(k, 0));
+  KStmt *add = kir_for(k, first, t, kir_int(k, 0), kir_int(k, MEANS_BLOCK), false);
+  kir_assign(k, add, sum, kir_add(k, kir_ref(k, sum), kir_load(k, partial, kir_ref(k, t))));
   // int(sum / pixels + 0.5), exactly: floor((2 sum + pixels) / (2 pixels)).
   KExpr *mean = kir_div(k, kir_add(k, kir_mul(k, kir_ref(k, sum), kir_int(k, 2)), kir_int(k, j.plane)), 2 * j.plane);
-  kir_store(k, each, means, kir_ref(k, j.sample), mean);
+  kir_store(k, first, means, kir_ref(k, j.sample), mean);
   kir_finish(k);
   return k;
 }
