@@ -74,6 +74,8 @@ static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError 
     m->train_head_gpu(run->gpu);
   else if (!run->profiling)
     (training ? steps->train_gpu : steps->eval_gpu)(run->gpu);
+  if (run->gpu_batch)   // the next batch's random choices, drawn while the step runs
+    trainer_gpu_data_prefetch(run, training);
   if (tlc_gpu_sync(run->gpu, err) != 0 || tlc_gpu_download(run->gpu, run->arena + loss, loss, m->batch * 4, err) != 0)
     return -1;
   return tlc_gpu_download(run->gpu, run->arena + logits, logits, m->batch * m->classes * 4, err);

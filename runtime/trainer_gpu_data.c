@@ -30,8 +30,22 @@ typedef struct DeviceSet {
 // tables (1 byte each where no transform has a hue).
 typedef struct DeviceJitter {
   uint64_t bytes, factors, means, hsv, rgb;
-  float *host_factors;
 } DeviceJitter;
+
+// A batch's table on the host: which samples of which split, at which epoch, and their
+// parameters, taps and jitter factors. Two of them: the batch being built, and the next one,
+// drawn while the GPU runs the step (trainer_gpu_data_prefetch).
+typedef struct HostBatch {
+  bool ready;                   // filled for (ds, training, epoch, order)
+  const TlcDataset *ds;
+  bool training;
+  int epoch;
+  int32_t *order;               // batch samples
+  int64_t *params;              // batch x AUG_PARAMS
+  float *factors;               // batch x AUG_FACTORS
+  int64_t *taps;
+  int64_t taps_capacity, used;  // int64 elements allocated, filled
+} HostBatch;
 
 typedef struct TrainerGpuData {
   DeviceSet sets[3];
@@ -41,10 +55,10 @@ typedef struct TrainerGpuData {
   DeviceJitter j;
   uint64_t params, taps, table_train, table_eval;
   int64_t taps_capacity;        // int64 elements allocated at taps
-  int64_t *host_params, *host_taps;
-  int64_t host_taps_capacity;
+  HostBatch host[2];            // this batch's table, and the next one's when drawn ahead
   float *check;                 // --check-gpu-data: the device's batch, read back
   int64_t checked;              // batches compared
+  int64_t ahead;                // batches whose table was drawn while the step before ran
 } TrainerGpuData;
 
 static TlcImage image_of(const TlcDataset *ds, int64_t i) {
@@ -193,8 +207,6 @@ static int upload_hsv(TlcRun *run, DeviceJitter *j, TlcError *err) {
 static int upload_jitter(TlcRun *run, TrainerGpuData *g, TlcError *err) {
   const TlcModel *m = run->model;
   DeviceJitter *j = &g->j;
-  if (!(j->host_factors = malloc((size_t)m->batch * AUG_FACTORS * sizeof(float))))
-    return tlc_fail(err, "out of memory");
   if (tlc_gpu_alloc(run->gpu, m->batch * m->channels * m->height * m->width, &j->bytes, err) != 0 ||
       tlc_gpu_alloc(run->gpu, m->batch * AUG_FACTORS * (int64_t)sizeof(float), &j->factors, err) != 0 ||
       tlc_gpu_alloc(run->gpu, m->batch * (int64_t)sizeof(int64_t), &j->means, err) != 0)
@@ -216,8 +228,14 @@ static int upload(TlcRun *run, TrainerGpuData *g, TlcError *err) {
       upload_table(run, m->eval_transform, m->neval_transform, &g->table_eval, err) != 0 ||
       tlc_gpu_alloc(run->gpu, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), &g->params, err) != 0)
     return -1;
-  if (!(g->host_params = malloc((size_t)m->batch * AUG_PARAMS * sizeof(int64_t))))
-    return tlc_fail(err, "out of memory");
+  for (int i = 0; i < 2; i++) {
+    HostBatch *h = &g->host[i];
+    h->order = malloc((size_t)m->batch * sizeof *h->order);
+    h->params = malloc((size_t)m->batch * AUG_PARAMS * sizeof *h->params);
+    h->factors = malloc((size_t)m->batch * AUG_FACTORS * sizeof *h->factors);
+    if (!h->order || !h->params || !h->factors)
+      return tlc_fail(err, "out of memory");
+  }
   return 0;
 }
 
@@ -274,29 +292,34 @@ bool trainer_gpu_data_serves(const TlcRun *run, bool training) {
   return g && (training ? g->train : g->eval);
 }
 
-static int grow_taps(TlcRun *run, TrainerGpuData *g, int64_t need, TlcError *err) {
-  if (need <= g->host_taps_capacity)
+static int grow_taps(HostBatch *h, int64_t need, TlcError *err) {
+  if (need <= h->taps_capacity)
     return 0;
   int64_t cap = need * 2;
-  int64_t *grown = realloc(g->host_taps, (size_t)cap * sizeof *grown);
+  int64_t *grown = realloc(h->taps, (size_t)cap * sizeof *grown);
   if (!grown)
     return tlc_fail(err, "out of memory for the batch's filter taps");
-  g->host_taps = grown;
-  g->host_taps_capacity = cap;
-  // A kernel still queued may read the device's copy: wait before freeing it.
+  h->taps = grown;
+  h->taps_capacity = cap;
+  return 0;
+}
+
+// The device's taps buffer holds `need` int64 (grown, after the kernels that read it).
+static int grow_device_taps(TlcRun *run, TrainerGpuData *g, int64_t need, TlcError *err) {
+  if (need <= g->taps_capacity)
+    return 0;
   if (g->taps && tlc_gpu_sync(run->gpu, err) != 0)
     return -1;
   tlc_gpu_free(run->gpu, g->taps);
   g->taps = 0;
-  g->taps_capacity = cap;
-  return tlc_gpu_alloc(run->gpu, cap * (int64_t)sizeof(int64_t), &g->taps, err);
+  g->taps_capacity = need * 2;
+  return tlc_gpu_alloc(run->gpu, g->taps_capacity * (int64_t)sizeof(int64_t), &g->taps, err);
 }
 
-// Sample b's parameters and taps (from *used on); the plan checked against the model.
-static int plan_sample(TlcRun *run, const DeviceSet *d, int64_t j, int64_t b, const TlcTransform *tf, int ntf,
-                       int epoch, int64_t *used, TlcError *err) {
+// Sample b's parameters and taps (from h->used on); the plan checked against the model.
+static int plan_sample(const TlcRun *run, const DeviceSet *d, int64_t j, int64_t b, const TlcTransform *tf, int ntf,
+                       int epoch, HostBatch *h, TlcError *err) {
   const TlcModel *m = run->model;
-  TrainerGpuData *g = run->gpu_data;
   TlcImage img = image_of(d->ds, j);
   TlcRng rng;
   TlcAugmentPlan p;
@@ -307,13 +330,13 @@ static int plan_sample(TlcRun *run, const DeviceSet *d, int64_t j, int64_t b, co
     return tlc_fail(err, "transforms: a %dx%d image with %d channel%s becomes %dx%dx%d (CxHxW) after its transforms, "
                     "but the model takes %dx%dx%d", img.width, img.height, img.channels, img.channels == 1 ? "" : "s",
                     p.channels, p.final_height, p.final_width, m->channels, m->height, m->width);
-  int64_t size = tlc_augment_taps_size(&p), sy, sx;
-  if (grow_taps(run, g, *used + size, err) != 0 || tlc_augment_taps(&p, g->host_taps + *used, &sy, &sx, err) != 0)
+  int64_t size = tlc_augment_taps_size(&p), sy, sx, used = h->used;
+  if (grow_taps(h, used + size, err) != 0 || tlc_augment_taps(&p, h->taps + used, &sy, &sx, err) != 0)
     return -1;
-  int64_t *q = g->host_params + b * AUG_PARAMS;
+  int64_t *q = h->params + b * AUG_PARAMS;
   memset(q, 0, AUG_PARAMS * sizeof *q);
   q[AUG_PIXELS] = d->offsets[j], q[AUG_ROW] = img.width, q[AUG_CHANNELS] = img.channels;
-  q[AUG_TAPS_Y] = *used, q[AUG_TAPS_X] = *used + (int64_t)p.out_height * sy;
+  q[AUG_TAPS_Y] = used, q[AUG_TAPS_X] = used + (int64_t)p.out_height * sy;
   q[AUG_STRIDE_Y] = sy, q[AUG_STRIDE_X] = sx;
   q[AUG_AFTER_AY] = p.after.ay, q[AUG_AFTER_SY] = p.after.sy, q[AUG_AFTER_AX] = p.after.ax, q[AUG_AFTER_SX] = p.after.sx;
   q[AUG_ROTATED_HEIGHT] = p.rotated_height, q[AUG_ROTATED_WIDTH] = p.rotated_width;
@@ -324,10 +347,38 @@ static int plan_sample(TlcRun *run, const DeviceSet *d, int64_t j, int64_t b, co
   for (int i = 0; i < 4; i++)
     q[AUG_JITTER + i] = p.jitter[i];
   q[AUG_HUE_STEP] = p.hue_step;
-  if (g->j.host_factors)
-    memcpy(g->j.host_factors + b * AUG_FACTORS, p.factor, sizeof p.factor);
-  *used += size;
+  memcpy(h->factors + b * AUG_FACTORS, p.factor, sizeof p.factor);
+  h->used = used + size;
   return 0;
+}
+
+// The table of ds's samples order[0..batch) at epoch into h.
+static int draw_batch(const TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int epoch,
+                      HostBatch *h, TlcError *err) {
+  const TlcModel *m = run->model;
+  const TlcTransform *tf = training ? m->train_transform : m->eval_transform;
+  int ntf = training ? m->ntrain_transform : m->neval_transform;
+  const DeviceSet *d = set_of(run->gpu_data, ds);
+  if (!d)
+    return tlc_fail(err, "internal error: a split without images on the GPU");
+  h->ready = false;
+  h->used = 0;
+  for (int64_t b = 0; b < m->batch; b++)
+    if (plan_sample(run, d, order[b], b, tf, ntf, epoch, h, err) != 0) {
+      // Named as the loader names it (a transform that refuses the image).
+      TlcError why = *err;
+      if (ds->paths)
+        return tlc_fail(err, "%s: %s", ds->paths[order[b]], why.msg);
+      return tlc_fail(err, "image %d of the data set: %s", order[b], why.msg);
+    }
+  memcpy(h->order, order, (size_t)m->batch * sizeof *order);
+  h->ds = ds, h->training = training, h->epoch = epoch, h->ready = true;
+  return 0;
+}
+
+static bool drawn_for(const TlcRun *run, const HostBatch *h, const TlcDataset *ds, const int32_t *order, bool training) {
+  return h->ready && h->ds == ds && h->training == training && h->epoch == run->epoch &&
+         memcmp(h->order, order, (size_t)run->model->batch * sizeof *order) == 0;
 }
 
 // --check-gpu-data: the device's batch against the one the loader wrote into the host arena.
@@ -345,19 +396,21 @@ static int check_batch(TlcRun *run, TrainerGpuData *g, TlcError *err) {
                       "GPU %.9g, CPU %.9g", (long long)g->checked + 1, (long long)(i / sample),
                       (long long)(i % sample / plane), (long long)(i % plane / m->width), (long long)(i % m->width),
                       g->check[i], cpu[i]);
-  // One line a pass would drown the epoch lines: the first, then every hundredth.
-  if (g->checked++ % 100 == 0)
-    printf("check-gpu-data: %lld batch%s built on the GPU, each the CPU's bit for bit (%lld floats a batch)\n",
-           (long long)g->checked, g->checked == 1 ? "" : "es", (long long)n);
+  // A line a batch would drown the epoch lines: the first, then every tenth.
+  if (g->checked++ % 10 == 0)
+    printf("check-gpu-data: %lld batch%s built on the GPU, each the CPU's bit for bit (%lld floats a batch; %lld "
+           "drawn while the step before ran)\n", (long long)g->checked, g->checked == 1 ? "" : "es", (long long)n,
+           (long long)g->ahead);
   return 0;
 }
 
 // The geometry into bytes, each sample's contrast mean, then the jitter and normalisation into
 // the batch (the launches after m->augment, in that order).
-static int launch_jitter(TlcRun *run, TrainerGpuData *g, const DeviceSet *d, uint64_t table, TlcError *err) {
+static int launch_jitter(TlcRun *run, TrainerGpuData *g, const DeviceSet *d, const HostBatch *h, uint64_t table,
+                         TlcError *err) {
   const TlcModel *m = run->model;
   DeviceJitter *j = &g->j;
-  if (tlc_gpu_put(run->gpu, j->factors, j->host_factors, m->batch * AUG_FACTORS * (int64_t)sizeof(float), err) != 0)
+  if (tlc_gpu_put(run->gpu, j->factors, h->factors, m->batch * AUG_FACTORS * (int64_t)sizeof(float), err) != 0)
     return -1;
   uint64_t geometry[4] = {d->pixels, g->params, g->taps, j->bytes};
   uint64_t jitter[8] = {j->bytes, g->params, j->factors, j->hsv, j->rgb, j->means, table,
@@ -373,33 +426,58 @@ int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *ord
   const TlcTransform *tf = training ? m->train_transform : m->eval_transform;
   int ntf = training ? m->ntrain_transform : m->neval_transform;
   TrainerGpuData *g = run->gpu_data;
-  DeviceSet *d = set_of(g, ds);
-  if (!d)
-    return tlc_fail(err, "internal error: a split without images on the GPU");
-  int64_t used = 0;
-  for (int64_t b = 0; b < m->batch; b++) {
-    if (plan_sample(run, d, order[b], b, tf, ntf, run->epoch, &used, err) != 0) {
-      // Named as the loader names it (a transform that refuses the image).
-      TlcError why = *err;
-      if (ds->paths)
-        return tlc_fail(err, "%s: %s", ds->paths[order[b]], why.msg);
-      return tlc_fail(err, "image %d of the data set: %s", order[b], why.msg);
-    }
-    run->batch_labels[b] = ds->labels[order[b]];
+  const DeviceSet *d = set_of(g, ds);
+  // The table drawn ahead while the previous step ran, else drawn now.
+  if (drawn_for(run, &g->host[1], ds, order, training)) {
+    HostBatch ahead = g->host[1];
+    g->host[1] = g->host[0], g->host[0] = ahead;
+    g->ahead++;
+  } else if (draw_batch(run, ds, order, training, run->epoch, &g->host[0], err) != 0) {
+    return -1;
   }
-  if (tlc_gpu_put(run->gpu, g->params, g->host_params, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), err) != 0 ||
-      tlc_gpu_put(run->gpu, g->taps, g->host_taps, used * (int64_t)sizeof(int64_t), err) != 0)
+  const HostBatch *h = &g->host[0];
+  g->host[1].ready = false;
+  for (int64_t b = 0; b < m->batch; b++)
+    run->batch_labels[b] = ds->labels[order[b]];
+  if (grow_device_taps(run, g, h->used, err) != 0 ||
+      tlc_gpu_put(run->gpu, g->params, h->params, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), err) != 0 ||
+      tlc_gpu_put(run->gpu, g->taps, h->taps, h->used * (int64_t)sizeof(int64_t), err) != 0)
     return -1;
   uint64_t table = training ? g->table_train : g->table_eval, images = tlc_gpu_arena_at(run->gpu, m->images);
   bool hue;
   if (tlc_augment_jitters(tf, ntf, &hue)) {
-    if (launch_jitter(run, g, d, table, err) != 0)
+    if (launch_jitter(run, g, d, h, table, err) != 0)
       return -1;
   } else {
     uint64_t pointers[5] = {d->pixels, g->params, g->taps, table, images};
     tlc_gpu_launch_on(run->gpu, m->augment, pointers, 5);
   }
   return run->check_gpu_data ? check_batch(run, g, err) : 0;
+}
+
+void trainer_gpu_data_prefetch(TlcRun *run, bool training) {
+  TrainerGpuData *g = run->gpu_data;
+  const TlcModel *m = run->model;
+  if (!trainer_gpu_data_serves(run, training))
+    return;
+  // The next batch of the pass under way (the cursors are past the batch just built).
+  const TlcDataset *ds;
+  const int32_t *order;
+  if (training) {
+    if (run->cursor + m->batch > run->ntrain)
+      return;
+    ds = &run->data.train, order = run->order + run->cursor;
+  } else {
+    int64_t n = run->eval_split == TLC_SPLIT_TEST ? run->ntest : run->nval;
+    if (!run->eval_active || run->eval_cursor >= n)
+      return;
+    ds = run->eval_split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
+    order = run->eval_order + run->eval_cursor;
+  }
+  // A failure is left for the batch's own call to report.
+  TlcError ignored;
+  if (draw_batch(run, ds, order, training, run->epoch, &g->host[1], &ignored) != 0)
+    g->host[1].ready = false;
 }
 
 void trainer_free_gpu_data(TlcRun *run) {
@@ -417,9 +495,12 @@ void trainer_free_gpu_data(TlcRun *run) {
   uint64_t jitter[5] = {g->j.bytes, g->j.factors, g->j.means, g->j.hsv, g->j.rgb};
   for (int i = 0; i < 5; i++)
     tlc_gpu_free(run->gpu, jitter[i]);
-  free(g->j.host_factors);
-  free(g->host_params);
-  free(g->host_taps);
+  for (int i = 0; i < 2; i++) {
+    free(g->host[i].order);
+    free(g->host[i].params);
+    free(g->host[i].factors);
+    free(g->host[i].taps);
+  }
   free(g->check);
   free(g);
   run->gpu_data = NULL;

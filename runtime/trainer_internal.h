@@ -93,6 +93,10 @@ bool trainer_gpu_data_serves(const TlcRun *run, bool training);
 // in run->batch_labels. With --check-gpu-data it also compares it with the batch the loader
 // wrote into the host arena.
 int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, TlcError *err);
+// Draws the next batch's table of the pass under way while the GPU runs the step just
+// launched (the loader's prefetch, for the GPU's data path); the next call of
+// trainer_gpu_data_batch takes it when it is for the same samples.
+void trainer_gpu_data_prefetch(TlcRun *run, bool training);
 void trainer_free_gpu_data(TlcRun *run);
 
 // gpu_check.c

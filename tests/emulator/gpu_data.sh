@@ -118,6 +118,10 @@ for list in "${lists[@]}"; do
   check "train $list: built on the GPU" grep -q "^check-gpu-data: 1 batch built on the GPU" check_$i.txt
 done
 check "the chains' evaluation batches too" grep -q "the training and evaluation batches are built there" check_1.txt
+# Three epochs: the eleventh batch is checked too, and most tables were drawn while the GPU ran the step before.
+emu ./train --check-gpu-data --epochs 3 --out ahead > ahead.txt 2>&1
+check "three epochs, every batch the CPU's (status $?)" grep -q '^result:' ahead.txt
+check "batches drawn ahead" grep -qE "^check-gpu-data: 11 batches built on the GPU, .*; [1-9][0-9]* drawn while the step before ran" ahead.txt
 
 # The start of a run says where, and how many bytes the device holds.
 emu ./train --device cuda --out gpu > gpu.txt 2>&1
