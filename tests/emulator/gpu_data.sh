@@ -123,6 +123,18 @@ emu ./train --check-gpu-data --epochs 3 --out ahead > ahead.txt 2>&1
 check "three epochs, every batch the CPU's (status $?)" grep -q '^result:' ahead.txt
 check "batches drawn ahead" grep -qE "^check-gpu-data: 11 batches built on the GPU, .*; [1-9][0-9]* drawn while the step before ran" ahead.txt
 
+# In-memory gray images (Fashion-MNIST's IDX files) for a 3-channel model: grayscale_to_rgb
+# before the geometry and the jitter.
+fashion=/usr/share/datasets/fashion-mnist
+if [ -e "$fashion/train-images-idx3-ubyte.gz" ]; then
+  "$tlc" data.graph --set "data=idx(\"$fashion\", val = 64)" --set classes=10 \
+    --set "train_transform=[grayscale_to_rgb(), random_crop(28, pad = 2), hflip(0.5), rotate(20), color_jitter(0.3, 0.3, 0.3, 0.05), $norm]" \
+    --set "eval_transform=[grayscale_to_rgb(), resize(32), center_crop(28), $norm]" -o train_idx > /dev/null 2>&1
+  emu ./train_idx --check-gpu-data --limit 48 --epochs 1 --out idx > idx.txt 2>&1
+  check "IDX, gray to RGB: every batch the CPU's (status $?)" grep -q "^check-gpu-data: 1 batch built on the GPU" idx.txt
+  check "IDX: the images the device holds (48 in each split, 28x28 bytes)" grep -q "^data: on the GPU: 0.1 MB (112896 bytes) of decoded images (144 images)" idx.txt
+fi
+
 # The start of a run says where, and how many bytes the device holds.
 emu ./train --device cuda --out gpu > gpu.txt 2>&1
 check "a run with the data path on the GPU (status $?)" grep -q '^result:' gpu.txt
