@@ -1,17 +1,18 @@
-// kernels_augment.c: the GPU's data path. When a trainer keeps the decoded images (uint8,
-// each at its own size) in device memory (runtime/trainer_gpu_data.c), this kernel builds
-// each batch there: the geometric transforms of a recipe (resize or random resized crop,
-// crops, flips, rotation) and the normalisation, one thread per float of the batch.
+// kernels_augment.c: the GPU's data path. When a trainer keeps the decoded images (uint8, each
+// at its own size) in device memory (runtime/trainer_gpu_data.c), this kernel builds each
+// batch there: the geometric transforms of a recipe (resize or random resized crop, crops,
+// flips, rotation) and the normalisation, one thread per float of the batch.
 //
 // The host draws every sample's choices as the CPU transforms would and reduces them to a
-// small table (runtime/augment_params.h): where the image lies, the resampling filter of
-// each output row and column (Pillow's fixed-point taps, computed by the host's own code),
-// and the integer maps from the batch's pixel to the resized image (crops and flips compose
-// into an offset and a sign per axis, on either side of a rotation, which is Pillow's 16.16
-// nearest-neighbour map with the host's coefficients). The kernel then computes what runtime/transform_resample.c computes: the
-// horizontal pass of each row the vertical filter reads, rounded to 8 bits, then the
-// vertical pass, rounded again. Integer sums do not depend on their order, so the batch is
-// the CPU's bit for bit. The kernel has no CPU caller (the CPU runs runtime/transform*.c).
+// small table (runtime/augment_params.h): where the image lies, the resampling filter of each
+// output row and column (Pillow's fixed-point taps, computed by the host's own code), and the
+// integer maps from the batch's pixel to the resized image (crops and flips compose into an
+// offset and a sign per axis, on either side of a rotation, which is Pillow's 16.16
+// nearest-neighbour map with the host's coefficients). The kernel then computes what
+// runtime/transform_resample.c computes: the horizontal pass of each row the vertical filter
+// reads, rounded to 8 bits, then the vertical pass, rounded again. Integer sums do not depend
+// on their order, so the batch is the CPU's bit for bit. The kernel has no CPU caller (the CPU
+// runs runtime/transform*.c).
 #include "lower.h"
 #include "../runtime/augment_params.h"
 

@@ -3,19 +3,19 @@
 // resize's output size and filter taps, and the integer map from the batch's pixels to the
 // resized image that the crops and flips after it compose into.
 //
-// Contract: tlc_augment_plan draws exactly what tlc_transform_run draws for the same image
-// and rng (tlc_transform_draw, same order, same sizes), so a sample's choices are the same on
-// both paths, and fails where it fails. The kernel then computes the CPU's pixels: crops
-// before the resize narrow the region it reads (the CPU crops, then resizes the crop); the
-// resize is Pillow's two passes with the CPU's own taps (transform_taps); a crop after it is
-// an offset (its padding: positions outside the image read zero), a flip a reflection, and
-// both are exact on integers. A chain with no resize is a resize to the same size, whose taps
-// copy each pixel. Colour jitter, after all of them, draws its order and factors here and
-// runs in kernels of its own (codegen/kernels_jitter.c). A rotation (Pillow's nearest-neighbour map in 16.16 fixed point, with the
-// CPU's own coefficients from transform_rotation) sits between two such maps. What the kernel
-// cannot do (a second resize, rotation or jitter, a flip, padded crop or rotation before the
-// resize, a geometric transform or grayscale_to_rgb after the jitter) is refused by tlc_augment_unsupported, once, and the split keeps the
-// CPU path.
+// Contract: tlc_augment_plan draws exactly what tlc_transform_run draws for the same image and
+// rng (tlc_transform_draw, same order, same sizes), so a sample's choices are the same on both
+// paths, and fails where it fails. The kernel then computes the CPU's pixels: crops before the
+// resize narrow the region it reads (the CPU crops, then resizes the crop); the resize is
+// Pillow's two passes with the CPU's own taps (transform_taps); a crop after it is an offset
+// (its padding: positions outside the image read zero), a flip a reflection, and both are
+// exact on integers. A chain with no resize is a resize to the same size, whose taps copy each
+// pixel. Colour jitter, after all of them, draws its order and factors here and runs in
+// kernels of its own (codegen/kernels_jitter.c). A rotation (Pillow's nearest-neighbour map in
+// 16.16 fixed point, with the CPU's own coefficients from transform_rotation) sits between two
+// such maps. What the kernel cannot do (a second resize, rotation or jitter, a flip, padded
+// crop or rotation before the resize, a geometric transform or grayscale_to_rgb after the
+// jitter) is refused by tlc_augment_unsupported, once, and the split keeps the CPU path.
 #include "transform_internal.h"
 
 #include <stdio.h>
