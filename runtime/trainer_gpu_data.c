@@ -1,11 +1,12 @@
 // trainer_gpu_data.c: the data path on the GPU. When the run trains on a GPU and every image
 // of its splits is decoded in host memory (an in-memory format, or files in the decoded
 // cache), the images go up once, uint8 at their own sizes one after another, and each batch
-// is built on the device by the augment kernel (codegen/kernels_augment.c) instead of on the
-// loader's threads: the host draws each sample's choices from the sample's own rng as the
-// CPU transforms would (augment.c) and uploads them with the filter taps, a few KB a sample.
-// The batch is the CPU's bit for bit (--check-gpu-data compares every one), so a run is the
-// same with it and without it (--no-gpu-data).
+// is built on the device by the data path's kernels (codegen/kernels_augment.c, and
+// kernels_jitter.c for colour jitter) instead of on the loader's threads: the host draws each
+// sample's choices from the sample's own rng as the CPU transforms would (augment.c) and
+// uploads them with the filter taps, a few KB a sample, drawing the next batch's while the
+// GPU runs the step. The batch is the CPU's bit for bit (--check-gpu-data compares every
+// one), so a run is the same with it and without it (--no-gpu-data).
 //
 // A split's transforms that the kernel cannot run (augment.c says which) keep that split on
 // the CPU, and the run says why, once. The images take device memory within a budget: what
