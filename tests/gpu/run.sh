@@ -128,14 +128,14 @@ if wants data; then
   [ -d data/bench ] || bench/gpu.sh 256 none > /dev/null 2>&1
   : > "$out/data.txt"
   for trainer in bench_resnet18_ft bench_data_jitter; do
-    ./$trainer --device cuda --check-gpu-data --data data/bench --limit 256 --epochs 1 --weights none \
+    timeout 150 ./$trainer --device cuda --check-gpu-data --data data/bench --limit 256 --epochs 1 --weights none \
       --out runs/data_check_$trainer >> "$out/data.txt" 2>&1
     verdict "batches built on the GPU equal the CPU's ($trainer)" $?
   done
-  ./bench_resnet18_ft --device cuda --data data/bench --limit 256 --epochs 2 --weights none --out runs/data_gpu \
+  timeout 150 ./bench_resnet18_ft --device cuda --data data/bench --limit 256 --epochs 2 --weights none --out runs/data_gpu \
     >> "$out/data.txt" 2>&1
   gpu=$?
-  ./bench_resnet18_ft --device cuda --no-gpu-data --data data/bench --limit 256 --epochs 2 --weights none \
+  timeout 150 ./bench_resnet18_ft --device cuda --no-gpu-data --data data/bench --limit 256 --epochs 2 --weights none \
     --out runs/data_cpu >> "$out/data.txt" 2>&1
   cpu=$?
   grep -E '^(data: on the GPU|epoch)' "$out/data.txt"
