@@ -355,7 +355,7 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   fprintf(out, "    .state_bytes = %lld, .io_offset = %lld, .io_bytes = %lld,\n", (long long)p->state_bytes,
           (long long)p->state_bytes, (long long)p->io_bytes);
   if (t->bundle_path)
-    fprintf(out, "    .bundle = tlc_bundle_data, .bundle_size = %zu,\n", t->bundle_size);
+    fprintf(out, "    .bundle = tlc_bundle_data, .bundle_size = %zu, .augment = %d,\n", t->bundle_size, t->augment);
   if (t->feature_node >= 0) {
     const Node *f = t->train->nodes[t->feature_node];
     fprintf(out, "    .features = %lld, .feature_floats = %lld,\n", (long long)p->train_offset[f->id],

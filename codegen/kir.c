@@ -92,7 +92,8 @@ KExpr *kir_thread(Kernel *k) { return expr_new(k, KX_THREAD, KT_I64); }
 KExpr *kir_block_index(Kernel *k) { return expr_new(k, KX_BLOCK, KT_I64); }
 
 KExpr *kir_load(Kernel *k, int buf, KExpr *index) {
-  KExpr *e = expr_new(k, KX_LOAD, k->bufs[buf].type == KT_BF16 ? KT_F32 : k->bufs[buf].type);
+  KType t = k->bufs[buf].type;
+  KExpr *e = expr_new(k, KX_LOAD, t == KT_BF16 ? KT_F32 : t == KT_U8 ? KT_I64 : t);
   e->buf = buf;
   e->a = index;
   return e;
@@ -366,6 +367,8 @@ static void verify_expr(const Verifier *v, const KExpr *e) {
     verify_expr(v, e->b);
     if (e->a->type != e->b->type)
       bug(k, "operands of different types");
+    if (e->op == KB_MUL_RN && e->a->type != KT_F32)
+      bug(k, "a rounded product of integers");
     break;
   case KX_SELECT:
     verify_expr(v, e->a);
@@ -496,7 +499,7 @@ static void verify_stmt(const Verifier *v, const KStmt *s) {
     const KBuf *b = buf_of(v, s->buf);
     verify_expr(v, s->index);
     verify_expr(v, s->value);
-    KType stored = b->type == KT_BF16 ? KT_F32 : b->type;
+    KType stored = b->type == KT_BF16 ? KT_F32 : b->type == KT_U8 ? KT_I64 : b->type;
     if (s->index->type != KT_I64 || s->value->type != stored)
       bug(k, "bad store");
     break;

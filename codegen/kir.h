@@ -26,8 +26,10 @@
 
 // KT_U32 is a 32-bit register of two bf16 values (a tensor-core fragment register): only
 // ldmatrix writes one and only mma reads one. KT_BF16 is an element type of buffers only: a
-// load from a bf16 buffer is a float, a store into one rounds to nearest even.
-typedef enum { KT_I64, KT_F32, KT_BOOL, KT_U32, KT_BF16 } KType;
+// load from a bf16 buffer is a float, a store into one rounds to nearest even. KT_U8 is one
+// too, of global buffers (decoded images, bytes between kernels): a load is an int64 in 0..255,
+// a store keeps an int64's low byte.
+typedef enum { KT_I64, KT_F32, KT_BOOL, KT_U32, KT_BF16, KT_U8 } KType;
 
 typedef enum {
   KX_CONST, KX_VAR, KX_LOAD, KX_UNARY, KX_BINARY, KX_SELECT, KX_CAST,
@@ -43,6 +45,8 @@ typedef enum {
 typedef enum {
   KB_ADD, KB_SUB, KB_MUL, KB_DIV, KB_MIN, KB_MAX, KB_MOD, KB_LT, KB_LE, KB_EQ, KB_NE, KB_AND, KB_OR,
   KB_XOR, KB_SHR,       // integers only: bit mixing for the dropout masks (KB_SHR is a logical shift)
+  KB_MUL_RN,            // floats only: a product rounded on its own, never fused into an add (CUDA's
+                        // __fmul_rn), where a result must equal the CPU's bit for bit
   KB_COUNT
 } KBinary;
 

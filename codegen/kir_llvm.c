@@ -20,6 +20,7 @@ LLVMTypeRef llvm_type(const Lower *l, KType t) {
   case KT_I64: return l->i64;
   case KT_U32: return l->i32;
   case KT_BF16: return l->i16;
+  case KT_U8: return l->i8;
   default: return l->i1;
   }
 }
@@ -98,7 +99,8 @@ static LLVMValueRef float_binary(Lower *l, KBinary op, LLVMValueRef a, LLVMValue
   switch (op) {
   case KB_ADD: return LLVMBuildFAdd(l->b, a, b, "");
   case KB_SUB: return LLVMBuildFSub(l->b, a, b, "");
-  case KB_MUL: return LLVMBuildFMul(l->b, a, b, "");
+  case KB_MUL:
+  case KB_MUL_RN: return LLVMBuildFMul(l->b, a, b, "");   // no contraction flags: rounded on its own
   case KB_DIV: return LLVMBuildFDiv(l->b, a, b, "");
   case KB_MIN: return intrinsic(l, "llvm.minnum.f32", args, 2);
   case KB_MAX: return intrinsic(l, "llvm.maxnum.f32", args, 2);
@@ -150,7 +152,9 @@ LLVMValueRef llvm_expr(Lower *l, const KExpr *e) {
   case KX_LOAD: {
     KType stored = l->k->bufs[e->buf].type;
     LLVMValueRef v = LLVMBuildLoad2(l->b, ktype(l, stored), llvm_element_ptr(l, e->buf, e->a), "");
-    LLVMSetAlignment(v, stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
+    LLVMSetAlignment(v, stored == KT_U8 ? 1 : stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
+    if (stored == KT_U8)
+      return LLVMBuildZExt(l->b, v, l->i64, "");
     return stored == KT_BF16 ? bf16_to_float(l, v) : v;
   }
   case KX_UNARY: return unary(l, e);
@@ -362,8 +366,12 @@ void llvm_stmt(Lower *l, const KStmt *s) {
   case KS_STORE: {
     KType stored = l->k->bufs[s->buf].type;
     LLVMValueRef v = expr(l, s->value);
-    LLVMValueRef st = LLVMBuildStore(l->b, stored == KT_BF16 ? float_to_bf16(l, v) : v, llvm_element_ptr(l, s->buf, s->index));
-    LLVMSetAlignment(st, stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
+    if (stored == KT_U8)
+      v = LLVMBuildTrunc(l->b, v, l->i8, "");
+    else if (stored == KT_BF16)
+      v = float_to_bf16(l, v);
+    LLVMValueRef st = LLVMBuildStore(l->b, v, llvm_element_ptr(l, s->buf, s->index));
+    LLVMSetAlignment(st, stored == KT_U8 ? 1 : stored == KT_BF16 ? 2 : stored == KT_F32 ? 4 : 8);
     break;
   }
   case KS_IF: branch(l, s); break;

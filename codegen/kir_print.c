@@ -8,11 +8,12 @@
 
 static const char *const unary_names[KU_COUNT] = {"-", "expf", "logf", "sqrtf", "fabsf", "!"};
 static const char *const binary_names[KB_COUNT] = {"+", "-", "*", "/", "fminf", "fmaxf", "%",
-                                                   "<", "<=", "==", "!=", "&&", "||", "^", ">>"};
+                                                   "<", "<=", "==", "!=", "&&", "||", "^", ">>", "__fmul_rn"};
 
 const char *kir_type_name(KType t) {
   static const char *const names[] = {[KT_I64] = "int64_t", [KT_F32] = "float", [KT_BOOL] = "bool",
-                                      [KT_U32] = "unsigned", [KT_BF16] = "unsigned short"};
+                                      [KT_U32] = "unsigned", [KT_BF16] = "unsigned short",
+                                      [KT_U8] = "unsigned char"};
   return names[t];
 }
 
@@ -38,10 +39,10 @@ static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
   case KX_THREAD: fputs("(int64_t)threadIdx.x", out); return;
   case KX_BLOCK: fputs("(int64_t)blockIdx.x", out); return;
   case KX_LOAD: {
-    bool bf16 = k->bufs[e->buf].type == KT_BF16;
-    fprintf(out, "%sb%d[", bf16 ? "tlc_bf2f(" : "", e->buf);
+    bool bf16 = k->bufs[e->buf].type == KT_BF16, u8 = k->bufs[e->buf].type == KT_U8;
+    fprintf(out, "%sb%d[", bf16 ? "tlc_bf2f(" : u8 ? "((int64_t)" : "", e->buf);
     print_expr(out, k, e->a);
-    fputs(bf16 ? "])" : "]", out);
+    fputs(bf16 || u8 ? "])" : "]", out);
     return;
   }
   case KX_UNARY:
@@ -50,7 +51,7 @@ static void print_expr(FILE *out, const Kernel *k, const KExpr *e) {
     fputc(')', out);
     return;
   case KX_BINARY:
-    if (e->op == KB_MIN || e->op == KB_MAX) {   // integers: imin and imax (kir_cuda.c defines them)
+    if (e->op == KB_MIN || e->op == KB_MAX || e->op == KB_MUL_RN) {   // integers: imin and imax (kir_cuda.c defines them)
       fprintf(out, "%s(", e->type == KT_F32 ? binary_names[e->op] : e->op == KB_MIN ? "imin" : "imax");
       print_expr(out, k, e->a);
       fputs(", ", out);
@@ -169,12 +170,12 @@ static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
     fputs(";\n", out);
     return;
   case KS_STORE: {
-    bool bf16 = k->bufs[s->buf].type == KT_BF16;
+    bool bf16 = k->bufs[s->buf].type == KT_BF16, u8 = k->bufs[s->buf].type == KT_U8;
     fprintf(out, "b%d[", s->buf);
     print_expr(out, k, s->index);
-    fputs(bf16 ? "] = tlc_f2bf(" : "] = ", out);
+    fputs(bf16 ? "] = tlc_f2bf(" : u8 ? "] = (unsigned char)(" : "] = ", out);
     print_expr(out, k, s->value);
-    fputs(bf16 ? ");\n" : ";\n", out);
+    fputs(bf16 || u8 ? ");\n" : ";\n", out);
     return;
   }
   case KS_IF:
@@ -204,7 +205,7 @@ void kir_print_header(FILE *out, const Kernel *k) {
             k->bf16 ? ", bf16 tensor-core tiles with float accumulation" : "");
   for (int i = 0; i < k->nbufs; i++) {
     const KBuf *b = &k->bufs[i];
-    const char *type = b->type == KT_BF16 ? "bf16" : kir_type_name(b->type);
+    const char *type = b->type == KT_BF16 ? "bf16" : b->type == KT_U8 ? "uint8" : kir_type_name(b->type);
     fprintf(out, "//   b%d: %s%s %s[", i, b->space == KSP_SHARED ? "shared " : b->space == KSP_LOCAL ? "local " : "", type,
             b->name);
     if (b->elems)   // 0: a global buffer whose length is the trainer's to know

@@ -149,5 +149,13 @@ Kernel *kernel_adam_update(KernelBuilder *kb);
 // The GPU's feature-cache gather (kernels_features.c): buffers the device's cache (a row per
 // training image), the batch's rows of it (int64), and the boundary tensor it fills.
 Kernel *kernel_feature_gather(Arena *a, const Node *boundary, int64_t batch);
+// The GPU's data path (kernels_augment.c): a batch of batch x channels x height x width floats
+// built on the device from decoded uint8 images, a sample parameter table, filter taps and a
+// normalisation table, as the CPU transforms build it; or (bytes) the same as bytes, which
+// colour jitter (kernels_jitter.c) takes: the contrast means of the samples, then the
+// adjusted and normalised batch.
+Kernel *kernel_augment(Arena *a, int64_t batch, int64_t channels, int64_t height, int64_t width, bool bytes);
+Kernel *kernel_jitter_means(Arena *a, int64_t batch, int64_t channels, int64_t height, int64_t width);
+Kernel *kernel_jitter(Arena *a, int64_t batch, int64_t channels, int64_t height, int64_t width);
 
 #endif

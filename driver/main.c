@@ -188,7 +188,7 @@ static void write_output(const char *path, const char *data, size_t len) {
 
 // The kernels of both steps, training then evaluation, in launch order.
 static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kernel **eval, int *n) {
-  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 2));   // room for the gather
+  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 6));   // room for the gather and the data path
   *n = 0;
   for (int i = 0; i < t->train->n; i++)
     if (train[i])
@@ -224,6 +224,13 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
     t.feature_gather = n;
     kernels[n++] = kernel_feature_gather(a, t.train->nodes[t.feature_node], t.train->batch);
   }
+  // The data path on the GPU builds the step's images (both steps take the same shape).
+  Shape in = t.train->images->shape;
+  t.augment = n;
+  kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, false);
+  kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, true);
+  kernels[n++] = kernel_jitter_means(a, in.n, in.c, in.h, in.w);
+  kernels[n++] = kernel_jitter(a, in.n, in.c, in.h, in.w);
   t.program = cuda_program(a, kernels, n);
   return t;
 }
@@ -334,7 +341,7 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
 }
 
 // The kernel IR of every node: the CPU's kernel, then the GPU's where it is laid out otherwise;
-// then the GPU's own kernels (the feature-cache gather).
+// then the GPU's own kernels (the feature-cache gather, the data path's augment).
 static void emit_kir(FILE *out, const TrainerSpec *t) {
   const KernelTable *cpu = t->cpu_table, *gpu = t->program->table;
   for (int i = 0; i < cpu->nkernels; i++) {

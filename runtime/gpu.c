@@ -257,6 +257,39 @@ void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset) 
   launch_on(g, launch, pointers, 3);
 }
 
+int tlc_gpu_alloc(TlcGpu *g, int64_t bytes, uint64_t *ptr, TlcError *err) {
+  CUdeviceptr p = 0;
+  CUresult r = g->cu.MemAlloc(&p, (size_t)(bytes > 0 ? bytes : 1));
+  if (r)
+    return tlc_fail(err, "allocating %.1f MB on %s failed: %s", (double)bytes / (1 << 20), g->name, cu_text(g, r));
+  *ptr = p;
+  return 0;
+}
+
+void tlc_gpu_free(TlcGpu *g, uint64_t ptr) {
+  if (ptr)
+    g->cu.MemFree(ptr);
+}
+
+int tlc_gpu_put(TlcGpu *g, uint64_t dst, const void *src, int64_t bytes, TlcError *err) {
+  CUresult r = bytes > 0 ? g->cu.MemcpyHtoD(dst, src, (size_t)bytes) : 0;
+  return r ? tlc_fail(err, "copying %lld bytes to the GPU failed: %s", (long long)bytes, cu_text(g, r)) : 0;
+}
+
+int tlc_gpu_get(TlcGpu *g, void *dst, uint64_t src, int64_t bytes, TlcError *err) {
+  CUresult r = bytes > 0 ? g->cu.MemcpyDtoH(dst, src, (size_t)bytes) : 0;
+  return r ? tlc_fail(err, "copying %lld bytes from the GPU failed: %s", (long long)bytes, cu_text(g, r)) : 0;
+}
+
+uint64_t tlc_gpu_arena_at(const TlcGpu *g, int64_t offset) { return g->arena + (CUdeviceptr)offset; }
+
+void tlc_gpu_launch_on(TlcGpu *g, int launch, const uint64_t *pointers, int n) {
+  CUdeviceptr p[16];
+  for (int i = 0; i < n && i < 16; i++)
+    p[i] = pointers[i];
+  launch_on(g, launch, p, n);
+}
+
 void tlc_gpu_close(TlcGpu *g) {
   if (!g)
     return;

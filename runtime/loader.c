@@ -85,7 +85,7 @@ static uint64_t mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-static void sample_rng(const TlcLoader *l, int epoch, int64_t index, TlcRng *r) {
+void tlc_loader_sample_rng(const TlcLoader *l, int epoch, int64_t index, TlcRng *r) {
   uint64_t h = mix(l->cfg.seed + 0x9e3779b97f4a7c15u);
   h = mix(h + (uint64_t)(uint32_t)epoch + 0x632be59bd9b4e019u);
   h = mix(h + (uint64_t)index);
@@ -240,7 +240,7 @@ static int run_sample(TlcLoader *l, const TlcDataset *ds, int64_t index, const T
     mark_broken(l, ds, j, &why);
   }
   TlcRng rng;
-  sample_rng(l, epoch, index, &rng);
+  tlc_loader_sample_rng(l, epoch, index, &rng);
   const TlcLoaderConfig *c = &l->cfg;
   int rc = tlc_transform_run(tf, ntf, &img, &rng, scratch, out, c->channels, c->height, c->width, err);
   if (owned)

@@ -92,6 +92,10 @@ int tlc_transform_run(const TlcTransform *tf, int n, const TlcImage *src, TlcRng
 // NORMALIZE only last. tlc_transform_run checks the same on every call.
 int tlc_transform_check(const TlcTransform *tf, int n, TlcError *err);
 
+// The float each byte value 0..255 of each channel becomes: v / 255, then (x - mean) / std
+// when tf ends with NORMALIZE, in float32 as torchvision's ToTensor and Normalize.
+int tlc_transform_table(const TlcTransform *tf, int n, int32_t channels, float table[][256], TlcError *err);
+
 // The largest image tf[0..n) makes from a width x height x channels input, in bytes (an upper
 // bound for each of a thread's two scratch images; the loader reserves memory by it).
 int64_t tlc_transform_largest_bytes(const TlcTransform *tf, int n, int32_t width, int32_t height, int32_t channels);
@@ -121,6 +125,50 @@ int tlc_transform_draw(const TlcTransform *tf, int32_t width, int32_t height, Tl
 // NORMALIZE is not an image operation and is refused here. src and dst must not overlap.
 int tlc_transform_apply(const TlcTransform *tf, const TlcTransformDraw *draw, const TlcImage *src,
                         TlcImage *dst, size_t *dst_cap, TlcError *err);
+
+//
+// augment.c: one sample's transforms as the GPU's augment kernel takes them
+//
+// The decoded image's region [top, top + height) x [left, left + width) is resized to
+// out_height x out_width (Pillow's filter; a copy when the sizes are equal). Batch pixel
+// (y, x) is then, through the crops and flips after the rotation, pixel (y2, x2) =
+// (after.ay + after.sy * y, after.ax + after.sx * x) of the rotated image; the rotation reads
+// (ys, xs) = (floor((rotate[3] + rotate[4] x2 + rotate[5] y2) / 65536), floor((rotate[0] +
+// rotate[1] x2 + rotate[2] y2) / 65536)); the crops and flips before it read resized pixel
+// (before.ay + before.sy * ys, before.ax + before.sx * xs). Each step outside its image
+// (rotated_height x rotated_width, then out_height x out_width) reads zero. Without a
+// rotation, `after` and `rotate` are the identity.
+typedef struct TlcAugmentMap { int64_t ay, sy, ax, sx; } TlcAugmentMap;
+typedef struct TlcAugmentPlan {
+  int32_t top, left, height, width;      // the region the resize reads
+  int32_t out_height, out_width;         // the resized image
+  TlcAugmentMap before, after;           // the crops and flips before and after the rotation
+  int64_t rotate[6];                     // the rotation, 16.16 fixed point
+  int32_t rotated_height, rotated_width; // the rotation's image (its input's size)
+  int32_t channels;                      // the image's, or 3 after grayscale_to_rgb
+  int32_t final_height, final_width;     // the image tf makes (the model's, when it fits)
+  // Colour jitter, last of the image's transforms: its adjustments in order (0 brightness, 1
+  // contrast, 2 saturation, 3 hue; -1 for one not drawn), factors by that number, and hue's
+  // step added to H.
+  int32_t jitter[4];
+  float factor[3];
+  int32_t hue_step;
+} TlcAugmentPlan;
+
+// NULL when the kernels can run tf[0..n), else why not (written into why).
+const char *tlc_augment_unsupported(const TlcTransform *tf, int n, char *why, size_t len);
+// Whether tf[0..n) has colour jitter (the batch then goes through the jitter kernels), and
+// with a hue (they then read tables of Pillow's HSV conversions).
+bool tlc_augment_jitters(const TlcTransform *tf, int n, bool *hue);
+// Pillow's HSV of every RGB triple and RGB of every HSV triple (3 x 2^24 bytes each, indexed
+// by (a * 256 + b) * 256 + c), for the jitter kernels.
+void tlc_augment_hsv_tables(uint8_t *hsv, uint8_t *rgb);
+// Draws img's choices from rng exactly as tlc_transform_run does; fails where it fails.
+int tlc_augment_plan(const TlcTransform *tf, int n, const TlcImage *img, TlcRng *rng, TlcAugmentPlan *p,
+                     TlcError *err);
+// The int64 taps of a plan: the rows' entries, then the columns', stride_y and stride_x each.
+int64_t tlc_augment_taps_size(const TlcAugmentPlan *p);
+int tlc_augment_taps(const TlcAugmentPlan *p, int64_t *taps, int64_t *stride_y, int64_t *stride_x, TlcError *err);
 
 // The building blocks, each as Pillow computes it, for the tests and for other callers.
 // dst->width and dst->height give the output size; dst->pixels holds dst width * height *
@@ -305,6 +353,8 @@ typedef struct TlcLoaderConfig {
 } TlcLoaderConfig;
 
 int tlc_loader_create(TlcLoader **out, const TlcLoaderConfig *cfg, TlcError *err);
+// The rng a pass of `epoch` gives data-set sample `index` (the GPU's data path draws from it).
+void tlc_loader_sample_rng(const TlcLoader *l, int epoch, int64_t index, TlcRng *r);
 void tlc_loader_destroy(TlcLoader *l);
 // Decodes every file of ds once and keeps the images (ds->cache) when they fit in *budget bytes
 // (which is reduced by what they take); files that do not decode are dropped from ds, with a
@@ -566,6 +616,15 @@ int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *er
 // Launches the bundle's gather kernel `launch`: the rows order[first ..] of the cache into
 // the arena at offset, as many as the kernel was compiled for (the batch).
 void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset);
+// Device memory beside the arena, for the GPU's data path (trainer_gpu_data.c): allocated,
+// freed, filled from and read back to the host; a launch on such pointers (the arena's own
+// from tlc_gpu_arena_at).
+int tlc_gpu_alloc(TlcGpu *g, int64_t bytes, uint64_t *ptr, TlcError *err);
+void tlc_gpu_free(TlcGpu *g, uint64_t ptr);
+int tlc_gpu_put(TlcGpu *g, uint64_t dst, const void *src, int64_t bytes, TlcError *err);
+int tlc_gpu_get(TlcGpu *g, void *dst, uint64_t src, int64_t bytes, TlcError *err);
+uint64_t tlc_gpu_arena_at(const TlcGpu *g, int64_t offset);
+void tlc_gpu_launch_on(TlcGpu *g, int launch, const uint64_t *pointers, int n);
 void tlc_gpu_close(TlcGpu *g);
 
 // gpu_graph.c: the steps as CUDA graphs, their inputs uploaded ahead on a second stream from
@@ -677,6 +736,11 @@ typedef struct TlcModel {
   // at `features`) fills the boundary every step.
   void (*train_features_gpu)(TlcGpu *gpu), (*train_head_gpu)(TlcGpu *gpu);
   int feature_gather;
+  // The GPU's data path: the bundle's launch number of the augment kernel (buffers: decoded
+  // images, sample parameters, filter taps, normalisation table, the batch at `images`); the
+  // next three launches are its variant that writes bytes for colour jitter and the two jitter
+  // kernels (codegen/kernels_jitter.c).
+  int augment;
   // Parameters as tlc --stats counts them (buffers excluded): all, and those that train.
   int64_t parameters, trainable_parameters;
 } TlcModel;
@@ -777,6 +841,11 @@ typedef struct TlcRun {
   bool ahead;                   // the pass's next batch is loaded (and sent) in ahead_slot
   int ahead_slot;
   int32_t *ahead_labels;        // its labels
+  bool no_gpu_data;             // --no-gpu-data
+  bool check_gpu_data;          // --check-gpu-data: every GPU-built batch compared with the loader's
+  int64_t gpu_data_mb;          // --gpu-data-mb; -1: the device's free memory less TRAINER_GPU_RESERVE_MB
+  struct TrainerGpuData *gpu_data;   // the decoded images on the device (trainer_gpu_data.c), or NULL
+  bool gpu_batch;               // the batch in the device arena was built there (not uploaded)
   bool profiling;               // --profile: every kernel of every step timed (trainer_profile.c)
   struct TlcProfile *profile;   // the times so far
   bool checked_train, checked_eval;   // the first of each was reported in full

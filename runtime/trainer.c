@@ -178,6 +178,8 @@ static int start_run(TlcRun *run, TlcError *err) {
       (run->resume && run->resume_images && check_resume_position(run, err) != 0))
     return TRAINER_FAILED;
   trainer_start_features(run);
+  if (trainer_start_gpu_data(run, err) != 0)
+    return TRAINER_FAILED;
   if (run->lr > 0 && run->first_epoch < run->epochs)
     printf("lr: %g (--lr; the recipe's is %g): every parameter group's rate is scaled by %g\n", run->lr,
            run->model->schedule.lr, lr_scale(run));
@@ -195,6 +197,7 @@ int tlc_run_start(TlcRun *run, const TlcModel *model, int argc, char **argv) {
   run->device = "auto";
   run->cache_mb = TRAINER_CACHE_MB;
   run->gpu_cache_mb = -1;
+  run->gpu_data_mb = -1;
   run->best_val = -1;  // below any accuracy: the first validated epoch is the best so far
   trainer_eval_init(run);
   TlcError err = {{0}};
@@ -425,6 +428,7 @@ void trainer_release(TlcRun *run) {
   trainer_free_data(run);
   trainer_free_state(run);
   trainer_free_batches(run);
+  trainer_free_gpu_data(run);
   tlc_gpu_close(run->gpu);
   run->gpu = NULL;
   free(run->features);

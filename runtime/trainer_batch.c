@@ -13,7 +13,9 @@
 // With CUDA graphs (gpu_graph.c) a batch's inputs go to a slot of pinned memory instead of
 // the arena, and while a step runs the pass's next batch is loaded into the other slot and
 // sent up (trainer_load_ahead): the same batches in the same order, one step earlier, so
-// the run is the same; a batch loaded ahead of a stop or a failure is dropped.
+// the run is the same; a batch loaded ahead of a stop or a failure is dropped. When the GPU
+// builds a pass's batches (trainer_gpu_data.c), the loader does not run, unless
+// --check-gpu-data compares the two.
 #include "trainer_internal.h"
 
 #include <math.h>
@@ -48,8 +50,16 @@ static int64_t split_size(const TlcRun *run, TlcSplit split) {
   return split == TLC_SPLIT_TEST ? run->ntest : split == TLC_SPLIT_VAL ? run->nval : run->ntrain;
 }
 
+// Not for steps from cached features (their gather takes a pointer that changes every step)
+// nor for batches the GPU builds (the slot's copy up would overwrite their images).
 bool trainer_uses_graphs(const TlcRun *run, bool training) {
-  return run->graphs && !(training && run->use_features);
+  return run->graphs && !(training && run->use_features) && !trainer_gpu_data_serves(run, training);
+}
+
+// Whether a pass's batches need the loader: not when the GPU builds them, unless
+// --check-gpu-data compares them with the loader's.
+static bool uses_loader(const TlcRun *run, bool training) {
+  return !trainer_gpu_data_serves(run, training) || run->check_gpu_data;
 }
 
 // Where the step's input at arena offset `offset` goes on the host: the arena, or a slot of
@@ -96,7 +106,10 @@ static bool load_batch(TlcRun *run, bool training, int32_t *labels, int *slot_us
   return true;
 }
 
-static bool next_batch(TlcRun *run, bool training) {
+// The next batch of ds's samples order[0..batch): loaded ahead, the loader's, or built on the
+// GPU (trainer_gpu_data.c); false (and run->failed) when the loader or the GPU failed.
+static bool next_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training) {
+  run->gpu_batch = false;
   if (run->ahead) {   // loaded and sent while the step before ran
     int32_t *labels = run->batch_labels;
     run->batch_labels = run->ahead_labels, run->ahead_labels = labels;
@@ -106,7 +119,15 @@ static bool next_batch(TlcRun *run, bool training) {
     return true;
   }
   run->batch_sent = false;
-  return load_batch(run, training, run->batch_labels, &run->batch_slot);
+  if (uses_loader(run, training) && !load_batch(run, training, run->batch_labels, &run->batch_slot))
+    return false;
+  if (!trainer_gpu_data_serves(run, training))
+    return true;
+  run->gpu_batch = true;
+  if (trainer_gpu_data_batch(run, ds, order, training, &run->fail_err) != 0)
+    return loader_failed(run);
+  put_labels(run, NULL, run->batch_labels);
+  return true;
 }
 
 // {seed, step}: the step's own random streams (dropout) derive from both, so they are
@@ -124,11 +145,13 @@ void trainer_begin_training_pass(TlcRun *run) {
       run->failed = true;
     return;
   }
+  run->train_active = true;
+  if (!uses_loader(run, true))
+    return;
   // From run->cursor: a resumed run skips the batches done before it stopped.
   int64_t whole = run->ntrain / m->batch * m->batch;
   tlc_loader_begin(run->loader, &run->data.train, run->order + run->cursor, whole - run->cursor, m->train_transform,
                    m->ntrain_transform, run->epoch);
-  run->train_active = true;
 }
 
 bool tlc_train_batch(TlcRun *run) {
@@ -142,7 +165,7 @@ bool tlc_train_batch(TlcRun *run) {
   if (run->use_features) {
     trainer_cached_batch(run);
     put_labels(run, NULL, run->batch_labels);
-  } else if (!next_batch(run, true)) {
+  } else if (!next_batch(run, &run->data.train, run->order + run->cursor, true)) {
     return false;
   }
   run->cursor += m->batch;
@@ -220,7 +243,8 @@ static void begin_eval_pass(TlcRun *run, TlcSplit split) {
   for (int64_t i = 0; i < padded; i++)
     run->eval_order[i] = (int32_t)(i < n ? i : n - 1);
   const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
-  tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
+  if (uses_loader(run, false))
+    tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
   run->train_active = false;
   run->ahead = false;
 }
@@ -242,7 +266,8 @@ bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
     run->eval_active = false;
     return false;
   }
-  if (!next_batch(run, false))
+  const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
+  if (!next_batch(run, d, run->eval_order + run->eval_cursor, false))
     return false;
   int64_t real = left < m->batch ? left : m->batch;
   run->eval_real = real;

@@ -45,6 +45,23 @@ int trainer_open_device(TlcRun *run, TlcError *err) {
   return 0;
 }
 
+double trainer_gpu_budget(TlcRun *run, int64_t flag_mb, const char *flag, char *how, size_t len) {
+  if (flag_mb >= 0) {
+    snprintf(how, len, "%s %lld", flag, (long long)flag_mb);
+    return (double)flag_mb;
+  }
+  int64_t free_bytes = 0, total_bytes = 0;
+  TlcError why = {{0}};
+  if (tlc_gpu_memory(run->gpu, &free_bytes, &total_bytes, &why) != 0) {
+    snprintf(how, len, "%s", why.msg);
+    return -1;
+  }
+  double free_mb = (double)free_bytes / (1 << 20);
+  snprintf(how, len, "the device's free %.0f MB less %d MB kept free; %s sets another", free_mb,
+           TRAINER_GPU_RESERVE_MB, flag);
+  return free_mb - TRAINER_GPU_RESERVE_MB;
+}
+
 int trainer_state_to_host(TlcRun *run, TlcError *err) {
   return run->gpu ? tlc_gpu_download(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
 }
@@ -70,7 +87,8 @@ static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError 
   const TlcModel *m = run->model;
   int64_t loss = training ? m->train_loss : m->eval_loss, logits = training ? m->train_logits : m->eval_logits;
   bool cached = training && run->use_features;
-  if (upload_inputs(run, !cached, err) != 0)
+  // Built on the device (trainer_gpu_data.c), the images are there already.
+  if (upload_inputs(run, !cached && !run->gpu_batch, err) != 0)
     return -1;
   if (run->profiling && trainer_profile_step(run, steps, training, err) != 0)
     return -1;
@@ -78,6 +96,8 @@ static int gpu_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError 
     m->train_head_gpu(run->gpu);
   else if (!run->profiling)
     (training ? steps->train_gpu : steps->eval_gpu)(run->gpu);
+  if (run->gpu_batch)   // the next batch's random choices, drawn while the step runs
+    trainer_gpu_data_prefetch(run, training);
   if (tlc_gpu_sync(run->gpu, err) != 0 || tlc_gpu_download(run->gpu, run->arena + loss, loss, m->batch * 4, err) != 0)
     return -1;
   return tlc_gpu_download(run->gpu, run->arena + logits, logits, m->batch * m->classes * 4, err);

@@ -18,26 +18,6 @@ static double cache_mb(const TlcRun *run) {
   return (double)run->ntrain * (double)run->model->feature_floats * sizeof(float) / (1 << 20);
 }
 
-// The device memory the cache may take, in MB, and how that was found (for the messages):
-// --gpu-cache-mb, else the device's free memory (the arena is allocated by now) less
-// TRAINER_GPU_RESERVE_MB. A negative budget fits nothing.
-static double device_budget(TlcRun *run, char *how, size_t len) {
-  if (run->gpu_cache_mb >= 0) {
-    snprintf(how, len, "--gpu-cache-mb %lld", (long long)run->gpu_cache_mb);
-    return (double)run->gpu_cache_mb;
-  }
-  int64_t free_bytes = 0, total_bytes = 0;
-  TlcError why = {{0}};
-  if (tlc_gpu_memory(run->gpu, &free_bytes, &total_bytes, &why) != 0) {
-    snprintf(how, len, "%s", why.msg);
-    return -1;
-  }
-  double free_mb = (double)free_bytes / (1 << 20);
-  snprintf(how, len, "the device's free %.0f MB less %d MB kept free; --gpu-cache-mb sets another", free_mb,
-           TRAINER_GPU_RESERVE_MB);
-  return free_mb - TRAINER_GPU_RESERVE_MB;
-}
-
 // On a GPU: the cache fits the device's budget and is allocated there, or the run says why
 // every step runs the prefix.
 static bool start_on_device(TlcRun *run) {
@@ -49,7 +29,7 @@ static bool start_on_device(TlcRun *run) {
     return false;
   }
   char how[sizeof(TlcError) + 64];
-  double budget = device_budget(run, how, sizeof how), mb = cache_mb(run);
+  double budget = trainer_gpu_budget(run, run->gpu_cache_mb, "--gpu-cache-mb", how, sizeof how), mb = cache_mb(run);
   if (mb > budget) {
     printf("features: not cached: %.1f MB for %lld training images is over the device's budget of %.0f MB (%s); "
            "every step runs the frozen prefix\n", mb, (long long)run->ntrain, budget > 0 ? budget : 0, how);

@@ -167,6 +167,23 @@ static int flag_gpu_cache_mb(TlcRun *run, const char *flag, const char *value, T
   return parse_int(flag, value, 0, INT64_MAX / (1 << 20), &run->gpu_cache_mb, err);
 }
 
+static int flag_gpu_data_mb(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  return parse_int(flag, value, 0, INT64_MAX / (1 << 20), &run->gpu_data_mb, err);
+}
+
+static int flag_no_gpu_data(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)value, (void)err;
+  run->no_gpu_data = true;
+  return TRAINER_OK;
+}
+
+static int flag_check_gpu_data(TlcRun *run, const char *flag, const char *value, TlcError *err) {
+  (void)flag, (void)value, (void)err;
+  run->check_gpu_data = true;
+  run->device = "cuda";
+  return TRAINER_OK;
+}
+
 // A file the run writes or reads: an empty name is a usage error, not "cannot open ''".
 static int file_value(const char *flag, const char *value, const char **out, TlcError *err) {
   if (!*value) {
@@ -226,6 +243,8 @@ static const Flag FLAGS[] = {
     {"--loader-threads", true, flag_loader_threads}, {"--cache-mb", true, flag_cache_mb},
     {"--predict-grid", true, flag_predict_grid}, {"--gpu-cache-mb", true, flag_gpu_cache_mb},
     {"--no-cuda-graph", false, flag_no_cuda_graph},
+    {"--gpu-data-mb", true, flag_gpu_data_mb}, {"--no-gpu-data", false, flag_no_gpu_data},
+    {"--check-gpu-data", false, flag_check_gpu_data},
 };
 
 static void print_usage(const TlcRun *run, const char *argv0) {
@@ -261,12 +280,17 @@ static void print_usage(const TlcRun *run, const char *argv0) {
          "  --cache-mb N    keep decoded image files in memory up to N MB (default %lld; 0: never)\n"
          "  --gpu-cache-mb N  device memory for the feature cache on a GPU (default: what the GPU has free,\n"
          "                  less %d MB; 0: none)\n"
+         "  --gpu-data-mb N  device memory for the decoded images, so that batches are built on the GPU\n"
+         "                  (default: what the GPU has free after the feature cache, less %d MB; 0: none)\n"
+         "  --no-gpu-data   build every batch on the CPU's loader threads and copy it to the GPU\n"
+         "  --check-gpu-data  build every batch on both the GPU and the CPU, and stop at the first that differs\n"
          "  --help          show this message\n\n"
          "The last line printed starts with \"result:\" and is meant for scripts. Ctrl-C or SIGTERM stops\n"
          "training after the step under way: last.ckpt is saved, the command that resumes it printed,\n"
          "and the exit status is 130 or 143.\n",
          argv0, m->name, m->source ? m->source : "?", m->data_dir, m->epochs, m->schedule.lr, m->seed_default, m->name,
-         m->weights ? m->weights : "none", (long long)TRAINER_CACHE_MB, TRAINER_GPU_RESERVE_MB);
+         m->weights ? m->weights : "none", (long long)TRAINER_CACHE_MB, TRAINER_GPU_RESERVE_MB,
+         TRAINER_GPU_RESERVE_MB);
 }
 
 static const Flag *find_flag(const char *arg, size_t len) {

@@ -72,6 +72,10 @@ void trainer_free_data(TlcRun *run);
 // trainer_device.c
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
+// The device memory, in MB, that the feature cache or the decoded images may take, and how
+// that was found (for the messages): flag_mb (the value of `flag`) when given, else the
+// device's free memory less TRAINER_GPU_RESERVE_MB. A negative budget fits nothing.
+double trainer_gpu_budget(TlcRun *run, int64_t flag_mb, const char *flag, char *how, size_t len);
 
 // trainer_features.c
 // Sets run->use_features: the model has a cache, nothing rules it out, it fits the budget of
@@ -81,6 +85,25 @@ void trainer_start_features(TlcRun *run);
 // then (on a GPU) the epoch's order up.
 int trainer_begin_cached_pass(TlcRun *run, TlcError *err);
 void trainer_cached_batch(TlcRun *run);                  // the batch at cursor from the cache
+
+// trainer_gpu_data.c
+// Decides whether batches are built on the GPU (a GPU, transforms its kernel runs, every
+// image decoded in memory, within the device's budget), uploads the images, and prints
+// which splits it serves, the bytes it holds, or why not (a device that cannot hold them
+// too: the run goes on with the CPU's batches). Nonzero only when host memory runs out.
+int trainer_start_gpu_data(TlcRun *run, TlcError *err);
+// Whether the training (else evaluation) batches come from the GPU.
+bool trainer_gpu_data_serves(const TlcRun *run, bool training);
+// Builds the batch of ds's samples order[0..batch) in the device arena under the training
+// (else evaluation) transforms, their random choices those of run->epoch, with their labels
+// in run->batch_labels. With --check-gpu-data it also compares it with the batch the loader
+// wrote into the host arena.
+int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, TlcError *err);
+// Draws the next batch's table of the pass under way while the GPU runs the step just
+// launched (the loader's prefetch, for the GPU's data path); the next call of
+// trainer_gpu_data_batch takes it when it is for the same samples.
+void trainer_gpu_data_prefetch(TlcRun *run, bool training);
+void trainer_free_gpu_data(TlcRun *run);
 
 // gpu_check.c
 // Runs calls[0..n) on both devices, comparing; verbose lists every kernel. Nonzero (err set)

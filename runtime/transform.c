@@ -197,7 +197,7 @@ int tlc_transform_draw(const TlcTransform *t, int32_t width, int32_t height, Tlc
 // Resize's output: height x width when given, else the shorter side becomes size and the other
 // int(size * long / short); a side beyond int32 (an extreme aspect ratio) saturates, and
 // image_reserve refuses it.
-static void resize_shape(const TlcTransform *t, int32_t width, int32_t height, int32_t *out_w, int32_t *out_h) {
+void transform_resize_shape(const TlcTransform *t, int32_t width, int32_t height, int32_t *out_w, int32_t *out_h) {
   if (!t->size) {
     *out_w = t->width, *out_h = t->height;
     return;
@@ -214,7 +214,7 @@ int64_t tlc_transform_largest_bytes(const TlcTransform *tf, int n, int32_t width
   for (int i = 0; i < n && tf[i].kind != TLC_TF_NORMALIZE; i++) {
     const TlcTransform *t = &tf[i];
     if (t->kind == TLC_TF_RESIZE)
-      resize_shape(t, width, height, &width, &height);
+      transform_resize_shape(t, width, height, &width, &height);
     else if (t->kind == TLC_TF_CENTER_CROP || t->kind == TLC_TF_RANDOM_CROP || t->kind == TLC_TF_RANDOM_RESIZED_CROP)
       width = height = t->size;
     else if (t->kind == TLC_TF_GRAYSCALE_TO_RGB)
@@ -286,7 +286,7 @@ int tlc_transform_apply(const TlcTransform *t, const TlcTransformDraw *d, const 
   switch (t->kind) {
   case TLC_TF_RESIZE: {
     int32_t ow, oh;
-    resize_shape(t, w, h, &ow, &oh);
+    transform_resize_shape(t, w, h, &ow, &oh);
     if (image_reserve(dst, dst_cap, ow, oh, c, err))
       return -1;
     return tlc_image_resize(src, dst, err);
@@ -347,7 +347,7 @@ static bool leaves_unchanged(const TlcTransform *t, const TlcTransformDraw *d, c
     return img->channels == 3;
   case TLC_TF_RESIZE: {
     int32_t ow, oh;
-    resize_shape(t, img->width, img->height, &ow, &oh);
+    transform_resize_shape(t, img->width, img->height, &ow, &oh);
     return ow == img->width && oh == img->height;
   }
   case TLC_TF_COLOR_JITTER:
@@ -367,12 +367,9 @@ static int check_image(const TlcImage *img, TlcError *err) {
   return 0;
 }
 
-// Writes img as CHW floats: v / 255, then (x - mean) / std when norm is given, in float32 as
-// torchvision's ToTensor and Normalize.
-static int write_floats(const TlcImage *img, const TlcTransform *norm, float *out, TlcError *err) {
-  float table[3][256];
-  int32_t c = img->channels;
-  for (int32_t k = 0; k < c; k++) {
+int tlc_transform_table(const TlcTransform *tf, int n, int32_t channels, float table[][256], TlcError *err) {
+  const TlcTransform *norm = n > 0 && tf[n - 1].kind == TLC_TF_NORMALIZE ? &tf[n - 1] : NULL;
+  for (int32_t k = 0; k < channels; k++) {
     if (norm != NULL && !(norm->std[k] > 0 && isfinite(norm->std[k]) && isfinite(norm->mean[k])))
       return tlc_fail(err, "normalize: channel %d has mean %g and std %g; std must be finite and > 0", k,
                       norm->mean[k], norm->std[k]);
@@ -381,6 +378,15 @@ static int write_floats(const TlcImage *img, const TlcTransform *norm, float *ou
       table[k][v] = norm != NULL ? (x - norm->mean[k]) / norm->std[k] : x;
     }
   }
+  return 0;
+}
+
+// Writes img as CHW floats through tf's table.
+static int write_floats(const TlcImage *img, const TlcTransform *tf, int n, float *out, TlcError *err) {
+  float table[3][256];
+  int32_t c = img->channels;
+  if (tlc_transform_table(tf, n, c, table, err))
+    return -1;
   size_t plane = (size_t)img->width * img->height;
   for (int32_t k = 0; k < c; k++)
     for (size_t i = 0; i < plane; i++)
@@ -413,7 +419,7 @@ int tlc_transform_run(const TlcTransform *tf, int n, const TlcImage *src, TlcRng
                     "transforms, but the model takes %dx%dx%d", src->width, src->height, src->channels,
                     src->channels == 1 ? "" : "s", cur->channels, cur->height, cur->width, channels, height,
                     width);
-  return write_floats(cur, norm, out, err);
+  return write_floats(cur, tf, n, out, err);
 }
 
 void tlc_transform_scratch_free(TlcTransformScratch *s) {

@@ -9,7 +9,7 @@
 // adds int(shift * 255) modulo 256 to H (torchvision's uint8 addition) and converts back. The
 // float and double steps of Pillow's conversions are kept as Pillow writes them, so results
 // are equal to its. Gray images: saturation and hue leave them as they are, as Pillow does.
-#include "tlcrt.h"
+#include "transform_internal.h"
 
 #include <math.h>
 
@@ -64,7 +64,7 @@ void tlc_image_saturation(TlcImage *img, float factor) {
 static int clip8(int v) { return v <= 0 ? 0 : v < 256 ? v : 255; }
 
 // Pillow's rgb2hsv_row (Convert.c): float steps, double constants, truncation to 8 bits.
-static void rgb_to_hsv(const uint8_t *rgb, uint8_t *hsv) {
+void transform_rgb_to_hsv(const uint8_t *rgb, uint8_t *hsv) {
   uint8_t r = rgb[0], g = rgb[1], b = rgb[2];
   uint8_t maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
   uint8_t minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
@@ -89,7 +89,7 @@ static void rgb_to_hsv(const uint8_t *rgb, uint8_t *hsv) {
 }
 
 // Pillow's hsv2rgb (Convert.c), following Python's colorsys with 8-bit rounding.
-static void hsv_to_rgb(const uint8_t *hsv, uint8_t *rgb) {
+void transform_hsv_to_rgb(const uint8_t *hsv, uint8_t *rgb) {
   uint8_t h = hsv[0], s = hsv[1], v = hsv[2];
   if (s == 0) {
     rgb[0] = rgb[1] = rgb[2] = v;
@@ -119,8 +119,8 @@ void tlc_image_hue(TlcImage *img, float shift) {
   size_t npix = (size_t)img->width * img->height;
   for (size_t i = 0; i < npix; i++) {
     uint8_t hsv[3];
-    rgb_to_hsv(img->pixels + i * 3, hsv);
+    transform_rgb_to_hsv(img->pixels + i * 3, hsv);
     hsv[0] = (uint8_t)(hsv[0] + step);
-    hsv_to_rgb(hsv, img->pixels + i * 3);
+    transform_hsv_to_rgb(hsv, img->pixels + i * 3);
   }
 }

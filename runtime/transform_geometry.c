@@ -48,19 +48,6 @@ void transform_vflip(const TlcImage *src, TlcImage *dst) {
     memcpy(dst->pixels + (size_t)y * row, src->pixels + (size_t)(src->height - 1 - y) * row, row);
 }
 
-// dst(x, y) = src(sx, sy) with sx = a + b x + c y, sy = d + e x + f y, all integer: Pillow's
-// transposes.
-static void rotate_exact(const TlcImage *src, TlcImage *dst, int32_t a, int32_t b, int32_t c,
-                         int32_t d, int32_t e, int32_t f) {
-  int32_t ch = src->channels;
-  for (int32_t y = 0; y < dst->height; y++)
-    for (int32_t x = 0; x < dst->width; x++) {
-      int32_t sx = a + b * x + c * y, sy = d + e * x + f * y;
-      memcpy(dst->pixels + ((size_t)y * dst->width + x) * ch,
-             src->pixels + ((size_t)sy * src->width + sx) * ch, (size_t)ch);
-    }
-}
-
 // Python's round(v, 15), which Image.rotate applies to the matrix, closely enough that the
 // fixed-point coefficients below come out the same.
 static double round15(double v) { return nearbyint(v * 1e15) / 1e15; }
@@ -80,22 +67,10 @@ static void put_or_zero(const TlcImage *src, int32_t sx, int32_t sy, uint8_t *ou
     memset(out, 0, (size_t)ch);
 }
 
-// m maps output (x, y) to source coordinates; sampled at pixel centres.
-static void rotate_affine(const TlcImage *src, TlcImage *dst, const double m[6]) {
+// Pillow's floating-point path, for images too large for 16.16 coordinates: m maps output
+// (x, y) to source coordinates, sampled at pixel centres.
+static void rotate_float(const TlcImage *src, TlcImage *dst, const double m[6]) {
   int32_t w = dst->width, h = dst->height, ch = src->channels;
-  bool fixed = fits_fixed(m, 0, 0) && fits_fixed(m, w, h) && fits_fixed(m, 0, h) && fits_fixed(m, w, 0);
-  if (fixed) {
-    int32_t a0 = fixed16(m[0]), a1 = fixed16(m[1]), a3 = fixed16(m[3]), a4 = fixed16(m[4]);
-    int32_t row_x = fixed16(m[2] + m[0] * 0.5 + m[1] * 0.5);
-    int32_t row_y = fixed16(m[5] + m[3] * 0.5 + m[4] * 0.5);
-    for (int32_t y = 0; y < h; y++, row_x += a1, row_y += a4) {
-      int32_t xx = row_x, yy = row_y;
-      for (int32_t x = 0; x < w; x++, xx += a0, yy += a3)
-        put_or_zero(src, xx >> 16, yy >> 16, dst->pixels + ((size_t)y * w + x) * ch);
-    }
-    return;
-  }
-  // Pillow's floating-point path, for images too large for 16.16 coordinates.
   double row_x = m[2] + m[1] * 0.5 + m[0] * 0.5, row_y = m[5] + m[4] * 0.5 + m[3] * 0.5;
   for (int32_t y = 0; y < h; y++, row_x += m[1], row_y += m[4]) {
     double xx = row_x, yy = row_y;
@@ -105,34 +80,57 @@ static void rotate_affine(const TlcImage *src, TlcImage *dst, const double m[6])
   }
 }
 
-void tlc_image_rotate(const TlcImage *src, double degrees, TlcImage *dst) {
-  int32_t w = src->width, h = src->height;
-  *dst = (TlcImage){w, h, src->channels, dst->pixels};
+// Pillow's transposes, sx = a + b x + c y and sy = d + e x + f y, as 16.16 coefficients.
+static void exact(int64_t q[6], int32_t a, int32_t b, int32_t c, int32_t d, int32_t e, int32_t f) {
+  const int64_t one = 65536;
+  q[0] = a * one, q[1] = b * one, q[2] = c * one, q[3] = d * one, q[4] = e * one, q[5] = f * one;
+}
+
+bool transform_rotation(int32_t w, int32_t h, double degrees, int64_t q[6], double m[6]) {
   double angle = fmod(degrees, 360.0);  // Python's angle % 360.0: in [0, 360)
   if (angle < 0)
     angle += 360.0;
   if (angle == 360.0)
     angle = 0.0;
-  if (angle == 0.0) {
-    memcpy(dst->pixels, src->pixels, (size_t)w * h * src->channels);
-    return;
-  }
-  if (angle == 180.0) {
-    rotate_exact(src, dst, w - 1, -1, 0, h - 1, 0, -1);
-    return;
-  }
-  if (angle == 90.0 && w == h) {
-    rotate_exact(src, dst, w - 1, 0, -1, 0, 1, 0);
-    return;
-  }
-  if (angle == 270.0 && w == h) {
-    rotate_exact(src, dst, 0, 0, 1, h - 1, -1, 0);
-    return;
+  if (angle == 0.0 || angle == 180.0 || (w == h && (angle == 90.0 || angle == 270.0))) {
+    if (angle == 0.0)
+      exact(q, 0, 1, 0, 0, 0, 1);
+    else if (angle == 180.0)
+      exact(q, w - 1, -1, 0, h - 1, 0, -1);
+    else if (angle == 90.0)
+      exact(q, w - 1, 0, -1, 0, 1, 0);
+    else
+      exact(q, 0, 0, 1, h - 1, -1, 0);
+    return true;
   }
   double r = -angle * (3.141592653589793 / 180.0);
   double cx = w / 2.0, cy = h / 2.0;
-  double m[6] = {round15(cos(r)), round15(sin(r)), 0.0, round15(-sin(r)), round15(cos(r)), 0.0};
+  m[0] = round15(cos(r)), m[1] = round15(sin(r)), m[3] = round15(-sin(r)), m[4] = round15(cos(r));
   m[2] = m[0] * -cx + m[1] * -cy + cx;
   m[5] = m[3] * -cx + m[4] * -cy + cy;
-  rotate_affine(src, dst, m);
+  if (!(fits_fixed(m, 0, 0) && fits_fixed(m, w, h) && fits_fixed(m, 0, h) && fits_fixed(m, w, 0)))
+    return false;
+  // Pillow steps xx by a0 along a row and row_x by a1 down the rows, in int32 that the check
+  // above keeps from overflowing: the same as row_x + a0 x + a1 y.
+  q[0] = fixed16(m[2] + m[0] * 0.5 + m[1] * 0.5), q[1] = fixed16(m[0]), q[2] = fixed16(m[1]);
+  q[3] = fixed16(m[5] + m[3] * 0.5 + m[4] * 0.5), q[4] = fixed16(m[3]), q[5] = fixed16(m[4]);
+  return true;
+}
+
+// floor(v / 65536), Pillow's arithmetic shift of a 16.16 coordinate.
+static int32_t floor16(int64_t v) { return (int32_t)((v - (v < 0 ? 65535 : 0)) / 65536); }
+
+void tlc_image_rotate(const TlcImage *src, double degrees, TlcImage *dst) {
+  int32_t w = src->width, h = src->height, ch = src->channels;
+  *dst = (TlcImage){w, h, ch, dst->pixels};
+  int64_t q[6];
+  double m[6];
+  if (!transform_rotation(w, h, degrees, q, m)) {
+    rotate_float(src, dst, m);
+    return;
+  }
+  for (int32_t y = 0; y < h; y++)
+    for (int32_t x = 0; x < w; x++)
+      put_or_zero(src, floor16(q[0] + q[1] * x + q[2] * y), floor16(q[3] + q[4] * x + q[5] * y),
+                  dst->pixels + ((size_t)y * w + x) * ch);
 }

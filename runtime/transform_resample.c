@@ -156,6 +156,28 @@ int transform_resize_view(const TlcImage *src, size_t stride, TlcImage *dst, Tlc
   return 0;
 }
 
+int64_t transform_taps_stride(int32_t in_size, int32_t out_size) {
+  double scale = (double)in_size / out_size;
+  return 2 + (int64_t)ceil(scale < 1.0 ? 1.0 : scale) * 2 + 1;   // as resample_axis_init's max_taps
+}
+
+int transform_taps(int32_t in_size, int32_t out_size, int32_t offset, int64_t *dst) {
+  ResampleAxis axis;
+  if (resample_axis_init(&axis, in_size, out_size))
+    return -1;
+  int64_t stride = transform_taps_stride(in_size, out_size);
+  for (int32_t o = 0; o < out_size; o++) {
+    const ResampleTaps *t = &axis.taps[o];
+    int64_t *entry = dst + (size_t)o * (size_t)stride;
+    entry[0] = (int64_t)t->first + offset;
+    entry[1] = t->count;
+    for (int64_t i = 0; i < stride - 2; i++)
+      entry[2 + i] = i < t->count ? t->weights[i] : 0;
+  }
+  resample_axis_free(&axis);
+  return 0;
+}
+
 int tlc_image_resize(const TlcImage *src, TlcImage *dst, TlcError *err) {
   return transform_resize_view(src, (size_t)src->width * src->channels, dst, err);
 }

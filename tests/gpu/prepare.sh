@@ -55,6 +55,9 @@ bench resnet18_fixed resnet18_fixed --set batch=128
 bench mobilenet_v2_ft mobilenet_v2_ft --set batch=128
 bench effnet_b5_ft effnet_b5_ft --set batch=32
 bench cnn_bn cnn_bn_scratch --set batch=128
+# The data path on the GPU with every transform it runs: rotation and colour jitter too.
+bench data_jitter cnn_bn_scratch --set batch=128 --set 'train_transform=[random_resized_crop(224), hflip(0.5),
+  rotate(15), color_jitter(0.4, 0.4, 0.4, 0.1), normalize(mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225])]'
 mkdir -p "$stage/bench"
 cp bench/gpu.sh bench/gpu_torch.py "$stage/bench/"
 

@@ -15,13 +15,16 @@
 #   fashion_gpu.txt     the Fashion-MNIST example trained on the GPU, to the CPU's accuracy
 #   features.txt        resnet18 as a fixed feature extractor with its features cached in device
 #                       memory and without: the same checkpoint, bit for bit
+#   data.txt            batches built on the GPU from decoded photos in device memory: each the
+#                       CPU loader's bit for bit (--check-gpu-data, with rotation and colour
+#                       jitter too), and an epoch of resnet18 with them and without (its images/s)
 #   benchmark.md        images/s and peak memory against PyTorch eager and torch.compile
 #   profile_NAME.txt    --profile of a benchmark trainer: the kernels that took the most time, and
 #   profile_NAME.tsv    every kernel's time per step (where the speed work should go)
 #   summary.txt         one line per check, PASS or FAIL
 # Exit status: 0 when every check passed.
-#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, graphs, torch, fashion, features, profile,
-#                                         bench
+#   tests/gpu/run.sh [PACK] [PART...]     PART: checks, steps, graphs, torch, fashion, features, data,
+#                                         profile, bench
 #                                         (default: all);
 #                                         bench:TRAINER,... runs only those experiments
 #                                         (bench_resnet18_ft, bench_resnet18_fixed,
@@ -33,7 +36,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 pack=${1:-build/gpu/pack.tar.xz}
 shift || true
-parts=${*:-checks steps graphs torch fashion features profile bench}
+parts=${*:-checks steps graphs torch fashion features data profile bench}
 wants() { [[ " $parts " == *" $1 "* ]]; }
 # Python unpacks it: every machine with PyTorch has it, where xz may be missing.
 python3 -c 'import sys, tarfile
@@ -140,6 +143,32 @@ if wants features; then
   grep -q '^features: cached on the device' "$out/features.txt" &&
     cmp runs/features_cached/last.ckpt runs/features_full/last.ckpt >> "$out/features.txt" 2>&1
   verdict "feature cache in device memory: bit-identical to --no-feature-cache" $(( cached || full || $? ))
+fi
+
+# 5b. The data path on the GPU (trainer_gpu_data.c), on 256 of the benchmark's photos
+#    (500x375 JPEG files, bench/gpu.sh makes them): every batch of an epoch built on both the
+#    GPU and the CPU must be equal bit for bit (the emulator checks this in CI; here the GPU's
+#    own compiler and arithmetic do it), for resnet18_ft's transforms and for a chain with
+#    rotation and colour jitter; then two epochs of resnet18_ft with the batches built on the
+#    GPU and with --no-gpu-data, whose epoch lines give the images/s of each, end with the same
+#    checkpoint.
+if wants data; then
+  [ -d data/bench ] || bench/gpu.sh 256 none > /dev/null 2>&1
+  : > "$out/data.txt"
+  for trainer in bench_resnet18_ft bench_data_jitter; do
+    timeout 150 ./$trainer --device cuda --check-gpu-data --data data/bench --limit 256 --epochs 1 --weights none \
+      --out runs/data_check_$trainer >> "$out/data.txt" 2>&1
+    verdict "batches built on the GPU equal the CPU's ($trainer)" $?
+  done
+  timeout 150 ./bench_resnet18_ft --device cuda --data data/bench --limit 256 --epochs 2 --weights none --out runs/data_gpu \
+    >> "$out/data.txt" 2>&1
+  gpu=$?
+  timeout 150 ./bench_resnet18_ft --device cuda --no-gpu-data --data data/bench --limit 256 --epochs 2 --weights none \
+    --out runs/data_cpu >> "$out/data.txt" 2>&1
+  cpu=$?
+  grep -E '^(data: on the GPU|epoch)' "$out/data.txt"
+  cmp runs/data_gpu/last.ckpt runs/data_cpu/last.ckpt >> "$out/data.txt" 2>&1
+  verdict "resnet18_ft with the data path on the GPU ends as without it" $(( gpu || cpu || $? ))
 fi
 
 # 6. Where the time goes: the benchmark trainers at their real sizes with --profile (each
