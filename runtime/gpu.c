@@ -261,7 +261,7 @@ int tlc_gpu_alloc(TlcGpu *g, int64_t bytes, uint64_t *ptr, TlcError *err) {
   CUdeviceptr p = 0;
   CUresult r = g->cu.MemAlloc(&p, (size_t)(bytes > 0 ? bytes : 1));
   if (r)
-    return tlc_fail(err, "allocating %.1f MB on %s failed: %s", (double)bytes / (1 << 20), g->name, cu_text(g, r));
+    return tlc_fail(err, "allocating %.1f MB on %s failed: %s", (double)bytes / (1 << 20), g->name, gpu_error_text(g, r));
   *ptr = p;
   return 0;
 }
@@ -273,12 +273,12 @@ void tlc_gpu_free(TlcGpu *g, uint64_t ptr) {
 
 int tlc_gpu_put(TlcGpu *g, uint64_t dst, const void *src, int64_t bytes, TlcError *err) {
   CUresult r = bytes > 0 ? g->cu.MemcpyHtoD(dst, src, (size_t)bytes) : 0;
-  return r ? tlc_fail(err, "copying %lld bytes to the GPU failed: %s", (long long)bytes, cu_text(g, r)) : 0;
+  return r ? tlc_fail(err, "copying %lld bytes to the GPU failed: %s", (long long)bytes, gpu_error_text(g, r)) : 0;
 }
 
 int tlc_gpu_get(TlcGpu *g, void *dst, uint64_t src, int64_t bytes, TlcError *err) {
   CUresult r = bytes > 0 ? g->cu.MemcpyDtoH(dst, src, (size_t)bytes) : 0;
-  return r ? tlc_fail(err, "copying %lld bytes from the GPU failed: %s", (long long)bytes, cu_text(g, r)) : 0;
+  return r ? tlc_fail(err, "copying %lld bytes from the GPU failed: %s", (long long)bytes, gpu_error_text(g, r)) : 0;
 }
 
 uint64_t tlc_gpu_arena_at(const TlcGpu *g, int64_t offset) { return g->arena + (CUdeviceptr)offset; }
