@@ -214,12 +214,6 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
   return INVALID_VALUE;
 }
 
-static void in_arena(CUdeviceptr p, size_t bytes, const char *what) {
-  char *c = (char *)p;
-  if (!fake.arena || c < fake.arena || c + bytes > fake.arena + fake.arena_bytes)
-    broken(what, "outside the arena");
-}
-
 // The allocation that holds [p, p + bytes); a copy outside every allocation is broken.
 static Allocation *allocation(CUdeviceptr p, size_t bytes, const char *what) {
   char *c = (char *)p;
@@ -233,13 +227,13 @@ static Allocation *allocation(CUdeviceptr p, size_t bytes, const char *what) {
 }
 
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t bytes) {
-  in_arena(dst, bytes, "a copy to the GPU");
+  allocation(dst, bytes, "a copy to the GPU");
   memcpy((char *)dst, src, bytes);
   fake.up += (long)bytes;
   return OK;
 }
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes) {
-  in_arena(src, bytes, "a copy from the GPU");
+  allocation(src, bytes, "a copy from the GPU");
   memcpy(dst, (char *)src, bytes);
   fake.down += (long)bytes;
   return OK;
@@ -431,7 +425,7 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
     if ((int)bx != e->maxntid)
       broken("a launch whose block is not its kernel's __launch_bounds__", e->name);
     for (int i = 0; i < e->params; i++)
-      in_arena(*(CUdeviceptr *)params[i], 4, e->name);
+      allocation(*(CUdeviceptr *)params[i], 4, e->name);   // the arena, or the data path's images
   }
   fake.launches += !s;
   return mode("launchfail") ? LAUNCH_FAILED : OK;
