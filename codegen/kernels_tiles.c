@@ -1,17 +1,29 @@
-// kernels_tiles.c: matrix products on tensor cores, the GPU's form of the convolution and
-// linear forward passes: C[m, n] = sum over k of A(m, k) B(n, k), with A the patches of the
-// image (read straight from the image: an implicit matrix product), or the rows of a linear
-// layer's input, B the weights [N][K], C the output.
+// kernels_tiles.c: matrix products on tensor cores, the GPU's form of convolutions (groups
+// == 1) and linear layers, forward and backward: C[m, n] = sum over k of A(m, k) B(n, k).
+//   forward          C the output [rows, channels]; A the image's patches (read straight from
+//                    the image: an implicit product) or the linear layer's input rows; B the
+//                    weights [N][K].
+//   input gradient   C = dx [input positions, input channels]; A(m, (co, tap)) = dy at the
+//                    output position that input position m feeds under the tap, 0 where it
+//                    feeds none (the stride, the edges); B(ci, (co, tap)) = w[co, ci, tap].
+//                    For a linear layer A = dy and B = w transposed.
+//   weight gradient  C = dw [CO, CI * taps]; A(co, r) = dy[image, co, position] and B((ci,
+//                    tap), r) = the patch element of output row r, k running over the rows
+//                    (images and positions) of one chunk: a block's chunk is part of its
+//                    index and each chunk's sums are stored apart, for sum_chunks to add in
+//                    order (compiler/schedule.c), so no atomics. A linear layer's A = dy
+//                    transposed and B = x transposed, one chunk.
 //
 // A block of 128 threads (four warps, 2 x 2) computes a 64 x 64 tile of C; each warp a 32 x 32
 // quarter as 2 x 4 tensor-core tiles of 16 x 8 (mma.m16n8k16: bf16 operands, float
 // accumulation). For each 32-wide step of k the block stages A's and B's 64 x 32 pieces in
-// shared memory as bf16 (converted from float, zero outside the matrix and in the
-// convolution's padding); the warps load their fragments with ldmatrix. B's rows are
-// contiguous weights: when they are 16-byte aligned, asynchronous copies bring B's piece
-// while the threads gather A's, and it is converted after. The epilogue is the CPU kernel's:
-// bias, a folded batchnorm, the residual, the activation, and the statistics of each 64-row
-// chunk for the batchnorm after it.
+// shared memory as bf16 (converted from float, zero outside the matrix, in the convolution's
+// padding and where an input position feeds no output); the warps load their fragments with
+// ldmatrix. A forward pass's B rows are contiguous weights: when they are 16-byte aligned,
+// asynchronous copies bring B's piece while the threads gather A's, and it is converted
+// after. The forward epilogue is the CPU kernel's: bias, a folded batchnorm, the residual,
+// the activation, and the statistics of each 64-row chunk for the batchnorm after it; the
+// input gradient's adds the gradient it is summed with (a fused residual).
 #include "lower.h"
 
 enum {
@@ -22,14 +34,19 @@ enum {
   MI = 2, NI = 4,               // a warp's 32 x 32: MI x NI tiles of 16 x 8
 };
 
-typedef enum { A_ROWS, A_IMAGE } ASource;
+typedef enum { FORWARD, INPUT_GRAD, WEIGHT_GRAD } TileProduct;
 
 typedef struct Tiles {
   KernelBuilder *kb;
-  ASource source;
-  int a_buf, b_buf;
+  TileProduct product;
+  bool conv;                    // a convolution, else a linear layer
+  int a_buf, b_buf;             // the node's inputs 0 and 1: x or dy, then w or x
   int64_t M, N, K;
-  Shape x, y;                   // A_IMAGE: the image and the convolution's output
+  Shape x, y;                   // a convolution's image and output
+  int64_t taps;                 // a convolution's kernel * kernel
+  KExpr *k_first;               // the weight gradient's first row of the sum (its chunk's)
+  KExpr *c_first;               // where the block's chunk of C starts
+  bool a_by_row, b_by_row;      // a piece staged row-fastest (consecutive threads, consecutive m or n)
   int as, bs;                   // the staged pieces of A and B (shared, bf16)
   int b_async;                  // B's piece as copied, in float (shared), or -1
   KExpr *m0, *n0;               // the block's first row and column of C
@@ -46,50 +63,92 @@ static KExpr *named(Kernel *k, const char *name, KExpr *v) {
   return kir_ref(k, var);
 }
 
-// A(m, k) for m < M and k < K, and whether it may be loaded.
-static KExpr *a_value(Tiles *t, KExpr *m, KExpr *kk, KExpr **valid) {
-  Kernel *k = t->kb->k;
-  if (t->source == A_ROWS)
-    return kir_load(k, t->a_buf, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
-  // The patch element is 0 in the padding, without a load there; m and k may only be
-  // out of range when valid is false, where the guard takes 0 instead.
-  KExpr *clamped_m = kir_select(k, *valid, m, num(k, 0)), *clamped_k = kir_select(k, *valid, kk, num(k, 0));
-  KExpr *v = kernel_patch_value(t->kb, t->a_buf, t->x, clamped_m, clamped_k);
-  return kir_select(k, *valid, v, kir_float(k, 0));
+// buf[index] where ok, else 0; the index is 0 where not ok, so no lowering reads outside the buffer.
+static KExpr *load_if(Kernel *k, int buf, KExpr *ok, KExpr *index) {
+  return kir_select(k, ok, kir_load(k, buf, kir_select(k, ok, index, num(k, 0))), kir_float(k, 0));
 }
 
-// A guarded load: the index is clamped to 0 where it is not valid, so no lowering reads
-// outside the buffer, and the value is 0 there.
-static KExpr *guarded(Kernel *k, KExpr *valid, KExpr *load) {
-  KExpr *safe = kir_load(k, load->buf, kir_select(k, valid, load->a, num(k, 0)));
-  return kir_select(k, valid, safe, kir_float(k, 0));
+// Element kk of output row r's patch, 0 in the padding; r and kk may be out of range only
+// where valid is false, where both are taken as 0 and the value is 0.
+static KExpr *patch(Tiles *t, int buf, KExpr *r, KExpr *kk, KExpr *valid) {
+  Kernel *k = t->kb->k;
+  KExpr *safe_r = kir_select(k, valid, r, num(k, 0)), *safe_k = kir_select(k, valid, kk, num(k, 0));
+  return kir_select(k, valid, kernel_patch_value(t->kb, buf, t->x, t->y, safe_r, safe_k), kir_float(k, 0));
 }
 
-// Each thread stages BM * BK / THREADS elements of A's piece, row-fastest: consecutive threads
-// read consecutive output positions (consecutive pixels of the image).
-static void stage_a(Tiles *t, KStmt *into, KExpr *k0) {
+static KExpr *at_least_0(Kernel *k, KExpr *v) { return kir_binary(k, KB_LE, num(k, 0), v); }
+
+// dy[img, co, oh, ow] for input position m = (img, ih, iw) and kk = (co, kh, kw), where
+// ih = oh * s - pad + kh * d (and so for the columns), or 0 where no output position is fed.
+static KExpr *dy_feeding(Tiles *t, KExpr *m, KExpr *kk, KExpr *valid) {
   Kernel *k = t->kb->k;
+  const ConvAttrs *c = &t->kb->node->attr.conv;
+  KExpr *img = kir_div(k, m, t->x.h * t->x.w), *q = kir_mod(k, m, t->x.h * t->x.w);
+  KExpr *co = kir_div(k, kk, t->taps), *tap = kir_mod(k, kk, t->taps);
+  KExpr *th = kir_sub(k, kir_add(k, kir_div(k, q, t->x.w), num(k, c->pad)), kir_mul(k, kir_div(k, tap, c->kernel), num(k, c->dilation)));
+  KExpr *tw = kir_sub(k, kir_add(k, kir_mod(k, q, t->x.w), num(k, c->pad)), kir_mul(k, kir_mod(k, tap, c->kernel), num(k, c->dilation)));
+  KExpr *oh = kir_div(k, th, c->stride), *ow = kir_div(k, tw, c->stride);
+  KExpr *fed = kir_and(k, kir_and(k, valid, at_least_0(k, th)), at_least_0(k, tw));
+  if (c->stride > 1)
+    fed = kir_and(k, fed, kir_and(k, kir_binary(k, KB_EQ, kir_mod(k, th, c->stride), num(k, 0)),
+                                  kir_binary(k, KB_EQ, kir_mod(k, tw, c->stride), num(k, 0))));
+  fed = kir_and(k, fed, kir_and(k, kir_lt(k, oh, num(k, t->y.h)), kir_lt(k, ow, num(k, t->y.w))));
+  KExpr *plane = kir_add(k, kir_mul(k, img, num(k, t->y.c)), co);
+  return load_if(k, t->a_buf, fed, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, plane, num(k, t->y.h)), oh), num(k, t->y.w)), ow));
+}
+
+// A(m, k) for m < M and k < K where valid (0 elsewhere), as the product says.
+static KExpr *a_value(Tiles *t, KExpr *m, KExpr *kk, KExpr *valid) {
+  Kernel *k = t->kb->k;
+  switch (t->product) {
+  case FORWARD:
+    if (t->conv)
+      return patch(t, t->a_buf, m, kk, valid);
+    return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
+  case INPUT_GRAD:
+    if (t->conv)
+      return dy_feeding(t, m, kk, valid);
+    return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
+  case WEIGHT_GRAD:
+    if (t->conv) {
+      int64_t P = t->y.h * t->y.w;
+      KExpr *r = kir_add(k, t->k_first, kk);
+      KExpr *plane = kir_add(k, kir_mul(k, kir_div(k, r, P), num(k, t->y.c)), m);
+      return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, plane, num(k, P)), kir_mod(k, r, P)));
+    }
+    return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->M)), m));
+  }
+  return NULL;
+}
+
+// B(n, k) for n < N and k < K where valid (0 elsewhere).
+static KExpr *b_value(Tiles *t, KExpr *n, KExpr *kk, KExpr *valid) {
+  Kernel *k = t->kb->k;
+  if (t->product == FORWARD)
+    return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, n, num(k, t->K)), kk));
+  if (!t->conv)   // w[k, n] or x[k, n]
+    return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->N)), n));
+  if (t->product == WEIGHT_GRAD)
+    return patch(t, t->b_buf, kir_add(k, t->k_first, kk), n, valid);
+  KExpr *co = kir_div(k, kk, t->taps), *tap = kir_mod(k, kk, t->taps);   // w[co, ci = n, tap]
+  return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, num(k, t->N)), n), num(k, t->taps)), tap));
+}
+
+// One operand's piece of step k0 (rows of A or of B by BK), a thread's share of it at a time:
+// row-fastest when consecutive rows are consecutive in memory (pixels of an image), else
+// k-fastest.
+static void stage_piece(Tiles *t, KStmt *into, KExpr *k0, bool is_a) {
+  Kernel *k = t->kb->k;
+  int64_t rows = is_a ? BM : BN, extent = is_a ? t->M : t->N;
+  bool by_row = is_a ? t->a_by_row : t->b_by_row;
   int i;
-  KStmt *loop = kernel_loop(t->kb, into, "i", BM * BK / THREADS, &i);
+  KStmt *loop = kernel_loop(t->kb, into, is_a ? "i" : "j", rows * BK / THREADS, &i);
   KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, i), num(k, THREADS)), kir_thread(k));
-  KExpr *row = kir_mod(k, e, BM), *col = kir_div(k, e, BM);
-  KExpr *m = kir_add(k, t->m0, row), *kk = kir_add(k, k0, col);
-  KExpr *valid = kir_and(k, kir_lt(k, m, num(k, t->M)), kir_lt(k, kk, num(k, t->K)));
-  KExpr *a = a_value(t, m, kk, &valid);
-  kir_store(k, loop, t->as, kir_add(k, kir_mul(k, row, num(k, LD)), col), t->source == A_ROWS ? guarded(k, valid, a) : a);
-}
-
-// B's piece element by element, k-fastest (consecutive weights).
-static void stage_b(Tiles *t, KStmt *into, KExpr *k0) {
-  Kernel *k = t->kb->k;
-  int j;
-  KStmt *loop = kernel_loop(t->kb, into, "j", BN * BK / THREADS, &j);
-  KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, j), num(k, THREADS)), kir_thread(k));
-  KExpr *row = kir_div(k, e, BK), *col = kir_mod(k, e, BK);
-  KExpr *n = kir_add(k, t->n0, row), *kk = kir_add(k, k0, col);
-  KExpr *valid = kir_and(k, kir_lt(k, n, num(k, t->N)), kir_lt(k, kk, num(k, t->K)));
-  KExpr *b = kir_load(k, t->b_buf, kir_add(k, kir_mul(k, n, num(k, t->K)), kk));
-  kir_store(k, loop, t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col), guarded(k, valid, b));
+  KExpr *row = by_row ? kir_mod(k, e, rows) : kir_div(k, e, BK), *col = by_row ? kir_div(k, e, rows) : kir_mod(k, e, BK);
+  KExpr *r = kir_add(k, is_a ? t->m0 : t->n0, row), *kk = kir_add(k, k0, col);
+  KExpr *valid = kir_and(k, kir_lt(k, r, num(k, extent)), kir_lt(k, kk, num(k, t->K)));
+  KExpr *v = is_a ? a_value(t, r, kk, valid) : b_value(t, r, kk, valid);
+  kir_store(k, loop, is_a ? t->as : t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col), v);
 }
 
 // B's piece as 16-byte asynchronous copies of four weights, the row's end and the rows past N
@@ -122,14 +181,14 @@ static void convert_b(Tiles *t, KStmt *into) {
 static void stage(Tiles *t, KStmt *into, KExpr *k0) {
   Kernel *k = t->kb->k;
   if (t->b_async < 0) {
-    stage_a(t, into, k0);
-    stage_b(t, into, k0);
+    stage_piece(t, into, k0, true);
+    stage_piece(t, into, k0, false);
     kir_barrier(k, into);
     return;
   }
   copy_b(t, into, k0);
   kir_cp_commit(k, into);
-  stage_a(t, into, k0);   // while the copies are in flight
+  stage_piece(t, into, k0, true);   // while the copies are in flight
   kir_cp_wait(k, into, 0);
   kir_barrier(k, into);   // every thread's copies have landed
   convert_b(t, into);
@@ -187,13 +246,29 @@ static KExpr *col_of(Tiles *t, int ni, int e) {
   return kir_add(k, kir_add(k, t->n0, kir_mul(k, t->warp_n, num(k, 32))), in_warp);
 }
 
-// Where C[m, n] is stored: the convolution's [N, CO, OH, OW], or the linear layer's [M, N].
+// Where C[m, n] is stored: a convolution's [N, C, H, W] output or input gradient, a weight
+// gradient's chunk of [M][N], a linear layer's [M][N].
 static KExpr *store_index(Tiles *t, KExpr *m, KExpr *n) {
   Kernel *k = t->kb->k;
-  if (t->kb->node->op == OP_LINEAR)
-    return kir_add(k, kir_mul(k, m, num(k, t->N)), n);
-  int64_t P = t->y.h * t->y.w;
+  KExpr *flat = kir_add(k, kir_mul(k, m, num(k, t->N)), n);
+  if (t->product == WEIGHT_GRAD)
+    return kir_add(k, t->c_first, flat);
+  if (!t->conv)
+    return flat;
+  Shape c = t->product == FORWARD ? t->y : t->x;
+  int64_t P = c.h * c.w;
   return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_div(k, m, P), num(k, t->N)), n), num(k, P)), kir_mod(k, m, P));
+}
+
+// C's value before it is stored: the forward pass's bias, folded batchnorm, residual and
+// activation; the input gradient's fused sum with another gradient.
+static KExpr *finished(Tiles *t, KExpr *acc, KExpr *n, KExpr *at) {
+  switch (t->product) {
+  case FORWARD: return kernel_epilogue(t->kb, kernel_matmul_finish(t->kb, acc, n), at);
+  case INPUT_GRAD: return kernel_epilogue(t->kb, acc, at);
+  case WEIGHT_GRAD: return acc;
+  }
+  return acc;
 }
 
 // The stored values, kept in the accumulators for the statistics.
@@ -206,7 +281,7 @@ static void epilogue(Tiles *t) {
         KStmt *inside = kir_if(k, k->body, kir_and(k, kir_lt(k, m, num(k, t->M)), kir_lt(k, n, num(k, t->N))), NULL);
         KExpr *at = store_index(t, m, n);
         KExpr *acc = kir_elem(k, t->acc[mi][ni], e);
-        KExpr *v = kernel_epilogue(t->kb, kernel_matmul_finish(t->kb, acc, n), at);
+        KExpr *v = finished(t, acc, n, at);
         if (v != acc)
           kir_assign_elem(k, inside, t->acc[mi][ni], e, v);
         kir_store(k, inside, t->kb->out, at, kir_elem(k, t->acc[mi][ni], e));
@@ -312,29 +387,61 @@ bool kernel_tiled(const KernelBuilder *kb) {
   return true;
 }
 
+// The product a node is, its sizes and operands; *chunks is the weight gradient's number of
+// chunks (1 otherwise).
+static Tiles describe(KernelBuilder *kb, int64_t *chunks) {
+  const Node *n = kb->node;
+  Tiles t = {.kb = kb, .a_buf = kb->in[0], .b_buf = kb->in[1], .conv = n->op != OP_LINEAR && n->op != OP_LINEAR_DX && n->op != OP_LINEAR_DW};
+  *chunks = 1;
+  switch (n->op) {
+  case OP_CONV2D:
+  case OP_LINEAR: t.product = FORWARD, t.x = n->in[0]->shape, t.y = n->shape; break;
+  case OP_CONV2D_DX:
+  case OP_LINEAR_DX: t.product = INPUT_GRAD, t.x = n->shape, t.y = n->in[0]->shape; break;
+  default: t.product = WEIGHT_GRAD, t.x = n->in[1]->shape, t.y = n->in[0]->shape; break;
+  }
+  if (!t.conv) {   // x [batch, in], y [batch, out]
+    int64_t rows = t.y.n, in = t.x.c, out = t.y.c;
+    t.M = t.product == WEIGHT_GRAD ? out : rows;
+    t.N = t.product == FORWARD ? out : in;
+    t.K = t.product == FORWARD ? in : t.product == INPUT_GRAD ? out : rows;
+    t.a_by_row = t.product == WEIGHT_GRAD, t.b_by_row = t.product != FORWARD;
+    return t;
+  }
+  t.taps = n->attr.conv.kernel * n->attr.conv.kernel;
+  t.a_by_row = t.product != WEIGHT_GRAD;
+  switch (t.product) {
+  case FORWARD: t.M = t.y.n * t.y.h * t.y.w, t.N = t.y.c, t.K = t.x.c * t.taps; break;
+  case INPUT_GRAD: t.M = t.x.n * t.x.h * t.x.w, t.N = t.x.c, t.K = t.y.c * t.taps; break;
+  case WEIGHT_GRAD:
+    *chunks = n->shape.rank == 2 ? n->shape.d[0] : 1;
+    t.M = t.y.c, t.N = t.x.c * t.taps, t.K = t.y.n / *chunks * t.y.h * t.y.w;
+    break;
+  }
+  return t;
+}
+
 Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
-  Tiles t = {.kb = kb, .b_buf = kb->in[1], .N = n->shape.c, .y = n->shape};
-  if (n->op == OP_LINEAR) {
-    t.source = A_ROWS, t.a_buf = kb->in[0], t.M = n->shape.n, t.K = n->in[0]->shape.c;
-  } else {
-    int64_t kernel = n->attr.conv.kernel;
-    t.M = n->shape.n * n->shape.h * n->shape.w;
-    t.K = n->in[1]->shape.d[1] * kernel * kernel;
-    t.source = A_IMAGE;
-    t.a_buf = kb->in[0];
-    t.x = n->in[0]->shape;
-  }
+  int64_t chunks;
+  Tiles t = describe(kb, &chunks);
   int64_t mtiles = (t.M + BM - 1) / BM, ntiles = (t.N + BN - 1) / BN;
-  kernel_blocks(kb, mtiles * ntiles, THREADS);
+  kernel_blocks(kb, chunks * mtiles * ntiles, THREADS);
   k->bf16 = true;
   t.as = kir_shared(k, "A's piece (bf16)", KT_BF16, BM * LD);
   t.bs = kir_shared(k, "B's piece (bf16)", KT_BF16, BN * LD);
-  t.b_async = t.K % 4 ? -1 : kir_shared(k, "B's piece as copied", KT_F32, BN * BK);
-  KExpr *mt = kir_div(k, kir_block_index(k), ntiles);
+  t.b_async = t.product != FORWARD || t.K % 4 ? -1 : kir_shared(k, "B's piece as copied", KT_F32, BN * BK);
+  KExpr *tile = chunks > 1 ? named(k, "tile", kir_mod(k, kir_block_index(k), mtiles * ntiles)) : kir_block_index(k);
+  if (t.product == WEIGHT_GRAD) {
+    KExpr *chunk = named(k, "chunk", kir_div(k, kir_block_index(k), mtiles * ntiles));
+    if (t.conv)   // a linear layer's has one chunk, from row 0
+      t.k_first = named(k, "k_first", kir_mul(k, chunk, num(k, t.K)));
+    t.c_first = named(k, "c_first", kir_mul(k, chunk, num(k, t.M * t.N)));
+  }
+  KExpr *mt = kir_div(k, tile, ntiles);
   t.m0 = named(k, "m0", kir_mul(k, mt, num(k, BM)));
-  t.n0 = named(k, "n0", kir_mul(k, kir_mod(k, kir_block_index(k), ntiles), num(k, BN)));
+  t.n0 = named(k, "n0", kir_mul(k, kir_mod(k, tile, ntiles), num(k, BN)));
   t.lane = named(k, "lane", kir_mod(k, kir_thread(k), KIR_WARP));
   KExpr *warp = kir_div(k, kir_thread(k), KIR_WARP);
   t.warp_m = named(k, "warp_m", kir_mod(k, warp, 2));

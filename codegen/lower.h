@@ -62,13 +62,15 @@ KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_lo
 // A matrix product's output before its epilogue: the bias of column n added and, for a
 // convolution with a batchnorm folded in, that batchnorm applied (kernels_gemm.c).
 KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *acc, KExpr *n);
-// The GPU's tensor-core form of a convolution or linear forward pass (kernels_tiles.c), when
-// the target allows it and kernel_tiled says the node's epilogue fits it.
+// The GPU's tensor-core form of a convolution or linear layer (kernels_tiles.c): the forward
+// pass, the input gradient and the weight gradient, when the target allows it and
+// kernel_tiled says the node's epilogue fits it.
 bool kernel_tiled(const KernelBuilder *kb);
 Kernel *kernel_tiled_matmul(KernelBuilder *kb);
-// Element kk of output row r's patch for convolution n: image[...] under the tap kk names,
-// or 0 in the padding (no load outside the image is made). x is the image's shape.
-KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr *kk);
+// Element kk of output row r's patch for the node's convolution: image[...] under the tap kk
+// names, or 0 in the padding (no load outside the image is made). x is the image's shape, y
+// the convolution's output's (a gradient node's own shape is not).
+KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, Shape y, KExpr *r, KExpr *kk);
 // A convolution as a matrix product straight from its image (groups == 1), for either
 // target (kernels_gemm.c).
 Kernel *kernel_conv_implicit(KernelBuilder *kb);

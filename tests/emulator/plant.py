@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""plant.py MODE IN.cu OUT.cu: a bug planted in the first tensor-core kernel of a program tlc
-wrote (the first function that calls tlc_mma_16816_bf16), for the emulator to catch:
+"""plant.py MODE IN.cu OUT.cu [OP]: a bug planted in the first tensor-core kernel of a program tlc
+wrote (the first function that calls tlc_mma_16816_bf16; with OP, the first of op OP, as its
+comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch:
   barrier   the first __syncthreads() removed (threads read shared memory others have not written)
   fragment  A's fragments loaded with ldmatrix .trans (the wrong layout)
   edge      the piece staged one column short of the product's depth K (an off-by-one tile edge)
@@ -10,10 +11,13 @@ import re
 import sys
 
 mode, src, dst = sys.argv[1:4]
+op = sys.argv[4] if len(sys.argv) > 4 else None
 text = open(src).read()
 functions = text.split('\n\n')   # a function and its comment lines have no blank line inside
 for i, f in enumerate(functions):
     if 'tlc_mma_16816_bf16(' not in f or '__global__' not in f:
+        continue
+    if op and not re.search(r'^// [^:\n]*: %s \(' % re.escape(op), f, re.M):
         continue
     if mode == 'barrier':
         planted = re.sub(r'\n[ \t]*__syncthreads\(\);', '', f, count=1)
@@ -31,4 +35,4 @@ for i, f in enumerate(functions):
     open(dst, 'w').write(text.replace(f, planted, 1))
     print('plant.py: %s planted in %s' % (mode, re.search(r'void __launch_bounds__\(\d+\) (\w+)', f).group(1)))
     sys.exit(0)
-sys.exit('plant.py: no tensor-core kernel in ' + src)
+sys.exit('plant.py: no tensor-core kernel%s in %s' % (' of ' + op if op else '', src))
