@@ -32,6 +32,7 @@ enum {
   PAD = 8,                      // a staged row is BK + PAD elements: 80 bytes, 16-byte aligned for ldmatrix
   LD = BK + PAD,
   MI = 2, NI = 4,               // a warp's 32 x 32: MI x NI tiles of 16 x 8
+  STAGES = 2,                   // the copies in flight: the next step's while this one multiplies
 };
 
 typedef enum { FORWARD, INPUT_GRAD, WEIGHT_GRAD } TileProduct;
@@ -48,7 +49,7 @@ typedef struct Tiles {
   KExpr *c_first;               // where the block's chunk of C starts
   bool a_by_row, b_by_row;      // a piece staged row-fastest (consecutive threads, consecutive m or n)
   int as, bs;                   // the staged pieces of A and B (shared, bf16)
-  int b_async;                  // B's piece as copied, in float (shared), or -1
+  int a_copy, b_copy;           // a copied piece's STAGES stages, in float (shared), or -1
   KExpr *m0, *n0;               // the block's first row and column of C
   KExpr *lane, *warp_m, *warp_n;
   int acc[MI][NI];              // each lane's 4 floats of each 16 x 8 tile
@@ -70,9 +71,10 @@ static KExpr *load_if(Kernel *k, int buf, KExpr *ok, KExpr *index) {
 
 // Element kk of output row r's patch, 0 in the padding; r and kk may be out of range only
 // where valid is false, where both are taken as 0 and the value is 0.
-static KExpr *patch(Tiles *t, int buf, KExpr *r, KExpr *kk, KExpr *valid) {
+static KExpr *patch(Tiles *t, KStmt *into, int buf, KExpr *r, KExpr *kk, KExpr *valid) {
   Kernel *k = t->kb->k;
-  KExpr *safe_r = kir_select(k, valid, r, num(k, 0)), *safe_k = kir_select(k, valid, kk, num(k, 0));
+  KExpr *safe_r = kernel_let(t->kb, into, "pr", kir_select(k, valid, r, num(k, 0)));
+  KExpr *safe_k = kernel_let(t->kb, into, "pk", kir_select(k, valid, kk, num(k, 0)));
   return kir_select(k, valid, kernel_patch_value(t->kb, buf, t->x, t->y, safe_r, safe_k), kir_float(k, 0));
 }
 
@@ -80,13 +82,13 @@ static KExpr *at_least_0(Kernel *k, KExpr *v) { return kir_binary(k, KB_LE, num(
 
 // dy[img, co, oh, ow] for input position m = (img, ih, iw) and kk = (co, kh, kw), where
 // ih = oh * s - pad + kh * d (and so for the columns), or 0 where no output position is fed.
-static KExpr *dy_feeding(Tiles *t, KExpr *m, KExpr *kk, KExpr *valid) {
+static KExpr *dy_feeding(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *valid) {
   Kernel *k = t->kb->k;
   const ConvAttrs *c = &t->kb->node->attr.conv;
   KExpr *img = kir_div(k, m, t->x.h * t->x.w), *q = kir_mod(k, m, t->x.h * t->x.w);
   KExpr *co = kir_div(k, kk, t->taps), *tap = kir_mod(k, kk, t->taps);
-  KExpr *th = kir_sub(k, kir_add(k, kir_div(k, q, t->x.w), num(k, c->pad)), kir_mul(k, kir_div(k, tap, c->kernel), num(k, c->dilation)));
-  KExpr *tw = kir_sub(k, kir_add(k, kir_mod(k, q, t->x.w), num(k, c->pad)), kir_mul(k, kir_mod(k, tap, c->kernel), num(k, c->dilation)));
+  KExpr *th = kernel_let(t->kb, into, "th", kir_sub(k, kir_add(k, kir_div(k, q, t->x.w), num(k, c->pad)), kir_mul(k, kir_div(k, tap, c->kernel), num(k, c->dilation))));
+  KExpr *tw = kernel_let(t->kb, into, "tw", kir_sub(k, kir_add(k, kir_mod(k, q, t->x.w), num(k, c->pad)), kir_mul(k, kir_mod(k, tap, c->kernel), num(k, c->dilation))));
   KExpr *oh = kir_div(k, th, c->stride), *ow = kir_div(k, tw, c->stride);
   KExpr *fed = kir_and(k, kir_and(k, valid, at_least_0(k, th)), at_least_0(k, tw));
   if (c->stride > 1)
@@ -98,16 +100,16 @@ static KExpr *dy_feeding(Tiles *t, KExpr *m, KExpr *kk, KExpr *valid) {
 }
 
 // A(m, k) for m < M and k < K where valid (0 elsewhere), as the product says.
-static KExpr *a_value(Tiles *t, KExpr *m, KExpr *kk, KExpr *valid) {
+static KExpr *a_value(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *valid) {
   Kernel *k = t->kb->k;
   switch (t->product) {
   case FORWARD:
     if (t->conv)
-      return patch(t, t->a_buf, m, kk, valid);
+      return patch(t, into, t->a_buf, m, kk, valid);
     return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
   case INPUT_GRAD:
     if (t->conv)
-      return dy_feeding(t, m, kk, valid);
+      return dy_feeding(t, into, m, kk, valid);
     return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
   case WEIGHT_GRAD:
     if (t->conv) {
@@ -122,14 +124,14 @@ static KExpr *a_value(Tiles *t, KExpr *m, KExpr *kk, KExpr *valid) {
 }
 
 // B(n, k) for n < N and k < K where valid (0 elsewhere).
-static KExpr *b_value(Tiles *t, KExpr *n, KExpr *kk, KExpr *valid) {
+static KExpr *b_value(Tiles *t, KStmt *into, KExpr *n, KExpr *kk, KExpr *valid) {
   Kernel *k = t->kb->k;
   if (t->product == FORWARD)
     return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, n, num(k, t->K)), kk));
   if (!t->conv)   // w[k, n] or x[k, n]
     return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->N)), n));
   if (t->product == WEIGHT_GRAD)
-    return patch(t, t->b_buf, kir_add(k, t->k_first, kk), n, valid);
+    return patch(t, into, t->b_buf, kir_add(k, t->k_first, kk), n, valid);
   KExpr *co = kir_div(k, kk, t->taps), *tap = kir_mod(k, kk, t->taps);   // w[co, ci = n, tap]
   return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, num(k, t->N)), n), num(k, t->taps)), tap));
 }
@@ -144,55 +146,78 @@ static void stage_piece(Tiles *t, KStmt *into, KExpr *k0, bool is_a) {
   int i;
   KStmt *loop = kernel_loop(t->kb, into, is_a ? "i" : "j", rows * BK / THREADS, &i);
   KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, i), num(k, THREADS)), kir_thread(k));
-  KExpr *row = by_row ? kir_mod(k, e, rows) : kir_div(k, e, BK), *col = by_row ? kir_div(k, e, rows) : kir_mod(k, e, BK);
-  KExpr *r = kir_add(k, is_a ? t->m0 : t->n0, row), *kk = kir_add(k, k0, col);
+  KExpr *row = kernel_let(t->kb, loop, "row", by_row ? kir_mod(k, e, rows) : kir_div(k, e, BK));
+  KExpr *col = kernel_let(t->kb, loop, "col", by_row ? kir_div(k, e, rows) : kir_mod(k, e, BK));
+  KExpr *r = kernel_let(t->kb, loop, is_a ? "m" : "n", kir_add(k, is_a ? t->m0 : t->n0, row));
+  KExpr *kk = kernel_let(t->kb, loop, "kk", kir_add(k, k0, col));
   KExpr *valid = kir_and(k, kir_lt(k, r, num(k, extent)), kir_lt(k, kk, num(k, t->K)));
-  KExpr *v = is_a ? a_value(t, r, kk, valid) : b_value(t, r, kk, valid);
+  KExpr *v = is_a ? a_value(t, loop, r, kk, valid) : b_value(t, loop, r, kk, valid);
   kir_store(k, loop, is_a ? t->as : t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col), v);
 }
 
-// B's piece as 16-byte asynchronous copies of four weights, the row's end and the rows past N
-// zero-filled (a copy of 0 bytes reads nothing).
-static void copy_b(Tiles *t, KStmt *into, KExpr *k0) {
+// Whether an operand's piece comes by 16-byte asynchronous copies, the four elements at
+// (row, k .. k + 3) being consecutive and 16-byte aligned in memory: a forward pass's weights
+// and linear input rows (K a multiple of 4), a convolution's dy by channel in its weight
+// gradient (positions a multiple of 4).
+static bool copied(const Tiles *t, bool is_a) {
+  switch (t->product) {
+  case FORWARD: return t->K % 4 == 0 && (!is_a || !t->conv);
+  case WEIGHT_GRAD: return is_a && t->conv && t->y.h * t->y.w % 4 == 0;
+  case INPUT_GRAD: return false;
+  }
+  return false;
+}
+
+// Where the copied element (row, kk) of an operand is: in a row of K (a forward pass), or
+// in dy's plane of channel `row` (a weight gradient).
+static KExpr *copied_index(Tiles *t, KExpr *row, KExpr *kk) {
   Kernel *k = t->kb->k;
+  if (t->product == FORWARD)
+    return kir_add(k, kir_mul(k, row, num(k, t->K)), kk);
+  int64_t P = t->y.h * t->y.w;
+  KExpr *r = kir_add(k, t->k_first, kk);
+  KExpr *plane = kir_add(k, kir_mul(k, kir_div(k, r, P), num(k, t->y.c)), row);
+  return kir_add(k, kir_mul(k, plane, num(k, P)), kir_mod(k, r, P));
+}
+
+// The operand's piece of step k0 into stage `stage` of its copy buffer, 16 bytes (four
+// elements along k) a copy, k-fastest; the rows past the matrix and the row's end past K are
+// zero-filled (a copy of 0 bytes reads nothing).
+static void copy_piece(Tiles *t, KStmt *into, KExpr *k0, KExpr *stage, bool is_a) {
+  Kernel *k = t->kb->k;
+  int64_t rows = is_a ? BM : BN, extent = is_a ? t->M : t->N;
   int j;
-  KStmt *loop = kernel_loop(t->kb, into, "j", BN * BK / 4 / THREADS, &j);
+  KStmt *loop = kernel_loop(t->kb, into, is_a ? "i" : "j", rows * BK / 4 / THREADS, &j);
   KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, j), num(k, THREADS)), kir_thread(k));
-  KExpr *row = kir_div(k, e, BK / 4), *col = kir_mul(k, kir_mod(k, e, BK / 4), num(k, 4));
-  KExpr *n = kir_add(k, t->n0, row), *kk = kir_add(k, k0, col);
+  KExpr *row = kernel_let(t->kb, loop, "row", kir_div(k, e, BK / 4));
+  KExpr *col = kernel_let(t->kb, loop, "col", kir_mul(k, kir_mod(k, e, BK / 4), num(k, 4)));
+  KExpr *r = kir_add(k, is_a ? t->m0 : t->n0, row), *kk = kernel_let(t->kb, loop, "kk", kir_add(k, k0, col));
   KExpr *left = kir_mul(k, kir_sub(k, num(k, t->K), kk), num(k, 4));
   KExpr *bytes = kir_binary(k, KB_MAX, kir_binary(k, KB_MIN, left, num(k, 16)), num(k, 0));
-  bytes = kir_select(k, kir_lt(k, n, num(k, t->N)), bytes, num(k, 0));
-  KExpr *from = kir_select(k, kir_lt(k, num(k, 0), bytes), kir_add(k, kir_mul(k, n, num(k, t->K)), kk), num(k, 0));
-  kir_cp_async(k, loop, t->b_async, kir_add(k, kir_mul(k, row, num(k, BK)), col), t->b_buf, from, bytes);
+  bytes = kernel_let(t->kb, loop, "bytes", kir_select(k, kir_lt(k, r, num(k, extent)), bytes, num(k, 0)));
+  KExpr *from = kir_select(k, kir_lt(k, num(k, 0), bytes), copied_index(t, r, kk), num(k, 0));
+  KExpr *to = kir_add(k, kir_mul(k, stage, num(k, rows * BK)), kir_add(k, kir_mul(k, row, num(k, BK)), col));
+  kir_cp_async(k, loop, is_a ? t->a_copy : t->b_copy, to, is_a ? t->a_buf : t->b_buf, from, bytes);
 }
 
-// The copied piece of B, converted to bf16 where ldmatrix reads it.
-static void convert_b(Tiles *t, KStmt *into) {
+// Stage `stage` of the operand's copied piece, converted to bf16 where ldmatrix reads it.
+static void convert_piece(Tiles *t, KStmt *into, KExpr *stage, bool is_a) {
   Kernel *k = t->kb->k;
+  int64_t rows = is_a ? BM : BN;
   int j;
-  KStmt *loop = kernel_loop(t->kb, into, "j", BN * BK / THREADS, &j);
+  KStmt *loop = kernel_loop(t->kb, into, is_a ? "i" : "j", rows * BK / THREADS, &j);
   KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, j), num(k, THREADS)), kir_thread(k));
   KExpr *row = kir_div(k, e, BK), *col = kir_mod(k, e, BK);
-  kir_store(k, loop, t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col), kir_load(k, t->b_async, e));
+  KExpr *from = kir_add(k, kir_mul(k, stage, num(k, rows * BK)), e);
+  kir_store(k, loop, is_a ? t->as : t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col), kir_load(k, is_a ? t->a_copy : t->b_copy, from));
 }
 
-// Both pieces of step k0 in shared memory, ready for ldmatrix.
-static void stage(Tiles *t, KStmt *into, KExpr *k0) {
-  Kernel *k = t->kb->k;
-  if (t->b_async < 0) {
-    stage_piece(t, into, k0, true);
-    stage_piece(t, into, k0, false);
-    kir_barrier(k, into);
-    return;
-  }
-  copy_b(t, into, k0);
-  kir_cp_commit(k, into);
-  stage_piece(t, into, k0, true);   // while the copies are in flight
-  kir_cp_wait(k, into, 0);
-  kir_barrier(k, into);   // every thread's copies have landed
-  convert_b(t, into);
-  kir_barrier(k, into);
+// The copies of step k0 into stage `stage`, for the operands that are copied.
+static void issue_copies(Tiles *t, KStmt *into, KExpr *k0, KExpr *stage) {
+  if (t->a_copy >= 0)
+    copy_piece(t, into, k0, stage, true);
+  if (t->b_copy >= 0)
+    copy_piece(t, into, k0, stage, false);
 }
 
 // One 16-deep step of the warp's tiles from the staged pieces. ldmatrix.x4 on A gives the four
@@ -218,6 +243,43 @@ static void multiply_step(Tiles *t, KStmt *into, int64_t ks, int a[MI], int b[NI
       kir_mma(k, into, t->acc[mi][ni], a[mi], b[ni], t->acc[mi][ni]);
 }
 
+// Without copies: each step's pieces gathered into shared memory, then multiplied.
+static void gathered_loop(Tiles *t, KStmt *steps, KExpr *k0, int a[MI], int b[NI]) {
+  Kernel *k = t->kb->k;
+  stage_piece(t, steps, k0, true);
+  stage_piece(t, steps, k0, false);
+  kir_barrier(k, steps);
+  for (int64_t ks = 0; ks < BK; ks += 16)
+    multiply_step(t, steps, ks, a, b);
+  kir_barrier(k, steps);   // before the next step overwrites the pieces
+}
+
+// With copies, in STAGES stages: step kt + 1's copies are issued before step kt is gathered
+// and multiplied, so they are in flight while it is; its own copies (issued a step before,
+// or before the loop for step 0) are waited for, then converted.
+static void pipelined_loop(Tiles *t, KStmt *steps, KExpr *kt, int64_t nsteps, int a[MI], int b[NI]) {
+  Kernel *k = t->kb->k;
+  KExpr *next = kir_add(k, kt, num(k, 1));
+  KStmt *more = kir_if(k, steps, kir_lt(k, next, num(k, nsteps)), NULL);
+  issue_copies(t, more, kir_mul(k, next, num(k, BK)), kir_mod(k, next, STAGES));
+  kir_cp_commit(k, steps);   // an empty group on the last step, so that the wait below counts alike
+  KExpr *k0 = kir_mul(k, kt, num(k, BK)), *stage = kir_mod(k, kt, STAGES);
+  if (t->a_copy < 0)
+    stage_piece(t, steps, k0, true);
+  if (t->b_copy < 0)
+    stage_piece(t, steps, k0, false);
+  kir_cp_wait(k, steps, STAGES - 1);   // all but the newest group: step kt's copies
+  kir_barrier(k, steps);                // every thread's copies have landed
+  if (t->a_copy >= 0)
+    convert_piece(t, steps, stage, true);
+  if (t->b_copy >= 0)
+    convert_piece(t, steps, stage, false);
+  kir_barrier(k, steps);
+  for (int64_t ks = 0; ks < BK; ks += 16)
+    multiply_step(t, steps, ks, a, b);
+  kir_barrier(k, steps);   // before the next step overwrites the bf16 pieces
+}
+
 static void main_loop(Tiles *t) {
   Kernel *k = t->kb->k;
   int a[MI], b[NI], kt;
@@ -225,11 +287,17 @@ static void main_loop(Tiles *t) {
     a[mi] = kir_array(k, "frag_a", KT_U32, 4);
   for (int ni = 0; ni < NI; ni++)
     b[ni] = kir_array(k, "frag_b", KT_U32, 2);
-  KStmt *steps = kernel_loop(t->kb, k->body, "kt", (t->K + BK - 1) / BK, &kt);
-  stage(t, steps, kir_mul(k, kir_ref(k, kt), num(k, BK)));
-  for (int64_t ks = 0; ks < BK; ks += 16)
-    multiply_step(t, steps, ks, a, b);
-  kir_barrier(k, steps);   // before the next step overwrites the pieces
+  int64_t nsteps = (t->K + BK - 1) / BK;
+  bool copies = t->a_copy >= 0 || t->b_copy >= 0;
+  if (copies) {
+    issue_copies(t, k->body, num(k, 0), num(k, 0));
+    kir_cp_commit(k, k->body);
+  }
+  KStmt *steps = kernel_loop(t->kb, k->body, "kt", nsteps, &kt);
+  if (copies)
+    pipelined_loop(t, steps, kir_ref(k, kt), nsteps, a, b);
+  else
+    gathered_loop(t, steps, kir_mul(k, kir_ref(k, kt), num(k, BK)), a, b);
 }
 
 // Where element e of tile (mi, ni) of this lane lies in C: rows g and g + 8, columns 2 (l % 4)
@@ -431,7 +499,8 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   k->bf16 = true;
   t.as = kir_shared(k, "A's piece (bf16)", KT_BF16, BM * LD);
   t.bs = kir_shared(k, "B's piece (bf16)", KT_BF16, BN * LD);
-  t.b_async = t.product != FORWARD || t.K % 4 ? -1 : kir_shared(k, "B's piece as copied", KT_F32, BN * BK);
+  t.a_copy = copied(&t, true) ? kir_shared(k, "A's piece as copied, 2 stages", KT_F32, STAGES * BM * BK) : -1;
+  t.b_copy = copied(&t, false) ? kir_shared(k, "B's piece as copied, 2 stages", KT_F32, STAGES * BN * BK) : -1;
   KExpr *tile = chunks > 1 ? named(k, "tile", kir_mod(k, kir_block_index(k), mtiles * ntiles)) : kir_block_index(k);
   if (t.product == WEIGHT_GRAD) {
     KExpr *chunk = named(k, "chunk", kir_div(k, kir_block_index(k), mtiles * ntiles));

@@ -27,7 +27,9 @@ for i, f in enumerate(functions):
         # its comment: conv2d ... ([N,C,H,W], [CO,CI,k,k]): the product's depth is CI*k*k
         shape = re.search(r'conv2d .*?\(\[\d+,\d+,\d+,\d+\], \[\d+,(\d+),(\d+),(\d+)\]\)', f)
         depth = int(shape.group(1)) * int(shape.group(2)) * int(shape.group(3)) if shape else 0
-        planted = f.replace(') < %d)' % depth, ') < %d)' % (depth - 1), 1) if shape else f
+        # the first staged piece's guard on k (kk < depth), wherever it is used
+        guard = re.search(r'\((kk\d*) < %d\)' % depth, f) if shape else None
+        planted = f.replace(guard.group(0), '(%s < %d)' % (guard.group(1), depth - 1)) if guard else f
     else:
         sys.exit('plant.py: unknown mode ' + mode)
     if planted == f:
