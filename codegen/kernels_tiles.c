@@ -27,11 +27,12 @@
 #include "lower.h"
 
 enum {
-  BM = 64, BN = 64, BK = 32,    // the block's tile of C and its step along k
+  BK = 32,                      // the block's step along k
+  STATS_BM = 64,                // the rows of a statistics chunk (compiler/fusion.c): a block's with statistics
   THREADS = 128,
   PAD = 8,                      // a staged row is BK + PAD elements: 80 bytes, 16-byte aligned for ldmatrix
   LD = BK + PAD,
-  MI = 2, NI = 4,               // a warp's 32 x 32: MI x NI tiles of 16 x 8
+  MAX_MI = 4, MAX_NI = 8,       // a warp's tile: up to 4 x 8 tensor-core tiles of 16 x 8
   STAGES = 2,                   // the copies in flight: the next step's while this one multiplies
 };
 
@@ -52,7 +53,9 @@ typedef struct Tiles {
   int a_copy, b_copy;           // a copied piece's STAGES stages, in float (shared), or -1
   KExpr *m0, *n0;               // the block's first row and column of C
   KExpr *lane, *warp_m, *warp_n;
-  int acc[MI][NI];              // each lane's 4 floats of each 16 x 8 tile
+  int64_t bm, bn;               // the block's tile of C (kernel_tile_shape)
+  int mi, ni;                   // a warp's tile of C (a quarter): mi x ni tensor-core tiles of 16 x 8
+  int acc[MAX_MI][MAX_NI];      // each lane's 4 floats of each 16 x 8 tile
 } Tiles;
 
 static KExpr *num(Kernel *k, int64_t v) { return kir_int(k, v); }
@@ -141,7 +144,7 @@ static KExpr *b_value(Tiles *t, KStmt *into, KExpr *n, KExpr *kk, KExpr *valid) 
 // k-fastest.
 static void stage_piece(Tiles *t, KStmt *into, KExpr *k0, bool is_a) {
   Kernel *k = t->kb->k;
-  int64_t rows = is_a ? BM : BN, extent = is_a ? t->M : t->N;
+  int64_t rows = is_a ? t->bm : t->bn, extent = is_a ? t->M : t->N;
   bool by_row = is_a ? t->a_by_row : t->b_by_row;
   int i;
   KStmt *loop = kernel_loop(t->kb, into, is_a ? "i" : "j", rows * BK / THREADS, &i);
@@ -185,7 +188,7 @@ static KExpr *copied_index(Tiles *t, KExpr *row, KExpr *kk) {
 // zero-filled (a copy of 0 bytes reads nothing).
 static void copy_piece(Tiles *t, KStmt *into, KExpr *k0, KExpr *stage, bool is_a) {
   Kernel *k = t->kb->k;
-  int64_t rows = is_a ? BM : BN, extent = is_a ? t->M : t->N;
+  int64_t rows = is_a ? t->bm : t->bn, extent = is_a ? t->M : t->N;
   int j;
   KStmt *loop = kernel_loop(t->kb, into, is_a ? "i" : "j", rows * BK / 4 / THREADS, &j);
   KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, j), num(k, THREADS)), kir_thread(k));
@@ -203,7 +206,7 @@ static void copy_piece(Tiles *t, KStmt *into, KExpr *k0, KExpr *stage, bool is_a
 // Stage `stage` of the operand's copied piece, converted to bf16 where ldmatrix reads it.
 static void convert_piece(Tiles *t, KStmt *into, KExpr *stage, bool is_a) {
   Kernel *k = t->kb->k;
-  int64_t rows = is_a ? BM : BN;
+  int64_t rows = is_a ? t->bm : t->bn;
   int j;
   KStmt *loop = kernel_loop(t->kb, into, is_a ? "i" : "j", rows * BK / THREADS, &j);
   KExpr *e = kir_add(k, kir_mul(k, kir_ref(k, j), num(k, THREADS)), kir_thread(k));
@@ -224,27 +227,27 @@ static void issue_copies(Tiles *t, KStmt *into, KExpr *k0, KExpr *stage) {
 // 8 x 8 tiles of a 16 x 16 fragment (rows 0-7 and 8-15, columns 0-7 and 8-15: lane l names row
 // l % 8 of tile l / 8); ldmatrix.x2 on B, stored [n][k], gives the two k-halves of a 16 x 8
 // fragment: B's column-major fragment is B^T's row-major one.
-static void multiply_step(Tiles *t, KStmt *into, int64_t ks, int a[MI], int b[NI]) {
+static void multiply_step(Tiles *t, KStmt *into, int64_t ks, int a[MAX_MI], int b[MAX_NI]) {
   Kernel *k = t->kb->k;
   KExpr *r8 = kir_mod(k, t->lane, 8), *tile = kir_div(k, t->lane, 8);
-  for (int mi = 0; mi < MI; mi++) {
-    KExpr *row = kir_add(k, kir_add(k, kir_mul(k, t->warp_m, num(k, 32)), num(k, mi * 16)),
+  for (int mi = 0; mi < t->mi; mi++) {
+    KExpr *row = kir_add(k, kir_add(k, kir_mul(k, t->warp_m, num(k, t->mi * 16)), num(k, mi * 16)),
                          kir_add(k, r8, kir_mul(k, kir_mod(k, tile, 2), num(k, 8))));
     KExpr *col = kir_add(k, num(k, ks), kir_mul(k, kir_div(k, tile, 2), num(k, 8)));
     kir_ldmatrix(k, into, a[mi], 4, false, t->as, kir_add(k, kir_mul(k, row, num(k, LD)), col));
   }
-  for (int ni = 0; ni < NI; ni++) {
-    KExpr *row = kir_add(k, kir_add(k, kir_mul(k, t->warp_n, num(k, 32)), num(k, ni * 8)), r8);
+  for (int ni = 0; ni < t->ni; ni++) {
+    KExpr *row = kir_add(k, kir_add(k, kir_mul(k, t->warp_n, num(k, t->ni * 8)), num(k, ni * 8)), r8);
     KExpr *col = kir_add(k, num(k, ks), kir_mul(k, kir_mod(k, tile, 2), num(k, 8)));
     kir_ldmatrix(k, into, b[ni], 2, false, t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col));
   }
-  for (int mi = 0; mi < MI; mi++)
-    for (int ni = 0; ni < NI; ni++)
+  for (int mi = 0; mi < t->mi; mi++)
+    for (int ni = 0; ni < t->ni; ni++)
       kir_mma(k, into, t->acc[mi][ni], a[mi], b[ni], t->acc[mi][ni]);
 }
 
 // Without copies: each step's pieces gathered into shared memory, then multiplied.
-static void gathered_loop(Tiles *t, KStmt *steps, KExpr *k0, int a[MI], int b[NI]) {
+static void gathered_loop(Tiles *t, KStmt *steps, KExpr *k0, int a[MAX_MI], int b[MAX_NI]) {
   Kernel *k = t->kb->k;
   stage_piece(t, steps, k0, true);
   stage_piece(t, steps, k0, false);
@@ -257,7 +260,7 @@ static void gathered_loop(Tiles *t, KStmt *steps, KExpr *k0, int a[MI], int b[NI
 // With copies, in STAGES stages: step kt + 1's copies are issued before step kt is gathered
 // and multiplied, so they are in flight while it is; its own copies (issued a step before,
 // or before the loop for step 0) are waited for, then converted.
-static void pipelined_loop(Tiles *t, KStmt *steps, KExpr *kt, int64_t nsteps, int a[MI], int b[NI]) {
+static void pipelined_loop(Tiles *t, KStmt *steps, KExpr *kt, int64_t nsteps, int a[MAX_MI], int b[MAX_NI]) {
   Kernel *k = t->kb->k;
   KExpr *next = kir_add(k, kt, num(k, 1));
   KStmt *more = kir_if(k, steps, kir_lt(k, next, num(k, nsteps)), NULL);
@@ -282,10 +285,10 @@ static void pipelined_loop(Tiles *t, KStmt *steps, KExpr *kt, int64_t nsteps, in
 
 static void main_loop(Tiles *t) {
   Kernel *k = t->kb->k;
-  int a[MI], b[NI], kt;
-  for (int mi = 0; mi < MI; mi++)
+  int a[MAX_MI], b[MAX_NI], kt;
+  for (int mi = 0; mi < t->mi; mi++)
     a[mi] = kir_array(k, "frag_a", KT_U32, 4);
-  for (int ni = 0; ni < NI; ni++)
+  for (int ni = 0; ni < t->ni; ni++)
     b[ni] = kir_array(k, "frag_b", KT_U32, 2);
   int64_t nsteps = (t->K + BK - 1) / BK;
   bool copies = t->a_copy >= 0 || t->b_copy >= 0;
@@ -305,13 +308,13 @@ static void main_loop(Tiles *t) {
 static KExpr *row_of(Tiles *t, int mi, int e) {
   Kernel *k = t->kb->k;
   KExpr *in_warp = kir_add(k, num(k, mi * 16 + 8 * (e / 2)), kir_div(k, t->lane, 4));
-  return kir_add(k, kir_add(k, t->m0, kir_mul(k, t->warp_m, num(k, 32))), in_warp);
+  return kir_add(k, kir_add(k, t->m0, kir_mul(k, t->warp_m, num(k, t->mi * 16))), in_warp);
 }
 
 static KExpr *col_of(Tiles *t, int ni, int e) {
   Kernel *k = t->kb->k;
   KExpr *in_warp = kir_add(k, num(k, ni * 8 + e % 2), kir_mul(k, kir_mod(k, t->lane, 4), num(k, 2)));
-  return kir_add(k, kir_add(k, t->n0, kir_mul(k, t->warp_n, num(k, 32))), in_warp);
+  return kir_add(k, kir_add(k, t->n0, kir_mul(k, t->warp_n, num(k, t->ni * 8))), in_warp);
 }
 
 // Where C[m, n] is stored: a convolution's [N, C, H, W] output or input gradient, a weight
@@ -342,8 +345,8 @@ static KExpr *finished(Tiles *t, KExpr *acc, KExpr *n, KExpr *at) {
 // The stored values, kept in the accumulators for the statistics.
 static void epilogue(Tiles *t) {
   Kernel *k = t->kb->k;
-  for (int mi = 0; mi < MI; mi++)
-    for (int ni = 0; ni < NI; ni++)
+  for (int mi = 0; mi < t->mi; mi++)
+    for (int ni = 0; ni < t->ni; ni++)
       for (int e = 0; e < 4; e++) {
         KExpr *m = row_of(t, mi, e), *n = col_of(t, ni, e);
         KStmt *inside = kir_if(k, k->body, kir_and(k, kir_lt(k, m, num(k, t->M)), kir_lt(k, n, num(k, t->N))), NULL);
@@ -363,13 +366,13 @@ static void epilogue(Tiles *t) {
 // 2 (l % 4) + h of tile ni.
 typedef KExpr *ColumnTerm(Tiles *t, int mi, int ni, int e, KExpr *mean);
 
-static void column_sums(Tiles *t, ColumnTerm *term, int means[NI], int sums[NI], int partial) {
+static void column_sums(Tiles *t, ColumnTerm *term, int means[MAX_NI], int sums[MAX_NI], int partial) {
   Kernel *k = t->kb->k;
   int other = kir_var(k, "other", KT_F32);
-  for (int ni = 0; ni < NI; ni++) {
+  for (int ni = 0; ni < t->ni; ni++) {
     for (int h = 0; h < 2; h++) {
       KExpr *s = NULL;
-      for (int mi = 0; mi < MI; mi++)
+      for (int mi = 0; mi < t->mi; mi++)
         for (int e = h; e < 4; e += 2) {
           KExpr *v = term(t, mi, ni, e, means ? kir_elem(k, means[ni], h) : NULL);
           s = s ? kir_binary(k, KB_ADD, s, v) : v;
@@ -377,7 +380,7 @@ static void column_sums(Tiles *t, ColumnTerm *term, int means[NI], int sums[NI],
       kir_assign_elem(k, k->body, sums[ni], h, s);
     }
   }
-  for (int ni = 0; ni < NI; ni++)
+  for (int ni = 0; ni < t->ni; ni++)
     for (int h = 0; h < 2; h++) {
       int v = kir_var(k, "column", KT_F32);
       kir_assign(k, k->body, v, kir_elem(k, sums[ni], h));
@@ -387,13 +390,13 @@ static void column_sums(Tiles *t, ColumnTerm *term, int means[NI], int sums[NI],
       }
       KExpr *column = kir_sub(k, col_of(t, ni, h), t->n0);   // within the block's 64
       KStmt *first = kir_if(k, k->body, kir_lt(k, t->lane, num(k, 4)), NULL);
-      kir_store(k, first, partial, kir_add(k, kir_mul(k, t->warp_m, num(k, BN)), column), kir_ref(k, v));
+      kir_store(k, first, partial, kir_add(k, kir_mul(k, t->warp_m, num(k, t->bn)), column), kir_ref(k, v));
     }
   kir_barrier(k, k->body);
-  for (int ni = 0; ni < NI; ni++)
+  for (int ni = 0; ni < t->ni; ni++)
     for (int h = 0; h < 2; h++) {
       KExpr *column = kir_sub(k, col_of(t, ni, h), t->n0);
-      KExpr *total = kir_binary(k, KB_ADD, kir_load(k, partial, column), kir_load(k, partial, kir_add(k, column, num(k, BN))));
+      KExpr *total = kir_binary(k, KB_ADD, kir_load(k, partial, column), kir_load(k, partial, kir_add(k, column, num(k, t->bn))));
       kir_assign_elem(k, k->body, sums[ni], h, total);
     }
   kir_barrier(k, k->body);   // before the partials are written again
@@ -419,21 +422,21 @@ static KExpr *square_term(Tiles *t, int mi, int ni, int e, KExpr *mean) {
 // forward_with_stats stores them (kernels_gemm.c): chunk = the block's row tile.
 static void chunk_stats(Tiles *t, KExpr *mt) {
   Kernel *k = t->kb->k;
-  int partial = kir_shared(k, "the two row halves' column sums", KT_F32, 2 * BN);
-  int means[NI], sq[NI];
-  for (int ni = 0; ni < NI; ni++) {
+  int partial = kir_shared(k, "the two row halves' column sums", KT_F32, 2 * t->bn);
+  int means[MAX_NI], sq[MAX_NI];
+  for (int ni = 0; ni < t->ni; ni++) {
     means[ni] = kir_array(k, "mean", KT_F32, 2);
     sq[ni] = kir_array(k, "sq", KT_F32, 2);
   }
   column_sums(t, value_term, NULL, means, partial);
-  KExpr *rows = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, num(k, BM), kir_sub(k, num(k, t->M), t->m0)));
-  for (int ni = 0; ni < NI; ni++)
+  KExpr *rows = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, num(k, t->bm), kir_sub(k, num(k, t->M), t->m0)));
+  for (int ni = 0; ni < t->ni; ni++)
     for (int h = 0; h < 2; h++)
       kir_assign_elem(k, k->body, means[ni], h, kir_binary(k, KB_DIV, kir_elem(k, means[ni], h), rows));
   column_sums(t, square_term, means, sq, partial);
   KExpr *row0 = kir_add(k, num(k, shape_elems(t->y)), kir_mul(k, mt, num(k, 2 * t->N)));
   KStmt *writer = kir_if(k, k->body, kir_and(k, kir_binary(k, KB_EQ, t->warp_m, num(k, 0)), kir_lt(k, t->lane, num(k, 4))), NULL);
-  for (int ni = 0; ni < NI; ni++)
+  for (int ni = 0; ni < t->ni; ni++)
     for (int h = 0; h < 2; h++) {
       KExpr *n = col_of(t, ni, h);
       KStmt *in = kir_if(k, writer, kir_lt(k, n, num(k, t->N)), NULL);
@@ -450,7 +453,7 @@ bool kernel_tiled(const KernelBuilder *kb) {
     return false;
   int64_t rows = n->shape.n * n->shape.h * n->shape.w;
   int64_t chunk = n->fused.stats_rows;
-  if (chunk && chunk != (rows < BM ? rows : BM))
+  if (chunk && chunk != (rows < STATS_BM ? rows : STATS_BM))
     fatal("internal error: %s has statistics chunks of %lld rows, not a tile's", n->name, (long long)chunk);
   return true;
 }
@@ -489,18 +492,42 @@ static Tiles describe(KernelBuilder *kb, int64_t *chunks) {
   return t;
 }
 
+// The static shared memory a block of shape s takes: the bf16 pieces and the copies' stages.
+static int64_t shared_bytes(const Tiles *t, TileShape s) {
+  int64_t pieces = (s.bm + s.bn) * LD * 2;
+  int64_t copies = (copied(t, true) ? s.bm : 0) + (copied(t, false) ? s.bn : 0);
+  return pieces + STAGES * copies * BK * 4 + (t->kb->node->fused.stats_rows ? 2 * s.bn * 4 : 0);
+}
+
+// The block tile from the table (kernel_tile_shape), or 64 x 64 where the product cannot take
+// it: statistics come in chunks of 64 rows, and a block has 48 KiB of static shared memory.
+static void choose_tile(Tiles *t) {
+  const Node *n = t->kb->node;
+  TileShape s = kernel_tile_shape(t->kb->target, op_info[n->op].name, t->M, t->N, t->K);
+  if ((n->fused.stats_rows && s.bm != STATS_BM) || shared_bytes(t, s) > 48 * 1024)
+    s = (TileShape){64, 64};
+  t->bm = s.bm, t->bn = s.bn;
+  t->mi = s.bm / 32, t->ni = s.bn / 16;   // a warp's quarter: (bm / 2) x (bn / 2)
+}
+
 Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   int64_t chunks;
   Tiles t = describe(kb, &chunks);
-  int64_t mtiles = (t.M + BM - 1) / BM, ntiles = (t.N + BN - 1) / BN;
+  choose_tile(&t);
+  int64_t mtiles = (t.M + t.bm - 1) / t.bm, ntiles = (t.N + t.bn - 1) / t.bn;
   kernel_blocks(kb, chunks * mtiles * ntiles, THREADS);
   k->bf16 = true;
-  t.as = kir_shared(k, "A's piece (bf16)", KT_BF16, BM * LD);
-  t.bs = kir_shared(k, "B's piece (bf16)", KT_BF16, BN * LD);
-  t.a_copy = copied(&t, true) ? kir_shared(k, "A's piece as copied, 2 stages", KT_F32, STAGES * BM * BK) : -1;
-  t.b_copy = copied(&t, false) ? kir_shared(k, "B's piece as copied, 2 stages", KT_F32, STAGES * BN * BK) : -1;
+  t.as = kir_shared(k, "A's piece (bf16)", KT_BF16, t.bm * LD);
+  t.bs = kir_shared(k, "B's piece (bf16)", KT_BF16, t.bn * LD);
+  t.a_copy = copied(&t, true) ? kir_shared(k, "A's piece as copied, 2 stages", KT_F32, STAGES * t.bm * BK) : -1;
+  t.b_copy = copied(&t, false) ? kir_shared(k, "B's piece as copied, 2 stages", KT_F32, STAGES * t.bn * BK) : -1;
+  // what bench/tile_sweep.sh reads to time each product's tiles
+  k->layout = arena_printf(k->arena, "tiles of %lld x %lld of the product %s M %lld N %lld K %lld%s%s", (long long)t.bm,
+                           (long long)t.bn, op_info[n->op].name, (long long)t.M, (long long)t.N, (long long)t.K,
+                           chunks > 1 ? arena_printf(k->arena, ", K per chunk of %lld", (long long)chunks) : "",
+                           t.a_copy >= 0 || t.b_copy >= 0 ? ", copies in 2 stages" : "");
   KExpr *tile = chunks > 1 ? named(k, "tile", kir_mod(k, kir_block_index(k), mtiles * ntiles)) : kir_block_index(k);
   if (t.product == WEIGHT_GRAD) {
     KExpr *chunk = named(k, "chunk", kir_div(k, kir_block_index(k), mtiles * ntiles));
@@ -509,14 +536,14 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
     t.c_first = named(k, "c_first", kir_mul(k, chunk, num(k, t.M * t.N)));
   }
   KExpr *mt = kir_div(k, tile, ntiles);
-  t.m0 = named(k, "m0", kir_mul(k, mt, num(k, BM)));
-  t.n0 = named(k, "n0", kir_mul(k, kir_mod(k, tile, ntiles), num(k, BN)));
+  t.m0 = named(k, "m0", kir_mul(k, mt, num(k, t.bm)));
+  t.n0 = named(k, "n0", kir_mul(k, kir_mod(k, tile, ntiles), num(k, t.bn)));
   t.lane = named(k, "lane", kir_mod(k, kir_thread(k), KIR_WARP));
   KExpr *warp = kir_div(k, kir_thread(k), KIR_WARP);
   t.warp_m = named(k, "warp_m", kir_mod(k, warp, 2));
   t.warp_n = named(k, "warp_n", kir_div(k, warp, 2));
-  for (int mi = 0; mi < MI; mi++)
-    for (int ni = 0; ni < NI; ni++) {
+  for (int mi = 0; mi < t.mi; mi++)
+    for (int ni = 0; ni < t.ni; ni++) {
       t.acc[mi][ni] = kir_array(k, "acc", KT_F32, 4);
       for (int e = 0; e < 4; e++)
         kir_assign_elem(k, k->body, t.acc[mi][ni], e, kir_float(k, 0));

@@ -8,11 +8,18 @@
 #include "../compiler/tlc.h"
 #include "kir.h"
 
+// A tensor-core product's block tile of C, bm x bn (kernels_tile_shape.c).
+typedef struct TileShape {
+  int bm, bn;
+} TileShape;
+#define TILE_SHAPES "32, 64 or 128 rows by 16, 32, 64 or 128 columns"
+
 // The target a node's kernel is laid out for.
 typedef struct KernelTarget {
   bool gpu;             // block reductions and 16-byte accesses where they pay
   bool tiles;           // matrix products on bf16 tensor cores (sm_80 and newer, precision bf16)
   int lanes;            // the CPU's vector width in floats: 16 with AVX-512, else 8
+  TileShape tile;       // forced on every tensor-core product (a sweep's TLC_TILE), {0, 0}: the table's
 } KernelTarget;
 
 // A kernel's buffers are the node's inputs in order, then its output (ops that update their
@@ -67,6 +74,12 @@ KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *acc, KExpr *n);
 // kernel_tiled says the node's epilogue fits it.
 bool kernel_tiled(const KernelBuilder *kb);
 Kernel *kernel_tiled_matmul(KernelBuilder *kb);
+// Whether s is a tile shape kernel_tiled_matmul has (TILE_SHAPES), and the shape for the
+// product of op ("conv2d_dx") of M x N x K: the target's forced one, else codegen/tile_table.def's
+// row for it, else 64 x 64. kernel_tiled_matmul still falls back to 64 x 64 where the product
+// cannot take it (statistics chunks, shared memory).
+bool kernel_tile_valid(TileShape s);
+TileShape kernel_tile_shape(const KernelTarget *t, const char *op, int64_t M, int64_t N, int64_t K);
 // Element kk of output row r's patch for the node's convolution: image[...] under the tap kk
 // names, or 0 in the padding (no load outside the image is made). x is the image's shape, y
 // the convolution's output's (a gradient node's own shape is not).

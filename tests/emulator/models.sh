@@ -83,6 +83,17 @@ if [ "$model" = cnn_bn ]; then
       "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$op
     check "cnn_bn: the $bug bug is named at the tiled $op" grep -qE "k[0-9]+_${op}_features_[0-9_]+ .*MISMATCH" out.txt
   done
+  # The tile shapes the table may choose (TLC_TILE forces one on every product, as
+  # bench/tile_sweep.sh does): the largest and the smallest agree with the CPU too.
+  for tile in 128x128 32x16; do
+    env -u LD_LIBRARY_PATH TLC_TILE=$tile "$tlc" "$here/models.graph" --set "model=$call" --set image=$image \
+      -o train_$tile > build_$tile.txt 2>&1
+    env -u LD_LIBRARY_PATH "$tlc" inspect train_$tile k50_conv2d_dx_features_1_0 > kernel_$tile.cu 2>&1
+    check "cnn_bn: TLC_TILE=$tile gives the input gradient tiles of its shape" grep -q "tiles of ${tile/x/ x } of" kernel_$tile.cu
+    ./train_$tile --check-gpu --limit 16 --out run_$tile > out_$tile.txt 2>&1
+    check "cnn_bn: tiles of $tile agree kernel by kernel" \
+      grep -qE "^check-gpu: training step: [1-9][0-9]* kernels, 0 mismatched" out_$tile.txt
+  done
   # --profile on the emulated GPU: every kernel launched and waited for, timed, listed.
   ./train --device cuda --profile --limit 32 --epochs 1 --out run_profile > out_profile.txt 2>&1
   check "cnn_bn: --profile on the emulated GPU" grep -qE '^profile: CUDA emulator.*training steps' out_profile.txt
