@@ -180,6 +180,8 @@ Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
   if (n->attr.conv.groups == 1 && kernel_tiled(kb))
     return kernel_tiled_matmul(kb);
+  if (kernel_depthwise(kb))
+    return kernel_depthwise_dx(kb);
   if (!kb->target->gpu && n->attr.conv.groups == 1)
     return kernel_conv_cpu_dx(kb);
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
@@ -265,6 +267,8 @@ Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w
   if (n->attr.conv.groups == 1 && kernel_tiled(kb))
     return kernel_tiled_matmul(kb);
+  if (kernel_depthwise(kb))
+    return kernel_depthwise_dw(kb);
   if (!kb->target->gpu && n->attr.conv.groups == 1)
     return kernel_conv_cpu_dw(kb);
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);
@@ -294,6 +298,9 @@ Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   return k;
 }
 
+// (The GPU's depthwise convolutions have kernels of their own: kernels_depthwise.c.)
 Kernel *kernel_conv2d(KernelBuilder *kb) {
-  return kb->node->attr.conv.groups == 1 ? kernel_conv_implicit(kb) : forward(kb);
+  if (kb->node->attr.conv.groups == 1)
+    return kernel_conv_implicit(kb);
+  return kernel_depthwise(kb) ? kernel_depthwise_forward(kb) : forward(kb);
 }

@@ -14,16 +14,18 @@
 //                    order (compiler/schedule.c), so no atomics. A linear layer's A = dy
 //                    transposed and B = x transposed, one chunk.
 //
-// A block of 128 threads (four warps, 2 x 2) computes a 64 x 64 tile of C; each warp a 32 x 32
-// quarter as 2 x 4 tensor-core tiles of 16 x 8 (mma.m16n8k16: bf16 operands, float
-// accumulation). For each 32-wide step of k the block stages A's and B's 64 x 32 pieces in
-// shared memory as bf16 (converted from float, zero outside the matrix, in the convolution's
-// padding and where an input position feeds no output); the warps load their fragments with
-// ldmatrix. A forward pass's B rows are contiguous weights: when they are 16-byte aligned,
-// asynchronous copies bring B's piece while the threads gather A's, and it is converted
-// after. The forward epilogue is the CPU kernel's: bias, a folded batchnorm, the residual,
-// the activation, and the statistics of each 64-row chunk for the batchnorm after it; the
-// input gradient's adds the gradient it is summed with (a fused residual).
+// A block of 128 threads (four warps, 2 x 2) computes a bm x bn tile of C (64 x 64 unless
+// tile_table.def says otherwise: kernels_tile_shape.c); each warp a quarter as tensor-core
+// tiles of 16 x 8 (mma.m16n8k16: bf16 operands, float accumulation). For each 32-wide step of
+// k the block stages A's and B's pieces in shared memory as bf16 (converted from float, zero
+// outside the matrix, in the convolution's padding and where an input position feeds no
+// output); the warps load their fragments with ldmatrix. An operand whose four elements along
+// k are consecutive and 16-byte aligned (a forward pass's weights and linear rows, the weight
+// gradient's dy) comes by asynchronous copies into two stages: the next step's copies are in
+// flight while this step is gathered, converted and multiplied. The forward epilogue is the
+// CPU kernel's: bias, a folded batchnorm, the residual, the activation, and the statistics of
+// each 64-row chunk for the batchnorm after it; the input gradient's adds the gradient it is
+// summed with (a fused residual).
 #include "lower.h"
 
 enum {
@@ -67,11 +69,6 @@ static KExpr *named(Kernel *k, const char *name, KExpr *v) {
   return kir_ref(k, var);
 }
 
-// buf[index] where ok, else 0; the index is 0 where not ok, so no lowering reads outside the buffer.
-static KExpr *load_if(Kernel *k, int buf, KExpr *ok, KExpr *index) {
-  return kir_select(k, ok, kir_load(k, buf, kir_select(k, ok, index, num(k, 0))), kir_float(k, 0));
-}
-
 // Element kk of output row r's patch, 0 in the padding; r and kk may be out of range only
 // where valid is false, where both are taken as 0 and the value is 0.
 static KExpr *patch(Tiles *t, KStmt *into, int buf, KExpr *r, KExpr *kk, KExpr *valid) {
@@ -99,7 +96,7 @@ static KExpr *dy_feeding(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *vali
                                   kir_binary(k, KB_EQ, kir_mod(k, tw, c->stride), num(k, 0))));
   fed = kir_and(k, fed, kir_and(k, kir_lt(k, oh, num(k, t->y.h)), kir_lt(k, ow, num(k, t->y.w))));
   KExpr *plane = kir_add(k, kir_mul(k, img, num(k, t->y.c)), co);
-  return load_if(k, t->a_buf, fed, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, plane, num(k, t->y.h)), oh), num(k, t->y.w)), ow));
+  return kernel_load_if(k, t->a_buf, fed, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, plane, num(k, t->y.h)), oh), num(k, t->y.w)), ow));
 }
 
 // A(m, k) for m < M and k < K where valid (0 elsewhere), as the product says.
@@ -109,19 +106,19 @@ static KExpr *a_value(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *valid) 
   case FORWARD:
     if (t->conv)
       return patch(t, into, t->a_buf, m, kk, valid);
-    return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
+    return kernel_load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
   case INPUT_GRAD:
     if (t->conv)
       return dy_feeding(t, into, m, kk, valid);
-    return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
+    return kernel_load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
   case WEIGHT_GRAD:
     if (t->conv) {
       int64_t P = t->y.h * t->y.w;
       KExpr *r = kir_add(k, t->k_first, kk);
       KExpr *plane = kir_add(k, kir_mul(k, kir_div(k, r, P), num(k, t->y.c)), m);
-      return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, plane, num(k, P)), kir_mod(k, r, P)));
+      return kernel_load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, plane, num(k, P)), kir_mod(k, r, P)));
     }
-    return load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->M)), m));
+    return kernel_load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->M)), m));
   }
   return NULL;
 }
@@ -130,13 +127,13 @@ static KExpr *a_value(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *valid) 
 static KExpr *b_value(Tiles *t, KStmt *into, KExpr *n, KExpr *kk, KExpr *valid) {
   Kernel *k = t->kb->k;
   if (t->product == FORWARD)
-    return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, n, num(k, t->K)), kk));
+    return kernel_load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, n, num(k, t->K)), kk));
   if (!t->conv)   // w[k, n] or x[k, n]
-    return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->N)), n));
+    return kernel_load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->N)), n));
   if (t->product == WEIGHT_GRAD)
     return patch(t, into, t->b_buf, kir_add(k, t->k_first, kk), n, valid);
   KExpr *co = kir_div(k, kk, t->taps), *tap = kir_mod(k, kk, t->taps);   // w[co, ci = n, tap]
-  return load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, num(k, t->N)), n), num(k, t->taps)), tap));
+  return kernel_load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, num(k, t->N)), n), num(k, t->taps)), tap));
 }
 
 // One operand's piece of step k0 (rows of A or of B by BK), a thread's share of it at a time:

@@ -80,6 +80,12 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb);
 // cannot take it (statistics chunks, shared memory).
 bool kernel_tile_valid(TileShape s);
 TileShape kernel_tile_shape(const KernelTarget *t, const char *op, int64_t M, int64_t N, int64_t K);
+// The GPU's depthwise convolutions (kernels_depthwise.c): whether the node (conv2d, conv2d_dx
+// or conv2d_dw) is one they take, and its kernel.
+bool kernel_depthwise(const KernelBuilder *kb);
+Kernel *kernel_depthwise_forward(KernelBuilder *kb);
+Kernel *kernel_depthwise_dx(KernelBuilder *kb);
+Kernel *kernel_depthwise_dw(KernelBuilder *kb);
 // Element kk of output row r's patch for the node's convolution: image[...] under the tap kk
 // names, or 0 in the padding (no load outside the image is made). x is the image's shape, y
 // the convolution's output's (a gradient node's own shape is not).
@@ -128,6 +134,8 @@ int64_t packed_rows_block(const Product *pr);
 Kernel *packed_product(KernelBuilder *kb, const Product *pr);
 // for (v = lo; v < hi; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *var);
+// buf[index] where ok, else 0; the index is 0 where not ok, so no lowering reads outside buf.
+KExpr *kernel_load_if(Kernel *k, int buf, KExpr *ok, KExpr *index);
 // A fresh variable named name, set to value in `into`; returns a reference to it.
 KExpr *kernel_let(KernelBuilder *kb, KStmt *into, const char *name, KExpr *value);
 

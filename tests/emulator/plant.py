@@ -5,6 +5,8 @@ comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch
   barrier   the first __syncthreads() removed (threads read shared memory others have not written)
   fragment  A's fragments loaded with ldmatrix .trans (the wrong layout)
   edge      the piece staged one column short of the product's depth K (an off-by-one tile edge)
+  tap       in the first depthwise kernel instead (kernels_depthwise.c, its input row's span in
+            registers), the first tap's weight w0 taken as w1
 Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
 that plants nothing cannot pass."""
 import re
@@ -15,14 +17,17 @@ op = sys.argv[4] if len(sys.argv) > 4 else None
 text = open(src).read()
 functions = text.split('\n\n')   # a function and its comment lines have no blank line inside
 for i, f in enumerate(functions):
-    if 'tlc_mma_16816_bf16(' not in f or '__global__' not in f:
+    kernel = 'span[' if mode == 'tap' else 'tlc_mma_16816_bf16('
+    if kernel not in f or '__global__' not in f:
         continue
-    if op and not re.search(r'^// [^:\n]*: %s \(' % re.escape(op), f, re.M):
+    if op and not re.search(r'^// [^:\n]*: %s[ (]' % re.escape(op), f, re.M):
         continue
     if mode == 'barrier':
         planted = re.sub(r'\n[ \t]*__syncthreads\(\);', '', f, count=1)
     elif mode == 'fragment':
         planted = f.replace('tlc_ldmatrix_x4(', 'tlc_ldmatrix_x4_trans(')
+    elif mode == 'tap':
+        planted = f.replace('(w0 * span', '(w1 * span', 1)
     elif mode == 'edge':
         # its comment: conv2d ... ([N,C,H,W], [CO,CI,k,k]): the product's depth is CI*k*k
         shape = re.search(r'conv2d .*?\(\[\d+,\d+,\d+,\d+\], \[\d+,(\d+),(\d+),(\d+)\]\)', f)
