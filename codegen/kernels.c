@@ -75,6 +75,10 @@ KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo,
   return kir_for(kb->k, into, *var, lo, hi, false);
 }
 
+KExpr *kernel_load_if(Kernel *k, int buf, KExpr *ok, KExpr *index) {
+  return kir_select(k, ok, kir_load(k, buf, kir_select(k, ok, index, kir_int(k, 0))), kir_float(k, 0));
+}
+
 KExpr *kernel_let(KernelBuilder *kb, KStmt *into, const char *name, KExpr *value) {
   int v = kir_var(kb->k, name, value->type);
   kir_assign(kb->k, into, v, value);

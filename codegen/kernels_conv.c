@@ -173,10 +173,15 @@ static Kernel *forward(KernelBuilder *kb) {
 }
 
 // dx[n,ci] = 0; then for each co of its group and tap: dx[n,ci,ih,:] += w[co,ci,kh,kw] * dy[n,co,oh,:]
-// (on the CPU, a convolution with groups == 1 is a packed product: kernels_conv_cpu_dx.c)
+// (a convolution with groups == 1 is a product: packed on the CPU, kernels_conv_cpu_dx.c, on
+// tensor-core tiles on the GPU, kernels_tiles.c)
 Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
+  if (n->attr.conv.groups == 1 && kernel_tiled(kb))
+    return kernel_tiled_matmul(kb);
+  if (kernel_depthwise(kb))
+    return kernel_depthwise_dx(kb);
   if (!kb->target->gpu && n->attr.conv.groups == 1)
     return kernel_conv_cpu_dx(kb);
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
@@ -255,10 +260,15 @@ static Kernel *grouped_weight_grad(KernelBuilder *kb, const ConvGeom *g) {
 
 // dw[co,ci,kh,kw] = sum over n and the valid (oh, ow) of dy[n,co,oh,ow] * x[n,ci,ih,iw]; with an
 // output [chunks, dw's size] (compiler/schedule.c), chunk c sums the images of its own part.
-// (On the CPU, a convolution with groups == 1 is a packed product: kernels_conv_cpu_dw.c.)
+// (A convolution with groups == 1 is a product: packed on the CPU, kernels_conv_cpu_dw.c, on
+// tensor-core tiles on the GPU, kernels_tiles.c.)
 Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w
+  if (n->attr.conv.groups == 1 && kernel_tiled(kb))
+    return kernel_tiled_matmul(kb);
+  if (kernel_depthwise(kb))
+    return kernel_depthwise_dw(kb);
   if (!kb->target->gpu && n->attr.conv.groups == 1)
     return kernel_conv_cpu_dw(kb);
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);
@@ -288,6 +298,9 @@ Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
   return k;
 }
 
+// (The GPU's depthwise convolutions have kernels of their own: kernels_depthwise.c.)
 Kernel *kernel_conv2d(KernelBuilder *kb) {
-  return kb->node->attr.conv.groups == 1 ? kernel_conv_implicit(kb) : forward(kb);
+  if (kb->node->attr.conv.groups == 1)
+    return kernel_conv_implicit(kb);
+  return kernel_depthwise(kb) ? kernel_depthwise_forward(kb) : forward(kb);
 }

@@ -24,10 +24,9 @@ static KExpr *in_range(Kernel *k, KExpr *v, int64_t size) {
   return kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), v), kir_binary(k, KB_LT, v, kir_int(k, size)));
 }
 
-KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr *kk) {
+KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, Shape y, KExpr *r, KExpr *kk) {
   Kernel *k = kb->k;
-  const Node *n = kb->node;
-  Gemm g = gemm_of(n, x, n->shape);
+  Gemm g = gemm_of(kb->node, x, y);
   int64_t taps = g.k * g.k;
   KExpr *img = kir_div(k, r, g.P), *p = kir_mod(k, r, g.P);
   KExpr *oh = kir_div(k, p, g.y.w), *ow = kir_mod(k, p, g.y.w);
@@ -61,7 +60,7 @@ typedef struct Rows {
 } Rows;
 
 static KExpr *row_value(KernelBuilder *kb, const Rows *a, KExpr *r, KExpr *kk) {
-  return kernel_patch_value(kb, a->buf, kb->node->in[0]->shape, r, kk);
+  return kernel_patch_value(kb, a->buf, kb->node->in[0]->shape, kb->node->shape, r, kk);
 }
 
 // The output at (row r, channel co) before its epilogue: dot(w[co, :], row r), finished. The

@@ -47,14 +47,18 @@ static Kernel *rows_times_matrix(KernelBuilder *kb, int64_t rows_n, int64_t inne
 
 Kernel *kernel_linear(KernelBuilder *kb) { return kernel_tiled(kb) ? kernel_tiled_matmul(kb) : forward(kb); }
 
-// dx[n,:] = sum_o dy[n,o] w[o,:]
+// dx[n,:] = sum_o dy[n,o] w[o,:] (on tensor-core tiles where the target has them, kernels_tiles.c)
 Kernel *kernel_linear_dx(KernelBuilder *kb) {
   const Node *n = kb->node;
+  if (kernel_tiled(kb))
+    return kernel_tiled_matmul(kb);
   return rows_times_matrix(kb, n->shape.n, n->in[0]->shape.c, n->shape.c, false, kb->in[0], kb->in[1]);
 }
 
 // dw[o,:] = sum_n dy[n,o] x[n,:]
 Kernel *kernel_linear_dw(KernelBuilder *kb) {
   const Node *n = kb->node;
+  if (kernel_tiled(kb))
+    return kernel_tiled_matmul(kb);
   return rows_times_matrix(kb, n->shape.d[0], n->in[0]->shape.n, n->shape.d[1], true, kb->in[0], kb->in[1]);
 }

@@ -143,6 +143,7 @@ typedef struct Kernel {
   KKind kind;
   KLaunch launch;
   bool bf16;            // multiplies in bf16 (tensor-core tiles): compared within bf16's tolerance
+  const char *layout;   // how a block kernel divides its work, for readers (printed under the launch), or NULL
   KBuf *bufs;
   int nbufs, capbufs;
   KVar *vars;

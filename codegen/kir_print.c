@@ -203,6 +203,8 @@ void kir_print_header(FILE *out, const Kernel *k) {
   if (k->kind == KK_BLOCKS)
     fprintf(out, "//   %lld blocks of %d threads%s\n", (long long)k->launch.grid, k->launch.block,
             k->bf16 ? ", bf16 tensor-core tiles with float accumulation" : "");
+  if (k->layout)
+    fprintf(out, "//   %s\n", k->layout);
   for (int i = 0; i < k->nbufs; i++) {
     const KBuf *b = &k->bufs[i];
     const char *type = b->type == KT_BF16 ? "bf16" : b->type == KT_U8 ? "uint8" : kir_type_name(b->type);

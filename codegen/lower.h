@@ -8,11 +8,18 @@
 #include "../compiler/tlc.h"
 #include "kir.h"
 
+// A tensor-core product's block tile of C, bm x bn (kernels_tile_shape.c).
+typedef struct TileShape {
+  int bm, bn;
+} TileShape;
+#define TILE_SHAPES "32, 64 or 128 rows by 16, 32, 64 or 128 columns"
+
 // The target a node's kernel is laid out for.
 typedef struct KernelTarget {
   bool gpu;             // block reductions and 16-byte accesses where they pay
   bool tiles;           // matrix products on bf16 tensor cores (sm_80 and newer, precision bf16)
   int lanes;            // the CPU's vector width in floats: 16 with AVX-512, else 8
+  TileShape tile;       // forced on every tensor-core product (a sweep's TLC_TILE), {0, 0}: the table's
 } KernelTarget;
 
 // A kernel's buffers are the node's inputs in order, then its output (ops that update their
@@ -62,13 +69,27 @@ KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_lo
 // A matrix product's output before its epilogue: the bias of column n added and, for a
 // convolution with a batchnorm folded in, that batchnorm applied (kernels_gemm.c).
 KExpr *kernel_matmul_finish(KernelBuilder *kb, KExpr *acc, KExpr *n);
-// The GPU's tensor-core form of a convolution or linear forward pass (kernels_tiles.c), when
-// the target allows it and kernel_tiled says the node's epilogue fits it.
+// The GPU's tensor-core form of a convolution or linear layer (kernels_tiles.c): the forward
+// pass, the input gradient and the weight gradient, when the target allows it and
+// kernel_tiled says the node's epilogue fits it.
 bool kernel_tiled(const KernelBuilder *kb);
 Kernel *kernel_tiled_matmul(KernelBuilder *kb);
-// Element kk of output row r's patch for convolution n: image[...] under the tap kk names,
-// or 0 in the padding (no load outside the image is made). x is the image's shape.
-KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, KExpr *r, KExpr *kk);
+// Whether s is a tile shape kernel_tiled_matmul has (TILE_SHAPES), and the shape for the
+// product of op ("conv2d_dx") of M x N x K: the target's forced one, else codegen/tile_table.def's
+// row for it, else 64 x 64. kernel_tiled_matmul still falls back to 64 x 64 where the product
+// cannot take it (statistics chunks, shared memory).
+bool kernel_tile_valid(TileShape s);
+TileShape kernel_tile_shape(const KernelTarget *t, const char *op, int64_t M, int64_t N, int64_t K);
+// The GPU's depthwise convolutions (kernels_depthwise.c): whether the node (conv2d, conv2d_dx
+// or conv2d_dw) is one they take, and its kernel.
+bool kernel_depthwise(const KernelBuilder *kb);
+Kernel *kernel_depthwise_forward(KernelBuilder *kb);
+Kernel *kernel_depthwise_dx(KernelBuilder *kb);
+Kernel *kernel_depthwise_dw(KernelBuilder *kb);
+// Element kk of output row r's patch for the node's convolution: image[...] under the tap kk
+// names, or 0 in the padding (no load outside the image is made). x is the image's shape, y
+// the convolution's output's (a gradient node's own shape is not).
+KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, Shape y, KExpr *r, KExpr *kk);
 // A convolution as a matrix product straight from its image (groups == 1), for either
 // target (kernels_gemm.c).
 Kernel *kernel_conv_implicit(KernelBuilder *kb);
@@ -113,6 +134,8 @@ int64_t packed_rows_block(const Product *pr);
 Kernel *packed_product(KernelBuilder *kb, const Product *pr);
 // for (v = lo; v < hi; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *var);
+// buf[index] where ok, else 0; the index is 0 where not ok, so no lowering reads outside buf.
+KExpr *kernel_load_if(Kernel *k, int buf, KExpr *ok, KExpr *index);
 // A fresh variable named name, set to value in `into`; returns a reference to it.
 KExpr *kernel_let(KernelBuilder *kb, KStmt *into, const char *name, KExpr *value);
 

@@ -199,6 +199,19 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kern
   return all;
 }
 
+// TLC_TILE=BMxBN forces one block tile on every tensor-core product: bench/tile_sweep.sh
+// builds a trainer per shape with it, to time each (codegen/tile_table.def keeps the fastest).
+static TileShape forced_tile(void) {
+  const char *v = getenv("TLC_TILE");
+  TileShape s = {0, 0};
+  char extra;
+  if (!v || !*v)
+    return s;
+  if (sscanf(v, "%dx%d%c", &s.bm, &s.bn, &extra) != 2 || !kernel_tile_valid(s))
+    fatal("TLC_TILE=%s: expected BMxBN, a tile of " TILE_SHAPES, v);
+  return s;
+}
+
 // Everything a trainer is made of: both steps, their memory plan and their kernels for each
 // device. Tensor-core tiles need sm_80 or newer, and a recipe that allows bf16.
 static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r, const char *arch,
@@ -207,7 +220,8 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   t.train = train_build(a, model, r, true);
   t.eval = train_build(a, model, r, false);
   t.plan = plan_memory(a, t.train, t.eval);
-  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16};
+  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16,
+                                                              .tile = forced_tile()};
   t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
   t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
   t.train_gpu = kernels_by_node(a, t.train, "", &gpu);

@@ -5,7 +5,8 @@
 # evaluation pass runs on the emulator and on the CPU backend from the same inputs, and every
 # buffer it writes must agree (runtime/gpu_check.c). For cnn_bn, also: the same program with a
 # planted bug (every ReLU's fmaxf made fminf; in its first tensor-core kernel a missing
-# barrier, a wrong fragment layout, an off-by-one tile edge: plant.py), given through
+# barrier, a wrong fragment layout, an off-by-one tile edge, and a wrong fragment layout in an
+# input gradient's tiles, a missing barrier in a weight gradient's: plant.py), given through
 # TLC_EMU_SOURCE, must fail the check there, and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
 # kernels need, or without the data.
 set -u
@@ -61,6 +62,26 @@ if [ "$model" = cnn_bn ]; then
     TLC_EMU_SOURCE=$PWD/planted_$bug.cu fails_with "cnn_bn: a planted $bug bug fails --check-gpu" 1 \
       "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$bug
     check "cnn_bn: the $bug bug is named at the tiled convolution" grep -qE "k[0-9]+_conv2d_features_0_0 .*MISMATCH" out.txt
+  done
+  # and in the gradients' tiles: a wrong fragment layout in the input gradient's, a missing
+  # barrier in the weight gradient's.
+  for planted in fragment:conv2d_dx barrier:conv2d_dw; do
+    bug=${planted%%:*} op=${planted#*:}
+    check "cnn_bn: plant a $bug bug in $op" python3 "$here/plant.py" $bug program.cu planted_$op.cu $op
+    TLC_EMU_SOURCE=$PWD/planted_$op.cu fails_with "cnn_bn: a planted $bug bug in $op fails --check-gpu" 1 \
+      "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$op
+    check "cnn_bn: the $bug bug is named at the tiled $op" grep -qE "k[0-9]+_${op}_features_[0-9_]+ .*MISMATCH" out.txt
+  done
+  # The tile shapes the table may choose (TLC_TILE forces one on every product, as
+  # bench/tile_sweep.sh does): the largest and the smallest agree with the CPU too.
+  for tile in 128x128 32x16; do
+    env -u LD_LIBRARY_PATH TLC_TILE=$tile "$tlc" "$here/models.graph" --set "model=$call" --set image=$image \
+      -o train_$tile > build_$tile.txt 2>&1
+    env -u LD_LIBRARY_PATH "$tlc" inspect train_$tile k50_conv2d_dx_features_1_0 > kernel_$tile.cu 2>&1
+    check "cnn_bn: TLC_TILE=$tile gives the input gradient tiles of its shape" grep -q "tiles of ${tile/x/ x } of" kernel_$tile.cu
+    ./train_$tile --check-gpu --limit 16 --out run_$tile > out_$tile.txt 2>&1
+    check "cnn_bn: tiles of $tile agree kernel by kernel" \
+      grep -qE "^check-gpu: training step: [1-9][0-9]* kernels, 0 mismatched" out_$tile.txt
   done
   # --profile on the emulated GPU: every kernel launched and waited for, timed, listed.
   ./train --device cuda --profile --limit 32 --epochs 1 --out run_profile > out_profile.txt 2>&1

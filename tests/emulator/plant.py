@@ -1,29 +1,40 @@
 #!/usr/bin/env python3
-"""plant.py MODE IN.cu OUT.cu: a bug planted in the first tensor-core kernel of a program tlc
-wrote (the first function that calls tlc_mma_16816_bf16), for the emulator to catch:
+"""plant.py MODE IN.cu OUT.cu [OP]: a bug planted in the first tensor-core kernel of a program tlc
+wrote (the first function that calls tlc_mma_16816_bf16; with OP, the first of op OP, as its
+comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch:
   barrier   the first __syncthreads() removed (threads read shared memory others have not written)
   fragment  A's fragments loaded with ldmatrix .trans (the wrong layout)
   edge      the piece staged one column short of the product's depth K (an off-by-one tile edge)
+  tap       in the first depthwise kernel instead (kernels_depthwise.c, its input row's span in
+            registers), the first tap's weight w0 taken as w1
 Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
 that plants nothing cannot pass."""
 import re
 import sys
 
 mode, src, dst = sys.argv[1:4]
+op = sys.argv[4] if len(sys.argv) > 4 else None
 text = open(src).read()
 functions = text.split('\n\n')   # a function and its comment lines have no blank line inside
 for i, f in enumerate(functions):
-    if 'tlc_mma_16816_bf16(' not in f or '__global__' not in f:
+    kernel = 'span[' if mode == 'tap' else 'tlc_mma_16816_bf16('
+    if kernel not in f or '__global__' not in f:
+        continue
+    if op and not re.search(r'^// [^:\n]*: %s[ (]' % re.escape(op), f, re.M):
         continue
     if mode == 'barrier':
         planted = re.sub(r'\n[ \t]*__syncthreads\(\);', '', f, count=1)
     elif mode == 'fragment':
         planted = f.replace('tlc_ldmatrix_x4(', 'tlc_ldmatrix_x4_trans(')
+    elif mode == 'tap':
+        planted = f.replace('(w0 * span', '(w1 * span', 1)
     elif mode == 'edge':
         # its comment: conv2d ... ([N,C,H,W], [CO,CI,k,k]): the product's depth is CI*k*k
         shape = re.search(r'conv2d .*?\(\[\d+,\d+,\d+,\d+\], \[\d+,(\d+),(\d+),(\d+)\]\)', f)
         depth = int(shape.group(1)) * int(shape.group(2)) * int(shape.group(3)) if shape else 0
-        planted = f.replace(') < %d)' % depth, ') < %d)' % (depth - 1), 1) if shape else f
+        # the first staged piece's guard on k (kk < depth), wherever it is used
+        guard = re.search(r'\((kk\d*) < %d\)' % depth, f) if shape else None
+        planted = f.replace(guard.group(0), '(%s < %d)' % (guard.group(1), depth - 1)) if guard else f
     else:
         sys.exit('plant.py: unknown mode ' + mode)
     if planted == f:
@@ -31,4 +42,4 @@ for i, f in enumerate(functions):
     open(dst, 'w').write(text.replace(f, planted, 1))
     print('plant.py: %s planted in %s' % (mode, re.search(r'void __launch_bounds__\(\d+\) (\w+)', f).group(1)))
     sys.exit(0)
-sys.exit('plant.py: no tensor-core kernel in ' + src)
+sys.exit('plant.py: no tensor-core kernel%s in %s' % (' of ' + op if op else '', src))

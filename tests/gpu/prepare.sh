@@ -9,6 +9,10 @@
 #   device run --carry build/gpu 'tests/gpu/run.sh build/gpu/pack.tar.xz bench:bench_resnet18_fixed,bench_cnn_bn'
 #   ... then bench:bench_resnet18_ft,bench_mobilenet_v2_ft and bench:bench_effnet_b5_ft
 # (each call within the device's 10 minutes); run.sh writes its results to $OUT.
+# The tile sweep has a pack of its own (bench/tile_sweep.sh: under 3 minutes on the device):
+#   bench/tile_sweep.sh build
+#   device run --carry build/gpu/tiles.tar.xz 'bench/tile_sweep.sh run build/gpu/tiles.tar.xz'
+# and its $OUT/tile_table.def is committed as codegen/tile_table.def.
 # The trainers' CPU kernels target x86-64-v3 (AVX2), which every H100/H200 host has.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
