@@ -6,6 +6,7 @@
 // some have not exited, the block is deadlocked: the launch fails with who waits where,
 // instead of hanging as a GPU would.
 #include "block.h"
+#include "profile.h"
 
 #include <dlfcn.h>
 
@@ -426,6 +427,8 @@ std::string block_run(Worker &w, const Launch &l, unsigned long long linear) {
   for (Thread &t : w.threads)
     give_back(w, t);
   w.current = nullptr;
+  if (profiling())
+    profile_block_end(w);
   return w.error;
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "launch.h"
+#include "profile.h"
 #include "program.h"
 
 typedef int CUresult;
@@ -444,8 +445,19 @@ TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy,
   }
   emu::Launch l = {f->program, k, {gx, gy, gz}, {bx, by, bz}, shared, params, number, emu::settings().seed,
                    emu::settings().all_fibers};
+  if (emu::profiling()) {
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
+    {
+      std::lock_guard<std::mutex> lock(d.mutex);
+      for (const auto &m : d.memory)
+        ranges.push_back({static_cast<std::uintptr_t>(m.first), static_cast<std::uintptr_t>(m.first) + m.second.bytes});
+    }
+    emu::profile_begin(std::move(ranges));
+  }
   int code = 0;
   std::string error = emu::launch_run(l, &code);
+  if (emu::profiling())
+    emu::profile_end(l);
   if (!error.empty())
     return fail(code ? code : kLaunchFailed, error);
   return kSuccess;
