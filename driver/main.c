@@ -377,7 +377,10 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
       fatal("%s", error);
     if (code.log)
       fprintf(stderr, "tlc: warning: NVRTC said about the generated kernels:\n%s\n", code.log);
-    fwrite(code.ptx, 1, code.ptx_size, out);
+    // NVRTC's size counts the text's terminating NUL, which is no part of a .ptx file (ptxas
+    // stops at it with "Unexpected EOF").
+    size_t text = code.ptx_size && !code.ptx[code.ptx_size - 1] ? code.ptx_size - 1 : code.ptx_size;
+    fwrite(code.ptx, 1, text, out);
     return;
   }
   if (!strcmp(stage, "kir")) {

@@ -110,7 +110,7 @@ def main():
             bodies = ptx_entries(ptx)
         else:
             # Too few registers for one kernel (PTX's .maxnreg, after its parameters): ptxas spills it.
-            ptx = ptx.replace(bodies[victim], bodies[victim].replace(')\n', ')\n.maxnreg 24\n', 1))
+            ptx = ptx.replace(bodies[victim], bodies[victim].replace(')\n', ')\n.maxnreg 32\n', 1))
         print(f'planted ({args.plant}) in {victim}')
     with tempfile.TemporaryDirectory() as work:
         path = os.path.join(work, 'kernels.ptx')
