@@ -6,7 +6,9 @@ counters on (TLC_EMU_PROFILE, docs/emulator.md: the 32-byte sectors each warp-wi
 touches, and the tensor-core mma instructions), and puts beside each kernel the least it must
 move and compute (tlc --stats=kernels: each buffer once, the FLOPs of its math). Each kernel's
 predicted time is the longest of bytes / bandwidth, tensor-core FLOPs / bf16 peak and FP32
-FLOPs / FP32 peak; the step's is their sum (launch gaps excluded: they are listed apart).
+FLOPs / FP32 peak, each ceiling cut to blocks/132 when the launch has fewer blocks than the
+H200 has SMs (bound "memory/sm"); the step's is their sum (launch gaps excluded: they are
+listed apart).
 
 Caches are not modelled: a sector two blocks read counts twice (L2 would serve the second on
 the GPU), so a product's tiles read again by other blocks are charged at DRAM speed. That makes
@@ -17,7 +19,10 @@ usage: bench/roofline.py GRAPH [--set NAME=VALUE ...] --batch B[,B2] [--at N] [-
   --batch B      the batch the emulator runs; B,B2 runs two and
                  extrapolates every count linearly in the batch to --at N
   --photos       train on a folder of synthetic photos (as bench/gpu.sh), for 3-channel models
+  --sample-blocks N  log the accesses of at most N blocks of each launch, evenly spread, and
+                 scale (TLC_EMU_PROFILE_BLOCKS; default 0: all); the large models need it
   --check        CI: the counters against independent counts (exit 1 on a mismatch)
+  --keep DIR     work in DIR and keep it; with --reuse, take the emulator's counts found there
 """
 import argparse
 import csv
@@ -36,6 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BANDWIDTH = 4.3e12       # bytes/s, measured on an H200 (HBM3e; 4.8 nominal)
 TENSOR_FLOPS = 790e12    # bf16 dense tensor-core FLOP/s
 FP32_FLOPS = 60e12       # FP32 FLOP/s on CUDA cores
+SMS = 132                # streaming multiprocessors: a launch of fewer blocks leaves the rest idle
 MMA_FLOPS = 2 * 16 * 8 * 16   # one mma.m16n8k16
 LAUNCH_S = 2e-6          # one kernel launch without CUDA graphs
 
@@ -87,6 +93,8 @@ class Model:
     def measure(self, batch):
         """The emulator's counts for the first training step's launches at this batch."""
         trainer = f'{self.work}/train{batch}'
+        if self.args.reuse and os.path.exists(f'{trainer}.profile.tsv'):
+            return table(open(f'{trainer}.profile.tsv').read())
         built = run([self.args.tlc, self.args.graph, *self.sets, '--set', f'batch={batch}', '-o', trainer],
                     what='tlc -o')
         if 'will run on the CPU only' in built:   # no NVRTC here: no GPU kernels to count
@@ -95,8 +103,9 @@ class Model:
         return self.profile(trainer, batch)
 
     def profile(self, trainer, batch, source=None):
-        out = f'{trainer}.profile.tsv'
-        env = dict(os.environ, LD_LIBRARY_PATH=self.args.emulator, TLC_EMU_PROFILE=out)
+        out = f'{trainer}.planted.tsv' if source else f'{trainer}.profile.tsv'
+        env = dict(os.environ, LD_LIBRARY_PATH=self.args.emulator, TLC_EMU_PROFILE=out,
+                   TLC_EMU_PROFILE_BLOCKS=str(self.args.sample_blocks))
         if source:
             env['TLC_EMU_SOURCE'] = source
         run([trainer, '--device', 'cuda', '--epochs', '1', '--limit', str(batch), '--out', f'{trainer}.run'], env,
@@ -136,25 +145,31 @@ def roofline(kernel, counts):
     moved = 32 * (counts['sectors_read'] + counts['sectors_written'])
     tc_flops = MMA_FLOPS * counts['mma']
     fp32 = 0 if tc else float(kernel['flops'])
-    times = {'memory': moved / BANDWIDTH, 'tensor': tc_flops / TENSOR_FLOPS, 'fp32': fp32 / FP32_FLOPS}
+    # A launch of fewer blocks than SMs gets only their share of each ceiling (the minimum
+    # column assumes a layout that fills the GPU).
+    share = min(1.0, int(kernel['blocks']) / SMS)
+    times = {'memory': moved / BANDWIDTH / share, 'tensor': tc_flops / TENSOR_FLOPS / share,
+             'fp32': fp32 / FP32_FLOPS / share}
     least = float(kernel['min_bytes'])
     flops = float(kernel['flops'])
     least_times = {'memory': least / BANDWIDTH, 'tensor' if tc else 'fp32': flops / (TENSOR_FLOPS if tc else FP32_FLOPS)}
     bound = max(times, key=times.get)
+    if share < 1:
+        bound += '/sm'
     least_bound = max(least_times, key=least_times.get)
-    return dict(moved=moved, tc_flops=tc_flops, fp32=fp32, time=times[bound], bound=bound, least=least, flops=flops,
+    return dict(moved=moved, tc_flops=tc_flops, fp32=fp32, time=max(times.values()), bound=bound, least=least, flops=flops,
                 least_time=least_times[least_bound], least_bound=least_bound, op=op_of(kernel['what']))
 
 
 def report(kernels, counts, at, out):
     rows = [roofline(k, c) for k, c in zip(kernels, counts)]
     p = lambda *a: print(*a, file=out)
-    p(f'{"kernel":44} {"op":22} {"MB":>9} {"min MB":>9} {"TC GF":>8} {"FP32 GF":>8} {"us":>9} {"bound":>7}'
+    p(f'{"kernel":44} {"op":22} {"blocks":>7} {"MB":>9} {"min MB":>9} {"TC GF":>8} {"FP32 GF":>8} {"us":>9} {"bound":>10}'
       f' {"min us":>8} {"min bound":>9} {"x min":>6}')
     for k, r in zip(kernels, rows):
         ratio = r['time'] / r['least_time'] if r['least_time'] else 0
-        p(f'{k["kernel"][:44]:44} {r["op"][:22]:22} {r["moved"] / 1e6:9.2f} {r["least"] / 1e6:9.2f} '
-          f'{r["tc_flops"] / 1e9:8.2f} {r["fp32"] / 1e9:8.2f} {r["time"] * 1e6:9.1f} {r["bound"]:>7} '
+        p(f'{k["kernel"][:44]:44} {r["op"][:22]:22} {int(k["blocks"]):7} {r["moved"] / 1e6:9.2f} {r["least"] / 1e6:9.2f} '
+          f'{r["tc_flops"] / 1e9:8.2f} {r["fp32"] / 1e9:8.2f} {r["time"] * 1e6:9.1f} {r["bound"]:>10} '
           f'{r["least_time"] * 1e6:8.1f} {r["least_bound"]:>9} {ratio:6.1f}')
     step = sum(r['time'] for r in rows)
     least = sum(r['least_time'] for r in rows)
@@ -237,7 +252,9 @@ def main():
     ap.add_argument('--tlc', default=f'{ROOT}/build/tlc')
     ap.add_argument('--emulator', default=f'{ROOT}/build/tests/emulator/driver')
     ap.add_argument('--check', action='store_true')
+    ap.add_argument('--sample-blocks', type=int, default=0)
     ap.add_argument('--keep', help='work in this directory and keep it')
+    ap.add_argument('--reuse', action='store_true', help='with --keep: take the counts of an earlier run there')
     args = ap.parse_args()
     work = args.keep or tempfile.mkdtemp(prefix='roofline-')
     os.makedirs(work, exist_ok=True)
@@ -257,9 +274,11 @@ def main():
         counts = extrapolate(measured, batches, at)
         how = f'measured at batch {batches[0]}' if len(batches) == 1 else \
             f'measured at batches {batches[0]} and {batches[1]}, extrapolated linearly to {at}'
+        if args.sample_blocks:
+            how += f', accesses of at most {args.sample_blocks} blocks a launch logged and scaled'
         print(f'roofline of {args.graph} {" ".join(args.set)}: {how}')
         print(f'H200 ceilings: {BANDWIDTH / 1e12:.1f} TB/s, {TENSOR_FLOPS / 1e12:.0f} TFLOP/s bf16 tensor cores, '
-              f'{FP32_FLOPS / 1e12:.0f} TFLOP/s FP32; MB = 32-byte sectors the warps touch (no cache), '
+              f'{FP32_FLOPS / 1e12:.0f} TFLOP/s FP32, {SMS} SMs; MB = 32-byte sectors the warps touch (no cache), '
               f'min = each buffer once\n')
         report(kernels, counts, at, sys.stdout)
         if args.check and not check(model, kernels, counts, batches[0]):

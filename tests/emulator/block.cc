@@ -408,6 +408,8 @@ int api_syncthreads(int kind, int predicate) {
 
 std::string block_run(Worker &w, const Launch &l, unsigned long long linear) {
   setup_block(w, l, linear);
+  if (profiling())
+    profile_block_begin(l, linear);
   w.current = nullptr;
   w.fault_signal = 0;
   if (sigsetjmp(w.escape, 1) == 0) {

@@ -64,6 +64,19 @@ std::atomic<unsigned long long> sectors[2], requests[2], bytes[2], mma_lanes;
 
 thread_local std::vector<std::vector<Access>> logs;   // per thread of the block running here
 thread_local unsigned long long block_mma_lanes;
+thread_local bool logging;                            // this block is one of the launch's sample
+std::atomic<unsigned long long> sampled_blocks;
+
+// TLC_EMU_PROFILE_BLOCKS: the most blocks of a launch whose accesses are logged (0: all).
+unsigned long long sample_limit() {
+  static const unsigned long long n = [] {
+    const char *v = std::getenv("TLC_EMU_PROFILE_BLOCKS");
+    return v && *v ? std::strtoull(v, nullptr, 10) : 0ull;
+  }();
+  return n;
+}
+
+unsigned long long launch_blocks(const Launch &l) { return 1ull * l.grid.x * l.grid.y * l.grid.z; }
 
 bool on_device(std::uintptr_t a) {
   if (a < device_low || a >= device_high)
@@ -137,12 +150,14 @@ std::vector<std::string> profile_flags(const std::string &cxx) {
   // One access of the program, one access counted: a 16-byte vector access stays one (GCC's
   // scalar replacement would split it in four, each touching all of the warp's sectors; with
   // clang, device.h makes float4 a vector type), and a thread's scalar accesses are not merged
-  // into vector ones, which the GPU's code has not.
+  // into vector ones, which the GPU's code has not. A loop that zeroes or copies stays a loop:
+  // as a call to memset or memcpy, which is not instrumented, its stores would not count.
   if (clang) {
     flags.insert(flags.end(), {"-fno-vectorize", "-fno-slp-vectorize"});
   } else {
     flags.insert(flags.end(), {"-fno-tree-sra", "-fno-tree-vectorize", "-fno-tree-slp-vectorize"});
   }
+  flags.insert(flags.end(), {"-fno-builtin-memset", "-fno-builtin-memcpy", "-fno-builtin-memmove"});
   return flags;
 }
 
@@ -154,11 +169,20 @@ void profile_begin(std::vector<std::pair<std::uintptr_t, std::uintptr_t>> alloca
   for (int w = 0; w < 2; w++)
     sectors[w] = requests[w] = bytes[w] = 0;
   mma_lanes = 0;
+  sampled_blocks = 0;
+}
+
+void profile_block_begin(const Launch &l, unsigned long long linear) {
+  unsigned long long blocks = launch_blocks(l), limit = sample_limit();
+  unsigned long long stride = limit && blocks > limit ? (blocks + limit - 1) / limit : 1;
+  logging = linear % stride == 0;
+  if (logging)
+    sampled_blocks++;
 }
 
 void profile_access(const void *address, unsigned size, int write, const void *site) {
   std::uintptr_t a = reinterpret_cast<std::uintptr_t>(address);
-  if (!size || !on_device(a))
+  if (!logging || !size || !on_device(a))
     return;
   Worker &w = worker();
   if (!w.current)
@@ -197,13 +221,18 @@ void profile_end(const Launch &l) {
       return;
     }
     std::fputs("launch\tkernel\tblocks\tthreads\tsectors_read\tsectors_written\trequests_read\trequests_written"
-               "\tbytes_read\tbytes_written\tmma\n",
+               "\tbytes_read\tbytes_written\tmma\tsampled_blocks\n",
                out);
   }
-  unsigned long long blocks = 1ull * l.grid.x * l.grid.y * l.grid.z;
-  std::fprintf(out, "%llu\t%s\t%llu\t%u\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n", l.number, l.kernel->name, blocks,
-               l.block.x * l.block.y * l.block.z, sectors[0].load(), sectors[1].load(), requests[0].load(),
-               requests[1].load(), bytes[0].load(), bytes[1].load(), mma_lanes.load() / 32);
+  // A sample's counts, scaled to every block of the launch.
+  unsigned long long blocks = launch_blocks(l), sampled = sampled_blocks.load();
+  double scale = sampled ? static_cast<double>(blocks) / static_cast<double>(sampled) : 0;
+  auto whole = [&](const std::atomic<unsigned long long> &v) {
+    return static_cast<unsigned long long>(static_cast<double>(v.load()) * scale + 0.5);
+  };
+  std::fprintf(out, "%llu\t%s\t%llu\t%u\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n", l.number, l.kernel->name,
+               blocks, l.block.x * l.block.y * l.block.z, whole(sectors[0]), whole(sectors[1]), whole(requests[0]),
+               whole(requests[1]), whole(bytes[0]), whole(bytes[1]), mma_lanes.load() / 32, sampled);
   std::fflush(out);
 }
 
