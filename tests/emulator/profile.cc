@@ -65,7 +65,12 @@ std::atomic<unsigned long long> sectors[2], requests[2], bytes[2], mma_lanes;
 thread_local std::vector<std::vector<Access>> logs;   // per thread of the block running here
 thread_local unsigned long long block_mma_lanes;
 thread_local bool logging;                            // this block is one of the launch's sample
-std::atomic<unsigned long long> sampled_blocks;
+thread_local unsigned logged_threads;                 // of its threads, the first these
+thread_local unsigned long long block_accesses[2];    // this block's accesses: all of them, and those logged
+// The launch's accesses to device memory, all and logged: a sample's counts are scaled by
+// their ratio (a warp that does more, as the one that finishes a block's reduction, or a block
+// past the end of a loop kernel's range that does nothing, weighs what it does).
+std::atomic<unsigned long long> all_accesses, logged_accesses;
 
 // TLC_EMU_PROFILE_BLOCKS: the most blocks of a launch whose accesses are logged (0: all).
 unsigned long long sample_limit() {
@@ -169,24 +174,30 @@ void profile_begin(std::vector<std::pair<std::uintptr_t, std::uintptr_t>> alloca
   for (int w = 0; w < 2; w++)
     sectors[w] = requests[w] = bytes[w] = 0;
   mma_lanes = 0;
-  sampled_blocks = 0;
+  all_accesses = logged_accesses = 0;
 }
 
 void profile_block_begin(const Launch &l, unsigned long long linear) {
   unsigned long long blocks = launch_blocks(l), limit = sample_limit();
   unsigned long long stride = limit && blocks > limit ? (blocks + limit - 1) / limit : 1;
+  unsigned threads = l.block.x * l.block.y * l.block.z;
   logging = linear % stride == 0;
-  if (logging)
-    sampled_blocks++;
+  // Sampling: a block's first warp stands for its others (they do the same at other offsets),
+  // which bounds the log to 32 threads' accesses whatever the block.
+  logged_threads = limit && threads > 32 ? 32 : threads;
 }
 
 void profile_access(const void *address, unsigned size, int write, const void *site) {
   std::uintptr_t a = reinterpret_cast<std::uintptr_t>(address);
-  if (!logging || !size || !on_device(a))
+  if (!size || !on_device(a))
     return;
   Worker &w = worker();
   if (!w.current)
     return;
+  block_accesses[0]++;
+  if (!logging || w.current->index >= logged_threads)
+    return;
+  block_accesses[1]++;
   if (logs.size() < w.nthreads)
     logs.resize(w.nthreads);
   logs[w.current->index].push_back({site, a, size, write});
@@ -208,6 +219,9 @@ void profile_block_end(Worker &w) {
     log.clear();
   mma_lanes += block_mma_lanes;
   block_mma_lanes = 0;
+  all_accesses += block_accesses[0];
+  logged_accesses += block_accesses[1];
+  block_accesses[0] = block_accesses[1] = 0;
 }
 
 void profile_end(const Launch &l) {
@@ -221,12 +235,12 @@ void profile_end(const Launch &l) {
       return;
     }
     std::fputs("launch\tkernel\tblocks\tthreads\tsectors_read\tsectors_written\trequests_read\trequests_written"
-               "\tbytes_read\tbytes_written\tmma\tsampled_blocks\n",
+               "\tbytes_read\tbytes_written\tmma\tlogged_accesses\n",
                out);
   }
-  // A sample's counts, scaled to every block of the launch.
-  unsigned long long blocks = launch_blocks(l), sampled = sampled_blocks.load();
-  double scale = sampled ? static_cast<double>(blocks) / static_cast<double>(sampled) : 0;
+  // A sample's counts, scaled to all of the launch's accesses.
+  unsigned long long blocks = launch_blocks(l), sampled = logged_accesses.load();
+  double scale = sampled ? static_cast<double>(all_accesses.load()) / static_cast<double>(sampled) : 0;
   auto whole = [&](const std::atomic<unsigned long long> &v) {
     return static_cast<unsigned long long>(static_cast<double>(v.load()) * scale + 0.5);
   };

@@ -25,8 +25,9 @@ std::string profile_compiler(const std::string &fallback);
 std::vector<std::string> profile_flags(const std::string &cxx);
 // Before a launch: the device allocations, [start, end), where an access counts.
 void profile_begin(std::vector<std::pair<std::uintptr_t, std::uintptr_t>> allocations);
-// Before each block: whether its accesses are logged (TLC_EMU_PROFILE_BLOCKS samples a launch's
-// blocks evenly; the others run unlogged and the counts are scaled to the whole launch).
+// Before each block: whether its accesses are logged (TLC_EMU_PROFILE_BLOCKS samples the first
+// warp of a few blocks spread evenly; the rest run unlogged and the counts are scaled to the
+// whole launch).
 void profile_block_begin(const Launch &l, unsigned long long linear);
 // One access of the running thread (the program's instrumentation and cp.async call it).
 void profile_access(const void *address, unsigned size, int write, const void *site);
