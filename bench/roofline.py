@@ -17,7 +17,8 @@ the measured column an upper bound on bytes, and the minimum a lower bound.
 usage: bench/roofline.py GRAPH [--set NAME=VALUE ...] --batch B[,B2] [--at N] [--photos]
                          [--tlc build/tlc] [--emulator build/tests/emulator/driver] [--check]
   --batch B      the batch the emulator runs; B,B2 runs two and
-                 extrapolates every count linearly in the batch to --at N
+                 extrapolates every count linearly in the batch to --at N; one batch
+                 and --at N: each kernel's counts scale as its minimum bytes and FLOPs
   --photos       train on a folder of synthetic photos (as bench/gpu.sh), for 3-channel models
   --sample-blocks N  log the accesses of at most N blocks of each launch, evenly spread, and
                  scale (TLC_EMU_PROFILE_BLOCKS; default 0: all); the large models need it
@@ -126,10 +127,17 @@ def first_step(profile, kernels):
 COUNTS = ('sectors_read', 'sectors_written', 'bytes_read', 'bytes_written', 'mma')
 
 
-def extrapolate(measured, batches, at):
-    """Each count linear in the batch through the two measured points, at batch `at`."""
+def extrapolate(measured, batches, at, kernels_at, kernels_measured):
+    """Each count linear in the batch through the two measured points, at batch `at`. From one
+    batch, each kernel keeps the ratio of its counts to its minimum: bytes scale as its minimum
+    bytes, mma instructions as its FLOPs."""
     if len(batches) == 1:
-        return [{c: float(r[c]) for c in COUNTS} for r in measured[0]]
+        out = []
+        for r, k, m in zip(measured[0], kernels_at, kernels_measured[0]):
+            by_bytes = float(k['min_bytes']) / max(1.0, float(m['min_bytes']))
+            by_flops = float(k['flops']) / max(1.0, float(m['flops']))
+            out.append({c: float(r[c]) * (by_flops if c == 'mma' else by_bytes) for c in COUNTS})
+        return out
     (b1, b2), out = batches, []
     for r1, r2 in zip(*measured):
         out.append({c: float(r1[c]) + (float(r2[c]) - float(r1[c])) * (at - b1) / (b2 - b1) for c in COUNTS})
@@ -265,14 +273,17 @@ def main():
             sys.exit('--batch takes one batch or two different ones')
         at = args.at or batches[-1]
         kernels = model.kernels(at)
-        measured = []
+        measured, kernels_measured = [], []
         for b in batches:
             ks = model.kernels(b)
             if [k['kernel'] for k in ks] != [k['kernel'] for k in kernels]:
                 sys.exit(f'the training step at batch {b} has other kernels than at batch {at}: cannot extrapolate')
             measured.append(first_step(model.measure(b), ks))
-        counts = extrapolate(measured, batches, at)
-        how = f'measured at batch {batches[0]}' if len(batches) == 1 else \
+            kernels_measured.append(ks)
+        counts = extrapolate(measured, batches, at, kernels, kernels_measured)
+        how = f'measured at batch {batches[0]}' if len(batches) == 1 and at == batches[0] else \
+            f'measured at batch {batches[0]}, scaled to {at} by each kernel\'s minimum bytes and FLOPs' \
+            if len(batches) == 1 else \
             f'measured at batches {batches[0]} and {batches[1]}, extrapolated linearly to {at}'
         if args.sample_blocks:
             how += f', accesses of at most {args.sample_blocks} blocks a launch logged and scaled'
