@@ -76,7 +76,15 @@ std::atomic<unsigned long long> all_accesses, logged_accesses;
 unsigned long long sample_limit() {
   static const unsigned long long n = [] {
     const char *v = std::getenv("TLC_EMU_PROFILE_BLOCKS");
-    return v && *v ? std::strtoull(v, nullptr, 10) : 0ull;
+    if (!v || !*v)
+      return 0ull;
+    char *end = nullptr;
+    unsigned long long limit = std::strtoull(v, &end, 10);
+    if (*end || *v < '0' || *v > '9') {
+      std::fprintf(stderr, "tlc emulator: TLC_EMU_PROFILE_BLOCKS=%s is not a number of blocks; logging every block\n", v);
+      return 0ull;
+    }
+    return limit;
   }();
   return n;
 }
@@ -93,6 +101,7 @@ bool on_device(std::uintptr_t a) {
 // Lane by lane, the n-th access of each site; then the distinct sectors of each warp-wide access.
 void fold_warp(const std::vector<Access> *lanes, unsigned nlanes, std::vector<Touch> &touches) {
   touches.clear();
+  unsigned long long accessed[2] = {0, 0};
   std::vector<std::pair<const void *, unsigned>> seen;   // per site, this lane's accesses so far
   for (unsigned l = 0; l < nlanes; l++) {
     seen.clear();
@@ -105,7 +114,7 @@ void fold_warp(const std::vector<Access> *lanes, unsigned nlanes, std::vector<To
         occurrence = it->second++;
       for (std::uintptr_t s = a.address / 32; s <= (a.address + a.size - 1) / 32; s++)
         touches.push_back({a.site, occurrence, a.write, s});
-      bytes[a.write] += a.size;
+      accessed[a.write] += a.size;
     }
   }
   std::sort(touches.begin(), touches.end());
@@ -120,6 +129,7 @@ void fold_warp(const std::vector<Access> *lanes, unsigned nlanes, std::vector<To
   for (int w = 0; w < 2; w++) {
     sectors[w] += count[w];
     requests[w] += access_count[w];
+    bytes[w] += accessed[w];
   }
 }
 
