@@ -30,7 +30,6 @@ import csv
 import io
 import os
 import random
-import re
 import shutil
 import struct
 import subprocess
