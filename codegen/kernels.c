@@ -134,6 +134,7 @@ Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target) {
     return NULL;
   KernelBuilder kb = kernel_begin(a, n, target);
   Kernel *k = kernel_rules[n->op](&kb);
+  k->flops = node_flops(n);
   kir_finish(k);
   return k;
 }

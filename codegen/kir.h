@@ -144,6 +144,7 @@ typedef struct Kernel {
   KLaunch launch;
   bool bf16;            // multiplies in bf16 (tensor-core tiles): compared within bf16's tolerance
   const char *layout;   // how a block kernel divides its work, for readers (printed under the launch), or NULL
+  int64_t flops;        // the floating-point operations of its math (node_flops): a roofline's floor
   KBuf *bufs;
   int nbufs, capbufs;
   KVar *vars;
@@ -224,6 +225,9 @@ void kir_verify(const Kernel *k);
 // the CPU too).
 int64_t kir_parallel_extent(const Kernel *k);
 int kir_nparams(const Kernel *k);     // the global buffers
+// The bytes of device memory a kernel must move at least (kir_cost.c): each global buffer it
+// reads or writes once, twice when it does both; its 16-byte-per-thread or tile layout aside.
+int64_t kir_min_bytes(const Kernel *k);
 // Whether s (a statement of a block kernel) synchronises threads or holds one that does.
 bool kir_synchronises(const KStmt *s);
 

@@ -243,6 +243,27 @@ int64_t node_macs(const Node *n) {
   }
 }
 
+// A product's gradients (conv2d_dx, conv2d_dw, linear_dx, linear_dw) do as many
+// multiply-accumulates as its forward pass; every other op is counted as one operation per
+// element of the largest tensor it reads or writes: its arithmetic is small beside the bytes
+// it moves, and only the order of magnitude matters there.
+int64_t node_flops(const Node *n) {
+  switch (n->op) {
+  case OP_CONV2D:
+  case OP_LINEAR: return 2 * node_macs(n) * n->shape.n;
+  case OP_CONV2D_DX:
+  case OP_CONV2D_DW:
+  case OP_LINEAR_DX:
+  case OP_LINEAR_DW: return n->forward ? 2 * node_macs(n->forward) * n->forward->shape.n : 0;
+  default: break;
+  }
+  int64_t most = node_elems(n);
+  for (int i = 0; i < n->nin; i++)
+    if (node_elems(n->in[i]) > most)
+      most = node_elems(n->in[i]);
+  return most;
+}
+
 static const char *describe_op(Arena *a, const Node *n);
 
 const char *node_describe(Arena *a, const Node *n) {

@@ -401,6 +401,7 @@ OpKind op_lookup(const char *name);     // OP_COUNT when not an op
 Node *op_build(Arena *a, OpKind op, const char *name, Node **in, int nin, const Field *args, int nargs,
                Span span);
 int64_t node_macs(const Node *n);       // forward multiply-accumulates per image
+int64_t node_flops(const Node *n);      // floating-point operations of a step node, whole batch
 const char *shape_str(Arena *a, Shape s);
 const char *node_describe(Arena *a, const Node *n);
 

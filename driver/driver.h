@@ -5,9 +5,15 @@
 #ifndef TLC_DRIVER_H
 #define TLC_DRIVER_H
 
+#include <stdio.h>
+
 // `tlc inspect TRAINER [KERNEL] [--ptx]`, given the arguments after "inspect".
 int inspect_main(int argc, char **argv);
 // `tlc report RUN_DIR... [-o DIR]` (report.c), given the arguments after "report".
 int report_main(int argc, char **argv);
+
+struct TrainerSpec;
+// `tlc FILE --stats=kernels` (stats_kernels.c): each GPU launch, its minimum bytes and FLOPs.
+void print_kernel_stats(FILE *out, const struct TrainerSpec *t);
 
 #endif

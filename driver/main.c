@@ -40,6 +40,8 @@ static const char usage[] =
     "                   c         the trainer's C training loop\n"
     "                   params    parameter names (PyTorch's state_dict keys) and shapes\n"
     "  --stats          print parameters, multiply-accumulates and activation memory\n"
+    "  --stats=kernels  every GPU launch with the least bytes it must move and its FLOPs,\n"
+    "                   tab-separated (bench/roofline.py's floor)\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3,\n"
     "                   --set optimizer.lr=0.1, --set 'model=resnet18(classes = 2)'\n"
     "  --arch=sm_NN     the GPU architecture of the CUDA kernels (default sm_90); PTX is\n"
@@ -56,6 +58,7 @@ typedef struct Options {
   const char *arch;     // the GPU architecture the CUDA kernels are compiled for
   const char *cpu;      // the LLVM CPU the CPU kernels are compiled for
   bool stats;
+  bool stats_kernels;   // --stats=kernels: the GPU launches' minimum bytes and FLOPs
   Override overrides[256];
   int noverrides;
   const char *include[64];
@@ -127,6 +130,8 @@ static Options parse_options(int argc, char **argv) {
       exit(0);
     } else if (!strcmp(a, "--stats")) {
       o.stats = true;
+    } else if (!strcmp(a, "--stats=kernels")) {
+      o.stats_kernels = true;
     } else if (!strncmp(a, "--emit", 6) && (a[6] == 0 || a[6] == '=')) {
       o.emit = option_value(argc, argv, &i, "--emit");
     } else if (!strncmp(a, "--set", 5) && (a[5] == 0 || a[5] == '=')) {
@@ -160,7 +165,9 @@ static Options parse_options(int argc, char **argv) {
   const char *digits = o.arch + 3;
   if (strncmp(o.arch, "sm_", 3) || !*digits || strspn(digits, "0123456789") != strlen(digits) || atoi(digits) < 50)
     fatal("--arch takes a GPU architecture such as sm_90 or sm_80, found '%s'", o.arch);
-  if (!o.emit && !o.stats && !o.output)
+  if (o.stats_kernels && (o.stats || o.emit))
+    fatal("--stats=kernels prints a table of its own: give it without --stats or --emit");
+  if (!o.emit && !o.stats && !o.stats_kernels && !o.output)
     fatal("nothing to do: give -o TRAINER to build a trainer, --emit=STAGE or --stats (try --help)");
   o.include[o.ninclude++] = TLC_GRAPHS_DIR;
   return o;
@@ -391,7 +398,10 @@ static void emit_kernels(FILE *out, Arena *a, const TrainerSpec *t, const char *
       fatal("%s", error);
     if (code.log)
       fprintf(stderr, "tlc: warning: NVRTC said about the generated kernels:\n%s\n", code.log);
-    fwrite(code.ptx, 1, code.ptx_size, out);
+    // NVRTC's size counts the text's terminating NUL, which is no part of a .ptx file (ptxas
+    // stops at it with "Unexpected EOF").
+    size_t text = code.ptx_size && !code.ptx[code.ptx_size - 1] ? code.ptx_size - 1 : code.ptx_size;
+    fwrite(code.ptx, 1, text, out);
     return;
   }
   if (!strcmp(stage, "kir")) {
@@ -452,6 +462,10 @@ int main(int argc, char **argv) {
   } else if (o.emit) {
     print_params(buf, g);
   }
+  if (o.stats_kernels) {
+    TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch, o.cpu);
+    print_kernel_stats(buf, &t);
+  }
   if (o.stats) {
     Graph *train = train_build(a, g, r, true);
     print_stats(buf, g, plan_memory(a, train, train_build(a, g, r, false)));
@@ -465,7 +479,7 @@ int main(int argc, char **argv) {
     print_conv_stats(buf, a, train);
   }
   fclose(buf);
-  if (!o.emit && !o.stats) {   // tlc FILE -o TRAINER
+  if (!o.emit && !o.stats && !o.stats_kernels) {   // tlc FILE -o TRAINER
     TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch, o.cpu);
     build_trainer(a, &t, o.output, o.arch, o.cpu);
     free(text);

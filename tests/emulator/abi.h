@@ -7,7 +7,7 @@
 #ifndef TLC_EMU_ABI_H
 #define TLC_EMU_ABI_H
 
-#define TLC_EMU_ABI 1
+#define TLC_EMU_ABI 2
 
 struct TlcEmuDim {
   unsigned x, y, z;
@@ -41,6 +41,9 @@ struct TlcEmuApi {
   void (*cp_async16)(void *shared, const void *global, int src_bytes);
   void (*cp_async_commit)(void);
   void (*cp_async_wait)(int pending);
+  // TLC_EMU_PROFILE only: one access of the running thread, from the compiler's instrumentation
+  // of every load and store (device.h); site tells one instruction of the program from another.
+  void (*access)(const void *address, unsigned size, int write, const void *site);
 };
 
 // One __global__ function of the program, as the kernel table the emulator appends lists it.

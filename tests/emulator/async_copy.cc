@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "block.h"
+#include "profile.h"
 
 namespace emu {
 
@@ -47,6 +48,8 @@ void api_cp_async16(void *shared, const void *global, int src_bytes) {
     block_fail(w, kIllegalAddress, where(w, t) + ": cp.async destination " + address_text(shared) +
                                        " is not in shared memory");
   std::memset(shared, 0xff, 16);
+  if (profiling())
+    profile_access(global, static_cast<unsigned>(src_bytes), 0, __builtin_return_address(0));
   t.open_copies.push_back(
       {static_cast<unsigned char *>(shared), static_cast<const unsigned char *>(global), src_bytes});
 }

@@ -6,6 +6,7 @@
 // some have not exited, the block is deadlocked: the launch fails with who waits where,
 // instead of hanging as a GPU would.
 #include "block.h"
+#include "profile.h"
 
 #include <dlfcn.h>
 
@@ -407,6 +408,8 @@ int api_syncthreads(int kind, int predicate) {
 
 std::string block_run(Worker &w, const Launch &l, unsigned long long linear) {
   setup_block(w, l, linear);
+  if (profiling())
+    profile_block_begin(l, linear);
   w.current = nullptr;
   w.fault_signal = 0;
   if (sigsetjmp(w.escape, 1) == 0) {
@@ -426,6 +429,8 @@ std::string block_run(Worker &w, const Launch &l, unsigned long long linear) {
   for (Thread &t : w.threads)
     give_back(w, t);
   w.current = nullptr;
+  if (profiling())
+    profile_block_end(w);
   return w.error;
 }
 

@@ -68,7 +68,15 @@ static constexpr int warpSize = 32;
 #define TLC_EMU_VECTOR4(T, name, align)                                                           \
   struct __attribute__((aligned(align))) name##4 { T x, y, z, w; };                              \
   static inline name##4 make_##name##4(T x, T y, T z, T w) { return {x, y, z, w}; }
-TLC_EMU_VECTOR2(float, float, 8) TLC_EMU_VECTOR3(float, float) TLC_EMU_VECTOR4(float, float, 16)
+TLC_EMU_VECTOR2(float, float, 8) TLC_EMU_VECTOR3(float, float)
+#if defined(TLC_EMU_PROFILE) && defined(__clang__)
+// Counting accesses (profile.cc): a vector type, so that clang keeps `*(const float4 *)p` one
+// 16-byte access, as ld.global.v4.f32 is, instead of splitting the struct into four loads.
+typedef float float4 __attribute__((ext_vector_type(4)));
+static inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+#else
+TLC_EMU_VECTOR4(float, float, 16)
+#endif
 TLC_EMU_VECTOR2(int, int, 8) TLC_EMU_VECTOR3(int, int) TLC_EMU_VECTOR4(int, int, 16)
 TLC_EMU_VECTOR2(unsigned, uint, 8) TLC_EMU_VECTOR4(unsigned, uint, 16)
 TLC_EMU_VECTOR2(short, short, 4) TLC_EMU_VECTOR4(short, short, 8)
@@ -228,6 +236,32 @@ static inline unsigned __ballot_sync(unsigned mask, int p) {
 }
 static inline int __all_sync(unsigned mask, int p) { return (int)tlc_emu_api->vote(TLC_EMU_VOTE_ALL, mask, p != 0); }
 static inline int __any_sync(unsigned mask, int p) { return (int)tlc_emu_api->vote(TLC_EMU_VOTE_ANY, mask, p != 0); }
+
+// ---- TLC_EMU_PROFILE: every load and store reported ------------------------------------------
+// With TLC_EMU_PROFILE set the emulator compiles the program with the compiler's outline
+// address-sanitizer instrumentation (-fsanitize=kernel-address, a call before every access and
+// no runtime library), and these are the calls: each hands the access to the emulator, which
+// keeps those to device memory (tests/emulator/profile.cc). The call site tells instructions
+// apart, so that the lanes of a warp doing the same access count together, as on the hardware.
+#ifdef TLC_EMU_PROFILE
+#define TLC_EMU_ACCESS(suffix, size, write)                                                        \
+  extern "C" __attribute__((no_sanitize_address, visibility("default"), used)) void                \
+      __asan_##suffix##_noabort(void *p) {                                                        \
+    tlc_emu_api->access(p, size, write, __builtin_return_address(0));                             \
+  }
+TLC_EMU_ACCESS(load1, 1, 0) TLC_EMU_ACCESS(load2, 2, 0) TLC_EMU_ACCESS(load4, 4, 0)
+TLC_EMU_ACCESS(load8, 8, 0) TLC_EMU_ACCESS(load16, 16, 0)
+TLC_EMU_ACCESS(store1, 1, 1) TLC_EMU_ACCESS(store2, 2, 1) TLC_EMU_ACCESS(store4, 4, 1)
+TLC_EMU_ACCESS(store8, 8, 1) TLC_EMU_ACCESS(store16, 16, 1)
+extern "C" __attribute__((no_sanitize_address, visibility("default"), used)) void __asan_loadN_noabort(void *p,
+                                                                                                      size_t n) {
+  tlc_emu_api->access(p, (unsigned)n, 0, __builtin_return_address(0));
+}
+extern "C" __attribute__((no_sanitize_address, visibility("default"), used)) void __asan_storeN_noabort(void *p,
+                                                                                                       size_t n) {
+  tlc_emu_api->access(p, (unsigned)n, 1, __builtin_return_address(0));
+}
+#endif
 
 // ---- the prelude's tensor-core operations, inline PTX for NVRTC --------------------------------
 static inline void tlc_cp_async16(void *shared, const void *global, int src_bytes) {

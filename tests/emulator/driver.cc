@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "launch.h"
+#include "profile.h"
 #include "program.h"
 #include "streams.h"
 
@@ -463,6 +464,15 @@ TLC_EMU_EXPORT CUresult cuMemGetInfo_v2(std::size_t *free_bytes, std::size_t *to
   return kSuccess;
 }
 
+// Every device allocation, for the profile's counters to tell device accesses from others.
+static std::vector<std::pair<std::uintptr_t, std::uintptr_t>> device_ranges() {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
+  std::lock_guard<std::mutex> lock(driver().mutex);
+  for (const auto &m : driver().memory)
+    ranges.push_back({static_cast<std::uintptr_t>(m.first), static_cast<std::uintptr_t>(m.first) + m.second.bytes});
+  return ranges;
+}
+
 TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                        unsigned bz, unsigned shared, void *stream, void **params, void **extra) {
   Driver &d = driver();
@@ -524,8 +534,12 @@ TLC_EMU_EXPORT CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy,
       pointers[i] = &copy[i];
     emu::Launch l = {f->program, f->kernel, grid, block, shared, copy.empty() ? params : pointers.data(), number,
                      emu::settings().seed, emu::settings().all_fibers};
+    if (emu::profiling())
+      emu::profile_begin(device_ranges());
     int code = 0;
     *error = emu::launch_run(l, &code);
+    if (emu::profiling())
+      emu::profile_end(l);
     return error->empty() ? 0 : code ? code : kLaunchFailed;
   });
 }

@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "block.h"
+#include "profile.h"
 #include "program.h"
 
 extern char **environ;
@@ -34,6 +35,7 @@ namespace {
 const TlcEmuApi kApi = {
     TLC_EMU_ABI,     api_syncthreads,     api_syncwarp, api_shuffle,        api_vote,
     api_ldmatrix,    api_mma_16816_bf16,  api_cp_async16, api_cp_async_commit, api_cp_async_wait,
+    api_access,
 };
 
 bool read_file(const std::string &path, std::string *out) {
@@ -225,8 +227,12 @@ Program *program_load(const std::string &text, const std::string &origin, const 
     *error = "cannot read the emulator's device.h and abi.h in " + here;
     return nullptr;
   }
-  std::string cxx = env_or("TLC_EMU_CXX", TLC_EMU_DEFAULT_CXX);
+  std::string cxx = env_or("TLC_EMU_CXX", profiling() ? profile_compiler(TLC_EMU_DEFAULT_CXX).c_str() : TLC_EMU_DEFAULT_CXX);
   std::vector<std::string> flags = split_words(env_or("TLC_EMU_CXXFLAGS", "-O2"));
+  if (profiling()) {
+    std::vector<std::string> more = profile_flags(cxx);
+    flags.insert(flags.end(), more.begin(), more.end());
+  }
   std::string expanded = expand_includes(text, origin, include_dir, 0);
   std::string source = "#line 1 \"" + origin + "\"\n" + expanded + kernel_table(scan_kernels(expanded));
 

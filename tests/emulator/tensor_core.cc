@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "block.h"
+#include "profile.h"
 
 namespace emu {
 
@@ -140,6 +141,8 @@ void api_mma_16816_bf16(float d[4], const unsigned a[4], const unsigned b[2], co
   Thread &t = *w.current;
   t.op = WarpOp{};
   t.op.name = "mma.m16n8k16";
+  if (profiling())
+    profile_mma_lane();
   whole_warp(w, t, "mma.sync.aligned.m16n8k16");
   t.op.complete = complete_mma;
   std::memcpy(t.op.regs, a, sizeof t.op.regs);
