@@ -11,7 +11,8 @@ static int elem_bytes(KType t) {
   switch (t) {
   case KT_I64: return 8;
   case KT_BF16: return 2;
-  case KT_BOOL: return 1;
+  case KT_BOOL:
+  case KT_U8: return 1;
   case KT_F32:
   case KT_U32: break;
   }
