@@ -1,9 +1,10 @@
 // cuda_program.c: a trainer's GPU kernels as one CUDA C program, and its compilation with a
-// cache (cache.c). Identical kernels (kir_hash.c) share one function, named after the first
-// of them.
+// cache (cache.c), at once or on a thread of its own while LLVM compiles the CPU kernels.
+// Identical kernels (kir_hash.c) share one function, named after the first of them.
 #include "kir.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -62,7 +63,7 @@ CudaProgram *cuda_program(Arena *a, Kernel **kernels, int n) {
 int cuda_program_compile(Arena *a, const CudaProgram *p, const char *arch, CudaCode *out, bool *cached,
                          const char **error) {
   const char *version = nvrtc_version(a);
-  const char *key = arena_printf(a, "%s nvrtc %s", arch, version ? version : "none");
+  const char *key = arena_printf(a, "%s nvrtc %s split %d", arch, version ? version : "none", NVRTC_SPLIT);
   CacheBlob parts[2];
   *cached = version && cache_lookup(a, "cuda", key, p->source, p->source_size, parts, 2);
   if (*cached) {
@@ -75,4 +76,56 @@ int cuda_program_compile(Arena *a, const CudaProgram *p, const char *arch, CudaC
   cache_store(a, "cuda", key, p->source, p->source_size,
               (CacheBlob[]){{out->ptx, out->ptx_size}, {out->cubin, out->cubin_size}}, 2);
   return 0;
+}
+
+struct CudaCompile {
+  pthread_t thread;
+  bool started;
+  Arena *arena;                   // the thread's own: arenas are not shared between threads
+  const CudaProgram *program;
+  const char *arch, *error;
+  CudaCode code;
+  bool cached;
+  int status;
+};
+
+static void *compile_thread(void *arg) {
+  CudaCompile *c = arg;
+  double start = thread_seconds();
+  c->status = cuda_program_compile(c->arena, c->program, c->arch, &c->code, &c->cached, &c->error);
+  if (getenv("TLC_COMPILE_TIMES"))   // NVRTC's own threads (NVRTC_SPLIT) are not counted
+    fprintf(stderr, "tlc: compile time: gpu kernels (NVRTC, %zu bytes of CUDA C): %s %.2f s on this thread\n",
+            c->program->source_size, c->cached ? "cached" : "compiled", thread_seconds() - start);
+  return NULL;
+}
+
+CudaCompile *cuda_program_compile_start(const CudaProgram *p, const char *arch) {
+  CudaCompile *c = calloc(1, sizeof *c);
+  if (!c)
+    fatal("out of memory");
+  *c = (CudaCompile){.arena = arena_new(), .program = p, .arch = arch};
+  nvrtc_version(c->arena);   // loads NVRTC here, before the thread uses it
+  c->started = pthread_create(&c->thread, NULL, compile_thread, c) == 0;
+  return c;
+}
+
+// The code and messages are copied into a: the thread's arena goes with c.
+int cuda_program_compile_finish(CudaCompile *c, Arena *a, CudaCode *out, bool *cached, const char **error) {
+  if (c->started)
+    pthread_join(c->thread, NULL);
+  else
+    compile_thread(c);   // no thread to be had: compiled now, on this one
+  int status = c->status;
+  *cached = c->cached;
+  if (status) {
+    *error = arena_strdup(a, c->error);
+  } else {
+    *out = (CudaCode){.ptx = arena_strndup(a, c->code.ptx, c->code.ptx_size), .ptx_size = c->code.ptx_size,
+                      .cubin = arena_alloc(a, c->code.cubin_size + 1), .cubin_size = c->code.cubin_size,
+                      .log = c->code.log ? arena_strdup(a, c->code.log) : NULL};
+    memcpy(out->cubin, c->code.cubin, c->code.cubin_size);
+  }
+  arena_free(c->arena);
+  free(c);
+  return status;
 }

@@ -10,7 +10,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
-#include <llvm/Config/llvm-config.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -443,9 +443,16 @@ static void lower_wrapper(Lower *l, LLVMValueRef body, Arena *a) {
   LLVMBuildRetVoid(l->b);
 }
 
-static LLVMTargetMachineRef target_machine(const char *cpu, Arena *a, const char **error) {
+static void init_native(void) {
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
+}
+
+// Each thread that compiles a shard makes its own target machine; LLVM's target registry
+// is filled once, by whichever comes first.
+static LLVMTargetMachineRef target_machine(const char *cpu, Arena *a, const char **error) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, init_native);
   char *triple = LLVMGetDefaultTargetTriple();
   LLVMTargetRef target;
   char *msg = NULL;
@@ -479,8 +486,8 @@ static void quiet_warnings(LLVMDiagnosticInfoRef info, void *unused) {
   LLVMDisposeMessage(text);
 }
 
-int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
-                  Arena *a, const char **error) {
+int llvm_emit_module(Kernel *const *kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
+                     Arena *a, const char **error) {
   LLVMTargetMachineRef tm = target_machine(cpu, a, error);
   if (!tm)
     return 1;
@@ -501,7 +508,6 @@ int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_p
   LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
   LLVMSetModuleDataLayout(l.mod, layout);
   for (int i = 0; i < n; i++) {
-    kir_verify(kernels[i]);
     l.k = kernels[i];
     lower_wrapper(&l, lower_body(&l, a), a);
   }
@@ -543,6 +549,13 @@ int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_p
   return status;
 }
 
+int kir_llvm_emit(Kernel **kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
+                  Arena *a, const char **error) {
+  for (int i = 0; i < n; i++)
+    kir_verify(kernels[i]);
+  return llvm_emit_module(kernels, n, cpu, object_path, ir_path, a, error);
+}
+
 int kir_llvm_lanes(const char *cpu) {
   static const char *const avx512[] = {"x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "cannonlake",
                                        "icelake-client", "icelake-server", "tigerlake", "rocketlake", "sapphirerapids",
@@ -557,67 +570,4 @@ int kir_llvm_lanes(const char *cpu) {
     if (!strcmp(cpu, avx512[i]))
       return 16;
   return 8;
-}
-
-// What the object file depends on besides the kernels: LLVM and the CPU the code is for
-// (native: this machine's model and features).
-static const char *target_key(Arena *a, const char *cpu) {
-  if (strcmp(cpu, "native"))
-    return arena_printf(a, "llvm %s cpu %s", LLVM_VERSION_STRING, cpu);
-  char *name = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-  const char *key = arena_printf(a, "llvm %s cpu %s %s", LLVM_VERSION_STRING, name, features);
-  LLVMDisposeMessage(name);
-  LLVMDisposeMessage(features);
-  return key;
-}
-
-// The kernels' IR as text: what the object is compiled from, for the cache.
-static char *kernels_text(Kernel **kernels, int n, size_t *len) {
-  char *text = NULL;
-  FILE *f = open_memstream(&text, len);
-  if (!f)
-    fatal("out of memory");
-  for (int i = 0; i < n; i++)
-    kir_print(f, kernels[i]);
-  fclose(f);
-  return text;
-}
-
-static int copy_file(const char *path, char **data, size_t *size) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return -1;
-  *data = NULL;
-  *size = 0;
-  char chunk[65536];
-  size_t got;
-  FILE *out = open_memstream(data, size);
-  while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-    fwrite(chunk, 1, got, out);
-  fclose(out);
-  fclose(f);
-  return 0;
-}
-
-int kir_llvm_object(Kernel **kernels, int n, const char *cpu, const char *object_path, Arena *a, const char **error,
-                    bool *cached) {
-  size_t len;
-  char *source = kernels_text(kernels, n, &len);
-  const char *key = target_key(a, cpu);
-  CacheBlob object;
-  int status = 0;
-  *cached = cache_lookup(a, "cpu", key, source, len, &object, 1);
-  if (*cached) {
-    FILE *f = fopen(object_path, "wb");
-    if (!f || fwrite(object.data, 1, object.size, f) != object.size || fclose(f) != 0)
-      status = 1, *error = arena_printf(a, "cannot write '%s'", object_path);
-  } else if (!(status = kir_llvm_emit(kernels, n, cpu, object_path, NULL, a, error))) {
-    char *data;
-    size_t size;
-    if (!copy_file(object_path, &data, &size))
-      cache_store(a, "cpu", key, source, len, &(CacheBlob){data, size}, 1);
-    free(data);
-  }
-  free(source);
-  return status;
 }

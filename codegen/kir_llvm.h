@@ -47,6 +47,12 @@ LLVMValueRef llvm_entry_alloca(Lower *l, LLVMTypeRef t, int64_t n, const char *n
 
 LLVMValueRef llvm_element_ptr(Lower *l, int buf, const KExpr *index);
 
+// One LLVM module of kernels (verified already: kir_verify uses their arenas, which are not
+// for threads) to object_path and/or its optimised IR to ir_path. Safe to run on several
+// threads at once, each with its own arena.
+int llvm_emit_module(Kernel *const *kernels, int n, const char *cpu, const char *object_path, const char *ir_path,
+                     Arena *a, const char **error);
+
 // kir_llvm_tile.c: a register tile (KS_TILE) as vector multiply-adds.
 void llvm_tile(Lower *l, const KStmt *s);
 

@@ -24,6 +24,8 @@ typedef struct NvrtcApi {
   int (*DestroyProgram)(NvrtcProgram *prog);
 } NvrtcApi;
 
+enum { NVRTC_ERROR_INVALID_OPTION = 5 };
+
 static const char *const library_names[] = {
     "libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "/usr/local/cuda/lib64/libnvrtc.so",
 };
@@ -100,21 +102,36 @@ static int fetch(Arena *a, NvrtcProgram prog, int (*get_size)(NvrtcProgram, size
   return get(prog, *data);
 }
 
+// A program made of source and compiled with options; *prog is NULL where it could not be made.
+static int compile_program(const NvrtcApi *api, const char *source, const char *name, const char *const *options,
+                           int noptions, NvrtcProgram *prog) {
+  *prog = NULL;
+  int rc = api->CreateProgram(prog, source, name, 0, NULL, NULL);
+  return rc ? rc : api->CompileProgram(*prog, noptions, options);
+}
+
 int nvrtc_compile(Arena *a, const char *source, const char *name, const char *arch, CudaCode *out, const char **error) {
   const NvrtcApi *api = nvrtc_api(a, error);
   if (!api)
     return -1;
   memset(out, 0, sizeof *out);
-  NvrtcProgram prog = NULL;
-  int rc = api->CreateProgram(&prog, source, name, 0, NULL, NULL);
-  if (rc) {
+  // A real architecture gives a cubin for it and, from the same compile, PTX that newer
+  // GPUs' drivers can still compile. NVRTC optimises and assembles the program in NVRTC_SPLIT
+  // parts on threads of its own where it can (CUDA 12.1 and newer; older ones reject the
+  // option, and the program is compiled again in one part).
+  const char *options[] = {arena_printf(a, "--gpu-architecture=%s", arch), "--std=c++17",
+                           "--device-as-default-execution-space", arena_printf(a, "--split-compile=%d", NVRTC_SPLIT)};
+  int noptions = (int)(sizeof options / sizeof *options);
+  NvrtcProgram prog;
+  int rc = compile_program(api, source, name, options, noptions, &prog);
+  if (rc == NVRTC_ERROR_INVALID_OPTION) {
+    api->DestroyProgram(&prog);
+    rc = compile_program(api, source, name, options, noptions - 1, &prog);
+  }
+  if (!prog) {
     *error = arena_printf(a, "NVRTC could not create a program: %s", api->GetErrorString(rc));
     return -1;
   }
-  // A real architecture gives a cubin for it and, from the same compile, PTX that newer
-  // GPUs' drivers can still compile.
-  const char *options[] = {arena_printf(a, "--gpu-architecture=%s", arch), "--std=c++17", "--device-as-default-execution-space"};
-  rc = api->CompileProgram(prog, (int)(sizeof options / sizeof *options), options);
   out->log = program_log(a, api, prog);
   if (rc) {
     *error = arena_printf(a, "internal error: NVRTC failed on the generated kernels (%s) for %s:\n%s",

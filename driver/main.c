@@ -1,12 +1,14 @@
 // main.c: the tlc command line. Everything is computed before anything is written, and
 // an output file is written under a temporary name and renamed, so an error never
 // leaves a partial file behind.
+#define _GNU_SOURCE   // sched_getaffinity: the cores -j defaults to
 #include "tlc.h"
 #include "host_c.h"
 #include "driver.h"
 #include "tlcrt.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <spawn.h>
@@ -49,6 +51,8 @@ static const char usage[] =
     "  --cpu=NAME       the CPU the CPU kernels are compiled for: native (default: this\n"
     "                   machine's), or an LLVM CPU name such as x86-64-v3 for trainers\n"
     "                   that run elsewhere\n"
+    "  -j N, --jobs=N   compile the CPU kernels on N threads (default: the cores this\n"
+    "                   process may use); the trainer is the same for any N\n"
     "  -I DIR           also look for imports in DIR (graphs/ is always searched)\n"
     "  --version, --help\n"
     "docs: README.md, docs/language.md (the .graph language), runtime/README.md (trainers)\n";
@@ -57,6 +61,7 @@ typedef struct Options {
   const char *input, *output, *emit;
   const char *arch;     // the GPU architecture the CUDA kernels are compiled for
   const char *cpu;      // the LLVM CPU the CPU kernels are compiled for
+  int jobs;             // threads for the CPU kernels' compilation
   bool stats;
   bool stats_kernels;   // --stats=kernels: the GPU launches' minimum bytes and FLOPs
   Override overrides[256];
@@ -89,7 +94,7 @@ static void check_stage(const char *emit) {
 }
 
 static const char *option_hint(const char *arg) {
-  static const char *const options[] = {"--emit", "--stats", "--set", "--cpu", "--arch", "--help", "--version"};
+  static const char *const options[] = {"--emit", "--stats", "--set", "--cpu", "--arch", "--jobs", "--help", "--version"};
   Arena *a = message_arena();
   const char *setting = arena_strndup(a, arg + strspn(arg, "-"), strcspn(arg + strspn(arg, "-"), "="));
   if (recipe_is_setting(setting))
@@ -118,6 +123,23 @@ static const char *option_value(int argc, char **argv, int *i, const char *flag)
   return argv[++*i];
 }
 
+static int parse_jobs(const char *value) {
+  char *end;
+  long n = strtol(value, &end, 10);
+  if (!*value || *end || n < 1 || n > 1024)
+    fatal("-j (--jobs) takes a number of threads from 1 to 1024, found '%s'", value);
+  return (int)n;
+}
+
+// The cores this process may run on (a container's or taskset's limit, not the machine's).
+static int default_jobs(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
 static Options parse_options(int argc, char **argv) {
   Options o = {0};
   for (int i = 1; i < argc; i++) {
@@ -140,6 +162,10 @@ static Options parse_options(int argc, char **argv) {
       o.cpu = option_value(argc, argv, &i, "--cpu");
     } else if (!strncmp(a, "--arch", 6) && (a[6] == 0 || a[6] == '=')) {
       o.arch = option_value(argc, argv, &i, "--arch");
+    } else if (!strncmp(a, "-j", 2)) {
+      o.jobs = parse_jobs(a[2] ? a + 2 : option_value(argc, argv, &i, "-j"));
+    } else if (!strncmp(a, "--jobs", 6) && (a[6] == 0 || a[6] == '=')) {
+      o.jobs = parse_jobs(option_value(argc, argv, &i, "--jobs"));
     } else if (!strcmp(a, "-o")) {
       o.output = option_value(argc, argv, &i, "-o");
     } else if (!strncmp(a, "-I", 2)) {
@@ -162,6 +188,8 @@ static Options parse_options(int argc, char **argv) {
     o.arch = "sm_90";
   if (!o.cpu)
     o.cpu = "native";
+  if (!o.jobs)
+    o.jobs = default_jobs();
   const char *digits = o.arch + 3;
   if (strncmp(o.arch, "sm_", 3) || !*digits || strspn(digits, "0123456789") != strlen(digits) || atoi(digits) < 50)
     fatal("--arch takes a GPU architecture such as sm_90 or sm_80, found '%s'", o.arch);
@@ -275,23 +303,29 @@ static int run_program(const char *argv[]) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// The GPU kernels compiled by NVRTC, as the bundle file the trainer embeds (in dir). Without
-// NVRTC on this machine the trainer is built for the CPU only, and tlc says so.
-static void build_bundle(Arena *a, TrainerSpec *t, const char *arch, const char *dir) {
-  const char *version = nvrtc_version(a);
-  if (!version) {
+// Starts NVRTC on the GPU kernels, on a thread of its own while LLVM compiles the CPU ones.
+// Without NVRTC on this machine the trainer is built for the CPU only, and tlc says so (NULL).
+static CudaCompile *start_bundle(Arena *a, const TrainerSpec *t, const char *arch) {
+  if (!nvrtc_version(a)) {
     const char *why = NULL;
     CudaCode none;
     nvrtc_compile(a, "", "probe", arch, &none, &why);
     fprintf(stderr, "tlc: note: the trainer will run on the CPU only: %s\n", why);
-    return;
+    return NULL;
   }
+  return cuda_program_compile_start(t->program, arch);
+}
+
+// The GPU kernels compiled by NVRTC, as the bundle file the trainer embeds (in dir).
+static void finish_bundle(Arena *a, TrainerSpec *t, CudaCompile *compile, const char *arch, const char *dir) {
+  if (!compile)
+    return;
   const CudaProgram *p = t->program;
   const KernelTable *table = p->table;
   CudaCode code;
   bool cached;
   const char *error = NULL;
-  if (cuda_program_compile(a, p, arch, &code, &cached, &error))
+  if (cuda_program_compile_finish(compile, a, &code, &cached, &error))
     fatal("%s", error);
   TlcBundleFunction *functions = arena_alloc(a, sizeof *functions * (size_t)(table->nfunctions + 1));
   for (int f = 0; f < table->nfunctions; f++)
@@ -302,7 +336,7 @@ static void build_bundle(Arena *a, TrainerSpec *t, const char *arch, const char 
     launches[i] = (TlcBundleLaunch){k->name, k->comment, (uint32_t)table->function_of[i], k->launch.grid,
                                     k->launch.block, k->launch.shared};
   }
-  TlcBundle b = {.arch = arch, .nvrtc = version, .prelude = p->prelude, .block = KIR_LOOP_BLOCK,
+  TlcBundle b = {.arch = arch, .nvrtc = nvrtc_version(a), .prelude = p->prelude, .block = KIR_LOOP_BLOCK,
                  .functions = functions, .nfunctions = table->nfunctions, .launches = launches, .nlaunches = table->nkernels,
                  .ptx = code.ptx, .ptx_size = code.ptx_size, .cubin = (const uint8_t *)code.cubin,
                  .cubin_size = code.cubin_size};
@@ -317,18 +351,45 @@ static void build_bundle(Arena *a, TrainerSpec *t, const char *arch, const char 
   t->bundle_size = size;
 }
 
-// Compiles the kernels through LLVM (and NVRTC) and the generated loop with the system C
-// compiler, links them with libtlcrt into path (written under a temporary name, then renamed).
-static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char *arch, const char *cpu) {
+// The C compiler's command line for the trainer: the loop, the kernels' objects, libtlcrt.
+// The runtime's libraries are linked statically, a trainer needs only the C library on the
+// machine it is copied to: image decoders (libjpeg-turbo, libpng), matio with the HDF5 it
+// reads MAT v7.3 through (and HDF5's szip and libaec filters), zlib, the C++ runtime
+// (checkpoints), jansson (safetensors headers).
+static const char **link_command(Arena *a, const char *src, const KirObjects *objects, const char *out) {
+  static const char *const head[] = {"cc", "-O2", "-std=gnu17", "-I" TLC_RUNTIME_INCLUDE};
+  static const char *const libs[] = {TLC_RUNTIME_LIBRARY, "-Wl,-Bstatic", "-lmatio", "-lhdf5_serial", "-lsz", "-laec",
+                                     "-lpng16", "-ljpeg", "-lz", "-ljansson", "-lstdc++", "-Wl,-Bdynamic",
+                                     "-static-libgcc", "-lpthread", "-lm", "-ldl", "-o"};
+  size_t nhead = sizeof head / sizeof *head, nlibs = sizeof libs / sizeof *libs;
+  const char **argv = arena_alloc(a, sizeof *argv * (nhead + nlibs + (size_t)objects->n + 3));
+  size_t n = 0;
+  for (size_t i = 0; i < nhead; i++)
+    argv[n++] = head[i];
+  argv[n++] = src;
+  for (int i = 0; i < objects->n; i++)
+    argv[n++] = objects->paths[i];
+  for (size_t i = 0; i < nlibs; i++)
+    argv[n++] = libs[i];
+  argv[n++] = out;
+  argv[n] = NULL;
+  return argv;
+}
+
+// Compiles the kernels through LLVM (while NVRTC compiles the GPU ones) and the generated loop
+// with the system C compiler, links them with libtlcrt into path (written under a temporary
+// name, then renamed).
+static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char *arch, const char *cpu, int jobs) {
   char dir[] = "/tmp/tlc-build-XXXXXX";
   if (!mkdtemp(dir))
     fatal("cannot create a temporary directory: %s", strerror(errno));
-  const char *obj = arena_printf(a, "%s/kernels.o", dir), *src = arena_printf(a, "%s/trainer.c", dir);
-  build_bundle(a, t, arch, dir);
+  const char *src = arena_printf(a, "%s/trainer.c", dir);
+  CudaCompile *gpu = start_bundle(a, t, arch);
   const char *error = NULL;
-  bool cached;
-  if (kir_llvm_object(t->cpu_table->functions, t->cpu_table->nfunctions, cpu, obj, a, &error, &cached))
+  KirObjects objects;
+  if (kir_llvm_objects(t->cpu_table->functions, t->cpu_table->nfunctions, cpu, jobs, dir, &objects, a, &error))
     fatal("%s", error);
+  finish_bundle(a, t, gpu, arch, dir);
   char *text = NULL;
   size_t len = 0;
   FILE *buf = open_memstream(&text, &len);
@@ -337,15 +398,7 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
   write_file(src, text, len);
   free(text);
   const char *tmp = arena_printf(a, "%s.tmp%d", path, (int)getpid());
-  // The runtime's libraries are linked statically, a trainer needs only the C library on the
-  // machine it is copied to: image decoders (libjpeg-turbo, libpng), matio with the HDF5 it
-  // reads MAT v7.3 through (and HDF5's szip and libaec filters), zlib, the C++ runtime
-  // (checkpoints), jansson (safetensors headers).
-  const char *argv[] = {"cc", "-O2", "-std=gnu17", "-I" TLC_RUNTIME_INCLUDE, src, obj, TLC_RUNTIME_LIBRARY,
-                        "-Wl,-Bstatic", "-lmatio", "-lhdf5_serial", "-lsz", "-laec", "-lpng16", "-ljpeg", "-lz",
-                        "-ljansson", "-lstdc++", "-Wl,-Bdynamic", "-static-libgcc", "-lpthread", "-lm", "-ldl",
-                        "-o", tmp, NULL};
-  if (run_program(argv) != 0) {
+  if (run_program(link_command(a, src, &objects, tmp)) != 0) {
     remove(tmp);
     fatal("internal error: the C compiler failed on the generated trainer (kept in %s)", dir);
   }
@@ -354,7 +407,8 @@ static void build_trainer(Arena *a, TrainerSpec *t, const char *path, const char
     remove(tmp);
     fatal("cannot write '%s': %s", path, strerror(err));
   }
-  remove(obj);
+  for (int i = 0; i < objects.n; i++)
+    remove(objects.paths[i]);
   remove(src);
   if (t->bundle_path)
     remove(t->bundle_path);
@@ -481,7 +535,7 @@ int main(int argc, char **argv) {
   fclose(buf);
   if (!o.emit && !o.stats && !o.stats_kernels) {   // tlc FILE -o TRAINER
     TrainerSpec t = trainer_spec(a, o.input, g, r, o.arch, o.cpu);
-    build_trainer(a, &t, o.output, o.arch, o.cpu);
+    build_trainer(a, &t, o.output, o.arch, o.cpu, o.jobs);
     free(text);
     arena_free(a);
     return 0;
