@@ -11,6 +11,7 @@
 //   build/bench/blas_convs SCRATCH_DIR FILE.graph [REPS]
 // Times are CPU time on one thread (1 OpenBLAS and BLIS thread too).
 #include "exec.h"
+#include "run_kernel.h"
 #include "tlcrt.h"
 
 #include <dlfcn.h>
@@ -203,25 +204,6 @@ static void blas_dw(Work *wk, const Blas *b) {
   }
 }
 
-typedef struct Call {
-  KernelFn *fn;
-  void *bufs[MAX_INPUTS + 1];
-} Call;
-
-static void run_range(void *ctx, int64_t begin, int64_t end) {
-  Call *c = ctx;
-  c->fn(c->bufs, begin, end);
-}
-
-static void run_kernel(Exec *x, const Node *n) {
-  Call c = {.fn = x->fn[n->id]};
-  for (int i = 0; i < n->nin; i++)
-    c.bufs[i] = x->buf[n->in[i]->id];
-  if (!n->writes_inputs)
-    c.bufs[n->nin] = x->buf[n->id];
-  tlc_parallel_for(kir_parallel_extent(x->kernel[n->id]), run_range, &c);
-}
-
 // Input i of n when it has shape s (autodiff makes dx of (dy, w) and dw of (dy, x); fusion
 // appends what else the kernel reads), else NULL.
 static const float *input_shaped(const Exec *x, const Node *n, int i, Shape s) {
@@ -277,7 +259,7 @@ static Row measure(Exec *x, const Node *n, const Blas *libs, int reps) {
   Row r = {.what = x->kernel[n->id]->comment, .flops = 2.0 * (double)(g.n * g.co * P) * (double)K};
   double t0 = cpu_now();
   for (int i = 0; i < reps; i++)
-    run_kernel(x, n);
+    bench_run_kernel(x, n);
   r.ours = (cpu_now() - t0) / reps;
   Work wk = {.g = &g, .chunk = P >= 512 ? 1 : (512 + P - 1) / P};
   if (wk.chunk > g.n)

@@ -7,6 +7,7 @@
 //   build/bench/step_profile SCRATCH_DIR FILE.graph [THREADS] [REPS] [ONLY]
 // (ONLY: time only the kernels whose description contains it)
 #include "exec.h"
+#include "run_kernel.h"
 #include "tlcrt.h"
 
 #include <stdio.h>
@@ -45,25 +46,6 @@ static double flops(const Node *n) {
   }
 }
 
-typedef struct Call {
-  KernelFn *fn;
-  void *bufs[MAX_INPUTS + 1];
-} Call;
-
-static void run_range(void *ctx, int64_t begin, int64_t end) {
-  Call *c = ctx;
-  c->fn(c->bufs, begin, end);
-}
-
-static void run(Exec *x, const Node *n) {
-  Call c = {.fn = x->fn[n->id]};
-  for (int i = 0; i < n->nin; i++)
-    c.bufs[i] = x->buf[n->in[i]->id];
-  if (!n->writes_inputs)
-    c.bufs[n->nin] = x->buf[n->id];
-  tlc_parallel_for(kir_parallel_extent(x->kernel[n->id]), run_range, &c);
-}
-
 static int by_time(const void *a, const void *b) {
   double d = ((const Timing *)b)->seconds - ((const Timing *)a)->seconds;
   return (d > 0) - (d < 0);
@@ -87,14 +69,14 @@ int main(int argc, char **argv) {
   for (int warm = 0; warm < 2; warm++)
     for (int i = 0; i < g->n; i++)
       if (x.fn[i])
-        run(&x, g->nodes[i]);
+        bench_run_kernel(&x, g->nodes[i]);
   for (int i = 0; i < g->n; i++) {
     const Node *n = g->nodes[i];
     if (!x.fn[i] || !strstr(x.kernel[i]->comment, only))
       continue;
     double start = now();
     for (int r = 0; r < reps; r++)
-      run(&x, n);
+      bench_run_kernel(&x, n);
     t[nt] = (Timing){n, x.kernel[i]->comment, (now() - start) / reps, flops(n)};
     total += t[nt].seconds;
     total_flops += t[nt].flops;
