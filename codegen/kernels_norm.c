@@ -332,25 +332,27 @@ static Kernel *merged_stats_blocks(KernelBuilder *kb) {
   return k;
 }
 
-static KExpr *term_dy(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
-  return dy_at(kb, at(kb->k, p, n, c, px));
-}
-
-static KExpr *term_dy_xhat(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
-  KExpr *i = at(kb->k, p, n, c, px);
-  return kir_binary(kb->k, KB_MUL, dy_at(kb, i), xhat(kb, p, 1, kb->in[2], c, i));
-}
-
-// [dgamma; dbeta] per channel   (dy, x, stats)
+// [dgamma; dbeta] per channel   (dy, x, stats): both sums from one pass over dy (dy loaded once).
 static Kernel *param_grads_blocks(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Plane p = plane_of(kb->node->in[0]->shape);
   int partials = channel_blocks(kb, p.x.c);
-  int dgamma = block_channel_sum(kb, &p, partials, term_dy_xhat, "dgamma");
-  int dbeta = block_channel_sum(kb, &p, partials, term_dy, "dbeta");
+  KExpr *c = kir_block_index(k);
+  int dgamma = kir_var(k, "dgamma", KT_F32), dbeta = kir_var(k, "dbeta", KT_F32), dy = kir_var(k, "dy", KT_F32);
+  kir_assign(k, k->body, dgamma, kir_float(k, 0));
+  kir_assign(k, k->body, dbeta, kir_float(k, 0));
+  KExpr *e;
+  KStmt *each = strided(kb, k->body, p.count, &e);
+  KExpr *i = at(k, &p, kir_div(k, e, p.hw), c, kir_mod(k, e, p.hw));
+  kir_assign(k, each, dy, dy_at(kb, i));
+  KExpr *dy_xhat = kir_binary(k, KB_MUL, kir_ref(k, dy), xhat(kb, &p, 1, kb->in[2], c, i));
+  kir_assign(k, each, dgamma, kir_binary(k, KB_ADD, kir_ref(k, dgamma), dy_xhat));
+  kir_assign(k, each, dbeta, kir_binary(k, KB_ADD, kir_ref(k, dbeta), kir_ref(k, dy)));
+  kernel_block_sum(kb, k->body, dgamma, partials);
+  kernel_block_sum(kb, k->body, dbeta, partials);
   KStmt *first = first_thread(k);
-  kir_store(k, first, kb->out, kir_block_index(k), kir_ref(k, dgamma));
-  kir_store(k, first, kb->out, kir_add(k, kir_int(k, p.x.c), kir_block_index(k)), kir_ref(k, dbeta));
+  kir_store(k, first, kb->out, c, kir_ref(k, dgamma));
+  kir_store(k, first, kb->out, kir_add(k, kir_int(k, p.x.c), c), kir_ref(k, dbeta));
   return k;
 }
 
