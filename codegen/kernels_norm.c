@@ -135,63 +135,86 @@ Kernel *kernel_bn_update_running(KernelBuilder *kb) {
   return k;
 }
 
-// dy at (n, c, px), through the fused activation's gradient when the node has one.
-static KExpr *dy_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
-  Kernel *k = kb->k;
+// dy at element i, through the fused activation's gradient when the node has one.
+static KExpr *dy_at(KernelBuilder *kb, KExpr *i) {
   const Node *node = kb->node;
-  KExpr *dy = kir_load(k, kb->in[0], at(k, p, n, c, px));
+  KExpr *dy = kernel_elem(kb, 0, i);
   if (!node->fused.dy_activation)
     return dy;
-  KExpr *y = kir_load(k, kernel_operand(kb, node->fused.dy_output), at(k, p, n, c, px));
-  return kernel_activation_grad(k, node->fused.dy_activation, dy, y);
+  KExpr *y = kernel_elem(kb, kernel_input(kb, node->fused.dy_output), i);
+  return kernel_activation_grad(kb->k, node->fused.dy_activation, dy, y);
 }
 
-// xhat = (x - mean) * invstd, for a load of x at (n, c, px) from buffer x_buf.
-static KExpr *xhat(KernelBuilder *kb, const Plane *p, int x_buf, int stats_buf, KExpr *c, KExpr *n, KExpr *px) {
+// xhat = (x - mean) * invstd at element i of channel c, x being input x_input.
+static KExpr *xhat(KernelBuilder *kb, const Plane *p, int x_input, int stats_buf, KExpr *c, KExpr *i) {
   Kernel *k = kb->k;
-  KExpr *x = kir_load(k, x_buf, at(k, p, n, c, px));
+  KExpr *x = kernel_elem(kb, x_input, i);
   return kir_binary(k, KB_MUL, kir_binary(k, KB_SUB, x, mean_of(k, stats_buf, c)), invstd_of(k, stats_buf, p, c));
 }
 
-// One pass over every element, per (n, c) plane: out = f(element), through the node's epilogue.
-typedef KExpr *Elementwise(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px);
-
-static Kernel *per_element(KernelBuilder *kb, Shape s, Elementwise *f) {
-  Kernel *k = kb->k;
-  Plane p = plane_of(s);
-  int nc, px;
-  KStmt *planes = kernel_loop(kb, k->body, "nc", s.n * s.c, &nc);
-  KExpr *n = kir_binary(k, KB_DIV, kir_ref(k, nc), kir_int(k, s.c));
-  KExpr *c = kir_binary(k, KB_MOD, kir_ref(k, nc), kir_int(k, s.c));
-  KStmt *pxs = kernel_loop(kb, planes, "p", p.hw, &px);
-  KExpr *dst = at(k, &p, n, c, kir_ref(k, px));
-  kir_store(k, pxs, kb->out, dst, kernel_epilogue(kb, f(kb, &p, c, n, kir_ref(k, px)), dst));
-  return k;
-}
+// out[i] = f(element i of channel c), through the node's epilogue.
+typedef KExpr *Elementwise(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *i);
 
 // y = xhat * gamma + beta   (x, stats, gamma, beta)
-static KExpr *apply_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+static KExpr *apply_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *i) {
   Kernel *k = kb->k;
-  KExpr *scaled = kir_binary(k, KB_MUL, xhat(kb, p, kb->in[0], kb->in[1], c, n, px), kir_load(k, kb->in[2], c));
+  KExpr *scaled = kir_binary(k, KB_MUL, xhat(kb, p, 0, kb->in[1], c, i), kir_load(k, kb->in[2], c));
   return kir_binary(k, KB_ADD, scaled, kir_load(k, kb->in[3], c));
 }
 
 // dx = gamma invstd / M (M dy - dbeta - xhat dgamma)   (dy, x, stats, gamma, [dgamma; dbeta])
-static KExpr *dx_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+static KExpr *dx_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *i) {
   Kernel *k = kb->k;
-  KExpr *dy = dy_at(kb, p, c, n, px);
+  KExpr *dy = dy_at(kb, i);
   KExpr *dgamma = kir_load(k, kb->in[4], c), *dbeta = kir_load(k, kb->in[4], kir_add(k, kir_int(k, p->x.c), c));
   KExpr *inner = kir_binary(k, KB_SUB, kir_binary(k, KB_MUL, kir_float(k, (double)p->count), dy), dbeta);
-  inner = kir_binary(k, KB_SUB, inner, kir_binary(k, KB_MUL, xhat(kb, p, kb->in[1], kb->in[2], c, n, px), dgamma));
+  inner = kir_binary(k, KB_SUB, inner, kir_binary(k, KB_MUL, xhat(kb, p, 1, kb->in[2], c, i), dgamma));
   KExpr *scale = kir_binary(k, KB_MUL, kir_load(k, kb->in[3], c), invstd_of(k, kb->in[2], p, c));
   return kir_binary(k, KB_MUL, kir_binary(k, KB_DIV, scale, kir_float(k, (double)p->count)), inner);
 }
 
 // dx = dy gamma invstd, statistics constant   (dy, stats, gamma)
-static KExpr *dx_running_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
+static KExpr *dx_running_at(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *i) {
   Kernel *k = kb->k;
-  KExpr *dy = dy_at(kb, p, c, n, px);
+  KExpr *dy = dy_at(kb, i);
   return kir_binary(k, KB_MUL, dy, kir_binary(k, KB_MUL, kir_load(k, kb->in[2], c), invstd_of(k, kb->in[1], p, c)));
+}
+
+// The CPU's form: one parallel iteration per (n, c) plane, a loop over its pixels.
+static Kernel *per_plane(KernelBuilder *kb, Elementwise *f) {
+  Kernel *k = kb->k;
+  Plane p = plane_of(kb->node->shape);
+  int nc, px;
+  KStmt *planes = kernel_loop(kb, k->body, "nc", p.x.n * p.x.c, &nc);
+  KExpr *n = kir_binary(k, KB_DIV, kir_ref(k, nc), kir_int(k, p.x.c));
+  KExpr *c = kir_binary(k, KB_MOD, kir_ref(k, nc), kir_int(k, p.x.c));
+  KStmt *pxs = kernel_loop(kb, planes, "p", p.hw, &px);
+  KExpr *dst = at(k, &p, n, c, kir_ref(k, px));
+  kir_store(k, pxs, kb->out, dst, kernel_epilogue(kb, f(kb, &p, c, dst), dst));
+  return k;
+}
+
+// The GPU's form: a thread per element (kernel_flat), or per 4 elements moved 16 bytes at a
+// time (kernel_vec4) when a plane holds whole groups of 4, so that the 4 share a channel.
+// Consecutive threads take consecutive elements: every warp-wide access is coalesced, and
+// the grid has a block per 256 (or 1024) elements, whatever the channel count.
+static KExpr *flat_value(KernelBuilder *kb, KExpr *i, Elementwise *f) {
+  Plane p = plane_of(kb->node->shape);
+  KExpr *c = kir_mod(kb->k, kir_div(kb->k, kb->vec_first ? kb->vec_first : i, p.hw), p.x.c);   // the 4's, one channel
+  return kernel_epilogue(kb, f(kb, &p, c, i), i);
+}
+
+static KExpr *apply_value(KernelBuilder *kb, KExpr *i) { return flat_value(kb, i, apply_at); }
+static KExpr *dx_value(KernelBuilder *kb, KExpr *i) { return flat_value(kb, i, dx_at); }
+static KExpr *dx_running_value(KernelBuilder *kb, KExpr *i) { return flat_value(kb, i, dx_running_at); }
+
+static Kernel *per_element(KernelBuilder *kb, Elementwise *f, KernelValue *gpu_value) {
+  if (!kb->target->gpu)
+    return per_plane(kb, f);
+  Shape s = kb->node->shape;
+  if (s.h * s.w % 4 == 0 && kernel_vec4_fits(kb->node))
+    return kernel_vec4(kb, gpu_value);
+  return kernel_flat(kb, gpu_value);
 }
 
 // [dgamma; dbeta] = [sum dy xhat; sum dy] per channel, both from one pass   (dy, x, stats)
@@ -205,8 +228,9 @@ static Kernel *param_grads(KernelBuilder *kb) {
   kir_assign(k, chans, dbeta, kir_float(k, 0));
   KStmt *imgs = kernel_loop(kb, chans, "n", p.x.n, &n);
   KStmt *pxs = kernel_loop(kb, imgs, "p", p.hw, &px);
-  kir_assign(k, pxs, dy, dy_at(kb, &p, kir_ref(k, c), kir_ref(k, n), kir_ref(k, px)));
-  KExpr *x = xhat(kb, &p, kb->in[1], kb->in[2], kir_ref(k, c), kir_ref(k, n), kir_ref(k, px));
+  KExpr *i = at(k, &p, kir_ref(k, n), kir_ref(k, c), kir_ref(k, px));
+  kir_assign(k, pxs, dy, dy_at(kb, i));
+  KExpr *x = xhat(kb, &p, 1, kb->in[2], kir_ref(k, c), i);
   kir_assign(k, pxs, dgamma, kir_fma(k, kir_ref(k, dgamma), kir_ref(k, dy), x));
   kir_assign(k, pxs, dbeta, kir_binary(k, KB_ADD, kir_ref(k, dbeta), kir_ref(k, dy)));
   kir_store(k, chans, kb->out, kir_ref(k, c), kir_ref(k, dgamma));
@@ -308,22 +332,27 @@ static Kernel *merged_stats_blocks(KernelBuilder *kb) {
   return k;
 }
 
-static KExpr *term_dy(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) { return dy_at(kb, p, c, n, px); }
-
-static KExpr *term_dy_xhat(KernelBuilder *kb, const Plane *p, KExpr *c, KExpr *n, KExpr *px) {
-  return kir_binary(kb->k, KB_MUL, dy_at(kb, p, c, n, px), xhat(kb, p, kb->in[1], kb->in[2], c, n, px));
-}
-
-// [dgamma; dbeta] per channel   (dy, x, stats)
+// [dgamma; dbeta] per channel   (dy, x, stats): both sums from one pass over dy (dy loaded once).
 static Kernel *param_grads_blocks(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Plane p = plane_of(kb->node->in[0]->shape);
   int partials = channel_blocks(kb, p.x.c);
-  int dgamma = block_channel_sum(kb, &p, partials, term_dy_xhat, "dgamma");
-  int dbeta = block_channel_sum(kb, &p, partials, term_dy, "dbeta");
+  KExpr *c = kir_block_index(k);
+  int dgamma = kir_var(k, "dgamma", KT_F32), dbeta = kir_var(k, "dbeta", KT_F32), dy = kir_var(k, "dy", KT_F32);
+  kir_assign(k, k->body, dgamma, kir_float(k, 0));
+  kir_assign(k, k->body, dbeta, kir_float(k, 0));
+  KExpr *e;
+  KStmt *each = strided(kb, k->body, p.count, &e);
+  KExpr *i = at(k, &p, kir_div(k, e, p.hw), c, kir_mod(k, e, p.hw));
+  kir_assign(k, each, dy, dy_at(kb, i));
+  KExpr *dy_xhat = kir_binary(k, KB_MUL, kir_ref(k, dy), xhat(kb, &p, 1, kb->in[2], c, i));
+  kir_assign(k, each, dgamma, kir_binary(k, KB_ADD, kir_ref(k, dgamma), dy_xhat));
+  kir_assign(k, each, dbeta, kir_binary(k, KB_ADD, kir_ref(k, dbeta), kir_ref(k, dy)));
+  kernel_block_sum(kb, k->body, dgamma, partials);
+  kernel_block_sum(kb, k->body, dbeta, partials);
   KStmt *first = first_thread(k);
-  kir_store(k, first, kb->out, kir_block_index(k), kir_ref(k, dgamma));
-  kir_store(k, first, kb->out, kir_add(k, kir_int(k, p.x.c), kir_block_index(k)), kir_ref(k, dbeta));
+  kir_store(k, first, kb->out, c, kir_ref(k, dgamma));
+  kir_store(k, first, kb->out, kir_add(k, kir_int(k, p.x.c), c), kir_ref(k, dbeta));
   return k;
 }
 
@@ -353,6 +382,6 @@ Kernel *kernel_bias_grad(KernelBuilder *kb) {
   return kb->target->gpu ? channel_reduction_blocks(kb, term_x) : channel_reduction(kb, term_x);
 }
 
-Kernel *kernel_bn_apply(KernelBuilder *kb) { return per_element(kb, kb->node->shape, apply_at); }
-Kernel *kernel_bn_dx(KernelBuilder *kb) { return per_element(kb, kb->node->shape, dx_at); }
-Kernel *kernel_bn_dx_running(KernelBuilder *kb) { return per_element(kb, kb->node->shape, dx_running_at); }
+Kernel *kernel_bn_apply(KernelBuilder *kb) { return per_element(kb, apply_at, apply_value); }
+Kernel *kernel_bn_dx(KernelBuilder *kb) { return per_element(kb, dx_at, dx_value); }
+Kernel *kernel_bn_dx_running(KernelBuilder *kb) { return per_element(kb, dx_running_at, dx_running_value); }

@@ -8,9 +8,7 @@
 
 static KExpr *load_at(KernelBuilder *kb, int input, KExpr *i) { return kir_load(kb->k, kb->in[input], i); }
 
-// Element i of input `input`, read element for element: from the thread's four-element
-// register when the kernel moves 16 bytes at a time (i is then the element in use).
-static KExpr *elem_of(KernelBuilder *kb, int input, KExpr *i) {
+KExpr *kernel_elem(KernelBuilder *kb, int input, KExpr *i) {
   int reg = kb->vec[input] - 1;
   return reg >= 0 ? kir_elem(kb->k, reg, kb->vec_elem) : load_at(kb, input, i);
 }
@@ -28,7 +26,7 @@ static KExpr *gate_index(Kernel *k, Shape full, KExpr *i) { return kir_binary(k,
 static KExpr *operand(KernelBuilder *kb, int which, KExpr *i) {
   const Node *n = kb->node;
   bool gate = shape_elems(n->in[which]->shape) < shape_elems(n->shape);
-  return gate ? load_at(kb, which, gate_index(kb->k, n->shape, i)) : elem_of(kb, which, i);
+  return gate ? load_at(kb, which, gate_index(kb->k, n->shape, i)) : kernel_elem(kb, which, i);
 }
 
 // keep / (1 - p) for dropout (per element) and stochastic depth (per sample), else 0.
@@ -65,28 +63,28 @@ KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y) {
 KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index) {
   const Fused *f = &kb->node->fused;
   if (f->residual)
-    v = kir_binary(kb->k, KB_ADD, v, elem_of(kb, kernel_input(kb, f->residual), index));
+    v = kir_binary(kb->k, KB_ADD, v, kernel_elem(kb, kernel_input(kb, f->residual), index));
   return kernel_activation(kb->k, f->activation, v);
 }
 
 static KExpr *value_at(KernelBuilder *kb, KExpr *i) {
   Kernel *k = kb->k;
-  KExpr *x = elem_of(kb, 0, i);
+  KExpr *x = kernel_elem(kb, 0, i);
   switch (kb->node->op) {
   case OP_RELU:
   case OP_RELU6:
   case OP_SIGMOID:
   case OP_SILU: return kernel_activation(k, kb->node->op, x);
-  case OP_RELU_GRAD: return kernel_activation_grad(k, OP_RELU, x, elem_of(kb, 1, i));
-  case OP_RELU6_GRAD: return kernel_activation_grad(k, OP_RELU6, x, elem_of(kb, 1, i));
-  case OP_SIGMOID_GRAD: return kernel_activation_grad(k, OP_SIGMOID, x, elem_of(kb, 1, i));
+  case OP_RELU_GRAD: return kernel_activation_grad(k, OP_RELU, x, kernel_elem(kb, 1, i));
+  case OP_RELU6_GRAD: return kernel_activation_grad(k, OP_RELU6, x, kernel_elem(kb, 1, i));
+  case OP_SIGMOID_GRAD: return kernel_activation_grad(k, OP_SIGMOID, x, kernel_elem(kb, 1, i));
   case OP_SILU_GRAD: {   // d/dx x s(x) = s (1 + x (1 - s))
-    KExpr *in = elem_of(kb, 1, i), *s = sigmoid(k, in);
+    KExpr *in = kernel_elem(kb, 1, i), *s = sigmoid(k, in);
     KExpr *d = kir_binary(k, KB_MUL, s, kir_binary(k, KB_ADD, kir_float(k, 1),
                                                     kir_binary(k, KB_MUL, in, kir_binary(k, KB_SUB, kir_float(k, 1), s))));
     return kir_binary(k, KB_MUL, x, d);
   }
-  case OP_ADD: return kernel_epilogue(kb, kir_binary(k, KB_ADD, x, elem_of(kb, 1, i)), i);
+  case OP_ADD: return kernel_epilogue(kb, kir_binary(k, KB_ADD, x, kernel_elem(kb, 1, i)), i);
   case OP_MULTIPLY: return kir_binary(k, KB_MUL, operand(kb, 0, i), operand(kb, 1, i));
   case OP_DROPOUT:
   case OP_DROPOUT_GRAD:
@@ -126,11 +124,17 @@ static bool aligned16(const Node *in) {
   return offset % 4 == 0;
 }
 
-// The GPU's form: thread p moves elements [4p, 4p + 4) of every elementwise operand and of
-// the output as one 16-byte access each (consecutive threads, consecutive 16 bytes: the
-// warp's accesses coalesce); the last piece of a size not a multiple of 4 goes element by
-// element.
-static Kernel *pointwise_vec4(KernelBuilder *kb) {
+bool kernel_vec4_fits(const Node *n) {
+  bool aligned = aligned16(n);
+  for (int i = 0; i < n->nin; i++)
+    aligned &= aligned16(n->in[i]);
+  return aligned && !n->is_int;
+}
+
+// Thread p moves elements [4p, 4p + 4) of every elementwise operand and of the output as one
+// 16-byte access each (consecutive threads, consecutive 16 bytes: the warp's accesses
+// coalesce); the last piece of a size not a multiple of 4 goes element by element.
+Kernel *kernel_vec4(KernelBuilder *kb, KernelValue *value) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   int64_t E = shape_elems(n->shape), pieces = (E + 3) / 4;
@@ -147,30 +151,29 @@ static Kernel *pointwise_vec4(KernelBuilder *kb) {
       kir_load4(k, whole, kb->vec[i] - 1, kb->in[i], first);
     }
   int y = kir_array(k, "y", KT_F32, 4);
+  kb->vec_first = first;
   for (kb->vec_elem = 0; kb->vec_elem < 4; kb->vec_elem++)
-    kir_assign_elem(k, whole, y, kb->vec_elem, value_at(kb, kir_add(k, first, kir_int(k, kb->vec_elem))));
+    kir_assign_elem(k, whole, y, kb->vec_elem, value(kb, kir_add(k, first, kir_int(k, kb->vec_elem))));
   kir_store4(k, whole, kb->out, first, y);
   memset(kb->vec, 0, sizeof kb->vec);
+  kb->vec_first = NULL;
   for (int e = 0; rest && e < 4; e++) {
     KExpr *i = kir_add(k, first, kir_int(k, e));
-    kir_store(k, kir_if(k, rest, kir_lt(k, i, kir_int(k, E)), NULL), kb->out, i, value_at(kb, i));
+    kir_store(k, kir_if(k, rest, kir_lt(k, i, kir_int(k, E)), NULL), kb->out, i, value(kb, i));
   }
   return k;
 }
 
-static bool vectorises(const Node *n) {
-  bool aligned = aligned16(n);
-  for (int i = 0; i < n->nin; i++)
-    aligned &= aligned16(n->in[i]);
-  return aligned && !n->is_int;
-}
-
-Kernel *kernel_pointwise(KernelBuilder *kb) {
-  if (kb->target->gpu && vectorises(kb->node))
-    return pointwise_vec4(kb);
+Kernel *kernel_flat(KernelBuilder *kb, KernelValue *value) {
   Kernel *k = kb->k;
   int i;
   KStmt *all = kernel_loop(kb, k->body, "i", shape_elems(kb->node->shape), &i);
-  kir_store(k, all, kb->out, kir_ref(k, i), value_at(kb, kir_ref(k, i)));
+  kir_store(k, all, kb->out, kir_ref(k, i), value(kb, kir_ref(k, i)));
   return k;
+}
+
+Kernel *kernel_pointwise(KernelBuilder *kb) {
+  if (kb->target->gpu && kernel_vec4_fits(kb->node))
+    return kernel_vec4(kb, value_at);
+  return kernel_flat(kb, value_at);
 }

@@ -1,14 +1,18 @@
 // kernels_pool.c: max and average pooling (PyTorch's rules: -inf padding for max,
 // padding counted in the average) and global average pooling, with their gradients.
-// Gradients are computed per (n, c) plane in one iteration, so overlapping windows
-// accumulate in a fixed order.
+// On the CPU, gradients are computed per (n, c) plane in one iteration, so overlapping
+// windows accumulate in a fixed order. On the GPU max pooling runs a thread per element,
+// consecutive threads along a row (coalesced, a block per 256 elements): the forward pass a
+// thread per output, the gradient a thread per input that gathers dy from the windows whose
+// first maximum it is, in the order the CPU's scatter adds them (the same sum, bit for bit;
+// no atomics).
 #include "lower.h"
 
 #include <math.h>
 
 typedef struct Window {
   KExpr *n, *c;         // the plane
-  int oh, ow, kh, kw;   // loop variables
+  int oh, ow, kh, kw;   // variables: the output position, the tap
   KExpr *ih, *iw;       // the input position of (oh, ow, kh, kw)
 } Window;
 
@@ -44,11 +48,26 @@ static KStmt *window_loops(KernelBuilder *kb, KStmt *out, Shape x, Window *w) {
   return kir_if(k, kcol, kir_binary(k, KB_AND, in_h, in_w), NULL);
 }
 
+// The GPU's outputs: a parallel loop over every element of y, n, c, oh and ow taken from it.
+static KStmt *flat_outputs(KernelBuilder *kb, Shape y, Window *w) {
+  Kernel *k = kb->k;
+  int o;
+  KStmt *each = kernel_loop(kb, k->body, "o", shape_elems(y), &o);
+  KExpr *nc = kir_div(k, kir_ref(k, o), y.h * y.w);
+  w->n = kir_div(k, nc, y.c);
+  w->c = kir_mod(k, nc, y.c);
+  w->oh = kir_var(k, "oh", KT_I64);
+  w->ow = kir_var(k, "ow", KT_I64);
+  kir_assign(k, each, w->oh, kir_mod(k, kir_div(k, kir_ref(k, o), y.w), y.h));
+  kir_assign(k, each, w->ow, kir_mod(k, kir_ref(k, o), y.w));
+  return each;
+}
+
 static Kernel *pool_forward(KernelBuilder *kb, bool max) {
   Kernel *k = kb->k;
   Shape x = kb->node->in[0]->shape, y = kb->node->shape;
   Window w;
-  KStmt *out = output_loops(kb, x, y, false, &w);
+  KStmt *out = kb->target->gpu ? flat_outputs(kb, y, &w) : output_loops(kb, x, y, false, &w);
   int acc = kir_var(k, "acc", KT_F32);
   kir_assign(k, out, acc, kir_float(k, max ? -INFINITY : 0));
   KStmt *inside = window_loops(kb, out, x, &w);
@@ -60,24 +79,77 @@ static Kernel *pool_forward(KernelBuilder *kb, bool max) {
   return k;
 }
 
+// The flat index in x of the first maximum of window w (a variable; -1 for a window wholly
+// in the padding), as PyTorch picks it.
+static int first_max(KernelBuilder *kb, KStmt *into, Shape x, int x_buf, Window *w) {
+  Kernel *k = kb->k;
+  int best = kir_var(k, "best", KT_F32), arg = kir_var(k, "arg", KT_I64);
+  kir_assign(k, into, best, kir_float(k, -INFINITY));
+  kir_assign(k, into, arg, kir_int(k, -1));
+  KStmt *inside = window_loops(kb, into, x, w);
+  KExpr *at = kernel_index4(kb, x, w->n, w->c, w->ih, w->iw);
+  KStmt *better = kir_if(k, inside, kir_binary(k, KB_LT, kir_ref(k, best), kir_load(k, x_buf, at)), NULL);
+  kir_assign(k, better, best, kir_load(k, x_buf, at));
+  kir_assign(k, better, arg, at);
+  return arg;
+}
+
 // maxpool_grad(dy, x): dy goes to the first maximum of each window, as in PyTorch.
-Kernel *kernel_maxpool_grad(KernelBuilder *kb) {
+static Kernel *maxpool_grad_scatter(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Shape y = kb->node->in[0]->shape, x = kb->node->shape;
   Window w;
   KStmt *out = output_loops(kb, x, y, true, &w);
-  int best = kir_var(k, "best", KT_F32), arg = kir_var(k, "arg", KT_I64);
-  kir_assign(k, out, best, kir_float(k, -INFINITY));
-  kir_assign(k, out, arg, kir_int(k, -1));
-  KStmt *inside = window_loops(kb, out, x, &w);
-  KExpr *at = kernel_index4(kb, x, w.n, w.c, w.ih, w.iw);
-  KStmt *better = kir_if(k, inside, kir_binary(k, KB_LT, kir_ref(k, best), kir_load(k, kb->in[1], at)), NULL);
-  kir_assign(k, better, best, kir_load(k, kb->in[1], at));
-  kir_assign(k, better, arg, at);
+  int arg = first_max(kb, out, x, kb->in[1], &w);
   KExpr *dy = kir_load(k, kb->in[0], kernel_index4(kb, y, w.n, w.c, kir_ref(k, w.oh), kir_ref(k, w.ow)));
   KStmt *found = kir_if(k, out, kir_binary(k, KB_LE, kir_int(k, 0), kir_ref(k, arg)), NULL);
   kir_store(k, found, kb->out, kir_ref(k, arg), kir_binary(k, KB_ADD, kir_load(k, kb->out, kir_ref(k, arg)), dy));
   return k;
+}
+
+// The first output row (or column) whose window may hold input row `in`, of the `reach` that may.
+static KExpr *first_window(Kernel *k, const PoolAttrs *p, KExpr *in, int64_t reach) {
+  return kir_sub(k, kir_div(k, kir_add(k, in, kir_int(k, p->pad)), p->stride), kir_int(k, reach - 1));
+}
+
+// Whether output position o (a row or column of `outputs`) exists and its window reaches input `in`.
+static KExpr *window_holds(Kernel *k, const PoolAttrs *p, KExpr *o, int64_t outputs, KExpr *in) {
+  KExpr *exists = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), o), kir_lt(k, o, kir_int(k, outputs)));
+  KExpr *end = kir_add(k, kir_sub(k, kir_mul(k, o, kir_int(k, p->stride)), kir_int(k, p->pad)), kir_int(k, p->kernel));
+  return kir_and(k, exists, kir_lt(k, in, end));
+}
+
+// The GPU's maxpool_grad: a thread per input element sums dy over the windows (in row-major
+// order of the outputs, as the scatter adds them) whose first maximum it is.
+static Kernel *maxpool_grad_gather(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const PoolAttrs *p = &kb->node->attr.pool;
+  Shape y = kb->node->in[0]->shape, x = kb->node->shape;
+  int64_t reach = (p->kernel + p->stride - 1) / p->stride;   // windows along a row that hold an input
+  int i, a, b;
+  KStmt *each = kernel_loop(kb, k->body, "i", shape_elems(x), &i);
+  KExpr *nc = kir_div(k, kir_ref(k, i), x.h * x.w);
+  KExpr *ih = kernel_let(kb, each, "ih", kir_mod(k, kir_div(k, kir_ref(k, i), x.w), x.h));
+  KExpr *iw = kernel_let(kb, each, "iw", kir_mod(k, kir_ref(k, i), x.w));
+  int acc = kir_var(k, "acc", KT_F32);
+  kir_assign(k, each, acc, kir_float(k, 0));
+  Window w = {.n = kir_div(k, nc, x.c), .c = kir_mod(k, nc, x.c), .oh = kir_var(k, "oh", KT_I64), .ow = kir_var(k, "ow", KT_I64)};
+  KStmt *rows = kernel_loop(kb, each, "a", reach, &a);
+  kir_assign(k, rows, w.oh, kir_add(k, first_window(k, p, ih, reach), kir_ref(k, a)));
+  KStmt *cols = kernel_loop(kb, rows, "b", reach, &b);
+  kir_assign(k, cols, w.ow, kir_add(k, first_window(k, p, iw, reach), kir_ref(k, b)));
+  KStmt *holds = kir_if(k, cols, kir_and(k, window_holds(k, p, kir_ref(k, w.oh), y.h, ih),
+                                           window_holds(k, p, kir_ref(k, w.ow), y.w, iw)), NULL);
+  int arg = first_max(kb, holds, x, kb->in[1], &w);
+  KStmt *mine = kir_if(k, holds, kir_binary(k, KB_EQ, kir_ref(k, arg), kir_ref(k, i)), NULL);
+  KExpr *dy = kir_load(k, kb->in[0], kernel_index4(kb, y, w.n, w.c, kir_ref(k, w.oh), kir_ref(k, w.ow)));
+  kir_assign(k, mine, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), dy));
+  kir_store(k, each, kb->out, kir_ref(k, i), kir_ref(k, acc));
+  return k;
+}
+
+Kernel *kernel_maxpool_grad(KernelBuilder *kb) {
+  return kb->target->gpu ? maxpool_grad_gather(kb) : maxpool_grad_scatter(kb);
 }
 
 // avgpool_grad(dy): each window spreads dy / area over its inputs.

@@ -40,6 +40,7 @@ typedef struct KernelBuilder {
   // vec[i] - 1 (0: input i is loaded element by element), and vec_elem is the one in use.
   int vec[MAX_INPUTS];
   int vec_elem;
+  KExpr *vec_first;     // the first of the thread's four elements (NULL outside those registers)
 } KernelBuilder;
 
 KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target);
@@ -64,6 +65,20 @@ KExpr *kernel_epilogue(KernelBuilder *kb, KExpr *v, KExpr *index);
 // through those that fuse as epilogues (relu, relu6, sigmoid), from their output y.
 KExpr *kernel_activation(Kernel *k, OpKind op, KExpr *x);
 KExpr *kernel_activation_grad(Kernel *k, OpKind op, KExpr *dy, KExpr *y);
+// Element i of input `input` (a tensor of the output's size), read element for element: from
+// the thread's four-element register when kernel_vec4 moves 16 bytes at a time (i is then the
+// element in use).
+KExpr *kernel_elem(KernelBuilder *kb, int input, KExpr *i);
+// Kernels with one output element per thread (kernels_pointwise.c): value gives the output's
+// element i, reading the output-sized inputs through kernel_elem. kernel_flat is a loop kernel
+// over the elements (a thread each on the GPU: consecutive threads, consecutive elements);
+// kernel_vec4, the GPU's, has each thread move 4 elements of every output-sized input and of the
+// output as one 16-byte access (needs kernel_vec4_fits: every operand on a 16-byte boundary;
+// a value that reads a per-channel table must also keep 4 elements in one plane).
+typedef KExpr *KernelValue(KernelBuilder *kb, KExpr *i);
+Kernel *kernel_flat(KernelBuilder *kb, KernelValue *value);
+Kernel *kernel_vec4(KernelBuilder *kb, KernelValue *value);
+bool kernel_vec4_fits(const Node *n);
 KExpr *kernel_hash_uniform(KernelBuilder *kb, KExpr *seed_load_0, KExpr *seed_load_1, int64_t salt, KExpr *index);
 
 // A matrix product's output before its epilogue: the bias of column n added and, for a

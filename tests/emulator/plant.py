@@ -7,6 +7,11 @@ comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch
   edge      the piece staged one column short of the product's depth K (an off-by-one tile edge)
   tap       in the first depthwise kernel instead (kernels_depthwise.c, its input row's span in
             registers), the first tap's weight w0 taken as w1
+  channel   in the first kernel of op OP (bn_apply, bn_dx: the 16-byte form, kernels_norm.c), the
+            channel's statistics and parameters read for the thread's next 4 elements (wrong
+            where those start the next plane)
+  window    in the first maxpool_grad (the gather, kernels_pool.c), each window one input row
+            short: the gradient of its last row is lost
 Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
 that plants nothing cannot pass."""
 import re
@@ -17,7 +22,9 @@ op = sys.argv[4] if len(sys.argv) > 4 else None
 text = open(src).read()
 functions = text.split('\n\n')   # a function and its comment lines have no blank line inside
 for i, f in enumerate(functions):
-    kernel = 'span[' if mode == 'tap' else 'tlc_mma_16816_bf16('
+    kernel = {'tap': 'span[', 'channel': '', 'window': ''}.get(mode, 'tlc_mma_16816_bf16(')
+    if mode == 'window':
+        op = 'maxpool_grad'
     if kernel not in f or '__global__' not in f:
         continue
     if op and not re.search(r'^// [^:\n]*: %s[ (]' % re.escape(op), f, re.M):
@@ -35,11 +42,15 @@ for i, f in enumerate(functions):
         # the first staged piece's guard on k (kk < depth), wherever it is used
         guard = re.search(r'\((kk\d*) < %d\)' % depth, f) if shape else None
         planted = f.replace(guard.group(0), '(%s < %d)' % (guard.group(1), depth - 1)) if guard else f
+    elif mode == 'channel':
+        planted = re.sub(r'\(\(piece \* 4\) / (\d+)\)', r'(((piece * 4) + 4) / \1)', f)
+    elif mode == 'window':
+        planted = f.replace('(ih < (', '(ih + 1 < (', 1)
     else:
         sys.exit('plant.py: unknown mode ' + mode)
     if planted == f:
-        sys.exit('plant.py: nothing to plant (%s) in the first tensor-core kernel' % mode)
+        sys.exit('plant.py: nothing to plant (%s) in the first kernel it takes' % mode)
     open(dst, 'w').write(text.replace(f, planted, 1))
     print('plant.py: %s planted in %s' % (mode, re.search(r'void __launch_bounds__\(\d+\) (\w+)', f).group(1)))
     sys.exit(0)
-sys.exit('plant.py: no tensor-core kernel%s in %s' % (' of ' + op if op else '', src))
+sys.exit('plant.py: no kernel for %s%s in %s' % (mode, ' of ' + op if op else '', src))
