@@ -180,17 +180,11 @@ static int check_range(const TlcGpu *g, int64_t offset, int64_t bytes, TlcError 
 }
 
 int tlc_gpu_upload(TlcGpu *g, const void *src, int64_t offset, int64_t bytes, TlcError *err) {
-  if (check_range(g, offset, bytes, err))
-    return -1;
-  CUresult r = g->cu.MemcpyHtoD(g->arena + (CUdeviceptr)offset, src, (size_t)bytes);
-  return r ? tlc_fail(err, "copying to the GPU failed: %s", gpu_error_text(g, r)) : 0;
+  return check_range(g, offset, bytes, err) ? -1 : tlc_gpu_put(g, g->arena + (CUdeviceptr)offset, src, bytes, err);
 }
 
 int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcError *err) {
-  if (check_range(g, offset, bytes, err))
-    return -1;
-  CUresult r = g->cu.MemcpyDtoH(dst, g->arena + (CUdeviceptr)offset, (size_t)bytes);
-  return r ? tlc_fail(err, "copying from the GPU failed: %s", gpu_error_text(g, r)) : 0;
+  return check_range(g, offset, bytes, err) ? -1 : tlc_gpu_get(g, dst, g->arena + (CUdeviceptr)offset, bytes, err);
 }
 
 int tlc_gpu_memory(TlcGpu *g, int64_t *free_bytes, int64_t *total_bytes, TlcError *err) {

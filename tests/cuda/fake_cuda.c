@@ -3,7 +3,8 @@
 // checks what it can: the loaded code is a cubin or PTX, every function a trainer asks for
 // is in it, every launch has whole warps a block and, for PTX, exactly the block its
 // __launch_bounds__ names and as many arguments as the
-// kernel's .entry has, each pointing into the arena, and every copy stays inside the arena.
+// kernel's .entry has, each pointing into a device allocation (the arena, the slots, the data
+// path's images), and every copy stays inside one.
 // Device memory starts filled with the float 1.5, so a trainer that shows the loss the
 // device holds (and not a stale host copy) prints 1.5. A broken rule prints "fake libcuda:
 // ..." and exits with status 99. FAKE_CUDA picks a behaviour: sm_90 (the default), sm_100
