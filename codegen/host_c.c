@@ -93,6 +93,19 @@ static void emit_steps_gpu(FILE *out, const char *name, const char *what, const 
     }
     int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
+    if (k->merged) {   // done by a launch over the whole arena, where the first of its kernels runs
+      if (k->merged_first)
+        fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){0, 0}, 2);   // %s\n", k->merged_launch,
+                function_of(gpu, k->merged_launch));
+      continue;
+    }
+    if (k->pass1) {
+      fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){", k->pass1_launch);
+      emit_offsets(out, "", offsets, nbufs);
+      const char *function = function_of(gpu, k->pass1_launch);
+      bool shared = strcmp(function, k->pass1->name) != 0;
+      fprintf(out, "}, %d);   // %s%s%s\n", nbufs, k->pass1->name, shared ? " as " : "", shared ? function : "");
+    }
     const char *function = function_of(gpu, *launch);
     fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){", (*launch)++);
     emit_offsets(out, "", offsets, nbufs);
@@ -135,15 +148,21 @@ static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu
       continue;
     int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
-    fprintf(out, "  {\"%s\", %s, %lld, %d, %g, %d, {", k->name, function_of(cpu, *launch), (long long)kir_parallel_extent(k),
-            *launch, gpu_kernels[i]->bf16 ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
+    // On the GPU: a first pass before the kernel, or the launch over the whole arena that does
+    // a run of updates at the first of them (and nothing at the others).
+    const Kernel *gk = gpu_kernels[i];
+    int gpu_launch = !gk->merged ? *launch : gk->merged_first ? gk->merged_launch : -1;
+    fprintf(out, "  {\"%s\", %s, %lld, %d, %d, %d, %g, %d, {", k->name, function_of(cpu, *launch), (long long)kir_parallel_extent(k),
+            gk->pass1 ? gk->pass1_launch : -1, gpu_launch, gk->merged, gk->bf16 ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
     ++*launch;
     emit_offsets(out, "", offsets, nbufs);
     // Compared: what the GPU writes (a kernel with nothing to do on the GPU writes nothing there).
     unsigned written = 0, is_int = 0;
     fputs("}, {", out);
     for (int b = 0; b < nbufs; b++) {
-      fprintf(out, "%s%lld", b ? ", " : "", (long long)(k->bufs[b].elems * (k->bufs[b].type == KT_I64 ? 8 : 4)));
+      // A first pass's partial sums after the output are the GPU's own: not compared.
+      int64_t partials = b == nbufs - 1 ? bn_partial_chunks(g->nodes[i]) * 2 * g->nodes[i]->shape.c : 0;
+      fprintf(out, "%s%lld", b ? ", " : "", (long long)((k->bufs[b].elems - partials) * (k->bufs[b].type == KT_I64 ? 8 : 4)));
       written |= (unsigned)gpu_kernels[i]->bufs[b].written << b;
       is_int |= (unsigned)(k->bufs[b].type == KT_I64) << b;
     }

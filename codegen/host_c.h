@@ -19,6 +19,7 @@ typedef struct TrainerSpec {
   int feature_gather;        // the GPU's gather into the feature node: its launch in program, or -1
   int augment;               // the GPU's data path: kernel_augment's launch in program, then its bytes
                              // variant's, kernel_jitter_means' and kernel_jitter's
+  int pass1;                 // the first of the two-pass reductions' first passes (Kernel.pass1)
   const char *bundle_path;   // the compiled bundle to embed (tlc -o), or NULL
   size_t bundle_size;
 } TrainerSpec;

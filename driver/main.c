@@ -223,7 +223,8 @@ static void write_output(const char *path, const char *data, size_t len) {
 
 // The kernels of both steps, training then evaluation, in launch order.
 static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kernel **eval, int *n) {
-  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 6));   // room for the gather and the data path
+  // Room for the gather, the data path and the first passes.
+  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(3 * (t->train->n + t->eval->n) + 6));
   *n = 0;
   for (int i = 0; i < t->train->n; i++)
     if (train[i])
@@ -232,6 +233,34 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kern
     if (eval[i])
       all[(*n)++] = eval[i];
   return all;
+}
+
+// Each run of consecutive optimizer updates in the training step is one launch on the GPU
+// (kernel_optim_group), numbered after every other; the step launches it where the first of
+// them would run. The nodes' own kernels stay in the bundle, unlaunched.
+static void group_updates(Arena *a, const TrainerSpec *t, Kernel **kernels, int *n) {
+  const Graph *g = t->train;
+  Node **run = arena_alloc(a, sizeof(Node *) * (size_t)(g->n + 1));
+  int len = 0;
+  for (int i = 0; i <= g->n; i++) {
+    if (i < g->n && !t->train_gpu[i])
+      continue;
+    if (i < g->n && kernel_is_update(g->nodes[i])) {
+      run[len++] = g->nodes[i];
+      continue;
+    }
+    if (len >= 2) {
+      const char *name = arena_printf(a, "k%d_%s_group", run[0]->id, op_info[run[0]->op].name);
+      for (int m = 0; m < len; m++) {
+        Kernel *own = t->train_gpu[run[m]->id];
+        own->merged = true;
+        own->merged_first = m == 0;
+        own->merged_launch = *n;
+      }
+      kernels[(*n)++] = kernel_optim_group(a, run, len, t->plan->train_offset, name);
+    }
+    len = 0;
+  }
 }
 
 // TLC_TILE=BMxBN forces one block tile on every tensor-core product: bench/tile_sweep.sh
@@ -280,6 +309,15 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, true);
   kernels[n++] = kernel_jitter_means(a, in.n, in.c, in.h, in.w);
   kernels[n++] = kernel_jitter(a, in.n, in.c, in.h, in.w);
+  // Two-pass reductions' first passes come last, so that the steps' launch numbers stay the
+  // CPU's; the steps launch each just before its second pass.
+  t.pass1 = n;
+  for (int i = 0, steps = n; i < steps; i++)
+    if (kernels[i]->pass1) {
+      kernels[i]->pass1_launch = n;
+      kernels[n++] = kernels[i]->pass1;
+    }
+  group_updates(a, &t, kernels, &n);
   t.program = cuda_program(a, kernels, n);
   return t;
 }

@@ -42,11 +42,19 @@ static void run_cpu(char *arena, const TlcKernelCall *c) {
   tlc_parallel_for(c->extent, c->cpu, bufs);
 }
 
+void trainer_launch_call(TlcGpu *gpu, const TlcKernelCall *c) {
+  static const int64_t whole_arena[2] = {0, 0};
+  if (c->pass1 >= 0)
+    tlc_gpu_launch(gpu, c->pass1, c->offset, c->nbufs);
+  if (c->launch >= 0)
+    tlc_gpu_launch(gpu, c->launch, c->on_arena ? whole_arena : c->offset, c->on_arena ? 2 : c->nbufs);
+}
+
 // Runs one kernel on both devices and compares what it wrote; *worst is the largest
 // relative difference seen. Returns -1 on a GPU error, 1 on a mismatch, 0 when it agrees.
 static int check_kernel(TlcRun *run, const TlcKernelCall *c, void *scratch, bool verbose, double *worst,
                         TlcError *err) {
-  tlc_gpu_launch(run->gpu, c->launch, c->offset, c->nbufs);
+  trainer_launch_call(run->gpu, c);
   if (tlc_gpu_sync(run->gpu, err) != 0)
     return -1;
   run_cpu(run->arena, c);

@@ -108,6 +108,9 @@ void trainer_free_gpu_data(TlcRun *run);
 // gpu_check.c
 // Runs calls[0..n) on both devices, comparing; verbose lists every kernel. Nonzero (err set)
 // on a GPU error or a mismatch.
+// The GPU's launches for one call of a step's table (gpu_check.c): its first pass, then its
+// kernel, on the whole arena for a run of updates (none at the run's other calls).
+void trainer_launch_call(TlcGpu *gpu, const TlcKernelCall *c);
 int trainer_check_step(TlcRun *run, const TlcKernelCall *calls, int n, const char *what, bool verbose,
                        TlcError *err);
 
