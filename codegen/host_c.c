@@ -161,8 +161,9 @@ static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu
     fputs("}, {", out);
     for (int b = 0; b < nbufs; b++) {
       // A first pass's partial sums after the output are the GPU's own: not compared.
-      int64_t partials = b == nbufs - 1 ? bn_partial_chunks(g->nodes[i]) * 2 * g->nodes[i]->shape.c : 0;
-      fprintf(out, "%s%lld", b ? ", " : "", (long long)((k->bufs[b].elems - partials) * (k->bufs[b].type == KT_I64 ? 8 : 4)));
+      const Node *n = g->nodes[i];
+      int64_t elems = b == nbufs - 1 && !n->writes_inputs ? node_result_elems(n) : k->bufs[b].elems;
+      fprintf(out, "%s%lld", b ? ", " : "", (long long)(elems * (k->bufs[b].type == KT_I64 ? 8 : 4)));
       written |= (unsigned)gpu_kernels[i]->bufs[b].written << b;
       is_int |= (unsigned)(k->bufs[b].type == KT_I64) << b;
     }

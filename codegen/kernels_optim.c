@@ -146,7 +146,7 @@ Kernel *kernel_optim_group(Arena *a, Node *const *nodes, int n, const int64_t *o
     gr.first[t + 1] = gr.first[t] + (shape_elems(nodes[t]->shape) + GROUP_BLOCK_ELEMS - 1) / GROUP_BLOCK_ELEMS;
     flops += node_flops(nodes[t]);
   }
-  const char *comment = arena_printf(a, "%s: the update of %d parameters in one launch, from %s to %s", op_info[nodes[0]->op].name,
+  const char *comment = arena_printf(a, "optimizer: %s of %d parameters in one launch, %s to %s", op_info[nodes[0]->op].name,
                                      n, nodes[0]->name, nodes[n - 1]->name);
   Kernel *k = kir_block_kernel(a, name, comment, gr.first[n], GROUP_BLOCK);
   k->layout = arena_printf(a, "blocks of %d elements of one parameter each, found by a binary search on the block "

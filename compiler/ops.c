@@ -70,6 +70,8 @@ int64_t node_elems(const Node *n) {
   return shape_elems(n->shape) + (conv_stats_chunks(n) + bn_partial_chunks(n)) * 2 * n->shape.c;
 }
 
+int64_t node_result_elems(const Node *n) { return node_elems(n) - bn_partial_chunks(n) * 2 * n->shape.c; }
+
 int64_t bn_partial_chunks(const Node *n) {
   bool merged = n->op == OP_BN_STATS && n->in[0]->fused.stats_rows;
   if ((n->op != OP_BN_STATS && n->op != OP_BN_DPARAMS) || merged)

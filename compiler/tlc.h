@@ -387,6 +387,8 @@ int64_t conv_stats_chunks(const Node *n);   // ceil(output rows / stats_rows)
 // or 0 for other nodes. The CPU's buffer has the room too and leaves it alone.
 enum { BN_CHUNK = 2048 };
 int64_t bn_partial_chunks(const Node *n);
+// node_elems but for those partial sums: what both devices' kernels write, and checks compare.
+int64_t node_result_elems(const Node *n);
 // How the CPU computes a convolution, fixed per layer at compile time (codegen/conv_cpu.h;
 // --stats prints it): grouped and depthwise ones directly, plane by plane; the others as
 // packed matrix products that gather their operands from the tensors, storing no patch

@@ -7,7 +7,8 @@
 # planted bug (every ReLU's fmaxf made fminf; in its first tensor-core kernel a missing
 # barrier, a wrong fragment layout, an off-by-one tile edge, and a wrong fragment layout in an
 # input gradient's tiles, a missing barrier in a weight gradient's; a wrong channel in
-# bn_dx's 16-byte form, a short window in maxpool_grad's gather: plant.py), given through
+# bn_dx's 16-byte form, windows missed in maxpool_grad's gather, a round of loads skipped in
+# bn_dparams' first pass, elements one off in the optimizer's one launch: plant.py), given through
 # TLC_EMU_SOURCE, must fail the check there, and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
 # kernels need, or without the data.
 set -u
@@ -67,13 +68,15 @@ if [ "$model" = cnn_bn ]; then
   # and in the gradients' tiles: a wrong fragment layout in the input gradient's, a missing
   # barrier in the weight gradient's; in the memory-bound kernels' GPU forms: a batchnorm
   # gradient's 16-byte form reading a neighbour plane's channel, a max-pool gradient's gather
-  # one window row short.
-  for planted in fragment:conv2d_dx barrier:conv2d_dw channel:bn_dx window:maxpool_grad; do
+  # missing windows, a batchnorm parameter gradient's first pass summing its chunk short, the
+  # optimizer's one launch for every parameter taking each thread's elements one off.
+  for planted in fragment:conv2d_dx barrier:conv2d_dw channel:bn_dx window:maxpool_grad round:bn_dparams \
+                 group:sgd_update; do
     bug=${planted%%:*} op=${planted#*:}
     check "cnn_bn: plant a $bug bug in $op" python3 "$here/plant.py" $bug program.cu planted_$op.cu $op
     TLC_EMU_SOURCE=$PWD/planted_$op.cu fails_with "cnn_bn: a planted $bug bug in $op fails --check-gpu" 1 \
       "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$op
-    check "cnn_bn: the $bug bug is named at $op" grep -qE "k[0-9]+_${op}_features_[0-9_]+ .*MISMATCH" out.txt
+    check "cnn_bn: the $bug bug is named at $op" grep -qE "k[0-9]+_${op}_features_[a-z0-9_]+ .*MISMATCH" out.txt
   done
   # The tile shapes the table may choose (TLC_TILE forces one on every product, as
   # bench/tile_sweep.sh does): the largest and the smallest agree with the CPU too.
