@@ -94,6 +94,7 @@ static void emit_steps_gpu(FILE *out, const char *name, const char *what, const 
     int64_t offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
     if (k->merged) {   // done by a launch over the whole arena, where the first of its kernels runs
+      ++*launch;
       if (k->merged_first)
         fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){0, 0}, 2);   // %s\n", k->merged_launch,
                 function_of(gpu, k->merged_launch));
