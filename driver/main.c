@@ -223,7 +223,7 @@ static void write_output(const char *path, const char *data, size_t len) {
 
 // The kernels of both steps, training then evaluation, in launch order.
 static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kernel **eval, int *n) {
-  // Room for the gather, the data path and the first passes.
+  // Room for the gather, the data path, the first passes and the runs of updates.
   Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(3 * (t->train->n + t->eval->n) + 6));
   *n = 0;
   for (int i = 0; i < t->train->n; i++)
