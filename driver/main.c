@@ -238,6 +238,9 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kern
 // Each run of consecutive optimizer updates in the training step is one launch on the GPU
 // (kernel_optim_group), numbered after every other; the step launches it where the first of
 // them would run. The nodes' own kernels stay in the bundle, unlaunched.
+// A launch takes at most MAX_GROUP updates: NVRTC's time grows faster than a function's size.
+enum { MAX_GROUP = 64 };
+
 static void group_updates(Arena *a, const TrainerSpec *t, Kernel **kernels, int *n) {
   const Graph *g = t->train;
   Node **run = arena_alloc(a, sizeof(Node *) * (size_t)(g->n + 1));
@@ -247,7 +250,8 @@ static void group_updates(Arena *a, const TrainerSpec *t, Kernel **kernels, int 
       continue;
     if (i < g->n && kernel_is_update(g->nodes[i])) {
       run[len++] = g->nodes[i];
-      continue;
+      if (len < MAX_GROUP)
+        continue;
     }
     if (len >= 2) {
       const char *name = arena_printf(a, "k%d_%s_group", run[0]->id, op_info[run[0]->op].name);
