@@ -180,6 +180,7 @@ static int start_run(TlcRun *run, TlcError *err) {
   trainer_start_features(run);
   if (trainer_start_gpu_data(run, err) != 0)
     return TRAINER_FAILED;
+  trainer_report_graphs(run);
   if (run->lr > 0 && run->first_epoch < run->epochs)
     printf("lr: %g (--lr; the recipe's is %g): every parameter group's rate is scaled by %g\n", run->lr,
            run->model->schedule.lr, lr_scale(run));

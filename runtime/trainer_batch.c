@@ -13,9 +13,10 @@
 // With CUDA graphs (gpu_graph.c) a batch's inputs go to a slot of pinned memory instead of
 // the arena, and while a step runs the pass's next batch is loaded into the other slot and
 // sent up (trainer_load_ahead): the same batches in the same order, one step earlier, so
-// the run is the same; a batch loaded ahead of a stop or a failure is dropped. When the GPU
-// builds a pass's batches (trainer_gpu_data.c), the loader does not run, unless
-// --check-gpu-data compares the two.
+// the run is the same; a batch loaded ahead of a stop or a failure is dropped. A batch the
+// GPU builds (trainer_gpu_data.c) sends its choices through the slot instead of its images,
+// and one from cached features only its labels. When the GPU builds a pass's batches, the
+// loader does not run, unless --check-gpu-data compares the two.
 #include "trainer_internal.h"
 
 #include <math.h>
@@ -50,12 +51,6 @@ static int64_t split_size(const TlcRun *run, TlcSplit split) {
   return split == TLC_SPLIT_TEST ? run->ntest : split == TLC_SPLIT_VAL ? run->nval : run->ntrain;
 }
 
-// Not for steps from cached features (their gather takes a pointer that changes every step)
-// nor for batches the GPU builds (the slot's copy up would overwrite their images).
-bool trainer_uses_graphs(const TlcRun *run, bool training) {
-  return run->graphs && !(training && run->use_features) && !trainer_gpu_data_serves(run, training);
-}
-
 // Whether a pass's batches need the loader: not when the GPU builds them, unless
 // --check-gpu-data compares them with the loader's.
 static bool uses_loader(const TlcRun *run, bool training) {
@@ -84,30 +79,38 @@ static bool loader_failed(TlcRun *run) {
   return false;
 }
 
-// The loader's batch into the arena, or with CUDA graphs into the next slot (which then
-// holds the learning rate and {seed, step} the arena holds); false (and run->failed) when
-// the loader failed.
-static bool load_batch(TlcRun *run, bool training, int32_t *labels, int *slot_used) {
+// With CUDA graphs: the batch of ds's samples order[0..batch) into the next slot, which then
+// holds the learning rate and {seed, step} the arena holds: the loader's images and labels,
+// the labels of a batch from cached features (its rows are gathered on the device), or the
+// labels and the choices the GPU builds the batch from. False (and run->failed) on a failure.
+static bool load_slot(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int32_t *labels,
+                      int *slot_used) {
   const TlcModel *m = run->model;
-  char *slot = NULL;
-  if (trainer_uses_graphs(run, training)) {
-    *slot_used = run->fill_slot;
-    if (!(slot = tlc_gpu_slot_inputs(run->gpu, run->fill_slot, &run->fail_err)))
-      return loader_failed(run);
-    run->fill_slot ^= 1;
+  int slot = run->fill_slot;
+  char *inputs;
+  if (trainer_gpu_data_serves(run, training)) {
+    inputs = trainer_gpu_data_fill(run, ds, order, training, slot, labels, &run->fail_err);
+  } else if (training && run->use_features) {
+    inputs = tlc_gpu_slot_fill(run->gpu, slot, false, 0, &run->fail_err);
+    trainer_cached_labels(run, order - run->order, labels);
+  } else {
+    inputs = tlc_gpu_slot_fill(run->gpu, slot, true, 0, &run->fail_err);
+    if (inputs && tlc_loader_next(run->loader, (float *)input_at(run, inputs, m->images), labels, &run->fail_err))
+      inputs = NULL;
   }
-  if (tlc_loader_next(run->loader, (float *)input_at(run, slot, m->images), labels, &run->fail_err))
+  if (!inputs)
     return loader_failed(run);
-  put_labels(run, slot, labels);
-  if (slot) {
-    memcpy(input_at(run, slot, m->seed), run->arena + m->seed, 16);
-    memcpy(input_at(run, slot, m->lr), run->arena + m->lr, sizeof(float));
-  }
+  put_labels(run, inputs, labels);
+  memcpy(input_at(run, inputs, m->seed), run->arena + m->seed, 16);
+  memcpy(input_at(run, inputs, m->lr), run->arena + m->lr, sizeof(float));
+  *slot_used = slot;
+  run->fill_slot ^= 1;
   return true;
 }
 
-// The next batch of ds's samples order[0..batch): loaded ahead, the loader's, or built on the
-// GPU (trainer_gpu_data.c); false (and run->failed) when the loader or the GPU failed.
+// The next batch of ds's samples order[0..batch): loaded ahead, into a slot, or kernel by
+// kernel (or on the CPU) the loader's, from cached features or built on the GPU
+// (trainer_gpu_data.c); false (and run->failed) when the loader or the GPU failed.
 static bool next_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training) {
   run->gpu_batch = false;
   if (run->ahead) {   // loaded and sent while the step before ran
@@ -119,8 +122,19 @@ static bool next_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, 
     return true;
   }
   run->batch_sent = false;
-  if (uses_loader(run, training) && !load_batch(run, training, run->batch_labels, &run->batch_slot))
-    return false;
+  if (run->graphs)
+    return load_slot(run, ds, order, training, run->batch_labels, &run->batch_slot);
+  if (training && run->use_features) {
+    if (trainer_cached_batch(run, &run->fail_err) != 0)
+      return loader_failed(run);
+    put_labels(run, NULL, run->batch_labels);
+    return true;
+  }
+  if (uses_loader(run, training)) {
+    if (tlc_loader_next(run->loader, (float *)(run->arena + run->model->images), run->batch_labels, &run->fail_err))
+      return loader_failed(run);
+    put_labels(run, NULL, run->batch_labels);
+  }
   if (!trainer_gpu_data_serves(run, training))
     return true;
   run->gpu_batch = true;
@@ -162,26 +176,28 @@ bool tlc_train_batch(TlcRun *run) {
     return false;
   }
   put_seed(run, run->step);
-  if (run->use_features) {
-    trainer_cached_batch(run);
-    put_labels(run, NULL, run->batch_labels);
-  } else if (!next_batch(run, &run->data.train, run->order + run->cursor, true)) {
+  if (!next_batch(run, &run->data.train, run->order + run->cursor, true))
     return false;
-  }
   run->cursor += m->batch;
   return true;
 }
 
 void trainer_load_ahead(TlcRun *run, bool training) {
   const TlcModel *m = run->model;
-  if (run->ahead || run->failed || trainer_stop_requested() || !trainer_uses_graphs(run, training))
+  if (run->ahead || run->failed || trainer_stop_requested() || !run->graphs)
     return;
   if (training ? run->cursor + m->batch > run->ntrain
                : !run->eval_active || split_size(run, run->eval_split) - run->eval_cursor <= 0)
     return;
-  if (training)
+  const TlcDataset *ds = &run->data.train;
+  const int32_t *order = run->order + run->cursor;
+  if (training) {
     put_seed(run, run->step + 1);   // the next step's
-  if (!load_batch(run, training, run->ahead_labels, &run->ahead_slot))
+  } else {
+    ds = run->eval_split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
+    order = run->eval_order + run->eval_cursor;
+  }
+  if (!load_slot(run, ds, order, training, run->ahead_labels, &run->ahead_slot))
     return;
   if (tlc_gpu_slot_send(run->gpu, run->ahead_slot, &run->fail_err) != 0) {
     loader_failed(run);

@@ -54,9 +54,6 @@ int32_t trainer_argmax(const float *logits, int32_t classes);   // the first max
 int trainer_alloc_batches(TlcRun *run, TlcError *err);   // the training order, evaluation order, labels
 void trainer_free_batches(TlcRun *run);
 void trainer_begin_training_pass(TlcRun *run);           // the loader starts on this epoch's order
-// With CUDA graphs: the batches of a step of this kind go through gpu_graph.c's slots (not
-// a step from cached features, whose gather reads the batch's place in the epoch).
-bool trainer_uses_graphs(const TlcRun *run, bool training);
 // While a step runs on the GPU: the pass's next batch, if it has one, loaded into the other
 // slot and sent up. A loader failure is reported where the batch would have been loaded.
 void trainer_load_ahead(TlcRun *run, bool training);
@@ -71,6 +68,7 @@ void trainer_free_data(TlcRun *run);
 
 // trainer_device.c
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
+void trainer_report_graphs(const TlcRun *run);           // after the data path and the feature cache
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
 // The device memory, in MB, that the feature cache or the decoded images may take, and how
 // that was found (for the messages): flag_mb (the value of `flag`) when given, else the
@@ -84,7 +82,9 @@ void trainer_start_features(TlcRun *run);
 // At each training pass of a cached run: the prefix over the training split the first time,
 // then (on a GPU) the epoch's order up.
 int trainer_begin_cached_pass(TlcRun *run, TlcError *err);
-void trainer_cached_batch(TlcRun *run);                  // the batch at cursor from the cache
+// The batch at cursor from the cache (on a GPU, its gather launched); -1 on a GPU error.
+int trainer_cached_batch(TlcRun *run, TlcError *err);
+void trainer_cached_labels(const TlcRun *run, int64_t first, int32_t *labels);   // of the batch at first
 
 // trainer_gpu_data.c
 // Decides whether batches are built on the GPU (a GPU, transforms its kernel runs, every
@@ -103,6 +103,14 @@ int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *ord
 // launched (the loader's prefetch, for the GPU's data path); the next call of
 // trainer_gpu_data_batch takes it when it is for the same samples.
 void trainer_gpu_data_prefetch(TlcRun *run, bool training);
+// With CUDA graphs: draws the table of ds's samples order[0..batch) and writes it into the
+// extra bytes of gpu_graph.c's slot `slot`, the labels into labels; returns the slot's
+// input region (NULL, err set, on a failure). trainer_gpu_data_launch then builds it.
+char *trainer_gpu_data_fill(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int slot,
+                            int32_t *labels, TlcError *err);
+// Launches the kernels that build the batch of slot `slot` into the arena's images, reading
+// its table where the slot holds it on the device (between tlc_gpu_step_begin and the graph).
+void trainer_gpu_data_launch(TlcRun *run, int slot);
 void trainer_free_gpu_data(TlcRun *run);
 
 // gpu_check.c
