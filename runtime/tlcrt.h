@@ -855,9 +855,19 @@ typedef struct TlcRun {
   int fill_slot;                // the slot the next batch loaded goes to
   int batch_slot;               // the slot of the batch in hand, and whether it went up already
   bool batch_sent;
-  bool ahead;                   // the pass's next batch is loaded (and sent) in ahead_slot
+  bool ahead;                   // the next batch is loaded (and sent) in ahead_slot
   int ahead_slot;
   int32_t *ahead_labels;        // its labels
+  // Which batch that is (trainer_ahead.c): of which split, training or not, at which epoch,
+  // which samples; a step of another batch drops it.
+  const TlcDataset *ahead_ds;
+  bool ahead_training;
+  int ahead_epoch;
+  int32_t *ahead_order;         // [batch]
+  int32_t *next_order;          // [ntrain]: the next epoch's training order, drawn ahead
+  bool loader_ahead;            // the loader is begun on the pass of the batch loaded ahead
+  bool ahead_starts_pass;       // it is the first batch of a pass
+  int64_t batches_slotted, batches_ahead, passes_ahead;   // through the slots; sent ahead; of them, a pass's first
   bool no_gpu_data;             // --no-gpu-data
   bool check_gpu_data;          // --check-gpu-data: every GPU-built batch compared with the loader's
   int64_t gpu_data_mb;          // --gpu-data-mb; -1: the device's free memory less TRAINER_GPU_RESERVE_MB

@@ -125,10 +125,9 @@ int trainer_begin_cached_pass(TlcRun *run, TlcError *err) {
              ? -1 : 0;
 }
 
-// The labels of the batch at `first` of this epoch's order.
-void trainer_cached_labels(const TlcRun *run, int64_t first, int32_t *labels) {
+void trainer_cached_labels(const TlcRun *run, const int32_t *order, int32_t *labels) {
   for (int64_t b = 0; b < run->model->batch; b++)
-    labels[b] = run->data.train.labels[run->order[first + b]];
+    labels[b] = run->data.train.labels[order[b]];
 }
 
 // The batch at run->cursor of this epoch's order, from the cache: features and labels. On a
@@ -136,7 +135,7 @@ void trainer_cached_labels(const TlcRun *run, int64_t first, int32_t *labels) {
 int trainer_cached_batch(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
   size_t row = (size_t)m->feature_floats * sizeof(float);
-  trainer_cached_labels(run, run->cursor, run->batch_labels);
+  trainer_cached_labels(run, run->order + run->cursor, run->batch_labels);
   if (!run->gpu) {
     for (int64_t b = 0; b < m->batch; b++) {
       int32_t i = run->order[run->cursor + b];

@@ -391,8 +391,9 @@ static int draw_batch(const TlcRun *run, const TlcDataset *ds, const int32_t *or
   return 0;
 }
 
-static bool drawn_for(const TlcRun *run, const HostBatch *h, const TlcDataset *ds, const int32_t *order, bool training) {
-  return h->ready && h->ds == ds && h->training == training && h->epoch == run->epoch &&
+static bool drawn_for(const TlcRun *run, const HostBatch *h, const TlcDataset *ds, const int32_t *order, bool training,
+                      int epoch) {
+  return h->ready && h->ds == ds && h->training == training && h->epoch == epoch &&
          memcmp(h->order, order, (size_t)run->model->batch * sizeof *order) == 0;
 }
 
@@ -449,12 +450,12 @@ static void launch_build(TlcRun *run, TrainerGpuData *g, const DeviceSet *d, boo
 // The table in h for ds's samples order[0..batch): drawn ahead while the previous step ran,
 // else drawn now; the labels into labels.
 static const HostBatch *table_for(TlcRun *run, TrainerGpuData *g, const TlcDataset *ds, const int32_t *order,
-                                  bool training, int32_t *labels, TlcError *err) {
-  if (drawn_for(run, &g->host[1], ds, order, training)) {
+                                  bool training, int epoch, int32_t *labels, TlcError *err) {
+  if (drawn_for(run, &g->host[1], ds, order, training, epoch)) {
     HostBatch ahead = g->host[1];
     g->host[1] = g->host[0], g->host[0] = ahead;
     g->ahead++;
-  } else if (draw_batch(run, ds, order, training, run->epoch, &g->host[0], err) != 0) {
+  } else if (draw_batch(run, ds, order, training, epoch, &g->host[0], err) != 0) {
     return NULL;
   }
   g->host[1].ready = false;
@@ -466,7 +467,7 @@ static const HostBatch *table_for(TlcRun *run, TrainerGpuData *g, const TlcDatas
 int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, TlcError *err) {
   const TlcModel *m = run->model;
   TrainerGpuData *g = run->gpu_data;
-  const HostBatch *h = table_for(run, g, ds, order, training, run->batch_labels, err);
+  const HostBatch *h = table_for(run, g, ds, order, training, run->epoch, run->batch_labels, err);
   if (!h || grow_device_taps(run, g, h->used, err) != 0 ||
       tlc_gpu_put(run->gpu, g->params, h->params, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), err) != 0 ||
       tlc_gpu_put(run->gpu, g->taps, h->taps, h->used * (int64_t)sizeof(int64_t), err) != 0 ||
@@ -483,11 +484,11 @@ static int64_t slot_taps_at(const TlcModel *m) {
   return slot_factors_at(m) + m->batch * AUG_FACTORS * (int64_t)sizeof(float);
 }
 
-char *trainer_gpu_data_fill(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int slot,
-                            int32_t *labels, TlcError *err) {
+char *trainer_gpu_data_fill(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int epoch,
+                            int slot, int32_t *labels, TlcError *err) {
   const TlcModel *m = run->model;
   TrainerGpuData *g = run->gpu_data;
-  const HostBatch *h = table_for(run, g, ds, order, training, labels, err);
+  const HostBatch *h = table_for(run, g, ds, order, training, epoch, labels, err);
   int64_t taps_bytes = h ? h->used * (int64_t)sizeof(int64_t) : 0;
   char *inputs = h ? tlc_gpu_slot_fill(run->gpu, slot, false, slot_taps_at(m) + taps_bytes, err) : NULL;
   if (!inputs)
