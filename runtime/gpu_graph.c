@@ -167,14 +167,26 @@ void tlc_gpu_slot_extra(TlcGpu *g, int slot, char **host, uint64_t *device) {
   *device = p->slots[slot].device + (CUdeviceptr)p->extra_at;
 }
 
+// The slot's pieces of the input region, once `after` is recorded: up from its pinned memory
+// on the upload stream, or (up false) from its device memory into the arena on the compute
+// stream.
+static CUresult copy_pieces(TlcGpu *g, GpuSlot *s, bool up, CUevent after) {
+  GpuPipeline *p = g->pipeline;
+  CUstream stream = up ? p->upload : p->compute;
+  int64_t at[2], len[2];
+  int n = pieces(p, s->images, at, len);
+  CUresult r = g->cu.StreamWaitEvent(stream, after, 0);
+  for (int i = 0; i < n && !r; i++)
+    r = up ? g->cu.MemcpyHtoDAsync(s->device + (CUdeviceptr)at[i], s->pinned + at[i], (size_t)len[i], stream)
+           : g->cu.MemcpyDtoDAsync(g->arena + (CUdeviceptr)(p->io_offset + at[i]), s->device + (CUdeviceptr)at[i],
+                                   (size_t)len[i], stream);
+  return r;
+}
+
 int tlc_gpu_slot_send(TlcGpu *g, int slot, TlcError *err) {
   GpuPipeline *p = g->pipeline;
   GpuSlot *s = &p->slots[slot];
-  int64_t at[2], len[2];
-  int n = pieces(p, s->images, at, len);
-  CUresult r = g->cu.StreamWaitEvent(p->upload, s->taken, 0);
-  for (int i = 0; i < n && !r; i++)
-    r = g->cu.MemcpyHtoDAsync(s->device + (CUdeviceptr)at[i], s->pinned + at[i], (size_t)len[i], p->upload);
+  CUresult r = copy_pieces(g, s, true, s->taken);
   if (!r && s->extra > 0)
     r = g->cu.MemcpyHtoDAsync(s->device + (CUdeviceptr)p->extra_at, s->pinned + p->extra_at, (size_t)s->extra,
                               p->upload);
@@ -184,17 +196,11 @@ int tlc_gpu_slot_send(TlcGpu *g, int slot, TlcError *err) {
 }
 
 int tlc_gpu_step_begin(TlcGpu *g, int slot, TlcError *err) {
-  GpuPipeline *p = g->pipeline;
-  GpuSlot *s = &p->slots[slot];
-  int64_t at[2], len[2];
-  int n = pieces(p, s->images, at, len);
-  CUresult r = g->cu.StreamWaitEvent(p->compute, s->up, 0);
-  for (int i = 0; i < n && !r; i++)
-    r = g->cu.MemcpyDtoDAsync(g->arena + (CUdeviceptr)(p->io_offset + at[i]), s->device + (CUdeviceptr)at[i],
-                              (size_t)len[i], p->compute);
+  GpuSlot *s = &g->pipeline->slots[slot];
+  CUresult r = copy_pieces(g, s, false, s->up);
   if (r)
     return tlc_fail(err, "copying the batch into the GPU's arena failed: %s", gpu_error_text(g, r));
-  p->on_compute = true;
+  g->pipeline->on_compute = true;
   return 0;
 }
 

@@ -33,7 +33,7 @@ void trainer_report_graphs(const TlcRun *run) {
     return;
   bool built_train = trainer_gpu_data_serves(run, true), built_eval = trainer_gpu_data_serves(run, false);
   printf("cuda graphs: on, each step replays one: the training step%s%s and the evaluation pass%s; the next batch goes "
-         "up while a step runs, through two slots of %.1f MiB (pinned and on the device; --no-cuda-graph: kernel by "
+         "up while a step runs, through two slots of %.2f MiB (pinned and on the device; --no-cuda-graph: kernel by "
          "kernel)\n", run->use_features ? " from cached features (the gather through a fixed buffer of the batch's rows, "
          "then the head)" : "", built_train ? " on batches built on the GPU (their choices go up)" : "",
          built_eval ? " on batches built on the GPU" : "", m->io_bytes / 1048576.0);
