@@ -5,8 +5,11 @@
 // kernels_jitter.c for colour jitter) instead of on the loader's threads: the host draws each
 // sample's choices from the sample's own rng as the CPU transforms would (augment.c) and
 // uploads them with the filter taps, a few KB a sample, drawing the next batch's while the
-// GPU runs the step. The batch is the CPU's bit for bit (--check-gpu-data compares every
-// one), so a run is the same with it and without it (--no-gpu-data).
+// GPU runs the step. With CUDA graphs that table goes up through gpu_graph.c's slots on the
+// upload stream instead, and the kernels that build the batch run on the compute stream
+// before the step's graph, reading it there (trainer_gpu_data_fill, _launch). The batch is
+// the CPU's bit for bit (--check-gpu-data compares every one), so a run is the same with it
+// and without it (--no-gpu-data).
 //
 // A split's transforms that the kernel cannot run (augment.c says which) keep that split on
 // the CPU, and the run says why, once. The images take device memory within a budget: what
