@@ -73,6 +73,8 @@ if [ "$model" = cnn_bn ]; then
   # labels, seed and learning rate go up through the slots. Kernel by kernel ends the same.
   check "cnn_bn: the cached training step is a graph" grep -q "^cuda graphs: on, each step replays one: the \
 training step from cached features (the gather through a fixed buffer of the batch's rows, then the head)" cached.txt
+  check "cnn_bn: every cached batch but the first went up ahead" \
+    awk '/^cuda graphs: [0-9]+ of [0-9]+ batches went up/ { ok = $3 + 1 == $5 && $3 > 0 } END { exit !ok }' cached.txt
   TLC_EMU_MEMORY_MB=1024 run kernels --no-cuda-graph
   for file in last.ckpt best.ckpt; do
     check "cnn_bn: cached, graphs and kernel by kernel end with the same $file" cmp cached/$file kernels/$file

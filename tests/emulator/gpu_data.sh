@@ -152,6 +152,10 @@ done
 figures() { sed -E 's/  [0-9.]+ img\/s  [0-9.]+ s$//; s/ (train_time_s|images_per_s)=[0-9.]+//g' "$1" | grep -E '^(epoch|result)'; }
 check "graphs on batches built on the GPU: said" grep -q "^cuda graphs: on, each step replays one: the training step \
 on batches built on the GPU (their choices go up) and the evaluation pass on batches built on the GPU;" gpu.txt
+# Every batch but the run's first went up while the step before ran (each pass's first
+# during the last step of the pass before): its choices drawn for the next epoch's order.
+check "graphs on batches built on the GPU: every batch but the first went up ahead" \
+  awk '/^cuda graphs: [0-9]+ of [0-9]+ batches went up/ { ok = $3 + 1 == $5 && $3 > 0 } END { exit !ok }' gpu.txt
 emu ./train --device cuda --no-cuda-graph --out kernels > kernels.txt 2>&1
 check "--no-cuda-graph: trains (status $?)" grep -q '^result:' kernels.txt
 for file in last.ckpt best.ckpt; do
