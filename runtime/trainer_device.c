@@ -53,7 +53,7 @@ int trainer_open_device(TlcRun *run, TlcError *err) {
     return 0;
   }
   printf("device: %s\n", tlc_gpu_name(run->gpu));
-  if (tlc_gpu_upload(run->gpu, run->arena, 0, m->state_bytes, err) != 0)
+  if (trainer_state_to_device(run, err) != 0)
     return -1;
   open_graphs(run);
   return 0;
@@ -74,6 +74,14 @@ double trainer_gpu_budget(TlcRun *run, int64_t flag_mb, const char *flag, char *
   snprintf(how, len, "the device's free %.0f MB less %d MB kept free; %s sets another", free_mb,
            TRAINER_GPU_RESERVE_MB, flag);
   return free_mb - TRAINER_GPU_RESERVE_MB;
+}
+
+// The copy from pageable memory may return before it lands, and the graphs' compute stream
+// does not wait for the default stream: the state is waited for (once a run, or a best.ckpt).
+int trainer_state_to_device(TlcRun *run, TlcError *err) {
+  if (!run->gpu)
+    return 0;
+  return tlc_gpu_upload(run->gpu, run->arena, 0, run->model->state_bytes, err) != 0 ? -1 : tlc_gpu_sync(run->gpu, err);
 }
 
 int trainer_state_to_host(TlcRun *run, TlcError *err) {

@@ -92,6 +92,7 @@ void trainer_free_data(TlcRun *run);
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
 void trainer_report_graphs(const TlcRun *run);           // after the data path and the feature cache
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
+int trainer_state_to_device(TlcRun *run, TlcError *err); // after it is loaded, and landed
 // The device memory, in MB, that the feature cache or the decoded images may take, and how
 // that was found (for the messages): flag_mb (the value of `flag`) when given, else the
 // device's free memory less TRAINER_GPU_RESERVE_MB. A negative budget fits nothing.
