@@ -199,7 +199,7 @@ int trainer_load_best(TlcRun *run, int *epoch, TlcError *err) {
     return -1;
   floats_to_ints(run);
   *epoch = info.epoch;
-  return run->gpu ? tlc_gpu_upload(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
+  return trainer_state_to_device(run, err);
 }
 
 // What a failed save left: the previous file is untouched (tlc_checkpoint_save's promise),
