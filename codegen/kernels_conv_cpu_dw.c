@@ -106,6 +106,9 @@ static void store_dw(KernelBuilder *kb, const Product *pr, KStmt *into, int c, i
 
 Kernel *kernel_conv_cpu_dw(KernelBuilder *kb) {
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w or [chunks, w's size]
+  const ConvAttrs *a = &n->attr.conv;
+  if (a->kernel == 1 && a->stride == 1 && a->pad == 0)
+    return kernel_conv_cpu_dw1x1(kb);
   Dw d = {.g = conv_cpu_of(&n->attr.conv, n->in[1]->shape, n->in[0]->shape), .dy = kb->in[0], .image = kb->in[1]};
   const ConvCpu *c = &d.g;
   int64_t chunks = n->shape.rank == 2 ? n->shape.d[0] : 1;
