@@ -55,6 +55,8 @@ int llvm_emit_module(Kernel *const *kernels, int n, const char *cpu, const char 
 
 // kir_llvm_tile.c: a register tile (KS_TILE) as vector multiply-adds.
 void llvm_tile(Lower *l, const KStmt *s);
+// kir_llvm_dot.c: a tile of dot products (KS_DOT) as vector multiply-adds along the sums.
+void llvm_dot(Lower *l, const KStmt *s);
 
 // kir_llvm_blocks.c: a block kernel's body, its blocks [begin, end) one after another.
 void llvm_lower_blocks(Lower *l, Arena *a);
