@@ -290,27 +290,8 @@ void kir_store4(Kernel *k, KStmt *into, int buf, KExpr *index, int var) {
   append(k, into, s);
 }
 
-void kir_dot(Kernel *k, KStmt *into, const KDot *t) {
-  KStmt *s = stmt_new(k, KS_DOT);
-  s->buf = t->c;
-  s->index = t->c_index;
-  s->operand = t->ldc;
-  s->a_buf = t->a;
-  s->a_index = t->a_index;
-  s->a_step = t->lanes;
-  s->a_row = t->a_row;
-  s->src_buf = t->b;
-  s->src_index = t->b_index;
-  s->ldb = t->ldb;
-  s->value = t->depth;
-  s->rows = t->rows;
-  s->cols = t->cols;
-  k->bufs[t->c].written = true;
-  append(k, into, s);
-}
-
-void kir_tile(Kernel *k, KStmt *into, const KTile *t) {
-  KStmt *s = stmt_new(k, KS_TILE);
+static void tile_stmt(Kernel *k, KStmt *into, KStmtKind kind, const KTile *t) {
+  KStmt *s = stmt_new(k, kind);
   s->buf = t->c;
   s->index = t->c_index;
   s->operand = t->ldc;
@@ -326,6 +307,16 @@ void kir_tile(Kernel *k, KStmt *into, const KTile *t) {
   s->cols = t->cols;
   k->bufs[t->c].written = true;
   append(k, into, s);
+}
+
+void kir_tile(Kernel *k, KStmt *into, const KTile *t) { tile_stmt(k, into, KS_TILE, t); }
+
+// The same fields, `lanes` in a_step.
+void kir_dot(Kernel *k, KStmt *into, const KDot *t) {
+  KTile as = {.rows = t->rows, .cols = t->cols, .c = t->c, .a = t->a, .b = t->b, .c_index = t->c_index,
+              .a_index = t->a_index, .b_index = t->b_index, .depth = t->depth, .ldc = t->ldc, .a_step = t->lanes,
+              .a_row = t->a_row, .ldb = t->ldb};
+  tile_stmt(k, into, KS_DOT, &as);
 }
 
 static _Noreturn void bug(const Kernel *k, const char *what) { fatal("internal error in kernel %s: %s", k->name, what); }

@@ -12,12 +12,6 @@ static LLVMValueRef pointer_at(Lower *l, LLVMTypeRef vt, LLVMValueRef base, LLVM
   return LLVMBuildBitCast(l->b, p, LLVMPointerType(vt, 0), "");
 }
 
-static LLVMValueRef vector_at(Lower *l, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef offset) {
-  LLVMValueRef v = LLVMBuildLoad2(l->b, vt, pointer_at(l, vt, base, offset), "");
-  LLVMSetAlignment(v, 4);
-  return v;
-}
-
 static LLVMValueRef intrinsic(Lower *l, const char *name, LLVMTypeRef type) {
   LLVMValueRef f = LLVMGetNamedFunction(l->mod, name);
   return f ? f : LLVMAddFunction(l->mod, name, type);
@@ -67,8 +61,8 @@ void llvm_dot(Lower *l, const KStmt *s) {
   LLVMValueRef c = llvm_element_ptr(l, s->buf, s->index), a = llvm_element_ptr(l, s->a_buf, s->a_index);
   LLVMValueRef b = llvm_element_ptr(l, s->src_buf, s->src_index), depth = llvm_expr(l, s->value);
   LLVMValueRef steps = LLVMBuildSDiv(l->b, depth, llvm_i64(l, lanes), "");
-  LLVMTypeRef fma_type = LLVMFunctionType(vt, (LLVMTypeRef[]){vt, vt, vt}, 3, 0);
-  LLVMValueRef fma = intrinsic(l, lanes == 16 ? "llvm.fmuladd.v16f32" : "llvm.fmuladd.v8f32", fma_type);
+  LLVMTypeRef fma_type;
+  LLVMValueRef fma = llvm_fmuladd(l, lanes, &fma_type);
   LLVMValueRef sums[MAX_SUMS], next[MAX_SUMS], out[MAX_SUMS], av[MAX_SUMS], bv[MAX_SUMS];
   LLVMBasicBlockRef before = LLVMGetInsertBlock(l->b), body = llvm_new_block(l, "dots"), tail = llvm_new_block(l, "dots_tail");
   LLVMBuildCondBr(l->b, LLVMBuildICmp(l->b, LLVMIntSGT, steps, llvm_i64(l, 0), ""), body, tail);
@@ -78,9 +72,9 @@ void llvm_dot(Lower *l, const KStmt *s) {
     sums[i] = LLVMBuildPhi(l->b, vt, "");
   LLVMValueRef offset = LLVMBuildMul(l->b, p, llvm_i64(l, lanes), "");
   for (int i = 0; i < rows; i++)
-    av[i] = vector_at(l, vt, a, LLVMBuildAdd(l->b, offset, llvm_i64(l, i * s->a_row), ""));
+    av[i] = llvm_vector_at(l, vt, a, LLVMBuildAdd(l->b, offset, llvm_i64(l, i * s->a_row), ""));
   for (int j = 0; j < cols; j++)
-    bv[j] = vector_at(l, vt, b, LLVMBuildAdd(l->b, offset, llvm_i64(l, j * s->ldb), ""));
+    bv[j] = llvm_vector_at(l, vt, b, LLVMBuildAdd(l->b, offset, llvm_i64(l, j * s->ldb), ""));
   for (int i = 0; i < rows; i++)
     for (int j = 0; j < cols; j++)
       next[i * cols + j] = LLVMBuildCall2(l->b, fma_type, fma, (LLVMValueRef[]){av[i], bv[j], sums[i * cols + j]}, 3, "");
