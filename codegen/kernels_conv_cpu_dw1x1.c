@@ -14,8 +14,8 @@
 // loading R vectors of dy and S of x. A tile's sums are added up and to the buffer at the end
 // of each block: every sum is taken in the same order whatever the thread count.
 //
-// With few positions (14x14 and less) the vectors' remainders and the adding up would cost
-// more than they save: conv_dw_dots says where this form is used.
+// With few positions (7x7) the vectors' remainders and the adding up cost more than they
+// save: conv_dw_dots (kernels_conv_cpu_dw.c) says where this form is used.
 #include "conv_cpu.h"
 
 typedef struct Dw1x1 {
