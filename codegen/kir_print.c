@@ -148,10 +148,26 @@ static void print_tile(FILE *out, const Kernel *k, const KStmt *s, int depth) {
   fprintf(out, " + tp * %lld + tj];\n", (long long)s->ldb);
 }
 
+static void print_dot(FILE *out, const Kernel *k, const KStmt *s, int depth) {
+  fprintf(out, "for (int64_t ti = 0; ti < %d; ti++)   // %dx%d dot products, %lld lanes\n", s->rows, s->rows, s->cols,
+          (long long)s->a_step);
+  fprintf(out, "%*sfor (int64_t tj = 0; tj < %d; tj++)\n%*sfor (int64_t tp = 0; tp < ", 2 * depth + 2, "", s->cols,
+          2 * depth + 4, "");
+  print_expr(out, k, s->value);
+  fprintf(out, "; tp++)\n%*sb%d[", 2 * depth + 6, "", s->buf);
+  print_expr(out, k, s->index);
+  fprintf(out, " + ti * %lld + tj] += b%d[", (long long)s->operand, s->a_buf);
+  print_expr(out, k, s->a_index);
+  fprintf(out, " + ti * %lld + tp] * b%d[", (long long)s->a_row, s->src_buf);
+  print_expr(out, k, s->src_index);
+  fprintf(out, " + tj * %lld + tp];\n", (long long)s->ldb);
+}
+
 static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
   fprintf(out, "%*s", 2 * depth, "");
   switch (s->kind) {
   case KS_TILE: print_tile(out, k, s, depth); return;
+  case KS_DOT: print_dot(out, k, s, depth); return;
   case KS_FOR: {
     const char *v = k->vars[s->var].name;
     fprintf(out, "for (int64_t %s = ", v);

@@ -109,10 +109,13 @@ KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, Shape y, KExpr 
 // target (kernels_gemm.c).
 Kernel *kernel_conv_implicit(KernelBuilder *kb);
 // The same on the CPU, as a packed product that gathers its patches (kernels_conv_cpu.c), and
-// its input and weight gradients (kernels_conv_cpu_dx.c, kernels_conv_cpu_dw.c).
+// its input and weight gradients (kernels_conv_cpu_dx.c, kernels_conv_cpu_dw.c; a 1x1
+// convolution's without stride or padding as dot products along the positions,
+// kernels_conv_cpu_dw1x1.c).
 Kernel *kernel_conv_cpu(KernelBuilder *kb);
 Kernel *kernel_conv_cpu_dx(KernelBuilder *kb);
 Kernel *kernel_conv_cpu_dw(KernelBuilder *kb);
+Kernel *kernel_conv_cpu_dw1x1(KernelBuilder *kb);
 
 // The CPU's matrix products (kernels_packed.c), laid out as the best CPU libraries lay them
 // out: C[M,N] = sum over p < K of A[i,p] B[p,j] in tiles of MC x NC, one parallel iteration
