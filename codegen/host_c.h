@@ -18,7 +18,8 @@ typedef struct TrainerSpec {
   int feature_node;          // feature_boundary() of the training step, or -1
   int feature_gather;        // the GPU's gather into the feature node: its launch in program, or -1
   int augment;               // the GPU's data path: kernel_augment's launch in program, then its bytes
-                             // variant's, kernel_jitter_means' and kernel_jitter's
+                             // variant's, kernel_jitter_means' and kernel_jitter's; -1 for a model
+                             // whose input is no gray or RGB image
   const char *bundle_path;   // the compiled bundle to embed (tlc -o), or NULL
   size_t bundle_size;
 } TrainerSpec;

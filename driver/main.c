@@ -273,13 +273,17 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
     t.feature_gather = n;
     kernels[n++] = kernel_feature_gather(a, t.train->nodes[t.feature_node], t.train->batch);
   }
-  // The data path on the GPU builds the step's images (both steps take the same shape).
+  // The data path on the GPU builds the step's images (both steps take the same shape), for
+  // models that take images: gray or RGB.
   Shape in = t.train->images->shape;
-  t.augment = n;
-  kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, false);
-  kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, true);
-  kernels[n++] = kernel_jitter_means(a, in.n, in.c, in.h, in.w);
-  kernels[n++] = kernel_jitter(a, in.n, in.c, in.h, in.w);
+  t.augment = -1;
+  if (in.c == 1 || in.c == 3) {
+    t.augment = n;
+    kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, false);
+    kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, true);
+    kernels[n++] = kernel_jitter_means(a, in.n, in.c, in.h, in.w);
+    kernels[n++] = kernel_jitter(a, in.n, in.c, in.h, in.w);
+  }
   t.program = cuda_program(a, kernels, n);
   return t;
 }

@@ -756,7 +756,7 @@ typedef struct TlcModel {
   // The GPU's data path: the bundle's launch number of the augment kernel (buffers: decoded
   // images, sample parameters, filter taps, normalisation table, the batch at `images`); the
   // next three launches are its variant that writes bytes for colour jitter and the two jitter
-  // kernels (codegen/kernels_jitter.c).
+  // kernels (codegen/kernels_jitter.c); -1 where the model takes no gray or RGB image.
   int augment;
   // Parameters as tlc --stats counts them (buffers excluded): all, and those that train.
   int64_t parameters, trainable_parameters;

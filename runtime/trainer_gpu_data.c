@@ -171,6 +171,8 @@ static const char *ruled_out(const TlcRun *run) {
     return "--check-gpu compares the steps from the host's batches";
   if (run->npredict)
     return "--predict";
+  if (run->model->augment < 0)
+    return "the model's input is not a gray or RGB image";
   const TlcDataset *splits[3] = {&run->data.train, &run->data.val, &run->data.test};
   for (int s = 0; s < 3; s++)
     if (!in_memory(splits[s]))
