@@ -113,10 +113,10 @@ static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **
 static void emit_cached_steps_gpu(FILE *out, const TrainerSpec *t) {
   int launch = 0, b = t->feature_node;
   emit_steps_gpu(out, "train_features_gpu", "The frozen prefix on the GPU, once per image.", t->train, t->train_gpu,
-                 t->plan->train_offset, t->program->table, &launch, 0, b + 1);
+                 t->gpu_plan->train_offset, t->program->table, &launch, 0, b + 1);
   launch = 0;
   emit_steps_gpu(out, "train_head_gpu", "The training step on the GPU from the gathered features on.", t->train,
-                 t->train_gpu, t->plan->train_offset, t->program->table, &launch, b + 1, t->train->n);
+                 t->train_gpu, t->gpu_plan->train_offset, t->program->table, &launch, b + 1, t->train->n);
 }
 
 // A kernel that multiplies in bf16 is compared within bf16's precision: 8 bits of mantissa
@@ -126,28 +126,41 @@ static void emit_cached_steps_gpu(FILE *out, const TrainerSpec *t) {
 
 // The steps as tables of kernel calls, for `--check-gpu`: each kernel runs on both devices
 // from the same inputs and the buffers it writes are compared.
+// A kernel is compared within bf16's tolerance when it multiplies in bf16 or reads or writes
+// a buffer the GPU holds in bf16 (its inputs rounded, its output rounded).
+static bool checked_as_bf16(const Kernel *gpu) {
+  bool bf16 = gpu->bf16;
+  for (int b = 0; b < kir_nparams(gpu); b++)
+    bf16 |= gpu->bufs[b].type == KT_BF16;
+  return bf16;
+}
+
 static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu_kernels, Kernel **gpu_kernels,
-                       const int64_t *offset, const KernelTable *cpu, int *launch) {
+                       const int64_t *offset, const int64_t *gpu_offset, const KernelTable *cpu, int *launch) {
   fprintf(out, "\nstatic const TlcKernelCall %s[] = {\n", name);
   for (int i = 0; i < g->n; i++) {
-    const Kernel *k = cpu_kernels[i];
+    const Kernel *k = cpu_kernels[i], *gk = gpu_kernels[i];
     if (!k)
       continue;
-    int64_t offsets[MAX_INPUTS + 1];
+    int64_t offsets[MAX_INPUTS + 1], gpu_offsets[MAX_INPUTS + 1];
     int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
+    buffer_offsets(g->nodes[i], i, gpu_offset, gpu_offsets);
     fprintf(out, "  {\"%s\", %s, %lld, %d, %g, %d, {", k->name, function_of(cpu, *launch), (long long)kir_parallel_extent(k),
-            *launch, gpu_kernels[i]->bf16 ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
+            *launch, checked_as_bf16(gk) ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
     ++*launch;
     emit_offsets(out, "", offsets, nbufs);
     // Compared: what the GPU writes (a kernel with nothing to do on the GPU writes nothing there).
-    unsigned written = 0, is_int = 0;
+    unsigned written = 0, is_int = 0, bf16 = 0;
     fputs("}, {", out);
     for (int b = 0; b < nbufs; b++) {
       fprintf(out, "%s%lld", b ? ", " : "", (long long)(k->bufs[b].elems * (k->bufs[b].type == KT_I64 ? 8 : 4)));
-      written |= (unsigned)gpu_kernels[i]->bufs[b].written << b;
+      written |= (unsigned)gk->bufs[b].written << b;
       is_int |= (unsigned)(k->bufs[b].type == KT_I64) << b;
+      bf16 |= (unsigned)(gk->bufs[b].type == KT_BF16) << b;
     }
-    fprintf(out, "}, 0x%x, 0x%x},\n", written, is_int);
+    fputs("}, {", out);
+    emit_offsets(out, "", gpu_offsets, nbufs);
+    fprintf(out, "}, 0x%x, 0x%x, 0x%x},\n", written, is_int, bf16);
   }
   fputs("};\n", out);
 }
@@ -339,8 +352,9 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   fprintf(out, "    .name = \"%s\", .source = \"%s\",\n", tr->model, t->source);
   fprintf(out, "    .batch = %lld, .channels = %lld, .height = %lld, .width = %lld, .classes = %lld,\n", (long long)in.n,
           (long long)in.c, (long long)in.h, (long long)in.w, (long long)tr->logits->shape.c);
-  fprintf(out, "    .arena_bytes = %lld, .params = params, .nparams = sizeof params / sizeof *params,\n",
-          (long long)p->total_bytes);
+  fprintf(out, "    .arena_bytes = %lld, .gpu_arena_bytes = %lld, .gpu_bf16 = %s,\n", (long long)p->total_bytes,
+          (long long)t->gpu_plan->total_bytes, t->gpu_plan->bf16 ? "true" : "false");
+  fputs("    .params = params, .nparams = sizeof params / sizeof *params,\n", out);
   fprintf(out, "    .images = %lld, .labels = %lld, .seed = %lld, .lr = %lld,\n", (long long)p->train_offset[tr->images->id],
           (long long)p->train_offset[tr->labels->id], (long long)p->train_offset[tr->nodes[0]->id],
           (long long)p->train_offset[tr->nodes[1]->id]);
@@ -371,12 +385,14 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
 }
 
 void host_c_emit(FILE *out, const TrainerSpec *t) {
-  const MemPlan *p = t->plan;
+  const MemPlan *p = t->plan, *gp = t->gpu_plan;
   fprintf(out, "// The trainer tlc generated from %s: model %s, batch %lld.\n", t->source, t->train->model,
           (long long)t->train->batch);
-  fprintf(out, "// Arena %lld bytes: state %lld, step inputs %lld, training activations %lld, evaluation %lld.\n",
-          (long long)p->total_bytes, (long long)p->state_bytes, (long long)p->io_bytes, (long long)p->train_bytes,
-          (long long)p->eval_bytes);
+  fprintf(out, "// Arena %lld bytes: state %lld, step inputs %lld, outputs %lld, training activations %lld, evaluation %lld.\n",
+          (long long)p->total_bytes, (long long)p->state_bytes, (long long)p->io_bytes, (long long)p->output_bytes,
+          (long long)p->train_bytes, (long long)p->eval_bytes);
+  fprintf(out, "// The GPU's arena %lld bytes: activations in %s, training %lld, evaluation %lld.\n",
+          (long long)gp->total_bytes, gp->bf16 ? "bf16" : "fp32", (long long)gp->train_bytes, (long long)gp->eval_bytes);
   fputs("// The kernels are in the object file tlc compiled beside it (tlc --emit=kir shows them).\n", out);
   fputs("#include \"tlcrt.h\"\n\n", out);
   if (t->bundle_path)   // tlc inspect finds it by its section
@@ -396,11 +412,12 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
   emit_step(out, "eval_step", "The evaluation pass: running statistics, no dropout.", t->eval, t->eval_cpu,
             p->eval_offset, t->cpu_table, &launch);
   launch = 0;
-  emit_step_gpu(out, "train_step_gpu", t->train, t->train_gpu, p->train_offset, t->program->table, &launch);
-  emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_gpu, p->eval_offset, t->program->table, &launch);
+  emit_step_gpu(out, "train_step_gpu", t->train, t->train_gpu, gp->train_offset, t->program->table, &launch);
+  emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_gpu, gp->eval_offset, t->program->table, &launch);
   launch = 0;
-  emit_calls(out, "train_calls", t->train, t->train_cpu, t->train_gpu, p->train_offset, t->cpu_table, &launch);
-  emit_calls(out, "eval_calls", t->eval, t->eval_cpu, t->eval_gpu, p->eval_offset, t->cpu_table, &launch);
+  emit_calls(out, "train_calls", t->train, t->train_cpu, t->train_gpu, p->train_offset, gp->train_offset, t->cpu_table,
+             &launch);
+  emit_calls(out, "eval_calls", t->eval, t->eval_cpu, t->eval_gpu, p->eval_offset, gp->eval_offset, t->cpu_table, &launch);
   if (t->feature_node >= 0) {
     emit_cached_steps(out, t);
     emit_cached_steps_gpu(out, t);

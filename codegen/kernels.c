@@ -14,6 +14,13 @@ static const char *c_name(Arena *a, const char *s) {
   return out;
 }
 
+// How the target stores a node's value: as the GPU's memory plan sizes it.
+static KType element_type(const KernelTarget *target, const Node *n) {
+  if (n->is_int)
+    return KT_I64;
+  return target->tiles && target->step && value_bf16(target->step, n) ? KT_BF16 : KT_F32;
+}
+
 KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target) {
   const char *layer = n->name && n->name[0] ? n->name : "step";
   const char *name = arena_printf(a, "k%d_%s_%s", n->id, op_info[n->op].name, c_name(a, layer));
@@ -25,10 +32,10 @@ KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target) 
   for (int i = 0; i < n->nin; i++) {
     const Node *in = n->in[i];
     const char *what = in->op == OP_PARAM || in->op == OP_STATE ? in->name : arena_printf(a, "%%%d", in->id);
-    kb.in[i] = kir_buf(kb.k, what, in->is_int ? KT_I64 : KT_F32, node_elems(in));
+    kb.in[i] = kir_buf(kb.k, what, element_type(target, in), node_elems(in));
   }
   if (!n->writes_inputs)
-    kb.out = kir_buf(kb.k, arena_printf(a, "%%%d", n->id), n->is_int ? KT_I64 : KT_F32, node_elems(n));
+    kb.out = kir_buf(kb.k, arena_printf(a, "%%%d", n->id), element_type(target, n), node_elems(n));
   return kb;
 }
 
@@ -141,8 +148,11 @@ Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target) {
 
 Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix, const KernelTarget *target) {
   Kernel **out = arena_alloc(a, sizeof(Kernel *) * (size_t)(g->n + 1));
+  KernelTarget *of_step = arena_alloc(a, sizeof *of_step);   // kernels keep a pointer to it
+  *of_step = *target;
+  of_step->step = g;
   for (int i = 0; i < g->n; i++) {
-    out[i] = kernel_for(a, g->nodes[i], target);
+    out[i] = kernel_for(a, g->nodes[i], of_step);
     if (out[i] && prefix[0])
       out[i]->name = arena_printf(a, "%s%s", prefix, out[i]->name);
   }

@@ -160,6 +160,8 @@ static void stage_piece(Tiles *t, KStmt *into, KExpr *k0, bool is_a) {
 // and linear input rows (K a multiple of 4), a convolution's dy by channel in its weight
 // gradient (positions a multiple of 4).
 static bool copied(const Tiles *t, bool is_a) {
+  if (t->kb->k->bufs[is_a ? t->a_buf : t->b_buf].type != KT_F32)
+    return false;   // a bf16 operand is gathered (8 bytes of 4 elements would take cp.async's 8-byte form)
   switch (t->product) {
   case FORWARD: return t->K % 4 == 0 && (!is_a || !t->conv);
   case WEIGHT_GRAD: return is_a && t->conv && t->y.h * t->y.w % 4 == 0;

@@ -347,15 +347,21 @@ static void copy_async(Lower *l, const KStmt *s) {
   llvm_call(l, "tlc_kir_cp_async", l->voidt, params, args, 3);
 }
 
-// 16-byte accesses: four elements, which LLVM may merge again.
+// 4-element accesses (16 bytes of float, 8 of bf16): four elements, which LLVM may merge
+// again; a bf16 element is converted as a single load or store converts it.
 static void access4(Lower *l, const KStmt *s) {
+  bool bf16 = l->k->bufs[s->buf].type == KT_BF16;
+  LLVMTypeRef stored = bf16 ? l->i16 : l->f32;
   for (int e = 0; e < 4; e++) {
     LLVMValueRef idx = LLVMBuildAdd(l->b, expr(l, s->index), llvm_i64(l, e), "");
-    LLVMValueRef at = LLVMBuildGEP2(l->b, l->f32, l->bufs[s->buf], &idx, 1, "");
-    if (s->kind == KS_LOAD4)
-      LLVMBuildStore(l->b, LLVMBuildLoad2(l->b, l->f32, at, ""), llvm_var_ptr(l, s->var, e));
-    else
-      LLVMBuildStore(l->b, LLVMBuildLoad2(l->b, l->f32, llvm_var_ptr(l, s->src, e), ""), at);
+    LLVMValueRef at = LLVMBuildGEP2(l->b, stored, l->bufs[s->buf], &idx, 1, "");
+    if (s->kind == KS_LOAD4) {
+      LLVMValueRef v = LLVMBuildLoad2(l->b, stored, at, "");
+      LLVMBuildStore(l->b, bf16 ? bf16_to_float(l, v) : v, llvm_var_ptr(l, s->var, e));
+    } else {
+      LLVMValueRef v = LLVMBuildLoad2(l->b, l->f32, llvm_var_ptr(l, s->src, e), "");
+      LLVMBuildStore(l->b, bf16 ? float_to_bf16(l, v) : v, at);
+    }
   }
 }
 

@@ -247,6 +247,10 @@ static TileShape forced_tile(void) {
   return s;
 }
 
+// Tensor-core tiles, and with them bf16 activations (compiler/storage.c), need sm_80 or newer
+// and precision "bf16".
+static bool gpu_bf16(const char *arch, const Recipe *r) { return atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16; }
+
 // Everything a trainer is made of: both steps, their memory plan and their kernels for each
 // device. Tensor-core tiles need sm_80 or newer, and a recipe that allows bf16.
 static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r, const char *arch,
@@ -254,9 +258,10 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   TrainerSpec t = {.source = source, .model = model, .recipe = r};
   t.train = train_build(a, model, r, true);
   t.eval = train_build(a, model, r, false);
-  t.plan = plan_memory(a, t.train, t.eval);
-  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16,
+  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = gpu_bf16(arch, r),
                                                               .tile = forced_tile()};
+  t.plan = plan_memory(a, t.train, t.eval, false);
+  t.gpu_plan = plan_memory(a, t.train, t.eval, gpu.tiles);
   t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
   t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
   t.train_gpu = kernels_by_node(a, t.train, "", &gpu);
@@ -521,8 +526,8 @@ int main(int argc, char **argv) {
     print_kernel_stats(buf, &t);
   }
   if (o.stats) {
-    Graph *train = train_build(a, g, r, true);
-    print_stats(buf, g, plan_memory(a, train, train_build(a, g, r, false)));
+    Graph *train = train_build(a, g, r, true), *eval = train_build(a, g, r, false);
+    print_stats(buf, g, plan_memory(a, train, eval, false), plan_memory(a, train, eval, gpu_bf16(o.arch, r)));
     int boundary = feature_boundary(a, train, r);
     if (boundary >= 0)
       fprintf(buf, "feature cache      the frozen prefix up to %s '%s' runs once per training image (%lld floats each)\n",

@@ -696,6 +696,10 @@ typedef struct TlcModel {
   int64_t batch;
   int32_t channels, height, width, classes;
   int64_t arena_bytes;
+  // The GPU's arena: smaller where the GPU keeps activations in bf16 (precision "bf16"). The
+  // state, the steps' inputs and the outputs below are at the same offsets in both arenas.
+  int64_t gpu_arena_bytes;
+  bool gpu_bf16;
   const TlcParamInfo *params;   // every tensor of the state, checkpointed
   int nparams;
   // Byte offsets in the arena of the step's inputs and outputs (train and eval steps
@@ -753,8 +757,10 @@ typedef struct TlcKernelCall {
   int launch;           // the GPU kernel: the bundle's launch
   double tolerance;     // the largest difference allowed, relative to the buffer's largest value
   int nbufs;
-  int64_t offset[8], bytes[8];   // its buffers in the arena
+  int64_t offset[8], bytes[8];   // its buffers in the CPU's arena
+  int64_t gpu_offset[8];         // and in the GPU's
   unsigned written, is_int;      // bit i: buffer i is written; holds int64 (else float)
+  unsigned bf16;                 // bit i: the GPU holds buffer i in bf16 (bytes / 2 of them)
 } TlcKernelCall;
 
 // The step functions tlc generates; the GPU ones are NULL in a CPU-only trainer.
