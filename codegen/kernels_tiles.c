@@ -433,14 +433,16 @@ static void chunk_stats(Tiles *t, KExpr *mt) {
     for (int h = 0; h < 2; h++)
       kir_assign_elem(k, k->body, means[ni], h, kir_binary(k, KB_DIV, kir_elem(k, means[ni], h), rows));
   column_sums(t, square_term, means, sq, partial);
-  KExpr *row0 = kir_add(k, num(k, shape_elems(t->y)), kir_mul(k, mt, num(k, 2 * t->N)));
+  KExpr *tail;
+  int stats = kernel_stats_at(t->kb, t->kb->out, t->kb->node, &tail);
+  KExpr *row0 = kir_add(k, tail, kir_mul(k, mt, num(k, 2 * t->N)));
   KStmt *writer = kir_if(k, k->body, kir_and(k, kir_binary(k, KB_EQ, t->warp_m, num(k, 0)), kir_lt(k, t->lane, num(k, 4))), NULL);
   for (int ni = 0; ni < t->ni; ni++)
     for (int h = 0; h < 2; h++) {
       KExpr *n = col_of(t, ni, h);
       KStmt *in = kir_if(k, writer, kir_lt(k, n, num(k, t->N)), NULL);
-      kir_store(k, in, t->kb->out, kir_add(k, row0, n), kir_elem(k, means[ni], h));
-      kir_store(k, in, t->kb->out, kir_add(k, kir_add(k, row0, num(k, t->N)), n), kir_elem(k, sq[ni], h));
+      kir_store(k, in, stats, kir_add(k, row0, n), kir_elem(k, means[ni], h));
+      kir_store(k, in, stats, kir_add(k, kir_add(k, row0, num(k, t->N)), n), kir_elem(k, sq[ni], h));
     }
 }
 

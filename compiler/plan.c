@@ -14,8 +14,6 @@ static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
 int64_t node_bytes(const Node *n) { return node_elems(n) * (n->is_int ? 8 : 4); }
 
-static int64_t bytes_in(const Graph *g, const Node *n, bool bf16) { return node_elems(n) * value_elem_bytes(g, n, bf16); }
-
 typedef enum { STORE_NONE, STORE_STATE, STORE_IO, STORE_OUTPUT, STORE_ACTIVATION, STORE_VIEW } Storage;
 
 // Outputs have fixed places: the host reads them from either device's arena at one offset.
@@ -101,7 +99,7 @@ static int64_t place_activations(Arena *a, const Graph *g, int64_t *offset, bool
   int n = 0;
   for (int i = 0; i < g->n; i++)
     if (storage_of(g, g->nodes[i]) == STORE_ACTIVATION)
-      t[n++] = (Tensor){i, i, last[i], align_up(bytes_in(g, g->nodes[i], bf16))};
+      t[n++] = (Tensor){i, i, last[i], align_up(value_bytes(g, g->nodes[i], bf16))};
   qsort(t, (size_t)n, sizeof *t, by_size);
   Tensor *placed = arena_alloc(a, sizeof(Tensor) * (size_t)(n + 1));
   Block *overlapping = arena_alloc(a, sizeof(Block) * (size_t)(n + 1));

@@ -38,10 +38,6 @@ bool value_bf16(const Graph *g, const Node *n) {
   const Node *root = storage_root(n);
   if (root->is_int || root->writes_inputs || value_read_by_host(g, root))
     return false;
-  // A convolution that stores its batchnorm's chunk statistics after its output keeps the
-  // whole buffer fp32: the statistics must stay fp32 and a buffer has one element type.
-  if (root->op == OP_CONV2D && root->fused.stats_rows)
-    return false;
   // An add or a multiply sums activations or parameter gradients: bf16 when it reads an
   // activation in bf16 (a residual add, a gradient summed from two branches).
   if (root->op == OP_ADD || root->op == OP_MULTIPLY) {
@@ -54,3 +50,20 @@ bool value_bf16(const Graph *g, const Node *n) {
 }
 
 int value_elem_bytes(const Graph *g, const Node *n, bool bf16) { return n->is_int ? 8 : bf16 && value_bf16(g, n) ? 2 : 4; }
+
+// A convolution's batchnorm chunk statistics (ops.c: node_elems) stay fp32 after its bf16
+// output, from the next 16-byte boundary: a buffer of their own in its kernels.
+bool value_stats_apart(const Graph *g, const Node *n, bool bf16) {
+  return bf16 && n->op != OP_VIEW && conv_stats_chunks(n) > 0 && value_bf16(g, n);
+}
+
+int64_t value_stats_offset(const Graph *g, const Node *n, bool bf16) {
+  int64_t elems = shape_elems(n->shape);
+  return value_stats_apart(g, n, bf16) ? (elems * 2 + 15) / 16 * 16 : elems * 4;
+}
+
+int64_t value_bytes(const Graph *g, const Node *n, bool bf16) {
+  if (value_stats_apart(g, n, bf16))
+    return value_stats_offset(g, n, bf16) + (node_elems(n) - shape_elems(n->shape)) * 4;
+  return node_elems(n) * value_elem_bytes(g, n, bf16);
+}

@@ -621,6 +621,12 @@ bool value_bf16(const Graph *g, const Node *n);
 bool value_read_by_host(const Graph *g, const Node *n);
 // The bytes of an element of a node's buffer: node_bytes' 4 or 8, 2 where bf16 and value_bf16.
 int value_elem_bytes(const Graph *g, const Node *n, bool bf16);
+// A convolution's chunk statistics stored after its output (node_elems) stay fp32: with a bf16
+// output they are apart (its kernels and bn_stats' have a buffer for them), from byte
+// value_stats_offset of its buffer. value_bytes: the node's bytes in the arena.
+bool value_stats_apart(const Graph *g, const Node *n, bool bf16);
+int64_t value_stats_offset(const Graph *g, const Node *n, bool bf16);
+int64_t value_bytes(const Graph *g, const Node *n, bool bf16);
 
 //
 // print.c, stats.c: what --emit=ir, --emit=params and --stats show

@@ -37,7 +37,7 @@ static Difference compare_floats(const float *gpu, const float *cpu, int64_t n) 
 }
 
 static void run_cpu(char *arena, const TlcKernelCall *c) {
-  void *bufs[8];
+  void *bufs[TLC_MAX_BUFFERS];
   for (int b = 0; b < c->nbufs; b++)
     bufs[b] = arena + c->offset[b];
   tlc_parallel_for(c->extent, c->cpu, bufs);

@@ -750,15 +750,16 @@ typedef struct TlcModel {
 } TlcModel;
 
 // One kernel of a step on both devices, for --check-gpu.
+#define TLC_MAX_BUFFERS 9
 typedef struct TlcKernelCall {
   const char *name;
   TlcRangeFn cpu;       // the CPU kernel, over [0, extent) of its parallel loop
   int64_t extent;
   int launch;           // the GPU kernel: the bundle's launch
   double tolerance;     // the largest difference allowed, relative to the buffer's largest value
-  int nbufs;
-  int64_t offset[8], bytes[8];   // its buffers in the CPU's arena
-  int64_t gpu_offset[8];         // and in the GPU's
+  int nbufs;            // the GPU kernel's; the CPU kernel's are the first of them
+  int64_t offset[TLC_MAX_BUFFERS], bytes[TLC_MAX_BUFFERS];   // its buffers in the CPU's arena (bytes as floats)
+  int64_t gpu_offset[TLC_MAX_BUFFERS];                       // and in the GPU's
   unsigned written, is_int;      // bit i: buffer i is written; holds int64 (else float)
   unsigned bf16;                 // bit i: the GPU holds buffer i in bf16 (bytes / 2 of them)
 } TlcKernelCall;
