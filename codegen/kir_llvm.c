@@ -339,12 +339,14 @@ static void branch(Lower *l, const KStmt *s) {
 }
 
 // cp.async on the CPU: the copy happens at once, which is one of the orders the GPU allows.
+// It moves four elements: 16 bytes of float, 8 of bf16.
 static void copy_async(Lower *l, const KStmt *s) {
   LLVMTypeRef ptr = LLVMPointerType(l->i8, 0);
-  LLVMTypeRef params[3] = {ptr, ptr, l->i64};
-  LLVMValueRef args[3] = {LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->buf, s->index), ptr, ""),
-                          LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->src_buf, s->src_index), ptr, ""), expr(l, s->value)};
-  llvm_call(l, "tlc_kir_cp_async", l->voidt, params, args, 3);
+  LLVMTypeRef params[4] = {ptr, ptr, l->i64, l->i64};
+  LLVMValueRef args[4] = {LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->buf, s->index), ptr, ""),
+                          LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->src_buf, s->src_index), ptr, ""),
+                          llvm_i64(l, l->k->bufs[s->buf].type == KT_BF16 ? 8 : 16), expr(l, s->value)};
+  llvm_call(l, "tlc_kir_cp_async", l->voidt, params, args, 4);
 }
 
 // 4-element accesses (16 bytes of float, 8 of bf16): four elements, which LLVM may merge

@@ -102,7 +102,7 @@ static void print_gpu_stmt(FILE *out, const Kernel *k, const KStmt *s) {
     fprintf(out, "tlc_mma_16816_bf16(%s, %s, %s, %s);\n", v, k->vars[s->a].name, k->vars[s->b].name, k->vars[s->c].name);
     return;
   case KS_CP_ASYNC:
-    fprintf(out, "tlc_cp_async16(&b%d[", s->buf);
+    fprintf(out, "tlc_cp_async%d(&b%d[", k->bufs[s->buf].type == KT_BF16 ? 8 : 16, s->buf);
     print_expr(out, k, s->index);
     fprintf(out, "], &b%d[", s->src_buf);
     print_expr(out, k, s->src_index);

@@ -581,7 +581,7 @@ void tlc_bundle_free(TlcBundle *b);
 // kir_cpu.c: the CPU meaning of the kernel IR's warp operations (called by CPU kernels that
 // tlc lowered from block kernels; layouts as the PTX ISA gives them)
 //
-void tlc_kir_cp_async(void *dst, const void *src, int64_t src_bytes);
+void tlc_kir_cp_async(void *dst, const void *src, int64_t size, int64_t src_bytes);
 void tlc_kir_ldmatrix(uint32_t *dst, const uint16_t *shared, const int64_t *rows, int64_t tiles, int64_t trans);
 void tlc_kir_mma_16816_bf16(float *d, const uint32_t *a, const uint32_t *b, const float *c);
 

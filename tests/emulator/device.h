@@ -267,6 +267,9 @@ extern "C" __attribute__((no_sanitize_address, visibility("default"), used)) voi
 static inline void tlc_cp_async16(void *shared, const void *global, int src_bytes) {
   tlc_emu_api->cp_async16(shared, global, src_bytes);
 }
+static inline void tlc_cp_async8(void *shared, const void *global, int src_bytes) {
+  tlc_emu_api->cp_async8(shared, global, src_bytes);
+}
 static inline void tlc_cp_async_commit(void) { tlc_emu_api->cp_async_commit(); }
 // The operand of cp.async.wait_group is an immediate: a non-constant n fails to compile, as with nvcc.
 template <int n> static inline void tlc_emu_cp_async_wait(void) {
