@@ -18,12 +18,12 @@ static const char *c_name(Arena *a, const char *s) {
 static KType element_type(const KernelTarget *target, const Node *n) {
   if (n->is_int)
     return KT_I64;
-  return target->tiles && target->step && value_bf16(target->step, n) ? KT_BF16 : KT_F32;
+  return target->bf16_activations && target->step && value_bf16(target->step, n) ? KT_BF16 : KT_F32;
 }
 
 // Its elements: a tensor whose statistics are apart holds the tensor's alone.
 static int64_t buffer_elems(const KernelTarget *target, const Node *n) {
-  bool apart = target->step && value_stats_apart(target->step, n, target->tiles);
+  bool apart = target->step && value_stats_apart(target->step, n, target->bf16_activations);
   return apart ? shape_elems(n->shape) : node_elems(n);
 }
 
@@ -35,7 +35,7 @@ KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target) 
     ins = arena_printf(a, "%s%s%s", ins, i ? ", " : "", shape_str(a, n->in[i]->shape));
   const char *comment = arena_printf(a, "%s: %s (%s) -> %s", layer, node_describe(a, n), ins, shape_str(a, n->shape));
   KernelBuilder kb = {.k = kir_kernel(a, name, comment), .node = n, .target = target, .out = -1, .stats = -1};
-  const Node *apart = kernel_stats_node(target->step, target->tiles, n);
+  const Node *apart = kernel_stats_node(target->step, target->bf16_activations, n);
   for (int i = 0; i < n->nin; i++) {
     const Node *in = n->in[i];
     const char *what = in->op == OP_PARAM || in->op == OP_STATE ? in->name : arena_printf(a, "%%%d", in->id);

@@ -20,10 +20,10 @@ typedef struct KernelTarget {
   bool tiles;           // matrix products on bf16 tensor cores (sm_80 and newer, precision bf16)
   int lanes;            // the CPU's vector width in floats: 16 with AVX-512, else 8
   TileShape tile;       // forced on every tensor-core product (a sweep's TLC_TILE), {0, 0}: the table's
-  // With tiles, the step whose activations the GPU keeps in bf16 (compiler/storage.c:
-  // value_bf16 types the buffers, as the GPU's memory plan sizes them); NULL: every buffer
-  // fp32. kernels_by_node sets it.
-  const Graph *step;
+  // Activations stored in bf16 (precision "bf16" with tiles): compiler/storage.c's value_bf16
+  // types the buffers of `step` as the GPU's memory plan sizes them. Else every buffer fp32.
+  bool bf16_activations;
+  const Graph *step;    // the step the kernels are of (kernels_by_node sets it), or NULL
 } KernelTarget;
 
 // A kernel's buffers are the node's inputs in order, then its output (ops that update their

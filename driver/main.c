@@ -41,7 +41,8 @@ static const char usage[] =
     "                   ptx       the GPU kernels' PTX (from NVRTC)\n"
     "                   c         the trainer's C training loop\n"
     "                   params    parameter names (PyTorch's state_dict keys) and shapes\n"
-    "  --stats          print parameters, multiply-accumulates and activation memory\n"
+    "  --stats          print parameters, multiply-accumulates and activation memory (the CPU's\n"
+    "                   arena in fp32, the GPU's with bf16 activations)\n"
     "  --stats=kernels  every GPU launch with the least bytes it must move and its FLOPs,\n"
     "                   tab-separated (bench/roofline.py's floor)\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3,\n"
@@ -260,8 +261,9 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   t.eval = train_build(a, model, r, false);
   KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = gpu_bf16(arch, r),
                                                               .tile = forced_tile()};
+  gpu.bf16_activations = gpu.tiles;
   t.plan = plan_memory(a, t.train, t.eval, false);
-  t.gpu_plan = plan_memory(a, t.train, t.eval, gpu.tiles);
+  t.gpu_plan = plan_memory(a, t.train, t.eval, gpu.bf16_activations);
   t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
   t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
   t.train_gpu = kernels_by_node(a, t.train, "", &gpu);
