@@ -8,7 +8,8 @@
 typedef struct TrainerSpec {
   const char *source;   // the .graph file
   const Graph *model, *train, *eval;
-  const MemPlan *plan;
+  const MemPlan *plan;       // the CPU's arena
+  const MemPlan *gpu_plan;   // the GPU's: bf16 activations where the GPU target has tiles
   const Recipe *recipe;
   // Each node's kernel by node id, for each device: the CPU object file holds the distinct
   // CPU kernels once (cpu_table), the GPU bundle the distinct GPU kernels (program).

@@ -84,15 +84,17 @@ static Kernel *merged_stats(KernelBuilder *kb) {
   kir_assign(k, chans, mean, kir_float(k, 0));
   kir_assign(k, chans, sq, kir_float(k, 0));
   KStmt *each = kernel_loop(kb, chans, "j", chunks, &j);
-  KExpr *at = kir_add(k, kir_int(k, shape_elems(p.x)), kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, 2 * C)), kir_ref(k, c)));
+  KExpr *tail;
+  int stats = kernel_stats_at(kb, kb->in[0], conv, &tail);
+  KExpr *at = kir_add(k, tail, kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, 2 * C)), kir_ref(k, c)));
   KExpr *left = kir_sub(k, kir_int(k, rows), kir_mul(k, kir_ref(k, j), kir_int(k, R)));
   kir_assign(k, each, nb, kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), left)));
   kir_assign(k, each, total, kir_binary(k, KB_ADD, kir_ref(k, count), kir_ref(k, nb)));
-  kir_assign(k, each, delta, kir_binary(k, KB_SUB, kir_load(k, kb->in[0], at), kir_ref(k, mean)));
+  kir_assign(k, each, delta, kir_binary(k, KB_SUB, kir_load(k, stats, at), kir_ref(k, mean)));
   KExpr *weight = kir_binary(k, KB_DIV, kir_ref(k, nb), kir_ref(k, total));   // nb / (na + nb)
   KExpr *cross = kir_binary(k, KB_MUL, kir_binary(k, KB_MUL, kir_ref(k, delta), kir_ref(k, delta)),
                             kir_binary(k, KB_MUL, kir_ref(k, count), weight));   // delta^2 na nb / (na + nb)
-  KExpr *chunk_sq = kir_load(k, kb->in[0], kir_add(k, at, kir_int(k, C)));
+  KExpr *chunk_sq = kir_load(k, stats, kir_add(k, at, kir_int(k, C)));
   kir_assign(k, each, sq, kir_binary(k, KB_ADD, kir_ref(k, sq), kir_binary(k, KB_ADD, chunk_sq, cross)));
   kir_assign(k, each, mean, kir_fma(k, kir_ref(k, mean), kir_ref(k, delta), weight));
   kir_assign(k, each, count, kir_ref(k, total));
@@ -312,14 +314,16 @@ static Kernel *merged_stats_blocks(KernelBuilder *kb) {
     kir_assign(k, k->body, acc[pass], kir_float(k, 0));
     KExpr *j;
     KStmt *each = strided(kb, k->body, chunks, &j);
-    KExpr *at = kir_add(k, kir_int(k, shape_elems(p.x)), kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
+    KExpr *tail;
+    int stats = kernel_stats_at(kb, kb->in[0], conv, &tail);
+    KExpr *at = kir_add(k, tail, kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
     KExpr *nb = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), kir_mul(k, j, kir_int(k, R)))));
-    KExpr *chunk_mean = kir_load(k, kb->in[0], at), *term;
+    KExpr *chunk_mean = kir_load(k, stats, at), *term;
     if (pass == 0) {
       term = kir_binary(k, KB_MUL, nb, chunk_mean);
     } else {
       KExpr *d = kir_binary(k, KB_SUB, chunk_mean, kir_ref(k, kb->aux));
-      term = kir_binary(k, KB_ADD, kir_load(k, kb->in[0], kir_add(k, at, kir_int(k, C))), kir_binary(k, KB_MUL, nb, kir_binary(k, KB_MUL, d, d)));
+      term = kir_binary(k, KB_ADD, kir_load(k, stats, kir_add(k, at, kir_int(k, C))), kir_binary(k, KB_MUL, nb, kir_binary(k, KB_MUL, d, d)));
     }
     kir_assign(k, each, acc[pass], kir_binary(k, KB_ADD, kir_ref(k, acc[pass]), term));
     kernel_block_sum(kb, k->body, acc[pass], partials);

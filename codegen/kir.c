@@ -461,7 +461,8 @@ static void verify_gpu_stmt(const Verifier *v, const KStmt *s) {
   case KS_STORE4: {
     const KVar *r = var_of(v, s->kind == KS_LOAD4 ? s->var : s->src, 3);
     const KBuf *b = buf_of(v, s->buf);
-    expect(v, r->count == 4 && r->type == b->type && b->type == KT_F32, "16-byte accesses move 4 floats");
+    expect(v, r->count == 4 && r->type == KT_F32 && (b->type == KT_F32 || b->type == KT_BF16),
+           "a 4-element access moves 4 floats (16 bytes) or 4 bf16 values (8 bytes) into or out of floats");
     verify_expr(v, s->index);
     break;
   }

@@ -71,11 +71,12 @@ typedef enum {
   KS_SHUFFLE,           // var = the value of src in lane (lane ^ operand | lane + operand | operand)
   KS_LDMATRIX,          // var (count 2 or 4 u32) = ldmatrix[.trans] from buf[index], this lane's row
   KS_MMA,               // var (d, 4 floats) = mma.m16n8k16.bf16(a, b) + c
-  KS_CP_ASYNC,          // buf[index] (shared) <- 16 bytes of src_buf[src_index], the first `value` bytes
+  KS_CP_ASYNC,          // buf[index] (shared) <- 4 elements of src_buf[src_index] (16 bytes of float, 8 of
+                        // bf16), the first `value` bytes read, the rest zero
   KS_CP_COMMIT,         // closes the group of copies issued since the last commit
   KS_CP_WAIT,           // waits until at most `operand` committed groups are in flight
-  KS_LOAD4,             // var[0..3] = buf[index .. index + 3]   (16 bytes; index a multiple of 4)
-  KS_STORE4,            // buf[index .. index + 3] = var[0..3]
+  KS_LOAD4,             // var[0..3] = buf[index .. index + 3]   (16 bytes, 8 of bf16; index a multiple of 4)
+  KS_STORE4,            // buf[index .. index + 3] = var[0..3]   (float registers either way)
   // Loop kernels (the CPU's matrix products, kernels_packed.c): a register tile.
   KS_TILE,              // buf[index + i*operand + j] += sum over p < value of a_buf[a_index + p*a_step + i*a_row] * src_buf[src_index + p*ldb + j]
   // ... and dot products: both operands contiguous along the sum, `a_step` lanes at a time.

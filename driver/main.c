@@ -41,7 +41,8 @@ static const char usage[] =
     "                   ptx       the GPU kernels' PTX (from NVRTC)\n"
     "                   c         the trainer's C training loop\n"
     "                   params    parameter names (PyTorch's state_dict keys) and shapes\n"
-    "  --stats          print parameters, multiply-accumulates and activation memory\n"
+    "  --stats          print parameters, multiply-accumulates and activation memory (the CPU's\n"
+    "                   arena in fp32, the GPU's with bf16 activations)\n"
     "  --stats=kernels  every GPU launch with the least bytes it must move and its FLOPs,\n"
     "                   tab-separated (bench/roofline.py's floor)\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3,\n"
@@ -247,6 +248,10 @@ static TileShape forced_tile(void) {
   return s;
 }
 
+// Tensor-core tiles, and with them bf16 activations (compiler/storage.c), need sm_80 or newer
+// and precision "bf16".
+static bool gpu_bf16(const char *arch, const Recipe *r) { return atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16; }
+
 // Everything a trainer is made of: both steps, their memory plan and their kernels for each
 // device. Tensor-core tiles need sm_80 or newer, and a recipe that allows bf16.
 static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r, const char *arch,
@@ -254,9 +259,11 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   TrainerSpec t = {.source = source, .model = model, .recipe = r};
   t.train = train_build(a, model, r, true);
   t.eval = train_build(a, model, r, false);
-  t.plan = plan_memory(a, t.train, t.eval);
-  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16,
+  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = gpu_bf16(arch, r),
                                                               .tile = forced_tile()};
+  gpu.bf16_activations = gpu.tiles;
+  t.plan = plan_memory(a, t.train, t.eval, false);
+  t.gpu_plan = plan_memory(a, t.train, t.eval, gpu.bf16_activations);
   t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
   t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
   t.train_gpu = kernels_by_node(a, t.train, "", &gpu);
@@ -525,8 +532,8 @@ int main(int argc, char **argv) {
     print_kernel_stats(buf, &t);
   }
   if (o.stats) {
-    Graph *train = train_build(a, g, r, true);
-    print_stats(buf, g, plan_memory(a, train, train_build(a, g, r, false)));
+    Graph *train = train_build(a, g, r, true), *eval = train_build(a, g, r, false);
+    print_stats(buf, g, plan_memory(a, train, eval, false), plan_memory(a, train, eval, gpu_bf16(o.arch, r)));
     int boundary = feature_boundary(a, train, r);
     if (boundary >= 0)
       fprintf(buf, "feature cache      the frozen prefix up to %s '%s' runs once per training image (%lld floats each)\n",

@@ -581,7 +581,7 @@ void tlc_bundle_free(TlcBundle *b);
 // kir_cpu.c: the CPU meaning of the kernel IR's warp operations (called by CPU kernels that
 // tlc lowered from block kernels; layouts as the PTX ISA gives them)
 //
-void tlc_kir_cp_async(void *dst, const void *src, int64_t src_bytes);
+void tlc_kir_cp_async(void *dst, const void *src, int64_t size, int64_t src_bytes);
 void tlc_kir_ldmatrix(uint32_t *dst, const uint16_t *shared, const int64_t *rows, int64_t tiles, int64_t trans);
 void tlc_kir_mma_16816_bf16(float *d, const uint32_t *a, const uint32_t *b, const float *c);
 
@@ -713,6 +713,10 @@ typedef struct TlcModel {
   int64_t batch;
   int32_t channels, height, width, classes;
   int64_t arena_bytes;
+  // The GPU's arena: smaller where the GPU keeps activations in bf16 (precision "bf16"). The
+  // state, the steps' inputs and the outputs below are at the same offsets in both arenas.
+  int64_t gpu_arena_bytes;
+  bool gpu_bf16;
   const TlcParamInfo *params;   // every tensor of the state, checkpointed
   int nparams;
   // Byte offsets in the arena of the step's inputs and outputs (train and eval steps
@@ -763,15 +767,18 @@ typedef struct TlcModel {
 } TlcModel;
 
 // One kernel of a step on both devices, for --check-gpu.
+#define TLC_MAX_BUFFERS 9
 typedef struct TlcKernelCall {
   const char *name;
   TlcRangeFn cpu;       // the CPU kernel, over [0, extent) of its parallel loop
   int64_t extent;
   int launch;           // the GPU kernel: the bundle's launch
   double tolerance;     // the largest difference allowed, relative to the buffer's largest value
-  int nbufs;
-  int64_t offset[8], bytes[8];   // its buffers in the arena
+  int nbufs;            // the GPU kernel's; the CPU kernel's are the first of them
+  int64_t offset[TLC_MAX_BUFFERS], bytes[TLC_MAX_BUFFERS];   // its buffers in the CPU's arena (bytes as floats)
+  int64_t gpu_offset[TLC_MAX_BUFFERS];                       // and in the GPU's
   unsigned written, is_int;      // bit i: buffer i is written; holds int64 (else float)
+  unsigned bf16;                 // bit i: the GPU holds buffer i in bf16 (bytes / 2 of them)
 } TlcKernelCall;
 
 // The step functions tlc generates; the GPU ones are NULL in a CPU-only trainer.

@@ -45,7 +45,7 @@ int trainer_open_device(TlcRun *run, TlcError *err) {
   if (strcmp(run->device, "cpu") == 0 || (!asked && !m->bundle))
     return 0;
   TlcError why = {{0}};
-  if (tlc_gpu_open(&run->gpu, m->bundle, m->bundle_size, m->arena_bytes, &why) != 0) {
+  if (tlc_gpu_open(&run->gpu, m->bundle, m->bundle_size, m->gpu_arena_bytes, &why) != 0) {
     if (asked)
       return tlc_fail(err, "--device cuda: %s; --device cpu trains on the CPU", why.msg);
     // The default is the GPU when there is one; without one, say why it was not used.
@@ -53,6 +53,8 @@ int trainer_open_device(TlcRun *run, TlcError *err) {
     return 0;
   }
   printf("device: %s\n", tlc_gpu_name(run->gpu));
+  printf("memory: arena %.1f MiB on the device, activations in %s (%.1f MiB on the CPU, fp32)\n",
+         m->gpu_arena_bytes / 1048576.0, m->gpu_bf16 ? "bf16" : "fp32", m->arena_bytes / 1048576.0);
   if (trainer_state_to_device(run, err) != 0)
     return -1;
   open_graphs(run);

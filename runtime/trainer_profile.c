@@ -30,13 +30,13 @@ static int ensure(TlcRun *run, const TlcSteps *steps, TlcError *err) {
 
 static int run_call(TlcRun *run, const TlcKernelCall *c, TlcError *err) {
   if (!run->gpu) {
-    void *bufs[8];
+    void *bufs[TLC_MAX_BUFFERS];
     for (int b = 0; b < c->nbufs; b++)
       bufs[b] = run->arena + c->offset[b];
     tlc_parallel_for(c->extent, c->cpu, bufs);
     return 0;
   }
-  tlc_gpu_launch(run->gpu, c->launch, c->offset, c->nbufs);
+  tlc_gpu_launch(run->gpu, c->launch, c->gpu_offset, c->nbufs);
   return tlc_gpu_sync(run->gpu, err);
 }
 

@@ -27,8 +27,10 @@ static int64_t param_bytes(const TlcParamInfo *p) {
   return param_count(p) * (p->is_int ? (int64_t)sizeof(int64_t) : (int64_t)sizeof(float));
 }
 
+// Within both arenas: the host reads these at one offset from either device's.
 static bool in_arena(const TlcModel *m, int64_t offset, int64_t bytes) {
-  return offset >= 0 && bytes >= 0 && bytes <= m->arena_bytes - offset;
+  int64_t size = m->bundle && m->gpu_arena_bytes < m->arena_bytes ? m->gpu_arena_bytes : m->arena_bytes;
+  return offset >= 0 && bytes >= 0 && bytes <= size - offset;
 }
 
 // The step's inputs and outputs, named for messages.

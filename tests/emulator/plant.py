@@ -12,6 +12,8 @@ comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch
             where those start the next plane)
   window    in the first maxpool_grad (the gather, kernels_pool.c), each window one input row
             short: the gradient of its last row is lost
+  bf16read  in the first kernel of op OP, a buffer the GPU holds in bf16 read as float: the
+            first 8-byte access's two bf16 values taken as one float's bits
 Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
 that plants nothing cannot pass."""
 import re
@@ -22,7 +24,7 @@ op = sys.argv[4] if len(sys.argv) > 4 else None
 text = open(src).read()
 functions = text.split('\n\n')   # a function and its comment lines have no blank line inside
 for i, f in enumerate(functions):
-    kernel = {'tap': 'span[', 'channel': '', 'window': ''}.get(mode, 'tlc_mma_16816_bf16(')
+    kernel = {'tap': 'span[', 'channel': '', 'window': '', 'bf16read': 'const uint2 q'}.get(mode, 'tlc_mma_16816_bf16(')
     if mode == 'window':
         op = 'maxpool_grad'
     if kernel not in f or '__global__' not in f:
@@ -46,6 +48,8 @@ for i, f in enumerate(functions):
         planted = re.sub(r'\(\(piece \* 4\) / (\d+)\)', r'(((piece * 4) + 4) / \1)', f)
     elif mode == 'window':
         planted = f.replace('(ih < (', '(ih + 1 < (', 1)
+    elif mode == 'bf16read':
+        planted = f.replace('tlc_bf2f((unsigned short)q.x)', '__uint_as_float(q.x)', 1)
     else:
         sys.exit('plant.py: unknown mode ' + mode)
     if planted == f:

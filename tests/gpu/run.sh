@@ -136,14 +136,18 @@ if wants torch; then
   done
 fi
 
-# 4. The Fashion-MNIST example, all 15 epochs on the GPU: the CPU reached 91.69% test
-#    accuracy (bench/results/2026-11-23-fashion-cnn-accuracy-*.txt); allow 0.6 points.
+# 4. The Fashion-MNIST example, all 15 epochs on the GPU in its default precision ("bf16":
+#    bf16 activations and tensor cores, fp32 weights): the CPU (fp32) reached 91.64% test accuracy
+#    (bench/results/2026-12-01-fashion-cnn-accuracy-3e6165d.txt); issue 15 allows 0.3 points.
 if wants fashion; then
 ./fashion_cnn --device cuda --data data/full --out runs/fashion > "$out/fashion_gpu.txt" 2>&1
 status=$?
 acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' "$out/fashion_gpu.txt")
-awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
-verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
+cpu_acc=0.9164
+grep '^memory:' "$out/fashion_gpu.txt"
+awk -v a="${acc:-0}" -v c=$cpu_acc 'BEGIN { exit !(a >= c - 0.003) }'
+verdict "fashion_cnn on the GPU in bf16: test accuracy ${acc:-none}, the CPU's (fp32) $cpu_acc, within 0.3 points" \
+  $(( status || $? ))
 fi
 
 # 5. The feature cache in device memory: resnet18 as a fixed feature extractor
