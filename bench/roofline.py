@@ -217,9 +217,11 @@ def check(model, kernels, counts, batch):
         elif c['mma']:
             failures.append(f'{k["kernel"]}: mma instructions in a kernel not on tensor cores')
     print(f'check: {checked} counts compared with the buffers and FLOPs tlc states')
-    # A planted strided access: the first relu_grad kernel's threads take their 16-byte pieces
-    # 1/32 of the kernel apart instead of side by side, so each warp-wide access touches 32
-    # sectors instead of 16 (the same bytes): its sectors must double.
+    # A planted strided access: the first relu_grad kernel's threads take their pieces of four
+    # elements 1/32 of the kernel apart instead of side by side, so each warp-wide access
+    # touches 32 sectors instead of 16 (16-byte pieces of float) or 8 (8-byte pieces of bf16:
+    # activations under precision "bf16"), the same bytes: its sectors must double, or
+    # quadruple.
     victim = next((k for k in kernels if op_of(k['what']) == 'relu_grad' and int(k['blocks']) * 256 % 32 == 0), None)
     if not victim:
         failures.append('no relu_grad kernel to plant a strided access in')
@@ -230,8 +232,10 @@ def check(model, kernels, counts, batch):
         pieces = int(victim['blocks']) * 256
         planted = (f'  piece = (((int64_t)blockIdx.x * 256) + (int64_t)threadIdx.x) % 32 * {pieces // 32} + '
                    f'(((int64_t)blockIdx.x * 256) + (int64_t)threadIdx.x) / 32;')
-        if line not in rest:
-            failures.append(f'{victim["function"]} has no line "{line.strip()}" to plant in')
+        body = rest.split('\n}\n', 1)[0]
+        factor = 2 if 'float4' in body and 'uint2' not in body else 4 if 'uint2' in body and 'float4' not in body else 0
+        if line not in rest or not factor:
+            failures.append(f'{victim["function"]} has no line "{line.strip()}" to plant in, or mixes float and bf16')
         else:
             path = f'{model.work}/planted.cu'
             with open(path, 'w') as f:
@@ -241,9 +245,9 @@ def check(model, kernels, counts, batch):
             before = counts[i]['sectors_read'] + counts[i]['sectors_written']
             after = float(prof[i]['sectors_read']) + float(prof[i]['sectors_written'])
             print(f'planted strided access in {victim["kernel"]}: {before:.0f} sectors -> {after:.0f}')
-            if after != 2 * before:
+            if after != factor * before:
                 failures.append(f'the planted strided access in {victim["kernel"]} moved {after:.0f} sectors, '
-                                f'not twice {before:.0f}')
+                                f'not {factor} times {before:.0f}')
     for f in failures:
         print('FAIL:', f)
     return not failures

@@ -18,14 +18,22 @@ static const char *function_of(const KernelTable *table, int launch) {
   return table->functions[table->function_of[launch]]->name;
 }
 
-// The arena offsets of node i's kernel buffers: its inputs, then its output unless it
-// updates its inputs in place. Returns how many.
-static int buffer_offsets(const Node *n, int i, const int64_t *offset, int64_t out[MAX_INPUTS + 1]) {
+// A kernel's buffers: the node's inputs, its output unless it updates its inputs in place,
+// and a tensor's chunk statistics where they are apart from it (kernel_stats_node).
+enum { MAX_BUFFERS = MAX_INPUTS + 2 };
+
+// The arena offsets of node i's kernel buffers in step g's plan (bf16: the GPU's with bf16
+// activations). Returns how many.
+static int buffer_offsets(const Graph *g, bool bf16, int i, const int64_t *offset, int64_t out[MAX_BUFFERS]) {
+  const Node *n = g->nodes[i];
   int nbufs = 0;
   for (int j = 0; j < n->nin; j++)
     out[nbufs++] = offset[n->in[j]->id];
   if (!n->writes_inputs)
     out[nbufs++] = offset[i];
+  const Node *apart = kernel_stats_node(g, bf16, n);
+  if (apart)
+    out[nbufs++] = offset[apart->id] + value_stats_offset(g, apart, bf16);
   return nbufs;
 }
 
@@ -47,8 +55,8 @@ static void emit_steps(FILE *out, const char *name, const char *what, const Grap
       ++*launch;
       continue;
     }
-    int64_t offsets[MAX_INPUTS + 1];
-    int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
+    int64_t offsets[MAX_BUFFERS];
+    int nbufs = buffer_offsets(g, false, i, offset, offsets);
     fprintf(out, "  // %s\n  tlc_parallel_for(%lld, %s, (void *[]){", k->comment, (long long)kir_parallel_extent(k),
             function_of(cpu, (*launch)++));
     emit_offsets(out, "A + ", offsets, nbufs);
@@ -78,7 +86,8 @@ static void emit_cached_steps(FILE *out, const TrainerSpec *t) {
 // The same step on the GPU: the bundle's launches of nodes [lo, hi) in order (each says its
 // function, grid, block and shared memory), on the same offsets of the device arena.
 static void emit_steps_gpu(FILE *out, const char *name, const char *what, const Graph *g, Kernel **kernels,
-                           const int64_t *offset, const KernelTable *gpu, int *launch, int lo, int hi) {
+                           const MemPlan *plan, const int64_t *offset, const KernelTable *gpu, int *launch, int lo,
+                           int hi) {
   fputc('\n', out);
   if (what)
     fprintf(out, "// %s\n", what);
@@ -91,8 +100,8 @@ static void emit_steps_gpu(FILE *out, const char *name, const char *what, const 
       ++*launch;
       continue;
     }
-    int64_t offsets[MAX_INPUTS + 1];
-    int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
+    int64_t offsets[MAX_BUFFERS];
+    int nbufs = buffer_offsets(g, plan->bf16, i, offset, offsets);
     if (k->merged) {   // done by a launch over the whole arena, where the first of its kernels runs
       ++*launch;
       if (k->merged_first)
@@ -116,9 +125,9 @@ static void emit_steps_gpu(FILE *out, const char *name, const char *what, const 
   fputs("}\n", out);
 }
 
-static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **kernels, const int64_t *offset,
-                          const KernelTable *gpu, int *launch) {
-  emit_steps_gpu(out, name, NULL, g, kernels, offset, gpu, launch, 0, g->n);
+static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **kernels, const MemPlan *plan,
+                          const int64_t *offset, const KernelTable *gpu, int *launch) {
+  emit_steps_gpu(out, name, NULL, g, kernels, plan, offset, gpu, launch, 0, g->n);
 }
 
 // The GPU's feature cache runs the same two parts of the training step as the CPU's, with
@@ -127,10 +136,10 @@ static void emit_step_gpu(FILE *out, const char *name, const Graph *g, Kernel **
 static void emit_cached_steps_gpu(FILE *out, const TrainerSpec *t) {
   int launch = 0, b = t->feature_node;
   emit_steps_gpu(out, "train_features_gpu", "The frozen prefix on the GPU, once per image.", t->train, t->train_gpu,
-                 t->plan->train_offset, t->program->table, &launch, 0, b + 1);
+                 t->gpu_plan, t->gpu_plan->train_offset, t->program->table, &launch, 0, b + 1);
   launch = 0;
   emit_steps_gpu(out, "train_head_gpu", "The training step on the GPU from the gathered features on.", t->train,
-                 t->train_gpu, t->plan->train_offset, t->program->table, &launch, b + 1, t->train->n);
+                 t->train_gpu, t->gpu_plan, t->gpu_plan->train_offset, t->program->table, &launch, b + 1, t->train->n);
 }
 
 // A kernel that multiplies in bf16 is compared within bf16's precision: 8 bits of mantissa
@@ -140,35 +149,58 @@ static void emit_cached_steps_gpu(FILE *out, const TrainerSpec *t) {
 
 // The steps as tables of kernel calls, for `--check-gpu`: each kernel runs on both devices
 // from the same inputs and the buffers it writes are compared.
+// A kernel is compared within bf16's tolerance when it multiplies in bf16 or reads or writes
+// a buffer the GPU holds in bf16 (its inputs rounded, its output rounded).
+static bool checked_as_bf16(const Kernel *gpu) {
+  bool bf16 = gpu->bf16;
+  for (int b = 0; b < kir_nparams(gpu); b++)
+    bf16 |= gpu->bufs[b].type == KT_BF16;
+  return bf16;
+}
+
+// The elements of buffer b of node n's GPU kernel that both devices compute: a first pass's
+// partial sums after the output (bn_partial_chunks) are the GPU's own, not compared.
+static int64_t result_elems(const Node *n, const Kernel *gpu, int b) {
+  bool output = b == n->nin && !n->writes_inputs;
+  return gpu->bufs[b].elems - (output ? node_elems(n) - node_result_elems(n) : 0);
+}
+
+// A call lists the GPU kernel's buffers; the CPU's are the same but for statistics apart
+// from their bf16 tensor on the GPU, which the CPU keeps after the tensor.
 static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu_kernels, Kernel **gpu_kernels,
-                       const int64_t *offset, const KernelTable *cpu, int *launch) {
+                       const int64_t *offset, const MemPlan *gpu, const int64_t *gpu_offset, const KernelTable *cpu,
+                       int *launch) {
   fprintf(out, "\nstatic const TlcKernelCall %s[] = {\n", name);
   for (int i = 0; i < g->n; i++) {
-    const Kernel *k = cpu_kernels[i];
+    const Kernel *k = cpu_kernels[i], *gk = gpu_kernels[i];
     if (!k)
       continue;
-    int64_t offsets[MAX_INPUTS + 1];
-    int nbufs = buffer_offsets(g->nodes[i], i, offset, offsets);
+    int64_t offsets[MAX_BUFFERS], gpu_offsets[MAX_BUFFERS];
+    int nbufs = buffer_offsets(g, gpu->bf16, i, gpu_offset, gpu_offsets);
+    buffer_offsets(g, false, i, offset, offsets);
+    const Node *apart = kernel_stats_node(g, gpu->bf16, g->nodes[i]);
+    if (apart)
+      offsets[nbufs - 1] = offset[apart->id] + value_stats_offset(g, apart, false);
     // On the GPU: a first pass before the kernel, or the launch over the whole arena that does
     // a run of updates at the first of them (and nothing at the others).
-    const Kernel *gk = gpu_kernels[i];
     int gpu_launch = !gk->merged ? *launch : gk->merged_first ? gk->merged_launch : -1;
-    fprintf(out, "  {\"%s\", %s, %lld, %d, %d, %d, %g, %d, {", k->name, function_of(cpu, *launch), (long long)kir_parallel_extent(k),
-            gk->pass1 ? gk->pass1_launch : -1, gpu_launch, gk->merged, gk->bf16 ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
+    fprintf(out, "  {\"%s\", %s, %lld, %d, %d, %d, %g, %d, {", k->name, function_of(cpu, *launch),
+            (long long)kir_parallel_extent(k), gk->pass1 ? gk->pass1_launch : -1, gpu_launch, gk->merged,
+            checked_as_bf16(gk) ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
     ++*launch;
     emit_offsets(out, "", offsets, nbufs);
     // Compared: what the GPU writes (a kernel with nothing to do on the GPU writes nothing there).
-    unsigned written = 0, is_int = 0;
+    unsigned written = 0, is_int = 0, bf16 = 0;
     fputs("}, {", out);
     for (int b = 0; b < nbufs; b++) {
-      // A first pass's partial sums after the output are the GPU's own: not compared.
-      const Node *n = g->nodes[i];
-      int64_t elems = b == nbufs - 1 && !n->writes_inputs ? node_result_elems(n) : k->bufs[b].elems;
-      fprintf(out, "%s%lld", b ? ", " : "", (long long)(elems * (k->bufs[b].type == KT_I64 ? 8 : 4)));
-      written |= (unsigned)gpu_kernels[i]->bufs[b].written << b;
-      is_int |= (unsigned)(k->bufs[b].type == KT_I64) << b;
+      fprintf(out, "%s%lld", b ? ", " : "", (long long)(result_elems(g->nodes[i], gk, b) * (gk->bufs[b].type == KT_I64 ? 8 : 4)));
+      written |= (unsigned)gk->bufs[b].written << b;
+      is_int |= (unsigned)(gk->bufs[b].type == KT_I64) << b;
+      bf16 |= (unsigned)(gk->bufs[b].type == KT_BF16) << b;
     }
-    fprintf(out, "}, 0x%x, 0x%x},\n", written, is_int);
+    fputs("}, {", out);
+    emit_offsets(out, "", gpu_offsets, nbufs);
+    fprintf(out, "}, 0x%x, 0x%x, 0x%x},\n", written, is_int, bf16);
   }
   fputs("};\n", out);
 }
@@ -360,8 +392,9 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
   fprintf(out, "    .name = \"%s\", .source = \"%s\",\n", tr->model, t->source);
   fprintf(out, "    .batch = %lld, .channels = %lld, .height = %lld, .width = %lld, .classes = %lld,\n", (long long)in.n,
           (long long)in.c, (long long)in.h, (long long)in.w, (long long)tr->logits->shape.c);
-  fprintf(out, "    .arena_bytes = %lld, .params = params, .nparams = sizeof params / sizeof *params,\n",
-          (long long)p->total_bytes);
+  fprintf(out, "    .arena_bytes = %lld, .gpu_arena_bytes = %lld, .gpu_bf16 = %s,\n", (long long)p->total_bytes,
+          (long long)t->gpu_plan->total_bytes, t->gpu_plan->bf16 ? "true" : "false");
+  fputs("    .params = params, .nparams = sizeof params / sizeof *params,\n", out);
   fprintf(out, "    .images = %lld, .labels = %lld, .seed = %lld, .lr = %lld,\n", (long long)p->train_offset[tr->images->id],
           (long long)p->train_offset[tr->labels->id], (long long)p->train_offset[tr->nodes[0]->id],
           (long long)p->train_offset[tr->nodes[1]->id]);
@@ -392,12 +425,14 @@ static void emit_model(FILE *out, const TrainerSpec *t) {
 }
 
 void host_c_emit(FILE *out, const TrainerSpec *t) {
-  const MemPlan *p = t->plan;
+  const MemPlan *p = t->plan, *gp = t->gpu_plan;
   fprintf(out, "// The trainer tlc generated from %s: model %s, batch %lld.\n", t->source, t->train->model,
           (long long)t->train->batch);
-  fprintf(out, "// Arena %lld bytes: state %lld, step inputs %lld, training activations %lld, evaluation %lld.\n",
-          (long long)p->total_bytes, (long long)p->state_bytes, (long long)p->io_bytes, (long long)p->train_bytes,
-          (long long)p->eval_bytes);
+  fprintf(out, "// Arena %lld bytes: state %lld, step inputs %lld, outputs %lld, training activations %lld, evaluation %lld.\n",
+          (long long)p->total_bytes, (long long)p->state_bytes, (long long)p->io_bytes, (long long)p->output_bytes,
+          (long long)p->train_bytes, (long long)p->eval_bytes);
+  fprintf(out, "// The GPU's arena %lld bytes: activations in %s, training %lld, evaluation %lld.\n",
+          (long long)gp->total_bytes, gp->bf16 ? "bf16" : "fp32", (long long)gp->train_bytes, (long long)gp->eval_bytes);
   fputs("// The kernels are in the object file tlc compiled beside it (tlc --emit=kir shows them).\n", out);
   fputs("#include \"tlcrt.h\"\n\n", out);
   if (t->bundle_path)   // tlc inspect finds it by its section
@@ -417,11 +452,13 @@ void host_c_emit(FILE *out, const TrainerSpec *t) {
   emit_step(out, "eval_step", "The evaluation pass: running statistics, no dropout.", t->eval, t->eval_cpu,
             p->eval_offset, t->cpu_table, &launch);
   launch = 0;
-  emit_step_gpu(out, "train_step_gpu", t->train, t->train_gpu, p->train_offset, t->program->table, &launch);
-  emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_gpu, p->eval_offset, t->program->table, &launch);
+  emit_step_gpu(out, "train_step_gpu", t->train, t->train_gpu, gp, gp->train_offset, t->program->table, &launch);
+  emit_step_gpu(out, "eval_step_gpu", t->eval, t->eval_gpu, gp, gp->eval_offset, t->program->table, &launch);
   launch = 0;
-  emit_calls(out, "train_calls", t->train, t->train_cpu, t->train_gpu, p->train_offset, t->cpu_table, &launch);
-  emit_calls(out, "eval_calls", t->eval, t->eval_cpu, t->eval_gpu, p->eval_offset, t->cpu_table, &launch);
+  emit_calls(out, "train_calls", t->train, t->train_cpu, t->train_gpu, p->train_offset, gp, gp->train_offset,
+             t->cpu_table, &launch);
+  emit_calls(out, "eval_calls", t->eval, t->eval_cpu, t->eval_gpu, p->eval_offset, gp, gp->eval_offset, t->cpu_table,
+             &launch);
   if (t->feature_node >= 0) {
     emit_cached_steps(out, t);
     emit_cached_steps_gpu(out, t);

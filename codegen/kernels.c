@@ -14,6 +14,19 @@ static const char *c_name(Arena *a, const char *s) {
   return out;
 }
 
+// How the target stores a node's value: as the GPU's memory plan sizes it.
+static KType element_type(const KernelTarget *target, const Node *n) {
+  if (n->is_int)
+    return KT_I64;
+  return target->bf16_activations && target->step && value_bf16(target->step, n) ? KT_BF16 : KT_F32;
+}
+
+// Its elements: a tensor whose statistics are apart holds the tensor's alone.
+static int64_t buffer_elems(const KernelTarget *target, const Node *n) {
+  bool apart = target->step && value_stats_apart(target->step, n, target->bf16_activations);
+  return apart ? shape_elems(n->shape) : node_elems(n);
+}
+
 KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target) {
   const char *layer = n->name && n->name[0] ? n->name : "step";
   const char *name = arena_printf(a, "k%d_%s_%s", n->id, op_info[n->op].name, c_name(a, layer));
@@ -21,15 +34,32 @@ KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target) 
   for (int i = 0; i < n->nin; i++)
     ins = arena_printf(a, "%s%s%s", ins, i ? ", " : "", shape_str(a, n->in[i]->shape));
   const char *comment = arena_printf(a, "%s: %s (%s) -> %s", layer, node_describe(a, n), ins, shape_str(a, n->shape));
-  KernelBuilder kb = {.k = kir_kernel(a, name, comment), .node = n, .target = target, .out = -1};
+  KernelBuilder kb = {.k = kir_kernel(a, name, comment), .node = n, .target = target, .out = -1, .stats = -1};
+  const Node *apart = kernel_stats_node(target->step, target->bf16_activations, n);
   for (int i = 0; i < n->nin; i++) {
     const Node *in = n->in[i];
     const char *what = in->op == OP_PARAM || in->op == OP_STATE ? in->name : arena_printf(a, "%%%d", in->id);
-    kb.in[i] = kir_buf(kb.k, what, in->is_int ? KT_I64 : KT_F32, node_elems(in));
+    kb.in[i] = kir_buf(kb.k, what, element_type(target, in), buffer_elems(target, in));
   }
   if (!n->writes_inputs)
-    kb.out = kir_buf(kb.k, arena_printf(a, "%%%d", n->id), n->is_int ? KT_I64 : KT_F32, node_elems(n));
+    kb.out = kir_buf(kb.k, arena_printf(a, "%%%d", n->id), element_type(target, n), buffer_elems(target, n));
+  if (apart)
+    kb.stats = kir_buf(kb.k, arena_printf(a, "chunk statistics of %%%d", apart->id), KT_F32,
+                       node_elems(apart) - shape_elems(apart->shape));
   return kb;
+}
+
+const Node *kernel_stats_node(const Graph *step, bool bf16, const Node *n) {
+  if (!step)
+    return NULL;
+  if (n->op == OP_BN_STATS && value_stats_apart(step, n->in[0], bf16))
+    return n->in[0];
+  return !n->writes_inputs && value_stats_apart(step, n, bf16) ? n : NULL;
+}
+
+int kernel_stats_at(const KernelBuilder *kb, int buf, const Node *of, KExpr **first) {
+  *first = kir_int(kb->k, kb->stats >= 0 ? 0 : shape_elems(of->shape));
+  return kb->stats >= 0 ? kb->stats : buf;
 }
 
 void kernel_blocks(KernelBuilder *kb, int64_t grid, int block) {
@@ -146,8 +176,11 @@ Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target) {
 
 Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix, const KernelTarget *target) {
   Kernel **out = arena_alloc(a, sizeof(Kernel *) * (size_t)(g->n + 1));
+  KernelTarget *of_step = arena_alloc(a, sizeof *of_step);   // kernels keep a pointer to it
+  *of_step = *target;
+  of_step->step = g;
   for (int i = 0; i < g->n; i++) {
-    out[i] = kernel_for(a, g->nodes[i], target);
+    out[i] = kernel_for(a, g->nodes[i], of_step);
     for (Kernel *k = out[i]; k && prefix[0]; k = k->pass1)
       k->name = arena_printf(a, "%s%s", prefix, k->name);
   }

@@ -94,9 +94,11 @@ static void plane_stats(KernelBuilder *kb, KStmt *into, KExpr *ybase, KExpr *img
   KStmt *pass2 = kernel_loop(kb, into, "p", hw, &p2);
   KExpr *d = kir_binary(k, KB_SUB, kir_load(k, kb->out, kir_add(k, ybase, kir_ref(k, p2))), kir_ref(k, mean));
   kir_assign(k, pass2, m2, kir_fma(k, kir_ref(k, m2), d, d));
-  KExpr *row0 = kir_add(k, kir_int(k, shape_elems(y)), kir_mul(k, img, kir_int(k, 2 * y.c)));
-  kir_store(k, into, kb->out, kir_add(k, row0, co), kir_ref(k, mean));
-  kir_store(k, into, kb->out, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), co), kir_ref(k, m2));
+  KExpr *tail;
+  int stats = kernel_stats_at(kb, kb->out, kb->node, &tail);
+  KExpr *row0 = kir_add(k, tail, kir_mul(k, img, kir_int(k, 2 * y.c)));
+  kir_store(k, into, stats, kir_add(k, row0, co), kir_ref(k, mean));
+  kir_store(k, into, stats, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), co), kir_ref(k, m2));
 }
 
 // The row's k weights w[co, ci, kh, 0..k-1], in variables.

@@ -9,7 +9,10 @@
 // position within the phase (ih div s, iw div s): within a phase, a tap either reaches every
 // position, as a plain shifted copy of a row of dy, or none, and the tiles of a phase skip
 // the taps that do not reach it. A stride-2 convolution's gradient does no multiplication by
-// the zeros of a dilated dy. On small images (rows by position, conv_cpu.h) the columns are
+// the zeros of a dilated dy. A 1x1 convolution without padding reaches only the first phase:
+// its columns are dy's positions (dy's planes copied as they are, at any stride), and the
+// store spreads them into every s-th pixel and writes the rest of dx through the epilogue
+// alone (store_spread). On small images (rows by position, conv_cpu.h) the columns are
 // ordered by phase, position, then image, and the taps that reach no position of a tile are
 // skipped.
 #include "conv_cpu.h"
@@ -157,7 +160,7 @@ static void pack_dy(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, i
   KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
   KExpr *tap = kernel_let(kb, into, "tap", kir_div(k, p0, c->y.c)), *co0 = kir_mod(k, p0, c->y.c);
   KExpr *kh = kir_div(k, tap, c->k), *kw = kir_mod(k, tap, c->k);
-  if (c->k == 1 && c->stride == 1 && c->pad == 0)
+  if (c->k == 1 && c->pad == 0)
     gather_planes(kb, d, into, bp, ldb, co0, kc, n0, cols);
   else if (conv_same(c) && !c->by_position)
     gather_shifted(kb, d, into, bp, ldb, kh, kw, co0, kc, n0, cols);
@@ -231,22 +234,60 @@ static void store_dx(KernelBuilder *kb, const Product *pr, KStmt *into, int c, i
   kir_store(k, each, kb->out, at, kernel_epilogue(kb, v, at));
 }
 
+// A 1x1 convolution of stride s > 1 without padding: C's columns are dy's positions, column
+// (n, oh, ow) the input position (oh*s, ow*s); the other positions of its s x s block receive
+// nothing. A run of an output row writes its blocks' input rows whole and in order (zeros
+// through the epilogue), then C's values into every s-th column of the first: each cache line
+// of dx is written by one task at one time, and no product is computed for the zeros.
+static void store_spread(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
+                         KExpr *split) {
+  (void)split;
+  Kernel *k = kb->k;
+  const ConvCpu *g = &dx_of(pr)->g;
+  Shape x = g->x;
+  int64_t s = g->stride;
+  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
+  int i, a, iw, j;
+  KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
+  KExpr *ci = kernel_let(kb, chans, "ci", kir_add(k, m0, kir_ref(k, i)));
+  KExpr *r, *jlo, *jhi;
+  KStmt *row = conv_runs(kb, chans, n0, cols, g->y.w, &r, &jlo, &jhi);   // r = (n, oh)
+  KExpr *n = kir_div(k, r, g->y.h), *oh = kir_mod(k, r, g->y.h);
+  KExpr *base = kernel_let(kb, row, "base", kir_sub(k, kir_mul(k, r, kir_int(k, g->y.w)), n0));   // column j is ow = j - base
+  KExpr *ih0 = kernel_let(kb, row, "ih0", kir_mul(k, oh, kir_int(k, s)));
+  KExpr *plane = kernel_let(kb, row, "plane", kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, x.c)), ci), kir_int(k, x.h)));
+  KExpr *w0 = kir_mul(k, kir_sub(k, jlo, base), kir_int(k, s));
+  KExpr *w1 = conv_min(k, kir_mul(k, kir_sub(k, jhi, base), kir_int(k, s)), kir_int(k, x.w));
+  KStmt *rows = kernel_range(kb, row, "a", kir_int(k, 0), conv_min(k, kir_int(k, s), kir_sub(k, kir_int(k, x.h), ih0)), &a);
+  KExpr *line = kernel_let(kb, rows, "line", kir_mul(k, kir_add(k, plane, kir_add(k, ih0, kir_ref(k, a))), kir_int(k, x.w)));
+  KStmt *zeros = kernel_range(kb, rows, "iw", w0, w1, &iw);
+  KExpr *zat = kir_add(k, line, kir_ref(k, iw));
+  kir_store(k, zeros, kb->out, zat, kernel_epilogue(kb, kir_float(k, 0), zat));
+  KStmt *each = kernel_range(kb, row, "j", jlo, jhi, &j);
+  KExpr *at = kernel_let(kb, each, "at", kir_add(k, kir_mul(k, kir_add(k, plane, ih0), kir_int(k, x.w)),
+                                                 kir_mul(k, kir_sub(k, kir_ref(k, j), base), kir_int(k, s))));
+  KExpr *v = kir_load(k, c, kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, ldc)), kir_ref(k, j)));
+  kir_store(k, each, kb->out, at, kernel_epilogue(kb, v, at));
+}
+
 Kernel *kernel_conv_cpu_dx(KernelBuilder *kb) {
   const Node *n = kb->node;   // conv2d_dx(dy, w), shaped like x
   Dx d = {.g = conv_cpu_of(&n->attr.conv, n->shape, n->in[0]->shape), .dy = kb->in[0]};
   const ConvCpu *c = &d.g;
   d.Hq = (c->x.h + c->stride - 1) / c->stride;
   d.Wq = (c->x.w + c->stride - 1) / c->stride;
-  int64_t columns = c->stride * c->stride * c->x.n * d.Hq * d.Wq;   // by phase, some past the image
+  bool pointwise = c->k == 1 && c->pad == 0;   // columns: dy's positions
+  int64_t columns = pointwise ? c->y.n * c->P : c->stride * c->stride * c->x.n * d.Hq * d.Wq;   // by phase, some past the image
   Product pr = {.M = c->x.c, .N = columns, .K = c->T * c->y.c, .KG = c->y.c, .splits = 1, .NC = 256,
-                .a_buf = kb->in[1], .a_index = weight_index, .pack_b = pack_dy, .store = store_dx, .ctx = &d};
+                .a_buf = kb->in[1], .a_index = weight_index, .pack_b = pack_dy,
+                .store = pointwise && c->stride > 1 ? store_spread : store_dx, .ctx = &d};
   packed_tile(kb->target, &pr.rows, &pr.cols);
   pr.MC = packed_rows_block(&pr);
   pr.KC = c->y.c < 128 ? c->y.c : 128;
   pr.a_direct = c->x.c % pr.rows == 0;   // within a tap: co steps CI*T apart, ci rows T apart
   pr.a_step = c->x.c * c->T;
   pr.a_row = c->T;
-  if (c->by_position || c->stride > 1)
+  if (!pointwise && (c->by_position || c->stride > 1))
     pr.live = tap_used;
   return packed_product(kb, &pr);
 }

@@ -137,9 +137,11 @@ static void plane_stats(Depthwise *g, KExpr *plane, int64_t items, int64_t runs,
   kernel_block_sum(g->kb, k->body, m2, partials);
   KStmt *writer = kir_if(k, k->body, kir_binary(k, KB_EQ, kir_thread(k), num(k, 0)), NULL);
   KExpr *img = kir_div(k, plane, g->y.c), *c = kir_mod(k, plane, g->y.c);
-  KExpr *row0 = kir_add(k, num(k, shape_elems(g->y)), kir_mul(k, img, num(k, 2 * g->y.c)));
-  kir_store(k, writer, g->kb->out, kir_add(k, row0, c), mean);
-  kir_store(k, writer, g->kb->out, kir_add(k, kir_add(k, row0, num(k, g->y.c)), c), kir_ref(k, m2));
+  KExpr *tail;
+  int stats = kernel_stats_at(g->kb, g->kb->out, g->kb->node, &tail);
+  KExpr *row0 = kir_add(k, tail, kir_mul(k, img, num(k, 2 * g->y.c)));
+  kir_store(k, writer, stats, kir_add(k, row0, c), mean);
+  kir_store(k, writer, stats, kir_add(k, kir_add(k, row0, num(k, g->y.c)), c), kir_ref(k, m2));
 }
 
 // y[n,c,oh,ow] = b[c] + sum over taps of w[c,0,kh,kw] x[n,c,oh*s-p+kh*d, ow*s-p+kw*d]; with

@@ -112,7 +112,7 @@ static Kernel *forward_with_stats(KernelBuilder *kb, const Rows *a) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
   Shape y = n->shape;
-  int64_t rows = y.n * y.h * y.w, R = n->fused.stats_rows, tail = shape_elems(y);
+  int64_t rows = y.n * y.h * y.w, R = n->fused.stats_rows;
   int t;
   KStmt *par = kernel_loop(kb, k->body, "t", conv_stats_chunks(n) * y.c, &t);
   KExpr *co = kir_mod(k, kir_ref(k, t), y.c), *first = kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, R));
@@ -132,9 +132,11 @@ static Kernel *forward_with_stats(KernelBuilder *kb, const Rows *a) {
   KStmt *pass2 = chunk_rows(kb, par, first, R, rows, &r2);
   KExpr *d = kir_binary(k, KB_SUB, kir_load(k, kb->out, output_at(k, y, r2, co)), kir_ref(k, mean));
   kir_assign(k, pass2, m2, kir_fma(k, kir_ref(k, m2), d, d));
-  KExpr *row0 = kir_add(k, kir_int(k, tail), kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, 2 * y.c)));
-  kir_store(k, par, kb->out, kir_add(k, row0, co), kir_ref(k, mean));
-  kir_store(k, par, kb->out, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), co), kir_ref(k, m2));
+  KExpr *tail;
+  int stats = kernel_stats_at(kb, kb->out, n, &tail);
+  KExpr *row0 = kir_add(k, tail, kir_mul(k, kir_div(k, kir_ref(k, t), y.c), kir_int(k, 2 * y.c)));
+  kir_store(k, par, stats, kir_add(k, row0, co), kir_ref(k, mean));
+  kir_store(k, par, stats, kir_add(k, kir_add(k, row0, kir_int(k, y.c)), co), kir_ref(k, m2));
   return k;
 }
 

@@ -88,15 +88,17 @@ static Kernel *merged_stats(KernelBuilder *kb) {
   kir_assign(k, chans, mean, kir_float(k, 0));
   kir_assign(k, chans, sq, kir_float(k, 0));
   KStmt *each = kernel_loop(kb, chans, "j", chunks, &j);
-  KExpr *at = kir_add(k, kir_int(k, shape_elems(p.x)), kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, 2 * C)), kir_ref(k, c)));
+  KExpr *tail;
+  int stats = kernel_stats_at(kb, kb->in[0], conv, &tail);
+  KExpr *at = kir_add(k, tail, kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, 2 * C)), kir_ref(k, c)));
   KExpr *left = kir_sub(k, kir_int(k, rows), kir_mul(k, kir_ref(k, j), kir_int(k, R)));
   kir_assign(k, each, nb, kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), left)));
   kir_assign(k, each, total, kir_binary(k, KB_ADD, kir_ref(k, count), kir_ref(k, nb)));
-  kir_assign(k, each, delta, kir_binary(k, KB_SUB, kir_load(k, kb->in[0], at), kir_ref(k, mean)));
+  kir_assign(k, each, delta, kir_binary(k, KB_SUB, kir_load(k, stats, at), kir_ref(k, mean)));
   KExpr *weight = kir_binary(k, KB_DIV, kir_ref(k, nb), kir_ref(k, total));   // nb / (na + nb)
   KExpr *cross = kir_binary(k, KB_MUL, kir_binary(k, KB_MUL, kir_ref(k, delta), kir_ref(k, delta)),
                             kir_binary(k, KB_MUL, kir_ref(k, count), weight));   // delta^2 na nb / (na + nb)
-  KExpr *chunk_sq = kir_load(k, kb->in[0], kir_add(k, at, kir_int(k, C)));
+  KExpr *chunk_sq = kir_load(k, stats, kir_add(k, at, kir_int(k, C)));
   kir_assign(k, each, sq, kir_binary(k, KB_ADD, kir_ref(k, sq), kir_binary(k, KB_ADD, chunk_sq, cross)));
   kir_assign(k, each, mean, kir_fma(k, kir_ref(k, mean), kir_ref(k, delta), weight));
   kir_assign(k, each, count, kir_ref(k, total));
@@ -324,11 +326,14 @@ static Kernel *merge_chunk_stats(KernelBuilder *kb, int buf, int64_t base, const
   return k;
 }
 
-// The convolution before stored its chunks' statistics after its output (kernels_gemm.c).
+// The convolution before stored its chunks' statistics after its output (kernels_gemm.c), or
+// in their own buffer where its output is bf16 (kernel_stats_at).
 static Kernel *merged_stats_blocks(KernelBuilder *kb) {
   const Node *conv = kb->node->in[0];
   Plane p = plane_of(conv->shape);
-  return merge_chunk_stats(kb, kb->in[0], shape_elems(p.x), &p, conv->fused.stats_rows);
+  KExpr *first;
+  int stats = kernel_stats_at(kb, kb->in[0], conv, &first);
+  return merge_chunk_stats(kb, stats, first->i, &p, conv->fused.stats_rows);
 }
 
 static Kernel *channel_reduction_blocks(KernelBuilder *kb, Term *term) {

@@ -17,12 +17,13 @@
 // A block of 128 threads (four warps, 2 x 2) computes a bm x bn tile of C (64 x 64 unless
 // tile_table.def says otherwise: kernels_tile_shape.c); each warp a quarter as tensor-core
 // tiles of 16 x 8 (mma.m16n8k16: bf16 operands, float accumulation). For each 32-wide step of
-// k the block stages A's and B's pieces in shared memory as bf16 (converted from float, zero
-// outside the matrix, in the convolution's padding and where an input position feeds no
-// output); the warps load their fragments with ldmatrix. An operand whose four elements along
-// k are consecutive and 16-byte aligned (a forward pass's weights and linear rows, the weight
-// gradient's dy) comes by asynchronous copies into two stages: the next step's copies are in
-// flight while this step is gathered, converted and multiplied. The forward epilogue is the
+// k the block stages A's and B's pieces in shared memory as bf16 (converted from float weights,
+// as they are from bf16 activations; zero outside the matrix, in the convolution's padding and
+// where an input position feeds no output); the warps load their fragments with ldmatrix. An
+// operand whose four elements along k are consecutive and aligned (a forward pass's weights and
+// linear rows, the weight gradient's dy) comes by asynchronous copies (16 bytes of float, 8 of
+// bf16) into two stages: the next step's copies are in flight while this step is gathered,
+// converted and multiplied. The forward epilogue is the
 // CPU kernel's: bias, a folded batchnorm, the residual, the activation, and the statistics of
 // each 64-row chunk for the batchnorm after it; the input gradient's adds the gradient it is
 // summed with (a fused residual).
@@ -52,7 +53,7 @@ typedef struct Tiles {
   KExpr *c_first;               // where the block's chunk of C starts
   bool a_by_row, b_by_row;      // a piece staged row-fastest (consecutive threads, consecutive m or n)
   int as, bs;                   // the staged pieces of A and B (shared, bf16)
-  int a_copy, b_copy;           // a copied piece's STAGES stages, in float (shared), or -1
+  int a_copy, b_copy;           // a copied piece's STAGES stages, as its operand stores it (shared), or -1
   KExpr *m0, *n0;               // the block's first row and column of C
   KExpr *lane, *warp_m, *warp_n;
   int64_t bm, bn;               // the block's tile of C (kernel_tile_shape)
@@ -155,8 +156,13 @@ static void stage_piece(Tiles *t, KStmt *into, KExpr *k0, bool is_a) {
   kir_store(k, loop, is_a ? t->as : t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col), v);
 }
 
-// Whether an operand's piece comes by 16-byte asynchronous copies, the four elements at
-// (row, k .. k + 3) being consecutive and 16-byte aligned in memory: a forward pass's weights
+// The bytes of an operand's element in memory: a bf16 activation's 2, a float's 4.
+static int64_t element_bytes(const Tiles *t, bool is_a) {
+  return t->kb->k->bufs[is_a ? t->a_buf : t->b_buf].type == KT_BF16 ? 2 : 4;
+}
+
+// Whether an operand's piece comes by asynchronous copies of four elements (16 bytes of
+// float, 8 of bf16), the four elements at (row, k .. k + 3) being consecutive and aligned in memory: a forward pass's weights
 // and linear input rows (K a multiple of 4), a convolution's dy by channel in its weight
 // gradient (positions a multiple of 4).
 static bool copied(const Tiles *t, bool is_a) {
@@ -192,15 +198,17 @@ static void copy_piece(Tiles *t, KStmt *into, KExpr *k0, KExpr *stage, bool is_a
   KExpr *row = kernel_let(t->kb, loop, "row", kir_div(k, e, BK / 4));
   KExpr *col = kernel_let(t->kb, loop, "col", kir_mul(k, kir_mod(k, e, BK / 4), num(k, 4)));
   KExpr *r = kir_add(k, is_a ? t->m0 : t->n0, row), *kk = kernel_let(t->kb, loop, "kk", kir_add(k, k0, col));
-  KExpr *left = kir_mul(k, kir_sub(k, num(k, t->K), kk), num(k, 4));
-  KExpr *bytes = kir_binary(k, KB_MAX, kir_binary(k, KB_MIN, left, num(k, 16)), num(k, 0));
+  int64_t size = element_bytes(t, is_a);
+  KExpr *left = kir_mul(k, kir_sub(k, num(k, t->K), kk), num(k, size));
+  KExpr *bytes = kir_binary(k, KB_MAX, kir_binary(k, KB_MIN, left, num(k, 4 * size)), num(k, 0));
   bytes = kernel_let(t->kb, loop, "bytes", kir_select(k, kir_lt(k, r, num(k, extent)), bytes, num(k, 0)));
   KExpr *from = kir_select(k, kir_lt(k, num(k, 0), bytes), copied_index(t, r, kk), num(k, 0));
   KExpr *to = kir_add(k, kir_mul(k, stage, num(k, rows * BK)), kir_add(k, kir_mul(k, row, num(k, BK)), col));
   kir_cp_async(k, loop, is_a ? t->a_copy : t->b_copy, to, is_a ? t->a_buf : t->b_buf, from, bytes);
 }
 
-// Stage `stage` of the operand's copied piece, converted to bf16 where ldmatrix reads it.
+// Stage `stage` of the operand's copied piece where ldmatrix reads it, in rows padded for it:
+// converted to bf16 from a float piece, moved as it is from a bf16 one.
 static void convert_piece(Tiles *t, KStmt *into, KExpr *stage, bool is_a) {
   Kernel *k = t->kb->k;
   int64_t rows = is_a ? t->bm : t->bn;
@@ -431,14 +439,16 @@ static void chunk_stats(Tiles *t, KExpr *mt) {
     for (int h = 0; h < 2; h++)
       kir_assign_elem(k, k->body, means[ni], h, kir_binary(k, KB_DIV, kir_elem(k, means[ni], h), rows));
   column_sums(t, square_term, means, sq, partial);
-  KExpr *row0 = kir_add(k, num(k, shape_elems(t->y)), kir_mul(k, mt, num(k, 2 * t->N)));
+  KExpr *tail;
+  int stats = kernel_stats_at(t->kb, t->kb->out, t->kb->node, &tail);
+  KExpr *row0 = kir_add(k, tail, kir_mul(k, mt, num(k, 2 * t->N)));
   KStmt *writer = kir_if(k, k->body, kir_and(k, kir_binary(k, KB_EQ, t->warp_m, num(k, 0)), kir_lt(k, t->lane, num(k, 4))), NULL);
   for (int ni = 0; ni < t->ni; ni++)
     for (int h = 0; h < 2; h++) {
       KExpr *n = col_of(t, ni, h);
       KStmt *in = kir_if(k, writer, kir_lt(k, n, num(k, t->N)), NULL);
-      kir_store(k, in, t->kb->out, kir_add(k, row0, n), kir_elem(k, means[ni], h));
-      kir_store(k, in, t->kb->out, kir_add(k, kir_add(k, row0, num(k, t->N)), n), kir_elem(k, sq[ni], h));
+      kir_store(k, in, stats, kir_add(k, row0, n), kir_elem(k, means[ni], h));
+      kir_store(k, in, stats, kir_add(k, kir_add(k, row0, num(k, t->N)), n), kir_elem(k, sq[ni], h));
     }
 }
 
@@ -492,8 +502,8 @@ static Tiles describe(KernelBuilder *kb, int64_t *chunks) {
 // The static shared memory a block of shape s takes: the bf16 pieces and the copies' stages.
 static int64_t shared_bytes(const Tiles *t, TileShape s) {
   int64_t pieces = (s.bm + s.bn) * LD * 2;
-  int64_t copies = (copied(t, true) ? s.bm : 0) + (copied(t, false) ? s.bn : 0);
-  return pieces + STAGES * copies * BK * 4 + (t->kb->node->fused.stats_rows ? 2 * s.bn * 4 : 0);
+  int64_t copies = (copied(t, true) ? s.bm * element_bytes(t, true) : 0) + (copied(t, false) ? s.bn * element_bytes(t, false) : 0);
+  return pieces + STAGES * copies * BK + (t->kb->node->fused.stats_rows ? 2 * s.bn * 4 : 0);
 }
 
 // The block tile from the table (kernel_tile_shape), or 64 x 64 where the product cannot take
@@ -518,8 +528,8 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   k->bf16 = true;
   t.as = kir_shared(k, "A's piece (bf16)", KT_BF16, t.bm * LD);
   t.bs = kir_shared(k, "B's piece (bf16)", KT_BF16, t.bn * LD);
-  t.a_copy = copied(&t, true) ? kir_shared(k, "A's piece as copied, 2 stages", KT_F32, STAGES * t.bm * BK) : -1;
-  t.b_copy = copied(&t, false) ? kir_shared(k, "B's piece as copied, 2 stages", KT_F32, STAGES * t.bn * BK) : -1;
+  t.a_copy = copied(&t, true) ? kir_shared(k, "A's piece as copied, 2 stages", k->bufs[t.a_buf].type, STAGES * t.bm * BK) : -1;
+  t.b_copy = copied(&t, false) ? kir_shared(k, "B's piece as copied, 2 stages", k->bufs[t.b_buf].type, STAGES * t.bn * BK) : -1;
   // what bench/tile_sweep.sh reads to time each product's tiles
   k->layout = arena_printf(k->arena, "tiles of %lld x %lld of the product %s M %lld N %lld K %lld%s%s", (long long)t.bm,
                            (long long)t.bn, op_info[n->op].name, (long long)t.M, (long long)t.N, (long long)t.K,

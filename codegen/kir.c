@@ -290,8 +290,8 @@ void kir_store4(Kernel *k, KStmt *into, int buf, KExpr *index, int var) {
   append(k, into, s);
 }
 
-void kir_tile(Kernel *k, KStmt *into, const KTile *t) {
-  KStmt *s = stmt_new(k, KS_TILE);
+static void tile_stmt(Kernel *k, KStmt *into, KStmtKind kind, const KTile *t) {
+  KStmt *s = stmt_new(k, kind);
   s->buf = t->c;
   s->index = t->c_index;
   s->operand = t->ldc;
@@ -307,6 +307,16 @@ void kir_tile(Kernel *k, KStmt *into, const KTile *t) {
   s->cols = t->cols;
   k->bufs[t->c].written = true;
   append(k, into, s);
+}
+
+void kir_tile(Kernel *k, KStmt *into, const KTile *t) { tile_stmt(k, into, KS_TILE, t); }
+
+// The same fields, `lanes` in a_step.
+void kir_dot(Kernel *k, KStmt *into, const KDot *t) {
+  KTile as = {.rows = t->rows, .cols = t->cols, .c = t->c, .a = t->a, .b = t->b, .c_index = t->c_index,
+              .a_index = t->a_index, .b_index = t->b_index, .depth = t->depth, .ldc = t->ldc, .a_step = t->lanes,
+              .a_row = t->a_row, .ldb = t->ldb};
+  tile_stmt(k, into, KS_DOT, &as);
 }
 
 static _Noreturn void bug(const Kernel *k, const char *what) { fatal("internal error in kernel %s: %s", k->name, what); }
@@ -451,7 +461,8 @@ static void verify_gpu_stmt(const Verifier *v, const KStmt *s) {
   case KS_STORE4: {
     const KVar *r = var_of(v, s->kind == KS_LOAD4 ? s->var : s->src, 3);
     const KBuf *b = buf_of(v, s->buf);
-    expect(v, r->count == 4 && r->type == b->type && b->type == KT_F32, "16-byte accesses move 4 floats");
+    expect(v, r->count == 4 && r->type == KT_F32 && (b->type == KT_F32 || b->type == KT_BF16),
+           "a 4-element access moves 4 floats (16 bytes) or 4 bf16 values (8 bytes) into or out of floats");
     verify_expr(v, s->index);
     break;
   }
@@ -472,6 +483,20 @@ static void verify_tile(const Verifier *v, const KStmt *s) {
   verify_expr(v, s->value);
   expect(v, s->index->type == KT_I64 && s->a_index->type == KT_I64 && s->src_index->type == KT_I64 &&
             s->value->type == KT_I64, "a register tile's indexes and depth are integers");
+}
+
+static void verify_dot(const Verifier *v, const KStmt *s) {
+  expect(v, !is_blocks(v), "dot products in a block kernel");
+  const KBuf *c = buf_of(v, s->buf), *a = buf_of(v, s->a_buf), *b = buf_of(v, s->src_buf);
+  expect(v, c->type == KT_F32 && a->type == KT_F32 && b->type == KT_F32, "dot products multiply floats");
+  expect(v, s->rows >= 1 && s->cols >= 1 && s->rows * s->cols <= 24 && (s->a_step == 8 || s->a_step == 16) &&
+            s->operand >= s->cols, "a tile of dot products is at most 24 sums of 8 or 16 lanes");
+  verify_expr(v, s->index);
+  verify_expr(v, s->a_index);
+  verify_expr(v, s->src_index);
+  verify_expr(v, s->value);
+  expect(v, s->index->type == KT_I64 && s->a_index->type == KT_I64 && s->src_index->type == KT_I64 &&
+            s->value->type == KT_I64, "dot products' indexes and depth are integers");
 }
 
 static void verify_stmt(const Verifier *v, const KStmt *s) {
@@ -515,6 +540,7 @@ static void verify_stmt(const Verifier *v, const KStmt *s) {
     break;
   case KS_BLOCK: verify_block(v, s); break;
   case KS_TILE: verify_tile(v, s); break;
+  case KS_DOT: verify_dot(v, s); break;
   case KS_BARRIER:
   case KS_CP_COMMIT:
   case KS_CP_WAIT: expect(v, is_blocks(v), "a GPU construct in a loop kernel"); break;

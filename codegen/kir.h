@@ -71,13 +71,16 @@ typedef enum {
   KS_SHUFFLE,           // var = the value of src in lane (lane ^ operand | lane + operand | operand)
   KS_LDMATRIX,          // var (count 2 or 4 u32) = ldmatrix[.trans] from buf[index], this lane's row
   KS_MMA,               // var (d, 4 floats) = mma.m16n8k16.bf16(a, b) + c
-  KS_CP_ASYNC,          // buf[index] (shared) <- 16 bytes of src_buf[src_index], the first `value` bytes
+  KS_CP_ASYNC,          // buf[index] (shared) <- 4 elements of src_buf[src_index] (16 bytes of float, 8 of
+                        // bf16), the first `value` bytes read, the rest zero
   KS_CP_COMMIT,         // closes the group of copies issued since the last commit
   KS_CP_WAIT,           // waits until at most `operand` committed groups are in flight
-  KS_LOAD4,             // var[0..3] = buf[index .. index + 3]   (16 bytes; index a multiple of 4)
-  KS_STORE4,            // buf[index .. index + 3] = var[0..3]
+  KS_LOAD4,             // var[0..3] = buf[index .. index + 3]   (16 bytes, 8 of bf16; index a multiple of 4)
+  KS_STORE4,            // buf[index .. index + 3] = var[0..3]   (float registers either way)
   // Loop kernels (the CPU's matrix products, kernels_packed.c): a register tile.
   KS_TILE,              // buf[index + i*operand + j] += sum over p < value of a_buf[a_index + p*a_step + i*a_row] * src_buf[src_index + p*ldb + j]
+  // ... and dot products: both operands contiguous along the sum, `a_step` lanes at a time.
+  KS_DOT,               // buf[index + i*operand + j] += sum over p < value of a_buf[a_index + i*a_row + p] * src_buf[src_index + j*ldb + p]
 } KStmtKind;
 
 typedef enum { KSH_XOR, KSH_DOWN, KSH_IDX } KShuffle;
@@ -226,6 +229,17 @@ typedef struct KTile {
   int64_t ldc, a_step, a_row, ldb;
 } KTile;
 void kir_tile(Kernel *k, KStmt *into, const KTile *t);
+// Register tiles of dot products, in a loop kernel: for i < rows, j < cols,
+//   c[c_index + i*ldc + j] += sum over p < depth of a[a_index + i*a_row + p] * b[b_index + j*ldb + p]
+// (the CPU keeps the rows x cols sums in vectors of `lanes` along p, added up in a fixed
+// order at the end). The tile's rows*cols vectors are also its registers: at most 24.
+typedef struct KDot {
+  int rows, cols, lanes;
+  int c, a, b;          // buffers
+  KExpr *c_index, *a_index, *b_index, *depth;
+  int64_t ldc, a_row, ldb;
+} KDot;
+void kir_dot(Kernel *k, KStmt *into, const KDot *t);
 
 // Checks that types agree, indexes are integers, buffers and variables exist, and that the
 // GPU constructs are used as the CPU can run them; sets a loop kernel's launch. A failure is

@@ -221,7 +221,8 @@ void llvm_loop_end(Lower *l, LlvmLoop *loop) {
 
 static bool is_innermost(const KStmt *s) {
   for (int i = 0; i < s->nbody; i++)
-    if (s->body[i]->kind == KS_FOR || s->body[i]->kind == KS_TILE || (s->body[i]->kind == KS_IF && !is_innermost(s->body[i])))
+    if (s->body[i]->kind == KS_FOR || s->body[i]->kind == KS_TILE || s->body[i]->kind == KS_DOT ||
+        (s->body[i]->kind == KS_IF && !is_innermost(s->body[i])))
       return false;
   return true;
 }
@@ -339,23 +340,31 @@ static void branch(Lower *l, const KStmt *s) {
 }
 
 // cp.async on the CPU: the copy happens at once, which is one of the orders the GPU allows.
+// It moves four elements: 16 bytes of float, 8 of bf16.
 static void copy_async(Lower *l, const KStmt *s) {
   LLVMTypeRef ptr = LLVMPointerType(l->i8, 0);
-  LLVMTypeRef params[3] = {ptr, ptr, l->i64};
-  LLVMValueRef args[3] = {LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->buf, s->index), ptr, ""),
-                          LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->src_buf, s->src_index), ptr, ""), expr(l, s->value)};
-  llvm_call(l, "tlc_kir_cp_async", l->voidt, params, args, 3);
+  LLVMTypeRef params[4] = {ptr, ptr, l->i64, l->i64};
+  LLVMValueRef args[4] = {LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->buf, s->index), ptr, ""),
+                          LLVMBuildBitCast(l->b, llvm_element_ptr(l, s->src_buf, s->src_index), ptr, ""),
+                          llvm_i64(l, l->k->bufs[s->buf].type == KT_BF16 ? 8 : 16), expr(l, s->value)};
+  llvm_call(l, "tlc_kir_cp_async", l->voidt, params, args, 4);
 }
 
-// 16-byte accesses: four elements, which LLVM may merge again.
+// 4-element accesses (16 bytes of float, 8 of bf16): four elements, which LLVM may merge
+// again; a bf16 element is converted as a single load or store converts it.
 static void access4(Lower *l, const KStmt *s) {
+  bool bf16 = l->k->bufs[s->buf].type == KT_BF16;
+  LLVMTypeRef stored = bf16 ? l->i16 : l->f32;
   for (int e = 0; e < 4; e++) {
     LLVMValueRef idx = LLVMBuildAdd(l->b, expr(l, s->index), llvm_i64(l, e), "");
-    LLVMValueRef at = LLVMBuildGEP2(l->b, l->f32, l->bufs[s->buf], &idx, 1, "");
-    if (s->kind == KS_LOAD4)
-      LLVMBuildStore(l->b, LLVMBuildLoad2(l->b, l->f32, at, ""), llvm_var_ptr(l, s->var, e));
-    else
-      LLVMBuildStore(l->b, LLVMBuildLoad2(l->b, l->f32, llvm_var_ptr(l, s->src, e), ""), at);
+    LLVMValueRef at = LLVMBuildGEP2(l->b, stored, l->bufs[s->buf], &idx, 1, "");
+    if (s->kind == KS_LOAD4) {
+      LLVMValueRef v = LLVMBuildLoad2(l->b, stored, at, "");
+      LLVMBuildStore(l->b, bf16 ? bf16_to_float(l, v) : v, llvm_var_ptr(l, s->var, e));
+    } else {
+      LLVMValueRef v = LLVMBuildLoad2(l->b, l->f32, llvm_var_ptr(l, s->src, e), "");
+      LLVMBuildStore(l->b, bf16 ? float_to_bf16(l, v) : v, at);
+    }
   }
 }
 
@@ -378,6 +387,7 @@ void llvm_stmt(Lower *l, const KStmt *s) {
   case KS_BLOCK: block(l, s); break;
   case KS_CP_ASYNC: copy_async(l, s); break;
   case KS_TILE: llvm_tile(l, s); break;
+  case KS_DOT: llvm_dot(l, s); break;
   case KS_LOAD4:
   case KS_STORE4: access4(l, s); break;
   case KS_CP_COMMIT:

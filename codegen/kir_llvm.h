@@ -55,6 +55,12 @@ int llvm_emit_module(Kernel *const *kernels, int n, const char *cpu, const char 
 
 // kir_llvm_tile.c: a register tile (KS_TILE) as vector multiply-adds.
 void llvm_tile(Lower *l, const KStmt *s);
+// What both tiles use: a vector of vt at base + offset (floats, unaligned), and
+// llvm.fmuladd on vectors of `lanes` floats (its type in *type).
+LLVMValueRef llvm_vector_at(Lower *l, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef offset);
+LLVMValueRef llvm_fmuladd(Lower *l, unsigned lanes, LLVMTypeRef *type);
+// kir_llvm_dot.c: a tile of dot products (KS_DOT) as vector multiply-adds along the sums.
+void llvm_dot(Lower *l, const KStmt *s);
 
 // kir_llvm_blocks.c: a block kernel's body, its blocks [begin, end) one after another.
 void llvm_lower_blocks(Lower *l, Arena *a);

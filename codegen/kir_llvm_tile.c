@@ -14,7 +14,7 @@ static LLVMValueRef as_vector(Lower *l, LLVMTypeRef vt, LLVMValueRef p) {
   return LLVMBuildBitCast(l->b, p, LLVMPointerType(vt, 0), "");
 }
 
-static LLVMValueRef vector_at(Lower *l, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef offset) {
+LLVMValueRef llvm_vector_at(Lower *l, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef offset) {
   LLVMValueRef v = LLVMBuildLoad2(l->b, vt, as_vector(l, vt, at(l, base, offset)), "");
   LLVMSetAlignment(v, 4);
   return v;
@@ -24,6 +24,14 @@ static LLVMValueRef splat(Lower *l, LLVMTypeRef vt, unsigned lanes, LLVMValueRef
   LLVMValueRef one = LLVMBuildInsertElement(l->b, LLVMGetUndef(vt), x, LLVMConstInt(l->i32, 0, 0), "");
   LLVMTypeRef mask = LLVMVectorType(l->i32, lanes);
   return LLVMBuildShuffleVector(l->b, one, LLVMGetUndef(vt), LLVMConstNull(mask), "");
+}
+
+LLVMValueRef llvm_fmuladd(Lower *l, unsigned lanes, LLVMTypeRef *type) {
+  LLVMTypeRef vt = LLVMVectorType(l->f32, lanes);
+  *type = LLVMFunctionType(vt, (LLVMTypeRef[]){vt, vt, vt}, 3, 0);
+  const char *name = lanes == 16 ? "llvm.fmuladd.v16f32" : "llvm.fmuladd.v8f32";
+  LLVMValueRef f = LLVMGetNamedFunction(l->mod, name);
+  return f ? f : LLVMAddFunction(l->mod, name, *type);
 }
 
 enum { MAX_ACC = 16 * 8 };
@@ -37,22 +45,19 @@ void llvm_tile(Lower *l, const KStmt *s) {
   LLVMValueRef init[MAX_ACC], sums[MAX_ACC], next[MAX_ACC];
   for (int i = 0; i < s->rows; i++)
     for (int v = 0; v < nv; v++)
-      init[i * nv + v] = vector_at(l, vt, c, llvm_i64(l, i * s->operand + v * (int64_t)lanes));
+      init[i * nv + v] = llvm_vector_at(l, vt, c, llvm_i64(l, i * s->operand + v * (int64_t)lanes));
   LLVMBasicBlockRef before = LLVMGetInsertBlock(l->b), body = llvm_new_block(l, "tile"), done = llvm_new_block(l, "tiled");
   LLVMBuildCondBr(l->b, LLVMBuildICmp(l->b, LLVMIntSGT, depth, llvm_i64(l, 0), ""), body, done);
   LLVMPositionBuilderAtEnd(l->b, body);
   LLVMValueRef p = LLVMBuildPhi(l->b, l->i64, "p");
   for (int i = 0; i < nacc; i++)
     sums[i] = LLVMBuildPhi(l->b, vt, "");
-  LLVMTypeRef fma_type = LLVMFunctionType(vt, (LLVMTypeRef[]){vt, vt, vt}, 3, 0);
-  const char *fma_name = lanes == 16 ? "llvm.fmuladd.v16f32" : "llvm.fmuladd.v8f32";
-  LLVMValueRef fma = LLVMGetNamedFunction(l->mod, fma_name);
-  if (!fma)
-    fma = LLVMAddFunction(l->mod, fma_name, fma_type);
+  LLVMTypeRef fma_type;
+  LLVMValueRef fma = llvm_fmuladd(l, lanes, &fma_type);
   LLVMValueRef row_b = LLVMBuildMul(l->b, p, llvm_i64(l, s->ldb), ""), row_a = LLVMBuildMul(l->b, p, llvm_i64(l, s->a_step), "");
   LLVMValueRef bv[8];
   for (int v = 0; v < nv; v++)
-    bv[v] = vector_at(l, vt, b, LLVMBuildAdd(l->b, row_b, llvm_i64(l, v * (int64_t)lanes), ""));
+    bv[v] = llvm_vector_at(l, vt, b, LLVMBuildAdd(l->b, row_b, llvm_i64(l, v * (int64_t)lanes), ""));
   for (int i = 0; i < s->rows; i++) {
     LLVMValueRef x = LLVMBuildLoad2(l->b, l->f32, at(l, a, LLVMBuildAdd(l->b, row_a, llvm_i64(l, i * s->a_row), "")), "");
     LLVMValueRef ax = splat(l, vt, lanes, x);

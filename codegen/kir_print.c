@@ -102,7 +102,7 @@ static void print_gpu_stmt(FILE *out, const Kernel *k, const KStmt *s) {
     fprintf(out, "tlc_mma_16816_bf16(%s, %s, %s, %s);\n", v, k->vars[s->a].name, k->vars[s->b].name, k->vars[s->c].name);
     return;
   case KS_CP_ASYNC:
-    fprintf(out, "tlc_cp_async16(&b%d[", s->buf);
+    fprintf(out, "tlc_cp_async%d(&b%d[", k->bufs[s->buf].type == KT_BF16 ? 8 : 16, s->buf);
     print_expr(out, k, s->index);
     fprintf(out, "], &b%d[", s->src_buf);
     print_expr(out, k, s->src_index);
@@ -113,15 +113,26 @@ static void print_gpu_stmt(FILE *out, const Kernel *k, const KStmt *s) {
   case KS_CP_COMMIT: fputs("tlc_cp_async_commit();\n", out); return;
   case KS_CP_WAIT: fprintf(out, "TLC_CP_ASYNC_WAIT(%lld);\n", (long long)s->operand); return;
   case KS_LOAD4:
+    if (k->bufs[s->buf].type == KT_BF16) {   // 8 bytes: two bf16 values a word, the first low
+      fprintf(out, "{ const uint2 q = *(const uint2 *)&b%d[", s->buf);
+      print_expr(out, k, s->index);
+      fprintf(out, "]; %s[0] = tlc_bf2f((unsigned short)q.x); %s[1] = tlc_bf2f((unsigned short)(q.x >> 16)); "
+              "%s[2] = tlc_bf2f((unsigned short)q.y); %s[3] = tlc_bf2f((unsigned short)(q.y >> 16)); }\n", v, v, v, v);
+      return;
+    }
     fprintf(out, "{ const float4 q = *(const float4 *)&b%d[", s->buf);
     print_expr(out, k, s->index);
     fprintf(out, "]; %s[0] = q.x; %s[1] = q.y; %s[2] = q.z; %s[3] = q.w; }\n", v, v, v, v);
     return;
   case KS_STORE4: {
     const char *src = k->vars[s->src].name;
-    fprintf(out, "*(float4 *)&b%d[", s->buf);
+    bool bf16 = k->bufs[s->buf].type == KT_BF16;
+    fprintf(out, "*(%s *)&b%d[", bf16 ? "uint2" : "float4", s->buf);
     print_expr(out, k, s->index);
-    fprintf(out, "] = make_float4(%s[0], %s[1], %s[2], %s[3]);\n", src, src, src, src);
+    if (bf16)
+      fprintf(out, "] = make_uint2(tlc_pack_bf16x2(%s[0], %s[1]), tlc_pack_bf16x2(%s[2], %s[3]));\n", src, src, src, src);
+    else
+      fprintf(out, "] = make_float4(%s[0], %s[1], %s[2], %s[3]);\n", src, src, src, src);
     return;
   }
   default: return;
@@ -148,10 +159,26 @@ static void print_tile(FILE *out, const Kernel *k, const KStmt *s, int depth) {
   fprintf(out, " + tp * %lld + tj];\n", (long long)s->ldb);
 }
 
+static void print_dot(FILE *out, const Kernel *k, const KStmt *s, int depth) {
+  fprintf(out, "for (int64_t ti = 0; ti < %d; ti++)   // %dx%d dot products, %lld lanes\n", s->rows, s->rows, s->cols,
+          (long long)s->a_step);
+  fprintf(out, "%*sfor (int64_t tj = 0; tj < %d; tj++)\n%*sfor (int64_t tp = 0; tp < ", 2 * depth + 2, "", s->cols,
+          2 * depth + 4, "");
+  print_expr(out, k, s->value);
+  fprintf(out, "; tp++)\n%*sb%d[", 2 * depth + 6, "", s->buf);
+  print_expr(out, k, s->index);
+  fprintf(out, " + ti * %lld + tj] += b%d[", (long long)s->operand, s->a_buf);
+  print_expr(out, k, s->a_index);
+  fprintf(out, " + ti * %lld + tp] * b%d[", (long long)s->a_row, s->src_buf);
+  print_expr(out, k, s->src_index);
+  fprintf(out, " + tj * %lld + tp];\n", (long long)s->ldb);
+}
+
 static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
   fprintf(out, "%*s", 2 * depth, "");
   switch (s->kind) {
   case KS_TILE: print_tile(out, k, s, depth); return;
+  case KS_DOT: print_dot(out, k, s, depth); return;
   case KS_FOR: {
     const char *v = k->vars[s->var].name;
     fprintf(out, "for (int64_t %s = ", v);

@@ -20,6 +20,10 @@ typedef struct KernelTarget {
   bool tiles;           // matrix products on bf16 tensor cores (sm_80 and newer, precision bf16)
   int lanes;            // the CPU's vector width in floats: 16 with AVX-512, else 8
   TileShape tile;       // forced on every tensor-core product (a sweep's TLC_TILE), {0, 0}: the table's
+  // Activations stored in bf16 (precision "bf16" with tiles): compiler/storage.c's value_bf16
+  // types the buffers of `step` as the GPU's memory plan sizes them. Else every buffer fp32.
+  bool bf16_activations;
+  const Graph *step;    // the step the kernels are of (kernels_by_node sets it), or NULL
 } KernelTarget;
 
 // A kernel's buffers are the node's inputs in order, then its output (ops that update their
@@ -35,6 +39,7 @@ typedef struct KernelBuilder {
   const Node *node;
   const KernelTarget *target;
   int in[MAX_INPUTS], out;       // buffer numbers of the inputs and the output
+  int stats;            // the chunk statistics' own buffer (kernel_stats_node), or -1
   int aux;              // a variable an op file's helpers share (bn_stats: the mean)
   // 16-byte accesses (kernels_pointwise.c): input i's four elements are in register array
   // vec[i] - 1 (0: input i is loaded element by element), and vec_elem is the one in use.
@@ -44,6 +49,15 @@ typedef struct KernelBuilder {
 } KernelBuilder;
 
 KernelBuilder kernel_begin(Arena *a, const Node *n, const KernelTarget *target);
+// The node whose chunk statistics n's kernel writes (a convolution's own) or reads (bn_stats'
+// input) in a float buffer of their own, after its buffers, because the GPU holds the
+// tensor in bf16 (compiler/storage.c: value_stats_apart); NULL when none. The host passes
+// that buffer (codegen/host_c.c) at value_stats_offset of the tensor.
+const Node *kernel_stats_node(const Graph *step, bool bf16, const Node *n);
+// Where the chunk statistics of `of` (the node's output, or its input 0 for bn_stats) are:
+// the buffer and the element they start at (after the tensor in its buffer, or at 0 of
+// their own).
+int kernel_stats_at(const KernelBuilder *kb, int buf, const Node *of, KExpr **first);
 // Makes kb's kernel a block kernel of grid blocks of `block` threads (before anything is
 // added to its body).
 void kernel_blocks(KernelBuilder *kb, int64_t grid, int block);
@@ -109,10 +123,13 @@ KExpr *kernel_patch_value(KernelBuilder *kb, int image, Shape x, Shape y, KExpr 
 // target (kernels_gemm.c).
 Kernel *kernel_conv_implicit(KernelBuilder *kb);
 // The same on the CPU, as a packed product that gathers its patches (kernels_conv_cpu.c), and
-// its input and weight gradients (kernels_conv_cpu_dx.c, kernels_conv_cpu_dw.c).
+// its input and weight gradients (kernels_conv_cpu_dx.c, kernels_conv_cpu_dw.c; a 1x1
+// convolution's without stride or padding as dot products along the positions,
+// kernels_conv_cpu_dw1x1.c).
 Kernel *kernel_conv_cpu(KernelBuilder *kb);
 Kernel *kernel_conv_cpu_dx(KernelBuilder *kb);
 Kernel *kernel_conv_cpu_dw(KernelBuilder *kb);
+Kernel *kernel_conv_cpu_dw1x1(KernelBuilder *kb);
 
 // The CPU's matrix products (kernels_packed.c), laid out as the best CPU libraries lay them
 // out: C[M,N] = sum over p < K of A[i,p] B[p,j] in tiles of MC x NC, one parallel iteration

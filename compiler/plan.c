@@ -14,9 +14,10 @@ static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
 int64_t node_bytes(const Node *n) { return node_elems(n) * (n->is_int ? 8 : 4); }
 
-typedef enum { STORE_NONE, STORE_STATE, STORE_IO, STORE_ACTIVATION, STORE_VIEW } Storage;
+typedef enum { STORE_NONE, STORE_STATE, STORE_IO, STORE_OUTPUT, STORE_ACTIVATION, STORE_VIEW } Storage;
 
-static Storage storage_of(const Node *n) {
+// Outputs have fixed places: the host reads them from either device's arena at one offset.
+static Storage storage_of(const Graph *g, const Node *n) {
   switch (n->op) {
   case OP_PARAM:
   case OP_STATE: return STORE_STATE;
@@ -25,7 +26,7 @@ static Storage storage_of(const Node *n) {
   case OP_SEED:
   case OP_LR: return STORE_IO;
   case OP_VIEW: return STORE_VIEW;
-  default: return n->writes_inputs ? STORE_NONE : STORE_ACTIVATION;
+  default: return n->writes_inputs ? STORE_NONE : value_read_by_host(g, n) ? STORE_OUTPUT : STORE_ACTIVATION;
   }
 }
 
@@ -53,12 +54,22 @@ static int *last_uses(Arena *a, const Graph *g) {
 }
 
 // A view lies inside its source, placed before it.
-static void place_views(const Graph *g, int64_t *offset) {
+static void place_views(const Graph *g, int64_t *offset, bool bf16) {
   for (int i = 0; i < g->n; i++) {
     const Node *n = g->nodes[i];
     if (n->op == OP_VIEW)
-      offset[i] = offset[n->in[0]->id] + n->attr.view_offset * (n->is_int ? 8 : 4);
+      offset[i] = offset[n->in[0]->id] + n->attr.view_offset * value_elem_bytes(g, n, bf16);
   }
+}
+
+// The outputs one after another: train's and eval's apart, as both steps' are read after them.
+static int64_t place_outputs(const Graph *g, int64_t *offset, int64_t base) {
+  for (int i = 0; i < g->n; i++)
+    if (storage_of(g, g->nodes[i]) == STORE_OUTPUT) {
+      offset[i] = base;
+      base += align_up(node_bytes(g->nodes[i]));
+    }
+  return base;
 }
 
 // Activations placed greedily by size (as TensorFlow Lite's arena planner does): the largest
@@ -82,13 +93,13 @@ static int by_offset(const void *a, const void *b) {
   return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
-static int64_t place_activations(Arena *a, const Graph *g, int64_t *offset) {
+static int64_t place_activations(Arena *a, const Graph *g, int64_t *offset, bool bf16) {
   int *last = last_uses(a, g);
   Tensor *t = arena_alloc(a, sizeof(Tensor) * (size_t)(g->n + 1));
   int n = 0;
   for (int i = 0; i < g->n; i++)
-    if (storage_of(g->nodes[i]) == STORE_ACTIVATION)
-      t[n++] = (Tensor){i, i, last[i], align_up(node_bytes(g->nodes[i]))};
+    if (storage_of(g, g->nodes[i]) == STORE_ACTIVATION)
+      t[n++] = (Tensor){i, i, last[i], align_up(value_bytes(g, g->nodes[i], bf16))};
   qsort(t, (size_t)n, sizeof *t, by_size);
   Tensor *placed = arena_alloc(a, sizeof(Tensor) * (size_t)(n + 1));
   Block *overlapping = arena_alloc(a, sizeof(Block) * (size_t)(n + 1));
@@ -120,7 +131,7 @@ static int64_t place_named(Arena *a, const Graph *g, Storage kind, int64_t *offs
                            int64_t **slots, int *nslots, int *cap, int64_t base) {
   for (int i = 0; i < g->n; i++) {
     const Node *n = g->nodes[i];
-    if (storage_of(n) != kind)
+    if (storage_of(g, n) != kind)
       continue;
     int at = namemap_get(names, n->name);
     if (at < 0) {
@@ -135,8 +146,9 @@ static int64_t place_named(Arena *a, const Graph *g, Storage kind, int64_t *offs
   return base;
 }
 
-MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval) {
+MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval, bool bf16) {
   MemPlan *p = arena_alloc(a, sizeof *p);
+  p->bf16 = bf16;
   p->train_offset = arena_alloc(a, sizeof(int64_t) * (size_t)train->n);
   p->eval_offset = arena_alloc(a, sizeof(int64_t) * (size_t)eval->n);
   for (int i = 0; i < train->n; i++)
@@ -152,18 +164,21 @@ MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval) {
   end = place_named(a, train, STORE_IO, p->train_offset, &names, &slots, &nslots, &cap, end);
   end = place_named(a, eval, STORE_IO, p->eval_offset, &names, &slots, &nslots, &cap, end);
   p->io_bytes = end - p->state_bytes;
+  int64_t outputs = end;
+  end = place_outputs(eval, p->eval_offset, place_outputs(train, p->train_offset, end));
+  p->output_bytes = end - outputs;
   int64_t *act_train = arena_alloc(a, sizeof(int64_t) * (size_t)train->n);
   int64_t *act_eval = arena_alloc(a, sizeof(int64_t) * (size_t)eval->n);
-  p->train_bytes = place_activations(a, train, act_train);
-  p->eval_bytes = place_activations(a, eval, act_eval);
+  p->train_bytes = place_activations(a, train, act_train, bf16);
+  p->eval_bytes = place_activations(a, eval, act_eval, bf16);
   for (int i = 0; i < train->n; i++)
-    if (storage_of(train->nodes[i]) == STORE_ACTIVATION)
+    if (storage_of(train, train->nodes[i]) == STORE_ACTIVATION)
       p->train_offset[i] = end + act_train[i];
   for (int i = 0; i < eval->n; i++)
-    if (storage_of(eval->nodes[i]) == STORE_ACTIVATION)
+    if (storage_of(eval, eval->nodes[i]) == STORE_ACTIVATION)
       p->eval_offset[i] = end + act_eval[i];
-  place_views(train, p->train_offset);
-  place_views(eval, p->eval_offset);
+  place_views(train, p->train_offset, bf16);
+  place_views(eval, p->eval_offset, bf16);
   p->total_bytes = end + (p->train_bytes > p->eval_bytes ? p->train_bytes : p->eval_bytes);
   return p;
 }

@@ -24,7 +24,7 @@ static const char *grouped(char buf[32], int64_t v) {
   return buf;
 }
 
-void print_stats(FILE *out, const Graph *g, const MemPlan *plan) {
+void print_stats(FILE *out, const Graph *g, const MemPlan *plan, const MemPlan *gpu) {
   int64_t trainable = 0, frozen = 0, buffers = 0, macs = 0, act_elems = 0, layers = 0;
   for (int i = 0; i < g->nparams; i++) {
     const Param *p = g->params[i];
@@ -58,6 +58,11 @@ void print_stats(FILE *out, const Graph *g, const MemPlan *plan) {
           grouped(b1, plan->total_bytes), (long long)g->batch, grouped(b2, plan->state_bytes), grouped(b3, plan->io_bytes),
           grouped(b4, plan->train_bytes));
   fprintf(out, ", evaluation %s\n", grouped(b1, plan->eval_bytes));
+  if (gpu->bf16)
+    fprintf(out, "GPU arena          %s bytes with bf16 activations (precision \"bf16\"): training activations %s, "
+            "evaluation %s\n", grouped(b1, gpu->total_bytes), grouped(b2, gpu->train_bytes), grouped(b3, gpu->eval_bytes));
+  else
+    fputs("GPU arena          the trainer arena's (precision \"fp32\", or no tensor cores: every value fp32)\n", out);
 }
 
 // The weight gradient of conv in the step, split in chunks (compiler/schedule.c), if any.

@@ -419,6 +419,7 @@ const char *node_describe(Arena *a, const Node *n);
 struct Graph {
   const char *model;    // the model's name
   Node *images, *labels, *logits, *loss;   // training-step graphs only
+  Node *features;       // the feature cache's boundary (features.c), or NULL
   Node **nodes;         // topological order, nodes[0] is the input
   int n, cap;
   Param **params;       // in state_dict order
@@ -603,23 +604,44 @@ void schedule_step(Arena *a, Graph *g);
 // plan.c: one static arena for a trainer, with liveness-based reuse
 //
 // The arena holds, in order: the state (parameters, buffers, optimizer state: what a
-// checkpoint saves), the step's inputs (images, labels, seed, lr), then the activations
-// of the training step or of the evaluation pass (never both at once, so they share).
+// checkpoint saves), the step's inputs (images, labels, seed, lr), what the host reads (the
+// loss, the logits, the cached features: outputs), then the activations of the training
+// step or of the evaluation pass (never both at once, so they share).
 typedef struct MemPlan {
   int64_t *train_offset;    // per training-step node id: byte offset, or -1 (no storage)
   int64_t *eval_offset;     // per evaluation node id
-  int64_t state_bytes, io_bytes, train_bytes, eval_bytes, total_bytes;
+  int64_t state_bytes, io_bytes, output_bytes, train_bytes, eval_bytes, total_bytes;
+  bool bf16;                // the GPU's plan with bf16 activations
 } MemPlan;
 
-MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval);
+// bf16: the GPU's plan under precision "bf16" (storage.c's values in 2 bytes); the state, the
+// step's inputs and what the host reads (value_read_by_host) are at the same offsets in both
+// plans, so the host reads either device's arena alike.
+MemPlan *plan_memory(Arena *a, const Graph *train, const Graph *eval, bool bf16);
 int64_t node_bytes(const Node *n);
+
+//
+// storage.c: which values the GPU keeps in bf16 (precision "bf16")
+//
+// Activations and their gradients: not parameters, their gradients, optimizer state,
+// batchnorm statistics, the loss, the logits nor the cached features. The CPU keeps all fp32.
+bool value_bf16(const Graph *g, const Node *n);
+bool value_read_by_host(const Graph *g, const Node *n);
+// The bytes of an element of a node's buffer: node_bytes' 4 or 8, 2 where bf16 and value_bf16.
+int value_elem_bytes(const Graph *g, const Node *n, bool bf16);
+// A convolution's chunk statistics stored after its output (node_elems) stay fp32: with a bf16
+// output they are apart (its kernels and bn_stats' have a buffer for them), from byte
+// value_stats_offset of its buffer. value_bytes: the node's bytes in the arena.
+bool value_stats_apart(const Graph *g, const Node *n, bool bf16);
+int64_t value_stats_offset(const Graph *g, const Node *n, bool bf16);
+int64_t value_bytes(const Graph *g, const Node *n, bool bf16);
 
 //
 // print.c, stats.c: what --emit=ir, --emit=params and --stats show
 //
 void print_ir(FILE *out, Arena *a, const Graph *g);
 void print_params(FILE *out, const Graph *g);
-void print_stats(FILE *out, const Graph *g, const MemPlan *plan);
+void print_stats(FILE *out, const Graph *g, const MemPlan *plan, const MemPlan *gpu);
 // Each convolution of the training step, its CPU algorithm and the bytes it takes beyond
 // its tensors (its weight gradient's partial sums).
 void print_conv_stats(FILE *out, Arena *a, const Graph *train);

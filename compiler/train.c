@@ -196,5 +196,7 @@ Graph *train_build(Arena *a, const Graph *model, const Recipe *r, bool training)
   Graph *g = step_build(a, model, r, training);
   fuse_step(a, g);
   schedule_step(a, g);
+  int boundary = training ? feature_boundary(a, g, r) : -1;
+  g->features = boundary >= 0 ? g->nodes[boundary] : NULL;
   return g;
 }

@@ -41,7 +41,8 @@ static const char usage[] =
     "                   ptx       the GPU kernels' PTX (from NVRTC)\n"
     "                   c         the trainer's C training loop\n"
     "                   params    parameter names (PyTorch's state_dict keys) and shapes\n"
-    "  --stats          print parameters, multiply-accumulates and activation memory\n"
+    "  --stats          print parameters, multiply-accumulates and activation memory (the CPU's\n"
+    "                   arena in fp32, the GPU's with bf16 activations)\n"
     "  --stats=kernels  every GPU launch, in the order they run, with the least bytes it\n"
     "                   must move and its FLOPs, tab-separated (bench/roofline.py's floor)\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3,\n"
@@ -237,9 +238,21 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kern
 
 // Each run of consecutive optimizer updates in the training step is one launch on the GPU
 // (kernel_optim_group), numbered after every other; the step launches it where the first of
-// them would run. The nodes' own kernels stay in the bundle, unlaunched.
+// them would run. The nodes' own kernels stay in the bundle, unlaunched. Its operands are at
+// the GPU plan's offsets (a parameter gradient's differs from the CPU's, where activations
+// are bf16), all fp32 as the one launch reads them; an update with a bf16 operand (none
+// today: storage.c keeps parameter gradients fp32) keeps its own launch.
 // A launch takes at most MAX_GROUP updates: NVRTC's time grows faster than a function's size.
 enum { MAX_GROUP = 64 };
+
+static bool groupable(const Node *n, const Kernel *own) {
+  if (!kernel_is_update(n))
+    return false;
+  for (int b = 0; b < kir_nparams(own); b++)
+    if (own->bufs[b].type == KT_BF16)
+      return false;
+  return true;
+}
 
 static void group_updates(Arena *a, const TrainerSpec *t, Kernel **kernels, int *n) {
   const Graph *g = t->train;
@@ -248,7 +261,7 @@ static void group_updates(Arena *a, const TrainerSpec *t, Kernel **kernels, int 
   for (int i = 0; i <= g->n; i++) {
     if (i < g->n && !t->train_gpu[i])
       continue;
-    if (i < g->n && kernel_is_update(g->nodes[i])) {
+    if (i < g->n && groupable(g->nodes[i], t->train_gpu[i])) {
       run[len++] = g->nodes[i];
       if (len < MAX_GROUP)
         continue;
@@ -261,7 +274,7 @@ static void group_updates(Arena *a, const TrainerSpec *t, Kernel **kernels, int 
         own->merged_first = m == 0;
         own->merged_launch = *n;
       }
-      kernels[(*n)++] = kernel_optim_group(a, run, len, t->plan->train_offset, name);
+      kernels[(*n)++] = kernel_optim_group(a, run, len, t->gpu_plan->train_offset, name);
     }
     len = 0;
   }
@@ -280,6 +293,10 @@ static TileShape forced_tile(void) {
   return s;
 }
 
+// Tensor-core tiles, and with them bf16 activations (compiler/storage.c), need sm_80 or newer
+// and precision "bf16".
+static bool gpu_bf16(const char *arch, const Recipe *r) { return atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16; }
+
 // Everything a trainer is made of: both steps, their memory plan and their kernels for each
 // device. Tensor-core tiles need sm_80 or newer, and a recipe that allows bf16.
 static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model, const Recipe *r, const char *arch,
@@ -287,9 +304,11 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
   TrainerSpec t = {.source = source, .model = model, .recipe = r};
   t.train = train_build(a, model, r, true);
   t.eval = train_build(a, model, r, false);
-  t.plan = plan_memory(a, t.train, t.eval);
-  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = atoi(arch + 3) >= 80 && r->precision == PRECISION_BF16,
+  KernelTarget cpu = {.lanes = kir_llvm_lanes(cpu_name)}, gpu = {.gpu = true, .tiles = gpu_bf16(arch, r),
                                                               .tile = forced_tile()};
+  gpu.bf16_activations = gpu.tiles;
+  t.plan = plan_memory(a, t.train, t.eval, false);
+  t.gpu_plan = plan_memory(a, t.train, t.eval, gpu.bf16_activations);
   t.train_cpu = kernels_by_node(a, t.train, "", &cpu);
   t.eval_cpu = kernels_by_node(a, t.eval, "eval_", &cpu);
   t.train_gpu = kernels_by_node(a, t.train, "", &gpu);
@@ -306,13 +325,17 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
     t.feature_gather = n;
     kernels[n++] = kernel_feature_gather(a, t.train->nodes[t.feature_node], t.train->batch);
   }
-  // The data path on the GPU builds the step's images (both steps take the same shape).
+  // The data path on the GPU builds the step's images (both steps take the same shape), for
+  // models that take images: gray or RGB.
   Shape in = t.train->images->shape;
-  t.augment = n;
-  kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, false);
-  kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, true);
-  kernels[n++] = kernel_jitter_means(a, in.n, in.c, in.h, in.w);
-  kernels[n++] = kernel_jitter(a, in.n, in.c, in.h, in.w);
+  t.augment = -1;
+  if (in.c == 1 || in.c == 3) {
+    t.augment = n;
+    kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, false);
+    kernels[n++] = kernel_augment(a, in.n, in.c, in.h, in.w, true);
+    kernels[n++] = kernel_jitter_means(a, in.n, in.c, in.h, in.w);
+    kernels[n++] = kernel_jitter(a, in.n, in.c, in.h, in.w);
+  }
   // Two-pass reductions' first passes come last, so that the steps' launch numbers stay the
   // CPU's; the steps launch each just before its second pass.
   t.pass1 = n;
@@ -563,8 +586,8 @@ int main(int argc, char **argv) {
     print_kernel_stats(buf, &t);
   }
   if (o.stats) {
-    Graph *train = train_build(a, g, r, true);
-    print_stats(buf, g, plan_memory(a, train, train_build(a, g, r, false)));
+    Graph *train = train_build(a, g, r, true), *eval = train_build(a, g, r, false);
+    print_stats(buf, g, plan_memory(a, train, eval, false), plan_memory(a, train, eval, gpu_bf16(o.arch, r)));
     int boundary = feature_boundary(a, train, r);
     if (boundary >= 0)
       fprintf(buf, "feature cache      the frozen prefix up to %s '%s' runs once per training image (%lld floats each)\n",

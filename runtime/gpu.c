@@ -144,9 +144,10 @@ static void launch_on(TlcGpu *g, int launch, CUdeviceptr *pointers, int n) {
   void *params[16];
   for (int i = 0; i < n && i < 16; i++)
     params[i] = &pointers[i];
-  // While a graph is captured, its launches go to the compute stream; otherwise to the
-  // default stream, each in order after the copies before it.
-  CUstream stream = g->pipeline && g->pipeline->capturing ? g->pipeline->compute : NULL;
+  // While a graph is captured, and for a batch's own kernels before its graph, launches go to
+  // the compute stream; otherwise to the default stream, each in order after the copies
+  // before it.
+  CUstream stream = g->pipeline && g->pipeline->on_compute ? g->pipeline->compute : NULL;
   CUresult r = g->cu.LaunchKernel(g->functions[l->function], (unsigned)l->grid, 1, 1, (unsigned)l->block, 1, 1,
                                   (unsigned)l->shared, stream, params, NULL);
   if (r) {
@@ -201,18 +202,23 @@ static void cache_free(TlcGpu *g) {
     g->cu.MemFree(g->cache);
   if (g->cache_order)
     g->cu.MemFree(g->cache_order);
+  if (g->cache_batch)
+    g->cu.MemFree(g->cache_batch);
   free(g->order_staging);
-  g->cache = g->cache_order = 0;
+  g->cache = g->cache_order = g->cache_batch = 0;
   g->order_staging = NULL;
   g->cache_rows = g->cache_row_floats = 0;
 }
 
-int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, TlcError *err) {
+int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, int64_t batch, int gather, int64_t features,
+                        TlcError *err) {
   cache_free(g);
   int64_t n = rows > 0 ? rows : 1;
   CUresult r = g->cu.MemAlloc(&g->cache, (size_t)(n * row_floats) * sizeof(float));
   if (!r)
     r = g->cu.MemAlloc(&g->cache_order, (size_t)n * sizeof(int64_t));
+  if (!r)
+    r = g->cu.MemAlloc(&g->cache_batch, (size_t)batch * sizeof(int64_t));
   g->order_staging = r ? NULL : malloc((size_t)n * sizeof(int64_t));
   if (r || !g->order_staging) {
     cache_free(g);
@@ -220,7 +226,8 @@ int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, TlcError *e
                         g->name, gpu_error_text(g, r))
              : tlc_fail(err, "out of memory");
   }
-  g->cache_rows = rows, g->cache_row_floats = row_floats;
+  g->cache_rows = rows, g->cache_row_floats = row_floats, g->batch = batch;
+  g->gather_launch = gather, g->gather_to = features;
   return 0;
 }
 
@@ -245,10 +252,22 @@ int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *er
   return r ? tlc_fail(err, "copying the epoch's order to the GPU failed: %s", gpu_error_text(g, r)) : 0;
 }
 
-void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset) {
-  CUdeviceptr pointers[3] = {g->cache, g->cache_order + (CUdeviceptr)first * sizeof(int64_t),
-                             g->arena + (CUdeviceptr)offset};
-  launch_on(g, launch, pointers, 3);
+int tlc_gpu_cache_select(TlcGpu *g, int64_t first, TlcError *err) {
+  if (first < 0 || first + g->batch > g->cache_rows)
+    return tlc_fail(err, "internal error: a batch at row %lld of a %lld-row order", (long long)first,
+                    (long long)g->cache_rows);
+  CUdeviceptr from = g->cache_order + (CUdeviceptr)first * sizeof(int64_t);
+  size_t bytes = (size_t)g->batch * sizeof(int64_t);
+  // Before a graph, in order on the compute stream; kernel by kernel, before the gather.
+  CUresult r = g->pipeline && g->pipeline->on_compute
+                   ? g->cu.MemcpyDtoDAsync(g->cache_batch, from, bytes, g->pipeline->compute)
+                   : g->cu.MemcpyDtoD(g->cache_batch, from, bytes);
+  return r ? tlc_fail(err, "copying the batch's rows of the feature cache failed: %s", gpu_error_text(g, r)) : 0;
+}
+
+void tlc_gpu_cache_gather(TlcGpu *g) {
+  CUdeviceptr pointers[3] = {g->cache, g->cache_batch, g->arena + (CUdeviceptr)g->gather_to};
+  launch_on(g, g->gather_launch, pointers, 3);
 }
 
 int tlc_gpu_alloc(TlcGpu *g, int64_t bytes, uint64_t *ptr, TlcError *err) {

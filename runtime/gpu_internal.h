@@ -70,10 +70,15 @@ typedef struct Driver {
 } Driver;
 
 // One of the two slots the steps' inputs travel through (gpu_graph.c).
+// A slot holds the input region and, from GpuPipeline.extra_at on, what the batch's own
+// kernels before the graph read (the data path's choices).
 typedef struct GpuSlot {
   char *pinned;          // the input region's bytes on the host, in page-locked memory
   CUdeviceptr device;    // the same on the device, beside the arena
-  CUevent up, taken;     // the copy up has arrived; the slot was copied into the arena
+  int64_t bytes;         // of each
+  bool images;           // the batch in it sends its images (else they are built on the device)
+  int64_t extra;         // bytes from extra_at on that the batch in it sends
+  CUevent up, taken;     // the copy up has arrived; the slot was read by the compute stream
 } GpuSlot;
 
 // The step's graphs and what feeds them, once tlc_gpu_pipeline_open made them.
@@ -81,8 +86,11 @@ typedef struct GpuPipeline {
   CUstream compute, upload;
   GpuSlot slots[2];
   int64_t io_offset, io_bytes;
+  int64_t images, images_bytes;   // the images' place in the input region (arena offset)
+  int64_t extra_at;      // where a slot's extra bytes start
+  const char *host_io;   // the host arena's input region, what a new slot starts from
   CUgraphExec steps[2];  // the training step and the evaluation pass, once captured
-  bool capturing;        // launches go to the compute stream, which records them
+  bool on_compute;       // launches go to the compute stream (captured, or the batch's own)
 } GpuPipeline;
 
 struct TlcGpu {
@@ -96,10 +104,14 @@ struct TlcGpu {
   TlcBundle bundle;
   CUdeviceptr arena;
   int64_t arena_bytes;
-  // The feature cache, when the run keeps one on the device: rows of row_floats floats, and
-  // an epoch's order of rows (int64, as the gather kernel reads them; staged on the host).
-  CUdeviceptr cache, cache_order;
-  int64_t cache_rows, cache_row_floats;
+  // The feature cache, when the run keeps one on the device: rows of row_floats floats, an
+  // epoch's order of rows (int64, as the gather kernel reads them; staged on the host), and
+  // the batch's rows, copied from the order before each gather: a fixed place that a
+  // captured gather reads.
+  CUdeviceptr cache, cache_order, cache_batch;
+  int64_t cache_rows, cache_row_floats, batch;
+  int gather_launch;
+  int64_t gather_to;            // the arena offset the gather writes (the features)
   int64_t *order_staging;
   GpuPipeline *pipeline;        // NULL: steps launch kernel by kernel (--no-cuda-graph)
   char name[160];

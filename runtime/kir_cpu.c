@@ -11,10 +11,10 @@
 enum { LANES = 32 };
 
 // cp.async with a source size: the first src_bytes of 16 are copied, the rest are zero.
-void tlc_kir_cp_async(void *dst, const void *src, int64_t src_bytes) {
-  size_t n = src_bytes < 0 ? 0 : src_bytes > 16 ? 16 : (size_t)src_bytes;
+void tlc_kir_cp_async(void *dst, const void *src, int64_t size, int64_t src_bytes) {
+  size_t n = src_bytes < 0 ? 0 : src_bytes > size ? (size_t)size : (size_t)src_bytes;
   memcpy(dst, src, n);
-  memset((char *)dst + n, 0, 16 - n);
+  memset((char *)dst + n, 0, (size_t)size - n);
 }
 
 // ldmatrix.m8n8.b16 of `tiles` 8x8 tiles: lanes 8i .. 8i + 7 give the rows of tile i (rows[l]

@@ -581,7 +581,7 @@ void tlc_bundle_free(TlcBundle *b);
 // kir_cpu.c: the CPU meaning of the kernel IR's warp operations (called by CPU kernels that
 // tlc lowered from block kernels; layouts as the PTX ISA gives them)
 //
-void tlc_kir_cp_async(void *dst, const void *src, int64_t src_bytes);
+void tlc_kir_cp_async(void *dst, const void *src, int64_t size, int64_t src_bytes);
 void tlc_kir_ldmatrix(uint32_t *dst, const uint16_t *shared, const int64_t *rows, int64_t tiles, int64_t trans);
 void tlc_kir_mma_16816_bf16(float *d, const uint32_t *a, const uint32_t *b, const float *c);
 
@@ -606,16 +606,22 @@ int tlc_gpu_download(TlcGpu *g, void *dst, int64_t offset, int64_t bytes, TlcErr
 // The device memory free now and in all, as the driver reports them.
 int tlc_gpu_memory(TlcGpu *g, int64_t *free_bytes, int64_t *total_bytes, TlcError *err);
 // The feature cache (trainer_features.c): rows x row_floats floats of device memory beside
-// the arena, and room for an epoch's order of rows. Fails, holding nothing, when the device
-// cannot hold them.
-int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, TlcError *err);
+// the arena, room for an epoch's order of rows and for a batch's rows; the bundle's gather
+// kernel `gather` writes a batch's features at arena offset `features`. Fails, holding
+// nothing, when the device cannot hold them.
+int tlc_gpu_cache_alloc(TlcGpu *g, int64_t rows, int64_t row_floats, int64_t batch, int gather, int64_t features,
+                        TlcError *err);
 // Rows [first, first + n) of the cache <- n rows at the arena's offset, device to device.
 int tlc_gpu_cache_store(TlcGpu *g, int64_t first, int64_t offset, int64_t n, TlcError *err);
 // The epoch's order of rows, order[0..n), goes up for the gathers.
 int tlc_gpu_cache_order(TlcGpu *g, const int32_t *order, int64_t n, TlcError *err);
-// Launches the bundle's gather kernel `launch`: the rows order[first ..] of the cache into
-// the arena at offset, as many as the kernel was compiled for (the batch).
-void tlc_gpu_cache_gather(TlcGpu *g, int launch, int64_t first, int64_t offset);
+// The batch's rows, order[first .. first + batch), copied on the device to the fixed place
+// the gather reads: on the compute stream between tlc_gpu_step_begin and tlc_gpu_graph_step,
+// else at once.
+int tlc_gpu_cache_select(TlcGpu *g, int64_t first, TlcError *err);
+// Launches the gather: the selected rows of the cache into the arena's features. Its
+// arguments never change, so a captured graph may hold it.
+void tlc_gpu_cache_gather(TlcGpu *g);
 // Device memory beside the arena, for the GPU's data path (trainer_gpu_data.c): allocated,
 // freed, filled from and read back to the host; a launch on such pointers (the arena's own
 // from tlc_gpu_arena_at).
@@ -630,16 +636,27 @@ void tlc_gpu_close(TlcGpu *g);
 // gpu_graph.c: the steps as CUDA graphs, their inputs uploaded ahead on a second stream from
 // two slots of pinned host memory.
 // Streams, events and the two slots, each holding the arena's input region [io_offset,
-// io_offset + io_bytes), filled first from host_io (those bytes of the host arena). Fails,
-// saying why, on a driver without graphs (older than CUDA 11.4) or without the memory.
-int tlc_gpu_pipeline_open(TlcGpu *g, int64_t io_offset, int64_t io_bytes, const char *host_io, TlcError *err);
-// The slot's pinned copy of the input region, once the copy up from it under way is done.
-char *tlc_gpu_slot_inputs(TlcGpu *g, int slot, TlcError *err);
-// Queues the slot's copy up on the upload stream, after the arena has taken its last one.
+// io_offset + io_bytes), filled first from host_io (those bytes of the host arena; host_io
+// must stay), of which [images, images + images_bytes) are the images. Fails, saying why, on
+// a driver without graphs (older than CUDA 11.4) or without the memory.
+int tlc_gpu_pipeline_open(TlcGpu *g, int64_t io_offset, int64_t io_bytes, int64_t images, int64_t images_bytes,
+                          const char *host_io, TlcError *err);
+// The slot's pinned copy of the input region for the next batch, once the copy up from it
+// under way is done. The batch sends its images or not (built on the device, or not read),
+// and `extra` bytes more (tlc_gpu_slot_extra), for which the slot grows if it must.
+char *tlc_gpu_slot_fill(TlcGpu *g, int slot, bool images, int64_t extra, TlcError *err);
+// Where the slot's extra bytes are: its pinned memory, and on the device (kernels that run on
+// the compute stream between tlc_gpu_step_begin and tlc_gpu_graph_step read them there).
+void tlc_gpu_slot_extra(TlcGpu *g, int slot, char **host, uint64_t *device);
+// Queues the slot's copy up on the upload stream, after the compute stream has read its last.
 int tlc_gpu_slot_send(TlcGpu *g, int slot, TlcError *err);
-// Queues on the compute stream, once the slot is up, its copy into the arena's input region
-// and the step's graph (captured from `step`'s launches at the first call of its kind).
-int tlc_gpu_graph_step(TlcGpu *g, bool training, int slot, void (*step)(TlcGpu *gpu), TlcError *err);
+// Queues on the compute stream, once the slot is up, its copy into the arena's input region;
+// launches from here to tlc_gpu_graph_step go to the compute stream too.
+int tlc_gpu_step_begin(TlcGpu *g, int slot, TlcError *err);
+// Records that the compute stream has read the slot, then queues the step's graph, captured
+// from `first`'s launches (unless NULL) and `step`'s at the first call of its kind.
+int tlc_gpu_graph_step(TlcGpu *g, bool training, int slot, void (*first)(TlcGpu *gpu), void (*step)(TlcGpu *gpu),
+                       TlcError *err);
 int tlc_gpu_graph_wait(TlcGpu *g, TlcError *err);   // the compute stream's work done, or its error
 
 //
@@ -696,6 +713,10 @@ typedef struct TlcModel {
   int64_t batch;
   int32_t channels, height, width, classes;
   int64_t arena_bytes;
+  // The GPU's arena: smaller where the GPU keeps activations in bf16 (precision "bf16"). The
+  // state, the steps' inputs and the outputs below are at the same offsets in both arenas.
+  int64_t gpu_arena_bytes;
+  bool gpu_bf16;
   const TlcParamInfo *params;   // every tensor of the state, checkpointed
   int nparams;
   // Byte offsets in the arena of the step's inputs and outputs (train and eval steps
@@ -739,13 +760,14 @@ typedef struct TlcModel {
   // The GPU's data path: the bundle's launch number of the augment kernel (buffers: decoded
   // images, sample parameters, filter taps, normalisation table, the batch at `images`); the
   // next three launches are its variant that writes bytes for colour jitter and the two jitter
-  // kernels (codegen/kernels_jitter.c).
+  // kernels (codegen/kernels_jitter.c); -1 where the model takes no gray or RGB image.
   int augment;
   // Parameters as tlc --stats counts them (buffers excluded): all, and those that train.
   int64_t parameters, trainable_parameters;
 } TlcModel;
 
 // One kernel of a step on both devices, for --check-gpu.
+#define TLC_MAX_BUFFERS 9
 typedef struct TlcKernelCall {
   const char *name;
   TlcRangeFn cpu;       // the CPU kernel, over [0, extent) of its parallel loop
@@ -754,9 +776,11 @@ typedef struct TlcKernelCall {
   int launch;           // the GPU kernel: the bundle's launch, or -1: none (another call's does its work)
   int on_arena;         // the GPU launch takes the whole arena (2 buffers at offset 0): a run of updates
   double tolerance;     // the largest difference allowed, relative to the buffer's largest value
-  int nbufs;
-  int64_t offset[8], bytes[8];   // its buffers in the arena
+  int nbufs;            // the GPU kernel's; the CPU kernel's are the first of them
+  int64_t offset[TLC_MAX_BUFFERS], bytes[TLC_MAX_BUFFERS];   // its buffers in the CPU's arena (bytes as floats)
+  int64_t gpu_offset[TLC_MAX_BUFFERS];                       // and in the GPU's
   unsigned written, is_int;      // bit i: buffer i is written; holds int64 (else float)
+  unsigned bf16;                 // bit i: the GPU holds buffer i in bf16 (bytes / 2 of them)
 } TlcKernelCall;
 
 // The step functions tlc generates; the GPU ones are NULL in a CPU-only trainer.
@@ -840,9 +864,19 @@ typedef struct TlcRun {
   int fill_slot;                // the slot the next batch loaded goes to
   int batch_slot;               // the slot of the batch in hand, and whether it went up already
   bool batch_sent;
-  bool ahead;                   // the pass's next batch is loaded (and sent) in ahead_slot
+  bool ahead;                   // the next batch is loaded (and sent) in ahead_slot
   int ahead_slot;
   int32_t *ahead_labels;        // its labels
+  // Which batch that is (trainer_ahead.c): of which split, training or not, at which epoch,
+  // which samples; a step of another batch drops it.
+  const TlcDataset *ahead_ds;
+  bool ahead_training;
+  int ahead_epoch;
+  int32_t *ahead_order;         // [batch]
+  int32_t *next_order;          // [ntrain]: the next epoch's training order, drawn ahead
+  bool loader_ahead;            // the loader is begun on the pass of the batch loaded ahead
+  bool ahead_starts_pass;       // it is the first batch of a pass
+  int64_t batches_slotted, batches_ahead, passes_ahead;   // through the slots; sent ahead; of them, a pass's first
   bool no_gpu_data;             // --no-gpu-data
   bool check_gpu_data;          // --check-gpu-data: every GPU-built batch compared with the loader's
   int64_t gpu_data_mb;          // --gpu-data-mb; -1: the device's free memory less TRAINER_GPU_RESERVE_MB

@@ -180,6 +180,7 @@ static int start_run(TlcRun *run, TlcError *err) {
   trainer_start_features(run);
   if (trainer_start_gpu_data(run, err) != 0)
     return TRAINER_FAILED;
+  trainer_report_graphs(run);
   if (run->lr > 0 && run->first_epoch < run->epochs)
     printf("lr: %g (--lr; the recipe's is %g): every parameter group's rate is scaled by %g\n", run->lr,
            run->model->schedule.lr, lr_scale(run));
@@ -240,6 +241,10 @@ static double schedule_factor(const TlcSchedule *s, int epoch, int epochs, doubl
   return f;
 }
 
+float trainer_lr_factor(const TlcRun *run, int epoch) {
+  return (float)schedule_factor(&run->model->schedule, epoch, run->epochs, lr_scale(run));
+}
+
 void tlc_epoch_begin(TlcRun *run, int epoch) {
   const TlcModel *m = run->model;
   run->epoch = epoch;
@@ -258,7 +263,7 @@ void tlc_epoch_begin(TlcRun *run, int epoch) {
   run->epoch_seconds = 0;
   run->epoch_start = trainer_now();   // the feature cache, when the first pass computes it, is training time
   trainer_begin_training_pass(run);
-  run->lr_factor = (float)schedule_factor(&m->schedule, epoch, run->epochs, lr_scale(run));
+  run->lr_factor = trainer_lr_factor(run, epoch);
   memcpy(run->arena + m->lr, &run->lr_factor, sizeof run->lr_factor);
 }
 
@@ -392,6 +397,7 @@ int tlc_run_finish(TlcRun *run) {
     printf("data: %lld image files could not be decoded and were skipped (see the warnings)\n",
            (long long)stats.skipped);
   trainer_report_files(run, false);
+  trainer_ahead_report(run);
   trainer_profile_report(run);
   TlcError err;
   if (trainer_write_outputs(run, &err) != 0 || (run->npredict && trainer_print_predictions(run, &err) != 0) ||

@@ -13,9 +13,10 @@
 // With CUDA graphs (gpu_graph.c) a batch's inputs go to a slot of pinned memory instead of
 // the arena, and while a step runs the pass's next batch is loaded into the other slot and
 // sent up (trainer_load_ahead): the same batches in the same order, one step earlier, so
-// the run is the same; a batch loaded ahead of a stop or a failure is dropped. When the GPU
-// builds a pass's batches (trainer_gpu_data.c), the loader does not run, unless
-// --check-gpu-data compares the two.
+// the run is the same; a batch loaded ahead of a stop or a failure is dropped. A batch the
+// GPU builds (trainer_gpu_data.c) sends its choices through the slot instead of its images,
+// and one from cached features only its labels. When the GPU builds a pass's batches, the
+// loader does not run, unless --check-gpu-data compares the two.
 #include "trainer_internal.h"
 
 #include <math.h>
@@ -30,7 +31,10 @@ int trainer_alloc_batches(TlcRun *run, TlcError *err) {
   run->eval_order = malloc((size_t)(padded > 0 ? padded : 1) * sizeof *run->eval_order);
   run->batch_labels = malloc((size_t)m->batch * sizeof *run->batch_labels);
   run->ahead_labels = malloc((size_t)m->batch * sizeof *run->ahead_labels);
-  if (!run->order || !run->eval_order || !run->batch_labels || !run->ahead_labels)
+  run->ahead_order = malloc((size_t)m->batch * sizeof *run->ahead_order);
+  run->next_order = malloc((size_t)(run->ntrain > 0 ? run->ntrain : 1) * sizeof *run->next_order);
+  if (!run->order || !run->eval_order || !run->batch_labels || !run->ahead_labels || !run->ahead_order ||
+      !run->next_order)
     return tlc_fail(err, "out of memory for the batch buffers");
   return 0;
 }
@@ -40,25 +44,20 @@ void trainer_free_batches(TlcRun *run) {
   free(run->eval_order);
   free(run->batch_labels);
   free(run->ahead_labels);
+  free(run->ahead_order);
+  free(run->next_order);
+  run->ahead_order = run->next_order = NULL;
   run->order = NULL;
   run->eval_order = NULL;
   run->batch_labels = NULL;
   run->ahead_labels = NULL;
 }
 
-static int64_t split_size(const TlcRun *run, TlcSplit split) {
+int64_t trainer_split_size(const TlcRun *run, TlcSplit split) {
   return split == TLC_SPLIT_TEST ? run->ntest : split == TLC_SPLIT_VAL ? run->nval : run->ntrain;
 }
 
-// Not for steps from cached features (their gather takes a pointer that changes every step)
-// nor for batches the GPU builds (the slot's copy up would overwrite their images).
-bool trainer_uses_graphs(const TlcRun *run, bool training) {
-  return run->graphs && !(training && run->use_features) && !trainer_gpu_data_serves(run, training);
-}
-
-// Whether a pass's batches need the loader: not when the GPU builds them, unless
-// --check-gpu-data compares them with the loader's.
-static bool uses_loader(const TlcRun *run, bool training) {
+bool trainer_uses_loader(const TlcRun *run, bool training) {
   return !trainer_gpu_data_serves(run, training) || run->check_gpu_data;
 }
 
@@ -77,55 +76,76 @@ static void put_labels(TlcRun *run, char *slot, const int32_t *labels) {
   }
 }
 
-static bool loader_failed(TlcRun *run) {
+bool trainer_loader_failed(TlcRun *run) {
   run->failed = true;
   tlc_loader_end(run->loader);
   run->train_active = run->eval_active = false;
   return false;
 }
 
-// The loader's batch into the arena, or with CUDA graphs into the next slot (which then
-// holds the learning rate and {seed, step} the arena holds); false (and run->failed) when
-// the loader failed.
-static bool load_batch(TlcRun *run, bool training, int32_t *labels, int *slot_used) {
+bool trainer_load_slot(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int epoch,
+                       int64_t step, int32_t *labels, int *slot_used) {
   const TlcModel *m = run->model;
-  char *slot = NULL;
-  if (trainer_uses_graphs(run, training)) {
-    *slot_used = run->fill_slot;
-    if (!(slot = tlc_gpu_slot_inputs(run->gpu, run->fill_slot, &run->fail_err)))
-      return loader_failed(run);
-    run->fill_slot ^= 1;
+  int slot = run->fill_slot;
+  char *inputs;
+  if (trainer_gpu_data_serves(run, training)) {
+    inputs = trainer_gpu_data_fill(run, ds, order, training, epoch, slot, labels, &run->fail_err);
+  } else if (training && run->use_features) {
+    inputs = tlc_gpu_slot_fill(run->gpu, slot, false, 0, &run->fail_err);
+    trainer_cached_labels(run, order, labels);
+  } else {
+    inputs = tlc_gpu_slot_fill(run->gpu, slot, true, 0, &run->fail_err);
+    if (inputs && tlc_loader_next(run->loader, (float *)input_at(run, inputs, m->images), labels, &run->fail_err))
+      inputs = NULL;
   }
-  if (tlc_loader_next(run->loader, (float *)input_at(run, slot, m->images), labels, &run->fail_err))
-    return loader_failed(run);
-  put_labels(run, slot, labels);
-  if (slot) {
-    memcpy(input_at(run, slot, m->seed), run->arena + m->seed, 16);
-    memcpy(input_at(run, slot, m->lr), run->arena + m->lr, sizeof(float));
-  }
+  if (!inputs)
+    return trainer_loader_failed(run);
+  put_labels(run, inputs, labels);
+  int64_t seed[2] = {(int64_t)run->seed, step + 1};
+  float lr = epoch == run->epoch ? run->lr_factor : trainer_lr_factor(run, epoch);
+  memcpy(input_at(run, inputs, m->seed), seed, sizeof seed);
+  memcpy(input_at(run, inputs, m->lr), &lr, sizeof lr);
+  *slot_used = slot;
+  run->fill_slot ^= 1;
   return true;
 }
 
-// The next batch of ds's samples order[0..batch): loaded ahead, the loader's, or built on the
-// GPU (trainer_gpu_data.c); false (and run->failed) when the loader or the GPU failed.
+// The next batch of ds's samples order[0..batch): loaded ahead, into a slot, or kernel by
+// kernel (or on the CPU) the loader's, from cached features or built on the GPU
+// (trainer_gpu_data.c); false (and run->failed) when the loader or the GPU failed.
 static bool next_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training) {
   run->gpu_batch = false;
-  if (run->ahead) {   // loaded and sent while the step before ran
+  if (trainer_ahead_is(run, ds, order, training)) {   // loaded and sent while the step before ran
     int32_t *labels = run->batch_labels;
     run->batch_labels = run->ahead_labels, run->ahead_labels = labels;
     run->batch_slot = run->ahead_slot;
     run->batch_sent = true;
     run->ahead = false;
+    run->batches_slotted++, run->batches_ahead++;
+    run->passes_ahead += run->ahead_starts_pass;
     return true;
   }
+  run->ahead = false;   // another batch than this one (a pass guessed wrong): dropped
   run->batch_sent = false;
-  if (uses_loader(run, training) && !load_batch(run, training, run->batch_labels, &run->batch_slot))
-    return false;
+  run->batches_slotted += run->graphs;
+  if (run->graphs)
+    return trainer_load_slot(run, ds, order, training, run->epoch, run->step, run->batch_labels, &run->batch_slot);
+  if (training && run->use_features) {
+    if (trainer_cached_batch(run, &run->fail_err) != 0)
+      return trainer_loader_failed(run);
+    put_labels(run, NULL, run->batch_labels);
+    return true;
+  }
+  if (trainer_uses_loader(run, training)) {
+    if (tlc_loader_next(run->loader, (float *)(run->arena + run->model->images), run->batch_labels, &run->fail_err))
+      return trainer_loader_failed(run);
+    put_labels(run, NULL, run->batch_labels);
+  }
   if (!trainer_gpu_data_serves(run, training))
     return true;
   run->gpu_batch = true;
   if (trainer_gpu_data_batch(run, ds, order, training, &run->fail_err) != 0)
-    return loader_failed(run);
+    return trainer_loader_failed(run);
   put_labels(run, NULL, run->batch_labels);
   return true;
 }
@@ -139,14 +159,15 @@ static void put_seed(TlcRun *run, int64_t step) {
 
 void trainer_begin_training_pass(TlcRun *run) {
   const TlcModel *m = run->model;
-  run->ahead = false;
+  bool begun = run->loader_ahead && trainer_ahead_is(run, &run->data.train, run->order + run->cursor, true);
+  run->loader_ahead = false;
   if (run->use_features) {   // batches come from the cache, computed at the first epoch
     if (trainer_begin_cached_pass(run, &run->fail_err) != 0)
       run->failed = true;
     return;
   }
   run->train_active = true;
-  if (!uses_loader(run, true))
+  if (!trainer_uses_loader(run, true) || begun)   // begun: on this order, when its first batch went up ahead
     return;
   // From run->cursor: a resumed run skips the batches done before it stopped.
   int64_t whole = run->ntrain / m->batch * m->batch;
@@ -162,32 +183,10 @@ bool tlc_train_batch(TlcRun *run) {
     return false;
   }
   put_seed(run, run->step);
-  if (run->use_features) {
-    trainer_cached_batch(run);
-    put_labels(run, NULL, run->batch_labels);
-  } else if (!next_batch(run, &run->data.train, run->order + run->cursor, true)) {
+  if (!next_batch(run, &run->data.train, run->order + run->cursor, true))
     return false;
-  }
   run->cursor += m->batch;
   return true;
-}
-
-void trainer_load_ahead(TlcRun *run, bool training) {
-  const TlcModel *m = run->model;
-  if (run->ahead || run->failed || trainer_stop_requested() || !trainer_uses_graphs(run, training))
-    return;
-  if (training ? run->cursor + m->batch > run->ntrain
-               : !run->eval_active || split_size(run, run->eval_split) - run->eval_cursor <= 0)
-    return;
-  if (training)
-    put_seed(run, run->step + 1);   // the next step's
-  if (!load_batch(run, training, run->ahead_labels, &run->ahead_slot))
-    return;
-  if (tlc_gpu_slot_send(run->gpu, run->ahead_slot, &run->fail_err) != 0) {
-    loader_failed(run);
-    return;
-  }
-  run->ahead = true;
 }
 
 int32_t trainer_argmax(const float *x, int32_t n) {
@@ -236,17 +235,28 @@ int tlc_train_batch_done(TlcRun *run) {
   return 0;
 }
 
-// Starts the loader on split, in data-set order, padded to whole batches with its last image.
-static void begin_eval_pass(TlcRun *run, TlcSplit split) {
+int64_t trainer_eval_order(TlcRun *run, TlcSplit split) {
   const TlcModel *m = run->model;
-  int64_t n = split_size(run, split), padded = (n + m->batch - 1) / m->batch * m->batch;
+  int64_t n = trainer_split_size(run, split), padded = (n + m->batch - 1) / m->batch * m->batch;
   for (int64_t i = 0; i < padded; i++)
     run->eval_order[i] = (int32_t)(i < n ? i : n - 1);
+  return padded;
+}
+
+// Starts the loader on split, in data-set order, padded to whole batches with its last image,
+// unless it was begun on it when the pass's first batch went up ahead.
+static void begin_eval_pass(TlcRun *run, TlcSplit split) {
+  const TlcModel *m = run->model;
   const TlcDataset *d = split == TLC_SPLIT_TEST ? &run->data.test : &run->data.val;
-  if (uses_loader(run, false))
-    tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
+  bool begun = run->loader_ahead && run->ahead && run->ahead_ds == d && !run->ahead_training &&
+               run->ahead_epoch == run->epoch && run->ahead_starts_pass;
+  run->loader_ahead = false;
   run->train_active = false;
-  run->ahead = false;
+  if (begun)
+    return;
+  int64_t padded = trainer_eval_order(run, split);
+  if (trainer_uses_loader(run, false))
+    tlc_loader_begin(run->loader, d, run->eval_order, padded, m->eval_transform, m->neval_transform, run->epoch);
 }
 
 bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
@@ -258,10 +268,10 @@ bool tlc_eval_batch(TlcRun *run, TlcSplit split) {
     run->eval_split = split;
     run->eval_cursor = 0;
     run->eval_loss = run->eval_correct = run->eval_seen = 0;
-    if (split_size(run, split) > 0)
+    if (trainer_split_size(run, split) > 0)
       begin_eval_pass(run, split);
   }
-  int64_t left = split_size(run, split) - run->eval_cursor;
+  int64_t left = trainer_split_size(run, split) - run->eval_cursor;
   if (left <= 0) {
     run->eval_active = false;
     return false;

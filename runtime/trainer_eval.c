@@ -87,6 +87,21 @@ bool tlc_next_eval(TlcRun *run, TlcSplit *split) {
   return false;
 }
 
+bool trainer_eval_after(const TlcRun *run, bool training, TlcSplit *split) {
+  if (training) {   // the epoch's first: as plan() makes it
+    *split = has_validation(run) ? TLC_SPLIT_VAL : TLC_SPLIT_TEST;
+    return true;
+  }
+  if (run->next_plan < run->nplan) {   // the phase's next (unless a best that is the last is skipped)
+    *split = run->plan[run->next_plan] == PASS_VAL ? TLC_SPLIT_VAL : TLC_SPLIT_TEST;
+    return true;
+  }
+  // After the last epoch's passes, the test of the run's end: with the last weights unless the
+  // epoch tested them, with the best ones when they are others. Either reads the same batches.
+  *split = TLC_SPLIT_TEST;
+  return run->in_epoch && run->epoch + 1 >= run->epochs && run->ntest > 0;
+}
+
 void trainer_eval_init(TlcRun *run) {
   run->eval_pass = -1;
   run->last_tested_epoch = -1;

@@ -7,8 +7,10 @@
 // On the CPU the cache is host memory within --cache-mb, and a step's rows are copied into
 // the arena. On a GPU it is device memory (gpu.c's tlc_gpu_cache_*) within the device's
 // budget: the prefix runs there, its rows are copied device to device into the cache, and a
-// step's rows are gathered by one kernel launch (codegen/kernels_features.c) from the
-// epoch's order, which goes up once an epoch. Nothing of the cache crosses to the host.
+// step's rows are gathered by one kernel launch (codegen/kernels_features.c) through the
+// epoch's order, which goes up once an epoch: the batch's part of it is copied on the device
+// to a fixed place the gather reads, so that a CUDA graph can hold the gather and the head
+// (trainer_device.c). Nothing of the cache crosses to the host.
 #include "trainer_internal.h"
 
 #include <stdlib.h>
@@ -36,7 +38,8 @@ static bool start_on_device(TlcRun *run) {
     return false;
   }
   TlcError why = {{0}};
-  if (tlc_gpu_cache_alloc(run->gpu, run->ntrain, m->feature_floats, &why) != 0) {
+  if (tlc_gpu_cache_alloc(run->gpu, run->ntrain, m->feature_floats, m->batch, m->feature_gather, m->features,
+                          &why) != 0) {
     printf("features: not cached: the device could not hold them (%s); every step runs the frozen prefix\n", why.msg);
     return false;
   }
@@ -117,20 +120,31 @@ static int compute_features(TlcRun *run, TlcError *err) {
 int trainer_begin_cached_pass(TlcRun *run, TlcError *err) {
   if (!run->features_ready && compute_features(run, err) != 0)
     return -1;
-  return run->gpu ? tlc_gpu_cache_order(run->gpu, run->order, run->ntrain, err) : 0;
+  // The compute stream of the CUDA graphs does not wait for the default stream's copy.
+  return run->gpu && (tlc_gpu_cache_order(run->gpu, run->order, run->ntrain, err) != 0 || tlc_gpu_sync(run->gpu, err) != 0)
+             ? -1 : 0;
+}
+
+void trainer_cached_labels(const TlcRun *run, const int32_t *order, int32_t *labels) {
+  for (int64_t b = 0; b < run->model->batch; b++)
+    labels[b] = run->data.train.labels[order[b]];
 }
 
 // The batch at run->cursor of this epoch's order, from the cache: features and labels. On a
-// GPU the gather is queued before the step that reads it.
-void trainer_cached_batch(TlcRun *run) {
+// GPU, launched kernel by kernel, the gather is queued before the step that reads it.
+int trainer_cached_batch(TlcRun *run, TlcError *err) {
   const TlcModel *m = run->model;
   size_t row = (size_t)m->feature_floats * sizeof(float);
-  for (int64_t b = 0; b < m->batch; b++) {
-    int32_t i = run->order[run->cursor + b];
-    if (!run->gpu)
+  trainer_cached_labels(run, run->order + run->cursor, run->batch_labels);
+  if (!run->gpu) {
+    for (int64_t b = 0; b < m->batch; b++) {
+      int32_t i = run->order[run->cursor + b];
       memcpy(run->arena + m->features + (size_t)b * row, (const char *)run->features + (size_t)i * row, row);
-    run->batch_labels[b] = run->data.train.labels[i];
+    }
+    return 0;
   }
-  if (run->gpu)
-    tlc_gpu_cache_gather(run->gpu, m->feature_gather, run->cursor, m->features);
+  if (tlc_gpu_cache_select(run->gpu, run->cursor, err) != 0)
+    return -1;
+  tlc_gpu_cache_gather(run->gpu);
+  return 0;
 }

@@ -5,8 +5,11 @@
 // kernels_jitter.c for colour jitter) instead of on the loader's threads: the host draws each
 // sample's choices from the sample's own rng as the CPU transforms would (augment.c) and
 // uploads them with the filter taps, a few KB a sample, drawing the next batch's while the
-// GPU runs the step. The batch is the CPU's bit for bit (--check-gpu-data compares every
-// one), so a run is the same with it and without it (--no-gpu-data).
+// GPU runs the step. With CUDA graphs that table goes up through gpu_graph.c's slots on the
+// upload stream instead, and the kernels that build the batch run on the compute stream
+// before the step's graph, reading it there (trainer_gpu_data_fill, _launch). The batch is
+// the CPU's bit for bit (--check-gpu-data compares every one), so a run is the same with it
+// and without it (--no-gpu-data).
 //
 // A split's transforms that the kernel cannot run (augment.c says which) keep that split on
 // the CPU, and the run says why, once. The images take device memory within a budget: what
@@ -48,6 +51,12 @@ typedef struct HostBatch {
   int64_t taps_capacity, used;  // int64 elements allocated, filled
 } HostBatch;
 
+// What a batch in one of gpu_graph.c's slots is built from (with CUDA graphs).
+typedef struct SlotBatch {
+  const DeviceSet *set;
+  bool training;
+} SlotBatch;
+
 typedef struct TrainerGpuData {
   DeviceSet sets[3];
   int nsets;
@@ -57,6 +66,7 @@ typedef struct TrainerGpuData {
   uint64_t params, taps, table_train, table_eval;
   int64_t taps_capacity;        // int64 elements allocated at taps
   HostBatch host[2];            // this batch's table, and the next one's when drawn ahead
+  SlotBatch slots[2];           // with CUDA graphs: the batches whose tables the slots hold
   float *check;                 // --check-gpu-data: the device's batch, read back
   int64_t checked;              // batches compared
   int64_t ahead;                // batches whose table was drawn while the step before ran
@@ -161,6 +171,8 @@ static const char *ruled_out(const TlcRun *run) {
     return "--check-gpu compares the steps from the host's batches";
   if (run->npredict)
     return "--predict";
+  if (run->model->augment < 0)
+    return "the model's input is not a gray or RGB image";
   const TlcDataset *splits[3] = {&run->data.train, &run->data.val, &run->data.test};
   for (int s = 0; s < 3; s++)
     if (!in_memory(splits[s]))
@@ -257,6 +269,13 @@ static void start(TlcRun *run, TrainerGpuData *g) {
   TlcError why = {{0}};
   if (upload(run, g, &why) != 0) {
     printf("data: batches built on the CPU: the device could not hold the decoded images (%s)\n", why.msg);
+    trainer_free_gpu_data(run);
+    return;
+  }
+  // The copies from pageable memory may still be under way; the compute stream, which does
+  // not wait for the default one, reads the images.
+  if (tlc_gpu_sync(run->gpu, &why) != 0) {
+    printf("data: batches built on the CPU: %s\n", why.msg);
     trainer_free_gpu_data(run);
     return;
   }
@@ -377,8 +396,9 @@ static int draw_batch(const TlcRun *run, const TlcDataset *ds, const int32_t *or
   return 0;
 }
 
-static bool drawn_for(const TlcRun *run, const HostBatch *h, const TlcDataset *ds, const int32_t *order, bool training) {
-  return h->ready && h->ds == ds && h->training == training && h->epoch == run->epoch &&
+static bool drawn_for(const TlcRun *run, const HostBatch *h, const TlcDataset *ds, const int32_t *order, bool training,
+                      int epoch) {
+  return h->ready && h->ds == ds && h->training == training && h->epoch == epoch &&
          memcmp(h->order, order, (size_t)run->model->batch * sizeof *order) == 0;
 }
 
@@ -405,55 +425,97 @@ static int check_batch(TlcRun *run, TrainerGpuData *g, TlcError *err) {
   return 0;
 }
 
-// The geometry into bytes, each sample's contrast mean, then the jitter and normalisation into
-// the batch (the launches after m->augment, in that order).
-static int launch_jitter(TlcRun *run, TrainerGpuData *g, const DeviceSet *d, const HostBatch *h, uint64_t table,
-                         TlcError *err) {
+// Where a batch's table is on the device: the fixed buffers, or a slot's extra bytes.
+typedef struct DeviceTable {
+  uint64_t params, factors, taps;
+} DeviceTable;
+
+// The kernels that build the batch of d's samples into the arena's images from its table:
+// `augment`, or with colour jitter the geometry into bytes, each sample's contrast mean, then
+// the jitter and normalisation (the launches after m->augment, in that order).
+static void launch_build(TlcRun *run, TrainerGpuData *g, const DeviceSet *d, bool training, DeviceTable t) {
   const TlcModel *m = run->model;
+  const TlcTransform *tf = training ? m->train_transform : m->eval_transform;
+  int ntf = training ? m->ntrain_transform : m->neval_transform;
+  uint64_t table = training ? g->table_train : g->table_eval, images = tlc_gpu_arena_at(run->gpu, m->images);
+  bool hue;
+  if (!tlc_augment_jitters(tf, ntf, &hue)) {
+    uint64_t pointers[5] = {d->pixels, t.params, t.taps, table, images};
+    tlc_gpu_launch_on(run->gpu, m->augment, pointers, 5);
+    return;
+  }
   DeviceJitter *j = &g->j;
-  if (tlc_gpu_put(run->gpu, j->factors, h->factors, m->batch * AUG_FACTORS * (int64_t)sizeof(float), err) != 0)
-    return -1;
-  uint64_t geometry[4] = {d->pixels, g->params, g->taps, j->bytes};
-  uint64_t jitter[8] = {j->bytes, g->params, j->factors, j->hsv, j->rgb, j->means, table,
-                        tlc_gpu_arena_at(run->gpu, m->images)};
+  uint64_t geometry[4] = {d->pixels, t.params, t.taps, j->bytes};
+  uint64_t jitter[8] = {j->bytes, t.params, t.factors, j->hsv, j->rgb, j->means, table, images};
   tlc_gpu_launch_on(run->gpu, m->augment + 1, geometry, 4);
   tlc_gpu_launch_on(run->gpu, m->augment + 2, jitter, 6);
   tlc_gpu_launch_on(run->gpu, m->augment + 3, jitter, 8);
-  return 0;
+}
+
+// The table in h for ds's samples order[0..batch): drawn ahead while the previous step ran,
+// else drawn now; the labels into labels.
+static const HostBatch *table_for(TlcRun *run, TrainerGpuData *g, const TlcDataset *ds, const int32_t *order,
+                                  bool training, int epoch, int32_t *labels, TlcError *err) {
+  if (drawn_for(run, &g->host[1], ds, order, training, epoch)) {
+    HostBatch ahead = g->host[1];
+    g->host[1] = g->host[0], g->host[0] = ahead;
+    g->ahead++;
+  } else if (draw_batch(run, ds, order, training, epoch, &g->host[0], err) != 0) {
+    return NULL;
+  }
+  g->host[1].ready = false;
+  for (int64_t b = 0; b < run->model->batch; b++)
+    labels[b] = ds->labels[order[b]];
+  return &g->host[0];
 }
 
 int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, TlcError *err) {
   const TlcModel *m = run->model;
-  const TlcTransform *tf = training ? m->train_transform : m->eval_transform;
-  int ntf = training ? m->ntrain_transform : m->neval_transform;
   TrainerGpuData *g = run->gpu_data;
-  const DeviceSet *d = set_of(g, ds);
-  // The table drawn ahead while the previous step ran, else drawn now.
-  if (drawn_for(run, &g->host[1], ds, order, training)) {
-    HostBatch ahead = g->host[1];
-    g->host[1] = g->host[0], g->host[0] = ahead;
-    g->ahead++;
-  } else if (draw_batch(run, ds, order, training, run->epoch, &g->host[0], err) != 0) {
-    return -1;
-  }
-  const HostBatch *h = &g->host[0];
-  g->host[1].ready = false;
-  for (int64_t b = 0; b < m->batch; b++)
-    run->batch_labels[b] = ds->labels[order[b]];
-  if (grow_device_taps(run, g, h->used, err) != 0 ||
+  const HostBatch *h = table_for(run, g, ds, order, training, run->epoch, run->batch_labels, err);
+  if (!h || grow_device_taps(run, g, h->used, err) != 0 ||
       tlc_gpu_put(run->gpu, g->params, h->params, m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t), err) != 0 ||
-      tlc_gpu_put(run->gpu, g->taps, h->taps, h->used * (int64_t)sizeof(int64_t), err) != 0)
+      tlc_gpu_put(run->gpu, g->taps, h->taps, h->used * (int64_t)sizeof(int64_t), err) != 0 ||
+      (g->jitter &&
+       tlc_gpu_put(run->gpu, g->j.factors, h->factors, m->batch * AUG_FACTORS * (int64_t)sizeof(float), err) != 0))
     return -1;
-  uint64_t table = training ? g->table_train : g->table_eval, images = tlc_gpu_arena_at(run->gpu, m->images);
-  bool hue;
-  if (tlc_augment_jitters(tf, ntf, &hue)) {
-    if (launch_jitter(run, g, d, h, table, err) != 0)
-      return -1;
-  } else {
-    uint64_t pointers[5] = {d->pixels, g->params, g->taps, table, images};
-    tlc_gpu_launch_on(run->gpu, m->augment, pointers, 5);
-  }
+  launch_build(run, g, set_of(g, ds), training, (DeviceTable){g->params, g->j.factors, g->taps});
   return run->check_gpu_data ? check_batch(run, g, err) : 0;
+}
+
+// A table in a slot's extra bytes: the parameters, the jitter factors, then the taps.
+static int64_t slot_factors_at(const TlcModel *m) { return m->batch * AUG_PARAMS * (int64_t)sizeof(int64_t); }
+static int64_t slot_taps_at(const TlcModel *m) {
+  return slot_factors_at(m) + m->batch * AUG_FACTORS * (int64_t)sizeof(float);
+}
+
+char *trainer_gpu_data_fill(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int epoch,
+                            int slot, int32_t *labels, TlcError *err) {
+  const TlcModel *m = run->model;
+  TrainerGpuData *g = run->gpu_data;
+  const HostBatch *h = table_for(run, g, ds, order, training, epoch, labels, err);
+  int64_t taps_bytes = h ? h->used * (int64_t)sizeof(int64_t) : 0;
+  char *inputs = h ? tlc_gpu_slot_fill(run->gpu, slot, false, slot_taps_at(m) + taps_bytes, err) : NULL;
+  if (!inputs)
+    return NULL;
+  char *host;
+  uint64_t device;
+  tlc_gpu_slot_extra(run->gpu, slot, &host, &device);
+  memcpy(host, h->params, (size_t)slot_factors_at(m));
+  memcpy(host + slot_factors_at(m), h->factors, (size_t)(slot_taps_at(m) - slot_factors_at(m)));
+  memcpy(host + slot_taps_at(m), h->taps, (size_t)taps_bytes);
+  g->slots[slot] = (SlotBatch){set_of(g, ds), training};
+  return inputs;
+}
+
+void trainer_gpu_data_launch(TlcRun *run, int slot) {
+  const TlcModel *m = run->model;
+  TrainerGpuData *g = run->gpu_data;
+  char *host;
+  uint64_t device;
+  tlc_gpu_slot_extra(run->gpu, slot, &host, &device);
+  DeviceTable t = {device, device + (uint64_t)slot_factors_at(m), device + (uint64_t)slot_taps_at(m)};
+  launch_build(run, g, g->slots[slot].set, g->slots[slot].training, t);
 }
 
 void trainer_gpu_data_prefetch(TlcRun *run, bool training) {

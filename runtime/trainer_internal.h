@@ -54,12 +54,31 @@ int32_t trainer_argmax(const float *logits, int32_t classes);   // the first max
 int trainer_alloc_batches(TlcRun *run, TlcError *err);   // the training order, evaluation order, labels
 void trainer_free_batches(TlcRun *run);
 void trainer_begin_training_pass(TlcRun *run);           // the loader starts on this epoch's order
-// With CUDA graphs: the batches of a step of this kind go through gpu_graph.c's slots (not
-// a step from cached features, whose gather reads the batch's place in the epoch).
-bool trainer_uses_graphs(const TlcRun *run, bool training);
-// While a step runs on the GPU: the pass's next batch, if it has one, loaded into the other
-// slot and sent up. A loader failure is reported where the batch would have been loaded.
+int64_t trainer_split_size(const TlcRun *run, TlcSplit split);
+// Whether a pass's batches need the loader: not when the GPU builds them, unless
+// --check-gpu-data compares them with the loader's.
+bool trainer_uses_loader(const TlcRun *run, bool training);
+// run->eval_order for split, in data-set order padded to whole batches with its last image;
+// returns its length.
+int64_t trainer_eval_order(TlcRun *run, TlcSplit split);
+// With CUDA graphs: the batch of ds's samples order[0..batch) at epoch, the step-th training
+// step's (for its {seed, step}), into the next slot, which then also holds that epoch's
+// learning rate: the loader's images and labels, the labels of a batch from cached features
+// (its rows are gathered on the device), or the labels and the choices the GPU builds the
+// batch from. False (and run->failed) on a failure.
+bool trainer_load_slot(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int epoch,
+                       int64_t step, int32_t *labels, int *slot_used);
+// A failure of the loader (or of a batch's copy): the pass ends, run->failed; returns false.
+bool trainer_loader_failed(TlcRun *run);
+
+// trainer_ahead.c
+// While a step runs on the GPU: the pass's next batch, or the first batch of the pass that
+// follows, loaded into the other slot and sent up. A failure is reported where the batch
+// would have been loaded.
 void trainer_load_ahead(TlcRun *run, bool training);
+// Whether the batch loaded ahead is ds's samples order[0..batch) of this epoch, training or not.
+bool trainer_ahead_is(const TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training);
+void trainer_ahead_report(const TlcRun *run);   // how many batches went up ahead, at the end
 
 // trainer_data.c
 int trainer_load_data(TlcRun *run, TlcError *err);       // returns a status: the splits, checked and reported
@@ -71,7 +90,9 @@ void trainer_free_data(TlcRun *run);
 
 // trainer_device.c
 int trainer_open_device(TlcRun *run, TlcError *err);     // after the state is loaded
+void trainer_report_graphs(const TlcRun *run);           // after the data path and the feature cache
 int trainer_state_to_host(TlcRun *run, TlcError *err);   // before the state is saved
+int trainer_state_to_device(TlcRun *run, TlcError *err); // after it is loaded, and landed
 // The device memory, in MB, that the feature cache or the decoded images may take, and how
 // that was found (for the messages): flag_mb (the value of `flag`) when given, else the
 // device's free memory less TRAINER_GPU_RESERVE_MB. A negative budget fits nothing.
@@ -84,7 +105,9 @@ void trainer_start_features(TlcRun *run);
 // At each training pass of a cached run: the prefix over the training split the first time,
 // then (on a GPU) the epoch's order up.
 int trainer_begin_cached_pass(TlcRun *run, TlcError *err);
-void trainer_cached_batch(TlcRun *run);                  // the batch at cursor from the cache
+// The batch at cursor from the cache (on a GPU, its gather launched); -1 on a GPU error.
+int trainer_cached_batch(TlcRun *run, TlcError *err);
+void trainer_cached_labels(const TlcRun *run, const int32_t *order, int32_t *labels);   // of order[0..batch)
 
 // trainer_gpu_data.c
 // Decides whether batches are built on the GPU (a GPU, transforms its kernel runs, every
@@ -103,16 +126,24 @@ int trainer_gpu_data_batch(TlcRun *run, const TlcDataset *ds, const int32_t *ord
 // launched (the loader's prefetch, for the GPU's data path); the next call of
 // trainer_gpu_data_batch takes it when it is for the same samples.
 void trainer_gpu_data_prefetch(TlcRun *run, bool training);
+// With CUDA graphs: draws the table of ds's samples order[0..batch) at epoch into the
+// extra bytes of gpu_graph.c's slot `slot`, the labels into labels; returns the slot's
+// input region (NULL, err set, on a failure). trainer_gpu_data_launch then builds it.
+char *trainer_gpu_data_fill(TlcRun *run, const TlcDataset *ds, const int32_t *order, bool training, int epoch,
+                            int slot, int32_t *labels, TlcError *err);
+// Launches the kernels that build the batch of slot `slot` into the arena's images, reading
+// its table where the slot holds it on the device (between tlc_gpu_step_begin and the graph).
+void trainer_gpu_data_launch(TlcRun *run, int slot);
 void trainer_free_gpu_data(TlcRun *run);
 
 // gpu_check.c
 // Runs calls[0..n) on both devices, comparing; verbose lists every kernel. Nonzero (err set)
 // on a GPU error or a mismatch.
-// The GPU's launches for one call of a step's table (gpu_check.c): its first pass, then its
-// kernel, on the whole arena for a run of updates (none at the run's other calls).
-void trainer_launch_call(TlcGpu *gpu, const TlcKernelCall *c);
 int trainer_check_step(TlcRun *run, const TlcKernelCall *calls, int n, const char *what, bool verbose,
                        TlcError *err);
+// The GPU's launches for one call of a step's table: its first pass, then its kernel, on the
+// whole arena for a run of updates (none at the run's other calls).
+void trainer_launch_call(TlcGpu *gpu, const TlcKernelCall *c);
 
 // trainer_weights.c
 // Loads a safetensors file or a tlc checkpoint into the model's parameters and buffers,
@@ -145,6 +176,9 @@ int trainer_stop(TlcRun *run, bool in_epoch);
 // trainer_eval.c
 void trainer_eval_init(TlcRun *run);
 void trainer_eval_epoch_begin(TlcRun *run);
+// The split of the evaluation pass that follows the pass under way (a training pass, else an
+// evaluation pass), as tlc_next_eval will choose it; false when a training pass or none follows.
+bool trainer_eval_after(const TlcRun *run, bool training, TlcSplit *split);
 
 // trainer_profile.c
 int trainer_profile_step(TlcRun *run, const TlcSteps *steps, bool training, TlcError *err);
@@ -165,6 +199,7 @@ int trainer_write_summary(const TlcRun *run, const TrainerResult *r, TlcError *e
 
 // trainer.c
 double trainer_now(void);                                // monotonic seconds
+float trainer_lr_factor(const TlcRun *run, int epoch);   // the schedule's (and --lr's) factor at epoch
 void trainer_release(TlcRun *run);                       // frees everything the run holds
 
 #endif

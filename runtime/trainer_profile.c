@@ -30,7 +30,7 @@ static int ensure(TlcRun *run, const TlcSteps *steps, TlcError *err) {
 
 static int run_call(TlcRun *run, const TlcKernelCall *c, TlcError *err) {
   if (!run->gpu) {
-    void *bufs[8];
+    void *bufs[TLC_MAX_BUFFERS];
     for (int b = 0; b < c->nbufs; b++)
       bufs[b] = run->arena + c->offset[b];
     tlc_parallel_for(c->extent, c->cpu, bufs);

@@ -27,8 +27,10 @@ static int64_t param_bytes(const TlcParamInfo *p) {
   return param_count(p) * (p->is_int ? (int64_t)sizeof(int64_t) : (int64_t)sizeof(float));
 }
 
+// Within both arenas: the host reads these at one offset from either device's.
 static bool in_arena(const TlcModel *m, int64_t offset, int64_t bytes) {
-  return offset >= 0 && bytes >= 0 && bytes <= m->arena_bytes - offset;
+  int64_t size = m->bundle && m->gpu_arena_bytes < m->arena_bytes ? m->gpu_arena_bytes : m->arena_bytes;
+  return offset >= 0 && bytes >= 0 && bytes <= size - offset;
 }
 
 // The step's inputs and outputs, named for messages.
@@ -199,7 +201,7 @@ int trainer_load_best(TlcRun *run, int *epoch, TlcError *err) {
     return -1;
   floats_to_ints(run);
   *epoch = info.epoch;
-  return run->gpu ? tlc_gpu_upload(run->gpu, run->arena, 0, run->model->state_bytes, err) : 0;
+  return trainer_state_to_device(run, err);
 }
 
 // What a failed save left: the previous file is untouched (tlc_checkpoint_save's promise),

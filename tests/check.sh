@@ -1,6 +1,18 @@
 # check.sh: the assertions of the shell tests (sourced), the shell's tests/runtime/check.h.
 # Each records a failure with its name and goes on, so one run reports every broken case.
 failed=0 passed=0
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)   # the repository
+py=/usr/bin/python3   # Debian's, with the torch and torchvision the oracles need
+
+fresh_dir() {   # fresh_dir DIR: DIR emptied and made the working directory
+  rm -rf "$1" && mkdir -p "$1" && cd "$1" || exit 2
+}
+
+self_contained() {   # self_contained BINARY: it needs no library but the C library's own parts
+  local extra
+  extra=$(ldd "$1" | grep -v -E 'linux-vdso|libc\.so|libm\.so|ld-linux' || true)
+  [ -z "$extra" ] || { echo "$extra"; false; }
+}
 
 check() {   # check NAME COMMAND...: the command must succeed
   local name=$1; shift

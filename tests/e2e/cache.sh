@@ -7,9 +7,8 @@
 # one built on four.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 export TLC_CACHE_DIR=$dir/cache
 graph=$root/examples/fashion_cnn.graph
 

@@ -6,9 +6,8 @@
 # is tested on the test split, said not to be a held-out score, and no nan is printed.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 example=$root/examples/fashion_cnn.graph
 field() { sed -n "s/^result: .*\\b$1=\\([^ ]*\\).*/\\1/p" "$2"; }   # field NAME FILE: from the result line
 

@@ -9,10 +9,8 @@
 # names and the probabilities of the softmax of the logits --eval writes for that image.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-py=/usr/bin/python3
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 mkdir -p data weights
 $py "$root/tests/data/make_data.py" hymenoptera data/hymenoptera_data 16 &&
   $py "$root/tests/data/make_data.py" cifar10 data/cifar-10-batches-bin 16 &&

@@ -4,17 +4,15 @@
 # bit-exactly, and refuse bad input with clear errors.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 
 example=$root/examples/fashion_cnn.graph
 check "build" "$tlc" "$example" --set batch=32 --set epochs=2 -o train
 check "build twin" "$tlc" "$example" --set batch=32 --set 'model=cnn_bn(input = [1, 28, 28], hidden = 64)' -o other
 
 # Self-contained: only the C library's own parts.
-extra=$(ldd train | grep -v -E 'linux-vdso|libc\.so|libm\.so|ld-linux' || true)
-check "ldd shows only the C library" test -z "$extra"
+check "ldd shows only the C library" self_contained train
 
 # Learns: 1536 training images, 2 epochs.
 check "train" ./train --limit 1536 --out run > train.txt

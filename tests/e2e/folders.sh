@@ -10,10 +10,8 @@
 # a test split that is the validation folder is decoded once (issue 14, item 5).
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-py=/usr/bin/python3
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 $py "$root/tests/data/make_data.py" mixed mixed || exit 1
 
 graph() {   # graph NAME CHANNELS DATA: a small CNN on 32x32 images of the folder DATA

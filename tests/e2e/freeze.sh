@@ -5,8 +5,8 @@
 # counters) must be bit-identical while every trainable one has moved.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 "$tlc" "$root/examples/fashion_cnn.graph" --set batch=32 --set 'freeze=before("classifier")' -o train || exit 1
 ./train --limit 512 --epochs 1 --out a > /dev/null || exit 1
 ./train --limit 512 --epochs 2 --resume a/last.ckpt --out b > /dev/null || exit 1

@@ -7,8 +7,7 @@
 # ends as a run that had the room. Skipped (status 77) where no tmpfs can be mounted.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
+. "$(dirname "$0")/../check.sh"
 [ -d "$dir/disk" ] && mountpoint -q "$dir/disk" && umount "$dir/disk"
 rm -rf "$dir" && mkdir -p "$dir/disk" && cd "$dir" || exit 2
 

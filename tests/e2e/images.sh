@@ -7,15 +7,8 @@
 # and Flowers102 trees train through their own loaders; every trainer is self-contained.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-self_contained() {
-  local extra
-  extra=$(ldd "$1" | grep -v -E 'linux-vdso|libc\.so|libm\.so|ld-linux' || true)
-  [ -z "$extra" ] || { echo "$extra"; false; }
-}
-py=/usr/bin/python3
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 make=$root/tests/data/make_data.py
 $py "$make" folder_png png 120 && $py "$make" cifar10 cifar 16 && $py "$make" flowers102 flowers 24 || exit 1
 

@@ -7,10 +7,8 @@
 # one class, not two.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-py=/usr/bin/python3
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 $py "$root/tests/data/make_data.py" folder_png png 12 && $py "$root/tests/data/make_data.py" cifar10 cifar 16 || exit 1
 
 cat > folder.graph <<'G'

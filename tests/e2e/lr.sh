@@ -5,9 +5,8 @@
 # (a factor of 2 is exact in floating point), schedule and multiplier included.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 example=$root/examples/fashion_cnn.graph
 recipe=(--set epochs=2 --set batch=64 --set 'schedule=step(step_size = 1, gamma = 0.5)'
         --set 'lr_mult=[mult("classifier.3", 10)]')

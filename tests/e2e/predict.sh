@@ -8,10 +8,8 @@
 # lines as --eval; a missing, corrupt or too-small image is an error naming it.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-py=/usr/bin/python3
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 $py "$root/tests/data/make_data.py" folder_png png 100 || exit 1
 
 cat > predict.graph <<'G'

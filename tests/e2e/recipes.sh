@@ -10,10 +10,8 @@
 #    on the epoch line.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-py=/usr/bin/python3
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 imagenet='normalize(mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225])'
 train224="[random_resized_crop(224, scale = [0.08, 1], ratio = [0.75, 1.33333333]), hflip(p = 0.5), $imagenet]"
 eval224="[resize(256), center_crop(224), $imagenet]"

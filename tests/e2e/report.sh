@@ -14,10 +14,8 @@
 # --confusion run without a matrix, --predict-grid misused: each fails naming what and where.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
-py=/usr/bin/python3
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 example=$root/examples/fashion_cnn.graph
 
 # The runs with a validation split name their classes (idx(names)), the one without numbers them.

@@ -6,9 +6,8 @@
 # identical byte for byte to the one of a run that was never stopped, and the same result.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 
 check "build" "$tlc" "$root/examples/fashion_cnn.graph" --set batch=32 --set epochs=3 -o train
 check "the run that is not stopped" sh -c "./train --limit 3072 --out straight > straight.txt 2>&1"

@@ -5,9 +5,8 @@
 # trainer says so), the subset is what the experiment names, and the result beats chance.
 set -u
 tlc=$1 dir=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-. "$root/tests/check.sh"
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+. "$(dirname "$0")/../check.sh"
+fresh_dir "$dir"
 study=$root/examples/fashion_transfer
 
 check "build pretrain" "$tlc" "$study/pretrain.graph" --set epochs=1 -o pretrain

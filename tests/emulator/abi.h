@@ -7,7 +7,7 @@
 #ifndef TLC_EMU_ABI_H
 #define TLC_EMU_ABI_H
 
-#define TLC_EMU_ABI 2
+#define TLC_EMU_ABI 3
 
 struct TlcEmuDim {
   unsigned x, y, z;
@@ -38,7 +38,9 @@ struct TlcEmuApi {
   void (*ldmatrix)(unsigned *r, int count, int trans, const void *row);
   // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
   void (*mma_16816_bf16)(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]);
+  // cp.async.cg (16 bytes) and cp.async.ca (8 bytes): the first src_bytes read, the rest zeros
   void (*cp_async16)(void *shared, const void *global, int src_bytes);
+  void (*cp_async8)(void *shared, const void *global, int src_bytes);
   void (*cp_async_commit)(void);
   void (*cp_async_wait)(int pending);
   // TLC_EMU_PROFILE only: one access of the running thread, from the compiler's instrumentation

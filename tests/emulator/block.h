@@ -39,7 +39,7 @@ struct WarpOp {
 struct AsyncCopy {
   unsigned char *shared;
   const unsigned char *global;
-  int src_bytes;
+  int size, src_bytes;   // the copy's bytes (8 or 16) and those read from global
 };
 
 enum class State : std::uint8_t { kNew, kRunnable, kBarrier, kWarp, kExited };
@@ -115,6 +115,7 @@ unsigned api_vote(int kind, unsigned mask, int predicate);
 void api_ldmatrix(unsigned *r, int count, int trans, const void *row);
 void api_mma_16816_bf16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]);
 void api_cp_async16(void *shared, const void *global, int src_bytes);
+void api_cp_async8(void *shared, const void *global, int src_bytes);
 void api_cp_async_commit(void);
 void api_cp_async_wait(int pending);
 // A thread that ends drops the copies it never waited for: nothing may read their destination.

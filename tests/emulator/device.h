@@ -72,13 +72,17 @@ TLC_EMU_VECTOR2(float, float, 8) TLC_EMU_VECTOR3(float, float)
 #if defined(TLC_EMU_PROFILE) && defined(__clang__)
 // Counting accesses (profile.cc): a vector type, so that clang keeps `*(const float4 *)p` one
 // 16-byte access, as ld.global.v4.f32 is, instead of splitting the struct into four loads.
+// The same for uint2, the 8-byte access of four bf16 values.
 typedef float float4 __attribute__((ext_vector_type(4)));
 static inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+typedef unsigned uint2 __attribute__((ext_vector_type(2)));
+static inline uint2 make_uint2(unsigned x, unsigned y) { return uint2{x, y}; }
 #else
 TLC_EMU_VECTOR4(float, float, 16)
+TLC_EMU_VECTOR2(unsigned, uint, 8)
 #endif
 TLC_EMU_VECTOR2(int, int, 8) TLC_EMU_VECTOR3(int, int) TLC_EMU_VECTOR4(int, int, 16)
-TLC_EMU_VECTOR2(unsigned, uint, 8) TLC_EMU_VECTOR4(unsigned, uint, 16)
+TLC_EMU_VECTOR4(unsigned, uint, 16)
 TLC_EMU_VECTOR2(short, short, 4) TLC_EMU_VECTOR4(short, short, 8)
 TLC_EMU_VECTOR2(unsigned short, ushort, 4) TLC_EMU_VECTOR4(unsigned short, ushort, 8)
 TLC_EMU_VECTOR2(char, char, 2) TLC_EMU_VECTOR4(char, char, 4)
@@ -266,6 +270,9 @@ extern "C" __attribute__((no_sanitize_address, visibility("default"), used)) voi
 // ---- the prelude's tensor-core operations, inline PTX for NVRTC --------------------------------
 static inline void tlc_cp_async16(void *shared, const void *global, int src_bytes) {
   tlc_emu_api->cp_async16(shared, global, src_bytes);
+}
+static inline void tlc_cp_async8(void *shared, const void *global, int src_bytes) {
+  tlc_emu_api->cp_async8(shared, global, src_bytes);
 }
 static inline void tlc_cp_async_commit(void) { tlc_emu_api->cp_async_commit(); }
 // The operand of cp.async.wait_group is an immediate: a non-constant n fails to compile, as with nvcc.

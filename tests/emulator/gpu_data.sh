@@ -145,6 +145,39 @@ check "--no-gpu-data: said" grep -q "^data: batches built on the CPU: --no-gpu-d
 for file in last.ckpt best.ckpt; do
   check "with and without the data path on the GPU: the same $file" cmp gpu/$file cpu/$file
 done
+# The steps as CUDA graphs on batches built on the GPU: each batch's choices go up through the
+# slots while the step before runs, and the kernels that build it run on the compute stream
+# before the graph. Kernel by kernel (--no-cuda-graph) must end the same, bit for bit, with
+# the same figures; so must the jitter chain (three kernels, its factors in the slot too).
+figures() { sed -E 's/  [0-9.]+ img\/s  [0-9.]+ s$//; s/ (train_time_s|images_per_s)=[0-9.]+//g' "$1" | grep -E '^(epoch|result)'; }
+check "graphs on batches built on the GPU: said" grep -q "^cuda graphs: on, each step replays one: the training step \
+on batches built on the GPU (their choices go up) and the evaluation pass on batches built on the GPU;" gpu.txt
+# Every batch but the run's first went up while the step before ran (each pass's first
+# during the last step of the pass before): its choices drawn for the next epoch's order.
+check "graphs on batches built on the GPU: every batch but the first went up ahead" \
+  awk '/^cuda graphs: [0-9]+ of [0-9]+ batches went up/ { ok = $3 + 1 == $5 && $3 > 0 } END { exit !ok }' gpu.txt
+emu ./train --device cuda --no-cuda-graph --out kernels > kernels.txt 2>&1
+check "--no-cuda-graph: trains (status $?)" grep -q '^result:' kernels.txt
+for file in last.ckpt best.ckpt; do
+  check "graphs and kernel by kernel on GPU-built batches: the same $file" cmp gpu/$file kernels/$file
+done
+figures gpu.txt > gpu.figures
+figures kernels.txt > kernels.figures
+check "graphs and kernel by kernel: the same figures" sh -c "test -s gpu.figures && cmp -s gpu.figures kernels.figures"
+if [ -x train_18 ]; then
+  emu ./train_18 --device cuda --out jitter_graphs > jitter_graphs.txt 2>&1
+  emu ./train_18 --device cuda --no-cuda-graph --out jitter_kernels > jitter_kernels.txt 2>&1
+  check "jitter: graphs and kernel by kernel end the same" sh -c \
+    "test -s jitter_graphs/last.ckpt && cmp jitter_graphs/last.ckpt jitter_kernels/last.ckpt"
+fi
+# A missing wait can be seen: without the streams' waits from the 6th on (the third step's),
+# the third step builds its batch from the choices its slot held before (the first epoch's
+# figures differ) or, in a slot that grew, from memory never written (the kernel faults).
+TLC_EMU_DROP_WAITS=6 emu ./train --device cuda --out stale > stale.txt 2>&1
+figures stale.txt | head -1 > stale.first
+head -1 kernels.figures > kernels.first
+check "graphs on GPU-built batches: stale choices are caught" sh -c "grep -q '^error: a GPU kernel failed: kernel augment' \
+  stale.txt || (test -s stale.first && ! cmp -s stale.first kernels.first)"
 emu ./train --device cuda --gpu-data-mb 0 --limit 8 --epochs 1 --out small > small.txt 2>&1
 check "--gpu-data-mb 0: over the budget, said" \
   grep -q "^data: batches built on the CPU: 0.[0-9] MB of decoded images is over the device's budget of 0 MB (--gpu-data-mb 0)" small.txt

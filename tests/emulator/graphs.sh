@@ -3,10 +3,12 @@
 # (models.graph: Fashion-MNIST at 28x28, batch 8, a random flip) trains two epochs of 24
 # images with validation and the test at the end, once replaying its training step and
 # evaluation pass as graphs with each batch uploaded from pinned memory on a second stream
-# while the step before runs, once with --no-cuda-graph (kernel by kernel, each batch copied
-# just before its step). Both must end with the same checkpoints (last and best), bit for
-# bit, and print the same figures; so must a graph run stopped by SIGINT in its second epoch
-# and resumed. The emulator runs a stream's work only when something
+# while the step before runs (the first batch of each pass during the last step of the pass
+# before), once with --no-cuda-graph (kernel by kernel, each batch copied just before its
+# step). Its learning rate halves each epoch and its dropout draws from {seed, step}, so a
+# batch loaded ahead for the next epoch must carry that epoch's rate and step. Both runs must
+# end with the same checkpoints (last and best), bit for bit, and print the same figures; so
+# must a graph run stopped by SIGINT in its second epoch and resumed. The emulator runs a stream's work only when something
 # waits for it, so a missing wait reads stale or unwritten memory: with
 # TLC_EMU_DROP_WAITS=1 (cuStreamWaitEvent does nothing) or 6 (from its 6th call on) the
 # graph run must not end as the other does. Exit 77 (skipped) without NVRTC or the data.
@@ -20,7 +22,8 @@ need_fashion_mnist
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
 export TLC_CACHE_DIR=$emulator/../tlc-cache
 
-build_trainer cnn_bn "$tlc" "$here/models.graph" --set "model=cnn_bn(input = [1, 28, 28])" --set image=28
+build_trainer cnn_bn "$tlc" "$here/models.graph" --set "model=cnn_bn(input = [1, 28, 28])" --set image=28 \
+  --set 'schedule=step(step_size = 1, gamma = 0.5)'
 
 export LD_LIBRARY_PATH=$emulator TLC_EMU_STATS=1
 # --no-gpu-data: the batches come from the loader through the slots, which is what the graphs
@@ -48,6 +51,11 @@ done
 figures graphs.txt > graphs.figures
 figures kernels.txt > kernels.figures
 check "graphs: the same figures as kernel by kernel" sh -c "test -s graphs.figures && cmp -s graphs.figures kernels.figures"
+# Every batch but the run's first went up while the step before ran; the first of each pass
+# but the first (validation, the second epoch's training, validation, the test) too.
+ahead=$(sed -nE 's/^cuda graphs: ([0-9]+) of ([0-9]+) batches went up while the step before ran, ([0-9]+) of them the first of a pass$/\1 \2 \3/p' graphs.txt)
+check "graphs: every batch but the first went up ahead ($ahead), 4 of them the first of a pass" \
+  sh -c "set -- $ahead; test \$# -eq 3 && test \$((\$1 + 1)) -eq \$2 && test \$3 -eq 4"
 check "graphs: as many kernels ran" test "$(sed -n 's/^tlc emulator: \([0-9]*\) launches.*/\1/p' graphs.err)" = \
   "$(sed -n 's/^tlc emulator: \([0-9]*\) launches.*/\1/p' kernels.err)"
 
@@ -79,4 +87,12 @@ TLC_EMU_DROP_WAITS=6 run stale
 status=$?
 check "a stale batch still trains (status $status)" test $status -eq 0
 check "a stale batch is caught" sh -c "test -s stale/last.ckpt && ! cmp -s stale/last.ckpt kernels/last.ckpt"
+# The first batch of a pass goes up during the last step of the pass before: without the
+# waits from the 8th on (the 7th is the upload stream's, for the validation's first batch
+# during the third training step; the 8th the compute stream's for it), validation reads the
+# batch its slot held before, the second training step's: the first epoch's figures differ.
+TLC_EMU_DROP_WAITS=8 run cross
+figures cross.txt | head -1 > cross.first
+head -1 kernels.figures > kernels.first
+check "a missing wait for the first batch of a pass is caught" sh -c "test -s cross.first && ! cmp -s cross.first kernels.first"
 check_report graphs

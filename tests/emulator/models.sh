@@ -7,8 +7,9 @@
 # planted bug (every ReLU's fmaxf made fminf; in its first tensor-core kernel a missing
 # barrier, a wrong fragment layout, an off-by-one tile edge, and a wrong fragment layout in an
 # input gradient's tiles, a missing barrier in a weight gradient's; a wrong channel in
-# bn_dx's 16-byte form, windows missed in maxpool_grad's gather, a round of loads skipped in
-# bn_dparams' first pass, elements one off in the optimizer's one launch: plant.py), given through
+# bn_dx's 16-byte form, windows missed in maxpool_grad's gather, a bf16 buffer read as float in
+# bn_apply, a round of loads skipped in bn_dparams' first pass, elements one off in the
+# optimizer's one launch: plant.py), given through
 # TLC_EMU_SOURCE, must fail the check there, and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
 # kernels need, or without the data.
 set -u
@@ -49,6 +50,15 @@ if [ "$status" -ne 0 ] || grep -q MISMATCH check_out.txt; then
 fi
 
 if [ "$model" = cnn_bn ]; then
+  # Activations live in bf16 on the GPU (precision "bf16", the default): the GPU's arena holds
+  # the training activations in about half the CPU's bytes, the trainer says so, and the CUDA
+  # program moves them as bf16 (8-byte accesses of four values).
+  "$tlc" "$here/models.graph" --set "model=$call" --set image=$image --stats > stats.txt
+  cpu_act=$(sed -n 's/^trainer arena .*training activations \([0-9,]*\),.*/\1/p' stats.txt | tr -d ,)
+  gpu_act=$(sed -n 's/^GPU arena .*bf16 activations.*training activations \([0-9,]*\),.*/\1/p' stats.txt | tr -d ,)
+  check "cnn_bn: bf16 training activations ($gpu_act bytes) take at most 0.8 of fp32's (${cpu_act:-?})" \
+    test "${gpu_act:-0}" -gt 0 -a "${gpu_act:-0}" -le $(( ${cpu_act:-0} * 8 / 10 ))
+  check "cnn_bn: the trainer says its activations are bf16" grep -q "^memory: arena .* activations in bf16" check_out.txt
   # The check can fail: a bug planted in the trainer's own program is found, at a ReLU
   # (fails_with keeps the run's output in out.txt and err.txt).
   "$tlc" "$here/models.graph" --set "model=$call" --set image=$image --emit=cuda > program.cu
@@ -68,16 +78,24 @@ if [ "$model" = cnn_bn ]; then
   # and in the gradients' tiles: a wrong fragment layout in the input gradient's, a missing
   # barrier in the weight gradient's; in the memory-bound kernels' GPU forms: a batchnorm
   # gradient's 16-byte form reading a neighbour plane's channel, a max-pool gradient's gather
-  # missing windows, a batchnorm parameter gradient's first pass summing its chunk short, the
-  # optimizer's one launch for every parameter taking each thread's elements one off.
-  for planted in fragment:conv2d_dx barrier:conv2d_dw channel:bn_dx window:maxpool_grad round:bn_dparams \
-                 group:sgd_update; do
+  # missing windows, a bf16 buffer read as float in bn_apply, a batchnorm parameter gradient's
+  # first pass summing its chunk short, the optimizer's one launch for every parameter taking
+  # each thread's elements one off.
+  for planted in fragment:conv2d_dx barrier:conv2d_dw channel:bn_dx window:maxpool_grad bf16read:bn_apply \
+                 round:bn_dparams group:sgd_update; do
     bug=${planted%%:*} op=${planted#*:}
     check "cnn_bn: plant a $bug bug in $op" python3 "$here/plant.py" $bug program.cu planted_$op.cu $op
     TLC_EMU_SOURCE=$PWD/planted_$op.cu fails_with "cnn_bn: a planted $bug bug in $op fails --check-gpu" 1 \
       "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$op
     check "cnn_bn: the $bug bug is named at $op" grep -qE "k[0-9]+_${op}_features_[a-z0-9_]+ .*MISMATCH" out.txt
   done
+  # precision = "fp32": every value fp32 on the GPU too, each kernel compared within 1e-4.
+  env -u LD_LIBRARY_PATH "$tlc" "$here/models.graph" --set "model=$call" --set image=$image --set 'precision="fp32"' \
+    -o train_fp32 > build_fp32.txt 2>&1
+  ./train_fp32 --check-gpu --limit 16 --out run_fp32 > out_fp32.txt 2>&1
+  check "cnn_bn: in fp32 the activations stay fp32" grep -q "^memory: arena .* activations in fp32" out_fp32.txt
+  check "cnn_bn: in fp32 every kernel agrees within 1e-4" sh -c \
+    "grep -qE '^check-gpu: training step: [1-9][0-9]* kernels, 0 mismatched' out_fp32.txt && ! grep -qE '  bf16  |\(bf16:' out_fp32.txt"
   # The tile shapes the table may choose (TLC_TILE forces one on every product, as
   # bench/tile_sweep.sh does): the largest and the smallest agree with the CPU too.
   for tile in 128x128 32x16; do

@@ -34,7 +34,7 @@ namespace {
 
 const TlcEmuApi kApi = {
     TLC_EMU_ABI,     api_syncthreads,     api_syncwarp, api_shuffle,        api_vote,
-    api_ldmatrix,    api_mma_16816_bf16,  api_cp_async16, api_cp_async_commit, api_cp_async_wait,
+    api_ldmatrix,    api_mma_16816_bf16,  api_cp_async16, api_cp_async8, api_cp_async_commit, api_cp_async_wait,
     api_access,
 };
 

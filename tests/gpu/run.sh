@@ -7,14 +7,17 @@
 #                       buffer a kernel writes must agree within 1e-4 of its largest value
 #                       (2e-2 for a kernel on bf16 tensor cores)
 #   steps.txt           two epochs of cnn_bn on each device from the same seed: losses agree
-#   graphs.txt          steps as CUDA graphs (batches uploaded on a second stream) against
-#                       --no-cuda-graph: the same checkpoint, bit for bit, and images/s of each
+#   graphs.txt          steps as CUDA graphs (batches, or the choices the GPU builds them from,
+#                       uploaded on a second stream, each pass's first during the pass before)
+#                       against --no-cuda-graph: the same checkpoint, bit for bit, and images/s
+#                       of each
 #   torch_steps.txt     one training step of each model against PyTorch on this GPU: the same
 #                       weights and images, loss and every tensor after the step compared
 #                       (tests/gpu/step_torch.py states the tolerances)
 #   fashion_gpu.txt     the Fashion-MNIST example trained on the GPU, to the CPU's accuracy
 #   features.txt        resnet18 as a fixed feature extractor with its features cached in device
-#                       memory and without: the same checkpoint, bit for bit
+#                       memory (its steps as graphs), without, and kernel by kernel: the same
+#                       checkpoint, bit for bit
 #   data.txt            batches built on the GPU from decoded photos in device memory: each the
 #                       CPU loader's bit for bit (--check-gpu-data, with rotation and colour
 #                       jitter too), and an epoch of resnet18 with them and without (its images/s)
@@ -87,19 +90,31 @@ fi
 # 2b. No launch gaps: two epochs of the subset (28 steps of 16 images each) replaying the step
 #    and the evaluation pass as CUDA graphs, and again with --no-cuda-graph (kernel by kernel,
 #    each batch copied up just before its step): the same last.ckpt, bit for bit, and the
-#    second epoch's training images/s of each, where the launch gaps show (small steps).
+#    second epoch's training images/s of each, where the launch gaps show (small steps). The
+#    subset's images are in memory, so its batches are built on the GPU (their choices go up
+#    through the slots, the kernels that build them run before the graph); cnn_bn also with
+#    --no-gpu-data (its batches go up whole). Every batch but the first must go up while the
+#    step before runs, the first of each pass during the last step of the pass before.
 if wants graphs; then
   : > "$out/graphs.txt"
-  for model in cnn_bn resnet18; do
-    ./check_$model --device cuda --data data/subset --epochs 2 --out runs/graphs_$model >> "$out/graphs.txt" 2>&1
+  for run in cnn_bn resnet18 cnn_bn:--no-gpu-data; do
+    model=${run%%:*} flag=${run#*:} name=${run//[:-]/_}
+    [ "$flag" = "$run" ] && flag=
+    # shellcheck disable=SC2086
+    ./check_$model --device cuda --data data/subset --epochs 2 $flag --out runs/graphs_$name > runs/graphs_$name.txt 2>&1
     on=$?
-    ./check_$model --device cuda --data data/subset --epochs 2 --no-cuda-graph --out runs/kernels_$model \
-      >> "$out/graphs.txt" 2>&1
+    # shellcheck disable=SC2086
+    ./check_$model --device cuda --data data/subset --epochs 2 $flag --no-cuda-graph --out runs/kernels_$name \
+      > runs/kernels_$name.txt 2>&1
     off=$?
-    grep -q '^cuda graphs: on' "$out/graphs.txt" &&
-      cmp runs/graphs_$model/last.ckpt runs/kernels_$model/last.ckpt >> "$out/graphs.txt" 2>&1
-    verdict "$model: CUDA graphs bit-identical to --no-cuda-graph" $(( on || off || $? ))
-    python3 - "$model" runs/graphs_$model/metrics.jsonl runs/kernels_$model/metrics.jsonl >> "$out/graphs.txt" <<'PY'
+    cat runs/graphs_$name.txt runs/kernels_$name.txt >> "$out/graphs.txt"
+    grep -q '^cuda graphs: on' runs/graphs_$name.txt &&
+      awk '/^cuda graphs: [0-9]+ of [0-9]+ batches went up/ { ok = $3 + 1 == $5 } END { exit !ok }' \
+        runs/graphs_$name.txt &&
+      cmp runs/graphs_$name/last.ckpt runs/kernels_$name/last.ckpt >> "$out/graphs.txt" 2>&1
+    verdict "$model $flag: CUDA graphs bit-identical to --no-cuda-graph" $(( on || off || $? ))
+    grep -h '^cuda graphs: [0-9]' runs/graphs_$name.txt
+    python3 - "$model $flag" runs/graphs_$name/metrics.jsonl runs/kernels_$name/metrics.jsonl >> "$out/graphs.txt" <<'PY'
 import json, sys
 speed = [[json.loads(l) for l in open(p) if '"images_per_s"' in l][-1]["images_per_s"] for p in sys.argv[2:]]
 print(f"{sys.argv[1]}: training images/s, second epoch: graphs {speed[0]:.0f}, --no-cuda-graph {speed[1]:.0f}, "
@@ -121,28 +136,41 @@ if wants torch; then
   done
 fi
 
-# 4. The Fashion-MNIST example, all 15 epochs on the GPU: the CPU reached 91.69% test
-#    accuracy (bench/results/2026-11-23-fashion-cnn-accuracy-*.txt); allow 0.6 points.
+# 4. The Fashion-MNIST example, all 15 epochs on the GPU in its default precision ("bf16":
+#    bf16 activations and tensor cores, fp32 weights): the CPU (fp32) reached 91.64% test accuracy
+#    (bench/results/2026-12-01-fashion-cnn-accuracy-3e6165d.txt); issue 15 allows 0.3 points.
 if wants fashion; then
 ./fashion_cnn --device cuda --data data/full --out runs/fashion > "$out/fashion_gpu.txt" 2>&1
 status=$?
 acc=$(sed -n 's/^result: test_acc=\([0-9.]*\).*/\1/p' "$out/fashion_gpu.txt")
-awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9109) }'
-verdict "fashion_cnn on the GPU: test accuracy ${acc:-none} >= 0.9109" $(( status || $? ))
+cpu_acc=0.9164
+grep '^memory:' "$out/fashion_gpu.txt"
+awk -v a="${acc:-0}" -v c=$cpu_acc 'BEGIN { exit !(a >= c - 0.003) }'
+verdict "fashion_cnn on the GPU in bf16: test accuracy ${acc:-none}, the CPU's (fp32) $cpu_acc, within 0.3 points" \
+  $(( status || $? ))
 fi
 
 # 5. The feature cache in device memory: resnet18 as a fixed feature extractor
 #    (tests/emulator/features.graph), two epochs of the subset with the cache and without it
-#    must end with the same checkpoint, bit for bit; the epoch lines show the time saved.
+#    must end with the same checkpoint, bit for bit; the epoch lines show the time saved. The
+#    cached steps are CUDA graphs (the gather through a fixed buffer of the batch's rows): with
+#    --no-cuda-graph too the same checkpoint.
 if wants features; then
   ./features_resnet18 --device cuda --data data/subset --out runs/features_cached > "$out/features.txt" 2>&1
   cached=$?
   ./features_resnet18 --device cuda --data data/subset --no-feature-cache --out runs/features_full \
     >> "$out/features.txt" 2>&1
   full=$?
+  ./features_resnet18 --device cuda --data data/subset --no-cuda-graph --out runs/features_kernels \
+    >> "$out/features.txt" 2>&1
+  kernels=$?
   grep -q '^features: cached on the device' "$out/features.txt" &&
-    cmp runs/features_cached/last.ckpt runs/features_full/last.ckpt >> "$out/features.txt" 2>&1
-  verdict "feature cache in device memory: bit-identical to --no-feature-cache" $(( cached || full || $? ))
+    grep -q '^cuda graphs: on, each step replays one: the training step from cached features' "$out/features.txt" &&
+    cmp runs/features_cached/last.ckpt runs/features_full/last.ckpt >> "$out/features.txt" 2>&1 &&
+    cmp runs/features_cached/last.ckpt runs/features_kernels/last.ckpt >> "$out/features.txt" 2>&1
+  verdict "feature cache in device memory, as graphs: bit-identical to --no-feature-cache and --no-cuda-graph" \
+    $(( cached || full || kernels || $? ))
+  grep -E '^epoch 2' "$out/features.txt"
 fi
 
 # 5b. The data path on the GPU (trainer_gpu_data.c), on 256 of the benchmark's photos
@@ -169,6 +197,14 @@ if wants data; then
   grep -E '^(data: on the GPU|epoch)' "$out/data.txt"
   cmp runs/data_gpu/last.ckpt runs/data_cpu/last.ckpt >> "$out/data.txt" 2>&1
   verdict "resnet18_ft with the data path on the GPU ends as without it" $(( gpu || cpu || $? ))
+  # The steps on GPU-built batches are CUDA graphs; kernel by kernel ends the same.
+  timeout 150 ./bench_resnet18_ft --device cuda --no-cuda-graph --data data/bench --limit 256 --epochs 2 --weights none \
+    --out runs/data_kernels >> "$out/data.txt" 2>&1
+  kernels=$?
+  grep -q '^cuda graphs: on, each step replays one: the training step on batches built on the GPU' "$out/data.txt" &&
+    cmp runs/data_gpu/last.ckpt runs/data_kernels/last.ckpt >> "$out/data.txt" 2>&1
+  verdict "resnet18_ft on GPU-built batches: CUDA graphs bit-identical to --no-cuda-graph" $(( kernels || $? ))
+  grep -E '^(epoch|cuda graphs: [0-9])' "$out/data.txt"
 fi
 
 # 6. Where the time goes: the benchmark trainers at their real sizes with --profile (each

@@ -7,12 +7,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void exec_run(Exec *x, const Node *n) {
-  void *bufs[MAX_INPUTS + 1];
+void exec_args(const Exec *x, const Node *n, void **bufs) {
   for (int i = 0; i < n->nin; i++)
     bufs[i] = x->buf[n->in[i]->id];
   if (!n->writes_inputs)
     bufs[n->nin] = x->buf[n->id];
+}
+
+void exec_run(Exec *x, const Node *n) {
+  void *bufs[MAX_INPUTS + 1];
+  exec_args(x, n, bufs);
   const Kernel *first = x->kernel[n->id]->pass1;
   if (first) {
     x->pass1[n->id](bufs, 0, kir_parallel_extent(first) / 2);

@@ -24,6 +24,9 @@ typedef struct Exec {
 Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target);
 // Runs node n (nothing for nodes without a kernel and for in-place updates).
 void exec_node(Exec *x, const Node *n);
+// Node n's kernel arguments (MAX_INPUTS + 1): its inputs' tensors, then its own unless it
+// updates its inputs in place.
+void exec_args(const Exec *x, const Node *n, void **bufs);
 // Runs node n's kernel, in-place updates included.
 void exec_run(Exec *x, const Node *n);
 // Runs the forward pass and returns the mean loss.

@@ -125,12 +125,12 @@ def optimizer_fixture(make_optimizer, steps=3):
 def conv_forms(classes=5):
     """tests/numerics/parity_convs.graph: every form of convolution, names as there."""
     nn = torch.nn
-    layers = [("stem", nn.Conv2d(3, 16, 7, stride=2, padding=3, bias=False)), ("bn1", nn.BatchNorm2d(16)),
+    layers = [("pre", nn.Conv2d(3, 6, 1)), ("stem", nn.Conv2d(6, 16, 7, stride=2, padding=3, bias=False)), ("bn1", nn.BatchNorm2d(16)),
               ("r1", nn.ReLU()), ("c3", nn.Conv2d(16, 20, 3, padding=1)), ("r2", nn.ReLU()),
               ("dil", nn.Conv2d(20, 16, 3, padding=2, dilation=2, bias=False)), ("bn2", nn.BatchNorm2d(16)),
-              ("r3", nn.ReLU()), ("c3s2", nn.Conv2d(16, 24, 3, stride=2, padding=1, bias=False)),
-              ("bn3", nn.BatchNorm2d(24)), ("r4", nn.ReLU()), ("pw", nn.Conv2d(24, 40, 1)), ("r5", nn.ReLU()),
-              ("ds", nn.Conv2d(40, 32, 1, stride=2, bias=False)),
+              ("r3", nn.ReLU()), ("c3s2", nn.Conv2d(16, 22, 3, stride=2, padding=1, bias=False)),
+              ("bn3", nn.BatchNorm2d(22)), ("r4", nn.ReLU()), ("pw", nn.Conv2d(22, 38, 1)), ("r5", nn.ReLU()),
+              ("ds", nn.Conv2d(38, 32, 1, stride=2, bias=False)),
               ("dw", nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False)), ("r6", nn.ReLU()),
               ("g", nn.Conv2d(32, 24, 3, padding=1, groups=2)), ("small", nn.Conv2d(24, 40, 3, padding=1, bias=False)),
               ("bn4", nn.BatchNorm2d(40)), ("r7", nn.ReLU()), ("odd", nn.Conv2d(40, 21, 3, padding=1)),
@@ -147,7 +147,7 @@ def main():
         # Batches large enough that the last batchnorms (1x1 and 2x2 maps) are well conditioned.
         "resnet18_32": (torchvision.models.resnet18(num_classes=10), 8, 32, 10),
         "efficientnet_b0_64": (torchvision.models.efficientnet_b0(num_classes=5), 4, 64, 5),
-        "convs": (conv_forms(), 5, 19, 5),
+        "convs": (conv_forms(), 5, 25, 5),
     }
     for name, (model, batch, side, classes) in cases.items():
         with open(os.path.join(HERE, "fixtures", name + ".txt"), "w") as f:
