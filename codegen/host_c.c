@@ -102,6 +102,20 @@ static void emit_steps_gpu(FILE *out, const char *name, const char *what, const 
     }
     int64_t offsets[MAX_BUFFERS];
     int nbufs = buffer_offsets(g, plan->bf16, i, offset, offsets);
+    if (k->merged) {   // done by a launch over the whole arena, where the first of its kernels runs
+      ++*launch;
+      if (k->merged_first)
+        fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){0, 0}, 2);   // %s\n", k->merged_launch,
+                function_of(gpu, k->merged_launch));
+      continue;
+    }
+    if (k->pass1) {
+      fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){", k->pass1_launch);
+      emit_offsets(out, "", offsets, nbufs);
+      const char *function = function_of(gpu, k->pass1_launch);
+      bool shared = strcmp(function, k->pass1->name) != 0;
+      fprintf(out, "}, %d);   // %s%s%s\n", nbufs, k->pass1->name, shared ? " as " : "", shared ? function : "");
+    }
     const char *function = function_of(gpu, *launch);
     fprintf(out, "  tlc_gpu_launch(G, %d, (const int64_t[]){", (*launch)++);
     emit_offsets(out, "", offsets, nbufs);
@@ -144,6 +158,13 @@ static bool checked_as_bf16(const Kernel *gpu) {
   return bf16;
 }
 
+// The elements of buffer b of node n's GPU kernel that both devices compute: a first pass's
+// partial sums after the output (bn_partial_chunks) are the GPU's own, not compared.
+static int64_t result_elems(const Node *n, const Kernel *gpu, int b) {
+  bool output = b == n->nin && !n->writes_inputs;
+  return gpu->bufs[b].elems - (output ? node_elems(n) - node_result_elems(n) : 0);
+}
+
 // A call lists the GPU kernel's buffers; the CPU's are the same but for statistics apart
 // from their bf16 tensor on the GPU, which the CPU keeps after the tensor.
 static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu_kernels, Kernel **gpu_kernels,
@@ -160,15 +181,19 @@ static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu
     const Node *apart = kernel_stats_node(g, gpu->bf16, g->nodes[i]);
     if (apart)
       offsets[nbufs - 1] = offset[apart->id] + value_stats_offset(g, apart, false);
-    fprintf(out, "  {\"%s\", %s, %lld, %d, %g, %d, {", k->name, function_of(cpu, *launch), (long long)kir_parallel_extent(k),
-            *launch, checked_as_bf16(gk) ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
+    // On the GPU: a first pass before the kernel, or the launch over the whole arena that does
+    // a run of updates at the first of them (and nothing at the others).
+    int gpu_launch = !gk->merged ? *launch : gk->merged_first ? gk->merged_launch : -1;
+    fprintf(out, "  {\"%s\", %s, %lld, %d, %d, %d, %g, %d, {", k->name, function_of(cpu, *launch),
+            (long long)kir_parallel_extent(k), gk->pass1 ? gk->pass1_launch : -1, gpu_launch, gk->merged,
+            checked_as_bf16(gk) ? CHECK_RTOL_BF16 : CHECK_RTOL_F32, nbufs);
     ++*launch;
     emit_offsets(out, "", offsets, nbufs);
     // Compared: what the GPU writes (a kernel with nothing to do on the GPU writes nothing there).
     unsigned written = 0, is_int = 0, bf16 = 0;
     fputs("}, {", out);
     for (int b = 0; b < nbufs; b++) {
-      fprintf(out, "%s%lld", b ? ", " : "", (long long)(gk->bufs[b].elems * (gk->bufs[b].type == KT_I64 ? 8 : 4)));
+      fprintf(out, "%s%lld", b ? ", " : "", (long long)(result_elems(g->nodes[i], gk, b) * (gk->bufs[b].type == KT_I64 ? 8 : 4)));
       written |= (unsigned)gk->bufs[b].written << b;
       is_int |= (unsigned)(gk->bufs[b].type == KT_I64) << b;
       bf16 |= (unsigned)(gk->bufs[b].type == KT_BF16) << b;

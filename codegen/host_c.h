@@ -21,6 +21,7 @@ typedef struct TrainerSpec {
   int augment;               // the GPU's data path: kernel_augment's launch in program, then its bytes
                              // variant's, kernel_jitter_means' and kernel_jitter's; -1 for a model
                              // whose input is no gray or RGB image
+  int pass1;                 // the first of the two-pass reductions' first passes (Kernel.pass1)
   const char *bundle_path;   // the compiled bundle to embed (tlc -o), or NULL
   size_t bundle_size;
 } TrainerSpec;

@@ -166,6 +166,11 @@ Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target) {
   Kernel *k = kernel_rules[n->op](&kb);
   k->flops = node_flops(n);
   kir_finish(k);
+  if (k->pass1) {   // the first pass does the math; the second adds up its partial sums
+    k->pass1->flops = k->flops;
+    k->flops = 2 * n->shape.c * bn_partial_chunks(n);
+    kir_finish(k->pass1);
+  }
   return k;
 }
 
@@ -176,8 +181,8 @@ Kernel **kernels_by_node(Arena *a, const Graph *g, const char *prefix, const Ker
   of_step->step = g;
   for (int i = 0; i < g->n; i++) {
     out[i] = kernel_for(a, g->nodes[i], of_step);
-    if (out[i] && prefix[0])
-      out[i]->name = arena_printf(a, "%s%s", prefix, out[i]->name);
+    for (Kernel *k = out[i]; k && prefix[0]; k = k->pass1)
+      k->name = arena_printf(a, "%s%s", prefix, k->name);
   }
   return out;
 }

@@ -1,10 +1,14 @@
 // kernels_norm.c: batchnorm as PyTorch computes it. Statistics are [2,C]: the mean, then
 // 1/sqrt(var + eps) with the biased variance; the running variance takes the unbiased
 // one. Reductions run per channel in a fixed order (deterministic, two passes for a
-// stable variance): on the CPU a channel is one iteration of the parallel loop; on the GPU
-// it is a block, whose threads sum strided parts of the channel and then add those up
-// (kernel_block_sum).
+// stable variance): on the CPU a channel is one iteration of the parallel loop. On the GPU
+// the statistics and parameter gradients take two passes: a block per (channel, chunk of
+// the channel's elements) sums its chunk, then a block per channel adds the chunks up in
+// order; a bias gradient is a block per channel, whose threads sum strided parts of it and
+// then add those up (kernel_block_sum).
 #include "lower.h"
+
+#include <string.h>
 
 typedef struct Plane {
   Shape x;              // the normalised tensor
@@ -286,26 +290,14 @@ static int block_channel_sum(KernelBuilder *kb, const Plane *p, int partials, Te
 
 static KStmt *first_thread(Kernel *k) { return kir_if(k, k->body, kir_binary(k, KB_EQ, kir_thread(k), kir_int(k, 0)), NULL); }
 
-static Kernel *stats_blocks(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  Plane p = plane_of(kb->node->in[0]->shape);
-  int partials = channel_blocks(kb, p.x.c);
-  int sum = block_channel_sum(kb, &p, partials, term_x, "sum");
-  kb->aux = kir_var(k, "mean", KT_F32);
-  kir_assign(k, k->body, kb->aux, kir_binary(k, KB_DIV, kir_ref(k, sum), kir_float(k, (double)p.count)));
-  int sq = block_channel_sum(kb, &p, partials, term_sq_dev, "sq");
-  store_stats(kb, first_thread(k), &p, kir_block_index(k), kb->aux, sq);
-  return k;
-}
-
 // The chunks' statistics merged by sums: the mean is sum(n_j mean_j) / N, and the squared
 // deviations sum(m2_j + n_j (mean_j - mean)^2), both exact in exact arithmetic (Chan et
-// al.), the second from deviations of the chunk means that are small.
-static Kernel *merged_stats_blocks(KernelBuilder *kb) {
+// al.), the second from deviations of the chunk means that are small. Chunk j's mean and
+// squared deviations of channel c are buf[base + j 2C + c] and buf[base + j 2C + C + c]; its
+// elements R, but for the last.
+static Kernel *merge_chunk_stats(KernelBuilder *kb, int buf, int64_t base, const Plane *p, int64_t R) {
   Kernel *k = kb->k;
-  const Node *conv = kb->node->in[0];
-  Plane p = plane_of(conv->shape);
-  int64_t C = p.x.c, R = conv->fused.stats_rows, chunks = conv_stats_chunks(conv), rows = p.count;
+  int64_t C = p->x.c, rows = p->count, chunks = (rows + R - 1) / R;
   int partials = channel_blocks(kb, C);
   KExpr *c = kir_block_index(k);
   int acc[2];
@@ -314,16 +306,14 @@ static Kernel *merged_stats_blocks(KernelBuilder *kb) {
     kir_assign(k, k->body, acc[pass], kir_float(k, 0));
     KExpr *j;
     KStmt *each = strided(kb, k->body, chunks, &j);
-    KExpr *tail;
-    int stats = kernel_stats_at(kb, kb->in[0], conv, &tail);
-    KExpr *at = kir_add(k, tail, kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
+    KExpr *at = kir_add(k, kir_int(k, base), kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
     KExpr *nb = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), kir_mul(k, j, kir_int(k, R)))));
-    KExpr *chunk_mean = kir_load(k, stats, at), *term;
+    KExpr *chunk_mean = kir_load(k, buf, at), *term;
     if (pass == 0) {
       term = kir_binary(k, KB_MUL, nb, chunk_mean);
     } else {
       KExpr *d = kir_binary(k, KB_SUB, chunk_mean, kir_ref(k, kb->aux));
-      term = kir_binary(k, KB_ADD, kir_load(k, stats, kir_add(k, at, kir_int(k, C))), kir_binary(k, KB_MUL, nb, kir_binary(k, KB_MUL, d, d)));
+      term = kir_binary(k, KB_ADD, kir_load(k, buf, kir_add(k, at, kir_int(k, C))), kir_binary(k, KB_MUL, nb, kir_binary(k, KB_MUL, d, d)));
     }
     kir_assign(k, each, acc[pass], kir_binary(k, KB_ADD, kir_ref(k, acc[pass]), term));
     kernel_block_sum(kb, k->body, acc[pass], partials);
@@ -332,32 +322,18 @@ static Kernel *merged_stats_blocks(KernelBuilder *kb) {
       kir_assign(k, k->body, kb->aux, kir_binary(k, KB_DIV, kir_ref(k, acc[0]), kir_float(k, (double)rows)));
     }
   }
-  store_stats(kb, first_thread(k), &p, c, kb->aux, acc[1]);
+  store_stats(kb, first_thread(k), p, c, kb->aux, acc[1]);
   return k;
 }
 
-// [dgamma; dbeta] per channel   (dy, x, stats): both sums from one pass over dy (dy loaded once).
-static Kernel *param_grads_blocks(KernelBuilder *kb) {
-  Kernel *k = kb->k;
-  Plane p = plane_of(kb->node->in[0]->shape);
-  int partials = channel_blocks(kb, p.x.c);
-  KExpr *c = kir_block_index(k);
-  int dgamma = kir_var(k, "dgamma", KT_F32), dbeta = kir_var(k, "dbeta", KT_F32), dy = kir_var(k, "dy", KT_F32);
-  kir_assign(k, k->body, dgamma, kir_float(k, 0));
-  kir_assign(k, k->body, dbeta, kir_float(k, 0));
-  KExpr *e;
-  KStmt *each = strided(kb, k->body, p.count, &e);
-  KExpr *i = at(k, &p, kir_div(k, e, p.hw), c, kir_mod(k, e, p.hw));
-  kir_assign(k, each, dy, dy_at(kb, i));
-  KExpr *dy_xhat = kir_binary(k, KB_MUL, kir_ref(k, dy), xhat(kb, &p, 1, kb->in[2], c, i));
-  kir_assign(k, each, dgamma, kir_binary(k, KB_ADD, kir_ref(k, dgamma), dy_xhat));
-  kir_assign(k, each, dbeta, kir_binary(k, KB_ADD, kir_ref(k, dbeta), kir_ref(k, dy)));
-  kernel_block_sum(kb, k->body, dgamma, partials);
-  kernel_block_sum(kb, k->body, dbeta, partials);
-  KStmt *first = first_thread(k);
-  kir_store(k, first, kb->out, c, kir_ref(k, dgamma));
-  kir_store(k, first, kb->out, kir_add(k, kir_int(k, p.x.c), c), kir_ref(k, dbeta));
-  return k;
+// The convolution before stored its chunks' statistics after its output (kernels_gemm.c), or
+// in their own buffer where its output is bf16 (kernel_stats_at).
+static Kernel *merged_stats_blocks(KernelBuilder *kb) {
+  const Node *conv = kb->node->in[0];
+  Plane p = plane_of(conv->shape);
+  KExpr *first;
+  int stats = kernel_stats_at(kb, kb->in[0], conv, &first);
+  return merge_chunk_stats(kb, stats, first->i, &p, conv->fused.stats_rows);
 }
 
 static Kernel *channel_reduction_blocks(KernelBuilder *kb, Term *term) {
@@ -370,16 +346,199 @@ static Kernel *channel_reduction_blocks(KernelBuilder *kb, Term *term) {
 }
 
 //
+// The GPU's two-pass reductions (bn_stats not merged from a convolution's chunks, and
+// bn_dparams): pass 1 runs a block per (channel, chunk of BN_CHUNK of the channel's
+// elements), C x chunks blocks that fill the GPU at any batch, and stores each chunk's two
+// partial results after the [2,C] output (bn_partial_chunks); pass 2, the node's own kernel,
+// runs a block per channel that adds the chunks up in their order. No atomics: the sums are
+// the same on every run.
+//
+enum { CHUNK_THREADS = REDUCE_BLOCK, CHUNK_ELEMS = BN_CHUNK };
+
+typedef struct Chunk {
+  Plane p;
+  int width;            // elements a thread loads at once: 4 (16 bytes) where planes hold whole 4s, else 1
+  int rounds;           // loads a thread makes: CHUNK_ELEMS / (CHUNK_THREADS width)
+  KExpr *c, *j;         // the block's channel and chunk
+} Chunk;
+
+// Pass 1's launch: block b takes channel b / chunks, chunk b % chunks.
+static Chunk chunk_blocks(KernelBuilder *kb) {
+  Chunk ch = {.p = plane_of(kb->node->in[0]->shape)};
+  int64_t chunks = bn_partial_chunks(kb->node);
+  ch.width = ch.p.hw % 4 == 0 && kernel_vec4_fits(kb->node) ? 4 : 1;
+  ch.rounds = CHUNK_ELEMS / (CHUNK_THREADS * ch.width);
+  kernel_blocks(kb, ch.p.x.c * chunks, CHUNK_THREADS);
+  kb->k->layout = arena_printf(kb->k->arena, "a block per (channel, chunk of %d elements), %d bytes a load; "
+                               "partial sums after the output", CHUNK_ELEMS, 4 * ch.width);
+  ch.c = kir_div(kb->k, kir_block_index(kb->k), chunks);
+  ch.j = kir_mod(kb->k, kir_block_index(kb->k), chunks);
+  return ch;
+}
+
+// The first of the channel's elements that round r of the thread loads: consecutive threads
+// take consecutive elements (or 16 bytes), so a warp's load is coalesced.
+static KExpr *round_first(Kernel *k, const Chunk *ch, int r) {
+  KExpr *item = kir_add(k, kir_int(k, (int64_t)r * CHUNK_THREADS), kir_thread(k));
+  return kir_add(k, kir_mul(k, ch->j, kir_int(k, CHUNK_ELEMS)), kir_mul(k, item, kir_int(k, ch->width)));
+}
+
+// The block that runs when round r's elements exist (a plane holds whole 4s, so all 4 do).
+static KStmt *round_exists(Kernel *k, const Chunk *ch, int r) {
+  return kir_if(k, k->body, kir_lt(k, round_first(k, ch, r), kir_int(k, ch->p.count)), NULL);
+}
+
+// Element `first` of the channel, as an index into the [N,C,H,W] tensor.
+static KExpr *chunk_index(Kernel *k, const Chunk *ch, KExpr *first) {
+  return at(k, &ch->p, kir_div(k, first, ch->p.hw), ch->c, kir_mod(k, first, ch->p.hw));
+}
+
+// Loads round r's elements of input `input` into a fresh register array and returns it.
+static int load_round(KernelBuilder *kb, KStmt *exists, const Chunk *ch, int input, int r) {
+  Kernel *k = kb->k;
+  int regs = kir_array(k, "x", KT_F32, ch->width);
+  KExpr *i = chunk_index(k, ch, round_first(k, ch, r));
+  if (ch->width == 4)
+    kir_load4(k, exists, regs, kb->in[input], i);
+  else
+    kir_assign_elem(k, exists, regs, 0, kir_load(k, kb->in[input], i));
+  return regs;
+}
+
+// The elements chunk j holds: BN_CHUNK, but for the last.
+static KExpr *chunk_count(Kernel *k, const Chunk *ch) {
+  KExpr *left = kir_sub(k, kir_int(k, ch->p.count), kir_mul(k, ch->j, kir_int(k, CHUNK_ELEMS)));
+  return kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, CHUNK_ELEMS), left));
+}
+
+// Thread 0 stores the chunk's two results: at 2C + j 2C + c and C past it.
+static void store_partials(KernelBuilder *kb, const Chunk *ch, int first, int second) {
+  Kernel *k = kb->k;
+  int64_t C = ch->p.x.c;
+  KStmt *one = first_thread(k);
+  KExpr *to = kir_add(k, kir_int(k, 2 * C), kir_add(k, kir_mul(k, ch->j, kir_int(k, 2 * C)), ch->c));
+  kir_store(k, one, kb->out, to, kir_ref(k, first));
+  kir_store(k, one, kb->out, kir_add(k, to, kir_int(k, C)), kir_ref(k, second));
+}
+
+// Pass 1 of bn_stats: the chunk's mean and its squared deviations from it, its elements kept
+// in registers between the two (x is read once).
+static Kernel *stats_partials(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Chunk ch = chunk_blocks(kb);
+  int partials = kir_shared(k, "the warps' partial sums", KT_F32, KIR_WARP);
+  int sum = kir_var(k, "sum", KT_F32), sq = kir_var(k, "sq", KT_F32), mean = kir_var(k, "mean", KT_F32);
+  int regs[CHUNK_ELEMS / CHUNK_THREADS];
+  kir_assign(k, k->body, sum, kir_float(k, 0));
+  for (int r = 0; r < ch.rounds; r++) {
+    KStmt *exists = round_exists(k, &ch, r);
+    regs[r] = load_round(kb, exists, &ch, 0, r);   // read again below only where it exists
+    for (int e = 0; e < ch.width; e++)
+      kir_assign(k, exists, sum, kir_binary(k, KB_ADD, kir_ref(k, sum), kir_elem(k, regs[r], e)));
+  }
+  kernel_block_sum(kb, k->body, sum, partials);
+  kir_assign(k, k->body, mean, kir_binary(k, KB_DIV, kir_ref(k, sum), chunk_count(k, &ch)));
+  kir_assign(k, k->body, sq, kir_float(k, 0));
+  for (int r = 0; r < ch.rounds; r++) {
+    KStmt *exists = round_exists(k, &ch, r);
+    for (int e = 0; e < ch.width; e++) {
+      KExpr *d = kir_binary(k, KB_SUB, kir_elem(k, regs[r], e), kir_ref(k, mean));
+      kir_assign(k, exists, sq, kir_binary(k, KB_ADD, kir_ref(k, sq), kir_binary(k, KB_MUL, d, d)));
+    }
+  }
+  kernel_block_sum(kb, k->body, sq, partials);
+  store_partials(kb, &ch, mean, sq);
+  return k;
+}
+
+// Pass 2 of bn_stats: the chunks merged as a convolution's are.
+static Kernel *stats_from_partials(KernelBuilder *kb) {
+  Plane p = plane_of(kb->node->in[0]->shape);
+  return merge_chunk_stats(kb, kb->out, 2 * p.x.c, &p, CHUNK_ELEMS);
+}
+
+// Whether input i is read element for element (dy, x, a fused activation's output).
+static bool full_size(const Node *n, int i) { return shape_elems(n->in[i]->shape) == shape_elems(n->in[0]->shape); }
+
+// Pass 1 of bn_dparams: the chunk's sums of dy xhat and of dy, dy through the fused
+// activation's gradient; every full-size operand read 16 bytes at a time where it can be.
+static Kernel *dparams_partials(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  Chunk ch = chunk_blocks(kb);
+  int partials = kir_shared(k, "the warps' partial sums", KT_F32, KIR_WARP);
+  int dgamma = kir_var(k, "dgamma", KT_F32), dbeta = kir_var(k, "dbeta", KT_F32), dy = kir_var(k, "dy", KT_F32);
+  kir_assign(k, k->body, dgamma, kir_float(k, 0));
+  kir_assign(k, k->body, dbeta, kir_float(k, 0));
+  for (int r = 0; r < ch.rounds; r++) {
+    KStmt *exists = round_exists(k, &ch, r);
+    for (int i = 0; i < n->nin; i++)
+      kb->vec[i] = full_size(n, i) ? 1 + load_round(kb, exists, &ch, i, r) : 0;
+    KExpr *first = round_first(k, &ch, r);
+    for (kb->vec_elem = 0; kb->vec_elem < ch.width; kb->vec_elem++) {
+      KExpr *i = chunk_index(k, &ch, kir_add(k, first, kir_int(k, kb->vec_elem)));   // for operands not in registers
+      kir_assign(k, exists, dy, dy_at(kb, i));
+      KExpr *dy_xhat = kir_binary(k, KB_MUL, kir_ref(k, dy), xhat(kb, &ch.p, 1, kb->in[2], ch.c, i));
+      kir_assign(k, exists, dgamma, kir_binary(k, KB_ADD, kir_ref(k, dgamma), dy_xhat));
+      kir_assign(k, exists, dbeta, kir_binary(k, KB_ADD, kir_ref(k, dbeta), kir_ref(k, dy)));
+    }
+  }
+  memset(kb->vec, 0, sizeof kb->vec);
+  kb->vec_elem = 0;
+  kernel_block_sum(kb, k->body, dgamma, partials);
+  kernel_block_sum(kb, k->body, dbeta, partials);
+  store_partials(kb, &ch, dgamma, dbeta);
+  return k;
+}
+
+// Pass 2 of bn_dparams: [dgamma; dbeta] of channel c, the chunks' sums added up.
+static Kernel *dparams_from_partials(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  int64_t C = kb->node->in[0]->shape.c;
+  int partials = channel_blocks(kb, C);
+  KExpr *c = kir_block_index(k), *j;
+  int acc[2] = {kir_var(k, "dgamma", KT_F32), kir_var(k, "dbeta", KT_F32)};
+  for (int which = 0; which < 2; which++)
+    kir_assign(k, k->body, acc[which], kir_float(k, 0));
+  KStmt *each = strided(kb, k->body, bn_partial_chunks(kb->node), &j);
+  for (int which = 0; which < 2; which++) {
+    KExpr *from = kir_add(k, kir_int(k, 2 * C + which * C), kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
+    kir_assign(k, each, acc[which], kir_binary(k, KB_ADD, kir_ref(k, acc[which]), kir_load(k, kb->out, from)));
+  }
+  for (int which = 0; which < 2; which++)
+    kernel_block_sum(kb, k->body, acc[which], partials);
+  KStmt *one = first_thread(k);
+  for (int which = 0; which < 2; which++)
+    kir_store(k, one, kb->out, kir_add(k, kir_int(k, which * C), c), kir_ref(k, acc[which]));
+  return k;
+}
+
+// The node's kernel is pass 2; pass 1, its own kernel on the same buffers, is launched just
+// before it (Kernel.pass1).
+static Kernel *two_passes(KernelBuilder *kb, Kernel *(*pass1)(KernelBuilder *), Kernel *(*pass2)(KernelBuilder *)) {
+  Arena *a = kb->k->arena;
+  KernelBuilder first = kernel_begin(a, kb->node, kb->target);
+  first.k->name = arena_printf(a, "%s_partials", first.k->name);
+  first.k->comment = arena_printf(a, "%s; pass 1 of 2: partial sums per chunk, stored after the [2,C] output", first.k->comment);
+  Kernel *k = pass2(kb);
+  k->layout = "a block per channel, adding up pass 1's partial sums in chunk order";
+  k->pass1 = pass1(&first);
+  return k;
+}
+
+//
 // The ops: the reductions in their GPU form on the GPU.
 //
 Kernel *kernel_bn_stats(KernelBuilder *kb) {
   bool merged = kb->node->in[0]->fused.stats_rows;   // the convolution's chunks
   if (kb->target->gpu)
-    return merged ? merged_stats_blocks(kb) : stats_blocks(kb);
+    return merged ? merged_stats_blocks(kb) : two_passes(kb, stats_partials, stats_from_partials);
   return merged ? merged_stats(kb) : stats(kb);
 }
 
-Kernel *kernel_bn_dparams(KernelBuilder *kb) { return kb->target->gpu ? param_grads_blocks(kb) : param_grads(kb); }
+Kernel *kernel_bn_dparams(KernelBuilder *kb) {
+  return kb->target->gpu ? two_passes(kb, dparams_partials, dparams_from_partials) : param_grads(kb);
+}
 
 // The sum of dy per channel.
 Kernel *kernel_bias_grad(KernelBuilder *kb) {

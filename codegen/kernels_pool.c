@@ -3,9 +3,9 @@
 // On the CPU, gradients are computed per (n, c) plane in one iteration, so overlapping
 // windows accumulate in a fixed order. On the GPU max pooling runs a thread per element,
 // consecutive threads along a row (coalesced, a block per 256 elements): the forward pass a
-// thread per output, the gradient a thread per input that gathers dy from the windows whose
-// first maximum it is, in the order the CPU's scatter adds them (the same sum, bit for bit;
-// no atomics).
+// thread per output, the gradient a thread per 4 inputs of a column that gathers dy from the
+// windows whose first maximum each is, in the order the CPU's scatter adds them (the same
+// sum, bit for bit; no atomics).
 #include "lower.h"
 
 #include <math.h>
@@ -119,32 +119,54 @@ static KExpr *window_holds(Kernel *k, const PoolAttrs *p, KExpr *o, int64_t outp
   return kir_and(k, exists, kir_lt(k, in, end));
 }
 
-// The GPU's maxpool_grad: a thread per input element sums dy over the windows (in row-major
-// order of the outputs, as the scatter adds them) whose first maximum it is.
+// Whether output row o (of `outputs`) exists and its window shares a row with input rows [lo, hi).
+static KExpr *window_meets(Kernel *k, const PoolAttrs *p, KExpr *o, int64_t outputs, KExpr *lo, KExpr *hi) {
+  KExpr *start = kir_sub(k, kir_mul(k, o, kir_int(k, p->stride)), kir_int(k, p->pad));
+  return kir_and(k, window_holds(k, p, o, outputs, lo), kir_lt(k, start, hi));
+}
+
+// The GPU's maxpool_grad: a thread per GATHER_ROWS inputs of a column (consecutive threads
+// along a row, so every access of a warp is as coalesced as one thread per input). It visits
+// the windows that meet its inputs once each, in row-major order of the outputs, finds each
+// window's first maximum again from x, and adds dy to the input that is it: each input sums
+// the same terms in the order the CPU's scatter adds them. A window that 3x3 stride-2 pooling
+// shares between rows is searched once, not once per row.
+enum { GATHER_ROWS = 4 };
+
 static Kernel *maxpool_grad_gather(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const PoolAttrs *p = &kb->node->attr.pool;
   Shape y = kb->node->in[0]->shape, x = kb->node->shape;
   int64_t reach = (p->kernel + p->stride - 1) / p->stride;   // windows along a row that hold an input
-  int i, a, b;
-  KStmt *each = kernel_loop(kb, k->body, "i", shape_elems(x), &i);
-  KExpr *nc = kir_div(k, kir_ref(k, i), x.h * x.w);
-  KExpr *ih = kernel_let(kb, each, "ih", kir_mod(k, kir_div(k, kir_ref(k, i), x.w), x.h));
-  KExpr *iw = kernel_let(kb, each, "iw", kir_mod(k, kir_ref(k, i), x.w));
-  int acc = kir_var(k, "acc", KT_F32);
-  kir_assign(k, each, acc, kir_float(k, 0));
+  int64_t groups = (x.h + GATHER_ROWS - 1) / GATHER_ROWS;
+  int64_t rows = (GATHER_ROWS - 1 + p->stride - 1) / p->stride + reach;   // window rows that may meet the group's
+  int t, a, b;
+  KStmt *each = kernel_loop(kb, k->body, "t", x.n * x.c * groups * x.w, &t);
+  KExpr *nc = kir_div(k, kir_ref(k, t), groups * x.w);
+  KExpr *ih = kernel_let(kb, each, "ih", kir_mul(k, kir_mod(k, kir_div(k, kir_ref(k, t), x.w), groups), kir_int(k, GATHER_ROWS)));
+  KExpr *iw = kernel_let(kb, each, "iw", kir_mod(k, kir_ref(k, t), x.w));
+  KExpr *first = kernel_let(kb, each, "first", kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, nc, kir_int(k, x.h)), ih), kir_int(k, x.w)), iw));
+  int acc = kir_array(k, "acc", KT_F32, GATHER_ROWS);
+  for (int g = 0; g < GATHER_ROWS; g++)
+    kir_assign_elem(k, each, acc, g, kir_float(k, 0));
   Window w = {.n = kir_div(k, nc, x.c), .c = kir_mod(k, nc, x.c), .oh = kir_var(k, "oh", KT_I64), .ow = kir_var(k, "ow", KT_I64)};
-  KStmt *rows = kernel_loop(kb, each, "a", reach, &a);
-  kir_assign(k, rows, w.oh, kir_add(k, first_window(k, p, ih, reach), kir_ref(k, a)));
-  KStmt *cols = kernel_loop(kb, rows, "b", reach, &b);
-  kir_assign(k, cols, w.ow, kir_add(k, first_window(k, p, iw, reach), kir_ref(k, b)));
-  KStmt *holds = kir_if(k, cols, kir_and(k, window_holds(k, p, kir_ref(k, w.oh), y.h, ih),
-                                           window_holds(k, p, kir_ref(k, w.ow), y.w, iw)), NULL);
+  KStmt *wrows = kernel_loop(kb, each, "a", rows, &a);
+  kir_assign(k, wrows, w.oh, kir_add(k, first_window(k, p, ih, reach), kir_ref(k, a)));
+  KStmt *wcols = kernel_loop(kb, wrows, "b", reach, &b);
+  kir_assign(k, wcols, w.ow, kir_add(k, first_window(k, p, iw, reach), kir_ref(k, b)));
+  KExpr *meets = window_meets(k, p, kir_ref(k, w.oh), y.h, ih, kir_add(k, ih, kir_int(k, GATHER_ROWS)));
+  KStmt *holds = kir_if(k, wcols, kir_and(k, meets, window_holds(k, p, kir_ref(k, w.ow), y.w, iw)), NULL);
   int arg = first_max(kb, holds, x, kb->in[1], &w);
-  KStmt *mine = kir_if(k, holds, kir_binary(k, KB_EQ, kir_ref(k, arg), kir_ref(k, i)), NULL);
-  KExpr *dy = kir_load(k, kb->in[0], kernel_index4(kb, y, w.n, w.c, kir_ref(k, w.oh), kir_ref(k, w.ow)));
-  kir_assign(k, mine, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), dy));
-  kir_store(k, each, kb->out, kir_ref(k, i), kir_ref(k, acc));
+  KExpr *dy = kernel_let(kb, holds, "dy", kir_load(k, kb->in[0], kernel_index4(kb, y, w.n, w.c, kir_ref(k, w.oh), kir_ref(k, w.ow))));
+  for (int g = 0; g < GATHER_ROWS; g++) {
+    KExpr *mine = kir_binary(k, KB_EQ, kir_ref(k, arg), kir_add(k, first, kir_int(k, (int64_t)g * x.w)));
+    kir_assign_elem(k, kir_if(k, holds, mine, NULL), acc, g, kir_binary(k, KB_ADD, kir_elem(k, acc, g), dy));
+  }
+  for (int g = 0; g < GATHER_ROWS; g++) {
+    KExpr *inside = kir_lt(k, kir_add(k, ih, kir_int(k, g)), kir_int(k, x.h));
+    KStmt *store = x.h % GATHER_ROWS ? kir_if(k, each, inside, NULL) : each;
+    kir_store(k, store, kb->out, kir_add(k, first, kir_int(k, (int64_t)g * x.w)), kir_elem(k, acc, g));
+  }
   return k;
 }
 

@@ -154,6 +154,17 @@ typedef struct Kernel {
   int nvars, capvars;
   KStmt *body;          // a KS_BLOCK; a loop kernel's first statement is its parallel loop
   Arena *arena;
+  // GPU: a kernel launched just before this one on the same buffers (a reduction's first
+  // pass, whose partial sums this one adds up), or NULL; pass1_launch is its launch in the
+  // bundle, after both steps' own launches (set with them).
+  struct Kernel *pass1;
+  int pass1_launch;
+  // GPU: this kernel's work is done in the step by another launch, merged_launch (a
+  // multi-tensor optimizer update, kernel_optim_group), which runs where the first of the
+  // kernels it does would (merged_first). merged false: the kernel is launched itself.
+  bool merged, merged_first;
+  int merged_launch;
+  int64_t min_bytes;    // when nonzero, kir_min_bytes' answer (a kernel over parts of a buffer)
 } Kernel;
 
 // Threads per block of a loop kernel on the GPU.

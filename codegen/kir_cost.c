@@ -50,6 +50,8 @@ static void mark_stmt(const KStmt *s, bool *read) {
 }
 
 int64_t kir_min_bytes(const Kernel *k) {
+  if (k->min_bytes)
+    return k->min_bytes;
   bool *read = calloc((size_t)k->nbufs + 1, sizeof *read);
   if (!read)
     return -1;

@@ -200,6 +200,12 @@ Kernel *kernel_xent(KernelBuilder *kb);          // kernels_loss.c
 Kernel *kernel_xent_grad(KernelBuilder *kb);
 Kernel *kernel_sgd_update(KernelBuilder *kb);    // kernels_optim.c
 Kernel *kernel_adam_update(KernelBuilder *kb);
+// Whether n is an optimizer's update, and the GPU's update of the n parameters of nodes in one
+// launch, on the whole arena (its two buffers, at offset 0: as floats and as int64), every
+// operand at its offset in the plan (arena bytes by node id); each element's math is the
+// node's own kernel's.
+bool kernel_is_update(const Node *n);
+Kernel *kernel_optim_group(Arena *a, Node *const *nodes, int n, const int64_t *offset, const char *name);
 
 // The GPU's feature-cache gather (kernels_features.c): buffers the device's cache (a row per
 // training image), the batch's rows of it (int64), and the boundary tensor it fills.

@@ -66,7 +66,19 @@ const char *conv_algorithm(const Node *n) {
 }
 
 // The statistics tail is [chunks][2][C]: each chunk's mean and sum of squared deviations.
-int64_t node_elems(const Node *n) { return shape_elems(n->shape) + conv_stats_chunks(n) * 2 * n->shape.c; }
+int64_t node_elems(const Node *n) {
+  return shape_elems(n->shape) + (conv_stats_chunks(n) + bn_partial_chunks(n)) * 2 * n->shape.c;
+}
+
+int64_t node_result_elems(const Node *n) { return node_elems(n) - bn_partial_chunks(n) * 2 * n->shape.c; }
+
+int64_t bn_partial_chunks(const Node *n) {
+  bool merged = n->op == OP_BN_STATS && n->in[0]->fused.stats_rows;
+  if ((n->op != OP_BN_STATS && n->op != OP_BN_DPARAMS) || merged)
+    return 0;
+  Shape x = n->in[0]->shape;
+  return (x.n * x.h * x.w + BN_CHUNK - 1) / BN_CHUNK;
+}
 
 Shape shape_of_param(const Param *p) {
   Shape s = {.rank = p->dims, .d = {1, 1, 1, 1}};

@@ -378,9 +378,17 @@ Shape shape4(int64_t n, int64_t c, int64_t h, int64_t w);
 Shape shape2(int64_t n, int64_t f);
 int64_t shape_elems(Shape s);
 // The elements of a node's buffer: its shape's, plus the per-chunk statistics a convolution
-// with stats_rows stores after its output.
+// with stats_rows stores after its output, or the partial sums of bn_partial_chunks.
 int64_t node_elems(const Node *n);
 int64_t conv_stats_chunks(const Node *n);   // ceil(output rows / stats_rows)
+// On the GPU, bn_stats (unless merged from a convolution's chunks) and bn_dparams reduce each
+// channel in chunks of BN_CHUNK elements, and store the chunks' partial sums after their [2,C]
+// output, [chunks][2][C], for a second kernel to add up (codegen/kernels_norm.c): the chunks,
+// or 0 for other nodes. The CPU's buffer has the room too and leaves it alone.
+enum { BN_CHUNK = 2048 };
+int64_t bn_partial_chunks(const Node *n);
+// node_elems but for those partial sums: what both devices' kernels write, and checks compare.
+int64_t node_result_elems(const Node *n);
 // How the CPU computes a convolution, fixed per layer at compile time (codegen/conv_cpu.h;
 // --stats prints it): grouped and depthwise ones directly, plane by plane; the others as
 // packed matrix products that gather their operands from the tensors, storing no patch

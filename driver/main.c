@@ -43,8 +43,8 @@ static const char usage[] =
     "                   params    parameter names (PyTorch's state_dict keys) and shapes\n"
     "  --stats          print parameters, multiply-accumulates and activation memory (the CPU's\n"
     "                   arena in fp32, the GPU's with bf16 activations)\n"
-    "  --stats=kernels  every GPU launch with the least bytes it must move and its FLOPs,\n"
-    "                   tab-separated (bench/roofline.py's floor)\n"
+    "  --stats=kernels  every GPU launch, in the order they run, with the least bytes it\n"
+    "                   must move and its FLOPs, tab-separated (bench/roofline.py's floor)\n"
     "  --set NAME=VALUE override an experiment setting (repeatable): --set epochs=3,\n"
     "                   --set optimizer.lr=0.1, --set 'model=resnet18(classes = 2)'\n"
     "  --arch=sm_NN     the GPU architecture of the CUDA kernels (default sm_90); PTX is\n"
@@ -224,7 +224,8 @@ static void write_output(const char *path, const char *data, size_t len) {
 
 // The kernels of both steps, training then evaluation, in launch order.
 static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kernel **eval, int *n) {
-  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(t->train->n + t->eval->n + 6));   // room for the gather and the data path
+  // Room for the gather, the data path, the first passes and the runs of updates.
+  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(3 * (t->train->n + t->eval->n) + 6));
   *n = 0;
   for (int i = 0; i < t->train->n; i++)
     if (train[i])
@@ -233,6 +234,50 @@ static Kernel **all_kernels(Arena *a, const TrainerSpec *t, Kernel **train, Kern
     if (eval[i])
       all[(*n)++] = eval[i];
   return all;
+}
+
+// Each run of consecutive optimizer updates in the training step is one launch on the GPU
+// (kernel_optim_group), numbered after every other; the step launches it where the first of
+// them would run. The nodes' own kernels stay in the bundle, unlaunched. Its operands are at
+// the GPU plan's offsets (a parameter gradient's differs from the CPU's, where activations
+// are bf16), all fp32 as the one launch reads them; an update with a bf16 operand (none
+// today: storage.c keeps parameter gradients fp32) keeps its own launch.
+// A launch takes at most MAX_GROUP updates: NVRTC's time grows faster than a function's size.
+enum { MAX_GROUP = 64 };
+
+static bool groupable(const Node *n, const Kernel *own) {
+  if (!kernel_is_update(n))
+    return false;
+  for (int b = 0; b < kir_nparams(own); b++)
+    if (own->bufs[b].type == KT_BF16)
+      return false;
+  return true;
+}
+
+static void group_updates(Arena *a, const TrainerSpec *t, Kernel **kernels, int *n) {
+  const Graph *g = t->train;
+  Node **run = arena_alloc(a, sizeof(Node *) * (size_t)(g->n + 1));
+  int len = 0;
+  for (int i = 0; i <= g->n; i++) {
+    if (i < g->n && !t->train_gpu[i])
+      continue;
+    if (i < g->n && groupable(g->nodes[i], t->train_gpu[i])) {
+      run[len++] = g->nodes[i];
+      if (len < MAX_GROUP)
+        continue;
+    }
+    if (len >= 2) {
+      const char *name = arena_printf(a, "k%d_%s_group", run[0]->id, op_info[run[0]->op].name);
+      for (int m = 0; m < len; m++) {
+        Kernel *own = t->train_gpu[run[m]->id];
+        own->merged = true;
+        own->merged_first = m == 0;
+        own->merged_launch = *n;
+      }
+      kernels[(*n)++] = kernel_optim_group(a, run, len, t->gpu_plan->train_offset, name);
+    }
+    len = 0;
+  }
 }
 
 // TLC_TILE=BMxBN forces one block tile on every tensor-core product: bench/tile_sweep.sh
@@ -291,6 +336,15 @@ static TrainerSpec trainer_spec(Arena *a, const char *source, const Graph *model
     kernels[n++] = kernel_jitter_means(a, in.n, in.c, in.h, in.w);
     kernels[n++] = kernel_jitter(a, in.n, in.c, in.h, in.w);
   }
+  // Two-pass reductions' first passes come last, so that the steps' launch numbers stay the
+  // CPU's; the steps launch each just before its second pass.
+  t.pass1 = n;
+  for (int i = 0, steps = n; i < steps; i++)
+    if (kernels[i]->pass1) {
+      kernels[i]->pass1_launch = n;
+      kernels[n++] = kernels[i]->pass1;
+    }
+  group_updates(a, &t, kernels, &n);
   t.program = cuda_program(a, kernels, n);
   return t;
 }

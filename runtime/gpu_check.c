@@ -43,6 +43,14 @@ static void run_cpu(char *arena, const TlcKernelCall *c) {
   tlc_parallel_for(c->extent, c->cpu, bufs);
 }
 
+void trainer_launch_call(TlcGpu *gpu, const TlcKernelCall *c) {
+  static const int64_t whole_arena[2] = {0, 0};
+  if (c->pass1 >= 0)
+    tlc_gpu_launch(gpu, c->pass1, c->gpu_offset, c->nbufs);
+  if (c->launch >= 0)
+    tlc_gpu_launch(gpu, c->launch, c->on_arena ? whole_arena : c->gpu_offset, c->on_arena ? 2 : c->nbufs);
+}
+
 // bf16 as the GPU stores it (the prelude's tlc_f2bf, tlc_bf2f): the top 16 bits of the float,
 // rounded to nearest even; a NaN stays a quiet NaN.
 static uint16_t to_bf16(float x) {
@@ -86,6 +94,22 @@ static int upload_buffers(TlcRun *run, const TlcKernelCall *c, uint16_t *half, T
   return 0;
 }
 
+// The uploads before call i of calls[0..n). A run of updates is one launch over the whole
+// arena at its first call (on_arena): the buffers of every call of the run (the calls after it
+// with no launch of their own) go up before it, and those calls upload nothing, which would
+// undo what the launch wrote.
+static int upload_call(TlcRun *run, const TlcKernelCall *calls, int i, int n, uint16_t *half, TlcError *err) {
+  if (calls[i].launch < 0 && calls[i].pass1 < 0)
+    return 0;
+  int end = i + 1;
+  while (calls[i].on_arena && end < n && calls[end].launch < 0)
+    end++;
+  for (int j = i; j < end; j++)
+    if (upload_buffers(run, &calls[j], half, err) != 0)
+      return -1;
+  return 0;
+}
+
 // What the GPU wrote into buffer b, as floats in out (from scratch, where it came down).
 static int download_buffer(TlcRun *run, const TlcKernelCall *c, int b, void *scratch, float *out, TlcError *err) {
   if (tlc_gpu_download(run->gpu, is_bf16(c, b) ? scratch : (void *)out, c->gpu_offset[b], gpu_bytes(c, b), err) != 0)
@@ -96,13 +120,14 @@ static int download_buffer(TlcRun *run, const TlcKernelCall *c, int b, void *scr
   return 0;
 }
 
-// Runs one kernel on both devices and compares what it wrote; *worst is the largest
+// Runs call i of calls[0..n) on both devices and compares what it wrote; *worst is the largest
 // relative difference seen. Returns -1 on a GPU error, 1 on a mismatch, 0 when it agrees.
-static int check_kernel(TlcRun *run, const TlcKernelCall *c, void *scratch, float *gpu, bool verbose, double *worst,
-                        TlcError *err) {
-  if (upload_buffers(run, c, scratch, err) != 0)
+static int check_kernel(TlcRun *run, const TlcKernelCall *calls, int i, int n, void *scratch, float *gpu, bool verbose,
+                        double *worst, TlcError *err) {
+  const TlcKernelCall *c = &calls[i];
+  if (upload_call(run, calls, i, n, scratch, err) != 0)
     return -1;
-  tlc_gpu_launch(run->gpu, c->launch, c->gpu_offset, c->nbufs);
+  trainer_launch_call(run->gpu, c);
   if (tlc_gpu_sync(run->gpu, err) != 0)
     return -1;
   run_cpu(run->arena, c);
@@ -156,7 +181,7 @@ int trainer_check_step(TlcRun *run, const TlcKernelCall *calls, int n, const cha
     printf("check-gpu: %s, kernel by kernel (largest difference relative to the buffer's largest value; "
            "tolerance 1e-04, or as a bf16 kernel's call says)\n", what);
   for (int i = 0; i < n && status == 0; i++) {
-    int r = check_kernel(run, &calls[i], scratch, gpu, verbose, &worst, err);
+    int r = check_kernel(run, calls, i, n, scratch, gpu, verbose, &worst, err);
     if (r < 0)
       status = -1;
     mismatches += r > 0;

@@ -772,7 +772,9 @@ typedef struct TlcKernelCall {
   const char *name;
   TlcRangeFn cpu;       // the CPU kernel, over [0, extent) of its parallel loop
   int64_t extent;
-  int launch;           // the GPU kernel: the bundle's launch
+  int pass1;            // the GPU's first pass, launched before `launch` (a two-pass reduction), or -1
+  int launch;           // the GPU kernel: the bundle's launch, or -1: none (another call's does its work)
+  int on_arena;         // the GPU launch takes the whole arena (2 buffers at offset 0): a run of updates
   double tolerance;     // the largest difference allowed, relative to the buffer's largest value
   int nbufs;            // the GPU kernel's; the CPU kernel's are the first of them
   int64_t offset[TLC_MAX_BUFFERS], bytes[TLC_MAX_BUFFERS];   // its buffers in the CPU's arena (bytes as floats)

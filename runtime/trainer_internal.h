@@ -141,6 +141,9 @@ void trainer_free_gpu_data(TlcRun *run);
 // on a GPU error or a mismatch.
 int trainer_check_step(TlcRun *run, const TlcKernelCall *calls, int n, const char *what, bool verbose,
                        TlcError *err);
+// The GPU's launches for one call of a step's table: its first pass, then its kernel, on the
+// whole arena for a run of updates (none at the run's other calls).
+void trainer_launch_call(TlcGpu *gpu, const TlcKernelCall *c);
 
 // trainer_weights.c
 // Loads a safetensors file or a tlc checkpoint into the model's parameters and buffers,

@@ -17,6 +17,11 @@ void exec_args(const Exec *x, const Node *n, void **bufs) {
 void exec_run(Exec *x, const Node *n) {
   void *bufs[MAX_INPUTS + 1];
   exec_args(x, n, bufs);
+  const Kernel *first = x->kernel[n->id]->pass1;
+  if (first) {
+    x->pass1[n->id](bufs, 0, kir_parallel_extent(first) / 2);
+    x->pass1[n->id](bufs, kir_parallel_extent(first) / 2, kir_parallel_extent(first));
+  }
   int64_t extent = kir_parallel_extent(x->kernel[n->id]);
   x->fn[n->id](bufs, 0, extent / 2);   // two chunks, as two threads would run it
   x->fn[n->id](bufs, extent / 2, extent);
@@ -68,14 +73,15 @@ Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *t
   x.buf = arena_alloc(a, sizeof(void *) * (size_t)g->n);
   x.fn = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
   x.kernel = kernels_by_node(a, g, "", target ? target : target_from_environment());
-  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)g->n);
+  x.pass1 = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
+  Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(2 * g->n));
   int nk = 0;
   for (int i = 0; i < g->n; i++) {
     const Node *n = g->nodes[i];
     x.buf[i] = n->op == OP_VIEW ? (char *)x.buf[n->in[0]->id] + n->attr.view_offset * 4
                                 : arena_alloc(a, (size_t)node_bytes(n));
-    if (x.kernel[i])
-      all[nk++] = x.kernel[i];
+    for (Kernel *k = x.kernel[i]; k; k = k->pass1)
+      all[nk++] = k;
   }
   const char *obj = arena_printf(a, "%s/step.o", dir), *so = arena_printf(a, "%s/step.so", dir);
   const char *error;
@@ -89,8 +95,10 @@ Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *t
   if (!lib)
     fatal("%s", dlerror());
   for (int i = 0; i < g->n; i++)
-    if (x.kernel[i])
+    if (x.kernel[i]) {
       x.fn[i] = (KernelFn *)dlsym(lib, x.kernel[i]->name);
+      x.pass1[i] = x.kernel[i]->pass1 ? (KernelFn *)dlsym(lib, x.kernel[i]->pass1->name) : NULL;
+    }
   return x;
 }
 

@@ -13,6 +13,7 @@ typedef struct Exec {
   const Graph *g;
   void **buf;           // per node id: its tensor
   KernelFn **fn;        // per node id: its kernel, or NULL
+  KernelFn **pass1;     // per node id: the first pass run before it (Kernel.pass1), or NULL
   Kernel **kernel;
 } Exec;
 

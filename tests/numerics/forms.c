@@ -46,7 +46,7 @@ static void compare(Exec *cpu, Exec *gpu, const Node *n, Tally *t) {
     if (buf->is_int) {
       same = !memcmp(gpu->buf[buf->id], cpu->buf[buf->id], (size_t)node_bytes(buf));
     } else {
-      rel = relative_difference(gpu->buf[buf->id], cpu->buf[buf->id], node_elems(buf));
+      rel = relative_difference(gpu->buf[buf->id], cpu->buf[buf->id], node_result_elems(buf));
       same = rel <= tolerance;
     }
     double *worst = k->bf16 ? &t->worst_bf16 : &t->worst_float;
