@@ -245,13 +245,17 @@ float trainer_lr_factor(const TlcRun *run, int epoch) {
   return (float)schedule_factor(&run->model->schedule, epoch, run->epochs, lr_scale(run));
 }
 
+void trainer_epoch_order(TlcRng *rng, int32_t *order, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    order[i] = (int32_t)i;
+  tlc_rng_shuffle(rng, order, n);
+}
+
 void tlc_epoch_begin(TlcRun *run, int epoch) {
   const TlcModel *m = run->model;
   run->epoch = epoch;
   run->epoch_rng = run->rng;   // what a checkpoint written inside this epoch resumes from
-  for (int64_t i = 0; i < run->ntrain; i++)
-    run->order[i] = (int32_t)i;
-  tlc_rng_shuffle(&run->rng, run->order, run->ntrain);
+  trainer_epoch_order(&run->rng, run->order, run->ntrain);
   // A run resumed inside this epoch goes on from its images and sums.
   run->cursor = run->resume_images;
   run->epoch_loss = run->resume_loss, run->epoch_correct = run->resume_correct;

@@ -59,9 +59,7 @@ static bool next_pass(TlcRun *run, bool training, Pass *p) {
   if (!run->in_epoch || run->epoch + 1 >= run->epochs || whole == 0 || (run->use_features && !run->features_ready))
     return false;
   TlcRng rng = run->rng;
-  for (int64_t i = 0; i < run->ntrain; i++)
-    run->next_order[i] = (int32_t)i;
-  tlc_rng_shuffle(&rng, run->next_order, run->ntrain);
+  trainer_epoch_order(&rng, run->next_order, run->ntrain);
   *p = (Pass){&run->data.train, true, run->epoch + 1, run->next_order, whole};
   return true;
 }

@@ -198,6 +198,9 @@ void trainer_count_confusion(TlcRun *run);   // after each evaluation batch
 int trainer_write_summary(const TlcRun *run, const TrainerResult *r, TlcError *err);   // when the run ends
 
 // trainer.c
+// An epoch's training order: 0..n-1 shuffled by rng (tlc_epoch_begin, and trainer_ahead.c's
+// draw of the next epoch's from a copy of the generator, which must agree).
+void trainer_epoch_order(TlcRng *rng, int32_t *order, int64_t n);
 double trainer_now(void);                                // monotonic seconds
 float trainer_lr_factor(const TlcRun *run, int epoch);   // the schedule's (and --lr's) factor at epoch
 void trainer_release(TlcRun *run);                       // frees everything the run holds
