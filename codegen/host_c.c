@@ -147,8 +147,6 @@ static void emit_cached_steps_gpu(FILE *out, const TrainerSpec *t) {
 #define CHECK_RTOL_F32 1e-4
 #define CHECK_RTOL_BF16 2e-2
 
-// The steps as tables of kernel calls, for `--check-gpu`: each kernel runs on both devices
-// from the same inputs and the buffers it writes are compared.
 // A kernel is compared within bf16's tolerance when it multiplies in bf16 or reads or writes
 // a buffer the GPU holds in bf16 (its inputs rounded, its output rounded).
 static bool checked_as_bf16(const Kernel *gpu) {
@@ -165,8 +163,10 @@ static int64_t result_elems(const Node *n, const Kernel *gpu, int b) {
   return gpu->bufs[b].elems - (output ? node_elems(n) - node_result_elems(n) : 0);
 }
 
-// A call lists the GPU kernel's buffers; the CPU's are the same but for statistics apart
-// from their bf16 tensor on the GPU, which the CPU keeps after the tensor.
+// The steps as tables of kernel calls, for `--check-gpu`: each kernel runs on both devices
+// from the same inputs and the buffers it writes are compared. A call lists the GPU kernel's
+// buffers; the CPU's are the same but for statistics apart from their bf16 tensor on the GPU,
+// which the CPU keeps after the tensor.
 static void emit_calls(FILE *out, const char *name, const Graph *g, Kernel **cpu_kernels, Kernel **gpu_kernels,
                        const int64_t *offset, const MemPlan *gpu, const int64_t *gpu_offset, const KernelTable *cpu,
                        int *launch) {
