@@ -66,23 +66,30 @@ for model in cnn_bn resnet18 mobilenet_v2 efficientnet_b5; do
 done
 
 # 2. Whole steps: 2 epochs of the subset's 448 training images on each device, the same seed, in
-#    float32 (precision = "fp32"); the per-epoch losses must agree to 2% (float sums in a different
-#    order over 56 steps drift a little).
+#    float32 (precision = "fp32"), at a learning rate of 0.001: the per-epoch losses must agree
+#    to 1e-3. Not at the graph's 0.01: there the trajectory is chaotic, and a change of 1e-5 in
+#    the learning rate alone moves the CPU's own epoch-2 validation loss by 1.6% to 4.1%, which
+#    is what the emulator's GPU kernels did (3.5%, their sums in another order); at 0.001 the
+#    emulator's run agrees with the CPU's to 1e-8, and that 1e-5 change moves the losses by
+#    3e-6. The CPU run at a learning rate 1e-5 off shows that floor in steps.txt.
 if wants steps; then
-./check_cnn_bn_fp32 --device cpu --data data/subset --epochs 2 --out runs/cpu > "$out/steps.txt" 2>&1
+./check_cnn_bn_fp32 --device cpu --data data/subset --epochs 2 --lr 0.001 --out runs/cpu > "$out/steps.txt" 2>&1
 cpu=$?
-./check_cnn_bn_fp32 --device cuda --data data/subset --epochs 2 --out runs/gpu >> "$out/steps.txt" 2>&1
+./check_cnn_bn_fp32 --device cpu --data data/subset --epochs 2 --lr 0.00100001 --out runs/cpu_nudged \
+  >> "$out/steps.txt" 2>&1
+./check_cnn_bn_fp32 --device cuda --data data/subset --epochs 2 --lr 0.001 --out runs/gpu >> "$out/steps.txt" 2>&1
 gpu=$?
-python3 - runs/cpu/metrics.jsonl runs/gpu/metrics.jsonl >> "$out/steps.txt" 2>&1 <<'PY'
+python3 - runs/cpu/metrics.jsonl runs/gpu/metrics.jsonl runs/cpu_nudged/metrics.jsonl >> "$out/steps.txt" 2>&1 <<'PY'
 import json, sys
-cpu = [json.loads(l) for l in open(sys.argv[1])]
-gpu = [json.loads(l) for l in open(sys.argv[2])]
+cpu, gpu, nudged = ([json.loads(l) for l in open(p) if '"val_loss"' in l] for p in sys.argv[1:])
 assert len(cpu) == len(gpu) == 2, (len(cpu), len(gpu))
-for c, g in zip(cpu, gpu):
+for c, g, n in zip(cpu, gpu, nudged):
     for key in ('loss', 'val_loss'):
         rel = abs(c[key] - g[key]) / abs(c[key])
-        print(f"epoch {c['epoch']} {key}: cpu {c[key]:.5f} gpu {g[key]:.5f} relative difference {rel:.2e}")
-        assert rel < 0.02, key
+        floor = abs(c[key] - n[key]) / abs(c[key])
+        print(f"epoch {c['epoch']} {key}: cpu {c[key]:.7f} gpu {g[key]:.7f} relative difference {rel:.2e} "
+              f"(the cpu at a learning rate 1e-5 off: {floor:.2e})")
+        assert rel < 1e-3, key
 PY
 verdict "two epochs agree between cpu and gpu" $(( cpu || gpu || $? ))
 fi
