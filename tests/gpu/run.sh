@@ -47,6 +47,7 @@ safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 tarfile.open(sys.argv[1]).extractall(sys.argv[2], **safe)' "$pack" "$work" ||
   { echo "run.sh: cannot unpack $pack"; exit 2; }
 cd "$work"
+mkdir -p runs   # the parts write their logs there before any trainer makes it
 summary=$out/summary.txt
 : > "$summary"
 verdict() {   # verdict NAME STATUS
