@@ -327,7 +327,7 @@ Kernel *kernel_conv_cpu_dx(KernelBuilder *kb) {
   // of A spans MC*T*KC floats (1.2 MB at 256 channels), which the tiles stream again for each
   // column panel. With the column phases side by side a task has twice the columns to pack A
   // once for (256 a set): with it, resnet18's layer2-4.0.conv1 input gradients took 0.55x to
-  // 0.92x their time before (bench/results/2026-12-01-blas-convs-stride2-dx.md).
+  // 0.93x their time before (bench/results/2026-12-01-blas-convs-stride2-dx.md).
   pr.a_direct = sets == 1 && c->x.c % pr.rows == 0;
   pr.a_step = c->x.c * c->T;
   pr.a_row = c->T;
