@@ -67,10 +67,9 @@ static void gather_by_position(KernelBuilder *kb, const Conv *cv, KStmt *into, i
 }
 
 static void pack_patches(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc,
-                         KExpr *n0) {
+                         KExpr *n0, KExpr *cols) {
   Kernel *k = kb->k;
   const Conv *cv = conv_of(pr);
-  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
   int p;
   KStmt *steps = kernel_range(kb, into, "p", kir_int(k, 0), kc, &p);
   KExpr *dst = kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), *ci, *tap;
@@ -83,13 +82,13 @@ static void pack_patches(KernelBuilder *kb, const Product *pr, KStmt *into, int 
 
 // Whether block [p0, p0 + kc), one tap's channels, reaches inside the image at any
 // position of the tile (rows by position).
-static KExpr *tap_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0) {
+static KExpr *tap_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0,
+                       KExpr *cols) {
   (void)kc;
   Kernel *k = kb->k;
   const ConvCpu *c = &conv_of(pr)->g;
   int used = kir_var(k, "used", KT_I64);
   kir_assign(k, into, used, kir_int(k, 0));
-  KExpr *cols = conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0));
   KExpr *pos, *jlo, *jhi, *ih, *iw;
   KStmt *run = conv_runs(kb, into, n0, cols, c->x.n, &pos, &jlo, &jhi);
   KExpr *inside = tap_inside(k, c, pos, kir_div(k, p0, c->x.c), &ih, &iw);
@@ -127,12 +126,11 @@ static void chunk_stats(KernelBuilder *kb, KStmt *into, int c, KExpr *row, KExpr
 // y[img, co, pos] = the epilogue of C[co, r] (bias, folded batchnorm, residual, activation),
 // image by image (rows by image: contiguous) or one by one (rows by position).
 static void store_outputs(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
-                          KExpr *split) {
+                          KExpr *cols, KExpr *split) {
   (void)split;
   Kernel *k = kb->k;
   const ConvCpu *cv = &conv_of(pr)->g;
   Shape y = cv->y;
-  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
   int i, j;
   KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
   KExpr *co = kernel_let(kb, chans, "co", kir_add(k, m0, kir_ref(k, i)));

@@ -57,11 +57,10 @@ static void gather_position(KernelBuilder *kb, const Dw *d, KStmt *into, int bp,
 }
 
 static void pack_patches(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc,
-                         KExpr *n0) {
+                         KExpr *n0, KExpr *cols) {
   Kernel *k = kb->k;
   const Dw *d = dw_of(pr);
   const ConvCpu *c = &d->g;
-  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
   int jv, p;
   KStmt *each = kernel_range(kb, into, "jj", kir_int(k, 0), cols, &jv);
   KExpr *j = kir_add(k, n0, kir_ref(k, jv));
@@ -73,13 +72,14 @@ static void pack_patches(KernelBuilder *kb, const Product *pr, KStmt *into, int 
 }
 
 // Rows by position: whether any tap of the column tile falls inside the image at the block's position.
-static KExpr *taps_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0) {
+static KExpr *taps_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0,
+                        KExpr *cols) {
   (void)kc;
   Kernel *k = kb->k;
   const ConvCpu *c = &dw_of(pr)->g;
   int used = kir_var(k, "used", KT_I64), t;
   kir_assign(k, into, used, kir_int(k, 0));
-  KExpr *last = conv_min(k, kir_add(k, n0, kir_int(k, pr->NC)), kir_int(k, pr->N));
+  KExpr *last = kir_add(k, n0, cols);
   KExpr *first_tap = kir_div(k, n0, c->x.c), *end_tap = kir_div(k, kir_add(k, last, kir_int(k, c->x.c - 1)), c->x.c);
   KStmt *taps = kernel_range(kb, into, "t", first_tap, end_tap, &t);
   KExpr *ih, *iw, *inside = tap_inside(k, c, kir_div(k, p0, c->x.n), kir_ref(k, t), &ih, &iw);
@@ -89,10 +89,9 @@ static KExpr *taps_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr
 
 // dw[split][co, ci, tap] = C[co, column]
 static void store_dw(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
-                     KExpr *split) {
+                     KExpr *cols, KExpr *split) {
   Kernel *k = kb->k;
   const ConvCpu *g = &dw_of(pr)->g;
-  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
   int i, j;
   KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
   KExpr *row = kir_mul(k, kir_add(k, kir_mul(k, split, kir_int(k, pr->M)), kir_add(k, m0, kir_ref(k, i))), kir_int(k, pr->N));

@@ -5,11 +5,15 @@
 // position; the reduction runs over (tap, co), a tap per group of steps.
 //
 // With stride s, an input row ih receives from the taps with ih + pad - kh*d a multiple of s
-// only. The columns are therefore ordered by phase (ih mod s, iw mod s), then image, then
+// only. The columns are therefore ordered by phase (iw mod s, ih mod s), then image, then
 // position within the phase (ih div s, iw div s): within a phase, a tap either reaches every
 // position, as a plain shifted copy of a row of dy, or none, and the tiles of a phase skip
 // the taps that do not reach it. A stride-2 convolution's gradient does no multiplication by
-// the zeros of a dilated dy. A 1x1 convolution without padding reaches only the first phase:
+// the zeros of a dilated dy. A task computes the same columns of the s column phases (iw mod
+// s) one after the other, each tap reaching one of them (Product.sets), so that it holds
+// whole rows of dx and stores them in order, the s phases interleaved (store_rows): stored
+// phase by phase, every other float a scalar store, the store took 30% of the kernel's time
+// (resnet18's layer2.0.conv1). A 1x1 convolution without padding reaches only the first phase:
 // its columns are dy's positions (dy's planes copied as they are, at any stride), and the
 // store spreads them into every s-th pixel and writes the rest of dx through the epilogue
 // alone (store_spread). On small images (rows by position, conv_cpu.h) the columns are
@@ -96,6 +100,12 @@ static void gather_shifted(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, 
   conv_gather_plane(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &sh, base, jlo, jhi);
 }
 
+// The row and column phase of phase index p (ordered (iw mod s, ih mod s)).
+static void phase_of(Kernel *k, const ConvCpu *c, KExpr *p, KExpr **rh, KExpr **rw) {
+  *rh = kir_mod(k, p, c->stride);
+  *rw = kir_div(k, p, c->stride);
+}
+
 // Columns by phase: runs of one row of a phase, (phase, n, qh), each a shifted row of dy or zeros.
 static void gather_by_phase(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *kh, KExpr *kw,
                             KExpr *co0, KExpr *kc, KExpr *n0, KExpr *cols) {
@@ -103,8 +113,8 @@ static void gather_by_phase(KernelBuilder *kb, const Dx *d, KStmt *into, int bp,
   const ConvCpu *c = &d->g;
   KExpr *g, *jlo, *jhi, *sh, *sw;
   KStmt *row = conv_runs(kb, into, n0, cols, d->Wq, &g, &jlo, &jhi);
-  KExpr *qh = kir_mod(k, g, d->Hq), *n = kir_mod(k, kir_div(k, g, d->Hq), c->x.n), *phase = kir_div(k, g, d->Hq * c->x.n);
-  KExpr *rh = kir_div(k, phase, c->stride), *rw = kir_mod(k, phase, c->stride);
+  KExpr *qh = kir_mod(k, g, d->Hq), *n = kir_mod(k, kir_div(k, g, d->Hq), c->x.n), *rh, *rw;
+  phase_of(k, c, kir_div(k, g, d->Hq * c->x.n), &rh, &rw);
   KExpr *ok = kir_and(k, reaches(k, c, rh, kh, &sh), reaches(k, c, rw, kw, &sw));
   KExpr *oh = kernel_let(kb, row, "oh", kir_add(k, qh, sh));
   ok = kir_and(k, ok, conv_in_range(k, oh, c->y.h));
@@ -153,11 +163,10 @@ static void gather_by_position(KernelBuilder *kb, const Dx *d, KStmt *into, int 
 }
 
 static void pack_dy(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc,
-                    KExpr *n0) {
+                    KExpr *n0, KExpr *cols) {
   Kernel *k = kb->k;
   const Dx *d = dx_of(pr);
   const ConvCpu *c = &d->g;
-  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
   KExpr *tap = kernel_let(kb, into, "tap", kir_div(k, p0, c->y.c)), *co0 = kir_mod(k, p0, c->y.c);
   KExpr *kh = kir_div(k, tap, c->k), *kw = kir_mod(k, tap, c->k);
   if (c->k == 1 && c->pad == 0)
@@ -170,68 +179,97 @@ static void pack_dy(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, i
 }
 
 // Whether the block's tap reaches any column of the tile: a run per phase (or position).
-static KExpr *tap_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0) {
+static KExpr *tap_used(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0,
+                       KExpr *cols) {
   (void)kc;
   Kernel *k = kb->k;
   const Dx *d = dx_of(pr);
   const ConvCpu *c = &d->g;
   int used = kir_var(k, "used", KT_I64);
   kir_assign(k, into, used, kir_int(k, 0));
-  KExpr *cols = conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0));
   KExpr *tap = kir_div(k, p0, c->y.c), *kh = kir_div(k, tap, c->k), *kw = kir_mod(k, tap, c->k);
   KExpr *g, *jlo, *jhi, *a, *b, *ok;
   KStmt *run = conv_runs(kb, into, n0, cols, c->by_position ? c->x.n : c->x.n * d->Hq * d->Wq, &g, &jlo, &jhi);
   if (c->by_position) {
     ok = tap_reaches(k, d, g, kh, kw, &a, &b);
   } else {
-    KExpr *rh = kir_div(k, g, c->stride), *rw = kir_mod(k, g, c->stride);
+    KExpr *rh, *rw;
+    phase_of(k, c, g, &rh, &rw);
     ok = kir_and(k, reaches(k, c, rh, kh, &a), reaches(k, c, rw, kw, &b));
   }
   kir_assign(k, run, used, conv_max(k, kir_ref(k, used), kir_cast(k, KT_I64, ok)));
   return kir_lt(k, kir_int(k, 0), kir_ref(k, used));
 }
 
-// dx[n, ci, ih, iw] = the epilogue (a gradient added to it) of C[ci, column]; the columns
-// past the image (odd sizes: a phase's last row or column) are not stored.
-static void store_dx(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
-                     KExpr *split) {
+// Columns by position: dx[n, ci, ih, iw] = the epilogue (a gradient added to it) of
+// C[ci, column]; the positions past the image (odd sizes) are not stored.
+static void store_by_position(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0,
+                              KExpr *n0, KExpr *cols, KExpr *split) {
   (void)split;
   Kernel *k = kb->k;
   const Dx *d = dx_of(pr);
-  const ConvCpu *g = &d->g;
-  Shape x = g->x;
-  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
+  Shape x = d->g.x;
   int i, j;
   KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
   KExpr *ci = kernel_let(kb, chans, "ci", kir_add(k, m0, kir_ref(k, i)));
-  KStmt *each;
-  KExpr *at;
-  if (g->by_position) {
-    KExpr *q, *jlo, *jhi, *ih, *iw;
-    KStmt *run = conv_runs(kb, chans, n0, cols, x.n, &q, &jlo, &jhi);
-    KStmt *real = kir_if(k, run, position_of(k, d, q, &ih, &iw), NULL);
-    KExpr *pos = kernel_let(kb, real, "pos", kir_add(k, kir_mul(k, ih, kir_int(k, x.w)), iw));
-    each = kernel_range(kb, real, "j", jlo, jhi, &j);
-    KExpr *n = kir_sub(k, kir_add(k, n0, kir_ref(k, j)), kir_mul(k, q, kir_int(k, x.n)));
-    at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, x.c)), ci), kir_int(k, x.h * x.w)), pos);
-  } else {
-    KExpr *r, *jlo, *jhi;
-    KStmt *row = conv_runs(kb, chans, n0, cols, d->Wq, &r, &jlo, &jhi);
-    KExpr *qh = kir_mod(k, r, d->Hq), *n = kir_mod(k, kir_div(k, r, d->Hq), x.n), *phase = kir_div(k, r, d->Hq * x.n);
-    KExpr *rw = kir_mod(k, phase, g->stride);
-    KExpr *ih = kernel_let(kb, row, "ih", kir_add(k, kir_mul(k, qh, kir_int(k, g->stride)), kir_div(k, phase, g->stride)));
-    KStmt *real = kir_if(k, row, kir_lt(k, ih, kir_int(k, x.h)), NULL);
-    // the row's columns j = base + qw with qw*s + rw < W
-    KExpr *base = kernel_let(kb, real, "base", kir_sub(k, kir_mul(k, r, kir_int(k, d->Wq)), n0));
-    KExpr *width = kir_div(k, kir_add(k, kir_sub(k, kir_int(k, x.w), rw), kir_int(k, g->stride - 1)), g->stride);
-    each = kernel_range(kb, real, "j", jlo, conv_min(k, jhi, kir_add(k, base, width)), &j);
-    KExpr *iw = kir_add(k, kir_mul(k, kir_sub(k, kir_ref(k, j), base), kir_int(k, g->stride)), rw);
-    KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, x.c)), ci), kir_int(k, x.h));
-    at = kir_add(k, kir_mul(k, kir_add(k, plane, ih), kir_int(k, x.w)), iw);
-  }
+  KExpr *q, *jlo, *jhi, *ih, *iw;
+  KStmt *run = conv_runs(kb, chans, n0, cols, x.n, &q, &jlo, &jhi);
+  KStmt *real = kir_if(k, run, position_of(k, d, q, &ih, &iw), NULL);
+  KExpr *pos = kernel_let(kb, real, "pos", kir_add(k, kir_mul(k, ih, kir_int(k, x.w)), iw));
+  KStmt *each = kernel_range(kb, real, "j", jlo, jhi, &j);
+  KExpr *n = kir_sub(k, kir_add(k, n0, kir_ref(k, j)), kir_mul(k, q, kir_int(k, x.n)));
+  KExpr *at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, x.c)), ci), kir_int(k, x.h * x.w)), pos);
   at = kernel_let(kb, each, "at", at);
   KExpr *v = kir_load(k, c, kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, ldc)), kir_ref(k, j)));
   kir_store(k, each, kb->out, at, kernel_epilogue(kb, v, at));
+}
+
+// dx[at + rw] = the epilogue of column j of column phase rw's C, row i, for rw < count.
+static void store_phases(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *i, KExpr *j,
+                         KExpr *at, int64_t count) {
+  Kernel *k = kb->k;
+  for (int64_t rw = 0; rw < count; rw++) {
+    KExpr *row = kir_add(k, kir_int(k, rw * pr->MC), i);
+    KExpr *v = kir_load(k, c, kir_add(k, kir_mul(k, row, kir_int(k, ldc)), j));
+    KExpr *to = rw ? kir_add(k, at, kir_int(k, rw)) : at;
+    kir_store(k, into, kb->out, to, kernel_epilogue(kb, v, to));
+  }
+}
+
+// Columns by phase, the s column phases of a task's columns side by side (sets): column j
+// of the run (rh, n, qh) is, in column phase rw's part of c, dx[n, ci, qh*s + rh, qw*s + rw]
+// for qw = j - base. Each row of dx is stored whole and in order, s values a step (LLVM
+// interleaves them into whole vectors); the rows and columns past the image (odd sizes)
+// are not stored.
+static void store_rows(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
+                       KExpr *cols, KExpr *split) {
+  (void)split;
+  Kernel *k = kb->k;
+  const Dx *d = dx_of(pr);
+  Shape x = d->g.x;
+  int64_t s = d->g.stride, whole = x.w / s;   // the qw whose s columns are all inside
+  int i, j;
+  KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
+  KExpr *ci = kernel_let(kb, chans, "ci", kir_add(k, m0, kir_ref(k, i)));
+  KExpr *r, *jlo, *jhi;
+  KStmt *row = conv_runs(kb, chans, n0, cols, d->Wq, &r, &jlo, &jhi);   // r = (rh, n, qh)
+  KExpr *qh = kir_mod(k, r, d->Hq), *n = kir_mod(k, kir_div(k, r, d->Hq), x.n), *rh = kir_div(k, r, d->Hq * x.n);
+  KExpr *ih = kernel_let(kb, row, "ih", kir_add(k, kir_mul(k, qh, kir_int(k, s)), rh));
+  KStmt *real = kir_if(k, row, kir_lt(k, ih, kir_int(k, x.h)), NULL);
+  KExpr *base = kernel_let(kb, real, "base", kir_sub(k, kir_mul(k, r, kir_int(k, d->Wq)), n0));
+  KExpr *plane = kir_add(k, kir_mul(k, n, kir_int(k, x.c)), ci);
+  KExpr *line = kernel_let(kb, real, "line", kir_mul(k, kir_add(k, kir_mul(k, plane, kir_int(k, x.h)), ih), kir_int(k, x.w)));
+  KExpr *last = kernel_let(kb, real, "last", kir_add(k, base, kir_int(k, whole)));
+  KStmt *each = kernel_range(kb, real, "j", jlo, conv_min(k, jhi, last), &j);
+  KExpr *at = kernel_let(kb, each, "at", kir_add(k, line, kir_mul(k, kir_sub(k, kir_ref(k, j), base), kir_int(k, s))));
+  store_phases(kb, pr, each, c, ldc, kir_ref(k, i), kir_ref(k, j), at, s);
+  if (x.w % s == 0)
+    return;
+  // the last qw of an odd row: its first W mod s columns
+  KExpr *in_run = kir_and(k, kir_binary(k, KB_LE, jlo, last), kir_lt(k, last, jhi));
+  KStmt *tail = kir_if(k, real, in_run, NULL);
+  KExpr *tail_at = kir_add(k, line, kir_int(k, whole * s));
+  store_phases(kb, pr, tail, c, ldc, kir_ref(k, i), last, tail_at, x.w % s);
 }
 
 // A 1x1 convolution of stride s > 1 without padding: C's columns are dy's positions, column
@@ -240,13 +278,12 @@ static void store_dx(KernelBuilder *kb, const Product *pr, KStmt *into, int c, i
 // through the epilogue), then C's values into every s-th column of the first: each cache line
 // of dx is written by one task at one time, and no product is computed for the zeros.
 static void store_spread(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
-                         KExpr *split) {
+                         KExpr *cols, KExpr *split) {
   (void)split;
   Kernel *k = kb->k;
   const ConvCpu *g = &dx_of(pr)->g;
   Shape x = g->x;
   int64_t s = g->stride;
-  KExpr *cols = kernel_let(kb, into, "cols", conv_min(k, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
   int i, a, iw, j;
   KStmt *chans = kernel_range(kb, into, "i", kir_int(k, 0), conv_min(k, kir_int(k, pr->MC), kir_sub(k, kir_int(k, pr->M), m0)), &i);
   KExpr *ci = kernel_let(kb, chans, "ci", kir_add(k, m0, kir_ref(k, i)));
@@ -277,14 +314,21 @@ Kernel *kernel_conv_cpu_dx(KernelBuilder *kb) {
   d.Hq = (c->x.h + c->stride - 1) / c->stride;
   d.Wq = (c->x.w + c->stride - 1) / c->stride;
   bool pointwise = c->k == 1 && c->pad == 0;   // columns: dy's positions
+  bool by_phase = !pointwise && !c->by_position;
   int64_t columns = pointwise ? c->y.n * c->P : c->stride * c->stride * c->x.n * d.Hq * d.Wq;   // by phase, some past the image
-  Product pr = {.M = c->x.c, .N = columns, .K = c->T * c->y.c, .KG = c->y.c, .splits = 1, .NC = 256,
-                .a_buf = kb->in[1], .a_index = weight_index, .pack_b = pack_dy,
-                .store = pointwise && c->stride > 1 ? store_spread : store_dx, .ctx = &d};
+  int64_t sets = by_phase ? c->stride : 1;   // the column phases, side by side in a task
+  Product pr = {.M = c->x.c, .N = columns / sets, .K = c->T * c->y.c, .KG = c->y.c, .splits = 1, .sets = sets,
+                .NC = 256, .a_buf = kb->in[1], .a_index = weight_index, .pack_b = pack_dy, .ctx = &d};
+  pr.store = pointwise && c->stride > 1 ? store_spread : c->by_position ? store_by_position : store_rows;
   packed_tile(kb->target, &pr.rows, &pr.cols);
   pr.MC = packed_rows_block(&pr);
   pr.KC = c->y.c < 128 ? c->y.c : 128;
-  pr.a_direct = c->x.c % pr.rows == 0;   // within a tap: co steps CI*T apart, ci rows T apart
+  // Within a tap, A's co steps are CI*T apart and its ci rows T apart: read in place, a block
+  // of A spans MC*T*KC floats (1.2 MB at 256 channels), which the tiles stream again for each
+  // column panel. With the column phases side by side a task has twice the columns to pack A
+  // once for (256 a set): with it, resnet18's layer2-4.0.conv1 input gradients took 0.55x to
+  // 0.93x their time before (bench/results/2026-12-01-blas-convs-stride2-dx.md).
+  pr.a_direct = sets == 1 && c->x.c % pr.rows == 0;
   pr.a_step = c->x.c * c->T;
   pr.a_row = c->T;
   if (!pointwise && (c->by_position || c->stride > 1))

@@ -6,7 +6,9 @@
 // outer, so that a KC x cols panel stays in L1 while A's rows stream past it. A is read in
 // place when its layout allows (a convolution's weights), else packed into panels of `rows`
 // interleaved rows. The caller says what A and B are and how C is stored (Product, lower.h):
-// convolutions gather B from an image as they pack it and never store a patch matrix.
+// convolutions gather B from an image as they pack it and never store a patch matrix. A task
+// may compute the same columns of several column sets, one after the other, and store them
+// together (an input gradient's column phases, which interleave in dx's rows).
 //
 // Every element of C is summed in the same order whatever the tiling: its reduction blocks
 // in order, each step in order, so results depend neither on the tile sizes nor on the
@@ -45,21 +47,21 @@ static void pack_a(KernelBuilder *kb, const Product *pr, KStmt *into, int ap, in
   kir_store(k, rows, ap, dst, kir_select(k, inside, kir_load(k, pr->a_buf, at), kir_float(k, 0)));
 }
 
-// The register tiles of one block: B's column panels outer, A's row panels inner, only
-// those that hold columns below N and rows below M.
-static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, int ap, int bp, int64_t ldb,
-                  KExpr *m0, KExpr *n0, KExpr *p0, KExpr *kc) {
+// The register tiles of one block, into the part of C at c0 (NULL: 0): B's column panels outer, A's row
+// panels inner, only those that hold the tile's columns (`cols`) and rows below M.
+static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExpr *c0, int64_t ldc, int ap, int bp,
+                  int64_t ldb, KExpr *m0, KExpr *width, KExpr *p0, KExpr *kc) {
   Kernel *k = kb->k;
-  KExpr *ncols = kir_binary(k, KB_MIN, kir_int(k, pr->NC / pr->cols),
-                            kir_div(k, kir_add(k, kir_sub(k, kir_int(k, pr->N), n0), kir_int(k, pr->cols - 1)), pr->cols));
+  KExpr *ncols = kir_div(k, kir_add(k, width, kir_int(k, pr->cols - 1)), pr->cols);
   KExpr *nrows = kir_binary(k, KB_MIN, kir_int(k, ceil_div(pr->MC, pr->rows)),
                             kir_div(k, kir_add(k, kir_sub(k, kir_int(k, pr->M), m0), kir_int(k, pr->rows - 1)), pr->rows));
   int jr, ir;
   KStmt *cols = kernel_range(kb, into, "jr", kir_int(k, 0), ncols, &jr);
   KStmt *rows = kernel_range(kb, cols, "ir", kir_int(k, 0), nrows, &ir);
   KExpr *i0 = kir_mul(k, kir_ref(k, ir), kir_int(k, pr->rows));
+  KExpr *at = kir_add(k, kir_mul(k, i0, kir_int(k, ldc)), kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols)));
   KTile t = {.rows = pr->rows, .cols = pr->cols, .c = c, .b = bp, .ldc = ldc, .ldb = ldb, .depth = kc,
-             .c_index = kir_add(k, kir_mul(k, i0, kir_int(k, ldc)), kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols))),
+             .c_index = c0 ? kir_add(k, c0, at) : at,
              .b_index = kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols))};
   if (pr->a_direct) {
     t.a = pr->a_buf;
@@ -75,37 +77,60 @@ static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int6
   kir_tile(k, rows, &t);
 }
 
+// The reduction blocks of one task for the columns [n0, n0 + cols) of one set (n0: r*N + the
+// task's for set r), into the part of C at c0.
+static void blocks(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExpr *c0, int ap, int bp, KExpr *split,
+                   KExpr *m0, KExpr *n0, KExpr *cols) {
+  Kernel *k = kb->k;
+  int64_t KG = pr->KG ? pr->KG : pr->K, per_split = pr->K / KG / pr->splits, group_blocks = ceil_div(KG, pr->KC);
+  int64_t ldc = pr->NC + 16, ldb = pr->NC + 16;
+  int b;
+  // Block b of the split: group split*per_split + b / group_blocks, its (b % group_blocks)-th KC steps.
+  KStmt *each = kernel_loop(kb, into, "blk", per_split * group_blocks, &b);
+  KExpr *g = kir_add(k, kir_mul(k, split, kir_int(k, per_split)), kir_div(k, kir_ref(k, b), group_blocks));
+  KExpr *within = kir_mul(k, kir_mod(k, kir_ref(k, b), group_blocks), kir_int(k, pr->KC));
+  KExpr *p0 = kernel_let(kb, each, "p0", kir_add(k, kir_mul(k, g, kir_int(k, KG)), within));
+  KExpr *kc = kernel_let(kb, each, "kc", kir_binary(k, KB_MIN, kir_int(k, pr->KC), kir_sub(k, kir_int(k, KG), within)));
+  KStmt *block = each;
+  if (pr->live)
+    block = kir_if(k, block, pr->live(kb, pr, block, p0, kc, n0, cols), NULL);
+  pr->pack_b(kb, pr, block, bp, ldb, p0, kc, n0, cols);
+  if (!pr->a_direct)
+    pack_a(kb, pr, block, ap, ceil_div(pr->MC, pr->rows), m0, p0, kc);
+  tiles(kb, pr, block, c, c0, ldc, ap, bp, ldb, m0, cols, p0, kc);
+}
+
 Kernel *packed_product(KernelBuilder *kb, const Product *pr) {
   Kernel *k = kb->k;
   int64_t KG = pr->KG ? pr->KG : pr->K, groups = pr->K / KG, per_split = groups / pr->splits;
+  int64_t sets = pr->sets > 1 ? pr->sets : 1;
   int64_t mtiles = ceil_div(pr->M, pr->MC), ntiles = ceil_div(pr->N, pr->NC), panels = ceil_div(pr->MC, pr->rows);
-  int64_t ldc = pr->NC + 16, ldb = pr->NC + 16, group_blocks = ceil_div(KG, pr->KC);
+  int64_t ldc = pr->NC + 16, ldb = pr->NC + 16;
   if (groups * KG != pr->K || per_split * pr->splits != groups)
     fatal("internal error in kernel %s: a product's groups do not divide its reduction", k->name);
-  int c = kir_local(k, "this tile of C", KT_F32, panels * pr->rows * ldc);
-  int ap = pr->a_direct ? -1 : kir_local(k, "A's block, in panels", KT_F32, panels * pr->rows * pr->KC);
+  if (panels * pr->rows != pr->MC)
+    fatal("internal error in kernel %s: a product's row block is no whole number of register tiles", k->name);
+  int c = kir_local(k, "this tile of C", KT_F32, sets * pr->MC * ldc);
+  int ap = pr->a_direct ? -1 : kir_local(k, "A's block, in panels", KT_F32, pr->MC * pr->KC);
   int bp = kir_local(k, "B's block", KT_F32, pr->KC * ldb);
-  int t, e, b;
+  int t, e;
   KStmt *tasks = kernel_loop(kb, k->body, "t", pr->splits * ntiles * mtiles, &t);
   KExpr *split = kernel_let(kb, tasks, "split", kir_div(k, kir_ref(k, t), ntiles * mtiles));
   KExpr *tile = kir_mod(k, kir_ref(k, t), ntiles * mtiles);
   KExpr *n0 = kernel_let(kb, tasks, "n0", kir_mul(k, kir_div(k, tile, mtiles), kir_int(k, pr->NC)));
   KExpr *m0 = kernel_let(kb, tasks, "m0", kir_mul(k, kir_mod(k, tile, mtiles), kir_int(k, pr->MC)));
-  KStmt *zero = kernel_loop(kb, tasks, "e", panels * pr->rows * ldc, &e);
+  KExpr *cols = kernel_let(kb, tasks, "cols", kir_binary(k, KB_MIN, kir_int(k, pr->NC), kir_sub(k, kir_int(k, pr->N), n0)));
+  KStmt *zero = kernel_loop(kb, tasks, "e", sets * pr->MC * ldc, &e);
   kir_store(k, zero, c, kir_ref(k, e), kir_float(k, 0));
-  // Block b of the split: group split*per_split + b / group_blocks, its (b % group_blocks)-th KC steps.
-  KStmt *blocks = kernel_loop(kb, tasks, "blk", per_split * group_blocks, &b);
-  KExpr *g = kir_add(k, kir_mul(k, split, kir_int(k, per_split)), kir_div(k, kir_ref(k, b), group_blocks));
-  KExpr *within = kir_mul(k, kir_mod(k, kir_ref(k, b), group_blocks), kir_int(k, pr->KC));
-  KExpr *p0 = kernel_let(kb, blocks, "p0", kir_add(k, kir_mul(k, g, kir_int(k, KG)), within));
-  KExpr *kc = kernel_let(kb, blocks, "kc", kir_binary(k, KB_MIN, kir_int(k, pr->KC), kir_sub(k, kir_int(k, KG), within)));
-  KStmt *block = blocks;
-  if (pr->live)
-    block = kir_if(k, block, pr->live(kb, pr, block, p0, kc, n0), NULL);
-  pr->pack_b(kb, pr, block, bp, ldb, p0, kc, n0);
-  if (!pr->a_direct)
-    pack_a(kb, pr, block, ap, panels, m0, p0, kc);
-  tiles(kb, pr, block, c, ldc, ap, bp, ldb, m0, n0, p0, kc);
-  pr->store(kb, pr, tasks, c, ldc, m0, n0, split);
+  if (sets == 1) {
+    blocks(kb, pr, tasks, c, NULL, ap, bp, split, m0, n0, cols);
+  } else {
+    int r;
+    KStmt *each = kernel_loop(kb, tasks, "set", sets, &r);
+    KExpr *set_n0 = kernel_let(kb, each, "set_n0", kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, pr->N)), n0));
+    KExpr *c0 = kir_mul(k, kir_ref(k, r), kir_int(k, pr->MC * ldc));
+    blocks(kb, pr, each, c, c0, ap, bp, split, m0, set_n0, cols);
+  }
+  pr->store(kb, pr, tasks, c, ldc, m0, n0, cols, split);
   return k;
 }

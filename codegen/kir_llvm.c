@@ -287,15 +287,44 @@ static int64_t step_of(const KExpr *e, int v, const Lets *lets) {
   }
 }
 
+// e as a variable plus a constant (*off), else -1: a member of an interleaved group of stores.
+static int interleave_var(const KExpr *e, int64_t *off) {
+  *off = 0;
+  if (e->kind == KX_BINARY && e->op == KB_ADD && e->b->kind == KX_CONST) {
+    *off = e->b->i;
+    e = e->a;
+  }
+  return e->kind == KX_VAR ? e->var : -1;
+}
+
+// Whether the loop's stores with step `step` into buf at var + offset cover the offsets 0 to
+// step - 1: together they write a contiguous range, which LLVM vectorises as interleaved
+// stores (whole vectors after shuffles), not as a scatter.
+static bool interleave_group(const KStmt *s, int buf, int var, int64_t step) {
+  uint64_t seen = 0;
+  for (int i = 0; i < s->nbody; i++) {
+    const KStmt *t = s->body[i];
+    int64_t off;
+    if (t->kind == KS_STORE && t->buf == buf && interleave_var(t->index, &off) == var && off >= 0 && off < step &&
+        step_of(t->index, s->var, &(Lets){(const KStmt *const *)s->body, i}) == step)
+      seen |= 1ull << off;
+  }
+  return step < 64 && seen == (1ull << step) - 1;
+}
+
 // Whether innermost loop s stores other than contiguously along its variable: vectorised,
-// such a store is a scatter, slower on x86 than plain stores (a column of a packed block).
+// such a store is a scatter, slower on x86 than plain stores (a column of a packed block),
+// unless the loop's stores fill every gap (an interleaved group).
 static bool strided_store(const KStmt *s) {
   for (int i = 0; i < s->nbody; i++) {
     const KStmt *t = s->body[i];
     if (t->kind != KS_STORE)
       continue;
-    int64_t step = step_of(t->index, s->var, &(Lets){(const KStmt *const *)s->body, i});
-    if (step != 0 && step != 1 && step != -1)
+    int64_t step = step_of(t->index, s->var, &(Lets){(const KStmt *const *)s->body, i}), off;
+    if (step == 0 || step == 1 || step == -1)
+      continue;
+    int var = interleave_var(t->index, &off);
+    if (step < 0 || var < 0 || !interleave_group(s, t->buf, var, step))
       return true;
   }
   return false;

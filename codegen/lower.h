@@ -143,7 +143,7 @@ struct Product {
   // that what a block gathers can depend on its group (a convolution's tap, say); the
   // groups fall into `splits` parts, each summed into its own C (partial sums).
   int64_t KG, splits;
-  int64_t MC, NC, KC;
+  int64_t MC, NC, KC;   // MC in whole register tiles (packed_rows_block)
   int rows, cols;       // the register tile (packed_tile)
   int a_buf;            // A[i, p] is a_buf[a_index(i, p)]
   KExpr *(*a_index)(KernelBuilder *kb, const Product *pr, KExpr *i, KExpr *p);
@@ -151,12 +151,21 @@ struct Product {
   // of from a packed copy: rows divides M and those strides hold within every block.
   bool a_direct;
   int64_t a_step, a_row;
-  // Packs B[p0 + p, n0 + j] for p < kc, j < NC into bp[p*ldb + j], zeros past N.
-  void (*pack_b)(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc, KExpr *n0);
-  // Whether the block [p0, p0 + kc) adds anything to columns [n0, n0 + NC) (NULL: every block does).
-  KExpr *(*live)(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0);
-  // Stores C[m0 + i, n0 + j] = c[i*ldc + j] for i < min(MC, M - m0), j < min(NC, N - n0), of reduction part `split`.
-  void (*store)(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0, KExpr *split);
+  // A task computes its columns [n0, n0 + NC) of each of `sets` column sets in turn (0 or
+  // 1: one set), set r's columns at r*N + n0 in C (whose columns are sets*N), each into its
+  // own part of c, and stores them together: a convolution's input gradient at stride s
+  // gets the s column phases of whole rows of dx that way. `cols` is min(NC, N - n0), the
+  // columns of the tile in each set; n0 below is set r's (r*N + n0), except for the store.
+  int64_t sets;
+  // Packs B[p0 + p, n0 + j] for p < kc, j < cols into bp[p*ldb + j], zeros from cols to NC.
+  void (*pack_b)(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc, KExpr *n0,
+                 KExpr *cols);
+  // Whether the block [p0, p0 + kc) adds anything to columns [n0, n0 + cols) (NULL: every block does).
+  KExpr *(*live)(KernelBuilder *kb, const Product *pr, KStmt *into, KExpr *p0, KExpr *kc, KExpr *n0, KExpr *cols);
+  // Stores C[m0 + i, r*N + n0 + j] = c[(r*MC + i)*ldc + j] for i < min(MC, M - m0), j < cols
+  // and every set r, of reduction part `split`.
+  void (*store)(KernelBuilder *kb, const Product *pr, KStmt *into, int c, int64_t ldc, KExpr *m0, KExpr *n0,
+                KExpr *cols, KExpr *split);
   const void *ctx;      // the caller's
 };
 
