@@ -157,7 +157,7 @@ static bool checked_as_bf16(const Kernel *gpu) {
 }
 
 // The elements of buffer b of node n's GPU kernel that both devices compute: a first pass's
-// partial sums after the output (bn_partial_chunks) are the GPU's own, not compared.
+// partial sums after the output (reduction_partial_elems) are the GPU's own, not compared.
 static int64_t result_elems(const Node *n, const Kernel *gpu, int b) {
   bool output = b == n->nin && !n->writes_inputs;
   return gpu->bufs[b].elems - (output ? node_elems(n) - node_result_elems(n) : 0);

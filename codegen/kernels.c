@@ -100,6 +100,15 @@ KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t ext
   return kir_for(k, into, *var, kir_int(k, 0), kir_int(k, extent), parallel);
 }
 
+KStmt *kernel_strided(KernelBuilder *kb, KStmt *into, const char *name, int64_t count, KExpr **item) {
+  Kernel *k = kb->k;
+  int64_t block = k->launch.block;
+  int j;
+  KStmt *loop = kernel_loop(kb, into, name, (count + block - 1) / block, &j);
+  *item = kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, block)), kir_thread(k));
+  return kir_if(k, loop, kir_lt(k, *item, kir_int(k, count)), NULL);
+}
+
 KStmt *kernel_range(KernelBuilder *kb, KStmt *into, const char *name, KExpr *lo, KExpr *hi, int *var) {
   *var = kir_var(kb->k, name, KT_I64);
   return kir_for(kb->k, into, *var, lo, hi, false);
@@ -168,7 +177,7 @@ Kernel *kernel_for(Arena *a, const Node *n, const KernelTarget *target) {
   kir_finish(k);
   if (k->pass1) {   // the first pass does the math; the second adds up its partial sums
     k->pass1->flops = k->flops;
-    k->flops = 2 * n->shape.c * bn_partial_chunks(n);
+    k->flops = reduction_partial_elems(n);
     kir_finish(k->pass1);
   }
   return k;

@@ -2,10 +2,9 @@
 // 1/sqrt(var + eps) with the biased variance; the running variance takes the unbiased
 // one. Reductions run per channel in a fixed order (deterministic, two passes for a
 // stable variance): on the CPU a channel is one iteration of the parallel loop. On the GPU
-// the statistics and parameter gradients take two passes: a block per (channel, chunk of
-// the channel's elements) sums its chunk, then a block per channel adds the chunks up in
-// order; a bias gradient is a block per channel, whose threads sum strided parts of it and
-// then add those up (kernel_block_sum).
+// the statistics, parameter gradients and bias gradients take two passes: a block per
+// (channel, chunk of the channel's elements) sums its chunk, its threads' strided parts
+// added up by kernel_block_sum, then a block per channel adds the chunks up in order.
 #include "lower.h"
 
 #include <string.h>
@@ -255,7 +254,7 @@ static Kernel *channel_reduction(KernelBuilder *kb, Term *term) {
 }
 
 //
-// The GPU's form: a block per channel.
+// The GPU's forms: block kernels, a block per channel or per (channel, chunk).
 //
 enum { REDUCE_BLOCK = 256 };
 
@@ -263,29 +262,6 @@ enum { REDUCE_BLOCK = 256 };
 static int channel_blocks(KernelBuilder *kb, int64_t C) {
   kernel_blocks(kb, C, REDUCE_BLOCK);
   return kir_shared(kb->k, "the warps' partial sums", KT_F32, KIR_WARP);
-}
-
-// The thread's share of `count` items: items thread, thread + 256, ...; returns the block
-// to fill and the item in *item. Consecutive threads take consecutive items (coalesced).
-static KStmt *strided(KernelBuilder *kb, KStmt *into, int64_t count, KExpr **item) {
-  Kernel *k = kb->k;
-  int j;
-  KStmt *loop = kernel_loop(kb, into, "j", (count + REDUCE_BLOCK - 1) / REDUCE_BLOCK, &j);
-  *item = kir_add(k, kir_mul(k, kir_ref(k, j), kir_int(k, REDUCE_BLOCK)), kir_thread(k));
-  return kir_if(k, loop, kir_lt(k, *item, kir_int(k, count)), NULL);
-}
-
-// A variable that sums term over the channel's elements, summed over the block.
-static int block_channel_sum(KernelBuilder *kb, const Plane *p, int partials, Term *term, const char *name) {
-  Kernel *k = kb->k;
-  int acc = kir_var(k, name, KT_F32);
-  kir_assign(k, k->body, acc, kir_float(k, 0));
-  KExpr *e;
-  KStmt *each = strided(kb, k->body, p->count, &e);
-  KExpr *n = kir_div(k, e, p->hw), *px = kir_mod(k, e, p->hw);
-  kir_assign(k, each, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), term(kb, p, kir_block_index(k), n, px)));
-  kernel_block_sum(kb, k->body, acc, partials);
-  return acc;
 }
 
 static KStmt *first_thread(Kernel *k) { return kir_if(k, k->body, kir_binary(k, KB_EQ, kir_thread(k), kir_int(k, 0)), NULL); }
@@ -305,7 +281,7 @@ static Kernel *merge_chunk_stats(KernelBuilder *kb, int buf, int64_t base, const
     acc[pass] = kir_var(k, pass ? "sq" : "weighted", KT_F32);
     kir_assign(k, k->body, acc[pass], kir_float(k, 0));
     KExpr *j;
-    KStmt *each = strided(kb, k->body, chunks, &j);
+    KStmt *each = kernel_strided(kb, k->body, "j", chunks, &j);
     KExpr *at = kir_add(k, kir_int(k, base), kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
     KExpr *nb = kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, R), kir_sub(k, kir_int(k, rows), kir_mul(k, j, kir_int(k, R)))));
     KExpr *chunk_mean = kir_load(k, buf, at), *term;
@@ -336,24 +312,15 @@ static Kernel *merged_stats_blocks(KernelBuilder *kb) {
   return merge_chunk_stats(kb, stats, first->i, &p, conv->fused.stats_rows);
 }
 
-static Kernel *channel_reduction_blocks(KernelBuilder *kb, Term *term) {
-  Kernel *k = kb->k;
-  Plane p = plane_of(kb->node->in[0]->shape);
-  int partials = channel_blocks(kb, p.x.c);
-  int acc = block_channel_sum(kb, &p, partials, term, "acc");
-  kir_store(k, first_thread(k), kb->out, kir_block_index(k), kir_ref(k, acc));
-  return k;
-}
-
 //
-// The GPU's two-pass reductions (bn_stats not merged from a convolution's chunks, and
-// bn_dparams): pass 1 runs a block per (channel, chunk of BN_CHUNK of the channel's
-// elements), C x chunks blocks that fill the GPU at any batch, and stores each chunk's two
-// partial results after the [2,C] output (bn_partial_chunks); pass 2, the node's own kernel,
-// runs a block per channel that adds the chunks up in their order. No atomics: the sums are
-// the same on every run.
+// The GPU's two-pass reductions (bn_stats not merged from a convolution's chunks, bn_dparams
+// and bias_grad): pass 1 runs a block per (channel, chunk of REDUCTION_CHUNK of the channel's
+// elements), C x chunks blocks that fill the GPU at any batch, and stores each chunk's partial
+// results (two for batchnorm's [2,C], one for a bias's [C]) after the output
+// (reduction_partial_elems); pass 2, the node's own kernel, runs a block per channel that adds
+// the chunks up in their order. No atomics: the sums are the same on every run.
 //
-enum { CHUNK_THREADS = REDUCE_BLOCK, CHUNK_ELEMS = BN_CHUNK };
+enum { CHUNK_THREADS = REDUCE_BLOCK, CHUNK_ELEMS = REDUCTION_CHUNK };
 
 typedef struct Chunk {
   Plane p;
@@ -365,7 +332,7 @@ typedef struct Chunk {
 // Pass 1's launch: block b takes channel b / chunks, chunk b % chunks.
 static Chunk chunk_blocks(KernelBuilder *kb) {
   Chunk ch = {.p = plane_of(kb->node->in[0]->shape)};
-  int64_t chunks = bn_partial_chunks(kb->node);
+  int64_t chunks = reduction_chunks(kb->node);
   ch.width = ch.p.hw % 4 == 0 && kernel_vec4_fits(kb->node) ? 4 : 1;
   ch.rounds = CHUNK_ELEMS / (CHUNK_THREADS * ch.width);
   kernel_blocks(kb, ch.p.x.c * chunks, CHUNK_THREADS);
@@ -405,20 +372,25 @@ static int load_round(KernelBuilder *kb, KStmt *exists, const Chunk *ch, int inp
   return regs;
 }
 
-// The elements chunk j holds: BN_CHUNK, but for the last.
+// The elements chunk j holds: REDUCTION_CHUNK, but for the last.
 static KExpr *chunk_count(Kernel *k, const Chunk *ch) {
   KExpr *left = kir_sub(k, kir_int(k, ch->p.count), kir_mul(k, ch->j, kir_int(k, CHUNK_ELEMS)));
   return kir_cast(k, KT_F32, kir_binary(k, KB_MIN, kir_int(k, CHUNK_ELEMS), left));
 }
 
-// Thread 0 stores the chunk's two results: at 2C + j 2C + c and C past it.
-static void store_partials(KernelBuilder *kb, const Chunk *ch, int first, int second) {
+// Where chunk j's result r of channel c is kept, R results a chunk: after the output's R C
+// elements, at R C + j R C + r C + c.
+static KExpr *partial_at(Kernel *k, const Node *n, KExpr *j, int r, KExpr *c) {
+  int64_t C = n->in[0]->shape.c, R = reduction_results(n);
+  return kir_add(k, kir_int(k, R * C + r * C), kir_add(k, kir_mul(k, j, kir_int(k, R * C)), c));
+}
+
+// Thread 0 stores the chunk's results, the variables sums[0..R).
+static void store_partials(KernelBuilder *kb, const Chunk *ch, const int *sums) {
   Kernel *k = kb->k;
-  int64_t C = ch->p.x.c;
   KStmt *one = first_thread(k);
-  KExpr *to = kir_add(k, kir_int(k, 2 * C), kir_add(k, kir_mul(k, ch->j, kir_int(k, 2 * C)), ch->c));
-  kir_store(k, one, kb->out, to, kir_ref(k, first));
-  kir_store(k, one, kb->out, kir_add(k, to, kir_int(k, C)), kir_ref(k, second));
+  for (int r = 0; r < reduction_results(kb->node); r++)
+    kir_store(k, one, kb->out, partial_at(k, kb->node, ch->j, r, ch->c), kir_ref(k, sums[r]));
 }
 
 // Pass 1 of bn_stats: the chunk's mean and its squared deviations from it, its elements kept
@@ -447,7 +419,7 @@ static Kernel *stats_partials(KernelBuilder *kb) {
     }
   }
   kernel_block_sum(kb, k->body, sq, partials);
-  store_partials(kb, &ch, mean, sq);
+  store_partials(kb, &ch, (int[]){mean, sq});
   return k;
 }
 
@@ -487,31 +459,53 @@ static Kernel *dparams_partials(KernelBuilder *kb) {
   kb->vec_elem = 0;
   kernel_block_sum(kb, k->body, dgamma, partials);
   kernel_block_sum(kb, k->body, dbeta, partials);
-  store_partials(kb, &ch, dgamma, dbeta);
+  store_partials(kb, &ch, (int[]){dgamma, dbeta});
   return k;
 }
 
-// Pass 2 of bn_dparams: [dgamma; dbeta] of channel c, the chunks' sums added up.
-static Kernel *dparams_from_partials(KernelBuilder *kb) {
+// Pass 1 of bias_grad: the chunk's sum of dy, 16 bytes a load where it can be.
+static Kernel *bias_partials(KernelBuilder *kb) {
   Kernel *k = kb->k;
-  int64_t C = kb->node->in[0]->shape.c;
-  int partials = channel_blocks(kb, C);
-  KExpr *c = kir_block_index(k), *j;
-  int acc[2] = {kir_var(k, "dgamma", KT_F32), kir_var(k, "dbeta", KT_F32)};
-  for (int which = 0; which < 2; which++)
-    kir_assign(k, k->body, acc[which], kir_float(k, 0));
-  KStmt *each = strided(kb, k->body, bn_partial_chunks(kb->node), &j);
-  for (int which = 0; which < 2; which++) {
-    KExpr *from = kir_add(k, kir_int(k, 2 * C + which * C), kir_add(k, kir_mul(k, j, kir_int(k, 2 * C)), c));
-    kir_assign(k, each, acc[which], kir_binary(k, KB_ADD, kir_ref(k, acc[which]), kir_load(k, kb->out, from)));
+  Chunk ch = chunk_blocks(kb);
+  int partials = kir_shared(k, "the warps' partial sums", KT_F32, KIR_WARP);
+  int dbias = kir_var(k, "dbias", KT_F32);
+  kir_assign(k, k->body, dbias, kir_float(k, 0));
+  for (int r = 0; r < ch.rounds; r++) {
+    KStmt *exists = round_exists(k, &ch, r);
+    int regs = load_round(kb, exists, &ch, 0, r);
+    for (int e = 0; e < ch.width; e++)
+      kir_assign(k, exists, dbias, kir_binary(k, KB_ADD, kir_ref(k, dbias), kir_elem(k, regs, e)));
   }
-  for (int which = 0; which < 2; which++)
-    kernel_block_sum(kb, k->body, acc[which], partials);
-  KStmt *one = first_thread(k);
-  for (int which = 0; which < 2; which++)
-    kir_store(k, one, kb->out, kir_add(k, kir_int(k, which * C), c), kir_ref(k, acc[which]));
+  kernel_block_sum(kb, k->body, dbias, partials);
+  store_partials(kb, &ch, &dbias);
   return k;
 }
+
+// Pass 2 of bn_dparams and bias_grad: each of channel c's results, the chunks' sums added up
+// in chunk order (the variables named names[r]).
+static Kernel *sums_from_partials(KernelBuilder *kb, const char *const *names) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  int64_t C = n->in[0]->shape.c;
+  int R = reduction_results(n), partials = channel_blocks(kb, C), acc[2];
+  KExpr *c = kir_block_index(k), *j;
+  for (int r = 0; r < R; r++) {
+    acc[r] = kir_var(k, names[r], KT_F32);
+    kir_assign(k, k->body, acc[r], kir_float(k, 0));
+  }
+  KStmt *each = kernel_strided(kb, k->body, "j", reduction_chunks(n), &j);
+  for (int r = 0; r < R; r++)
+    kir_assign(k, each, acc[r], kir_binary(k, KB_ADD, kir_ref(k, acc[r]), kir_load(k, kb->out, partial_at(k, n, j, r, c))));
+  for (int r = 0; r < R; r++)
+    kernel_block_sum(kb, k->body, acc[r], partials);
+  KStmt *one = first_thread(k);
+  for (int r = 0; r < R; r++)
+    kir_store(k, one, kb->out, kir_add(k, kir_int(k, r * C), c), kir_ref(k, acc[r]));
+  return k;
+}
+
+static Kernel *dparams_from_partials(KernelBuilder *kb) { return sums_from_partials(kb, (const char *[]){"dgamma", "dbeta"}); }
+static Kernel *bias_from_partials(KernelBuilder *kb) { return sums_from_partials(kb, (const char *[]){"dbias"}); }
 
 // The node's kernel is pass 2; pass 1, its own kernel on the same buffers, is launched just
 // before it (Kernel.pass1).
@@ -519,7 +513,7 @@ static Kernel *two_passes(KernelBuilder *kb, Kernel *(*pass1)(KernelBuilder *), 
   Arena *a = kb->k->arena;
   KernelBuilder first = kernel_begin(a, kb->node, kb->target);
   first.k->name = arena_printf(a, "%s_partials", first.k->name);
-  first.k->comment = arena_printf(a, "%s; pass 1 of 2: partial sums per chunk, stored after the [2,C] output", first.k->comment);
+  first.k->comment = arena_printf(a, "%s; pass 1 of 2: partial sums per chunk, stored after the output", first.k->comment);
   Kernel *k = pass2(kb);
   k->layout = "a block per channel, adding up pass 1's partial sums in chunk order";
   k->pass1 = pass1(&first);
@@ -542,7 +536,7 @@ Kernel *kernel_bn_dparams(KernelBuilder *kb) {
 
 // The sum of dy per channel.
 Kernel *kernel_bias_grad(KernelBuilder *kb) {
-  return kb->target->gpu ? channel_reduction_blocks(kb, term_x) : channel_reduction(kb, term_x);
+  return kb->target->gpu ? two_passes(kb, bias_partials, bias_from_partials) : channel_reduction(kb, term_x);
 }
 
 Kernel *kernel_bn_apply(KernelBuilder *kb) { return per_element(kb, apply_at, apply_value); }

@@ -88,6 +88,24 @@ static Kernel *own_update(KernelBuilder *kb) {
   return kb->k;
 }
 
+// Whether the update of n writes its input j: the parameter, and the state it keeps (SGD's
+// momentum buffer, Adam's two moments), as sgd_element and adam_element store them.
+static bool update_writes(const Node *n, int j) {
+  if (n->op == OP_ADAM_UPDATE)
+    return j == 0 || j == 3 || j == 4;
+  return j == 0 || j == 3;
+}
+
+// The bytes the node's update moves at least, without building its kernel: every operand
+// is read, those it updates written too (a bias gradient's partial sums after it are not
+// read).
+static int64_t update_min_bytes(const Node *n) {
+  int64_t bytes = 0;
+  for (int j = 0; j < n->nin; j++)
+    bytes += node_result_elems(n->in[j]) * (n->in[j]->is_int ? 8 : 4) * (update_writes(n, j) ? 2 : 1);
+  return bytes;
+}
+
 Kernel *kernel_sgd_update(KernelBuilder *kb) { return own_update(kb); }
 Kernel *kernel_adam_update(KernelBuilder *kb) { return own_update(kb); }
 
@@ -154,11 +172,8 @@ Kernel *kernel_optim_group(Arena *a, Node *const *nodes, int n, const int64_t *o
   gr.floats = kir_buf(k, "the arena (floats)", KT_F32, 0);
   gr.ints = kir_buf(k, "the arena (int64)", KT_I64, 0);
   group_search(k, k->body, &gr, 0, n);
-  for (int t = 0; t < n; t++) {
-    KernelTarget gpu = {.gpu = true};
-    Kernel *own = kernel_for(a, nodes[t], &gpu);
-    bytes += kir_min_bytes(own);
-  }
+  for (int t = 0; t < n; t++)
+    bytes += update_min_bytes(nodes[t]);
   k->flops = flops;
   k->min_bytes = bytes;
   kir_finish(k);

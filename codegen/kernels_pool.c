@@ -1,11 +1,10 @@
 // kernels_pool.c: max and average pooling (PyTorch's rules: -inf padding for max,
 // padding counted in the average) and global average pooling, with their gradients.
 // On the CPU, gradients are computed per (n, c) plane in one iteration, so overlapping
-// windows accumulate in a fixed order. On the GPU max pooling runs a thread per element,
-// consecutive threads along a row (coalesced, a block per 256 elements): the forward pass a
-// thread per output, the gradient a thread per 4 inputs of a column that gathers dy from the
-// windows whose first maximum each is, in the order the CPU's scatter adds them (the same
-// sum, bit for bit; no atomics).
+// windows accumulate in a fixed order. On the GPU the forward pass runs a thread per output,
+// consecutive threads along a row (coalesced, a block per 256 elements); the gradient a block
+// per band of a plane's rows, whose inputs gather dy from the windows whose first maximum
+// each is, in the order the CPU's scatter adds them (the same sum, bit for bit; no atomics).
 #include "lower.h"
 
 #include <math.h>
@@ -119,59 +118,175 @@ static KExpr *window_holds(Kernel *k, const PoolAttrs *p, KExpr *o, int64_t outp
   return kir_and(k, exists, kir_lt(k, in, end));
 }
 
-// Whether output row o (of `outputs`) exists and its window shares a row with input rows [lo, hi).
-static KExpr *window_meets(Kernel *k, const PoolAttrs *p, KExpr *o, int64_t outputs, KExpr *lo, KExpr *hi) {
-  KExpr *start = kir_sub(k, kir_mul(k, o, kir_int(k, p->stride)), kir_int(k, p->pad));
-  return kir_and(k, window_holds(k, p, o, outputs, lo), kir_lt(k, start, hi));
+//
+// The GPU's maxpool_grad: a block per (plane, band of input rows), in three steps between
+// barriers. The x rows the band's windows read are staged in shared memory, a coalesced load
+// each (the padding as -inf, which no comparison picks, as the CPU skips it); a thread per
+// window finds its first maximum there in the CPU's order and keeps its tap with its dy; then
+// a thread per input of the band adds the dy of the windows whose tap it is, in the output's
+// row-major order. Each input sums the terms the CPU's scatter adds, in the same order: the
+// two agree bit for bit, with no atomics and no argmax buffer. x is read once (the rows two
+// bands' windows share, twice), dy about once, dx written once.
+//
+enum { BAND_INPUTS = 2048, BAND_SHARED_BYTES = 48 * 1024 };
+
+typedef struct Band {
+  const PoolAttrs *p;
+  Shape x, y;
+  int64_t rows;         // input rows a band (the last band of a plane may have fewer)
+  int64_t bands;        // bands a plane
+  int64_t windows;      // rows of windows a band meets, at most
+  int64_t staged;       // x rows those windows read
+} Band;
+
+// The first and last window rows that meet input rows [r0, r1).
+static int64_t first_meeting(const PoolAttrs *p, int64_t r0) {
+  int64_t from = r0 + p->pad - p->kernel + 1;
+  return from > 0 ? (from + p->stride - 1) / p->stride : 0;
 }
 
-// The GPU's maxpool_grad: a thread per GATHER_ROWS inputs of a column (consecutive threads
-// along a row, so every access of a warp is as coalesced as one thread per input). It visits
-// the windows that meet its inputs once each, in row-major order of the outputs, finds each
-// window's first maximum again from x, and adds dy to the input that is it: each input sums
-// the same terms in the order the CPU's scatter adds them. A window that 3x3 stride-2 pooling
-// shares between rows is searched once, not once per row.
-enum { GATHER_ROWS = 4 };
+static int64_t last_meeting(const PoolAttrs *p, Shape y, int64_t r1) {
+  int64_t last = (r1 - 1 + p->pad) / p->stride;
+  return last < y.h - 1 ? last : y.h - 1;
+}
 
-static Kernel *maxpool_grad_gather(KernelBuilder *kb) {
+static int64_t band_shared_bytes(const Band *b) { return b->staged * b->x.w * 4 + b->windows * b->y.w * (8 + 4); }
+
+// Bands of `rows` input rows: how many, and the most window rows one meets.
+static Band band_of(const PoolAttrs *p, Shape x, Shape y, int64_t rows) {
+  Band b = {.p = p, .x = x, .y = y, .rows = rows, .bands = (x.h + rows - 1) / rows};
+  for (int64_t r0 = 0; r0 < x.h; r0 += rows) {
+    int64_t r1 = r0 + rows < x.h ? r0 + rows : x.h, meets = last_meeting(p, y, r1) - first_meeting(p, r0) + 1;
+    b.windows = meets > b.windows ? meets : b.windows;
+  }
+  b.staged = (b.windows - 1) * p->stride + p->kernel;
+  return b;
+}
+
+// About BAND_INPUTS inputs a band, fewer rows while the shared memory exceeds its bound;
+// rows 0 when even one row's does.
+static Band band_layout(const PoolAttrs *p, Shape x, Shape y) {
+  int64_t rows = BAND_INPUTS / x.w < x.h ? BAND_INPUTS / x.w : x.h;
+  Band b = band_of(p, x, y, rows > 0 ? rows : 1);
+  while (band_shared_bytes(&b) > BAND_SHARED_BYTES && b.rows > 1)
+    b = band_of(p, x, y, b.rows / 2);
+  if (band_shared_bytes(&b) > BAND_SHARED_BYTES)
+    b.rows = 0;
+  return b;
+}
+
+// The block's plane and band, and its first window row and the first x row it stages.
+typedef struct BandAt {
+  KExpr *x_plane, *y_plane;   // the plane's first element in x (and dx) and in dy
+  KExpr *r0;            // the band's first input row
+  KExpr *first, *last;  // the window rows it meets
+  KExpr *row0;          // the x row staged first (first * stride - pad: negative in the padding)
+} BandAt;
+
+static BandAt band_at(KernelBuilder *kb, const Band *b) {
   Kernel *k = kb->k;
-  const PoolAttrs *p = &kb->node->attr.pool;
-  Shape y = kb->node->in[0]->shape, x = kb->node->shape;
-  int64_t reach = (p->kernel + p->stride - 1) / p->stride;   // windows along a row that hold an input
-  int64_t groups = (x.h + GATHER_ROWS - 1) / GATHER_ROWS;
-  int64_t rows = (GATHER_ROWS - 1 + p->stride - 1) / p->stride + reach;   // window rows that may meet the group's
-  int t, a, b;
-  KStmt *each = kernel_loop(kb, k->body, "t", x.n * x.c * groups * x.w, &t);
-  KExpr *nc = kir_div(k, kir_ref(k, t), groups * x.w);
-  KExpr *ih = kernel_let(kb, each, "ih", kir_mul(k, kir_mod(k, kir_div(k, kir_ref(k, t), x.w), groups), kir_int(k, GATHER_ROWS)));
-  KExpr *iw = kernel_let(kb, each, "iw", kir_mod(k, kir_ref(k, t), x.w));
-  KExpr *first = kernel_let(kb, each, "first", kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, nc, kir_int(k, x.h)), ih), kir_int(k, x.w)), iw));
-  int acc = kir_array(k, "acc", KT_F32, GATHER_ROWS);
-  for (int g = 0; g < GATHER_ROWS; g++)
-    kir_assign_elem(k, each, acc, g, kir_float(k, 0));
-  Window w = {.n = kir_div(k, nc, x.c), .c = kir_mod(k, nc, x.c), .oh = kir_var(k, "oh", KT_I64), .ow = kir_var(k, "ow", KT_I64)};
-  KStmt *wrows = kernel_loop(kb, each, "a", rows, &a);
-  kir_assign(k, wrows, w.oh, kir_add(k, first_window(k, p, ih, reach), kir_ref(k, a)));
-  KStmt *wcols = kernel_loop(kb, wrows, "b", reach, &b);
-  kir_assign(k, wcols, w.ow, kir_add(k, first_window(k, p, iw, reach), kir_ref(k, b)));
-  KExpr *meets = window_meets(k, p, kir_ref(k, w.oh), y.h, ih, kir_add(k, ih, kir_int(k, GATHER_ROWS)));
-  KStmt *holds = kir_if(k, wcols, kir_and(k, meets, window_holds(k, p, kir_ref(k, w.ow), y.w, iw)), NULL);
-  int arg = first_max(kb, holds, x, kb->in[1], &w);
-  KExpr *dy = kernel_let(kb, holds, "dy", kir_load(k, kb->in[0], kernel_index4(kb, y, w.n, w.c, kir_ref(k, w.oh), kir_ref(k, w.ow))));
-  for (int g = 0; g < GATHER_ROWS; g++) {
-    KExpr *mine = kir_binary(k, KB_EQ, kir_ref(k, arg), kir_add(k, first, kir_int(k, (int64_t)g * x.w)));
-    kir_assign_elem(k, kir_if(k, holds, mine, NULL), acc, g, kir_binary(k, KB_ADD, kir_elem(k, acc, g), dy));
-  }
-  for (int g = 0; g < GATHER_ROWS; g++) {
-    KExpr *inside = kir_lt(k, kir_add(k, ih, kir_int(k, g)), kir_int(k, x.h));
-    KStmt *store = x.h % GATHER_ROWS ? kir_if(k, each, inside, NULL) : each;
-    kir_store(k, store, kb->out, kir_add(k, first, kir_int(k, (int64_t)g * x.w)), kir_elem(k, acc, g));
-  }
+  const PoolAttrs *p = b->p;
+  KExpr *nc = kernel_let(kb, k->body, "nc", kir_div(k, kir_block_index(k), b->bands));
+  BandAt at = {.x_plane = kir_mul(k, nc, kir_int(k, b->x.h * b->x.w)), .y_plane = kir_mul(k, nc, kir_int(k, b->y.h * b->y.w))};
+  at.r0 = kernel_let(kb, k->body, "r0", kir_mul(k, kir_mod(k, kir_block_index(k), b->bands), kir_int(k, b->rows)));
+  KExpr *from = kir_binary(k, KB_MAX, kir_add(k, at.r0, kir_int(k, p->pad - p->kernel + 1)), kir_int(k, 0));
+  at.first = kernel_let(kb, k->body, "first", kir_div(k, kir_add(k, from, kir_int(k, p->stride - 1)), p->stride));
+  KExpr *r1 = kir_binary(k, KB_MIN, kir_add(k, at.r0, kir_int(k, b->rows)), kir_int(k, b->x.h));
+  KExpr *last = kir_div(k, kir_add(k, r1, kir_int(k, p->pad - 1)), p->stride);
+  at.last = kernel_let(kb, k->body, "last", kir_binary(k, KB_MIN, last, kir_int(k, b->y.h - 1)));
+  at.row0 = kernel_let(kb, k->body, "row0", kir_sub(k, kir_mul(k, at.first, kir_int(k, p->stride)), kir_int(k, p->pad)));
+  return at;
+}
+
+// Step 1: the x rows [row0, row0 + staged) into shared memory, -inf outside the image.
+static int stage_rows(KernelBuilder *kb, const Band *b, const BandAt *at) {
+  Kernel *k = kb->k;
+  int64_t W = b->x.w;
+  int staged = kir_shared(k, "the x rows the band's windows read", KT_F32, b->staged * W);
+  KExpr *e;
+  KStmt *each = kernel_strided(kb, k->body, "e", b->staged * W, &e);
+  KExpr *row = kernel_let(kb, each, "row", kir_add(k, at->row0, kir_div(k, e, W)));
+  KExpr *inside = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), row), kir_lt(k, row, kir_int(k, b->x.h)));
+  KExpr *from = kir_select(k, inside, kir_add(k, at->x_plane, kir_add(k, kir_mul(k, row, kir_int(k, W)), kir_mod(k, e, W))), kir_int(k, 0));
+  kir_store(k, each, staged, e, kir_select(k, inside, kir_load(k, kb->in[1], from), kir_float(k, -INFINITY)));
+  kir_barrier(k, k->body);
+  return staged;
+}
+
+// Step 2: window (first + a, ow)'s first maximum, as the tap kh * kernel + kw (-1 for none),
+// into taps, and its dy into dys, at a * OW + ow.
+static void window_maxima(KernelBuilder *kb, const Band *b, const BandAt *at, int staged, int taps, int dys) {
+  Kernel *k = kb->k;
+  const PoolAttrs *p = b->p;
+  int64_t OW = b->y.w;
+  KExpr *w;
+  KStmt *each = kernel_strided(kb, k->body, "w", b->windows * OW, &w);
+  KExpr *a = kir_div(k, w, OW), *ow = kir_mod(k, w, OW);
+  KStmt *live = kir_if(k, each, kir_binary(k, KB_LE, kir_add(k, at->first, a), at->last), NULL);
+  int best = kir_var(k, "best", KT_F32), arg = kir_var(k, "arg", KT_I64), kh, kw;
+  kir_assign(k, live, best, kir_float(k, -INFINITY));
+  kir_assign(k, live, arg, kir_int(k, -1));
+  KStmt *krow = kernel_loop(kb, live, "kh", p->kernel, &kh);
+  KStmt *kcol = kernel_loop(kb, krow, "kw", p->kernel, &kw);
+  KExpr *col = kir_add(k, kir_sub(k, kir_mul(k, ow, kir_int(k, p->stride)), kir_int(k, p->pad)), kir_ref(k, kw));
+  KExpr *in_w = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), col), kir_lt(k, col, kir_int(k, b->x.w)));
+  KExpr *row = kir_add(k, kir_mul(k, a, kir_int(k, p->stride)), kir_ref(k, kh));
+  KStmt *inside = kir_if(k, kcol, in_w, NULL);
+  KExpr *v = kernel_let(kb, inside, "v", kir_load(k, staged, kir_add(k, kir_mul(k, row, kir_int(k, b->x.w)), col)));
+  KStmt *better = kir_if(k, inside, kir_lt(k, kir_ref(k, best), v), NULL);
+  kir_assign(k, better, best, v);
+  kir_assign(k, better, arg, kir_add(k, kir_mul(k, kir_ref(k, kh), kir_int(k, p->kernel)), kir_ref(k, kw)));
+  kir_store(k, live, taps, w, kir_ref(k, arg));
+  KExpr *oh = kir_add(k, at->first, a);
+  kir_store(k, live, dys, w, kir_load(k, kb->in[0], kir_add(k, at->y_plane, kir_add(k, kir_mul(k, oh, kir_int(k, OW)), ow))));
+  kir_barrier(k, k->body);
+}
+
+// Step 3: each input of the band sums the dy of the windows whose first maximum it is.
+static void gather_inputs(KernelBuilder *kb, const Band *b, const BandAt *at, int taps, int dys) {
+  Kernel *k = kb->k;
+  const PoolAttrs *p = b->p;
+  int64_t reach = (p->kernel + p->stride - 1) / p->stride, W = b->x.w;   // windows along a row that hold an input
+  KExpr *i;
+  KStmt *each = kernel_strided(kb, k->body, "i", b->rows * W, &i);
+  KExpr *row = kernel_let(kb, each, "ih", kir_add(k, at->r0, kir_div(k, i, W)));
+  KExpr *col = kernel_let(kb, each, "iw", kir_mod(k, i, W));
+  KStmt *mine = b->x.h % b->rows ? kir_if(k, each, kir_lt(k, row, kir_int(k, b->x.h)), NULL) : each;
+  int acc = kir_var(k, "acc", KT_F32), a, c;
+  kir_assign(k, mine, acc, kir_float(k, 0));
+  KStmt *wrows = kernel_loop(kb, mine, "a", reach, &a);
+  KExpr *oh = kernel_let(kb, wrows, "oh", kir_add(k, first_window(k, p, row, reach), kir_ref(k, a)));
+  KStmt *wcols = kernel_loop(kb, wrows, "c", reach, &c);
+  KExpr *ow = kernel_let(kb, wcols, "ow", kir_add(k, first_window(k, p, col, reach), kir_ref(k, c)));
+  KStmt *holds = kir_if(k, wcols, kir_and(k, window_holds(k, p, oh, b->y.h, row), window_holds(k, p, ow, b->y.w, col)), NULL);
+  KExpr *slot = kir_add(k, kir_mul(k, kir_sub(k, oh, at->first), kir_int(k, b->y.w)), ow);
+  KExpr *tap_h = kir_sub(k, row, kir_sub(k, kir_mul(k, oh, kir_int(k, p->stride)), kir_int(k, p->pad)));
+  KExpr *tap_w = kir_sub(k, col, kir_sub(k, kir_mul(k, ow, kir_int(k, p->stride)), kir_int(k, p->pad)));
+  KExpr *tap = kir_add(k, kir_mul(k, tap_h, kir_int(k, p->kernel)), tap_w);
+  KStmt *chose = kir_if(k, holds, kir_binary(k, KB_EQ, kir_load(k, taps, slot), tap), NULL);
+  kir_assign(k, chose, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), kir_load(k, dys, slot)));
+  kir_store(k, mine, kb->out, kir_add(k, at->x_plane, kir_add(k, kir_mul(k, row, kir_int(k, W)), col)), kir_ref(k, acc));
+}
+
+static Kernel *maxpool_grad_bands(KernelBuilder *kb, const Band *b) {
+  Kernel *k = kb->k;
+  kernel_blocks(kb, b->x.n * b->x.c * b->bands, KIR_LOOP_BLOCK);
+  k->layout = arena_printf(k->arena, "a block per (plane, band of %lld input rows): the x rows its windows read staged in "
+                           "shared memory, then a thread per window, then a thread per input", (long long)b->rows);
+  BandAt at = band_at(kb, b);
+  int staged = stage_rows(kb, b, &at);
+  int taps = kir_shared(k, "each window's first maximum: its tap, or -1", KT_I64, b->windows * b->y.w);
+  int dys = kir_shared(k, "each window's dy", KT_F32, b->windows * b->y.w);
+  window_maxima(kb, b, &at, staged, taps, dys);
+  gather_inputs(kb, b, &at, taps, dys);
   return k;
 }
 
+// On the GPU in bands (a plane whose one row of windows overflows shared memory keeps the
+// CPU's form).
 Kernel *kernel_maxpool_grad(KernelBuilder *kb) {
-  return kb->target->gpu ? maxpool_grad_gather(kb) : maxpool_grad_scatter(kb);
+  Band b = band_layout(&kb->node->attr.pool, kb->node->shape, kb->node->in[0]->shape);
+  return kb->target->gpu && b.rows ? maxpool_grad_bands(kb, &b) : maxpool_grad_scatter(kb);
 }
 
 // avgpool_grad(dy): each window spreads dy / area over its inputs.

@@ -66,6 +66,10 @@ void kernel_blocks(KernelBuilder *kb, int64_t grid, int block);
 // `partials`); every thread ends with the total in v. A barrier at the end lets the caller
 // reuse `partials`. Every thread of the block must reach it.
 void kernel_block_sum(KernelBuilder *kb, KStmt *into, int v, int partials);
+// A block kernel's threads sharing `count` items: thread t takes items t, t + block, ...
+// (consecutive threads, consecutive items: coalesced); returns the statement to fill for
+// each, the item in *item. The loop is named name.
+KStmt *kernel_strided(KernelBuilder *kb, KStmt *into, const char *name, int64_t count, KExpr **item);
 // for (v = 0; v < extent; v++) inside `into`, with a fresh variable named name.
 KStmt *kernel_loop(KernelBuilder *kb, KStmt *into, const char *name, int64_t extent, int *var);
 KExpr *kernel_index4(KernelBuilder *kb, Shape s, KExpr *n, KExpr *c, KExpr *h, KExpr *w);

@@ -67,17 +67,25 @@ const char *conv_algorithm(const Node *n) {
 
 // The statistics tail is [chunks][2][C]: each chunk's mean and sum of squared deviations.
 int64_t node_elems(const Node *n) {
-  return shape_elems(n->shape) + (conv_stats_chunks(n) + bn_partial_chunks(n)) * 2 * n->shape.c;
+  return shape_elems(n->shape) + conv_stats_chunks(n) * 2 * n->shape.c + reduction_partial_elems(n);
 }
 
-int64_t node_result_elems(const Node *n) { return node_elems(n) - bn_partial_chunks(n) * 2 * n->shape.c; }
+int64_t node_result_elems(const Node *n) { return node_elems(n) - reduction_partial_elems(n); }
 
-int64_t bn_partial_chunks(const Node *n) {
+int64_t reduction_chunks(const Node *n) {
   bool merged = n->op == OP_BN_STATS && n->in[0]->fused.stats_rows;
-  if ((n->op != OP_BN_STATS && n->op != OP_BN_DPARAMS) || merged)
+  if ((n->op != OP_BN_STATS && n->op != OP_BN_DPARAMS && n->op != OP_BIAS_GRAD) || merged)
     return 0;
   Shape x = n->in[0]->shape;
-  return (x.n * x.h * x.w + BN_CHUNK - 1) / BN_CHUNK;
+  return (x.n * x.h * x.w + REDUCTION_CHUNK - 1) / REDUCTION_CHUNK;
+}
+
+int reduction_results(const Node *n) { return n->op == OP_BIAS_GRAD ? 1 : 2; }
+
+// The channels are the reduced tensor's: a bias gradient's own shape is the bias's, [C].
+int64_t reduction_partial_elems(const Node *n) {
+  int64_t chunks = reduction_chunks(n);
+  return chunks ? chunks * reduction_results(n) * n->in[0]->shape.c : 0;
 }
 
 Shape shape_of_param(const Param *p) {
@@ -269,10 +277,11 @@ int64_t node_flops(const Node *n) {
   case OP_LINEAR_DW: return n->forward ? 2 * node_macs(n->forward) * n->forward->shape.n : 0;
   default: break;
   }
-  int64_t most = node_elems(n);
+  // A two-pass reduction's partial sums after a tensor are no elements of it.
+  int64_t most = node_result_elems(n);
   for (int i = 0; i < n->nin; i++)
-    if (node_elems(n->in[i]) > most)
-      most = node_elems(n->in[i]);
+    if (node_result_elems(n->in[i]) > most)
+      most = node_result_elems(n->in[i]);
   return most;
 }
 

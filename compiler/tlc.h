@@ -378,15 +378,18 @@ Shape shape4(int64_t n, int64_t c, int64_t h, int64_t w);
 Shape shape2(int64_t n, int64_t f);
 int64_t shape_elems(Shape s);
 // The elements of a node's buffer: its shape's, plus the per-chunk statistics a convolution
-// with stats_rows stores after its output, or the partial sums of bn_partial_chunks.
+// with stats_rows stores after its output, or the partial sums of a two-pass reduction.
 int64_t node_elems(const Node *n);
 int64_t conv_stats_chunks(const Node *n);   // ceil(output rows / stats_rows)
-// On the GPU, bn_stats (unless merged from a convolution's chunks) and bn_dparams reduce each
-// channel in chunks of BN_CHUNK elements, and store the chunks' partial sums after their [2,C]
-// output, [chunks][2][C], for a second kernel to add up (codegen/kernels_norm.c): the chunks,
-// or 0 for other nodes. The CPU's buffer has the room too and leaves it alone.
-enum { BN_CHUNK = 2048 };
-int64_t bn_partial_chunks(const Node *n);
+// On the GPU, bn_stats (unless merged from a convolution's chunks), bn_dparams and bias_grad
+// reduce each channel in chunks of REDUCTION_CHUNK elements, and store the chunks' partial
+// sums after their output, [chunks][results][C] (results: 2 for batchnorm's [2,C], 1 for a
+// bias gradient's [C]), for a second kernel to add up (codegen/kernels_norm.c). The CPU's
+// buffer has the room too and leaves it alone.
+enum { REDUCTION_CHUNK = 2048 };
+int64_t reduction_chunks(const Node *n);          // the chunks of a channel, or 0 for other nodes
+int reduction_results(const Node *n);             // the sums a chunk stores per channel
+int64_t reduction_partial_elems(const Node *n);   // the partial sums' elements after the output
 // node_elems but for those partial sums: what both devices' kernels write, and checks compare.
 int64_t node_result_elems(const Node *n);
 // How the CPU computes a convolution, fixed per layer at compile time (codegen/conv_cpu.h;

@@ -7,9 +7,9 @@
 # planted bug (every ReLU's fmaxf made fminf; in its first tensor-core kernel a missing
 # barrier, a wrong fragment layout, an off-by-one tile edge, and a wrong fragment layout in an
 # input gradient's tiles, a missing barrier in a weight gradient's; a wrong channel in
-# bn_dx's 16-byte form, windows missed in maxpool_grad's gather, a bf16 buffer read as float in
-# bn_apply, a round of loads skipped in bn_dparams' first pass, elements one off in the
-# optimizer's one launch: plant.py), given through
+# bn_dx's 16-byte form, the last maximum of a window taken in maxpool_grad, a bf16 buffer read
+# as float in bn_apply, a round of loads skipped in bn_dparams' first pass, the last chunk left
+# out of a bias gradient's second pass, elements one off in the optimizer's one launch: plant.py), given through
 # TLC_EMU_SOURCE, must fail the check there, and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
 # kernels need, or without the data.
 set -u
@@ -77,17 +77,19 @@ if [ "$model" = cnn_bn ]; then
   done
   # and in the gradients' tiles: a wrong fragment layout in the input gradient's, a missing
   # barrier in the weight gradient's; in the memory-bound kernels' GPU forms: a batchnorm
-  # gradient's 16-byte form reading a neighbour plane's channel, a max-pool gradient's gather
-  # missing windows, a bf16 buffer read as float in bn_apply, a batchnorm parameter gradient's
-  # first pass summing its chunk short, the optimizer's one launch for every parameter taking
-  # each thread's elements one off.
+  # gradient's 16-byte form reading a neighbour plane's channel, a max-pool gradient taking a
+  # window's last maximum (ReLU's zeros tie), a bf16 buffer read as float in bn_apply, a
+  # batchnorm parameter gradient's first pass summing its chunk short, a bias gradient's
+  # second pass leaving the last chunk out (the classifier's linear layers: cnn_bn's
+  # convolutions have no bias), the optimizer's one launch for every parameter taking each
+  # thread's elements one off.
   for planted in fragment:conv2d_dx barrier:conv2d_dw channel:bn_dx window:maxpool_grad bf16read:bn_apply \
-                 round:bn_dparams group:sgd_update; do
+                 round:bn_dparams chunks:bias_grad group:sgd_update; do
     bug=${planted%%:*} op=${planted#*:}
     check "cnn_bn: plant a $bug bug in $op" python3 "$here/plant.py" $bug program.cu planted_$op.cu $op
     TLC_EMU_SOURCE=$PWD/planted_$op.cu fails_with "cnn_bn: a planted $bug bug in $op fails --check-gpu" 1 \
       "kernels of the training step differ between the GPU and the CPU" ./train --check-gpu --limit 16 --out run_$op
-    check "cnn_bn: the $bug bug is named at $op" grep -qE "k[0-9]+_${op}_features_[a-z0-9_]+ .*MISMATCH" out.txt
+    check "cnn_bn: the $bug bug is named at $op" grep -qE "k[0-9]+_${op}_(features|classifier)_[a-z0-9_]+ .*MISMATCH" out.txt
   done
   # precision = "fp32": every value fp32 on the GPU too, each kernel compared within 1e-4.
   env -u LD_LIBRARY_PATH "$tlc" "$here/models.graph" --set "model=$call" --set image=$image --set 'precision="fp32"' \

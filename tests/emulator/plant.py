@@ -10,12 +10,16 @@ comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch
   channel   in the first kernel of op OP (bn_apply, bn_dx: the 16-byte form, kernels_norm.c), the
             channel's statistics and parameters read for the thread's next 4 elements (wrong
             where those start the next plane)
-  window    in the first maxpool_grad (the gather, kernels_pool.c, 4 input rows a thread), the
-            windows that start in the thread's last two rows not searched: their gradient is lost
+  window    in the first maxpool_grad (kernels_pool.c: bands of rows, a thread per window then per
+            input), each window's last maximum taken instead of its first: where a window
+            ties (zeros after a ReLU), its gradient goes to another input than the CPU's
   bf16read  in the first kernel of op OP, a buffer the GPU holds in bf16 read as float: the
             first 8-byte access's two bf16 values taken as one float's bits
   round     in the first pass 1 of op OP (bn_dparams, bn_stats: kernels_norm.c's two-pass
             reductions), each thread's second round of loads skipped: the chunk summed short
+  chunks    in the first kernel of op OP that adds up a first pass's partial sums (bias_grad,
+            bn_dparams: pass 2 of kernels_norm.c's two-pass reductions), the last chunk left
+            out (the chunk count one short)
   group     in the first multi-tensor optimizer update (kernels_optim.c), each thread's elements
             one further on: every parameter's first element is never updated
 Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
@@ -28,7 +32,7 @@ op = sys.argv[4] if len(sys.argv) > 4 else None
 text = open(src).read()
 functions = text.split('\n\n')   # a function and its comment lines have no blank line inside
 for i, f in enumerate(functions):
-    kernel = {'tap': 'span[', 'channel': '', 'window': '', 'bf16read': 'const uint2 q', 'round': '_partials(',
+    kernel = {'tap': 'span[', 'channel': '', 'window': '', 'bf16read': 'const uint2 q', 'round': '_partials(', 'chunks': "adding up pass 1's",
               'group': '_group('}.get(mode, 'tlc_mma_16816_bf16(')
     if mode == 'window':
         op = 'maxpool_grad'
@@ -52,11 +56,14 @@ for i, f in enumerate(functions):
     elif mode == 'channel':
         planted = re.sub(r'\(\(piece \* 4\) / (\d+)\)', r'(((piece * 4) + 4) / \1)', f)
     elif mode == 'window':
-        planted = f.replace('< (ih + 4))', '< (ih + 2))', 1)
+        planted = f.replace('if ((best < v))', 'if ((best <= v))', 1)
     elif mode == 'bf16read':
         planted = f.replace('tlc_bf2f((unsigned short)q.x)', '__uint_as_float(q.x)', 1)
     elif mode == 'round':
         planted = re.sub(r'\n( *)if \(.*\(256 \+ \(int64_t\)threadIdx\.x\).*\{\n', r'\n\1if (false) {\n', f, count=1)
+    elif mode == 'chunks':
+        planted = re.sub(r'(\(\(\(j\d* \* 256\) \+ \(int64_t\)threadIdx\.x\) < )(\d+)\)',
+                         lambda m: '%s%d)' % (m.group(1), int(m.group(2)) - 1), f, count=1)
     elif mode == 'group':
         planted = re.sub(r'\((r\d*) \* 256\) \+ \(int64_t\)threadIdx\.x\)', r'(\1 * 256) + (int64_t)threadIdx.x + 1)', f)
     else:

@@ -8,14 +8,18 @@
 #include <sys/stat.h>
 
 void exec_args(const Exec *x, const Node *n, void **bufs) {
+  int nbufs = 0;
   for (int i = 0; i < n->nin; i++)
-    bufs[i] = x->buf[n->in[i]->id];
+    bufs[nbufs++] = x->buf[n->in[i]->id];
   if (!n->writes_inputs)
-    bufs[n->nin] = x->buf[n->id];
+    bufs[nbufs++] = x->buf[n->id];
+  const Node *apart = kernel_stats_node(x->g, x->bf16, n);   // fp32 statistics after a bf16 tensor
+  if (apart)
+    bufs[nbufs] = (char *)x->buf[apart->id] + value_stats_offset(x->g, apart, x->bf16);
 }
 
 void exec_run(Exec *x, const Node *n) {
-  void *bufs[MAX_INPUTS + 1];
+  void *bufs[MAX_INPUTS + 2];
   exec_args(x, n, bufs);
   const Kernel *first = x->kernel[n->id]->pass1;
   if (first) {
@@ -69,16 +73,17 @@ static const KernelTarget *target_from_environment(void) {
 
 Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target) {
   mkdir(dir, 0755);
-  Exec x = {.g = g};
+  const KernelTarget *chosen = target ? target : target_from_environment();
+  Exec x = {.g = g, .bf16 = chosen->bf16_activations};
   x.buf = arena_alloc(a, sizeof(void *) * (size_t)g->n);
   x.fn = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
-  x.kernel = kernels_by_node(a, g, "", target ? target : target_from_environment());
+  x.kernel = kernels_by_node(a, g, "", chosen);
   x.pass1 = arena_alloc(a, sizeof(KernelFn *) * (size_t)g->n);
   Kernel **all = arena_alloc(a, sizeof(Kernel *) * (size_t)(2 * g->n));
   int nk = 0;
   for (int i = 0; i < g->n; i++) {
     const Node *n = g->nodes[i];
-    x.buf[i] = n->op == OP_VIEW ? (char *)x.buf[n->in[0]->id] + n->attr.view_offset * 4
+    x.buf[i] = n->op == OP_VIEW ? (char *)x.buf[n->in[0]->id] + n->attr.view_offset * value_elem_bytes(g, n, x.bf16)
                                 : arena_alloc(a, (size_t)node_bytes(n));
     for (Kernel *k = x.kernel[i]; k; k = k->pass1)
       all[nk++] = k;

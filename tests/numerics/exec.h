@@ -15,6 +15,10 @@ typedef struct Exec {
   KernelFn **fn;        // per node id: its kernel, or NULL
   KernelFn **pass1;     // per node id: the first pass run before it (Kernel.pass1), or NULL
   Kernel **kernel;
+  // The target keeps activations in bf16 (KernelTarget.bf16_activations): those tensors hold
+  // 2-byte values (value_bf16), a convolution's chunk statistics after them at
+  // value_stats_offset; each buffer still has node_bytes.
+  bool bf16;
 } Exec;
 
 // Builds the kernels of g, laid out for target, in dir (made if missing) and allocates every
@@ -24,8 +28,8 @@ typedef struct Exec {
 Exec exec_build(Arena *a, const Graph *g, const char *dir, const KernelTarget *target);
 // Runs node n (nothing for nodes without a kernel and for in-place updates).
 void exec_node(Exec *x, const Node *n);
-// Node n's kernel arguments (MAX_INPUTS + 1): its inputs' tensors, then its own unless it
-// updates its inputs in place.
+// Node n's kernel arguments (MAX_INPUTS + 2): its inputs' tensors, then its own unless it
+// updates its inputs in place, then the chunk statistics apart from a bf16 tensor, if any.
 void exec_args(const Exec *x, const Node *n, void **bufs);
 // Runs node n's kernel, in-place updates included.
 void exec_run(Exec *x, const Node *n);
