@@ -16,6 +16,9 @@ comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch
             first 8-byte access's two bf16 values taken as one float's bits
   round     in the first pass 1 of op OP (bn_dparams, bn_stats: kernels_norm.c's two-pass
             reductions), each thread's second round of loads skipped: the chunk summed short
+  stage     in the first tensor-core kernel of op OP whose ldmatrix reads a bf16 operand's copy
+            stages (kernels_tiles.c), the other stage read: the step before's piece, or one
+            not yet copied
   group     in the first multi-tensor optimizer update (kernels_optim.c), each thread's elements
             one further on: every parameter's first element is never updated
 Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
@@ -57,6 +60,8 @@ for i, f in enumerate(functions):
         planted = f.replace('tlc_bf2f((unsigned short)q.x)', '__uint_as_float(q.x)', 1)
     elif mode == 'round':
         planted = re.sub(r'\n( *)if \(.*\(256 \+ \(int64_t\)threadIdx\.x\).*\{\n', r'\n\1if (false) {\n', f, count=1)
+    elif mode == 'stage':
+        planted = re.sub(r'(\w_stage = \(\()kt( % 2\))', r'\1(kt + 1)\2', f)
     elif mode == 'group':
         planted = re.sub(r'\((r\d*) \* 256\) \+ \(int64_t\)threadIdx\.x\)', r'(\1 * 256) + (int64_t)threadIdx.x + 1)', f)
     else:
