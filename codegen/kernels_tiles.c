@@ -23,8 +23,7 @@
 // operand whose four elements along k are consecutive and aligned (a forward pass's weights and
 // linear rows, the weight gradient's dy) comes by asynchronous copies (16 bytes of float, 8 of
 // bf16) into two stages: the next step's copies are in flight while this step is gathered,
-// converted and multiplied. A bf16 operand's stages have the pieces' padded rows, and
-// ldmatrix reads the step's stage where the copies landed. The forward epilogue is the
+// converted and multiplied. The forward epilogue is the
 // CPU kernel's: bias, a folded batchnorm, the residual, the activation, and the statistics of
 // each 64-row chunk for the batchnorm after it; the input gradient's adds the gradient it is
 // summed with (a fused residual).
@@ -53,10 +52,8 @@ typedef struct Tiles {
   KExpr *k_first;               // the weight gradient's first row of the sum (its chunk's)
   KExpr *c_first;               // where the block's chunk of C starts
   bool a_by_row, b_by_row;      // a piece staged row-fastest (consecutive threads, consecutive m or n)
-  int as, bs;                   // the staged pieces of A and B that ldmatrix reads (shared, bf16)
+  int as, bs;                   // the staged pieces of A and B (shared, bf16)
   int a_copy, b_copy;           // a copied piece's STAGES stages, as its operand stores it (shared), or -1
-  bool a_direct, b_direct;      // a copied bf16 piece, read by ldmatrix in its stage (as, bs are its stages)
-  KExpr *a_stage, *b_stage;     // where the step's piece starts in as, bs: its stage's, or 0
   KExpr *m0, *n0;               // the block's first row and column of C
   KExpr *lane, *warp_m, *warp_n;
   int64_t bm, bn;               // the block's tile of C (kernel_tile_shape)
@@ -189,13 +186,6 @@ static KExpr *copied_index(Tiles *t, KExpr *row, KExpr *kk) {
   return kir_add(k, kir_mul(k, plane, num(k, P)), kir_mod(k, r, P));
 }
 
-// Whether a copied operand is bf16 in memory, so that its stages can be what ldmatrix reads:
-// rows padded to LD as the pieces are, no move into a piece and no barrier for one.
-static bool direct(const Tiles *t, bool is_a) { return copied(t, is_a) && element_bytes(t, is_a) == 2; }
-
-// The elements of a row of the operand's copy stages: LD where ldmatrix reads them, else BK.
-static int64_t stage_row(const Tiles *t, bool is_a) { return direct(t, is_a) ? LD : BK; }
-
 // The operand's piece of step k0 into stage `stage` of its copy buffer, 16 bytes (four
 // elements along k) a copy, k-fastest; the rows past the matrix and the row's end past K are
 // zero-filled (a copy of 0 bytes reads nothing).
@@ -213,8 +203,7 @@ static void copy_piece(Tiles *t, KStmt *into, KExpr *k0, KExpr *stage, bool is_a
   KExpr *bytes = kir_binary(k, KB_MAX, kir_binary(k, KB_MIN, left, num(k, 4 * size)), num(k, 0));
   bytes = kernel_let(t->kb, loop, "bytes", kir_select(k, kir_lt(k, r, num(k, extent)), bytes, num(k, 0)));
   KExpr *from = kir_select(k, kir_lt(k, num(k, 0), bytes), copied_index(t, r, kk), num(k, 0));
-  int64_t ld = stage_row(t, is_a);
-  KExpr *to = kir_add(k, kir_mul(k, stage, num(k, rows * ld)), kir_add(k, kir_mul(k, row, num(k, ld)), col));
+  KExpr *to = kir_add(k, kir_mul(k, stage, num(k, rows * BK)), kir_add(k, kir_mul(k, row, num(k, BK)), col));
   kir_cp_async(k, loop, is_a ? t->a_copy : t->b_copy, to, is_a ? t->a_buf : t->b_buf, from, bytes);
 }
 
@@ -250,12 +239,12 @@ static void multiply_step(Tiles *t, KStmt *into, int64_t ks, int a[MAX_MI], int 
     KExpr *row = kir_add(k, kir_add(k, kir_mul(k, t->warp_m, num(k, t->mi * 16)), num(k, mi * 16)),
                          kir_add(k, r8, kir_mul(k, kir_mod(k, tile, 2), num(k, 8))));
     KExpr *col = kir_add(k, num(k, ks), kir_mul(k, kir_div(k, tile, 2), num(k, 8)));
-    kir_ldmatrix(k, into, a[mi], 4, false, t->as, kir_add(k, t->a_stage, kir_add(k, kir_mul(k, row, num(k, LD)), col)));
+    kir_ldmatrix(k, into, a[mi], 4, false, t->as, kir_add(k, kir_mul(k, row, num(k, LD)), col));
   }
   for (int ni = 0; ni < t->ni; ni++) {
     KExpr *row = kir_add(k, kir_add(k, kir_mul(k, t->warp_n, num(k, t->ni * 8)), num(k, ni * 8)), r8);
     KExpr *col = kir_add(k, num(k, ks), kir_mul(k, kir_mod(k, tile, 2), num(k, 8)));
-    kir_ldmatrix(k, into, b[ni], 2, false, t->bs, kir_add(k, t->b_stage, kir_add(k, kir_mul(k, row, num(k, LD)), col)));
+    kir_ldmatrix(k, into, b[ni], 2, false, t->bs, kir_add(k, kir_mul(k, row, num(k, LD)), col));
   }
   for (int mi = 0; mi < t->mi; mi++)
     for (int ni = 0; ni < t->ni; ni++)
@@ -275,10 +264,7 @@ static void gathered_loop(Tiles *t, KStmt *steps, KExpr *k0, int a[MAX_MI], int 
 
 // With copies, in STAGES stages: step kt + 1's copies are issued before step kt is gathered
 // and multiplied, so they are in flight while it is; its own copies (issued a step before,
-// or before the loop for step 0) are waited for, then converted, or read where they landed
-// (a bf16 operand: then no convert and no barrier after it, unless the other operand is a
-// float one's). Writing stage kt + 1 is safe: the barrier that ended step kt - 1 follows the
-// last read of it.
+// or before the loop for step 0) are waited for, then converted.
 static void pipelined_loop(Tiles *t, KStmt *steps, KExpr *kt, int64_t nsteps, int a[MAX_MI], int b[MAX_NI]) {
   Kernel *k = t->kb->k;
   KExpr *next = kir_add(k, kt, num(k, 1));
@@ -292,17 +278,11 @@ static void pipelined_loop(Tiles *t, KStmt *steps, KExpr *kt, int64_t nsteps, in
     stage_piece(t, steps, k0, false);
   kir_cp_wait(k, steps, STAGES - 1);   // all but the newest group: step kt's copies
   kir_barrier(k, steps);                // every thread's copies have landed
-  bool a_convert = t->a_copy >= 0 && !t->a_direct, b_convert = t->b_copy >= 0 && !t->b_direct;
-  if (a_convert)
+  if (t->a_copy >= 0)
     convert_piece(t, steps, stage, true);
-  if (b_convert)
+  if (t->b_copy >= 0)
     convert_piece(t, steps, stage, false);
-  if (a_convert || b_convert)
-    kir_barrier(k, steps);
-  if (t->a_direct)
-    t->a_stage = kernel_let(t->kb, steps, "a_stage", kir_mul(k, stage, num(k, t->bm * LD)));
-  if (t->b_direct)
-    t->b_stage = kernel_let(t->kb, steps, "b_stage", kir_mul(k, stage, num(k, t->bn * LD)));
+  kir_barrier(k, steps);
   for (int64_t ks = 0; ks < BK; ks += 16)
     multiply_step(t, steps, ks, a, b);
   kir_barrier(k, steps);   // before the next step overwrites the bf16 pieces
@@ -519,17 +499,11 @@ static Tiles describe(KernelBuilder *kb, int64_t *chunks) {
   return t;
 }
 
-// The static shared memory of one operand's rows: its bf16 piece, or its stages where
-// ldmatrix reads them, and a float one's stages as copied.
-static int64_t operand_bytes(const Tiles *t, bool is_a, int64_t rows) {
-  if (direct(t, is_a))
-    return STAGES * rows * LD * 2;
-  return rows * LD * 2 + (copied(t, is_a) ? STAGES * rows * BK * element_bytes(t, is_a) : 0);
-}
-
-// The static shared memory a block of shape s takes: the operands' and the statistics'.
+// The static shared memory a block of shape s takes: the bf16 pieces and the copies' stages.
 static int64_t shared_bytes(const Tiles *t, TileShape s) {
-  return operand_bytes(t, true, s.bm) + operand_bytes(t, false, s.bn) + (t->kb->node->fused.stats_rows ? 2 * s.bn * 4 : 0);
+  int64_t pieces = (s.bm + s.bn) * LD * 2;
+  int64_t copies = (copied(t, true) ? s.bm * element_bytes(t, true) : 0) + (copied(t, false) ? s.bn * element_bytes(t, false) : 0);
+  return pieces + STAGES * copies * BK + (t->kb->node->fused.stats_rows ? 2 * s.bn * 4 : 0);
 }
 
 // The block tile from the table (kernel_tile_shape), or 64 x 64 where the product cannot take
@@ -543,30 +517,6 @@ static void choose_tile(Tiles *t) {
   t->mi = s.bm / 32, t->ni = s.bn / 16;   // a warp's quarter: (bm / 2) x (bn / 2)
 }
 
-// The shared piece ldmatrix reads of an operand: a bf16 operand's copy stages (rows padded to
-// LD), else a piece of its own that the operand is gathered or converted into.
-static int piece_buffer(Tiles *t, bool is_a) {
-  Kernel *k = t->kb->k;
-  int64_t rows = is_a ? t->bm : t->bn;
-  *(is_a ? &t->a_direct : &t->b_direct) = direct(t, is_a);
-  *(is_a ? &t->a_stage : &t->b_stage) = num(k, 0);
-  if (direct(t, is_a))
-    return kir_shared(k, is_a ? "A's piece, 2 stages as copied (bf16)" : "B's piece, 2 stages as copied (bf16)", KT_BF16,
-                      STAGES * rows * LD);
-  return kir_shared(k, is_a ? "A's piece (bf16)" : "B's piece (bf16)", KT_BF16, rows * LD);
-}
-
-// The stages the operand's copies land in (its piece where that is them), or -1.
-static int copy_buffer(Tiles *t, bool is_a) {
-  if (!copied(t, is_a))
-    return -1;
-  if (direct(t, is_a))
-    return is_a ? t->as : t->bs;
-  int64_t rows = is_a ? t->bm : t->bn;
-  return kir_shared(t->kb->k, is_a ? "A's piece as copied, 2 stages" : "B's piece as copied, 2 stages",
-                    t->kb->k->bufs[is_a ? t->a_buf : t->b_buf].type, STAGES * rows * BK);
-}
-
 Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   Kernel *k = kb->k;
   const Node *n = kb->node;
@@ -576,10 +526,10 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   int64_t mtiles = (t.M + t.bm - 1) / t.bm, ntiles = (t.N + t.bn - 1) / t.bn;
   kernel_blocks(kb, chunks * mtiles * ntiles, THREADS);
   k->bf16 = true;
-  t.as = piece_buffer(&t, true);
-  t.bs = piece_buffer(&t, false);
-  t.a_copy = copy_buffer(&t, true);
-  t.b_copy = copy_buffer(&t, false);
+  t.as = kir_shared(k, "A's piece (bf16)", KT_BF16, t.bm * LD);
+  t.bs = kir_shared(k, "B's piece (bf16)", KT_BF16, t.bn * LD);
+  t.a_copy = copied(&t, true) ? kir_shared(k, "A's piece as copied, 2 stages", k->bufs[t.a_buf].type, STAGES * t.bm * BK) : -1;
+  t.b_copy = copied(&t, false) ? kir_shared(k, "B's piece as copied, 2 stages", k->bufs[t.b_buf].type, STAGES * t.bn * BK) : -1;
   // what bench/tile_sweep.sh reads to time each product's tiles
   k->layout = arena_printf(k->arena, "tiles of %lld x %lld of the product %s M %lld N %lld K %lld%s%s", (long long)t.bm,
                            (long long)t.bn, op_info[n->op].name, (long long)t.M, (long long)t.N, (long long)t.K,

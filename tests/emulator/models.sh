@@ -9,8 +9,7 @@
 # input gradient's tiles, a missing barrier in a weight gradient's; a wrong channel in
 # bn_dx's 16-byte form, the last maximum of a window taken in maxpool_grad, a bf16 buffer read
 # as float in bn_apply, a round of loads skipped in bn_dparams' first pass, the last chunk left
-# out of a bias gradient's second pass, elements one off in the optimizer's one launch, a
-# weight gradient reading the other copy stage: plant.py), given through
+# out of a bias gradient's second pass, elements one off in the optimizer's one launch: plant.py), given through
 # TLC_EMU_SOURCE, must fail the check there, and TLC_EMU_SM picks the GPU the trainer sees. Exit 77 (skipped) without NVRTC, which the GPU
 # kernels need, or without the data.
 set -u
@@ -83,10 +82,9 @@ if [ "$model" = cnn_bn ]; then
   # batchnorm parameter gradient's first pass summing its chunk short, a bias gradient's
   # second pass leaving the last chunk out (the classifier's linear layers: cnn_bn's
   # convolutions have no bias), the optimizer's one launch for every parameter taking each
-  # thread's elements one off; a weight gradient's ldmatrix reading dy's other copy stage.
+  # thread's elements one off.
   for planted in fragment:conv2d_dx barrier:conv2d_dw channel:bn_dx window:maxpool_grad bf16read:bn_apply \
-                 round:bn_dparams chunks:bias_grad group:sgd_update \
-                 stage:conv2d_dw; do
+                 round:bn_dparams chunks:bias_grad group:sgd_update; do
     bug=${planted%%:*} op=${planted#*:}
     check "cnn_bn: plant a $bug bug in $op" python3 "$here/plant.py" $bug program.cu planted_$op.cu $op
     TLC_EMU_SOURCE=$PWD/planted_$op.cu fails_with "cnn_bn: a planted $bug bug in $op fails --check-gpu" 1 \

@@ -20,9 +20,6 @@ comment names it: conv2d_dx, conv2d_dw, linear_dw...), for the emulator to catch
   chunks    in the first kernel of op OP that adds up a first pass's partial sums (bias_grad,
             bn_dparams: pass 2 of kernels_norm.c's two-pass reductions), the last chunk left
             out (the chunk count one short)
-  stage     in the first tensor-core kernel of op OP whose ldmatrix reads a bf16 operand's copy
-            stages (kernels_tiles.c), the other stage read: the step before's piece, or one
-            not yet copied
   group     in the first multi-tensor optimizer update (kernels_optim.c), each thread's elements
             one further on: every parameter's first element is never updated
 Exits 1 when the program has no such kernel or the edit finds nothing to change, so a test
@@ -67,8 +64,6 @@ for i, f in enumerate(functions):
     elif mode == 'chunks':
         planted = re.sub(r'(\(\(\(j\d* \* 256\) \+ \(int64_t\)threadIdx\.x\) < )(\d+)\)',
                          lambda m: '%s%d)' % (m.group(1), int(m.group(2)) - 1), f, count=1)
-    elif mode == 'stage':
-        planted = re.sub(r'(\w_stage = \(\()kt( % 2\))', r'\1(kt + 1)\2', f)
     elif mode == 'group':
         planted = re.sub(r'\((r\d*) \* 256\) \+ \(int64_t\)threadIdx\.x\)', r'(\1 * 256) + (int64_t)threadIdx.x + 1)', f)
     else:
