@@ -41,6 +41,22 @@ enum {
 
 typedef enum { FORWARD, INPUT_GRAD, WEIGHT_GRAD } TileProduct;
 
+// The input gradient of a convolution with stride s > 1 as s * s products, one per phase:
+// the input positions whose row is fed by the kernel rows kh = rh, rh + s, ... (those with
+// (ih + pad) mod s = rh), and so for the columns. Without phases, 1 - 1/s^2 of A(m, (co,
+// tap)) is 0 (no output position is fed under the tap) and dy is read at every other
+// column; within a phase every tap feeds, and consecutive rows read consecutive dy.
+// A phase's row m is the position (img, i, j) at ih = s i + eh, iw = s j + ew (the phase's
+// first row and column), fed by output row oh = i + ch - uh under its tap uh, and so for
+// the columns; a phase whose rows exist only past the image's edge, or whose taps do not
+// (rh >= kernel: a 1x1 convolution at stride 2), stores zeros.
+typedef struct Phases {
+  int64_t count;                // s * s, or 0: the product is not split
+  int64_t per_side;             // taps of a phase along a side at most: ceil(kernel / s)
+  int64_t rows, cols;           // a phase's positions along a side at most: ceil(H / s), ceil(W / s)
+  KExpr *rh, *rw, *eh, *ew, *ch, *cw;   // the block's phase (named in the kernel)
+} Phases;
+
 typedef struct Tiles {
   KernelBuilder *kb;
   TileProduct product;
@@ -49,6 +65,7 @@ typedef struct Tiles {
   int64_t M, N, K;
   Shape x, y;                   // a convolution's image and output
   int64_t taps;                 // a convolution's kernel * kernel
+  Phases ph;                    // a strided convolution's input gradient by phase (phases 0: not)
   KExpr *k_first;               // the weight gradient's first row of the sum (its chunk's)
   KExpr *c_first;               // where the block's chunk of C starts
   bool a_by_row, b_by_row;      // a piece staged row-fastest (consecutive threads, consecutive m or n)
@@ -100,6 +117,63 @@ static KExpr *dy_feeding(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *vali
   return kernel_load_if(k, t->a_buf, fed, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, plane, num(k, t->y.h)), oh), num(k, t->y.w)), ow));
 }
 
+// Where phase row m lies: its image and input position; and whether it is inside the image.
+static void phase_position(Tiles *t, KStmt *into, KExpr *m, KExpr **img, KExpr **i, KExpr **j) {
+  Kernel *k = t->kb->k;
+  int64_t per_image = t->ph.rows * t->ph.cols;
+  *img = kir_div(k, m, per_image);
+  KExpr *q = kernel_let(t->kb, into, "q", kir_mod(k, m, per_image));
+  *i = kir_div(k, q, t->ph.cols), *j = kir_mod(k, q, t->ph.cols);
+}
+
+static KExpr *phase_row_exists(Tiles *t, KExpr *i, KExpr *j) {
+  Kernel *k = t->kb->k;
+  int64_t s = t->kb->node->attr.conv.stride;
+  return kir_and(k, kir_lt(k, kir_add(k, kir_mul(k, i, num(k, s)), t->ph.eh), num(k, t->x.h)),
+                 kir_lt(k, kir_add(k, kir_mul(k, j, num(k, s)), t->ph.ew), num(k, t->x.w)));
+}
+
+// kk = (co, uh, uw) of a phase: the channel and the kernel row and column rh + s uh, rw + s uw,
+// and whether that tap is in the kernel.
+static KExpr *phase_tap(Tiles *t, KStmt *into, KExpr *kk, KExpr **co, KExpr **uh, KExpr **uw, KExpr **kh, KExpr **kw) {
+  Kernel *k = t->kb->k;
+  const ConvAttrs *c = &t->kb->node->attr.conv;
+  int64_t side = t->ph.per_side;
+  *co = kir_div(k, kk, side * side);
+  KExpr *u = kernel_let(t->kb, into, "u", kir_mod(k, kk, side * side));
+  *uh = kir_div(k, u, side), *uw = kir_mod(k, u, side);
+  *kh = kir_add(k, t->ph.rh, kir_mul(k, *uh, num(k, c->stride)));
+  *kw = kir_add(k, t->ph.rw, kir_mul(k, *uw, num(k, c->stride)));
+  return kir_and(k, kir_lt(k, *kh, num(k, c->kernel)), kir_lt(k, *kw, num(k, c->kernel)));
+}
+
+// dy[img, co, i + ch - uh, j + cw - uw] for phase row m and kk = (co, uh, uw), 0 where the tap
+// is outside the kernel or the output position outside dy.
+static KExpr *dy_feeding_phase(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *valid) {
+  Kernel *k = t->kb->k;
+  KExpr *img, *i, *j, *co, *uh, *uw, *kh, *kw;
+  phase_position(t, into, m, &img, &i, &j);
+  KExpr *in_kernel = phase_tap(t, into, kk, &co, &uh, &uw, &kh, &kw);
+  KExpr *oh = kernel_let(t->kb, into, "oh", kir_sub(k, kir_add(k, i, t->ph.ch), uh));
+  KExpr *ow = kernel_let(t->kb, into, "ow", kir_sub(k, kir_add(k, j, t->ph.cw), uw));
+  KExpr *fed = kir_and(k, kir_and(k, valid, in_kernel), phase_row_exists(t, i, j));
+  fed = kir_and(k, fed, kir_and(k, kir_and(k, at_least_0(k, oh), at_least_0(k, ow)),
+                                kir_and(k, kir_lt(k, oh, num(k, t->y.h)), kir_lt(k, ow, num(k, t->y.w)))));
+  KExpr *plane = kir_add(k, kir_mul(k, img, num(k, t->y.c)), co);
+  return kernel_load_if(k, t->a_buf, fed, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, plane, num(k, t->y.h)), oh), num(k, t->y.w)), ow));
+}
+
+// w[co, ci = n, rh + s uh, rw + s uw] for kk = (co, uh, uw), 0 where the tap is outside the kernel.
+static KExpr *weight_phase(Tiles *t, KStmt *into, KExpr *n, KExpr *kk, KExpr *valid) {
+  Kernel *k = t->kb->k;
+  int64_t kernel = t->kb->node->attr.conv.kernel;
+  KExpr *co, *uh, *uw, *kh, *kw;
+  KExpr *in_kernel = phase_tap(t, into, kk, &co, &uh, &uw, &kh, &kw);
+  KExpr *tap = kir_add(k, kir_mul(k, kh, num(k, kernel)), kw);
+  KExpr *at = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, num(k, t->N)), n), num(k, t->taps)), tap);
+  return kernel_load_if(k, t->b_buf, kir_and(k, valid, in_kernel), at);
+}
+
 // A(m, k) for m < M and k < K where valid (0 elsewhere), as the product says.
 static KExpr *a_value(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *valid) {
   Kernel *k = t->kb->k;
@@ -109,6 +183,8 @@ static KExpr *a_value(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *valid) 
       return patch(t, into, t->a_buf, m, kk, valid);
     return kernel_load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
   case INPUT_GRAD:
+    if (t->ph.count)
+      return dy_feeding_phase(t, into, m, kk, valid);
     if (t->conv)
       return dy_feeding(t, into, m, kk, valid);
     return kernel_load_if(k, t->a_buf, valid, kir_add(k, kir_mul(k, m, num(k, t->K)), kk));
@@ -133,6 +209,8 @@ static KExpr *b_value(Tiles *t, KStmt *into, KExpr *n, KExpr *kk, KExpr *valid) 
     return kernel_load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kk, num(k, t->N)), n));
   if (t->product == WEIGHT_GRAD)
     return patch(t, into, t->b_buf, kir_add(k, t->k_first, kk), n, valid);
+  if (t->ph.count)
+    return weight_phase(t, into, n, kk, valid);
   KExpr *co = kir_div(k, kk, t->taps), *tap = kir_mod(k, kk, t->taps);   // w[co, ci = n, tap]
   return kernel_load_if(k, t->b_buf, valid, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, num(k, t->N)), n), num(k, t->taps)), tap));
 }
@@ -288,7 +366,7 @@ static void pipelined_loop(Tiles *t, KStmt *steps, KExpr *kt, int64_t nsteps, in
   kir_barrier(k, steps);   // before the next step overwrites the bf16 pieces
 }
 
-static void main_loop(Tiles *t) {
+static void main_loop(Tiles *t, KStmt *into) {
   Kernel *k = t->kb->k;
   int a[MAX_MI], b[MAX_NI], kt;
   for (int mi = 0; mi < t->mi; mi++)
@@ -298,10 +376,10 @@ static void main_loop(Tiles *t) {
   int64_t nsteps = (t->K + BK - 1) / BK;
   bool copies = t->a_copy >= 0 || t->b_copy >= 0;
   if (copies) {
-    issue_copies(t, k->body, num(k, 0), num(k, 0));
-    kir_cp_commit(k, k->body);
+    issue_copies(t, into, num(k, 0), num(k, 0));
+    kir_cp_commit(k, into);
   }
-  KStmt *steps = kernel_loop(t->kb, k->body, "kt", nsteps, &kt);
+  KStmt *steps = kernel_loop(t->kb, into, "kt", nsteps, &kt);
   if (copies)
     pipelined_loop(t, steps, kir_ref(k, kt), nsteps, a, b);
   else
@@ -331,6 +409,13 @@ static KExpr *store_index(Tiles *t, KExpr *m, KExpr *n) {
     return kir_add(k, t->c_first, flat);
   if (!t->conv)
     return flat;
+  if (t->ph.count) {   // dx[img, n, s i + eh, s j + ew]
+    int64_t s = t->kb->node->attr.conv.stride, per_image = t->ph.rows * t->ph.cols;
+    KExpr *q = kir_mod(k, m, per_image);
+    KExpr *ih = kir_add(k, kir_mul(k, kir_div(k, q, t->ph.cols), num(k, s)), t->ph.eh);
+    KExpr *iw = kir_add(k, kir_mul(k, kir_mod(k, q, t->ph.cols), num(k, s)), t->ph.ew);
+    return kernel_index4(t->kb, t->x, kir_div(k, m, per_image), n, ih, iw);
+  }
   Shape c = t->product == FORWARD ? t->y : t->x;
   int64_t P = c.h * c.w;
   return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_div(k, m, P), num(k, t->N)), n), num(k, P)), kir_mod(k, m, P));
@@ -354,7 +439,12 @@ static void epilogue(Tiles *t) {
     for (int ni = 0; ni < t->ni; ni++)
       for (int e = 0; e < 4; e++) {
         KExpr *m = row_of(t, mi, e), *n = col_of(t, ni, e);
-        KStmt *inside = kir_if(k, k->body, kir_and(k, kir_lt(k, m, num(k, t->M)), kir_lt(k, n, num(k, t->N))), NULL);
+        KExpr *in_c = kir_and(k, kir_lt(k, m, num(k, t->M)), kir_lt(k, n, num(k, t->N)));
+        if (t->ph.count) {   // and a position of the image, not past its edge
+          KExpr *q = kir_mod(k, m, t->ph.rows * t->ph.cols);
+          in_c = kir_and(k, in_c, phase_row_exists(t, kir_div(k, q, t->ph.cols), kir_mod(k, q, t->ph.cols)));
+        }
+        KStmt *inside = kir_if(k, k->body, in_c, NULL);
         KExpr *at = store_index(t, m, n);
         KExpr *acc = kir_elem(k, t->acc[mi][ni], e);
         KExpr *v = finished(t, acc, n, at);
@@ -452,6 +542,31 @@ static void chunk_stats(Tiles *t, KExpr *mt) {
     }
 }
 
+// The block's phase (rh, rw) and what follows from it: its first input row eh = (rh - pad)
+// mod s, and ch = (eh + pad - rh) / s, exact, and so for the columns.
+static void name_phase(Tiles *t, KExpr *phase) {
+  Kernel *k = t->kb->k;
+  const ConvAttrs *c = &t->kb->node->attr.conv;
+  int64_t s = c->stride, back = s - c->pad % s;
+  t->ph.rh = named(k, "rh", kir_div(k, phase, s));
+  t->ph.rw = named(k, "rw", kir_mod(k, phase, s));
+  t->ph.eh = named(k, "eh", kir_mod(k, kir_add(k, t->ph.rh, num(k, back)), s));
+  t->ph.ew = named(k, "ew", kir_mod(k, kir_add(k, t->ph.rw, num(k, back)), s));
+  t->ph.ch = named(k, "ch", kir_div(k, kir_sub(k, kir_add(k, t->ph.eh, num(k, c->pad)), t->ph.rh), s));
+  t->ph.cw = named(k, "cw", kir_div(k, kir_sub(k, kir_add(k, t->ph.ew, num(k, c->pad)), t->ph.rw), s));
+}
+
+// Where the main loop goes: a phase without taps (a kernel narrower than the stride) skips it.
+// The condition is on the block index itself, which the verifier knows every thread shares.
+static KStmt *phase_with_taps(Tiles *t, KExpr *phase) {
+  Kernel *k = t->kb->k;
+  int64_t kernel = t->kb->node->attr.conv.kernel, s = t->kb->node->attr.conv.stride;
+  if (kernel >= s)
+    return k->body;
+  KExpr *taps = kir_and(k, kir_lt(k, kir_div(k, phase, s), num(k, kernel)), kir_lt(k, kir_mod(k, phase, s), num(k, kernel)));
+  return kir_if(k, k->body, taps, NULL);
+}
+
 // Whether the node's product runs on tiles here: a convolution's statistics come in chunks of
 // one row tile (train.c), or all its rows when there are fewer: a chunk is the rows of one block.
 bool kernel_tiled(const KernelBuilder *kb) {
@@ -490,7 +605,15 @@ static Tiles describe(KernelBuilder *kb, int64_t *chunks) {
   t.a_by_row = t.product != WEIGHT_GRAD;
   switch (t.product) {
   case FORWARD: t.M = t.y.n * t.y.h * t.y.w, t.N = t.y.c, t.K = t.x.c * t.taps; break;
-  case INPUT_GRAD: t.M = t.x.n * t.x.h * t.x.w, t.N = t.x.c, t.K = t.y.c * t.taps; break;
+  case INPUT_GRAD:
+    t.M = t.x.n * t.x.h * t.x.w, t.N = t.x.c, t.K = t.y.c * t.taps;
+    if (n->attr.conv.stride > 1 && n->attr.conv.dilation == 1) {
+      int64_t s = n->attr.conv.stride;
+      t.ph = (Phases){.count = s * s, .per_side = (n->attr.conv.kernel + s - 1) / s,
+                      .rows = (t.x.h + s - 1) / s, .cols = (t.x.w + s - 1) / s};
+      t.M = t.x.n * t.ph.rows * t.ph.cols, t.K = t.y.c * t.ph.per_side * t.ph.per_side;
+    }
+    break;
   case WEIGHT_GRAD:
     *chunks = n->shape.rank == 2 ? n->shape.d[0] : 1;
     t.M = t.y.c, t.N = t.x.c * t.taps, t.K = t.y.n / *chunks * t.y.h * t.y.w;
@@ -524,18 +647,23 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
   Tiles t = describe(kb, &chunks);
   choose_tile(&t);
   int64_t mtiles = (t.M + t.bm - 1) / t.bm, ntiles = (t.N + t.bn - 1) / t.bn;
-  kernel_blocks(kb, chunks * mtiles * ntiles, THREADS);
+  int64_t parts = t.ph.count ? t.ph.count : chunks;   // a block's chunk or phase: its index / tiles
+  kernel_blocks(kb, parts * mtiles * ntiles, THREADS);
   k->bf16 = true;
   t.as = kir_shared(k, "A's piece (bf16)", KT_BF16, t.bm * LD);
   t.bs = kir_shared(k, "B's piece (bf16)", KT_BF16, t.bn * LD);
   t.a_copy = copied(&t, true) ? kir_shared(k, "A's piece as copied, 2 stages", k->bufs[t.a_buf].type, STAGES * t.bm * BK) : -1;
   t.b_copy = copied(&t, false) ? kir_shared(k, "B's piece as copied, 2 stages", k->bufs[t.b_buf].type, STAGES * t.bn * BK) : -1;
   // what bench/tile_sweep.sh reads to time each product's tiles
-  k->layout = arena_printf(k->arena, "tiles of %lld x %lld of the product %s M %lld N %lld K %lld%s%s", (long long)t.bm,
+  k->layout = arena_printf(k->arena, "tiles of %lld x %lld of the product %s M %lld N %lld K %lld%s%s%s", (long long)t.bm,
                            (long long)t.bn, op_info[n->op].name, (long long)t.M, (long long)t.N, (long long)t.K,
                            chunks > 1 ? arena_printf(k->arena, ", K per chunk of %lld", (long long)chunks) : "",
+                           t.ph.count ? arena_printf(k->arena, ", M and K per phase of %lld", (long long)t.ph.count) : "",
                            t.a_copy >= 0 || t.b_copy >= 0 ? ", copies in 2 stages" : "");
-  KExpr *tile = chunks > 1 ? named(k, "tile", kir_mod(k, kir_block_index(k), mtiles * ntiles)) : kir_block_index(k);
+  KExpr *tile = parts > 1 ? named(k, "tile", kir_mod(k, kir_block_index(k), mtiles * ntiles)) : kir_block_index(k);
+  KExpr *phase = t.ph.count ? kir_div(k, kir_block_index(k), mtiles * ntiles) : NULL;
+  if (phase)
+    name_phase(&t, named(k, "phase", phase));
   if (t.product == WEIGHT_GRAD) {
     KExpr *chunk = named(k, "chunk", kir_div(k, kir_block_index(k), mtiles * ntiles));
     if (t.conv)   // a linear layer's has one chunk, from row 0
@@ -555,7 +683,7 @@ Kernel *kernel_tiled_matmul(KernelBuilder *kb) {
       for (int e = 0; e < 4; e++)
         kir_assign_elem(k, k->body, t.acc[mi][ni], e, kir_float(k, 0));
     }
-  main_loop(&t);
+  main_loop(&t, phase ? phase_with_taps(&t, phase) : k->body);
   epilogue(&t);
   if (n->fused.stats_rows)
     chunk_stats(&t, mt);
