@@ -135,6 +135,41 @@ static void row_taps(KernelBuilder *kb, const ConvGeom *g, KStmt *into, KExpr *y
   kir_store(k, cols, kb->out, dst, sum);
 }
 
+// In bf16 the direct kernels above would round their output at every tap they add into it
+// (2-3% off over a group's channels); these forms sum one output element's taps in a float
+// register instead and round once, in the order the fp32 forms add them (channel, kh, kw).
+static bool output_bf16(const KernelBuilder *kb) { return kb->k->bufs[kb->out].type == KT_BF16; }
+
+// 0 <= v < size
+static KExpr *within(Kernel *k, KExpr *v, int64_t size) {
+  return kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), v), kir_lt(k, v, kir_int(k, size)));
+}
+
+static KExpr *clamp(Kernel *k, KExpr *v, int64_t size) {
+  return kir_binary(k, KB_MIN, kir_binary(k, KB_MAX, v, kir_int(k, 0)), kir_int(k, size - 1));
+}
+
+// y[n,co,oh,ow] = b[co] + sum over ci of its group, kh, kw of w[co,ci,kh,kw] x[n,ci,ih,iw]
+static void forward_sums(KernelBuilder *kb, const ConvGeom *g, KStmt *planes, KExpr *img, KExpr *co, KExpr *ybase) {
+  Kernel *k = kb->k;
+  const Node *n = kb->node;
+  int p, ci, kh, kw, acc = kir_var(k, "acc", KT_F32);
+  KStmt *outs = kernel_loop(kb, planes, "p", g->y.h * g->y.w, &p);
+  KExpr *oh = kir_div(k, kir_ref(k, p), g->y.w), *ow = kir_mod(k, kir_ref(k, p), g->y.w);
+  kir_assign(k, outs, acc, n->attr.conv.bias ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
+  KStmt *chans = kernel_loop(kb, outs, "ci", g->cig, &ci);
+  KExpr *cin = kir_add(k, kir_mul(k, kir_div(k, co, g->cog), kir_int(k, g->cig)), kir_ref(k, ci));
+  KStmt *krows = kernel_loop(kb, chans, "kh", g->k, &kh);
+  KStmt *taps = kernel_loop(kb, krows, "kw", g->k, &kw);
+  KExpr *ih = input_pos(k, g, oh, kir_ref(k, kh)), *iw = input_pos(k, g, ow, kir_ref(k, kw));
+  KExpr *inside = kir_and(k, within(k, ih, g->x.h), within(k, iw, g->x.w));
+  KExpr *xv = kir_load(k, kb->in[0], at(k, plane(k, g->x, img, cin), g->x.w, clamp(k, ih, g->x.h), clamp(k, iw, g->x.w)));
+  Shape ws = shape4(g->y.c, g->cig, g->k, g->k);
+  KExpr *wv = kir_load(k, kb->in[1], kernel_index4(kb, ws, co, kir_ref(k, ci), kir_ref(k, kh), kir_ref(k, kw)));
+  kir_assign(k, taps, acc, kir_fma(k, kir_ref(k, acc), wv, kir_select(k, inside, xv, kir_float(k, 0))));
+  kir_store(k, outs, kb->out, kir_add(k, ybase, kir_ref(k, p)), kir_ref(k, acc));
+}
+
 // y[n,co] = b[co]; then for each ci of its group, kernel row kh and output row oh:
 //   y[n,co,oh,:] += sum over kw of w[co,ci,kh,kw] * x[n,ci,ih,:*s - pad + kw*d]
 // the kernel row's taps in one pass over the output row (its loads, at stride 2, are one
@@ -149,6 +184,12 @@ static Kernel *forward(KernelBuilder *kb) {
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.y.n * g.y.c, &nc);
   KExpr *img = kir_div(k, kir_ref(k, nc), g.y.c), *co = kir_mod(k, kir_ref(k, nc), g.y.c);
   KExpr *ybase = kir_mul(k, kir_ref(k, nc), kir_int(k, g.y.h * g.y.w));
+  if (output_bf16(kb)) {
+    forward_sums(kb, &g, planes, img, co, ybase);
+    if (n->fused.stats_rows)
+      plane_stats(kb, planes, ybase, img, co);
+    return k;
+  }
   KStmt *init = kernel_loop(kb, planes, "p", g.y.h * g.y.w, &p);
   kir_store(k, init, kb->out, kir_add(k, ybase, kir_ref(k, p)), n->attr.conv.bias ? kir_load(k, kb->in[2], co) : kir_float(k, 0));
   KStmt *chans = kernel_loop(kb, planes, "ci", g.cig, &ci);
@@ -174,6 +215,41 @@ static Kernel *forward(KernelBuilder *kb) {
   return k;
 }
 
+// The output position o that tap kk reaches from input position i (o*s - p + kk*d = i), in *o,
+// and whether there is one within [0, out).
+static KExpr *output_pos(Kernel *k, const ConvGeom *g, KExpr *i, KExpr *kk, int64_t out, KExpr **o) {
+  KExpr *t = kir_sub(k, kir_add(k, i, kir_int(k, g->pad)), kir_mul(k, kk, kir_int(k, g->dil)));
+  KExpr *t0 = kir_binary(k, KB_MAX, t, kir_int(k, 0));
+  *o = kir_binary(k, KB_MIN, kir_div(k, t0, g->stride), kir_int(k, out - 1));
+  KExpr *ok = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), t), kir_lt(k, kir_div(k, t0, g->stride), kir_int(k, out)));
+  if (g->stride > 1)
+    ok = kir_and(k, ok, kir_binary(k, KB_EQ, kir_mod(k, t0, g->stride), kir_int(k, 0)));
+  return ok;
+}
+
+// dx[n,ci,ih,iw] = sum over co of its group, kh, kw of w[co,ci,kh,kw] dy[n,co,oh,ow], from the
+// fused residual
+static void dx_sums(KernelBuilder *kb, const ConvGeom *g, KStmt *planes, KExpr *img, KExpr *ci, KExpr *xbase) {
+  Kernel *k = kb->k;
+  int p, j, kh, kw, acc = kir_var(k, "acc", KT_F32);
+  KStmt *ins = kernel_loop(kb, planes, "p", g->x.h * g->x.w, &p);
+  KExpr *ih = kir_div(k, kir_ref(k, p), g->x.w), *iw = kir_mod(k, kir_ref(k, p), g->x.w);
+  KExpr *start = kir_add(k, xbase, kir_ref(k, p));
+  kir_assign(k, ins, acc, kernel_epilogue(kb, kir_float(k, 0), start));
+  KStmt *outs = kernel_loop(kb, ins, "j", g->cog, &j);
+  KExpr *co = kir_add(k, kir_mul(k, kir_div(k, ci, g->cig), kir_int(k, g->cog)), kir_ref(k, j));
+  KStmt *krows = kernel_loop(kb, outs, "kh", g->k, &kh);
+  KStmt *taps = kernel_loop(kb, krows, "kw", g->k, &kw);
+  KExpr *oh, *ow;
+  KExpr *inside = kir_and(k, output_pos(k, g, ih, kir_ref(k, kh), g->y.h, &oh), output_pos(k, g, iw, kir_ref(k, kw), g->y.w, &ow));
+  KExpr *dy = kir_load(k, kb->in[0], at(k, plane(k, g->y, img, co), g->y.w, oh, ow));
+  Shape ws = shape4(g->y.c, g->cig, g->k, g->k);
+  KExpr *wv = kir_load(k, kb->in[1], kernel_index4(kb, ws, co, kir_mod(k, ci, g->cig), kir_ref(k, kh), kir_ref(k, kw)));
+  KExpr *term = kir_binary(k, KB_MUL, kir_select(k, inside, dy, kir_float(k, 0)), wv);
+  kir_assign(k, taps, acc, kir_binary(k, KB_ADD, kir_ref(k, acc), term));
+  kir_store(k, ins, kb->out, start, kir_ref(k, acc));
+}
+
 // dx[n,ci] = 0; then for each co of its group and tap: dx[n,ci,ih,:] += w[co,ci,kh,kw] * dy[n,co,oh,:]
 // (a convolution with groups == 1 is a product: packed on the CPU, kernels_conv_cpu_dx.c, on
 // tensor-core tiles on the GPU, kernels_tiles.c)
@@ -191,6 +267,10 @@ Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
   KStmt *planes = kernel_loop(kb, k->body, "nc", g.x.n * g.x.c, &nc);
   KExpr *img = kir_div(k, kir_ref(k, nc), g.x.c), *ci = kir_mod(k, kir_ref(k, nc), g.x.c);
   KExpr *xbase = kir_mul(k, kir_ref(k, nc), kir_int(k, g.x.h * g.x.w));
+  if (output_bf16(kb)) {
+    dx_sums(kb, &g, planes, img, ci, xbase);
+    return k;
+  }
   KStmt *init = kernel_loop(kb, planes, "p", g.x.h * g.x.w, &p);
   KExpr *start = kir_add(k, xbase, kir_ref(k, p));   // the sums start from the fused residual, if any
   kir_store(k, init, kb->out, start, kernel_epilogue(kb, kir_float(k, 0), start));
