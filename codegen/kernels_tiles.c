@@ -117,7 +117,7 @@ static KExpr *dy_feeding(Tiles *t, KStmt *into, KExpr *m, KExpr *kk, KExpr *vali
   return kernel_load_if(k, t->a_buf, fed, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, plane, num(k, t->y.h)), oh), num(k, t->y.w)), ow));
 }
 
-// Where phase row m lies: its image and input position; and whether it is inside the image.
+// Where phase row m lies: its image, and its row i and column j within the phase.
 static void phase_position(Tiles *t, KStmt *into, KExpr *m, KExpr **img, KExpr **i, KExpr **j) {
   Kernel *k = t->kb->k;
   int64_t per_image = t->ph.rows * t->ph.cols;
