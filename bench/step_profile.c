@@ -2,7 +2,9 @@
 // step of a .graph with the numeric tests' executor (tests/numerics/exec.c: every kernel
 // through LLVM for this machine), fills it with the tests' generated weights and images, runs
 // it twice, then times each kernel REPS times on the thread pool and prints the kernels by
-// total CPU time with the GFLOPS of the matrix products (2 x multiply-adds / CPU time).
+// total CPU time with the GFLOPS of the matrix products (2 x multiply-adds / CPU time) and,
+// on more than one thread, the wall time and how much of the threads it kept busy (CPU time
+// over wall time: 2.0 on 2 threads is perfect scaling, up to the pool's spinning).
 //
 //   build/bench/step_profile SCRATCH_DIR FILE.graph [THREADS] [REPS] [ONLY]
 // (ONLY: time only the kernels whose description contains it)
@@ -18,7 +20,7 @@
 typedef struct Timing {
   const Node *n;
   const char *what;
-  double seconds, flops;
+  double seconds, wall, flops;
 } Timing;
 
 // The process's CPU time, not the wall clock: on a machine shared with other work, the time
@@ -26,6 +28,12 @@ typedef struct Timing {
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double wall_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -65,7 +73,7 @@ int main(int argc, char **argv) {
   tlc_pool_init(threads);
   Timing *t = calloc((size_t)g->n, sizeof *t);
   int nt = 0;
-  double total = 0, total_flops = 0;
+  double total = 0, total_wall = 0, total_flops = 0;
   for (int warm = 0; warm < 2; warm++)
     for (int i = 0; i < g->n; i++)
       if (x.fn[i])
@@ -74,19 +82,24 @@ int main(int argc, char **argv) {
     const Node *n = g->nodes[i];
     if (!x.fn[i] || !strstr(x.kernel[i]->comment, only))
       continue;
-    double start = now();
+    double start = now(), wall_start = wall_now();
     for (int r = 0; r < reps; r++)
       bench_run_kernel(&x, n);
-    t[nt] = (Timing){n, x.kernel[i]->comment, (now() - start) / reps, flops(n)};
+    t[nt] = (Timing){n, x.kernel[i]->comment, (now() - start) / reps, (wall_now() - wall_start) / reps, flops(n)};
     total += t[nt].seconds;
+    total_wall += t[nt].wall;
     total_flops += t[nt].flops;
     nt++;
   }
   qsort(t, (size_t)nt, sizeof *t, by_time);
   printf("step: %.1f ms, %d kernels, %.1f GFLOP in matrix products at %.1f GFLOPS over the whole step, %d threads\n",
          total * 1e3, nt, total_flops * 1e-9, total_flops / total * 1e-9, threads);
+  if (threads > 1)
+    printf("wall: %.1f ms, the threads %.2f busy\n", total_wall * 1e3, total / total_wall);
   for (int i = 0; i < nt; i++) {
     printf("%8.2f ms %5.1f%%", t[i].seconds * 1e3, 100 * t[i].seconds / total);
+    if (threads > 1)
+      printf(" %8.2f ms wall %4.2f busy", t[i].wall * 1e3, t[i].seconds / t[i].wall);
     if (t[i].flops > 0)
       printf(" %6.1f GFLOPS", t[i].flops / t[i].seconds * 1e-9);
     else
