@@ -448,7 +448,7 @@ static LLVMValueRef lower_body(Lower *l, Arena *a) {
   l->vars = arena_alloc(a, sizeof(LLVMValueRef) * (size_t)(k->nvars + 1));
   for (int i = nparams; i < k->nbufs; i++) {   // shared buffers (a block's) and local ones (an iteration's)
     l->bufs[i] = llvm_entry_alloca(l, ktype(l, k->bufs[i].type), k->bufs[i].elems, k->bufs[i].name);
-    LLVMSetAlignment(l->bufs[i], 16);
+    LLVMSetAlignment(l->bufs[i], 64);
   }
   if (k->kind == KK_BLOCKS) {
     llvm_lower_blocks(l, a);
