@@ -14,7 +14,12 @@
 // parallel_for.
 //
 // One job is in flight at a time; workers wait on a condition variable for the generation
-// counter to move, which tells a new job from a spurious wakeup.
+// counter to move, which tells a new job from a spurious wakeup. Before they sleep, the workers
+// and the caller waiting for them spin for up to SPIN_NS: a training step is hundreds of
+// kernels back to back, many of them a few microseconds long, and waking a sleeping thread
+// took about 75 microseconds a kernel on this project's 2-core machine (resnet18 at 32x32:
+// the 20 batchnorm running-statistics updates took 0.04 ms a step on 1 thread, 1.55 ms on 2).
+// The spin is bounded so that an idle pool, or one on a machine shared with other work, sleeps.
 #include "tlcrt.h"
 
 #include <pthread.h>
@@ -22,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct PoolJob {
@@ -39,7 +45,8 @@ static struct {
   bool busy;                // a job is in flight
   bool stop;                // workers exit at their next wakeup
   uint64_t generation;      // jobs posted since init
-  int pending;              // workers still running the current job
+  atomic_ullong posted;     // generation, for the workers' spin to read without the lock
+  atomic_int pending;       // workers still running the current job
   PoolJob job;
   atomic_llong next;        // the first index of the current job's next piece
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -47,6 +54,43 @@ static struct {
           .done = PTHREAD_COND_INITIALIZER};
 
 enum { PIECES_PER_THREAD = 8 };
+enum { SPIN_NS = 200000 };
+
+static int64_t monotonic_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until the job after generation `seen` is posted, or SPIN_NS pass; whether it was.
+static bool spin_until_posted(uint64_t seen) {
+  int64_t until = monotonic_ns() + SPIN_NS;
+  for (int i = 1;; i++) {
+    if (atomic_load_explicit(&pool.posted, memory_order_acquire) != seen)
+      return true;
+    cpu_relax();
+    if (i % 64 == 0 && monotonic_ns() > until)
+      return false;
+  }
+}
+
+// Spins until no worker runs the current job, or SPIN_NS pass; whether they finished.
+static bool spin_until_finished(void) {
+  int64_t until = monotonic_ns() + SPIN_NS;
+  for (int i = 1;; i++) {
+    if (atomic_load_explicit(&pool.pending, memory_order_acquire) == 0)
+      return true;
+    cpu_relax();
+    if (i % 64 == 0 && monotonic_ns() > until)
+      return false;
+  }
+}
 
 static int64_t pool_grain(int64_t n, int threads) {
   int64_t grain = n / ((int64_t)threads * PIECES_PER_THREAD);
@@ -66,8 +110,9 @@ static void pool_run_pieces(const PoolJob *job) {
 static void *pool_worker(void *arg) {
   (void)arg;
   uint64_t seen = 0;  // init starts workers at generation 0, before any job is posted
-  pthread_mutex_lock(&pool.mu);
   for (;;) {
+    spin_until_posted(seen);
+    pthread_mutex_lock(&pool.mu);
     while (pool.generation == seen && !pool.stop)
       pthread_cond_wait(&pool.work, &pool.mu);
     if (pool.stop)
@@ -76,9 +121,13 @@ static void *pool_worker(void *arg) {
     PoolJob job = pool.job;
     pthread_mutex_unlock(&pool.mu);
     pool_run_pieces(&job);
-    pthread_mutex_lock(&pool.mu);
-    if (--pool.pending == 0)
+    // The caller checks pending under the lock before it sleeps, so the signal, sent under
+    // it, cannot fall between its check and its wait.
+    if (atomic_fetch_sub(&pool.pending, 1) == 1) {
+      pthread_mutex_lock(&pool.mu);
       pthread_cond_signal(&pool.done);
+      pthread_mutex_unlock(&pool.mu);
+    }
   }
   pthread_mutex_unlock(&pool.mu);
   return NULL;
@@ -97,6 +146,7 @@ void tlc_pool_init(int threads) {
   if (!pool.workers)
     return;  // stays uninitialised: every parallel_for runs serially, still correct
   pool.generation = 0;
+  atomic_store(&pool.posted, 0);
   pool.stop = false;
   pool.busy = false;
   int started = 1;
@@ -134,8 +184,9 @@ static int pool_post(int64_t n, TlcRangeFn fn, void *ctx) {
   pool.busy = true;
   pool.job = (PoolJob){fn, ctx, n, pool_grain(n, parts)};
   atomic_store(&pool.next, 0);
-  pool.pending = parts - 1;
+  atomic_store(&pool.pending, parts - 1);
   pool.generation++;
+  atomic_store_explicit(&pool.posted, pool.generation, memory_order_release);
   pthread_cond_broadcast(&pool.work);
   pthread_mutex_unlock(&pool.mu);
   return parts;
@@ -151,8 +202,9 @@ void tlc_parallel_for(int64_t n, TlcRangeFn fn, void *ctx) {
   }
   PoolJob job = {fn, ctx, n, pool_grain(n, parts)};
   pool_run_pieces(&job);
+  spin_until_finished();
   pthread_mutex_lock(&pool.mu);
-  while (pool.pending > 0)
+  while (atomic_load(&pool.pending) > 0)
     pthread_cond_wait(&pool.done, &pool.mu);
   pool.busy = false;
   pthread_mutex_unlock(&pool.mu);
