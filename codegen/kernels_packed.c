@@ -47,6 +47,10 @@ static void pack_a(KernelBuilder *kb, const Product *pr, KStmt *into, int ap, in
   kir_store(k, rows, ap, dst, kir_select(k, inside, kir_load(k, pr->a_buf, at), kir_float(k, 0)));
 }
 
+// The pitch of A's rows packed by the caller: 16 floats past KC, so that the tile's rows fall
+// in different cache sets and stay 64-byte aligned.
+static int64_t a_rows_pitch(const Product *pr) { return pr->KC + 16; }
+
 // The register tiles of one block, into the part of C at c0 (NULL: 0): B's column panels outer, A's row
 // panels inner, only those that hold the tile's columns (`cols`) and rows below M.
 static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExpr *c0, int64_t ldc, int ap, int bp,
@@ -68,6 +72,11 @@ static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExp
     t.a_index = pr->a_index(kb, pr, kir_add(k, m0, i0), p0);
     t.a_step = pr->a_step;
     t.a_row = pr->a_row;
+  } else if (pr->pack_a_rows) {
+    t.a = ap;
+    t.a_index = kir_mul(k, i0, kir_int(k, a_rows_pitch(pr)));
+    t.a_step = 1;
+    t.a_row = a_rows_pitch(pr);
   } else {
     t.a = ap;
     t.a_index = kir_mul(k, kir_ref(k, ir), kir_int(k, pr->KC * pr->rows));
@@ -95,7 +104,9 @@ static void blocks(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KEx
   if (pr->live)
     block = kir_if(k, block, pr->live(kb, pr, block, p0, kc, n0, cols), NULL);
   pr->pack_b(kb, pr, block, bp, ldb, p0, kc, n0, cols);
-  if (!pr->a_direct)
+  if (pr->pack_a_rows)
+    pr->pack_a_rows(kb, pr, block, ap, a_rows_pitch(pr), m0, p0, kc);
+  else if (!pr->a_direct)
     pack_a(kb, pr, block, ap, ceil_div(pr->MC, pr->rows), m0, p0, kc);
   tiles(kb, pr, block, c, c0, ldc, ap, bp, ldb, m0, cols, p0, kc);
 }
@@ -111,7 +122,9 @@ Kernel *packed_product(KernelBuilder *kb, const Product *pr) {
   if (panels * pr->rows != pr->MC)
     fatal("internal error in kernel %s: a product's row block is no whole number of register tiles", k->name);
   int c = kir_local(k, "this tile of C", KT_F32, sets * pr->MC * ldc);
-  int ap = pr->a_direct ? -1 : kir_local(k, "A's block, in panels", KT_F32, pr->MC * pr->KC);
+  int ap = pr->a_direct      ? -1
+           : pr->pack_a_rows ? kir_local(k, "A's block, by rows", KT_F32, pr->MC * a_rows_pitch(pr))
+                             : kir_local(k, "A's block, in panels", KT_F32, pr->MC * pr->KC);
   int bp = kir_local(k, "B's block", KT_F32, pr->KC * ldb);
   int t, e;
   KStmt *tasks = kernel_loop(kb, k->body, "t", pr->splits * ntiles * mtiles, &t);

@@ -155,6 +155,12 @@ struct Product {
   // of from a packed copy: rows divides M and those strides hold within every block.
   bool a_direct;
   int64_t a_step, a_row;
+  // Or A is packed by the caller, row by row: A[m0 + i, p0 + p] for i < MC, p < kc into
+  // ap[i*lda + p] (zeros in rows past M), which the tile then reads in place. For an A whose
+  // rows are contiguous runs of a tensor (a weight gradient's patches), where pack_a's
+  // interleaved panels would be written a scalar at a time.
+  void (*pack_a_rows)(KernelBuilder *kb, const Product *pr, KStmt *into, int ap, int64_t lda, KExpr *m0, KExpr *p0,
+                      KExpr *kc);
   // A task computes its columns [n0, n0 + NC) of each of `sets` column sets in turn (0 or
   // 1: one set), set r's columns at r*N + n0 in C (whose columns are sets*N), each into its
   // own part of c, and stores them together: a convolution's input gradient at stride s
