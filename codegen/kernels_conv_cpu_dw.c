@@ -119,8 +119,10 @@ static void pack_patch_rows(KernelBuilder *kb, const Product *pr, KStmt *into, i
   KExpr *m = kir_add(k, m0, kir_ref(k, i));
   KExpr *ci = kernel_let(kb, rows, "ci", kir_div(k, m, c->T)), *tap = kernel_let(kb, rows, "tap", kir_mod(k, m, c->T));
   conv_gather_by_image(kb, c, d->image, rows, ap, kir_mul(k, kir_ref(k, i), kir_int(k, lda)), 1, ci, tap, p0, kc);
-  // The rows past M, which a register tile may still read: zeros (their sums are not stored).
-  KStmt *past = kernel_range(kb, into, "i", live, kir_int(k, pr->MC), &z);
+  // The rows past M in the last register tile's panel, which it reads: zeros (their sums are
+  // not stored). The panels wholly past M are not run.
+  KExpr *panel_end = kir_mul(k, kir_div(k, kir_add(k, live, kir_int(k, pr->rows - 1)), pr->rows), kir_int(k, pr->rows));
+  KStmt *past = kernel_range(kb, into, "i", live, panel_end, &z);
   conv_zeros(kb, past, ap, kir_mul(k, kir_ref(k, z), kir_int(k, lda)), 1, kir_int(k, 0), kc);
 }
 
