@@ -56,6 +56,12 @@ bool conv_rows_by_position(const ConvAttrs *c, Shape y) {
 
 bool conv_by_position(const Node *n) { return conv_rows_by_position(&n->attr.conv, n->shape); }
 
+bool conv_dw_by_patch(const Node *n) {
+  const ConvAttrs *c = &n->attr.conv;
+  int64_t co = n->shape.c, patch_rows = n->in[0]->shape.c * c->kernel * c->kernel;
+  return c->groups == 1 && !conv_by_position(n) && co <= 128 && patch_rows >= co;
+}
+
 const char *conv_algorithm(const Node *n) {
   const ConvAttrs *c = &n->attr.conv;
   if (c->groups > 1)

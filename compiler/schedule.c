@@ -19,7 +19,9 @@ static int64_t weight_grad_chunks(const Node *dw) {
     return 1;
   const Shape x = dw->in[1]->shape;
   int64_t size = shape_elems(dw->shape), taps = conv->attr.conv.kernel * conv->attr.conv.kernel;
-  int64_t tiles = (dw->shape.n + 127) / 128 * ((x.c * taps + 255) / 256), most = (32 << 20) / (size * 4);
+  int64_t tiles = conv_dw_by_patch(conv) ? (x.c * taps + CONV_DW_PATCH_ROWS - 1) / CONV_DW_PATCH_ROWS
+                                         : (dw->shape.n + 127) / 128 * ((x.c * taps + 255) / 256);
+  int64_t most = (32 << 20) / (size * 4);
   int64_t chunks = 1;
   while (chunks * tiles < 16 && chunks < most) {
     int64_t next = chunks + 1;
