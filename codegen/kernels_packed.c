@@ -16,9 +16,12 @@
 #include "lower.h"
 
 void packed_tile(const KernelTarget *t, int *rows, int *cols) {
-  // AVX-512: 16 accumulators of 16 floats out of 32 registers; AVX2: 12 of 8 out of 16.
-  *rows = t->lanes >= 16 ? 8 : 6;
-  *cols = t->lanes >= 16 ? 32 : 16;
+  // AVX-512: 24 accumulators of 16 floats out of 32 registers, 6 broadcasts and 4 loads a
+  // step (build/bench/tile_peak: 182 GFLOPS alone on the Intel development machine, where 8 x
+  // 32, 16 accumulators, made 167; resnet18's products 5-6% faster, VGG's 8%); AVX2: 12 of 8
+  // out of 16.
+  *rows = 6;
+  *cols = t->lanes >= 16 ? 64 : 16;
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

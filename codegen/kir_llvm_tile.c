@@ -2,7 +2,7 @@
 // vector registers for the whole depth: each step loads the right panel's cols values as
 // vectors, broadcasts each of the left panel's rows values and multiplies-adds them
 // (llvm.fmuladd: one rounding where the machine has FMA, the same on every run of a binary).
-// An 8x32 tile holds 16 AVX-512 accumulators, a 6x16 one 12 AVX2 accumulators.
+// A 6x64 tile holds 24 AVX-512 accumulators, a 6x16 one 12 AVX2 accumulators.
 #include "kir_llvm.h"
 
 static LLVMValueRef at(Lower *l, LLVMValueRef base, LLVMValueRef offset) {
