@@ -189,8 +189,6 @@ Kernel *kernel_conv_cpu_dw(KernelBuilder *kb) {
                    .store = store_dw_by_patch, .ctx = &d};
     pr.NC = (c->y.c + pr.cols - 1) / pr.cols * pr.cols;
     pr.NC = pr.NC < 256 ? pr.NC : 256;
-  }
-  if (pr.pack_a_rows) {
     int64_t tiles = (pr.M + CONV_DW_PATCH_ROWS - 1) / CONV_DW_PATCH_ROWS, per_tile = (pr.M + tiles - 1) / tiles;
     pr.MC = (per_tile + pr.rows - 1) / pr.rows * pr.rows;
   } else {
