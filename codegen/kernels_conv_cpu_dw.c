@@ -157,19 +157,9 @@ static void store_dw_by_patch(KernelBuilder *kb, const Product *pr, KStmt *into,
             kir_load(k, c, kir_add(k, kir_mul(k, kir_ref(k, i), kir_int(k, ldc)), kir_ref(k, j))));
 }
 
-// Whether a weight gradient runs as dot products along the positions
-// (kernels_conv_cpu_dw1x1.c): a 1x1 convolution without stride or padding, on images of at
-// least 196 positions (14x14). On mobilenet_v2's 7x7 ones (49 positions) it took 1.6x the
-// packed product's time: three vector steps and a masked one an image, then the adding up.
-static bool conv_dw_dots(const Node *n) {
-  const ConvAttrs *a = &n->attr.conv;
-  Shape dy = n->in[0]->shape;
-  return a->kernel == 1 && a->stride == 1 && a->pad == 0 && dy.h * dy.w >= 196;
-}
-
 Kernel *kernel_conv_cpu_dw(KernelBuilder *kb) {
   const Node *n = kb->node;   // conv2d_dw(dy, x), shaped like w or [chunks, w's size]
-  if (conv_dw_dots(n))
+  if (conv_dw_dots(n->forward))
     return kernel_conv_cpu_dw1x1(kb);
   Dw d = {.g = conv_cpu_of(&n->attr.conv, n->in[1]->shape, n->in[0]->shape), .dy = kb->in[0], .image = kb->in[1]};
   const ConvCpu *c = &d.g;

@@ -15,7 +15,7 @@
 // of each block: every sum is taken in the same order whatever the thread count.
 //
 // With few positions (7x7) the vectors' remainders and the adding up cost more than they
-// save: conv_dw_dots (kernels_conv_cpu_dw.c) says where this form is used.
+// save: conv_dw_dots (compiler/ops.c) says where this form is used.
 #include "conv_cpu.h"
 
 typedef struct Dw1x1 {

@@ -56,10 +56,17 @@ bool conv_rows_by_position(const ConvAttrs *c, Shape y) {
 
 bool conv_by_position(const Node *n) { return conv_rows_by_position(&n->attr.conv, n->shape); }
 
+// On mobilenet_v2's 7x7 images (49 positions) the dot products took 1.6x the packed
+// product's time: three vector steps and a masked one an image, then the adding up.
+bool conv_dw_dots(const Node *n) {
+  const ConvAttrs *c = &n->attr.conv;
+  return c->groups == 1 && c->kernel == 1 && c->stride == 1 && c->pad == 0 && n->shape.h * n->shape.w >= 196;
+}
+
 bool conv_dw_by_patch(const Node *n) {
   const ConvAttrs *c = &n->attr.conv;
   int64_t co = n->shape.c, patch_rows = n->in[0]->shape.c * c->kernel * c->kernel;
-  return c->groups == 1 && !conv_by_position(n) && co <= 128 && patch_rows >= co;
+  return c->groups == 1 && !conv_by_position(n) && !conv_dw_dots(n) && co <= 128 && patch_rows >= co;
 }
 
 const char *conv_algorithm(const Node *n) {

@@ -403,10 +403,13 @@ int64_t node_result_elems(const Node *n);
 bool conv_rows_by_position(const ConvAttrs *c, Shape y);   // y: the convolution's output
 bool conv_by_position(const Node *conv);
 const char *conv_algorithm(const Node *conv);
-// Whether the CPU's weight gradient of conv takes the patches as A (C[(ci, tap), co]) rather
-// than dy (C[co, (ci, tap)]): rows by image, at most 128 output channels and at least as
-// many (ci, tap) (codegen/kernels_conv_cpu_dw.c). A task then computes up to
-// CONV_DW_PATCH_ROWS rows of C, so that it copies dy's block for as many of them as fit in L2.
+// The CPU's weight gradient of conv, one of three forms (codegen/kernels_conv_cpu_dw*.c):
+// dot products along the positions (conv_dw_dots: a 1x1 convolution without stride or
+// padding, on images of at least 196 positions); a product with the patches as A, C[(ci,
+// tap), co] (conv_dw_by_patch: rows by image, at most 128 output channels and at least as
+// many (ci, tap)), whose tasks compute up to CONV_DW_PATCH_ROWS rows of C so that each copies
+// dy's block for as many as fit in L2; else a product with dy as A, C[co, (ci, tap)].
+bool conv_dw_dots(const Node *conv);
 bool conv_dw_by_patch(const Node *conv);
 enum { CONV_DW_PATCH_ROWS = 640 };
 Shape shape_of_param(const Param *p);
