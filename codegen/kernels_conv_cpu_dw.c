@@ -126,20 +126,17 @@ static void pack_patch_rows(KernelBuilder *kb, const Product *pr, KStmt *into, i
   conv_zeros(kb, past, ap, kir_mul(k, kir_ref(k, z), kir_int(k, lda)), 1, kir_int(k, 0), kc);
 }
 
-// B[(n, pos), co] = dy[n, co, pos] for the block's rows and columns [n0, n0 + cols).
+// B[(n, pos), co] = dy[n, co, pos] (dy_index) for the block's rows and columns [n0, n0 + cols).
 static void pack_dy_rows(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, int64_t ldb, KExpr *p0, KExpr *kc,
                          KExpr *n0, KExpr *cols) {
   Kernel *k = kb->k;
   const Dw *d = dw_of(pr);
-  const ConvCpu *c = &d->g;
   int p, j;
   KStmt *rows = kernel_range(kb, into, "p", kir_int(k, 0), kc, &p);
-  KExpr *r = kir_add(k, p0, kir_ref(k, p));
-  KExpr *n = kernel_let(kb, rows, "n", kir_div(k, r, c->P)), *pos = kernel_let(kb, rows, "pos", kir_mod(k, r, c->P));
+  KExpr *r = kernel_let(kb, rows, "r", kir_add(k, p0, kir_ref(k, p)));
   KExpr *at = kernel_let(kb, rows, "at", kir_mul(k, kir_ref(k, p), kir_int(k, ldb)));
   KStmt *each = kernel_range(kb, rows, "j", kir_int(k, 0), cols, &j);
-  KExpr *co = kir_add(k, n0, kir_ref(k, j));
-  KExpr *from = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), co), kir_int(k, c->P)), pos);
+  KExpr *from = dy_index(kb, pr, kir_add(k, n0, kir_ref(k, j)), r);
   kir_store(k, each, bp, kir_add(k, at, kir_ref(k, j)), kir_load(k, d->dy, from));
   conv_zeros(kb, rows, bp, at, 1, cols, kir_int(k, pr->NC));
 }
