@@ -7,6 +7,7 @@
 //
 //   build/bench/tile_peak
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -19,34 +20,41 @@ static double cpu_now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-// C[rows][vecs x 16] += A (panel: a[p*rows + i]) x B (rows of LD floats), over depth steps.
-#define TILE(rows, vecs)                                                                                  \
-  __attribute__((target("avx512f"), noinline)) static void tile_##rows##x##vecs(float *c, const float *a, \
-                                                                                const float *b) {         \
-    __m512 acc[rows][vecs];                                                                               \
-    for (int i = 0; i < rows; i++)                                                                        \
-      for (int v = 0; v < vecs; v++)                                                                      \
-        acc[i][v] = _mm512_loadu_ps(c + i * LD + v * 16);                                                 \
-    for (int p = 0; p < KC; p++) {                                                                        \
-      __m512 bv[vecs];                                                                                    \
-      for (int v = 0; v < vecs; v++)                                                                      \
-        bv[v] = _mm512_loadu_ps(b + p * LD + v * 16);                                                     \
-      for (int i = 0; i < rows; i++) {                                                                    \
-        __m512 x = _mm512_set1_ps(a[p * rows + i]);                                                       \
-        for (int v = 0; v < vecs; v++)                                                                    \
-          acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);                                               \
-      }                                                                                                   \
-    }                                                                                                     \
-    for (int i = 0; i < rows; i++)                                                                        \
-      for (int v = 0; v < vecs; v++)                                                                      \
-        _mm512_storeu_ps(c + i * LD + v * 16, acc[i][v]);                                                 \
+// C[rows][vecs x lanes] += A (panel: a[p*rows + i]) x B (rows of LD floats), over KC steps,
+// with vectors of type V (lanes floats) and the given load, broadcast and multiply-add.
+#define TILE(isa, target_isa, V, lanes, load, set1, fmadd, store, rows, vecs)                                          \
+  __attribute__((target(target_isa), noinline)) static void tile_##isa##_##rows##x##vecs(float *c, const float *a,  \
+                                                                                   const float *b) {         \
+    V acc[rows][vecs];                                                                                     \
+    for (int i = 0; i < rows; i++)                                                                         \
+      for (int v = 0; v < vecs; v++)                                                                       \
+        acc[i][v] = load(c + i * LD + v * lanes);                                                          \
+    for (int p = 0; p < KC; p++) {                                                                         \
+      V bv[vecs];                                                                                          \
+      for (int v = 0; v < vecs; v++)                                                                       \
+        bv[v] = load(b + p * LD + v * lanes);                                                              \
+      for (int i = 0; i < rows; i++) {                                                                     \
+        V x = set1(a[p * rows + i]);                                                                       \
+        for (int v = 0; v < vecs; v++)                                                                     \
+          acc[i][v] = fmadd(x, bv[v], acc[i][v]);                                                          \
+      }                                                                                                    \
+    }                                                                                                      \
+    for (int i = 0; i < rows; i++)                                                                         \
+      for (int v = 0; v < vecs; v++)                                                                       \
+        store(c + i * LD + v * lanes, acc[i][v]);                                                          \
   }
+#define TILE512(rows, vecs) \
+  TILE(avx512, "avx512f", __m512, 16, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps, rows, vecs)
+#define TILE256(rows, vecs) \
+  TILE(avx2, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps, rows, vecs)
 
-TILE(8, 2)   // tlc's shape with AVX-512
-TILE(12, 2)
-TILE(6, 4)
-TILE(16, 1)
-
+TILE512(6, 4)   // tlc's shape with AVX-512
+TILE512(8, 2)
+TILE512(12, 2)
+TILE512(16, 1)
+TILE256(6, 2)   // with AVX2
+TILE256(4, 3)
+TILE256(8, 1)
 typedef void (*TileFn)(float *c, const float *a, const float *b);
 
 // GFLOPS of the best of 5 passes, each 100 times over the block: B's column panels outer.
@@ -66,11 +74,22 @@ static double time_tile(TileFn fn, int rows, int cols, float *a, float *b, float
   return best;
 }
 
+typedef struct Shape {
+  TileFn fn;
+  int rows, vecs;
+} Shape;
+
 int main(void) {
-  if (!__builtin_cpu_supports("avx512f")) {
-    printf("tile_peak: this CPU has no AVX-512\n");
+  static const Shape avx512[] = {{tile_avx512_6x4, 6, 4}, {tile_avx512_8x2, 8, 2}, {tile_avx512_12x2, 12, 2},
+                                 {tile_avx512_16x1, 16, 1}};
+  static const Shape avx2[] = {{tile_avx2_6x2, 6, 2}, {tile_avx2_4x3, 4, 3}, {tile_avx2_8x1, 8, 1}};
+  bool wide = __builtin_cpu_supports("avx512f");
+  if (!wide && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) {
+    printf("tile_peak: this CPU has neither AVX-512 nor AVX2 with FMA\n");
     return 1;
   }
+  const Shape *shapes = wide ? avx512 : avx2;
+  int nshapes = wide ? 4 : 3, lanes = wide ? 16 : 8;
   float *a = aligned_alloc(64, sizeof(float) * MC * KC), *b = aligned_alloc(64, sizeof(float) * KC * LD);
   float *c = aligned_alloc(64, sizeof(float) * MC * LD);
   if (!a || !b || !c)
@@ -81,10 +100,10 @@ int main(void) {
     b[i] = 1e-3f * (float)(i % 5);
   for (int i = 0; i < MC * LD; i++)
     c[i] = 0;
-  struct { TileFn fn; int rows, vecs; } shapes[] = {{tile_8x2, 8, 2}, {tile_12x2, 12, 2}, {tile_6x4, 6, 4}, {tile_16x1, 16, 1}};
-  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-    printf("one core: register tile %2d x %2d: %.1f GFLOPS float32 (best of 5)\n", shapes[s].rows,
-           shapes[s].vecs * 16, time_tile(shapes[s].fn, shapes[s].rows, shapes[s].vecs * 16, a, b, c));
+  for (int i = 0; i < nshapes; i++)
+    printf("one core: register tile %2d x %2d: %.1f GFLOPS float32 (%s, best of 5)\n", shapes[i].rows,
+           shapes[i].vecs * lanes, time_tile(shapes[i].fn, shapes[i].rows, shapes[i].vecs * lanes, a, b, c),
+           wide ? "AVX-512" : "AVX2");
   printf("(checksum %g)\n", (double)c[5]);
   free(a);
   free(b);

@@ -173,7 +173,10 @@ Kernel *kernel_conv_cpu(KernelBuilder *kb) {
   packed_tile(kb->target, &pr.rows, &pr.cols);
   pr.MC = packed_rows_block(&pr);
   pr.KC = pr.K < 128 ? pr.K : 128;
-  pr.a_direct = c->y.c % pr.rows == 0;
+  // Rows by image read the weights in place, whatever the rows left over (VGG-11-BN's 4x4
+  // layers, 512 channels: 8-25% less time than packing them on the AMD EPYC); rows by
+  // position, whose steps are T apart in the weights, pack them (in place took 1.4x as long).
+  pr.a_direct = !c->by_position;
   pr.a_step = c->by_position ? c->T : 1;
   pr.a_row = pr.K;
   if (c->by_position) {   // a tap per group of steps, and the taps outside skipped

@@ -54,22 +54,15 @@ static void pack_a(KernelBuilder *kb, const Product *pr, KStmt *into, int ap, in
 // in different cache sets and stay 64-byte aligned.
 static int64_t a_rows_pitch(const Product *pr) { return pr->KC + 16; }
 
-// The register tiles of one block, into the part of C at c0 (NULL: 0): B's column panels outer, A's row
-// panels inner, only those that hold the tile's columns (`cols`) and rows below M.
-static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExpr *c0, int64_t ldc, int ap, int bp,
-                  int64_t ldb, KExpr *m0, KExpr *width, KExpr *p0, KExpr *kc) {
+// One register tile of `rows` rows at row i0 of the task (an expression) and column panel jr.
+static void tile_at(KernelBuilder *kb, const Product *pr, KStmt *into, int rows, int c, KExpr *c0, int64_t ldc, int ap,
+                    int bp, int64_t ldb, KExpr *m0, KExpr *ir, KExpr *jr, KExpr *p0, KExpr *kc) {
   Kernel *k = kb->k;
-  KExpr *ncols = kir_div(k, kir_add(k, width, kir_int(k, pr->cols - 1)), pr->cols);
-  KExpr *nrows = kir_binary(k, KB_MIN, kir_int(k, ceil_div(pr->MC, pr->rows)),
-                            kir_div(k, kir_add(k, kir_sub(k, kir_int(k, pr->M), m0), kir_int(k, pr->rows - 1)), pr->rows));
-  int jr, ir;
-  KStmt *cols = kernel_range(kb, into, "jr", kir_int(k, 0), ncols, &jr);
-  KStmt *rows = kernel_range(kb, cols, "ir", kir_int(k, 0), nrows, &ir);
-  KExpr *i0 = kir_mul(k, kir_ref(k, ir), kir_int(k, pr->rows));
-  KExpr *at = kir_add(k, kir_mul(k, i0, kir_int(k, ldc)), kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols)));
-  KTile t = {.rows = pr->rows, .cols = pr->cols, .c = c, .b = bp, .ldc = ldc, .ldb = ldb, .depth = kc,
+  KExpr *i0 = kir_mul(k, ir, kir_int(k, pr->rows));
+  KExpr *at = kir_add(k, kir_mul(k, i0, kir_int(k, ldc)), kir_mul(k, jr, kir_int(k, pr->cols)));
+  KTile t = {.rows = rows, .cols = pr->cols, .c = c, .b = bp, .ldc = ldc, .ldb = ldb, .depth = kc,
              .c_index = c0 ? kir_add(k, c0, at) : at,
-             .b_index = kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols))};
+             .b_index = kir_mul(k, jr, kir_int(k, pr->cols))};
   if (pr->a_direct) {
     t.a = pr->a_buf;
     t.a_index = pr->a_index(kb, pr, kir_add(k, m0, i0), p0);
@@ -82,11 +75,33 @@ static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExp
     t.a_row = a_rows_pitch(pr);
   } else {
     t.a = ap;
-    t.a_index = kir_mul(k, kir_ref(k, ir), kir_int(k, pr->KC * pr->rows));
+    t.a_index = kir_mul(k, ir, kir_int(k, pr->KC * pr->rows));
     t.a_step = pr->rows;
     t.a_row = 1;
   }
-  kir_tile(k, rows, &t);
+  kir_tile(k, into, &t);
+}
+
+// The register tiles of one block, into the part of C at c0 (NULL: 0): B's column panels outer, A's row
+// panels inner, only those that hold the tile's columns (`cols`) and rows below M. A read in
+// place has no rows past M to read, so its last panel, where M is no multiple of `rows`, is a
+// tile of the rows left (a packed A has zeros there instead).
+static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExpr *c0, int64_t ldc, int ap, int bp,
+                  int64_t ldb, KExpr *m0, KExpr *width, KExpr *p0, KExpr *kc) {
+  Kernel *k = kb->k;
+  int64_t left = pr->a_direct ? pr->M % pr->rows : 0;
+  KExpr *ncols = kir_div(k, kir_add(k, width, kir_int(k, pr->cols - 1)), pr->cols);
+  KExpr *rows_below_m = left ? kir_div(k, kir_sub(k, kir_int(k, pr->M), m0), pr->rows)
+                             : kir_div(k, kir_add(k, kir_sub(k, kir_int(k, pr->M), m0), kir_int(k, pr->rows - 1)), pr->rows);
+  KExpr *nrows = kernel_let(kb, into, "nrows", kir_binary(k, KB_MIN, kir_int(k, ceil_div(pr->MC, pr->rows)), rows_below_m));
+  int jr, ir;
+  KStmt *cols = kernel_range(kb, into, "jr", kir_int(k, 0), ncols, &jr);
+  KStmt *rows = kernel_range(kb, cols, "ir", kir_int(k, 0), nrows, &ir);
+  tile_at(kb, pr, rows, pr->rows, c, c0, ldc, ap, bp, ldb, m0, kir_ref(k, ir), kir_ref(k, jr), p0, kc);
+  if (left) {   // the task that holds row M - left
+    KStmt *last = kir_if(k, cols, kir_lt(k, kir_sub(k, kir_int(k, pr->M), m0), kir_int(k, pr->MC)), NULL);
+    tile_at(kb, pr, last, (int)left, c, c0, ldc, ap, bp, ldb, m0, nrows, kir_ref(k, jr), p0, kc);
+  }
 }
 
 // The reduction blocks of one task for the columns [n0, n0 + cols) of one set (n0: r*N + the

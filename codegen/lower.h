@@ -152,7 +152,7 @@ struct Product {
   int a_buf;            // A[i, p] is a_buf[a_index(i, p)]
   KExpr *(*a_index)(KernelBuilder *kb, const Product *pr, KExpr *i, KExpr *p);
   // The tile reads A in place (at a_index(i0, p0) + p*a_step + i*a_row for a block) instead
-  // of from a packed copy: rows divides M and those strides hold within every block.
+  // of from a packed copy: those strides hold within every block.
   bool a_direct;
   int64_t a_step, a_row;
   // Or A is packed by the caller, row by row: A[m0 + i, p0 + p] for i < MC, p < kc into
