@@ -10,6 +10,7 @@
 //
 //   build/bench/blas_convs SCRATCH_DIR FILE.graph [REPS]
 // Times are CPU time on one thread (1 OpenBLAS and BLIS thread too).
+#include "clock.h"
 #include "exec.h"
 #include "run_kernel.h"
 #include "tlcrt.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 typedef void Sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -46,11 +46,6 @@ static Blas load_blas(const char *name, const char *soname, const char *set_thre
   return b;
 }
 
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 // The geometry of one convolution (a linear layer is a 1x1 one on 1x1 images).
 typedef struct Geo {

@@ -6,15 +6,10 @@
 // 512-bit operations. Timed in CPU time, so other work on a shared machine counts less.
 //
 //   build/bench/fma_peak
+#include "clock.h"
 #include <immintrin.h>
 #include <stdio.h>
-#include <time.h>
 
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 #define FMA12(fmadd, b, c)                                                                                       \
   a0 = fmadd(a0, b, c), a1 = fmadd(a1, b, c), a2 = fmadd(a2, b, c), a3 = fmadd(a3, b, c), a4 = fmadd(a4, b, c),  \

@@ -8,6 +8,7 @@
 //
 //   build/bench/step_profile SCRATCH_DIR FILE.graph [THREADS] [REPS] [ONLY]
 // (ONLY: time only the kernels whose description contains it)
+#include "clock.h"
 #include "exec.h"
 #include "run_kernel.h"
 #include "tlcrt.h"
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct Timing {
   const Node *n;
@@ -23,19 +23,6 @@ typedef struct Timing {
   double seconds, wall, flops;
 } Timing;
 
-// The process's CPU time, not the wall clock: on a machine shared with other work, the time
-// the kernels actually ran (on 1 thread; on more, the sum over threads).
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static double wall_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 // Multiply-adds of a convolution (forward, dx or dw alike) or linear layer node, times 2.
 static double flops(const Node *n) {
@@ -84,9 +71,9 @@ int main(int argc, char **argv) {
       continue;
     t[nt] = (Timing){n, x.kernel[i]->comment, 1e30, 1e30, flops(n)};
     for (int r = 0; r < reps; r++) {   // the best of REPS: other work on the machine only adds time
-      double start = now(), wall_start = wall_now();
+      double start = cpu_now(), wall_start = wall_now();
       bench_run_kernel(&x, n);
-      double seconds = now() - start, wall = wall_now() - wall_start;
+      double seconds = cpu_now() - start, wall = wall_now() - wall_start;
       t[nt].seconds = seconds < t[nt].seconds ? seconds : t[nt].seconds;
       t[nt].wall = wall < t[nt].wall ? wall : t[nt].wall;
     }

@@ -6,19 +6,14 @@
 // is what the tile's own loads cost.
 //
 //   build/bench/tile_peak
+#include "clock.h"
 #include <immintrin.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 enum { MC = 256, NC = 256, KC = 128, LD = NC + 16, MAX_ROWS = 16, MAX_VECS = 4 };
 
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 // C[rows][vecs x lanes] += A (panel: a[p*rows + i]) x B (rows of LD floats), over KC steps,
 // with vectors of type V (lanes floats) and the given load, broadcast and multiply-add.

@@ -62,6 +62,7 @@ typedef struct ConvShift {
   int src;
   KExpr *plane, *dh, *dw;
   int64_t h, w;
+  int64_t size;         // src's elements: a small plane's shifted reads may stay inside it
 } ConvShift;
 void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
                        KExpr *base, KExpr *jlo, KExpr *jhi);

@@ -96,7 +96,7 @@ static void gather_shifted(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, 
   int p;
   KStmt *rows = kernel_range(kb, img, "p", kir_int(k, 0), kc, &p);
   KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p))), kir_int(k, c->P));
-  ConvShift sh = {.src = d->dy, .plane = plane, .dh = dh, .dw = dw, .h = c->y.h, .w = c->y.w};
+  ConvShift sh = {.src = d->dy, .plane = plane, .dh = dh, .dw = dw, .h = c->y.h, .w = c->y.w, .size = shape_elems(c->y)};
   conv_gather_plane(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &sh, base, jlo, jhi);
 }
 

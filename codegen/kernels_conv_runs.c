@@ -90,10 +90,39 @@ bool conv_same(const ConvCpu *c) {
   return c->stride == 1 && c->y.h == c->x.h && c->y.w == c->x.w && c->k > 1;
 }
 
+// A whole small plane, shifted, reading it at plane + shift + pos for every position (inside
+// src, which the caller checked) and keeping what falls inside: a row of selects, no bounds
+// worked out per run.
+static void gather_whole_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
+                               KExpr *base, KExpr *shift) {
+  Kernel *k = kb->k;
+  int r, c;
+  KStmt *rows = kernel_loop(kb, into, "r", sh->h, &r);
+  KStmt *cols = kernel_loop(kb, rows, "c", sh->w, &c);
+  KExpr *pos = kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, sh->w)), kir_ref(k, c));
+  KExpr *inside = kir_and(k, conv_in_range(k, kir_add(k, kir_ref(k, r), sh->dh), sh->h),
+                          conv_in_range(k, kir_add(k, kir_ref(k, c), sh->dw), sh->w));
+  KExpr *v = kir_load(k, sh->src, kir_add(k, kir_add(k, sh->plane, shift), pos));
+  kir_store(k, cols, dst, stepped(k, at, dst_step, kir_add(k, base, pos)), kir_select(k, inside, v, kir_float(k, 0)));
+}
+
+// Planes of at most this many positions (8x8) are gathered whole where they can be: the
+// bounds of a run and its columns outside cost more than its copy on 4x4 and 8x8 images.
+enum { WHOLE_PLANE = 64 };
+
 void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
                        KExpr *base, KExpr *jlo, KExpr *jhi) {
   Kernel *k = kb->k;
   int64_t H = sh->h, W = sh->w;
+  if (H * W <= WHOLE_PLANE) {   // the run is the whole image, and its reads stay inside src
+    KExpr *shift = kernel_let(kb, into, "shift", kir_add(k, kir_mul(k, sh->dh, kir_int(k, W)), sh->dw));
+    KExpr *first = kir_add(k, sh->plane, shift);
+    KExpr *whole = kir_and(k, kir_binary(k, KB_EQ, jlo, base), kir_binary(k, KB_EQ, jhi, kir_add(k, base, kir_int(k, H * W))));
+    KExpr *fits = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), first),
+                          kir_binary(k, KB_LE, kir_add(k, first, kir_int(k, H * W)), kir_int(k, sh->size)));
+    KStmt *fast = kir_if(k, into, kir_and(k, whole, fits), &into);
+    gather_whole_plane(kb, fast, dst, at, dst_step, sh, base, shift);
+  }
   // the rows whose source row is inside: pos in [rlo*W, rhi*W), as j = base + pos
   KExpr *rlo = conv_max(k, kir_sub(k, kir_int(k, 0), sh->dh), kir_int(k, 0));
   KExpr *rhi = conv_min(k, kir_sub(k, kir_int(k, H), sh->dh), kir_int(k, H));
@@ -141,7 +170,7 @@ void conv_gather_by_image(KernelBuilder *kb, const ConvCpu *c, int image, KStmt 
   }
   if (conv_same(c)) {   // a run per image: its plane, shifted
     KStmt *img = conv_runs(kb, into, r0, count, c->P, &g, &jlo, &jhi);
-    ConvShift sh = {.src = image, .h = c->x.h, .w = c->x.w,
+    ConvShift sh = {.src = image, .h = c->x.h, .w = c->x.w, .size = shape_elems(c->x),
                     .plane = kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
                     .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
                     .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};

@@ -32,19 +32,27 @@ static KStmt *output_loops(KernelBuilder *kb, Shape x, Shape y, bool zero_plane,
   return kernel_loop(kb, rows, "ow", y.w, &w->ow);
 }
 
-// for kh, kw inside out: returns the block that runs when (ih, iw) is inside the input.
-static KStmt *window_loops(KernelBuilder *kb, KStmt *out, Shape x, Window *w) {
+// for kh, kw: sets the input position and returns the loops' body, with *inside whether
+// (ih, iw) lies inside the input.
+static KStmt *window_taps(KernelBuilder *kb, KStmt *out, Shape x, Window *w, KExpr **inside) {
   Kernel *k = kb->k;
   const PoolAttrs *p = &kb->node->attr.pool;
   KStmt *krow = kernel_loop(kb, out, "kh", p->kernel, &w->kh);
   KStmt *kcol = kernel_loop(kb, krow, "kw", p->kernel, &w->kw);
-  w->ih = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, kir_ref(k, w->oh), kir_int(k, p->stride)), kir_int(k, p->pad)),
-                  kir_ref(k, w->kh));
-  w->iw = kir_add(k, kir_binary(k, KB_SUB, kir_mul(k, kir_ref(k, w->ow), kir_int(k, p->stride)), kir_int(k, p->pad)),
-                  kir_ref(k, w->kw));
-  KExpr *in_h = kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), w->ih), kir_binary(k, KB_LT, w->ih, kir_int(k, x.h)));
-  KExpr *in_w = kir_binary(k, KB_AND, kir_binary(k, KB_LE, kir_int(k, 0), w->iw), kir_binary(k, KB_LT, w->iw, kir_int(k, x.w)));
-  return kir_if(k, kcol, kir_binary(k, KB_AND, in_h, in_w), NULL);
+  w->ih = kernel_let(kb, kcol, "ih", kir_add(k, kir_sub(k, kir_mul(k, kir_ref(k, w->oh), kir_int(k, p->stride)),
+                                                         kir_int(k, p->pad)), kir_ref(k, w->kh)));
+  w->iw = kernel_let(kb, kcol, "iw", kir_add(k, kir_sub(k, kir_mul(k, kir_ref(k, w->ow), kir_int(k, p->stride)),
+                                                         kir_int(k, p->pad)), kir_ref(k, w->kw)));
+  *inside = kir_and(k, kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), w->ih), kir_lt(k, w->ih, kir_int(k, x.h))),
+                    kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), w->iw), kir_lt(k, w->iw, kir_int(k, x.w))));
+  return kcol;
+}
+
+// for kh, kw inside out: returns the block that runs when (ih, iw) is inside the input.
+static KStmt *window_loops(KernelBuilder *kb, KStmt *out, Shape x, Window *w) {
+  KExpr *inside;
+  KStmt *kcol = window_taps(kb, out, x, w, &inside);
+  return kir_if(kb->k, kcol, inside, NULL);
 }
 
 // The GPU's outputs: a parallel loop over every element of y, n, c, oh and ow taken from it.
@@ -85,40 +93,34 @@ static Kernel *pool_forward(KernelBuilder *kb, bool max) {
 // then dy is added to them in output order, so that overlapping windows sum in one order.
 static Kernel *maxpool_grad_scatter(KernelBuilder *kb) {
   Kernel *k = kb->k;
-  const PoolAttrs *p = &kb->node->attr.pool;
   Shape y = kb->node->in[0]->shape, x = kb->node->shape;
-  int nc, px, oh, ow, kh, kw, o;
+  int nc, px, o;
+  Window w;
   KStmt *planes = kernel_loop(kb, k->body, "nc", x.n * x.c, &nc);
   KExpr *plane = kernel_let(kb, planes, "plane", kir_mul(k, kir_ref(k, nc), kir_int(k, x.h * x.w)));
   KStmt *zero = kernel_loop(kb, planes, "p", x.h * x.w, &px);
   kir_store(k, zero, kb->out, kir_add(k, plane, kir_ref(k, px)), kir_float(k, 0));
   int firsts = kir_local(k, "the first maximum of each window of the row (-1: all padding)", KT_I64, y.w);
-  KStmt *row = kernel_loop(kb, planes, "oh", y.h, &oh);
-  KStmt *each = kernel_loop(kb, row, "ow", y.w, &ow);
+  KStmt *row = kernel_loop(kb, planes, "oh", y.h, &w.oh);
+  KStmt *each = kernel_loop(kb, row, "ow", y.w, &w.ow);
   int best = kir_var(k, "best", KT_F32), arg = kir_var(k, "arg", KT_I64);
   kir_assign(k, each, best, kir_float(k, -INFINITY));
   kir_assign(k, each, arg, kir_int(k, -1));
-  KStmt *krow = kernel_loop(kb, each, "kh", p->kernel, &kh);
-  KStmt *kcol = kernel_loop(kb, krow, "kw", p->kernel, &kw);
-  KExpr *ih = kernel_let(kb, kcol, "ih", kir_add(k, kir_sub(k, kir_mul(k, kir_ref(k, oh), kir_int(k, p->stride)),
-                                                            kir_int(k, p->pad)), kir_ref(k, kh)));
-  KExpr *iw = kernel_let(kb, kcol, "iw", kir_add(k, kir_sub(k, kir_mul(k, kir_ref(k, ow), kir_int(k, p->stride)),
-                                                            kir_int(k, p->pad)), kir_ref(k, kw)));
-  KExpr *inside = kernel_let(kb, kcol, "inside",
-                             kir_and(k, kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), ih), kir_lt(k, ih, kir_int(k, x.h))),
-                                     kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), iw), kir_lt(k, iw, kir_int(k, x.w)))));
-  KExpr *at = kernel_let(kb, kcol, "at", kir_add(k, plane, kir_add(k, kir_mul(k, ih, kir_int(k, x.w)), iw)));
+  KExpr *inside;
+  KStmt *kcol = window_taps(kb, each, x, &w, &inside);
+  inside = kernel_let(kb, kcol, "inside", inside);
+  KExpr *at = kernel_let(kb, kcol, "at", kir_add(k, plane, kir_add(k, kir_mul(k, w.ih, kir_int(k, x.w)), w.iw)));
   KExpr *x_at = kir_load(k, kb->in[1], kir_select(k, inside, at, kir_int(k, 0)));   // no read outside x
   KExpr *v = kernel_let(kb, kcol, "v", kir_select(k, inside, x_at, kir_float(k, -INFINITY)));
   KExpr *better = kir_lt(k, kir_ref(k, best), v);
   kir_assign(k, kcol, arg, kir_select(k, better, at, kir_ref(k, arg)));
   kir_assign(k, kcol, best, kir_select(k, better, v, kir_ref(k, best)));
-  kir_store(k, each, firsts, kir_ref(k, ow), kir_ref(k, arg));
+  kir_store(k, each, firsts, kir_ref(k, w.ow), kir_ref(k, arg));
   KStmt *adds = kernel_loop(kb, row, "ow", y.w, &o);
   KExpr *first = kir_load(k, firsts, kir_ref(k, o));
   KStmt *found = kir_if(k, adds, kir_binary(k, KB_LE, kir_int(k, 0), first), NULL);
   KExpr *dy = kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_ref(k, nc), kir_int(k, y.h * y.w)),
-                                                 kir_add(k, kir_mul(k, kir_ref(k, oh), kir_int(k, y.w)), kir_ref(k, o))));
+                                                 kir_add(k, kir_mul(k, kir_ref(k, w.oh), kir_int(k, y.w)), kir_ref(k, o))));
   kir_store(k, found, kb->out, first, kir_binary(k, KB_ADD, kir_load(k, kb->out, first), dy));
   return k;
 }
