@@ -83,11 +83,13 @@ static void tile_at(KernelBuilder *kb, const Product *pr, KStmt *into, int rows,
 }
 
 // The register tiles of one block, into the part of C at c0 (NULL: 0): B's column panels outer, A's row
-// panels inner, only those that hold the tile's columns (`cols`) and rows below M. A read in
-// place has no rows past M to read, so its last panel, where M is no multiple of `rows`, is a
-// tile of the rows left (a packed A has zeros there instead).
+// panels inner, only those that hold the tile's columns (`cols`, from n0) and rows below M,
+// and where the product says which columns a block reaches (pr->live), only the column
+// panels it reaches (a 2x2 image's columns by position: each reaches 4 of a 3x3 kernel's 9
+// taps). A read in place has no rows past M to read, so its last panel, where M is no
+// multiple of `rows`, is a tile of the rows left (a packed A has zeros there instead).
 static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExpr *c0, int64_t ldc, int ap, int bp,
-                  int64_t ldb, KExpr *m0, KExpr *width, KExpr *p0, KExpr *kc) {
+                  int64_t ldb, KExpr *m0, KExpr *n0, KExpr *width, KExpr *p0, KExpr *kc) {
   Kernel *k = kb->k;
   int64_t left = pr->a_direct ? pr->M % pr->rows : 0;
   KExpr *ncols = kir_div(k, kir_add(k, width, kir_int(k, pr->cols - 1)), pr->cols);
@@ -96,6 +98,11 @@ static void tiles(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KExp
   KExpr *nrows = kernel_let(kb, into, "nrows", kir_binary(k, KB_MIN, kir_int(k, ceil_div(pr->MC, pr->rows)), rows_below_m));
   int jr, ir;
   KStmt *cols = kernel_range(kb, into, "jr", kir_int(k, 0), ncols, &jr);
+  if (pr->live) {
+    KExpr *first = kir_mul(k, kir_ref(k, jr), kir_int(k, pr->cols));
+    KExpr *panel = kir_binary(k, KB_MIN, kir_int(k, pr->cols), kir_sub(k, width, first));
+    cols = kir_if(k, cols, pr->live(kb, pr, cols, p0, kc, kir_add(k, n0, first), panel), NULL);
+  }
   KStmt *rows = kernel_range(kb, cols, "ir", kir_int(k, 0), nrows, &ir);
   tile_at(kb, pr, rows, pr->rows, c, c0, ldc, ap, bp, ldb, m0, kir_ref(k, ir), kir_ref(k, jr), p0, kc);
   if (left) {   // the task that holds row M - left
@@ -126,7 +133,7 @@ static void blocks(KernelBuilder *kb, const Product *pr, KStmt *into, int c, KEx
     pr->pack_a_rows(kb, pr, block, ap, a_rows_pitch(pr), m0, p0, kc);
   else if (!pr->a_direct)
     pack_a(kb, pr, block, ap, ceil_div(pr->MC, pr->rows), m0, p0, kc);
-  tiles(kb, pr, block, c, c0, ldc, ap, bp, ldb, m0, cols, p0, kc);
+  tiles(kb, pr, block, c, c0, ldc, ap, bp, ldb, m0, n0, cols, p0, kc);
 }
 
 Kernel *packed_product(KernelBuilder *kb, const Product *pr) {
