@@ -46,7 +46,6 @@ static Blas load_blas(const char *name, const char *soname, const char *set_thre
   return b;
 }
 
-
 // The geometry of one convolution (a linear layer is a 1x1 one on 1x1 images).
 typedef struct Geo {
   int64_t n, ci, h, w, co, oh, ow, k, stride, pad, dil;

@@ -10,7 +10,6 @@
 #include <immintrin.h>
 #include <stdio.h>
 
-
 #define FMA12(fmadd, b, c)                                                                                       \
   a0 = fmadd(a0, b, c), a1 = fmadd(a1, b, c), a2 = fmadd(a2, b, c), a3 = fmadd(a3, b, c), a4 = fmadd(a4, b, c),  \
   a5 = fmadd(a5, b, c), a6 = fmadd(a6, b, c), a7 = fmadd(a7, b, c), a8 = fmadd(a8, b, c), a9 = fmadd(a9, b, c),  \

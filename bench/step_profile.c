@@ -23,7 +23,6 @@ typedef struct Timing {
   double seconds, wall, flops;
 } Timing;
 
-
 // Multiply-adds of a convolution (forward, dx or dw alike) or linear layer node, times 2.
 static double flops(const Node *n) {
   const Node *f = n->forward;

@@ -14,7 +14,6 @@
 
 enum { MC = 256, NC = 256, KC = 128, LD = NC + 16, MAX_ROWS = 16, MAX_VECS = 4 };
 
-
 // C[rows][vecs x lanes] += A (panel: a[p*rows + i]) x B (rows of LD floats), over KC steps,
 // with vectors of type V (lanes floats) and the given load, broadcast and multiply-add.
 #define TILE(isa, target_isa, V, lanes, load, set1, fmadd, store, rows, vecs)                                          \

@@ -114,8 +114,8 @@ void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64
                        KExpr *base, KExpr *jlo, KExpr *jhi) {
   Kernel *k = kb->k;
   int64_t H = sh->h, W = sh->w;
+  KExpr *shift = kernel_let(kb, into, "shift", kir_add(k, kir_mul(k, sh->dh, kir_int(k, W)), sh->dw));
   if (H * W <= WHOLE_PLANE) {   // the run is the whole image, and its reads stay inside src
-    KExpr *shift = kernel_let(kb, into, "shift", kir_add(k, kir_mul(k, sh->dh, kir_int(k, W)), sh->dw));
     KExpr *first = kir_add(k, sh->plane, shift);
     KExpr *whole = kir_and(k, kir_binary(k, KB_EQ, jlo, base), kir_binary(k, KB_EQ, jhi, kir_add(k, base, kir_int(k, H * W))));
     KExpr *fits = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), first),
@@ -131,7 +131,6 @@ void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64
   conv_zeros(kb, into, dst, at, dst_step, jlo, ja);
   // The copy reads inside the plane only: where a row's first or last columns would read
   // past it, they are columns outside, zeroed below.
-  KExpr *shift = kernel_let(kb, into, "shift", kir_add(k, kir_mul(k, sh->dh, kir_int(k, W)), sh->dw));
   KExpr *ca = kernel_let(kb, into, "ca", conv_max(k, ja, kir_sub(k, base, shift)));
   KExpr *cb = conv_max(k, conv_min(k, jb, kir_add(k, kir_sub(k, base, shift), kir_int(k, H * W))), ca);
   KExpr *from = kir_add(k, sh->plane, kir_sub(k, shift, base));   // src[plane + (j - base) + shift]
