@@ -2,7 +2,8 @@
 // product (kernels_packed.c) that gathers dy as it packs it:
 //   dx[n, ci, ih, iw] = sum over taps (kh, kw) and co of w[co, ci, kh, kw] dy[n, co, oh, ow]
 // where ih = oh*s - pad + kh*d (and the same along w). C[ci, column] has a column per input
-// position; the reduction runs over (tap, co), a tap per group of steps.
+// position; the reduction runs over (tap, co), a tap per group of steps. A is the weights,
+// transposed once a step by conv2d_weight_t (compiler/schedule.c), read in place.
 //
 // With stride s, an input row ih receives from the taps with ih + pad - kh*d a multiple of s
 // only. The columns are therefore ordered by phase (iw mod s, ih mod s), then image, then
@@ -29,12 +30,20 @@ typedef struct Dx {
 
 static const Dx *dx_of(const Product *pr) { return pr->ctx; }
 
-// A[ci, (tap, co)] = w[co, ci, tap]
+// A[ci, (tap, co)] = w[co, ci, tap], which conv2d_weight_t stored as wt[ci, tap, co]
+// (compiler/schedule.c): A's rows K apart and its steps side by side.
 static KExpr *weight_index(KernelBuilder *kb, const Product *pr, KExpr *ci, KExpr *p) {
   Kernel *k = kb->k;
-  const ConvCpu *c = &dx_of(pr)->g;
-  KExpr *tap = kir_div(k, p, c->y.c), *co = kir_mod(k, p, c->y.c);
-  return kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, co, kir_int(k, c->x.c)), ci), kir_int(k, c->T)), tap);
+  return kir_add(k, kir_mul(k, ci, kir_int(k, pr->K)), p);
+}
+
+// The input gradient's conv2d_weight_t input.
+static int weight_t_input(const KernelBuilder *kb) {
+  const Node *n = kb->node;
+  for (int i = 0; i < n->nin; i++)
+    if (n->in[i]->op == OP_CONV2D_WEIGHT_T)
+      return kernel_input(kb, n->in[i]);
+  fatal("internal error in kernel %s: the input gradient has no transposed weights", kb->k->name);
 }
 
 // Where input coordinate i (of phase r) reads dy along one axis under kernel offset kk:
@@ -318,20 +327,43 @@ Kernel *kernel_conv_cpu_dx(KernelBuilder *kb) {
   int64_t columns = pointwise ? c->y.n * c->P : c->stride * c->stride * c->x.n * d.Hq * d.Wq;   // by phase, some past the image
   int64_t sets = by_phase ? c->stride : 1;   // the column phases, side by side in a task
   Product pr = {.M = c->x.c, .N = columns / sets, .K = c->T * c->y.c, .KG = c->y.c, .splits = 1, .sets = sets,
-                .NC = 256, .a_buf = kb->in[1], .a_index = weight_index, .pack_b = pack_dy, .ctx = &d};
+                .NC = 256, .a_buf = weight_t_input(kb), .a_index = weight_index, .pack_b = pack_dy, .ctx = &d};
   pr.store = pointwise && c->stride > 1 ? store_spread : c->by_position ? store_by_position : store_rows;
   packed_tile(kb->target, &pr.rows, &pr.cols);
   pr.MC = packed_rows_block(&pr);
   pr.KC = c->y.c < 128 ? c->y.c : 128;
-  // Within a tap, A's co steps are CI*T apart and its ci rows T apart: read in place, a block
-  // of A spans MC*T*KC floats (1.2 MB at 256 channels), which the tiles stream again for each
-  // column panel. With the column phases side by side a task has twice the columns to pack A
-  // once for (256 a set): with it, resnet18's layer2-4.0.conv1 input gradients took 0.55x to
-  // 0.93x their time before (bench/results/2026-12-01-blas-convs-stride2-dx.md).
-  pr.a_direct = sets == 1 && c->x.c % pr.rows == 0;
-  pr.a_step = c->x.c * c->T;
-  pr.a_row = c->T;
+  // wt read in place, a step of a register tile one line of it, whatever the rows left over
+  // or the column phases (packing it per task for a stride-2 gradient's two phases took 3%
+  // longer on resnet18's layer2-4.0.conv1).
+  pr.a_direct = true;
+  pr.a_step = 1;
+  pr.a_row = pr.K;
   if (!pointwise && (c->by_position || c->stride > 1))
     pr.live = tap_used;
   return packed_product(kb, &pr);
+}
+
+// wt[r, co] = w[co, r] for r = (ci, kh, kw): the input gradient's weights as its CPU product
+// reads them. On the CPU a task makes 16 rows of wt, reading w 16 floats (a line) at a time;
+// on the GPU a thread makes an element.
+Kernel *kernel_conv2d_weight_t(KernelBuilder *kb) {
+  Kernel *k = kb->k;
+  Shape w = kb->node->in[0]->shape;
+  int64_t CO = w.n, R = w.c * w.h * w.w;
+  int e, rb, co, j;
+  if (kb->target->gpu) {
+    KStmt *all = kernel_loop(kb, k->body, "e", R * CO, &e);
+    KExpr *r = kir_div(k, kir_ref(k, e), CO);
+    kir_store(k, all, kb->out, kir_ref(k, e), kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_mod(k, kir_ref(k, e), CO), kir_int(k, R)), r)));
+    return k;
+  }
+  enum { ROWS = 16 };
+  KStmt *blocks = kernel_loop(kb, k->body, "rb", (R + ROWS - 1) / ROWS, &rb);
+  KExpr *r0 = kernel_let(kb, blocks, "r0", kir_mul(k, kir_ref(k, rb), kir_int(k, ROWS)));
+  KStmt *cols = kernel_loop(kb, blocks, "co", CO, &co);
+  KStmt *rows = kernel_range(kb, cols, "j", kir_int(k, 0), conv_min(k, kir_int(k, ROWS), kir_sub(k, kir_int(k, R), r0)), &j);
+  KExpr *r = kir_add(k, r0, kir_ref(k, j));
+  KExpr *from = kir_add(k, kir_mul(k, kir_ref(k, co), kir_int(k, R)), r);
+  kir_store(k, rows, kb->out, kir_add(k, kir_mul(k, r, kir_int(k, CO)), kir_ref(k, co)), kir_load(k, kb->in[0], from));
+  return k;
 }

@@ -1,7 +1,8 @@
 // schedule.c: the scheduling pass, after fusion: how the step's work is laid out over
 // threads and in time (a schedule in Halide's sense), not what it computes. A convolution's
 // weight gradient is split into chunks of rows summed apart, a choice of parallelism like a
-// kernel's launch shape; then the nodes are put in an order where each comes after what it
+// kernel's launch shape, and its input gradient's weights are transposed once a step into
+// the layout the CPU's product reads in place, a choice of layout; then the nodes are put in an order where each comes after what it
 // reads, which fusion may have broken (a residual or folded statistics made after the node
 // that now reads them).
 #include "tlc.h"
@@ -49,6 +50,25 @@ static Node *sum_chunks(Arena *a, Node *dw, int64_t chunks) {
   return sum;
 }
 
+// The weights of a convolution's input gradient (groups == 1) laid out [CI, KH, KW, CO], made just
+// before it, once a step: the CPU's product (codegen/kernels_conv_cpu_dx.c) reads them in place as
+// A[ci, (tap, co)], a step's rows side by side, where in w's own layout a step's values are
+// CI*KH*KW floats apart and had to be gathered for every task and block of the product
+// (VGG-11-BN's input gradients took 0.73x their time). The GPU's kernels read w itself.
+static Node *weight_t(Arena *a, Node *dx) {
+  Node *w = dx->in[1], *t = arena_alloc(a, sizeof *t);
+  t->op = OP_CONV2D_WEIGHT_T;
+  t->shape = shape4(w->shape.c, w->shape.h, w->shape.w, w->shape.n);
+  t->forward = dx->forward;
+  t->name = dx->name;
+  t->span = dx->span;
+  t->in[t->nin++] = w;
+  if (dx->nin == MAX_INPUTS)
+    fatal("internal error: %s's input gradient has no room for its transposed weights", dx->name);
+  dx->in[dx->nin++] = t;
+  return t;
+}
+
 static void set_nodes(Graph *g, Node **nodes, int n, int cap) {
   g->nodes = nodes;
   g->n = n;
@@ -57,7 +77,9 @@ static void set_nodes(Graph *g, Node **nodes, int n, int cap) {
     nodes[i]->id = i;
 }
 
-static void split_weight_grads(Arena *a, Graph *g) {
+// The nodes the schedule adds: a weight gradient's chunks summed after it, an input
+// gradient's weights transposed before it.
+static void add_nodes(Arena *a, Graph *g) {
   int cap = 2 * g->n + 1, n = 0;
   Node **nodes = arena_alloc(a, sizeof(Node *) * (size_t)cap), **sum_of = arena_alloc(a, sizeof(Node *) * (size_t)cap);
   for (int i = 0; i < g->n; i++) {
@@ -65,6 +87,8 @@ static void split_weight_grads(Arena *a, Graph *g) {
     for (int j = 0; j < x->nin; j++)
       if (sum_of[x->in[j]->id])
         x->in[j] = sum_of[x->in[j]->id];
+    if (x->op == OP_CONV2D_DX && x->attr.conv.groups == 1)
+      nodes[n++] = weight_t(a, x);
     nodes[n++] = x;
     int64_t chunks = x->op == OP_CONV2D_DW ? weight_grad_chunks(x) : 0;
     if (chunks >= 2)
@@ -141,6 +165,6 @@ static void order(Arena *a, Graph *g) {
 }
 
 void schedule_step(Arena *a, Graph *g) {
-  split_weight_grads(a, g);
+  add_nodes(a, g);
   order(a, g);
 }

@@ -606,10 +606,13 @@ Node *step_grad(const StepBuilder *b, const Node *n);
 void fuse_step(Arena *a, Graph *g);
 
 //
-// schedule.c: the order of the step's kernels and how a weight gradient is spread over threads
+// schedule.c: the order of the step's kernels, how a weight gradient is spread over threads
+// and how an input gradient's weights are laid out
 //
-// Splits large weight gradients into chunks summed apart, then orders the step so that every
-// node comes after what it reads, keeping the given order wherever it already does.
+// Splits large weight gradients into chunks summed apart, transposes the weights of each
+// input gradient of a convolution with groups == 1 into [CI,KH,KW,CO] (conv2d_weight_t, the
+// input gradient's last input), then orders the step so that every node comes after what it
+// reads, keeping the given order wherever it already does.
 void schedule_step(Arena *a, Graph *g);
 
 //
