@@ -311,6 +311,20 @@ static void tile_stmt(Kernel *k, KStmt *into, KStmtKind kind, const KTile *t) {
 
 void kir_tile(Kernel *k, KStmt *into, const KTile *t) { tile_stmt(k, into, KS_TILE, t); }
 
+void kir_transpose(Kernel *k, KStmt *into, int dst, KExpr *dst_index, int64_t dst_pitch, int src, KExpr *src_index,
+                   int64_t src_pitch, int n) {
+  KStmt *s = stmt_new(k, KS_TRANSPOSE);
+  s->buf = dst;
+  s->index = dst_index;
+  s->operand = dst_pitch;
+  s->src_buf = src;
+  s->src_index = src_index;
+  s->ldb = src_pitch;
+  s->rows = s->cols = n;
+  k->bufs[dst].written = true;
+  append(k, into, s);
+}
+
 // The same fields, `lanes` in a_step.
 void kir_dot(Kernel *k, KStmt *into, const KDot *t) {
   KTile as = {.rows = t->rows, .cols = t->cols, .c = t->c, .a = t->a, .b = t->b, .c_index = t->c_index,
@@ -499,6 +513,16 @@ static void verify_dot(const Verifier *v, const KStmt *s) {
             s->value->type == KT_I64, "dot products' indexes and depth are integers");
 }
 
+static void verify_transpose(const Verifier *v, const KStmt *s) {
+  expect(v, !is_blocks(v), "a transpose in a block kernel");
+  expect(v, buf_of(v, s->buf)->type == KT_F32 && buf_of(v, s->src_buf)->type == KT_F32, "a transpose moves floats");
+  expect(v, (s->rows == 8 || s->rows == 16) && s->operand >= s->rows && s->ldb >= s->rows,
+         "a transpose is of 8 x 8 or 16 x 16 floats, rows apart");
+  verify_expr(v, s->index);
+  verify_expr(v, s->src_index);
+  expect(v, s->index->type == KT_I64 && s->src_index->type == KT_I64, "a transpose's indexes are integers");
+}
+
 static void verify_stmt(const Verifier *v, const KStmt *s) {
   const Kernel *k = v->k;
   bool sync = is_blocks(v) && kir_synchronises(s);
@@ -541,6 +565,7 @@ static void verify_stmt(const Verifier *v, const KStmt *s) {
   case KS_BLOCK: verify_block(v, s); break;
   case KS_TILE: verify_tile(v, s); break;
   case KS_DOT: verify_dot(v, s); break;
+  case KS_TRANSPOSE: verify_transpose(v, s); break;
   case KS_BARRIER:
   case KS_CP_COMMIT:
   case KS_CP_WAIT: expect(v, is_blocks(v), "a GPU construct in a loop kernel"); break;

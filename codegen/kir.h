@@ -81,6 +81,8 @@ typedef enum {
   KS_TILE,              // buf[index + i*operand + j] += sum over p < value of a_buf[a_index + p*a_step + i*a_row] * src_buf[src_index + p*ldb + j]
   // ... and dot products: both operands contiguous along the sum, `a_step` lanes at a time.
   KS_DOT,               // buf[index + i*operand + j] += sum over p < value of a_buf[a_index + i*a_row + p] * src_buf[src_index + j*ldb + p]
+  // ... and square blocks of `rows` x `rows` floats (8 or 16) transposed in vector registers.
+  KS_TRANSPOSE,         // buf[index + i*operand + j] = src_buf[src_index + j*ldb + i] for i, j < rows
 } KStmtKind;
 
 typedef enum { KSH_XOR, KSH_DOWN, KSH_IDX } KShuffle;
@@ -240,6 +242,11 @@ typedef struct KDot {
   int64_t ldc, a_row, ldb;
 } KDot;
 void kir_dot(Kernel *k, KStmt *into, const KDot *t);
+// A square block transposed, in a loop kernel: for i, j < n (8 or 16),
+//   dst[dst_index + i*dst_pitch + j] = src[src_index + j*src_pitch + i]
+// (the CPU loads n vectors of n floats, shuffles them and stores n).
+void kir_transpose(Kernel *k, KStmt *into, int dst, KExpr *dst_index, int64_t dst_pitch, int src, KExpr *src_index,
+                   int64_t src_pitch, int n);
 
 // Checks that types agree, indexes are integers, buffers and variables exist, and that the
 // GPU constructs are used as the CPU can run them; sets a loop kernel's launch. A failure is

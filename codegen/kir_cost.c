@@ -34,7 +34,8 @@ static void mark_stmt(const KStmt *s, bool *read) {
     return;
   switch (s->kind) {
   case KS_LOAD4: read[s->buf] = true; break;
-  case KS_CP_ASYNC: read[s->src_buf] = true; break;
+  case KS_CP_ASYNC:
+  case KS_TRANSPOSE: read[s->src_buf] = true; break;
   case KS_TILE:   // c += a * b: all three are read
   case KS_DOT:
     read[s->buf] = read[s->a_buf] = read[s->src_buf] = true;

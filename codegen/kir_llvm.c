@@ -222,6 +222,7 @@ void llvm_loop_end(Lower *l, LlvmLoop *loop) {
 static bool is_innermost(const KStmt *s) {
   for (int i = 0; i < s->nbody; i++)
     if (s->body[i]->kind == KS_FOR || s->body[i]->kind == KS_TILE || s->body[i]->kind == KS_DOT ||
+        s->body[i]->kind == KS_TRANSPOSE ||
         (s->body[i]->kind == KS_IF && !is_innermost(s->body[i])))
       return false;
   return true;
@@ -417,6 +418,7 @@ void llvm_stmt(Lower *l, const KStmt *s) {
   case KS_CP_ASYNC: copy_async(l, s); break;
   case KS_TILE: llvm_tile(l, s); break;
   case KS_DOT: llvm_dot(l, s); break;
+  case KS_TRANSPOSE: llvm_transpose(l, s); break;
   case KS_LOAD4:
   case KS_STORE4: access4(l, s); break;
   case KS_CP_COMMIT:

@@ -55,12 +55,15 @@ int llvm_emit_module(Kernel *const *kernels, int n, const char *cpu, const char 
 
 // kir_llvm_tile.c: a register tile (KS_TILE) as vector multiply-adds.
 void llvm_tile(Lower *l, const KStmt *s);
-// What both tiles use: a vector of vt at base + offset (floats, unaligned), and
-// llvm.fmuladd on vectors of `lanes` floats (its type in *type).
+// What both tiles and the transpose use: a vector of vt at base + offset (floats, unaligned),
+// a vector stored there, and llvm.fmuladd on vectors of `lanes` floats (its type in *type).
 LLVMValueRef llvm_vector_at(Lower *l, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef offset);
+void llvm_vector_store(Lower *l, LLVMValueRef v, LLVMValueRef base, LLVMValueRef offset);
 LLVMValueRef llvm_fmuladd(Lower *l, unsigned lanes, LLVMTypeRef *type);
 // kir_llvm_dot.c: a tile of dot products (KS_DOT) as vector multiply-adds along the sums.
 void llvm_dot(Lower *l, const KStmt *s);
+// kir_llvm_transpose.c: a square block transposed (KS_TRANSPOSE) by vector shuffles.
+void llvm_transpose(Lower *l, const KStmt *s);
 
 // kir_llvm_blocks.c: a block kernel's body, its blocks [begin, end) one after another.
 void llvm_lower_blocks(Lower *l, Arena *a);

@@ -20,6 +20,10 @@ LLVMValueRef llvm_vector_at(Lower *l, LLVMTypeRef vt, LLVMValueRef base, LLVMVal
   return v;
 }
 
+void llvm_vector_store(Lower *l, LLVMValueRef v, LLVMValueRef base, LLVMValueRef offset) {
+  LLVMSetAlignment(LLVMBuildStore(l->b, v, as_vector(l, LLVMTypeOf(v), at(l, base, offset))), 4);
+}
+
 static LLVMValueRef splat(Lower *l, LLVMTypeRef vt, unsigned lanes, LLVMValueRef x) {
   LLVMValueRef one = LLVMBuildInsertElement(l->b, LLVMGetUndef(vt), x, LLVMConstInt(l->i32, 0, 0), "");
   LLVMTypeRef mask = LLVMVectorType(l->i32, lanes);
@@ -77,8 +81,6 @@ void llvm_tile(Lower *l, const KStmt *s) {
     LLVMAddIncoming(out[i], (LLVMValueRef[]){init[i], next[i]}, (LLVMBasicBlockRef[]){before, end}, 2);
   }
   for (int i = 0; i < s->rows; i++)
-    for (int v = 0; v < nv; v++) {
-      LLVMValueRef to = as_vector(l, vt, at(l, c, llvm_i64(l, i * s->operand + v * (int64_t)lanes)));
-      LLVMSetAlignment(LLVMBuildStore(l->b, out[i * nv + v], to), 4);
-    }
+    for (int v = 0; v < nv; v++)
+      llvm_vector_store(l, out[i * nv + v], c, llvm_i64(l, i * s->operand + v * (int64_t)lanes));
 }

@@ -174,11 +174,21 @@ static void print_dot(FILE *out, const Kernel *k, const KStmt *s, int depth) {
   fprintf(out, " + tj * %lld + tp];\n", (long long)s->ldb);
 }
 
+static void print_transpose(FILE *out, const Kernel *k, const KStmt *s, int depth) {
+  fprintf(out, "for (int64_t ti = 0; ti < %d; ti++)   // %dx%d transposed\n", s->rows, s->rows, s->rows);
+  fprintf(out, "%*sfor (int64_t tj = 0; tj < %d; tj++)\n%*sb%d[", 2 * depth + 2, "", s->rows, 2 * depth + 4, "", s->buf);
+  print_expr(out, k, s->index);
+  fprintf(out, " + ti * %lld + tj] = b%d[", (long long)s->operand, s->src_buf);
+  print_expr(out, k, s->src_index);
+  fprintf(out, " + tj * %lld + ti];\n", (long long)s->ldb);
+}
+
 static void print_stmt(FILE *out, const Kernel *k, const KStmt *s, int depth) {
   fprintf(out, "%*s", 2 * depth, "");
   switch (s->kind) {
   case KS_TILE: print_tile(out, k, s, depth); return;
   case KS_DOT: print_dot(out, k, s, depth); return;
+  case KS_TRANSPOSE: print_transpose(out, k, s, depth); return;
   case KS_FOR: {
     const char *v = k->vars[s->var].name;
     fprintf(out, "for (int64_t %s = ", v);

@@ -2,7 +2,8 @@
 // object, loaded with dlopen and run in chunks (as the thread pool runs them); results
 // are compared with plain C written here. Two block kernels check the CPU meaning of the
 // GPU constructs: shuffles, shared memory, a barrier, asynchronous copies, bf16, ldmatrix
-// (plain and transposed) and the tensor-core tile.
+// (plain and transposed) and the tensor-core tile; a loop kernel the CPU-only square
+// transposes.
 //
 // usage: test_kir_llvm SCRATCH_DIR
 #include "check.h"
@@ -144,6 +145,25 @@ static Kernel *tile(Arena *a) {
   return k;
 }
 
+// Square blocks transposed in registers (KS_TRANSPOSE): parallel iteration b moves block b
+// of a 16 x 40 matrix (rows 40 apart) into a 40-row one (rows 21 apart), 16 x 16 for b < 2
+// and 8 x 8 at column 32.
+enum { TR_ROWS = 16, TR_COLS = 40, TR_PITCH = 21 };
+static Kernel *transpose(Arena *a) {
+  Kernel *k = kir_kernel(a, "transpose", "y = x transposed, by blocks");
+  int x = kir_buf(k, "x", KT_F32, TR_ROWS * TR_COLS), y = kir_buf(k, "y", KT_F32, TR_COLS * TR_PITCH);
+  int b = kir_var(k, "b", KT_I64);
+  KStmt *blocks = kir_for(k, k->body, b, kir_int(k, 0), kir_int(k, 3), true);
+  KExpr *col = kir_mul(k, kir_ref(k, b), kir_int(k, 16));
+  KStmt *wide, *narrow = NULL;
+  wide = kir_if(k, blocks, kir_lt(k, kir_ref(k, b), kir_int(k, 2)), &narrow);
+  kir_transpose(k, wide, y, kir_mul(k, col, kir_int(k, TR_PITCH)), TR_PITCH, x, col, TR_COLS, 16);
+  for (int r = 0; r < 2; r++)   // column 32's two blocks of 8 rows
+    kir_transpose(k, narrow, y, kir_add(k, kir_mul(k, col, kir_int(k, TR_PITCH)), kir_int(k, 8 * r)), TR_PITCH, x,
+                  kir_add(k, col, kir_int(k, 8 * r * TR_COLS)), TR_COLS, 8);
+  return k;
+}
+
 static void run_chunks(KernelFn *fn, void *const *bufs, int64_t extent) {
   int64_t cuts[] = {0, extent / 3, extent / 3 + 1, extent};
   for (int c = 0; c < 3; c++)
@@ -252,19 +272,33 @@ static void check_tile(void *so) {
   free(b);
 }
 
+static void check_transpose(void *so) {
+  float *x = random_floats(TR_ROWS * TR_COLS, 8), y[TR_COLS * TR_PITCH];
+  for (int i = 0; i < TR_COLS * TR_PITCH; i++)
+    y[i] = -1;
+  void *bufs[] = {x, y};
+  run_chunks((KernelFn *)dlsym(so, "transpose"), bufs, 3);
+  int bad = 0;
+  for (int c = 0; c < TR_COLS; c++)
+    for (int r = 0; r < TR_PITCH; r++)
+      bad += y[c * TR_PITCH + r] != (r < TR_ROWS ? x[r * TR_COLS + c] : -1);
+  CHECK(bad == 0);
+  free(x);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2)
     return 2;
   const char *dir = argv[1];
   mkdir(dir, 0755);
   Arena *a = arena_new();
-  Kernel *kernels[] = {scale_relu(a), matmul(a), xent(a), lanes(a), tile(a)};
+  Kernel *kernels[] = {scale_relu(a), matmul(a), xent(a), lanes(a), tile(a), transpose(a)};
   char obj[4096], so_path[4096], ir[4096], cmd[16384];
   snprintf(obj, sizeof obj, "%s/kernels.o", dir);
   snprintf(so_path, sizeof so_path, "%s/kernels.so", dir);
   snprintf(ir, sizeof ir, "%s/kernels.ll", dir);
   const char *error = NULL;
-  int rc = kir_llvm_emit(kernels, 5, "native", obj, ir, a, &error);
+  int rc = kir_llvm_emit(kernels, 6, "native", obj, ir, a, &error);
   if (rc)
     fprintf(stderr, "%s\n", error);
   CHECK(rc == 0);
@@ -280,6 +314,7 @@ int main(int argc, char **argv) {
     check_xent(so);
     check_lanes(so);
     check_tile(so);
+    check_transpose(so);
   }
   // The optimised IR vectorised the elementwise kernel.
   snprintf(cmd, sizeof cmd, "grep -q '<[0-9]* x float>' '%s'", ir);
