@@ -344,12 +344,14 @@ Kernel *kernel_conv_cpu_dx(KernelBuilder *kb) {
 }
 
 // wt[r, co] = w[co, r] for r = (ci, kh, kw): the input gradient's weights as its CPU product
-// reads them. On the CPU a task makes 16 rows of wt, reading w 16 floats (a line) at a time;
-// on the GPU a thread makes an element.
+// reads them. On the CPU a task makes `lanes` rows of wt: squares of lanes x lanes
+// transposed in registers where both sides are multiples of lanes (resnet18's 512 x 4608:
+// 1.5-1.9 ms against 2.0-2.6 a float at a time on the Intel Xeon, now as fast as memory),
+// else reading w `lanes` floats at a time; on the GPU a thread makes an element.
 Kernel *kernel_conv2d_weight_t(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Shape w = kb->node->in[0]->shape;
-  int64_t CO = w.n, R = w.c * w.h * w.w;
+  int64_t CO = w.n, R = w.c * w.h * w.w, ROWS = kb->target->lanes;
   int e, rb, co, j;
   if (kb->target->gpu) {
     KStmt *all = kernel_loop(kb, k->body, "e", R * CO, &e);
@@ -357,7 +359,14 @@ Kernel *kernel_conv2d_weight_t(KernelBuilder *kb) {
     kir_store(k, all, kb->out, kir_ref(k, e), kir_load(k, kb->in[0], kir_add(k, kir_mul(k, kir_mod(k, kir_ref(k, e), CO), kir_int(k, R)), r)));
     return k;
   }
-  enum { ROWS = 16 };
+  if (R % ROWS == 0 && CO % ROWS == 0) {
+    KStmt *blocks = kernel_loop(kb, k->body, "rb", R / ROWS, &rb);
+    KStmt *cols = kernel_loop(kb, blocks, "cb", CO / ROWS, &co);
+    KExpr *r0 = kir_mul(k, kir_ref(k, rb), kir_int(k, ROWS)), *co0 = kir_mul(k, kir_ref(k, co), kir_int(k, ROWS));
+    kir_transpose(k, cols, kb->out, kir_add(k, kir_mul(k, r0, kir_int(k, CO)), co0), CO, kb->in[0],
+                  kir_add(k, kir_mul(k, co0, kir_int(k, R)), r0), R, (int)ROWS);
+    return k;
+  }
   KStmt *blocks = kernel_loop(kb, k->body, "rb", (R + ROWS - 1) / ROWS, &rb);
   KExpr *r0 = kernel_let(kb, blocks, "r0", kir_mul(k, kir_ref(k, rb), kir_int(k, ROWS)));
   KStmt *cols = kernel_loop(kb, blocks, "co", CO, &co);
