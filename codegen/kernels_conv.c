@@ -260,6 +260,8 @@ Kernel *kernel_conv2d_dx(KernelBuilder *kb) {
     return kernel_tiled_matmul(kb);
   if (kernel_depthwise(kb))
     return kernel_depthwise_dx(kb);
+  if (kernel_cpu_depthwise(kb))
+    return kernel_cpu_depthwise_dx(kb);
   if (!kb->target->gpu && n->attr.conv.groups == 1)
     return kernel_conv_cpu_dx(kb);
   ConvGeom g = geometry(n, n->shape, n->in[0]->shape);
@@ -351,6 +353,8 @@ Kernel *kernel_conv2d_dw(KernelBuilder *kb) {
     return kernel_tiled_matmul(kb);
   if (kernel_depthwise(kb))
     return kernel_depthwise_dw(kb);
+  if (kernel_cpu_depthwise(kb))
+    return kernel_cpu_depthwise_dw(kb);
   if (!kb->target->gpu && n->attr.conv.groups == 1)
     return kernel_conv_cpu_dw(kb);
   ConvGeom g = geometry(n, n->in[1]->shape, n->in[0]->shape);

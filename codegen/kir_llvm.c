@@ -6,6 +6,7 @@
 #include "kir_llvm.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -484,9 +485,15 @@ static void lower_wrapper(Lower *l, LLVMValueRef body, Arena *a) {
   LLVMBuildRetVoid(l->b);
 }
 
+// GVN's load PRE across a loop's backedge turns loads that overlap the next iteration's
+// (a depthwise convolution's taps at q, q + 1, q + 2) into values carried from one
+// iteration to the next, which the loop vectorizer then rejects ("value that could not be
+// identified as reduction is used outside the loop"): such loops stayed scalar.
 static void init_native(void) {
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
+  const char *options[] = {"tlc", "-enable-load-in-loop-pre=false"};
+  LLVMParseCommandLineOptions(2, options, NULL);
 }
 
 // Each thread that compiles a shard makes its own target machine; LLVM's target registry

@@ -119,6 +119,12 @@ bool kernel_depthwise(const KernelBuilder *kb);
 Kernel *kernel_depthwise_forward(KernelBuilder *kb);
 Kernel *kernel_depthwise_dx(KernelBuilder *kb);
 Kernel *kernel_depthwise_dw(KernelBuilder *kb);
+// The CPU's gradients of depthwise convolutions on planes copied padded into scratch,
+// vectorised along their positions (kernels_conv_cpu_depthwise.c): whether the node
+// (conv2d_dx or conv2d_dw) is one they take, and its kernel.
+bool kernel_cpu_depthwise(const KernelBuilder *kb);
+Kernel *kernel_cpu_depthwise_dx(KernelBuilder *kb);
+Kernel *kernel_cpu_depthwise_dw(KernelBuilder *kb);
 // Element kk of output row r's patch for the node's convolution: image[...] under the tap kk
 // names, or 0 in the padding (no load outside the image is made). x is the image's shape, y
 // the convolution's output's (a gradient node's own shape is not).

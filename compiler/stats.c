@@ -65,11 +65,11 @@ void print_stats(FILE *out, const Graph *g, const MemPlan *plan, const MemPlan *
     fputs("GPU arena          the trainer arena's (precision \"fp32\", or no tensor cores: every value fp32)\n", out);
 }
 
-// The weight gradient of conv in the step, if conv trains.
-static const Node *weight_grad(const Graph *train, const Node *conv) {
+// conv's gradient of kind op (conv2d_dw, conv2d_dx) in the step, if it has one.
+static const Node *conv_grad(const Graph *train, const Node *conv, OpKind op) {
   for (int i = 0; i < train->n; i++) {
     const Node *n = train->nodes[i];
-    if (n->op == OP_CONV2D_DW && n->forward == conv->forward)
+    if (n->op == op && n->forward == conv->forward)
       return n;
   }
   return NULL;
@@ -84,9 +84,13 @@ void print_conv_stats(FILE *out, Arena *a, const Graph *train) {
     char b1[32];
     fprintf(out, "  %-24s %-31s %s -> %s", n->name, conv_algorithm(n), node_describe(a, n) + strlen("conv2d "),
             shape_str(a, n->shape));
-    const Node *dw = weight_grad(train, n);
+    const Node *dw = conv_grad(train, n, OP_CONV2D_DW), *dx = conv_grad(train, n, OP_CONV2D_DX);
     if (dw && n->attr.conv.groups == 1)
       fprintf(out, "; weight gradient %s", conv_dw_dots(n) ? "as dot products" : conv_dw_by_patch(n) ? "by patch" : "by dy");
+    if (dx && n->attr.conv.groups > 1)
+      fprintf(out, "; input gradient %s", conv_depthwise_dx_padded(n) ? "on padded planes" : "direct");
+    if (dw && n->attr.conv.groups > 1)
+      fprintf(out, "; weight gradient %s", conv_depthwise_dw_padded(n) ? "on padded planes" : "direct");
     if (dw && dw->shape.rank == 2)   // split in chunks (compiler/schedule.c)
       fprintf(out, " in %lld chunks, %s bytes", (long long)dw->shape.d[0], grouped(b1, shape_elems(dw->shape) * 4));
     fputc('\n', out);

@@ -411,6 +411,14 @@ const char *conv_algorithm(const Node *conv);
 // dy's block for as many as fit in L2; else a product with dy as A, C[co, (ci, tap)].
 bool conv_dw_dots(const Node *conv);
 bool conv_dw_by_patch(const Node *conv);
+// The CPU's gradients of a depthwise convolution computed on its planes copied padded into
+// scratch, vectorised along the positions (codegen/kernels_conv_cpu_depthwise.c), where
+// that is faster than the direct loops: the input gradient where a stride phase of dx has
+// at least 14 x 14 positions, the weight gradient where dy has, at stride 2 only from
+// planes at least 56 wide; kernels up to 7x7, strides up to 4, on planes of at most 2^18 positions
+// (the scratch lives on a thread's stack).
+bool conv_depthwise_dx_padded(const Node *conv);
+bool conv_depthwise_dw_padded(const Node *conv);
 enum { CONV_DW_PATCH_ROWS = 640 };
 Shape shape_of_param(const Param *p);
 

@@ -141,6 +141,18 @@ def conv_forms(classes=5):
     return nn.Sequential(collections.OrderedDict(layers))
 
 
+def depthwise_forms(classes=4):
+    """tests/numerics/parity_depthwise.graph: every form of depthwise convolution, names as there."""
+    nn = torch.nn
+    layers = [("pre", nn.Conv2d(3, 12, 1)), ("a", nn.Conv2d(12, 12, 3, stride=2, padding=1, groups=12)), ("r1", nn.ReLU()),
+              ("b", nn.Conv2d(12, 12, 5, padding=2, groups=12, bias=False)), ("bn", nn.BatchNorm2d(12)), ("r2", nn.ReLU()),
+              ("c", nn.Conv2d(12, 12, 5, stride=2, padding=2, groups=12, bias=False)),
+              ("d", nn.Conv2d(12, 12, 3, padding=2, dilation=2, groups=12)), ("r3", nn.ReLU()),
+              ("e", nn.Conv2d(12, 12, 7, stride=2, padding=3, groups=12)),
+              ("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(12, classes))]
+    return nn.Sequential(collections.OrderedDict(layers))
+
+
 def main():
     torch.manual_seed(0)
     cases = {
@@ -148,6 +160,7 @@ def main():
         "resnet18_32": (torchvision.models.resnet18(num_classes=10), 8, 32, 10),
         "efficientnet_b0_64": (torchvision.models.efficientnet_b0(num_classes=5), 4, 64, 5),
         "convs": (conv_forms(), 5, 25, 5),
+        "depthwise": (depthwise_forms(), 3, 57, 4),
     }
     for name, (model, batch, side, classes) in cases.items():
         with open(os.path.join(HERE, "fixtures", name + ".txt"), "w") as f:
