@@ -39,8 +39,8 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t planes_size(Planes p) { return p.rows * p.cols * p.phases; }
 static KExpr *num(Kernel *k, int64_t v) { return kir_int(k, v); }
 
-// The forward pass's and the weight gradient's input planes: phase (a, b) holds the padded
-// image's rows a, a + s, ... and columns b, b + s, ..., as far as the outputs' taps reach.
+// The weight gradient's input planes: phase (a, b) holds the padded image's rows a, a + s,
+// ... and columns b, b + s, ..., as far as the outputs' taps reach.
 static Planes input_planes(const ConvCpu *g) {
   int64_t reach = (g->k - 1) * g->dil / g->stride;
   return (Planes){g->y.h + reach, g->y.w + reach, g->stride * g->stride};
@@ -48,7 +48,10 @@ static Planes input_planes(const ConvCpu *g) {
 
 // The input gradient's dy, padded by `before` rows and columns: dx's phase (a, b) reads it
 // at offset ((a + p - kh*d) / s + before, ...) for its taps, from -before up to `after`.
-static int64_t dy_before(const ConvCpu *g) { return ceil_div(((g->k - 1) * g->dil - g->pad) > 0 ? (g->k - 1) * g->dil - g->pad : 0, g->stride); }
+static int64_t dy_before(const ConvCpu *g) {
+  int64_t reach = (g->k - 1) * g->dil - g->pad;
+  return reach > 0 ? ceil_div(reach, g->stride) : 0;
+}
 static int64_t dy_after(const ConvCpu *g) { return (g->stride - 1 + g->pad) / g->stride; }
 
 static Planes dy_planes(const ConvCpu *g) {
@@ -154,7 +157,7 @@ static void fill_input(Depthwise *d, KStmt *into, int scratch, int src, KExpr *p
   fill(d->kb, into, scratch, p.rows * p.cols, p.rows, p.cols, src, plane, g->x.h, g->x.w, g->stride, -g->pad, -g->pad);
 }
 
-// The forward pass's taps over its input planes, in the order (kh, kw).
+// The taps of an output over the input planes, in the order (kh, kw).
 static int input_taps(const ConvCpu *g, Tap *taps) {
   Planes p = input_planes(g);
   int n = 0;
