@@ -103,6 +103,11 @@ static void fill_row(KernelBuilder *kb, KStmt *into, const Fill *f, KExpr *dst, 
               kir_load(k, f->src, kir_add(k, kir_add(k, from, num(k, b)), kir_mul(k, kir_ref(k, c), num(k, f->phases)))));
 }
 
+// Where row r of a phase plane starts in the source: plane + (r*phases + dr) * w + dc.
+static KExpr *source_row(Kernel *k, KExpr *plane, KExpr *r, int64_t phases, int64_t dr, int64_t w, int64_t dc) {
+  return kir_add(k, plane, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, r, num(k, phases)), num(k, dr)), num(k, w)), num(k, dc)));
+}
+
 // The plane of size h x w at src[plane], padded, into phases x phases planes of rows x cols
 // (one plane when phases is 1), `apart` elements apart from scratch[0]:
 //   plane (a, b)[r, c] = src[plane + (r*phases + a + dr) * w + c*phases + b + dc]
@@ -137,15 +142,15 @@ static void fill(KernelBuilder *kb, KStmt *into, int scratch, int64_t apart, int
       if (edges[e][0] >= edges[e][1])
         continue;
       KStmt *each = kernel_range(kb, into, "r", num(k, edges[e][0]), num(k, edges[e][1]), &r);
-      KExpr *from = kir_add(k, plane, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, r), num(k, phases)), num(k, a + dr)), num(k, w)), num(k, dc)));
-      fill_row(kb, each, &f, kir_add(k, num(k, first), kir_mul(k, kir_ref(k, r), num(k, cols))), from);
+      fill_row(kb, each, &f, kir_add(k, num(k, first), kir_mul(k, kir_ref(k, r), num(k, cols))),
+               source_row(k, plane, kir_ref(k, r), phases, a + dr, w, dc));
     }
   }
   if (common_lo >= common_hi)
     return;
   KStmt *each = kernel_range(kb, into, "r", num(k, common_lo), num(k, common_hi), &r);
   KExpr *row = kernel_let(kb, each, "row", kir_mul(k, kir_ref(k, r), num(k, cols)));
-  KExpr *from = kernel_let(kb, each, "from", kir_add(k, plane, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, kir_ref(k, r), num(k, phases)), num(k, dr)), num(k, w)), num(k, dc))));
+  KExpr *from = kernel_let(kb, each, "from", source_row(k, plane, kir_ref(k, r), phases, dr, w, dc));
   for (int64_t a = 0; a < phases; a++)
     fill_row(kb, each, &f, kir_add(k, row, num(k, a * phases * apart)), kir_add(k, from, num(k, a * w)));
 }

@@ -75,11 +75,16 @@ bool conv_dw_by_patch(const Node *n) {
 // 28 x 28 (phase rows of 15, too short for vectors); on 7 x 7 planes both 1.1-2x.
 enum { DEPTHWISE_MIN_POSITIONS = 14 * 14, DEPTHWISE_MIN_STRIDED_WIDTH = 56, DEPTHWISE_MAX_PLANE = 1 << 18 };
 
+// A group per channel, one output channel each.
+static bool is_depthwise(const Node *n) {
+  const ConvAttrs *c = &n->attr.conv;
+  return c->groups > 1 && c->groups == n->in[0]->shape.c && c->groups == c->out;
+}
+
 static bool depthwise(const Node *n) {
   const ConvAttrs *c = &n->attr.conv;
   Shape x = n->in[0]->shape;
-  return c->groups > 1 && c->groups == x.c && c->out == x.c && c->stride <= 4 && c->kernel <= 7 &&
-         x.h * x.w <= DEPTHWISE_MAX_PLANE;
+  return is_depthwise(n) && c->stride <= 4 && c->kernel <= 7 && x.h * x.w <= DEPTHWISE_MAX_PLANE;
 }
 
 bool conv_depthwise_dx_padded(const Node *n) {
@@ -96,7 +101,7 @@ bool conv_depthwise_dw_padded(const Node *n) {
 const char *conv_algorithm(const Node *n) {
   const ConvAttrs *c = &n->attr.conv;
   if (c->groups > 1)
-    return c->groups == n->shape.c && c->groups == n->in[0]->shape.c ? "depthwise, direct" : "grouped, direct";
+    return is_depthwise(n) ? "depthwise, direct" : "grouped, direct";
   if (c->kernel == 1 && c->stride == 1 && c->pad == 0)
     return "1x1: product on the activation";
   return conv_by_position(n) ? "product, rows by position" : "product, rows by image";
