@@ -39,6 +39,14 @@ static Node *add_operand(Node *n, Node *x) {
   return x;
 }
 
+// x as an operand of n: the input that already is x, or a new one.
+static Node *operand_once(Node *n, Node *x) {
+  for (int i = 0; i < n->nin; i++)
+    if (n->in[i] == x)
+      return x;
+  return add_operand(n, x);
+}
+
 // Whether one input of one node, and nothing else, reads n (a node of the plain step).
 static bool read_once(const Fuser *f, const Node *n) { return f->readers[n->id] == 1; }
 
@@ -133,15 +141,23 @@ static void fuse_activation_grad(Fuser *f, Node *d, Node *plain_y) {
 }
 
 // A batchnorm gradient (bn_apply's rule makes them the only readers of its dy) whose dy is
-// an activation gradient taken in: dy is the gradient below that, and the activation's
-// output one more operand.
+// an activation gradient taken in: dy is the gradient below that. A relu's or relu6's
+// gradient depends only on where the batchnorm's output lay before it, which the kernels that
+// read x recompute from x and the batchnorm's gamma and beta (two more operands of C floats)
+// rather than read the activated tensor, a whole pass over memory less; a sigmoid's needs
+// its output, one more operand, and so does bn_dx_running, which does not read x.
 static void take_activation_grad(Fuser *f, Node *n, Node *plain_dy) {
   Node *host = f->through[plain_dy->id];
   if (!host)
     return;
   n->in[0] = resolve(f, plain_dy->in[0]);
   n->fused.dy_activation = host->fused.activation;
-  n->fused.dy_output = add_operand(n, host);
+  if (n->op == OP_BN_DX_RUNNING || host->fused.activation == OP_SIGMOID) {
+    n->fused.dy_output = add_operand(n, host);
+    return;
+  }
+  n->fused.dy_gamma = operand_once(n, host->in[2]);   // bn_apply (x, stats, gamma, beta)
+  n->fused.dy_beta = operand_once(n, host->in[3]);
 }
 
 // The node that absorbs n, or NULL. plain[] are n's inputs as the plain step has them.

@@ -337,7 +337,9 @@ typedef struct Fused {
   int64_t stats_rows;   // conv2d: also writes the batchnorm statistics of its output, per
                         // chunk of this many rows, after the output (see conv_stats_chunks); 0: no
   OpKind dy_activation; // bn_dparams, bn_dx, bn_dx_running: dy is first taken through the gradient
-  Node *dy_output;      // of this activation, computed from its output dy_output
+  Node *dy_output;      // of this activation, computed from its output dy_output, or, for relu
+  Node *dy_gamma;       // and relu6 where x is read anyway (bn_dparams, bn_dx), from the output
+  Node *dy_beta;        // before it, recomputed from x, the statistics, dy_gamma and dy_beta
 } Fused;
 
 struct Node {
