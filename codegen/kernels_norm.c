@@ -238,13 +238,20 @@ static Kernel *per_element(KernelBuilder *kb, Elementwise *f, KernelValue *gpu_v
 // A task takes a block of channels whose planes hold at least RUN_ELEMS elements together,
 // and reads them image by image, in memory order: channel by channel, a 14x14 plane is a
 // run of 784 bytes every C planes, too short for the hardware's prefetch, and such a kernel
-// took two to four times as long as bn_dx on 14x14 and 7x7 planes, though bn_dx reads more. Each plane's sums are added into its
-// channel's, in the order of the images.
+// took two to four times as long as bn_dx on 14x14 and 7x7 planes, though bn_dx reads more.
+// Each plane's sums are added into its channel's, in the order of the images.
 enum { RUN_ELEMS = 4096, MIN_TASKS = 16 };
 
 static int64_t channels_a_task(const Plane *p) {
   int64_t run = (RUN_ELEMS + p->hw - 1) / p->hw, spread = (p->x.c + MIN_TASKS - 1) / MIN_TASKS;
-  return run < spread ? run : spread > 1 ? spread : 1;
+  return run < spread ? run : spread;
+}
+
+// Channel cb B + j of block cb, in *c; returns where its statements go (past the last
+// channel in a last block cut short, nowhere).
+static KStmt *block_channel(Kernel *k, KStmt *into, const Plane *p, int cb, int64_t B, int j, KExpr **c) {
+  *c = kir_add(k, kir_mul(k, kir_ref(k, cb), kir_int(k, B)), kir_ref(k, j));
+  return p->x.c % B ? kir_if(k, into, kir_lt(k, *c, kir_int(k, p->x.c)), NULL) : into;
 }
 
 static Kernel *param_grads(KernelBuilder *kb) {
@@ -258,10 +265,9 @@ static Kernel *param_grads(KernelBuilder *kb) {
   kir_store(k, zero, sums, kir_ref(k, j), kir_float(k, 0));
   kir_store(k, zero, sums, kir_add(k, kir_ref(k, j), kir_int(k, B)), kir_float(k, 0));
   KStmt *imgs = kernel_loop(kb, blocks, "n", p.x.n, &n);
-  KStmt *chans = kernel_loop(kb, imgs, "j", B, &j);
-  KExpr *c = kir_add(k, kir_mul(k, kir_ref(k, cb), kir_int(k, B)), kir_ref(k, j));
-  if (p.x.c % B)
-    chans = kir_if(k, chans, kir_lt(k, c, kir_int(k, p.x.c)), NULL);
+  KExpr *c;
+  KStmt *each = kernel_loop(kb, imgs, "j", B, &j);
+  KStmt *chans = block_channel(k, each, &p, cb, B, j, &c);
   int dgamma = kir_var(k, "dgamma", KT_F32), dbeta = kir_var(k, "dbeta", KT_F32), dy = kir_var(k, "dy", KT_F32);
   kir_assign(k, chans, dgamma, kir_float(k, 0));
   kir_assign(k, chans, dbeta, kir_float(k, 0));
@@ -273,10 +279,8 @@ static Kernel *param_grads(KernelBuilder *kb) {
   KExpr *g_at = kir_ref(k, j), *b_at = kir_add(k, kir_ref(k, j), kir_int(k, B));
   kir_store(k, chans, sums, g_at, kir_binary(k, KB_ADD, kir_load(k, sums, g_at), kir_ref(k, dgamma)));
   kir_store(k, chans, sums, b_at, kir_binary(k, KB_ADD, kir_load(k, sums, b_at), kir_ref(k, dbeta)));
-  KStmt *out = kernel_loop(kb, blocks, "j", B, &j);
-  c = kir_add(k, kir_mul(k, kir_ref(k, cb), kir_int(k, B)), kir_ref(k, j));
-  if (p.x.c % B)
-    out = kir_if(k, out, kir_lt(k, c, kir_int(k, p.x.c)), NULL);
+  each = kernel_loop(kb, blocks, "j", B, &j);
+  KStmt *out = block_channel(k, each, &p, cb, B, j, &c);
   kir_store(k, out, kb->out, c, kir_load(k, sums, kir_ref(k, j)));
   kir_store(k, out, kb->out, kir_add(k, kir_int(k, p.x.c), c), kir_load(k, sums, kir_add(k, kir_ref(k, j), kir_int(k, B))));
   return k;
