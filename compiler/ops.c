@@ -63,10 +63,18 @@ bool conv_dw_dots(const Node *n) {
   return c->groups == 1 && c->kernel == 1 && c->stride == 1 && c->pad == 0 && n->shape.h * n->shape.w >= 196;
 }
 
+// By patch where the patches are at least as many as the output channels, and where they
+// are too few to fill one register tile's 64 columns (AVX-512) as dy's columns: a stem's 27
+// (3 channels, 3x3), whose weight gradient by patch took 35-37 ms a step against 46-52 on
+// MobileNetV2 at 224 (AMD EPYC, one thread, three alternating runs). ResNet-18's 1x1 stride-2
+// 64 -> 128 at 224 took 15 ms by patch against 12-15 by dy, so it keeps dy.
+enum { CONV_DW_NARROW_PATCHES = 64 };
+
 bool conv_dw_by_patch(const Node *n) {
   const ConvAttrs *c = &n->attr.conv;
   int64_t co = n->shape.c, patch_rows = n->in[0]->shape.c * c->kernel * c->kernel;
-  return c->groups == 1 && !conv_by_position(n) && !conv_dw_dots(n) && co <= 128 && patch_rows >= co;
+  return c->groups == 1 && !conv_by_position(n) && !conv_dw_dots(n) && co <= 128 &&
+         (patch_rows >= co || patch_rows < CONV_DW_NARROW_PATCHES);
 }
 
 // Measured against the direct loops on MobileNetV2 at 224 (batch 32, AMD EPYC, one thread,
