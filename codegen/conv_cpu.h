@@ -13,10 +13,14 @@ typedef struct ConvCpu {
   int64_t k, stride, pad, dil;
   int64_t P, T;         // output positions per image, taps
   bool by_position;     // rows (position, image) instead of (image, position): conv_by_position
+  bool phases;          // the image is read split by stride phase (conv2d_phases)
 } ConvCpu;
 
 // The geometry of a convolution with attributes a from x to y.
 ConvCpu conv_cpu_of(const ConvAttrs *a, Shape x, Shape y);
+// The buffer a product gathers the image from: the node's input by stride phase, where the
+// schedule gave it one (kernels_conv_phases.c; c->phases is then set), else image.
+int conv_phases_input(const KernelBuilder *kb, ConvCpu *c, int image);
 // floor(a / s), for a > -2^20 s.
 KExpr *conv_floor_div(Kernel *k, KExpr *a, int64_t s);
 
@@ -64,6 +68,9 @@ typedef struct ConvShift {
   int64_t h, w;
   int64_t size;         // src's elements: a small plane's shifted reads may stay inside it
 } ConvShift;
+// Planes of at most this many positions (8x8) are gathered whole where they can be: the
+// bounds of a run and its columns outside cost more than its copy on 4x4 and 8x8 images.
+enum { CONV_WHOLE_PLANE = 64 };
 void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
                        KExpr *base, KExpr *jlo, KExpr *jhi);
 

@@ -167,6 +167,7 @@ static void store_outputs(KernelBuilder *kb, const Product *pr, KStmt *into, int
 Kernel *kernel_conv_cpu(KernelBuilder *kb) {
   const Node *n = kb->node;
   Conv cv = {conv_cpu_of(&n->attr.conv, n->in[0]->shape, n->shape), kb->in[0]};
+  cv.image = conv_phases_input(kb, &cv.g, cv.image);
   const ConvCpu *c = &cv.g;
   Product pr = {.M = c->y.c, .N = c->y.n * c->P, .K = c->x.c * c->T, .splits = 1, .NC = 256, .a_buf = kb->in[1],
                 .a_index = weight_index, .pack_b = pack_patches, .store = store_outputs, .ctx = &cv};

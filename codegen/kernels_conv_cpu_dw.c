@@ -241,6 +241,7 @@ Kernel *kernel_conv_cpu_dw(KernelBuilder *kb) {
   if (conv_dw_dots(n->forward))
     return kernel_conv_cpu_dw1x1(kb);
   Dw d = {.g = conv_cpu_of(&n->attr.conv, n->in[1]->shape, n->in[0]->shape), .dy = kb->in[0], .image = kb->in[1]};
+  d.image = conv_phases_input(kb, &d.g, d.image);
   const ConvCpu *c = &d.g;
   int64_t chunks = n->shape.rank == 2 ? n->shape.d[0] : 1;
   Product pr = {.M = c->y.c, .N = c->x.c * c->T, .K = c->x.n * c->P, .splits = chunks, .NC = 256, .a_buf = kb->in[0],

@@ -134,6 +134,35 @@ static void gather_by_phase(KernelBuilder *kb, const Dx *d, KStmt *into, int bp,
   gather_rows(kb, d, inside, bp, ldb, n, oh, co0, kc, kernel_let(kb, inside, "shift", sw), base, jlo, jhi);
 }
 
+// Columns by phase where a phase's plane is dy's (the image s times dy's size, as a 3 x 3
+// stride-2 layer with padding 1 on even sizes) and small: a run per (phase, image), each
+// its dy planes shifted whole (conv_gather_plane) or zeros, no bounds worked out per row of
+// 2 to 8 columns.
+static bool phase_planes(const Dx *d) {
+  const ConvCpu *c = &d->g;
+  return d->Hq == c->y.h && d->Wq == c->y.w && c->P <= CONV_WHOLE_PLANE;
+}
+
+static void gather_phase_planes(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *kh,
+                                KExpr *kw, KExpr *co0, KExpr *kc, KExpr *n0, KExpr *cols) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  KExpr *g, *jlo, *jhi, *sh, *sw, *rh, *rw;
+  KStmt *img = conv_runs(kb, into, n0, cols, c->P, &g, &jlo, &jhi);   // g = (phase, n)
+  phase_of(k, c, kir_div(k, g, c->x.n), &rh, &rw);
+  KStmt *outside;
+  KStmt *inside = kir_if(k, img, kir_and(k, reaches(k, c, rh, kh, &sh), reaches(k, c, rw, kw, &sw)), &outside);
+  zero_rows(kb, outside, bp, ldb, kc, jlo, jhi);
+  KExpr *n = kir_mod(k, g, c->x.n);
+  KExpr *dh = kernel_let(kb, inside, "dh", sh), *dw = kernel_let(kb, inside, "dw", sw);
+  KExpr *base = kernel_let(kb, inside, "base", kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), n0));
+  int p;
+  KStmt *rows = kernel_range(kb, inside, "p", kir_int(k, 0), kc, &p);
+  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p))), kir_int(k, c->P));
+  ConvShift shift = {.src = d->dy, .plane = plane, .dh = dh, .dw = dw, .h = c->y.h, .w = c->y.w, .size = shape_elems(c->y)};
+  conv_gather_plane(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &shift, base, jlo, jhi);
+}
+
 // Columns by position: position q of the order (phase, ih div s, iw div s) is input position
 // (ih, iw), inside the image or past it (odd sizes).
 static KExpr *position_of(Kernel *k, const Dx *d, KExpr *q, KExpr **ih, KExpr **iw) {
@@ -182,8 +211,10 @@ static void pack_dy(KernelBuilder *kb, const Product *pr, KStmt *into, int bp, i
     gather_planes(kb, d, into, bp, ldb, co0, kc, n0, cols);
   else if (conv_same(c) && !c->by_position)
     gather_shifted(kb, d, into, bp, ldb, kh, kw, co0, kc, n0, cols);
+  else if (c->by_position)
+    gather_by_position(kb, d, into, bp, ldb, kh, kw, co0, kc, n0, cols);
   else
-    (c->by_position ? gather_by_position : gather_by_phase)(kb, d, into, bp, ldb, kh, kw, co0, kc, n0, cols);
+    (phase_planes(d) ? gather_phase_planes : gather_by_phase)(kb, d, into, bp, ldb, kh, kw, co0, kc, n0, cols);
   zero_rows(kb, into, bp, ldb, kc, cols, kir_int(k, pr->NC));
 }
 

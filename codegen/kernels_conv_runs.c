@@ -90,39 +90,45 @@ bool conv_same(const ConvCpu *c) {
   return c->stride == 1 && c->y.h == c->x.h && c->y.w == c->x.w && c->k > 1;
 }
 
-// A whole small plane, shifted, reading it at plane + shift + pos for every position (inside
-// src, which the caller checked) and keeping what falls inside: a row of selects, no bounds
-// worked out per run.
+// A whole small plane read at a stride from a shift: output position (r, c) of an oh x ow
+// plane reads src[plane + shift + r*step*w + c*step], inside src (the caller checked),
+// keeping it where (r*step + dh, c*step + dw) falls inside the h x w plane: a row of
+// selects, no bounds worked out per run.
 static void gather_whole_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
-                               KExpr *base, KExpr *shift) {
+                               int64_t step, int64_t oh, int64_t ow, KExpr *base, KExpr *shift) {
   Kernel *k = kb->k;
   int r, c;
-  KStmt *rows = kernel_loop(kb, into, "r", sh->h, &r);
-  KStmt *cols = kernel_loop(kb, rows, "c", sh->w, &c);
-  KExpr *pos = kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, sh->w)), kir_ref(k, c));
-  KExpr *inside = kir_and(k, conv_in_range(k, kir_add(k, kir_ref(k, r), sh->dh), sh->h),
-                          conv_in_range(k, kir_add(k, kir_ref(k, c), sh->dw), sh->w));
-  KExpr *v = kir_load(k, sh->src, kir_add(k, kir_add(k, sh->plane, shift), pos));
+  KStmt *rows = kernel_loop(kb, into, "r", oh, &r);
+  KStmt *cols = kernel_loop(kb, rows, "c", ow, &c);
+  KExpr *ih = kir_mul(k, kir_ref(k, r), kir_int(k, step)), *iw = kir_mul(k, kir_ref(k, c), kir_int(k, step));
+  KExpr *inside = kir_and(k, conv_in_range(k, kir_add(k, ih, sh->dh), sh->h), conv_in_range(k, kir_add(k, iw, sh->dw), sh->w));
+  KExpr *v = kir_load(k, sh->src, kir_add(k, kir_add(k, sh->plane, shift), kir_add(k, kir_mul(k, ih, kir_int(k, sh->w)), iw)));
+  KExpr *pos = kir_add(k, kir_mul(k, kir_ref(k, r), kir_int(k, ow)), kir_ref(k, c));
   kir_store(k, cols, dst, stepped(k, at, dst_step, kir_add(k, base, pos)), kir_select(k, inside, v, kir_float(k, 0)));
 }
 
-// Planes of at most this many positions (8x8) are gathered whole where they can be: the
-// bounds of a run and its columns outside cost more than its copy on 4x4 and 8x8 images.
-enum { WHOLE_PLANE = 64 };
+// Whether run [jlo, jhi) is the whole oh x ow plane at base and its reads from the shift
+// stay inside src; then gather_whole_plane copies it, and the statement returned (the
+// run's other case) gathers it the long way.
+static KStmt *whole_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
+                          int64_t step, int64_t oh, int64_t ow, KExpr *base, KExpr *shift, KExpr *jlo, KExpr *jhi) {
+  Kernel *k = kb->k;
+  KExpr *first = kir_add(k, sh->plane, shift), *last = kir_add(k, first, kir_int(k, (oh - 1) * step * sh->w + (ow - 1) * step));
+  KExpr *whole = kir_and(k, kir_binary(k, KB_EQ, jlo, base), kir_binary(k, KB_EQ, jhi, kir_add(k, base, kir_int(k, oh * ow))));
+  KExpr *fits = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), first), kir_lt(k, last, kir_int(k, sh->size)));
+  KStmt *other;
+  KStmt *fast = kir_if(k, into, kir_and(k, whole, fits), &other);
+  gather_whole_plane(kb, fast, dst, at, dst_step, sh, step, oh, ow, base, shift);
+  return other;
+}
 
 void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64_t dst_step, const ConvShift *sh,
                        KExpr *base, KExpr *jlo, KExpr *jhi) {
   Kernel *k = kb->k;
   int64_t H = sh->h, W = sh->w;
   KExpr *shift = kernel_let(kb, into, "shift", kir_add(k, kir_mul(k, sh->dh, kir_int(k, W)), sh->dw));
-  if (H * W <= WHOLE_PLANE) {   // the run is the whole image, and its reads stay inside src
-    KExpr *first = kir_add(k, sh->plane, shift);
-    KExpr *whole = kir_and(k, kir_binary(k, KB_EQ, jlo, base), kir_binary(k, KB_EQ, jhi, kir_add(k, base, kir_int(k, H * W))));
-    KExpr *fits = kir_and(k, kir_binary(k, KB_LE, kir_int(k, 0), first),
-                          kir_binary(k, KB_LE, kir_add(k, first, kir_int(k, H * W)), kir_int(k, sh->size)));
-    KStmt *fast = kir_if(k, into, kir_and(k, whole, fits), &into);
-    gather_whole_plane(kb, fast, dst, at, dst_step, sh, base, shift);
-  }
+  if (H * W <= CONV_WHOLE_PLANE)
+    into = whole_plane(kb, into, dst, at, dst_step, sh, 1, H, W, base, shift, jlo, jhi);
   // the rows whose source row is inside: pos in [rlo*W, rhi*W), as j = base + pos
   KExpr *rlo = conv_max(k, kir_sub(k, kir_int(k, 0), sh->dh), kir_int(k, 0));
   KExpr *rhi = conv_min(k, kir_sub(k, kir_int(k, H), sh->dh), kir_int(k, H));
@@ -151,10 +157,58 @@ void conv_gather_plane(KernelBuilder *kb, KStmt *into, int dst, KExpr *at, int64
   conv_zeros(kb, rows, dst, at, dst_step, lo, hi);
 }
 
+// The image's plane of channel ci.
+static KExpr *plane_of(Kernel *k, const ConvCpu *c, KExpr *img, KExpr *ci) {
+  return kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, c->x.h * c->x.w));
+}
+
+// Where a tap reads the image: its plane of channel ci, shifted by (kh*d - pad, kw*d - pad).
+static ConvShift tap_shift(Kernel *k, const ConvCpu *c, int image, KExpr *img, KExpr *ci, KExpr *tap) {
+  return (ConvShift){.src = image, .h = c->x.h, .w = c->x.w, .size = shape_elems(c->x), .plane = plane_of(k, c, img, ci),
+                     .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
+                     .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};
+}
+
+// Where tap (kh, kw) reads the image split by stride phase: its phase's plane of channel ci
+// (Hq x Wq, the output's size), shifted by whole positions. With a = kh*d - pad, input row
+// oh*s + a is row oh + floor(a / s) of phase a mod s.
+static ConvShift phase_shift(Kernel *k, const ConvCpu *c, int image, KExpr *img, KExpr *ci, KExpr *tap) {
+  int64_t s = c->stride;
+  KExpr *ah = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad));
+  KExpr *aw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad));
+  KExpr *dh = conv_floor_div(k, ah, s), *dw = conv_floor_div(k, aw, s);
+  KExpr *rh = kir_sub(k, ah, kir_mul(k, dh, kir_int(k, s))), *rw = kir_sub(k, aw, kir_mul(k, dw, kir_int(k, s)));
+  KExpr *phase = kir_add(k, kir_mul(k, rh, kir_int(k, s)), rw);
+  KExpr *plane = kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, s * s)), phase);
+  return (ConvShift){.src = image, .h = c->y.h, .w = c->y.w, .size = shape_elems(c->x) / (c->x.h * c->x.w) * s * s * c->P,
+                     .plane = kir_mul(k, plane, kir_int(k, c->P)), .dh = dh, .dw = dw};
+}
+
+// Step (ci, tap)'s rows [r0, r0 + count) one output row at a time, zeros where the tap
+// falls outside the image.
+static void gather_rows(KernelBuilder *kb, const ConvCpu *c, int image, KStmt *into, int dst, KExpr *at,
+                        int64_t dst_step, KExpr *ci, KExpr *tap, KExpr *r0, KExpr *count) {
+  Kernel *k = kb->k;
+  KExpr *g, *jlo, *jhi;
+  KStmt *row = conv_runs(kb, into, r0, count, c->y.w, &g, &jlo, &jhi);
+  KExpr *img = kir_div(k, g, c->y.h), *oh = kir_mod(k, g, c->y.h);
+  KExpr *ih = kernel_let(kb, row, "ih", conv_input_at(k, c, oh, kir_div(k, tap, c->k)));
+  KStmt *outside;
+  KStmt *inside = kir_if(k, row, conv_in_range(k, ih, c->x.h), &outside);
+  conv_zeros(kb, outside, dst, at, dst_step, jlo, jhi);
+  ConvRun run = {.src = image, .row_start = kir_add(k, plane_of(k, c, img, ci), kir_mul(k, ih, kir_int(k, c->x.w))),
+                 .offset = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
+                 .src_step = c->stride, .width = c->x.w};
+  conv_gather_run(kb, inside, dst, at, dst_step, &run, kir_sub(k, kir_mul(k, g, kir_int(k, c->y.w)), r0), jlo, jhi);
+}
+
 // The values of step (ci, tap) for rows (image, position) [r0, r0 + count) of the image at
 // buffer `image`, into dst[at + j*dst_step]: one output row at a time, zeros where the tap
-// falls outside the image; a 1x1 convolution without stride or padding copies planes, and
-// one that keeps the image's size shifts them.
+// falls outside the image; a 1x1 convolution without stride or padding copies planes, one
+// that keeps the image's size shifts them, so does one that reads the image split by stride
+// phase (conv_phases_input), and another strided one with small outputs (at most
+// CONV_WHOLE_PLANE positions, where rows of 2 to 8 cost more in bounds than in copies) reads
+// each image's output plane whole.
 void conv_gather_by_image(KernelBuilder *kb, const ConvCpu *c, int image, KStmt *into, int dst, KExpr *at,
                           int64_t dst_step, KExpr *ci, KExpr *tap, KExpr *r0, KExpr *count) {
   Kernel *k = kb->k;
@@ -167,24 +221,20 @@ void conv_gather_by_image(KernelBuilder *kb, const ConvCpu *c, int image, KStmt 
     conv_copy(kb, img, dst, at, dst_step, image, from, 1, jlo, jhi);
     return;
   }
-  if (conv_same(c)) {   // a run per image: its plane, shifted
+  if (conv_same(c) || c->phases) {   // a run per image: its plane (or its tap's phase's), shifted
     KStmt *img = conv_runs(kb, into, r0, count, c->P, &g, &jlo, &jhi);
-    ConvShift sh = {.src = image, .h = c->x.h, .w = c->x.w, .size = shape_elems(c->x),
-                    .plane = kir_mul(k, kir_add(k, kir_mul(k, g, kir_int(k, c->x.c)), ci), kir_int(k, c->P)),
-                    .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                    .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};
+    ConvShift sh = (c->phases ? phase_shift : tap_shift)(k, c, image, g, ci, tap);
     conv_gather_plane(kb, img, dst, at, dst_step, &sh, kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), r0), jlo, jhi);
     return;
   }
-  KStmt *row = conv_runs(kb, into, r0, count, c->y.w, &g, &jlo, &jhi);
-  KExpr *img = kir_div(k, g, c->y.h), *oh = kir_mod(k, g, c->y.h);
-  KExpr *ih = kernel_let(kb, row, "ih", conv_input_at(k, c, oh, kir_div(k, tap, c->k)));
-  KStmt *outside;
-  KStmt *inside = kir_if(k, row, conv_in_range(k, ih, c->x.h), &outside);
-  conv_zeros(kb, outside, dst, at, dst_step, jlo, jhi);
-  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, c->x.h * c->x.w));
-  ConvRun run = {.src = image, .row_start = kir_add(k, plane, kir_mul(k, ih, kir_int(k, c->x.w))),
-                 .offset = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                 .src_step = c->stride, .width = c->x.w};
-  conv_gather_run(kb, inside, dst, at, dst_step, &run, kir_sub(k, kir_mul(k, g, kir_int(k, c->y.w)), r0), jlo, jhi);
+  if (c->stride == 1 || c->P > CONV_WHOLE_PLANE) {
+    gather_rows(kb, c, image, into, dst, at, dst_step, ci, tap, r0, count);
+    return;
+  }
+  KStmt *img = conv_runs(kb, into, r0, count, c->P, &g, &jlo, &jhi);
+  ConvShift sh = tap_shift(k, c, image, g, ci, tap);
+  KExpr *shift = kernel_let(kb, img, "shift", kir_add(k, kir_mul(k, sh.dh, kir_int(k, c->x.w)), sh.dw));
+  KExpr *base = kernel_let(kb, img, "base", kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), r0));
+  KStmt *part = whole_plane(kb, img, dst, at, dst_step, &sh, c->stride, c->y.h, c->y.w, base, shift, jlo, jhi);
+  gather_rows(kb, c, image, part, dst, stepped(k, at, dst_step, jlo), dst_step, ci, tap, kir_add(k, r0, jlo), kir_sub(k, jhi, jlo));
 }

@@ -203,6 +203,7 @@ Kernel *kernel_conv2d_dx(KernelBuilder *kb);
 Kernel *kernel_conv2d_dw(KernelBuilder *kb);
 Kernel *kernel_sum_chunks(KernelBuilder *kb);
 Kernel *kernel_conv2d_weight_t(KernelBuilder *kb);   // kernels_conv_cpu_dx.c
+Kernel *kernel_conv2d_phases(KernelBuilder *kb);     // kernels_conv_phases.c
 Kernel *kernel_linear(KernelBuilder *kb);        // kernels_linear.c
 Kernel *kernel_linear_dx(KernelBuilder *kb);
 Kernel *kernel_linear_dw(KernelBuilder *kb);

@@ -77,6 +77,14 @@ bool conv_dw_by_patch(const Node *n) {
          (patch_rows >= co || patch_rows < CONV_DW_NARROW_PATCHES);
 }
 
+bool conv_reads_phases(const Node *n) {
+  const ConvAttrs *c = &n->attr.conv;
+  Shape x = n->in[0]->shape, y = n->shape;
+  int64_t s = c->stride;
+  return c->groups == 1 && s > 1 && c->kernel > 1 && !conv_by_position(n) && y.h == (x.h + s - 1) / s &&
+         y.w == (x.w + s - 1) / s;
+}
+
 // Measured against the direct loops on MobileNetV2 at 224 (batch 32, AMD EPYC, one thread,
 // docs/cpu.md): the input gradient took 0.13-0.3x their time at 14 x 14 and 28 x 28, 0.6-0.9x
 // at 56 and 112; the weight gradient 0.3-0.7x from 14 x 14 up, but 3.4x at stride 2 from
@@ -112,7 +120,9 @@ const char *conv_algorithm(const Node *n) {
     return is_depthwise(n) ? "depthwise, direct" : "grouped, direct";
   if (c->kernel == 1 && c->stride == 1 && c->pad == 0)
     return "1x1: product on the activation";
-  return conv_by_position(n) ? "product, rows by position" : "product, rows by image";
+  if (conv_by_position(n))
+    return "product, rows by position";
+  return conv_reads_phases(n) ? "product, rows by image, input by stride phase" : "product, rows by image";
 }
 
 // The statistics tail is [chunks][2][C]: each chunk's mean and sum of squared deviations.

@@ -1,10 +1,11 @@
 // schedule.c: the scheduling pass, after fusion: how the step's work is laid out over
 // threads and in time (a schedule in Halide's sense), not what it computes. A convolution's
 // weight gradient is split into chunks of rows summed apart, a choice of parallelism like a
-// kernel's launch shape, and its input gradient's weights are transposed once a step into
-// the layout the CPU's product reads in place, a choice of layout; then the nodes are put in an order where each comes after what it
-// reads, which fusion may have broken (a residual or folded statistics made after the node
-// that now reads them).
+// kernel's launch shape; its input gradient's weights are transposed once a step into the
+// layout the CPU's product reads in place, and a strided convolution's input split by
+// stride phase for its products, choices of layout; then the nodes are put in an order
+// where each comes after what it reads, which fusion may have broken (a residual or folded
+// statistics made after the node that now reads them).
 #include "tlc.h"
 
 // A convolution's weight gradient sums over every output position, and the CPU's product
@@ -50,6 +51,13 @@ static Node *sum_chunks(Arena *a, Node *dw, int64_t chunks) {
   return sum;
 }
 
+// made, a layout of one of reader's inputs, becomes its last input.
+static void add_input(Node *reader, Node *made, const char *what) {
+  if (reader->nin == MAX_INPUTS)
+    fatal("internal error: %s has no room for its %s", reader->name, what);
+  reader->in[reader->nin++] = made;
+}
+
 // The weights of a convolution's input gradient (groups == 1) laid out [CI, KH, KW, CO], made just
 // before it, once a step: the CPU's product (codegen/kernels_conv_cpu_dx.c) reads them in place as
 // A[ci, (tap, co)], a step's rows side by side, where in w's own layout a step's values are
@@ -63,10 +71,37 @@ static Node *weight_t(Arena *a, Node *dx) {
   t->name = dx->name;
   t->span = dx->span;
   t->in[t->nin++] = w;
-  if (dx->nin == MAX_INPUTS)
-    fatal("internal error: %s's input gradient has no room for its transposed weights", dx->name);
-  dx->in[dx->nin++] = t;
+  add_input(dx, t, "transposed weights");
   return t;
+}
+
+// A strided convolution's input split by stride phase (conv_reads_phases): [N, C*s*s, H/s,
+// W/s], plane (n, ci, rh*s + rw) holding x[n, ci, qh*s + rh, qw*s + rw], zeros past the image.
+// Made just before each CPU product that gathers from it, the forward pass and the weight
+// gradient, as its last input: two copies a step of a tensor the products read 9 to 147
+// times, each no longer alive than its reader (a copy kept from the forward pass would add
+// the input's size to the peak of the backward pass). The GPU's kernels read x itself.
+static Node *phases(Arena *a, Node *reader, Node *x) {
+  const Node *conv = reader->forward;
+  int64_t s = conv->attr.conv.stride;
+  Node *p = arena_alloc(a, sizeof *p);
+  p->op = OP_CONV2D_PHASES;
+  p->shape = shape4(x->shape.n, x->shape.c * s * s, (x->shape.h + s - 1) / s, (x->shape.w + s - 1) / s);
+  p->attr = conv->attr;
+  p->forward = conv;
+  p->name = reader->name;
+  p->span = reader->span;
+  p->in[p->nin++] = x;
+  add_input(reader, p, "input by stride phase");
+  return p;
+}
+
+// The node reading phases of x: a convolution's forward pass (x its first input) or weight
+// gradient (its second).
+static Node *phases_read(Node *n) {
+  if (!n->forward || n->forward->op != OP_CONV2D || !conv_reads_phases(n->forward))
+    return NULL;
+  return n->op == OP_CONV2D ? n->in[0] : n->op == OP_CONV2D_DW ? n->in[1] : NULL;
 }
 
 static void set_nodes(Graph *g, Node **nodes, int n, int cap) {
@@ -78,9 +113,10 @@ static void set_nodes(Graph *g, Node **nodes, int n, int cap) {
 }
 
 // The nodes the schedule adds: a weight gradient's chunks summed after it, an input
-// gradient's weights transposed before it.
+// gradient's weights transposed before it, a strided convolution's input split by phase
+// before its forward pass and weight gradient.
 static void add_nodes(Arena *a, Graph *g) {
-  int cap = 2 * g->n + 1, n = 0;
+  int cap = 3 * g->n + 1, n = 0;
   Node **nodes = arena_alloc(a, sizeof(Node *) * (size_t)cap), **sum_of = arena_alloc(a, sizeof(Node *) * (size_t)cap);
   for (int i = 0; i < g->n; i++) {
     Node *x = g->nodes[i];
@@ -89,6 +125,9 @@ static void add_nodes(Arena *a, Graph *g) {
         x->in[j] = sum_of[x->in[j]->id];
     if (x->op == OP_CONV2D_DX && x->attr.conv.groups == 1)
       nodes[n++] = weight_t(a, x);
+    Node *image = phases_read(x);
+    if (image)
+      nodes[n++] = phases(a, x, image);
     nodes[n++] = x;
     int64_t chunks = x->op == OP_CONV2D_DW ? weight_grad_chunks(x) : 0;
     if (chunks >= 2)

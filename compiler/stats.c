@@ -82,7 +82,7 @@ void print_conv_stats(FILE *out, Arena *a, const Graph *train) {
     if (n->op != OP_CONV2D)
       continue;
     char b1[32];
-    fprintf(out, "  %-24s %-31s %s -> %s", n->name, conv_algorithm(n), node_describe(a, n) + strlen("conv2d "),
+    fprintf(out, "  %-24s %-45s %s -> %s", n->name, conv_algorithm(n), node_describe(a, n) + strlen("conv2d "),
             shape_str(a, n->shape));
     const Node *dw = conv_grad(train, n, OP_CONV2D_DW), *dx = conv_grad(train, n, OP_CONV2D_DX);
     if (dw && n->attr.conv.groups == 1)

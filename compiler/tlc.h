@@ -413,6 +413,12 @@ const char *conv_algorithm(const Node *conv);
 // dy's block for as many as fit in L2; else a product with dy as A, C[co, (ci, tap)].
 bool conv_dw_dots(const Node *conv);
 bool conv_dw_by_patch(const Node *conv);
+// Whether the CPU's forward pass and weight gradient of a strided convolution (groups == 1,
+// kernel > 1, rows by image) read its input split by stride phase (conv2d_phases,
+// compiler/schedule.c): where its output is its input's size divided by the stride (3x3
+// with padding 1, the 7x7 stem with padding 3, on even sizes), a tap reads one phase shifted
+// by whole positions, so the products gather a plane at a time and not s floats apart.
+bool conv_reads_phases(const Node *conv);
 // The CPU's gradients of a depthwise convolution computed on its planes copied padded into
 // scratch, vectorised along the positions (codegen/kernels_conv_cpu_depthwise.c), where
 // that is faster than the direct loops: the input gradient where a stride phase of dx has
@@ -621,7 +627,8 @@ void fuse_step(Arena *a, Graph *g);
 //
 // Splits large weight gradients into chunks summed apart, transposes the weights of each
 // input gradient of a convolution with groups == 1 into [CI,KH,KW,CO] (conv2d_weight_t, the
-// input gradient's last input), then orders the step so that every node comes after what it
+// input gradient's last input), splits a strided convolution's input by stride phase for
+// its forward pass and weight gradient (conv2d_phases, where conv_reads_phases), then orders the step so that every node comes after what it
 // reads, keeping the given order wherever it already does.
 void schedule_step(Arena *a, Graph *g);
 
