@@ -91,6 +91,19 @@ static void gather_planes(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, i
   conv_copy(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, d->dy, from, 1, jlo, jhi);
 }
 
+// Rows p < kc of the block, dy's planes (n, co0 + p) shifted by (dh, dw) for the columns
+// [jlo, jhi) of a run whose position 0 is column base.
+static void shifted_planes(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *n, KExpr *co0,
+                           KExpr *kc, KExpr *dh, KExpr *dw, KExpr *base, KExpr *jlo, KExpr *jhi) {
+  Kernel *k = kb->k;
+  const ConvCpu *c = &d->g;
+  int p;
+  KStmt *rows = kernel_range(kb, into, "p", kir_int(k, 0), kc, &p);
+  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p))), kir_int(k, c->P));
+  ConvShift sh = {.src = d->dy, .plane = plane, .dh = dh, .dw = dw, .h = c->y.h, .w = c->y.w, .size = shape_elems(c->y)};
+  conv_gather_plane(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &sh, base, jlo, jhi);
+}
+
 // Stride 1, the image's size kept: dx at (ih, iw) reads dy at (ih + pad - kh*d, iw + pad - kw*d),
 // a run per image, its planes shifted.
 static void gather_shifted(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, int64_t ldb, KExpr *kh, KExpr *kw,
@@ -102,11 +115,7 @@ static void gather_shifted(KernelBuilder *kb, const Dx *d, KStmt *into, int bp, 
   KExpr *dh = kernel_let(kb, img, "dh", kir_sub(k, kir_int(k, c->pad), kir_mul(k, kh, kir_int(k, c->dil))));
   KExpr *dw = kernel_let(kb, img, "dw", kir_sub(k, kir_int(k, c->pad), kir_mul(k, kw, kir_int(k, c->dil))));
   KExpr *base = kernel_let(kb, img, "base", kir_sub(k, kir_mul(k, n, kir_int(k, c->P)), n0));
-  int p;
-  KStmt *rows = kernel_range(kb, img, "p", kir_int(k, 0), kc, &p);
-  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p))), kir_int(k, c->P));
-  ConvShift sh = {.src = d->dy, .plane = plane, .dh = dh, .dw = dw, .h = c->y.h, .w = c->y.w, .size = shape_elems(c->y)};
-  conv_gather_plane(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &sh, base, jlo, jhi);
+  shifted_planes(kb, d, img, bp, ldb, n, co0, kc, dh, dw, base, jlo, jhi);
 }
 
 // The row and column phase of phase index p (ordered (iw mod s, ih mod s)).
@@ -153,14 +162,9 @@ static void gather_phase_planes(KernelBuilder *kb, const Dx *d, KStmt *into, int
   KStmt *outside;
   KStmt *inside = kir_if(k, img, kir_and(k, reaches(k, c, rh, kh, &sh), reaches(k, c, rw, kw, &sw)), &outside);
   zero_rows(kb, outside, bp, ldb, kc, jlo, jhi);
-  KExpr *n = kir_mod(k, g, c->x.n);
   KExpr *dh = kernel_let(kb, inside, "dh", sh), *dw = kernel_let(kb, inside, "dw", sw);
   KExpr *base = kernel_let(kb, inside, "base", kir_sub(k, kir_mul(k, g, kir_int(k, c->P)), n0));
-  int p;
-  KStmt *rows = kernel_range(kb, inside, "p", kir_int(k, 0), kc, &p);
-  KExpr *plane = kir_mul(k, kir_add(k, kir_mul(k, n, kir_int(k, c->y.c)), kir_add(k, co0, kir_ref(k, p))), kir_int(k, c->P));
-  ConvShift shift = {.src = d->dy, .plane = plane, .dh = dh, .dw = dw, .h = c->y.h, .w = c->y.w, .size = shape_elems(c->y)};
-  conv_gather_plane(kb, rows, bp, kir_mul(k, kir_ref(k, p), kir_int(k, ldb)), 1, &shift, base, jlo, jhi);
+  shifted_planes(kb, d, inside, bp, ldb, kir_mod(k, g, c->x.n), co0, kc, dh, dw, base, jlo, jhi);
 }
 
 // Columns by position: position q of the order (phase, ih div s, iw div s) is input position

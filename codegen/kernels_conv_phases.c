@@ -28,17 +28,14 @@ static KExpr *phase_value(KernelBuilder *kb, KExpr *plane, KExpr *phase, KExpr *
   return kernel_load_if(k, kb->in[0], inside, at);
 }
 
-// x's row ih = qh*s + rh of an image plane spread over the s phases (rh, rw), row qh of each:
-// read whole, s floats a column of the split, which LLVM vectorises as one interleaved load;
-// the last column of an odd width is the row's remainder, zeros past it.
-static void spread_row(KernelBuilder *kb, KStmt *into, KExpr *image_plane, KExpr *rh, KExpr *qh) {
+// x's row ih of an image plane (from) spread over the s phases (rh, rw), row qh of each
+// (phase rw's at to + rw*Hq*Wq): read whole, s floats a column of the split, which LLVM
+// vectorises as one interleaved load; the last column of an odd width is the row's
+// remainder, zeros past it.
+static void spread_row(KernelBuilder *kb, KStmt *into, KExpr *from, KExpr *to) {
   Kernel *k = kb->k;
   Shape x = kb->node->in[0]->shape, p = kb->node->shape;
   int64_t s = kb->node->attr.conv.stride, whole = x.w / s;
-  KExpr *ih = kernel_let(kb, into, "ih", kir_add(k, kir_mul(k, qh, kir_int(k, s)), rh));
-  KExpr *from = kernel_let(kb, into, "from", kir_mul(k, kir_add(k, kir_mul(k, image_plane, kir_int(k, x.h)), ih), kir_int(k, x.w)));
-  KExpr *first = kir_add(k, kir_mul(k, image_plane, kir_int(k, s * s)), kir_mul(k, rh, kir_int(k, s)));
-  KExpr *to = kernel_let(kb, into, "to", kir_mul(k, kir_add(k, kir_mul(k, first, kir_int(k, p.h)), qh), kir_int(k, p.w)));
   int qw;
   KStmt *cols = kernel_loop(kb, into, "qw", whole, &qw);
   for (int64_t rw = 0; rw < s; rw++) {
@@ -53,7 +50,7 @@ static void spread_row(KernelBuilder *kb, KStmt *into, KExpr *image_plane, KExpr
 }
 
 // On the CPU a task makes row qh of the s phases (rh, *) of an image plane from x's row
-// qh*s + rh (zeros past the image); on the GPU a thread makes an element.
+// qh*s + rh, or zeros past the image; on the GPU a thread makes an element.
 Kernel *kernel_conv2d_phases(KernelBuilder *kb) {
   Kernel *k = kb->k;
   Shape x = kb->node->in[0]->shape, p = kb->node->shape;
@@ -66,17 +63,20 @@ Kernel *kernel_conv2d_phases(KernelBuilder *kb) {
     kir_store(k, all, kb->out, kir_ref(k, e), phase_value(kb, kir_div(k, plane, phases), kir_mod(k, plane, phases), qh, qw));
     return k;
   }
-  int r, z, rw;
+  int r, rw, z;
   KStmt *rows = kernel_loop(kb, k->body, "row", x.n * x.c * s * p.h, &r);   // (image plane, rh, qh)
   KExpr *image_plane = kernel_let(kb, rows, "image_plane", kir_div(k, kir_ref(k, r), s * p.h));
   KExpr *rh = kernel_let(kb, rows, "rh", kir_mod(k, kir_div(k, kir_ref(k, r), p.h), s));
   KExpr *qh = kernel_let(kb, rows, "qh", kir_mod(k, kir_ref(k, r), p.h));
+  KExpr *ih = kernel_let(kb, rows, "ih", kir_add(k, kir_mul(k, qh, kir_int(k, s)), rh));
+  KExpr *first = kir_add(k, kir_mul(k, image_plane, kir_int(k, phases)), kir_mul(k, rh, kir_int(k, s)));   // phase (rh, 0)
+  KExpr *to = kernel_let(kb, rows, "to", kir_mul(k, kir_add(k, kir_mul(k, first, kir_int(k, p.h)), qh), kir_int(k, p.w)));
   KStmt *past;
-  KStmt *inside = kir_if(k, rows, kir_lt(k, kir_add(k, kir_mul(k, qh, kir_int(k, s)), rh), kir_int(k, x.h)), &past);
-  spread_row(kb, inside, image_plane, rh, qh);
+  KStmt *inside = kir_if(k, rows, kir_lt(k, ih, kir_int(k, x.h)), &past);
+  spread_row(kb, inside, kernel_let(kb, inside, "from", kir_mul(k, kir_add(k, kir_mul(k, image_plane, kir_int(k, x.h)), ih), kir_int(k, x.w))), to);
   KStmt *planes = kernel_loop(kb, past, "rw", s, &rw);
-  KExpr *plane = kir_add(k, kir_add(k, kir_mul(k, image_plane, kir_int(k, phases)), kir_mul(k, rh, kir_int(k, s))), kir_ref(k, rw));
   KStmt *zeros = kernel_loop(kb, planes, "qw", p.w, &z);
-  kir_store(k, zeros, kb->out, kir_add(k, kir_mul(k, kir_add(k, kir_mul(k, plane, kir_int(k, p.h)), qh), kir_int(k, p.w)), kir_ref(k, z)), kir_float(k, 0));
+  KExpr *at = kir_add(k, to, kir_add(k, kir_mul(k, kir_ref(k, rw), kir_int(k, p.h * p.w)), kir_ref(k, z)));
+  kir_store(k, zeros, kb->out, at, kir_float(k, 0));
   return k;
 }

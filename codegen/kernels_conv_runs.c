@@ -162,11 +162,19 @@ static KExpr *plane_of(Kernel *k, const ConvCpu *c, KExpr *img, KExpr *ci) {
   return kir_mul(k, kir_add(k, kir_mul(k, img, kir_int(k, c->x.c)), ci), kir_int(k, c->x.h * c->x.w));
 }
 
-// Where a tap reads the image: its plane of channel ci, shifted by (kh*d - pad, kw*d - pad).
+// A tap's offset from an output position's first input row and column: (kh*d - pad, kw*d - pad).
+static KExpr *tap_row_offset(Kernel *k, const ConvCpu *c, KExpr *tap) {
+  return kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad));
+}
+
+static KExpr *tap_column_offset(Kernel *k, const ConvCpu *c, KExpr *tap) {
+  return kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad));
+}
+
+// Where a tap reads the image: its plane of channel ci, shifted by the tap's offsets.
 static ConvShift tap_shift(Kernel *k, const ConvCpu *c, int image, KExpr *img, KExpr *ci, KExpr *tap) {
   return (ConvShift){.src = image, .h = c->x.h, .w = c->x.w, .size = shape_elems(c->x), .plane = plane_of(k, c, img, ci),
-                     .dh = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                     .dw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad))};
+                     .dh = tap_row_offset(k, c, tap), .dw = tap_column_offset(k, c, tap)};
 }
 
 // Where tap (kh, kw) reads the image split by stride phase: its phase's plane of channel ci
@@ -174,8 +182,7 @@ static ConvShift tap_shift(Kernel *k, const ConvCpu *c, int image, KExpr *img, K
 // oh*s + a is row oh + floor(a / s) of phase a mod s.
 static ConvShift phase_shift(Kernel *k, const ConvCpu *c, int image, KExpr *img, KExpr *ci, KExpr *tap) {
   int64_t s = c->stride;
-  KExpr *ah = kir_sub(k, kir_mul(k, kir_div(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad));
-  KExpr *aw = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad));
+  KExpr *ah = tap_row_offset(k, c, tap), *aw = tap_column_offset(k, c, tap);
   KExpr *dh = conv_floor_div(k, ah, s), *dw = conv_floor_div(k, aw, s);
   KExpr *rh = kir_sub(k, ah, kir_mul(k, dh, kir_int(k, s))), *rw = kir_sub(k, aw, kir_mul(k, dw, kir_int(k, s)));
   KExpr *phase = kir_add(k, kir_mul(k, rh, kir_int(k, s)), rw);
@@ -197,8 +204,7 @@ static void gather_rows(KernelBuilder *kb, const ConvCpu *c, int image, KStmt *i
   KStmt *inside = kir_if(k, row, conv_in_range(k, ih, c->x.h), &outside);
   conv_zeros(kb, outside, dst, at, dst_step, jlo, jhi);
   ConvRun run = {.src = image, .row_start = kir_add(k, plane_of(k, c, img, ci), kir_mul(k, ih, kir_int(k, c->x.w))),
-                 .offset = kir_sub(k, kir_mul(k, kir_mod(k, tap, c->k), kir_int(k, c->dil)), kir_int(k, c->pad)),
-                 .src_step = c->stride, .width = c->x.w};
+                 .offset = tap_column_offset(k, c, tap), .src_step = c->stride, .width = c->x.w};
   conv_gather_run(kb, inside, dst, at, dst_step, &run, kir_sub(k, kir_mul(k, g, kir_int(k, c->y.w)), r0), jlo, jhi);
 }
 
